@@ -1,0 +1,51 @@
+# Needs only python3 (with its venv module), pip and make. Every target that runs code
+# first makes sure .venv exists and holds the tested set from constraints.txt.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint bench clean distclean
+
+help:
+	@echo "make venv   - create $(VENV) and install jrl[dev] with the pins in constraints.txt"
+	@echo "make demo   - run experiments/cat_room.py, writing to results/cat_room"
+	@echo "make test   - run the test suite"
+	@echo "make lint   - ruff check and ruff format --check"
+	@echo "make bench  - run every script in experiments/benchmarks/ in turn"
+	@echo "make clean  - remove caches and build metadata (distclean also removes $(VENV))"
+
+venv: $(STAMP)
+
+# Reinstalls only when pyproject.toml or constraints.txt is newer than the stamp.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python experiments/cat_room.py --out results/cat_room
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	@set -e; for script in experiments/benchmarks/*.py; do \
+		[ -e "$$script" ] || continue; \
+		echo "== $$script"; \
+		$(BIN)/python "$$script"; \
+	done
+
+clean:
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache build dist *.egg-info
+
+distclean: clean
+	rm -rf $(VENV)

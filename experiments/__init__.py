@@ -1,0 +1,1 @@
+"""Runnable experiments, one per published result; each writes a PNG and a results JSON."""

@@ -1,0 +1,1 @@
+"""Agents as factories of pure functions: tabular control and exploration."""

@@ -1,0 +1,419 @@
+"""Tabular control as pure functions: Q-learning, SARSA, Expected SARSA, Dyna-Q, Dyna-Q+.
+
+``make_train(env, env_params, config)`` returns ``train(key, hparams)``: a whole
+tabular experiment — acting, learning, planning, episode bookkeeping — as one
+function to ``jit``, and to ``vmap`` over seeds and over the sweepable
+hyperparameters (:class:`TabularHParams`, traced values). The static settings that
+fix shapes and loop lengths are in :class:`TabularConfig`.
+
+Update rules (Sutton & Barto 2nd ed., chapter 6 and 8), for a transition
+(s, a, r, s') with ``discount = gamma * (1 - terminated)``:
+
+    Q-learning (6.8):      target = r + discount * max_a' Q(s', a')
+    SARSA (6.7):           target = r + discount * Q(s', a'),  a' ~ pi(. | s')
+    Expected SARSA (6.9):  target = r + discount * sum_a' pi(a' | s') Q(s', a')
+    all:                   Q(s, a) <- Q(s, a) + alpha * (target - Q(s, a))
+
+On a time-out s' is ``info["final_observation"]`` and the target bootstraps from it;
+on termination it bootstraps from zero. Dyna-Q (section 8.2) adds, after each real
+step, ``planning_steps`` Q-learning updates on transitions drawn uniformly from a
+learned deterministic model of the (s, a) pairs tried so far. Dyna-Q+ (section 8.3)
+plans over every action of every visited state (untried ones modelled as staying
+put with reward 0) and adds the bonus ``kappa * sqrt(tau)``, tau being the number
+of real steps since the pair was last tried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jrl.agents import exploration
+
+ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
+EXPLORATIONS = ("epsilon_greedy", "boltzmann")
+
+
+class TabularHParams(NamedTuple):
+    """Sweepable hyperparameters: traced scalars, so ``vmap`` runs a grid of them.
+
+    alpha: step size. gamma: discount. epsilon / temperature: exploration at step 0,
+    moving to epsilon_end / temperature_end over decay_steps environment steps
+    under the config's schedule (ignored by the constant schedule). kappa: Dyna-Q+
+    exploration bonus. q_init: initial action value.
+    """
+
+    alpha: Any = 0.5
+    gamma: Any = 1.0
+    epsilon: Any = 0.1
+    epsilon_end: Any = 0.01
+    temperature: Any = 1.0
+    temperature_end: Any = 0.1
+    decay_steps: Any = 10_000.0
+    kappa: Any = 0.0
+    q_init: Any = 0.0
+
+
+@dataclass(frozen=True)
+class TabularConfig:
+    """Static settings (they decide shapes, loop lengths and which code is traced).
+
+    The run stops after ``num_episodes`` episodes or ``max_steps`` environment
+    steps, whichever comes first. ``steps_per_iteration`` real steps run per
+    iteration of the outer loop (a speed knob: it does not change the results).
+    """
+
+    algorithm: str = "q_learning"
+    exploration: str = "epsilon_greedy"
+    schedule: str = "constant"
+    planning_steps: int = 0
+    num_episodes: int = 500
+    max_steps: int = 1_000_000
+    steps_per_iteration: int = 16
+
+    def __post_init__(self):
+        _one_of("algorithm", self.algorithm, ALGORITHMS)
+        _one_of("exploration", self.exploration, EXPLORATIONS)
+        _one_of("schedule", self.schedule, tuple(exploration.SCHEDULES))
+        for name in ("num_episodes", "max_steps", "steps_per_iteration"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+        if not isinstance(self.planning_steps, int) or self.planning_steps < 0:
+            raise ValueError(f"planning_steps must be an int >= 0, got {self.planning_steps!r}")
+        if self.planning_steps and not self.algorithm.startswith("dyna"):
+            raise ValueError(
+                f"planning_steps={self.planning_steps} needs algorithm 'dyna_q' or "
+                f"'dyna_q_plus', not {self.algorithm!r}"
+            )
+
+
+def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
+
+
+def check_hparams(hparams: TabularHParams) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles."""
+    values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
+    bounds = {
+        "alpha": (0.0, 1.0, False),
+        "gamma": (0.0, 1.0, True),
+        "epsilon": (0.0, 1.0, True),
+        "epsilon_end": (0.0, 1.0, True),
+    }
+    for name, (low, high, low_inclusive) in bounds.items():
+        v = values[name]
+        if np.any(v > high) or np.any(v < low) or (not low_inclusive and np.any(v == low)):
+            bracket = "[" if low_inclusive else "("
+            raise ValueError(f"{name} must be in {bracket}{low}, {high}], got {v}")
+    for name in ("temperature", "temperature_end", "decay_steps"):
+        if np.any(values[name] <= 0):
+            raise ValueError(f"{name} must be > 0, got {values[name]}")
+    if np.any(values["kappa"] < 0):
+        raise ValueError(f"kappa must be >= 0, got {values['kappa']}")
+
+
+class DynaModel(NamedTuple):
+    """A learned deterministic model and the pairs planning may draw from.
+
+    next_state, reward, terminal, last_tried: [S, A]; pairs: int32[S * A], the
+    flat indices s * A + a that planning draws uniformly from, in order of first
+    observation; num_pairs: how many of them are filled.
+    """
+
+    next_state: jax.Array
+    reward: jax.Array
+    terminal: jax.Array
+    last_tried: jax.Array
+    pairs: jax.Array
+    num_pairs: jax.Array
+
+
+class TabularState(NamedTuple):
+    q_values: jax.Array  # float32[S, A]
+    model: DynaModel
+
+
+class TabularMetrics(NamedTuple):
+    """episode_returns, episode_lengths: [num_episodes] (zeros past num_completed);
+    num_completed: episodes finished; num_steps: environment steps taken."""
+
+    episode_returns: jax.Array
+    episode_lengths: jax.Array
+    num_completed: jax.Array
+    num_steps: jax.Array
+
+
+def td_update(q_values, state, action, target, alpha, active=True):
+    """Q(s, a) <- Q(s, a) + alpha (target - Q(s, a)); no change where ``active`` is False."""
+    delta = jnp.where(active, alpha * (target - q_values[state, action]), 0.0)
+    return q_values.at[state, action].add(delta)
+
+
+def q_learning_target(q_next, reward, discount):
+    """r + discount * max_a' Q(s', a')."""
+    return reward + discount * q_next.max(axis=-1)
+
+
+def sarsa_target(q_next, next_action, reward, discount):
+    """r + discount * Q(s', a')."""
+    return reward + discount * q_next[next_action]
+
+
+def expected_sarsa_target(q_next, next_probs, reward, discount):
+    """r + discount * sum_a' pi(a' | s') Q(s', a')."""
+    return reward + discount * jnp.dot(next_probs, q_next)
+
+
+def init_model(num_states: int, num_actions: int) -> DynaModel:
+    """Untried pairs are modelled as staying put with reward 0 (Dyna-Q+'s prior)."""
+    shape = (num_states, num_actions)
+    return DynaModel(
+        next_state=jnp.broadcast_to(jnp.arange(num_states, dtype=jnp.int32)[:, None], shape),
+        reward=jnp.zeros(shape, jnp.float32),
+        terminal=jnp.zeros(shape, bool),
+        last_tried=jnp.zeros(shape, jnp.int32),
+        pairs=jnp.zeros(num_states * num_actions, jnp.int32),
+        num_pairs=jnp.int32(0),
+    )
+
+
+def update_model(
+    model: DynaModel,
+    state,
+    action,
+    reward,
+    next_state,
+    terminal,
+    step,
+    all_actions: bool,
+    active=True,
+) -> DynaModel:
+    """Record a real transition. With ``all_actions`` (Dyna-Q+) a state seen for the
+    first time adds all its actions to the plannable pairs, else only (s, a)."""
+    num_actions = model.reward.shape[1]
+    if all_actions:
+        is_new = active & ~_visited(model, state)
+        new_pairs = state * num_actions + jnp.arange(num_actions, dtype=jnp.int32)
+    else:
+        is_new = active & ~_tried(model, state, action)
+        new_pairs = jnp.asarray(state * num_actions + action, jnp.int32)[None]
+    start = jnp.minimum(model.num_pairs, model.pairs.shape[0] - new_pairs.shape[0])
+    old = jax.lax.dynamic_slice(model.pairs, (start,), new_pairs.shape)
+    pairs = jax.lax.dynamic_update_slice(model.pairs, jnp.where(is_new, new_pairs, old), (start,))
+    where = (state, action)
+    return DynaModel(
+        next_state=model.next_state.at[where].set(
+            jnp.where(active, next_state, model.next_state[where])
+        ),
+        reward=model.reward.at[where].set(jnp.where(active, reward, model.reward[where])),
+        terminal=model.terminal.at[where].set(jnp.where(active, terminal, model.terminal[where])),
+        last_tried=model.last_tried.at[where].set(jnp.where(active, step, model.last_tried[where])),
+        pairs=pairs,
+        num_pairs=model.num_pairs + jnp.where(is_new, new_pairs.shape[0], 0),
+    )
+
+
+def _tried(model: DynaModel, state, action):
+    """Whether (s, a) is among the plannable pairs (steps are counted from 1)."""
+    return model.last_tried[state, action] > 0
+
+
+def _visited(model: DynaModel, state):
+    return (model.last_tried[state] > 0).any()
+
+
+def plan(
+    uniforms, q_values, model: DynaModel, hparams: TabularHParams, step, bonus: bool, active=True
+):
+    """One-step tabular Q-learning updates on simulated transitions, one per entry of
+    ``uniforms`` (float[n] in [0, 1), which pick the pairs)."""
+    num_actions = q_values.shape[1]
+    num_steps = uniforms.shape[0]
+
+    def one_update(i, q):
+        index = jnp.minimum(jnp.floor(uniforms[i] * model.num_pairs), model.num_pairs - 1)
+        state, action = jnp.divmod(model.pairs[index.astype(jnp.int32)], num_actions)
+        reward = model.reward[state, action]
+        if bonus:
+            tau = (step - model.last_tried[state, action]).astype(jnp.float32)
+            reward = reward + hparams.kappa * jnp.sqrt(tau)
+        discount = hparams.gamma * (1.0 - model.terminal[state, action])
+        target = q_learning_target(q[model.next_state[state, action]], reward, discount)
+        return td_update(q, state, action, target, hparams.alpha, active & (model.num_pairs > 0))
+
+    return jax.lax.fori_loop(0, num_steps, one_update, q_values)
+
+
+class _Carry(NamedTuple):
+    q_values: jax.Array
+    model: DynaModel
+    env_state: Any
+    obs: jax.Array
+    action: jax.Array
+    step: jax.Array
+    episode: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    returns: jax.Array
+    lengths: jax.Array
+
+
+def num_states_of(env, env_params) -> int:
+    space = env.observation_space(env_params)
+    if not hasattr(space, "n"):
+        raise ValueError(
+            f"tabular agents need a discrete observation (a state index); {env.name} "
+            f"observes {space}. For jrl's grids use observation='index'."
+        )
+    return int(space.n)
+
+
+def make_policy(config: TabularConfig, hparams: TabularHParams):
+    """(sample(uniforms[2], q_values, step), probs(q_values, step)) for the configured
+    exploration, its parameter following the configured schedule in the step count."""
+    schedule = exploration.SCHEDULES[config.schedule]
+    if config.exploration == "epsilon_greedy":
+        epsilon = schedule(hparams.epsilon, hparams.epsilon_end, hparams.decay_steps)
+        return (
+            lambda u, q, step: exploration.epsilon_greedy_from_uniforms(u, q, epsilon(step)),
+            lambda q, step: exploration.epsilon_greedy_probs(q, epsilon(step)),
+        )
+    temperature = schedule(hparams.temperature, hparams.temperature_end, hparams.decay_steps)
+    return (
+        lambda u, q, step: exploration.boltzmann_from_uniforms(u, q, temperature(step)),
+        lambda q, step: exploration.boltzmann_probs(q, temperature(step)),
+    )
+
+
+def make_train(env, env_params, config: TabularConfig = TabularConfig()):
+    """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it)."""
+    num_states = num_states_of(env, env_params)
+    num_actions = env.action_space(env_params).n
+    num_episodes = config.num_episodes
+    is_dyna = config.algorithm.startswith("dyna")
+    bonus = config.algorithm == "dyna_q_plus"
+    num_uniforms = 4 + config.planning_steps
+
+    def train(key: jax.Array, hparams: TabularHParams):
+        hparams = TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+        sample, probs = make_policy(config, hparams)
+        key_reset, key_first, key_steps = jax.random.split(key, 3)
+        obs, env_state = env.reset(key_reset, env_params)
+        q_values = jnp.full((num_states, num_actions), hparams.q_init, jnp.float32)
+
+        def real_step(carry: _Carry, randomness):
+            key_env, uniforms = randomness
+            active = (carry.episode < num_episodes) & (carry.step < config.max_steps)
+            u_next, u_bootstrap, u_plan = uniforms[:2], uniforms[2:4], uniforms[4:]
+            state, action = carry.obs, carry.action
+            obs, env_state, reward, terminated, truncated, info = env.step(
+                key_env, carry.env_state, action, env_params
+            )
+            final_obs = info["final_observation"]
+            done = terminated | truncated
+            discount = hparams.gamma * (1.0 - terminated.astype(jnp.float32))
+            q_next = carry.q_values[final_obs]
+            if config.algorithm == "sarsa":
+                bootstrap_action = sample(u_bootstrap, q_next, carry.step)
+                target = sarsa_target(q_next, bootstrap_action, reward, discount)
+            elif config.algorithm == "expected_sarsa":
+                target = expected_sarsa_target(q_next, probs(q_next, carry.step), reward, discount)
+            else:
+                target = q_learning_target(q_next, reward, discount)
+            q = td_update(carry.q_values, state, action, target, hparams.alpha, active)
+            model = carry.model
+            step = carry.step + 1
+            if is_dyna:
+                model = update_model(
+                    model, state, action, reward, final_obs, terminated, step, bonus, active
+                )
+                if config.planning_steps:
+                    q = plan(u_plan, q, model, hparams, step, bonus, active)
+            next_action = sample(u_next, q[obs], step)
+            if config.algorithm == "sarsa":
+                next_action = jnp.where(done, next_action, bootstrap_action)
+
+            episode_return = carry.episode_return + reward
+            episode_length = carry.episode_length + 1
+            slot = jnp.where(active & done, carry.episode, num_episodes)
+            keep = lambda new, old: jax.tree.map(  # noqa: E731
+                lambda n, o: jnp.where(active, n, o), new, old
+            )
+            return _Carry(
+                q_values=q,
+                model=model,
+                env_state=keep(env_state, carry.env_state),
+                obs=keep(obs, carry.obs),
+                action=keep(next_action, carry.action),
+                step=keep(step, carry.step),
+                episode=carry.episode + (active & done),
+                episode_return=keep(jnp.where(done, 0.0, episode_return), carry.episode_return),
+                episode_length=keep(jnp.where(done, 0, episode_length), carry.episode_length),
+                returns=carry.returns.at[slot].set(episode_return, mode="drop"),
+                lengths=carry.lengths.at[slot].set(episode_length, mode="drop"),
+            ), None
+
+        def iteration(carry):
+            # Random numbers for a whole iteration in two calls: cheaper than per step.
+            key = jax.random.fold_in(key_steps, carry.step)
+            key_env, key_uniform = jax.random.split(key)
+            randomness = (
+                jax.random.split(key_env, config.steps_per_iteration),
+                jax.random.uniform(key_uniform, (config.steps_per_iteration, num_uniforms)),
+            )
+            carry, _ = jax.lax.scan(real_step, carry, randomness)
+            return carry
+
+        def running(carry):
+            return (carry.episode < num_episodes) & (carry.step < config.max_steps)
+
+        carry = _Carry(
+            q_values=q_values,
+            model=init_model(num_states, num_actions) if is_dyna else init_model(0, 0),
+            env_state=env_state,
+            obs=obs,
+            action=sample(jax.random.uniform(key_first, (2,)), q_values[obs], jnp.int32(0)),
+            step=jnp.int32(0),
+            episode=jnp.int32(0),
+            episode_return=jnp.float32(0.0),
+            episode_length=jnp.int32(0),
+            returns=jnp.zeros(num_episodes, jnp.float32),
+            lengths=jnp.zeros(num_episodes, jnp.int32),
+        )
+        carry = jax.lax.while_loop(running, iteration, carry)
+        metrics = TabularMetrics(carry.returns, carry.lengths, carry.episode, carry.step)
+        return TabularState(carry.q_values, carry.model), metrics
+
+    return train
+
+
+def greedy_episode(key, env, env_params, q_values, max_steps: int):
+    """Return and length of one episode of the greedy policy (ties broken at random),
+    cut at ``max_steps``: (return float32, length int32, terminated bool)."""
+    obs, state = env.reset(key, env_params)
+
+    def one_step(carry, key_step):
+        obs, state, total, length, finished, terminated_any = carry
+        key_act, key_env = jax.random.split(key_step)
+        action = exploration.epsilon_greedy(key_act, q_values[obs], 0.0)
+        obs, state, reward, terminated, truncated, _ = env.step(key_env, state, action, env_params)
+        live = ~finished
+        return (
+            obs,
+            state,
+            total + jnp.where(live, reward, 0.0),
+            length + live,
+            finished | terminated | truncated,
+            terminated_any | (live & terminated),
+        ), None
+
+    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
+    (_, _, total, length, _, terminated), _ = jax.lax.scan(
+        one_step, init, jax.random.split(key, max_steps)
+    )
+    return total, length, terminated

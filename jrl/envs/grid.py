@@ -1,0 +1,446 @@
+"""One gridworld engine for every JAX-native grid task in jrl.
+
+A task is a legend of cell types and one or more ASCII layouts of one size. The
+builder :func:`grid_params` turns them into :class:`GridParams`: the raw arrays
+(cell types, start cells, wind, slip, step reward, time limit) and, compiled from
+them, the tabular MDP of every layout,
+
+    next_cell[l, s, a], reward[l, s, a], terminal[l, s, a],
+
+so that a step is three gathers. Because the MDP is a table, the same params serve
+planning (value iteration in the tests) as well as simulation.
+
+Conventions (Sutton & Barto): cells are (row, col) with row 0 at the top, the
+state index is ``row * width + col``, actions are 0 up, 1 down, 2 left, 3 right and,
+when the legend has interactive cells, 4 interact ("scratch" in the cat room). A
+move off the grid or into a blocking cell leaves the agent where it is. Wind pushes
+the agent ``wind[col]`` rows up, taken from the column it moves *from* (Example 6.5).
+Entering a cell gives that cell type's ``enter_reward`` (the step reward where
+unset) and then its ``enter_effect``: end the episode, or send the agent back to the
+start without ending it (the cliff of Example 6.6). Interacting gives the
+``interact_reward`` of the cell the agent stands on and may end the episode.
+
+Several layouts make a non-stationary task: the layout in use is
+``counter // switch_every`` (clamped to the last layout, or cycled), where the
+counter is the number of environment steps (Blocking and Shortcut mazes) or of
+episodes begun (the dynamic cat room) since ``reset``. These counters live in the
+state and survive the auto-reset inside ``step``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from gymnax.environments import environment, spaces
+
+NO_EFFECT, TERMINATE, RETURN_TO_START = 0, 1, 2
+MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)  # up, down, left, right
+ACTION_NAMES = ("up", "down", "left", "right", "interact")
+
+
+@dataclass(frozen=True)
+class CellType:
+    """What one map symbol means. ``None`` rewards fall back to the step reward."""
+
+    symbol: str
+    name: str
+    color: tuple[int, int, int]
+    blocks: bool = False
+    enter_reward: float | None = None
+    enter_effect: int = NO_EFFECT
+    interact_reward: float | None = None
+    interact_terminates: bool = False
+
+
+START_SYMBOL = "S"
+
+
+@struct.dataclass(kw_only=True)
+class GridParams(environment.EnvParams):
+    """Parameters of a grid task (L layouts of H x W cells, T cell types, A actions).
+
+    Raw description (the source of truth):
+        cell_type: int32[L, H, W], index into the legend's cell types.
+        start: int32[L], start cell index of each layout.
+        enter_reward, interact_reward: float32[T]; enter_effect: int32[T];
+            blocks, interact_terminates: bool[T].
+        wind: int32[W], upward push by column.
+        step_reward, slip_prob: float32 scalars. With probability ``slip_prob`` the
+            action is replaced by a uniformly random one.
+        switch_every: int32, switch_on_episodes, cycle_layouts: bool (see module doc).
+    Compiled tables (``compile_tables``), one row per layout, state and action:
+        next_cell: int32[L, S, A], reward: float32[L, S, A], terminal: bool[L, S, A].
+    """
+
+    cell_type: jax.Array
+    start: jax.Array
+    enter_reward: jax.Array
+    enter_effect: jax.Array
+    interact_reward: jax.Array
+    interact_terminates: jax.Array
+    blocks: jax.Array
+    wind: jax.Array
+    step_reward: jax.Array
+    slip_prob: jax.Array
+    switch_every: jax.Array
+    switch_on_episodes: jax.Array
+    cycle_layouts: jax.Array
+    next_cell: jax.Array
+    reward: jax.Array
+    terminal: jax.Array
+    max_steps_in_episode: jax.Array
+
+    def recompiled(self) -> GridParams:
+        """Rebuild the tables after changing a raw field with ``replace``."""
+        return compile_tables(self)
+
+
+@struct.dataclass
+class GridState(environment.EnvState):
+    """cell: int32 state index; time: steps in this episode; episode: episodes begun
+    since ``reset`` (0 for the first); total_steps: steps since ``reset``; layout: the
+    layout index the next transition uses."""
+
+    cell: jax.Array
+    time: jax.Array
+    episode: jax.Array
+    total_steps: jax.Array
+    layout: jax.Array
+
+
+def parse_layout(ascii_map: str, legend: Sequence[CellType]) -> tuple[np.ndarray, int]:
+    """Turn an ASCII map into (cell_type int32[H, W], start cell index).
+
+    Leading/trailing blank lines and common indentation are ignored. ``S`` marks the
+    start (a floor cell, the legend's first type). Raises ``ValueError`` naming the
+    row and column of ragged rows, unknown symbols, or a missing/duplicate start.
+    """
+    rows = [line.strip() for line in ascii_map.strip("\n").splitlines()]
+    rows = [row for row in rows if row]
+    if not rows:
+        raise ValueError("empty map: give at least one row of symbols")
+    width = len(rows[0])
+    for r, row in enumerate(rows):
+        if len(row) != width:
+            raise ValueError(
+                f"ragged map: row {r} has {len(row)} symbols, row 0 has {width}; "
+                "every row must have the same width"
+            )
+    index = {cell.symbol: i for i, cell in enumerate(legend)}
+    known = "".join(sorted(index)) + START_SYMBOL
+    cell_type = np.zeros((len(rows), width), dtype=np.int32)
+    starts = []
+    for r, row in enumerate(rows):
+        for c, symbol in enumerate(row):
+            if symbol == START_SYMBOL:
+                starts.append(r * width + c)
+            elif symbol in index:
+                cell_type[r, c] = index[symbol]
+            else:
+                raise ValueError(
+                    f"unknown symbol {symbol!r} at row {r}, column {c}; "
+                    f"this legend knows {known!r} "
+                    f"({', '.join(f'{k.symbol!r}={k.name}' for k in legend)}, 'S'=start)"
+                )
+    if len(starts) != 1:
+        raise ValueError(f"a map needs exactly one start {START_SYMBOL!r}, found {len(starts)}")
+    return cell_type, starts[0]
+
+
+def compile_tables(params: GridParams) -> GridParams:
+    """Compute ``next_cell``, ``reward`` and ``terminal`` from the raw fields.
+
+    Pure jnp, so it runs under ``jit`` and ``vmap`` (e.g. over layouts).
+    """
+    num_layouts, height, width = params.cell_type.shape
+    num_actions = params.next_cell.shape[-1]
+    rows, cols = jnp.divmod(jnp.arange(height * width), width)
+
+    def layout_tables(cell_type, start):
+        flat_type = cell_type.reshape(-1)
+        target_row = jnp.clip(
+            rows[:, None] + MOVES[:, 0] - params.wind[cols][:, None], 0, height - 1
+        )
+        target_col = jnp.clip(cols[:, None] + MOVES[:, 1], 0, width - 1)
+        target = target_row * width + target_col  # [S, 4]
+        target = jnp.where(
+            params.blocks[flat_type[target]], jnp.arange(height * width)[:, None], target
+        )
+        moved = target != jnp.arange(height * width)[:, None]
+        target_type = flat_type[target]
+        enter_reward = jnp.where(moved, params.enter_reward[target_type], params.step_reward)
+        effect = jnp.where(moved, params.enter_effect[target_type], NO_EFFECT)
+        next_cell = jnp.where(effect == RETURN_TO_START, start, target)
+        terminal = effect == TERMINATE
+        if num_actions == 5:
+            here = jnp.arange(height * width)[:, None]
+            next_cell = jnp.concatenate([next_cell, here], axis=1)
+            enter_reward = jnp.concatenate(
+                [enter_reward, params.interact_reward[flat_type][:, None]], axis=1
+            )
+            terminal = jnp.concatenate(
+                [terminal, params.interact_terminates[flat_type][:, None]], axis=1
+            )
+        return next_cell.astype(jnp.int32), enter_reward.astype(jnp.float32), terminal
+
+    next_cell, reward, terminal = jax.vmap(layout_tables)(params.cell_type, params.start)
+    del num_layouts
+    return params.replace(next_cell=next_cell, reward=reward, terminal=terminal)
+
+
+def grid_params(
+    layouts: Sequence[str],
+    legend: Sequence[CellType],
+    *,
+    step_reward: float = -1.0,
+    wind: Sequence[int] | None = None,
+    slip_prob: float = 0.0,
+    max_steps_in_episode: int = 1000,
+    switch_every: int | None = None,
+    switch_on: Literal["steps", "episodes"] = "steps",
+    cycle_layouts: bool = False,
+) -> GridParams:
+    """Build :class:`GridParams` from ASCII layouts of one size and a legend.
+
+    The legend's first type is the floor. The interact action exists when any type
+    has an interact reward or ends the episode on interaction.
+    """
+    if not layouts:
+        raise ValueError("give at least one layout")
+    if switch_on not in ("steps", "episodes"):
+        raise ValueError(f"switch_on must be 'steps' or 'episodes', got {switch_on!r}")
+    if not 0.0 <= slip_prob <= 1.0:
+        raise ValueError(f"slip_prob must be in [0, 1], got {slip_prob}")
+    if max_steps_in_episode < 1:
+        raise ValueError(f"max_steps_in_episode must be >= 1, got {max_steps_in_episode}")
+    if switch_every is not None and switch_every < 1:
+        raise ValueError(f"switch_every must be >= 1, got {switch_every}")
+    if legend[0].blocks or legend[0].enter_effect != NO_EFFECT:
+        raise ValueError("the legend's first cell type is the floor: it must be free")
+    parsed = [parse_layout(layout, legend) for layout in layouts]
+    shapes = {cell_type.shape for cell_type, _ in parsed}
+    if len(shapes) != 1:
+        raise ValueError(f"all layouts of a task must have one size, got shapes {sorted(shapes)}")
+    ((height, width),) = shapes
+    wind = np.zeros(width, np.int32) if wind is None else np.asarray(wind, np.int32)
+    if wind.shape != (width,):
+        raise ValueError(f"wind needs one entry per column ({width}), got shape {wind.shape}")
+    interactive = any(c.interact_reward is not None or c.interact_terminates for c in legend)
+    num_actions = 5 if interactive else 4
+
+    def reward_or_step(value):
+        return step_reward if value is None else value
+
+    params = GridParams(
+        cell_type=jnp.asarray(np.stack([cell_type for cell_type, _ in parsed])),
+        start=jnp.asarray([start for _, start in parsed], jnp.int32),
+        enter_reward=jnp.asarray([reward_or_step(c.enter_reward) for c in legend], jnp.float32),
+        enter_effect=jnp.asarray([c.enter_effect for c in legend], jnp.int32),
+        interact_reward=jnp.asarray(
+            [reward_or_step(c.interact_reward) for c in legend], jnp.float32
+        ),
+        interact_terminates=jnp.asarray([c.interact_terminates for c in legend], bool),
+        blocks=jnp.asarray([c.blocks for c in legend], bool),
+        wind=jnp.asarray(wind),
+        step_reward=jnp.float32(step_reward),
+        slip_prob=jnp.float32(slip_prob),
+        switch_every=jnp.int32(switch_every or np.iinfo(np.int32).max),
+        switch_on_episodes=jnp.bool_(switch_on == "episodes"),
+        cycle_layouts=jnp.bool_(cycle_layouts),
+        next_cell=jnp.zeros((len(layouts), height * width, num_actions), jnp.int32),
+        reward=jnp.zeros((len(layouts), height * width, num_actions), jnp.float32),
+        terminal=jnp.zeros((len(layouts), height * width, num_actions), bool),
+        max_steps_in_episode=jnp.int32(max_steps_in_episode),
+    )
+    return jax.jit(compile_tables)(params)
+
+
+def layout_index(params: GridParams, episode: jax.Array, total_steps: jax.Array) -> jax.Array:
+    """Layout in use after ``episode`` episodes begun and ``total_steps`` steps."""
+    num_layouts = params.cell_type.shape[0]
+    counter = jnp.where(params.switch_on_episodes, episode, total_steps)
+    index = counter // params.switch_every
+    return jnp.where(
+        params.cycle_layouts, index % num_layouts, jnp.minimum(index, num_layouts - 1)
+    ).astype(jnp.int32)
+
+
+class GridWorld(environment.Environment[GridState, GridParams]):
+    """A gymnax 1.0 environment over :class:`GridParams`.
+
+    Static (shape-deciding) settings live on the instance: the grid size, the number
+    of actions and cell types, how the agent is drawn, and the observation kind:
+    ``"index"`` (int32 state index, for tabular agents) or ``"grid"`` (float32[H, W, T]:
+    the agent, then one channel per non-floor cell type). The rest is in the params.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        legend: Sequence[CellType],
+        params: GridParams,
+        observation: Literal["index", "grid"] = "index",
+        sprite: Literal["disk", "cat"] = "disk",
+    ):
+        if observation not in ("index", "grid"):
+            raise ValueError(f"observation must be 'index' or 'grid', got {observation!r}")
+        self._name = name
+        self.legend = tuple(legend)
+        self.observation = observation
+        self.sprite = sprite
+        self.num_layouts, self.height, self.width = params.cell_type.shape
+        self._num_actions = params.next_cell.shape[-1]
+        self._default_params = params
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def default_params(self) -> GridParams:
+        return self._default_params
+
+    @property
+    def num_actions(self) -> int:
+        return self._num_actions
+
+    @property
+    def num_states(self) -> int:
+        return self.height * self.width
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return ACTION_NAMES[: self._num_actions]
+
+    def action_space(self, params: GridParams | None = None) -> spaces.Discrete:
+        return spaces.Discrete(self._num_actions)
+
+    def observation_space(self, params: GridParams | None = None) -> spaces.Space:
+        if self.observation == "index":
+            return spaces.Discrete(self.num_states)
+        shape = (self.height, self.width, len(self.legend))
+        return spaces.Box(0.0, 1.0, shape, jnp.float32)
+
+    def state_space(self, params: GridParams | None = None) -> spaces.Space:
+        return spaces.Dict(
+            {
+                "cell": spaces.Discrete(self.num_states),
+                "time": spaces.Discrete(np.iinfo(np.int32).max),
+            }
+        )
+
+    def _begin_episode(self, params: GridParams, episode, total_steps) -> GridState:
+        layout = layout_index(params, episode, total_steps)
+        return GridState(
+            cell=params.start[layout],
+            time=jnp.int32(0),
+            episode=jnp.asarray(episode, jnp.int32),
+            total_steps=jnp.asarray(total_steps, jnp.int32),
+            layout=layout,
+        )
+
+    def get_obs(self, state: GridState, params: GridParams | None = None, key=None) -> jax.Array:
+        if self.observation == "index":
+            return state.cell
+        params = self.default_params if params is None else params
+        cell_type = params.cell_type[state.layout]
+        objects = jax.nn.one_hot(cell_type, len(self.legend), dtype=jnp.float32)[..., 1:]
+        agent = jax.nn.one_hot(state.cell, self.num_states, dtype=jnp.float32)
+        return jnp.concatenate([agent.reshape(self.height, self.width, 1), objects], axis=-1)
+
+    def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, GridState]:
+        del key  # the start cell of each layout is fixed
+        state = self._begin_episode(params, 0, 0)
+        return self.get_obs(state, params), state
+
+    def step_env(self, key, state: GridState, action, params: GridParams):
+        action = jnp.asarray(action, jnp.int32)
+
+        def slip(action):
+            key_slip, key_action = jax.random.split(key)
+            random_action = jax.random.randint(key_action, (), 0, self._num_actions)
+            return jnp.where(jax.random.uniform(key_slip) < params.slip_prob, random_action, action)
+
+        # A real branch when slip_prob is not batched: deterministic tasks draw nothing.
+        action = jax.lax.cond(params.slip_prob > 0, slip, lambda a: a, action)
+        index = (state.layout, state.cell, action)
+        total_steps = state.total_steps + 1
+        next_state = GridState(
+            cell=params.next_cell[index],
+            time=state.time + 1,
+            episode=state.episode,
+            total_steps=total_steps,
+            layout=layout_index(params, state.episode, total_steps),
+        )
+        terminated = params.terminal[index]
+        return self.get_obs(next_state, params), next_state, params.reward[index], terminated, {}
+
+    @partial(jax.jit, static_argnames=("self",))
+    def step(self, key, state: GridState, action, params: GridParams | None = None):
+        """gymnax 1.0 ``step`` with auto-reset that keeps the episode and step counters.
+
+        Returns (obs, state, reward, terminated, truncated, info); ``truncated`` is the
+        time limit reached without termination; ``info["final_observation"]`` is the
+        observation before any reset, to bootstrap from on truncation.
+        """
+        params = self.default_params if params is None else params
+        obs_step, state_step, reward, terminated, info = self.step_env(key, state, action, params)
+        truncated = (state_step.time >= params.max_steps_in_episode) & ~terminated
+        done = terminated | truncated
+        state_reset = self._begin_episode(params, state.episode + 1, state_step.total_steps)
+        state_next = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state_step)
+        obs = jnp.where(done, self.get_obs(state_reset, params), obs_step)
+        info = {
+            **info,
+            "terminated": terminated,
+            "truncated": truncated,
+            "final_observation": obs_step,
+            "discount": 1.0 - terminated.astype(jnp.float32),
+        }
+        return obs, state_next, reward, terminated, truncated, info
+
+    @partial(jax.jit, static_argnames=("self",))
+    def reset(self, key: jax.Array, params: GridParams | None = None):
+        params = self.default_params if params is None else params
+        return self.reset_env(key, params)
+
+    def render(self, state: GridState, params: GridParams | None = None, cell_px: int = 24):
+        """RGB uint8 image of the state (see :func:`jrl.envs.render.render`)."""
+        from jrl.envs.render import render
+
+        return render(self, state, params, cell_px)
+
+    def greedy_path(self, params: GridParams, q_values: jax.Array, layout: int = 0, max_len=None):
+        """Cells visited by the greedy policy from the start (host-side helper)."""
+        next_cell = np.asarray(params.next_cell[layout])
+        terminal = np.asarray(params.terminal[layout])
+        q = np.asarray(q_values)
+        cell = int(params.start[layout])
+        path = [cell]
+        for _ in range(max_len or 4 * self.num_states):
+            action = int(np.argmax(q[cell]))
+            if terminal[cell, action]:
+                return path, True
+            cell = int(next_cell[cell, action])
+            path.append(cell)
+        return path, False
+
+
+def describe(env: GridWorld, params: Any = None) -> str:
+    """The layouts as text, one block per layout."""
+    params = env.default_params if params is None else params
+    blocks = []
+    for layout in range(env.num_layouts):
+        cell_type = np.asarray(params.cell_type[layout])
+        chars = np.array([c.symbol for c in env.legend])[cell_type]
+        start = int(params.start[layout])
+        chars[start // env.width, start % env.width] = START_SYMBOL
+        blocks.append("\n".join("".join(row) for row in chars))
+    return "\n\n".join(blocks)

@@ -1,0 +1,135 @@
+"""Pictures of grid states, rendered in JAX (so a scanned rollout renders under
+``jit``/``vmap``), and GIFs of them (imageio)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jrl.envs.grid import GridParams, GridState, GridWorld
+
+_CAT = """
+.#....#.
+.##..##.
+.######.
+#.#####.
+########
+.######.
+..####..
+........
+"""
+_CAT_EYES = """
+........
+........
+........
+.#..#...
+........
+........
+........
+........
+"""
+AGENT_COLOR = (235, 120, 30)
+EYE_COLOR = (20, 20, 20)
+GRID_LINE = 0.85
+
+
+def _mask(ascii_mask: str) -> np.ndarray:
+    return np.array([[ch == "#" for ch in row] for row in ascii_mask.split()], dtype=bool)
+
+
+def _sprite(kind: str, cell_px: int) -> tuple[np.ndarray, np.ndarray]:
+    if kind == "cat":
+        scale = cell_px // 8
+        body, eyes = (np.kron(_mask(m), np.ones((scale, scale), bool)) for m in (_CAT, _CAT_EYES))
+        pad = cell_px - body.shape[0]
+        body, eyes = (np.pad(m, ((pad // 2, pad - pad // 2),) * 2) for m in (body, eyes))
+        return body & ~eyes, eyes
+    centre = (cell_px - 1) / 2
+    yy, xx = np.mgrid[:cell_px, :cell_px]
+    disk = (yy - centre) ** 2 + (xx - centre) ** 2 <= (0.35 * cell_px) ** 2
+    return disk, np.zeros_like(disk)
+
+
+def render(env: GridWorld, state: GridState, params: GridParams | None = None, cell_px: int = 24):
+    """RGB image uint8[H * cell_px, W * cell_px, 3] of the layout in use and the agent.
+
+    Cells take their legend colour, with thin grid lines; the agent is a cat in the
+    cat rooms and a disk elsewhere. Pure jnp: works under ``jit`` and ``vmap``.
+    """
+    if cell_px < 8 or cell_px % 8:
+        raise ValueError(f"cell_px must be a positive multiple of 8, got {cell_px}")
+    params = env.default_params if params is None else params
+    palette = jnp.asarray([cell.color for cell in env.legend], jnp.float32)
+    cells = palette[params.cell_type[state.layout]]
+    image = jnp.repeat(jnp.repeat(cells, cell_px, axis=0), cell_px, axis=1)
+    edge = np.zeros(cell_px, bool)
+    edge[-1] = True
+    lines = np.tile(edge, env.height)[:, None] | np.tile(edge, env.width)[None, :]
+    image = jnp.where(lines[..., None], image * GRID_LINE, image)
+
+    body, eyes = _sprite(getattr(env, "sprite", "disk"), cell_px)
+    row, col = jnp.divmod(state.cell, env.width)
+    canvas = jnp.zeros((env.height * cell_px, env.width * cell_px), jnp.uint8)
+    where = (row * cell_px, col * cell_px)
+    body_mask = jax.lax.dynamic_update_slice(canvas, jnp.asarray(body, jnp.uint8), where)
+    eyes_mask = jax.lax.dynamic_update_slice(canvas, jnp.asarray(eyes, jnp.uint8), where)
+    image = jnp.where(body_mask[..., None] > 0, jnp.asarray(AGENT_COLOR, jnp.float32), image)
+    image = jnp.where(eyes_mask[..., None] > 0, jnp.asarray(EYE_COLOR, jnp.float32), image)
+    return jnp.round(image).astype(jnp.uint8)
+
+
+def rollout_frames(
+    env: GridWorld,
+    params: GridParams,
+    policy: Callable[[jax.Array, jax.Array], jax.Array],
+    key: jax.Array,
+    num_steps: int,
+    cell_px: int = 24,
+):
+    """Run one episode of ``policy(key, obs) -> action`` in a scan and render it.
+
+    Returns (frames uint8[num_steps + 1, h, w, 3], rewards float32[num_steps],
+    dones bool[num_steps]). Steps past the end of the episode (or of the time
+    limit) repeat its last frame with zero reward, so the GIF ends where it ended.
+    """
+    key_reset, key_steps = jax.random.split(key)
+    obs, state = env.reset(key_reset, params)
+
+    def one_step(carry, key_step):
+        obs, state, finished = carry
+        key_act, key_env = jax.random.split(key_step)
+        action = policy(key_act, obs)
+        # step_env does not auto-reset: the last frame shows where the episode ended.
+        obs_next, state_next, reward, terminated, _ = env.step_env(key_env, state, action, params)
+        done = terminated | (state_next.time >= params.max_steps_in_episode)
+        state_next, obs_next = jax.tree.map(
+            lambda old, new: jnp.where(finished, old, new), (state, obs), (state_next, obs_next)
+        )
+        frame = render(env, state_next, params, cell_px)
+        return (obs_next, state_next, finished | done), (
+            frame,
+            jnp.where(finished, 0.0, reward),
+            done & ~finished,
+        )
+
+    first = render(env, state, params, cell_px)
+    _, (frames, rewards, dones) = jax.lax.scan(
+        one_step, (obs, state, jnp.bool_(False)), jax.random.split(key_steps, num_steps)
+    )
+    return jnp.concatenate([first[None], frames]), rewards, dones
+
+
+def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
+    """Write frames uint8[T, h, w, 3] as a looping GIF; returns the path."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8[T, h, w, 3], got {frames.dtype}{frames.shape}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
+    return path

@@ -1,0 +1,174 @@
+"""Unit tests of the tabular update rules, exploration, Dyna model and training loop."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jrl.agents import exploration
+from jrl.agents.tabular import (
+    TabularConfig,
+    TabularHParams,
+    check_hparams,
+    expected_sarsa_target,
+    init_model,
+    make_train,
+    q_learning_target,
+    sarsa_target,
+    td_update,
+    update_model,
+)
+from jrl.envs import make
+from jrl.sweep import product_grid, run_sweep, stack_grid
+
+Q_NEXT = jnp.array([1.0, 3.0, 2.0])
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_targets_match_hand_computed_values(jit):
+    wrap = jax.jit if jit else (lambda f: f)
+    # r + discount * max Q(s') = 1 + 0.5 * 3
+    assert wrap(q_learning_target)(Q_NEXT, 1.0, 0.5) == pytest.approx(2.5)
+    # r + discount * Q(s', a'=2) = 1 + 0.5 * 2
+    assert wrap(sarsa_target)(Q_NEXT, 2, 1.0, 0.5) == pytest.approx(2.0)
+    # r + discount * (0.1 * 1 + 0.8 * 3 + 0.1 * 2) = 1 + 0.5 * 2.7
+    probs = jnp.array([0.1, 0.8, 0.1])
+    assert wrap(expected_sarsa_target)(Q_NEXT, probs, 1.0, 0.5) == pytest.approx(2.35)
+    # Terminal transition: discount 0 leaves the reward alone.
+    assert wrap(q_learning_target)(Q_NEXT, -1.0, 0.0) == pytest.approx(-1.0)
+
+
+def test_td_update_moves_one_entry_by_alpha_times_error():
+    q = jnp.zeros((3, 2)).at[1, 0].set(2.0)
+    updated = td_update(q, 1, 0, 4.0, 0.5)  # 2 + 0.5 * (4 - 2)
+    assert updated[1, 0] == pytest.approx(3.0)
+    assert jnp.count_nonzero(updated - q) == 1
+    assert jnp.array_equal(td_update(q, 1, 0, 4.0, 0.5, active=False), q)
+
+
+def test_epsilon_greedy_probs_share_greedy_mass_among_ties():
+    probs = exploration.epsilon_greedy_probs(jnp.array([1.0, 3.0, 3.0, 0.0]), 0.2)
+    np.testing.assert_allclose(probs, [0.05, 0.45, 0.45, 0.05], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "sample, probs, param",
+    [
+        (exploration.epsilon_greedy, exploration.epsilon_greedy_probs, 0.2),
+        (exploration.epsilon_greedy, exploration.epsilon_greedy_probs, 0.0),
+        (exploration.boltzmann, exploration.boltzmann_probs, 0.7),
+    ],
+)
+def test_samplers_follow_their_probabilities(sample, probs, param):
+    q_values = jnp.array([1.0, 3.0, 3.0, 0.0])
+    keys = jax.random.split(jax.random.key(0), 40_000)
+    actions = jax.jit(jax.vmap(lambda k: sample(k, q_values, param)))(keys)
+    frequencies = np.bincount(np.asarray(actions), minlength=4) / len(keys)
+    np.testing.assert_allclose(frequencies, probs(q_values, param), atol=0.01)
+
+
+def test_schedules():
+    assert exploration.linear_schedule(1.0, 0.1, 100)(50) == pytest.approx(0.55)
+    assert exploration.linear_schedule(1.0, 0.1, 100)(500) == pytest.approx(0.1)
+    assert exploration.exponential_schedule(1.0, 0.01, 100)(50) == pytest.approx(0.1)
+    assert exploration.exponential_schedule(1.0, 0.01, 100)(1000) == pytest.approx(0.01)
+    assert exploration.constant_schedule(0.3)(10**6) == pytest.approx(0.3)
+
+
+def test_dyna_model_records_transitions_and_plannable_pairs():
+    model = update_model(init_model(5, 4), 2, 1, 0.5, 3, False, step=1, all_actions=False)
+    assert (model.next_state[2, 1], model.reward[2, 1], model.last_tried[2, 1]) == (3, 0.5, 1)
+    assert int(model.num_pairs) == 1 and int(model.pairs[0]) == 2 * 4 + 1
+    again = update_model(model, 2, 1, 0.5, 3, False, step=2, all_actions=False)
+    assert int(again.num_pairs) == 1  # a pair is listed once
+    # Dyna-Q+ plans over every action of a visited state; untried ones stay put.
+    plus = update_model(init_model(5, 4), 2, 1, 0.5, 3, True, step=1, all_actions=True)
+    assert int(plus.num_pairs) == 4
+    assert sorted(np.asarray(plus.pairs[:4]).tolist()) == [8, 9, 10, 11]
+    assert int(plus.next_state[2, 0]) == 2 and float(plus.reward[2, 0]) == 0.0
+
+
+def test_truncation_bootstraps_from_the_final_observation():
+    """Every episode is cut after one step of reward -1 in a one-cell room.
+
+    Bootstrapping on truncation gives Q = -1 / (1 - gamma) = -2; treating the time-out
+    as termination would give -1."""
+    env, params = make("WindyGridworld-v0", layout="S", wind=(0,), max_steps_in_episode=1)
+    train = make_train(env, params, TabularConfig(num_episodes=4000, max_steps=4000))
+    state, metrics = jax.jit(train)(jax.random.key(0), TabularHParams(gamma=0.5, epsilon=1.0))
+    assert int(metrics.num_completed) == 4000
+    np.testing.assert_allclose(state.q_values[0], -2.0, atol=1e-3)
+
+
+def test_training_loop_bookkeeping():
+    env, params = make("CliffWalking-v0")
+    train = make_train(env, params, TabularConfig(num_episodes=30))
+    _, metrics = jax.jit(train)(jax.random.key(1), TabularHParams())
+    assert int(metrics.num_completed) == 30
+    assert int(metrics.episode_lengths.sum()) == int(metrics.num_steps)
+    assert np.all(np.asarray(metrics.episode_lengths) >= 13)  # the shortest path
+    # Cliff rewards: -1 per step, -100 per fall; a return is -length - 99 * falls.
+    falls = (-np.asarray(metrics.episode_returns) - np.asarray(metrics.episode_lengths)) / 99
+    np.testing.assert_allclose(falls, np.round(falls), atol=1e-4)
+
+
+def test_step_budget_stops_the_run_and_keeps_unfinished_episode_out():
+    env, params = make("WindyGridworld-v0")
+    train = make_train(env, params, TabularConfig(num_episodes=1000, max_steps=500))
+    _, metrics = jax.jit(train)(jax.random.key(0), TabularHParams())
+    assert int(metrics.num_steps) == 500
+    assert int(metrics.episode_lengths.sum()) <= 500
+    assert np.all(np.asarray(metrics.episode_lengths[int(metrics.num_completed) :]) == 0)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("algorithm", ["sarsa", "expected_sarsa", "dyna_q_plus"])
+def test_same_key_same_numbers_and_seeds_differ(algorithm):
+    env, params = make("CliffWalking-v0")
+    planning = 3 if algorithm.startswith("dyna") else 0
+    config = TabularConfig(algorithm=algorithm, planning_steps=planning, num_episodes=20)
+    sweep = jax.jit(
+        lambda key: run_sweep(
+            make_train(env, params, config),
+            key,
+            stack_grid([TabularHParams(kappa=1e-3)]),
+            3,
+            jit=False,
+        )
+    )
+    first, second = sweep(jax.random.key(7)), sweep(jax.random.key(7))
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(second), strict=True):
+        assert np.array_equal(a, b)
+    returns = np.asarray(first[1].episode_returns[0])
+    assert not np.array_equal(returns[0], returns[1])
+
+
+@pytest.mark.timeout(300)
+def test_a_grid_point_equals_that_configuration_run_alone():
+    env, params = make("CliffWalking-v0")
+    train = make_train(env, params, TabularConfig(algorithm="sarsa", num_episodes=50))
+    grid = product_grid(TabularHParams(), alpha=[0.2, 0.5], epsilon=[0.05, 0.1])
+    assert grid.alpha.tolist() == pytest.approx([0.2, 0.2, 0.5, 0.5])
+    _, swept = run_sweep(train, jax.random.key(3), grid, 2)
+    seed_keys = jax.random.split(jax.random.key(3), 2)
+    _, alone = jax.jit(train)(seed_keys[1], TabularHParams(alpha=0.5, epsilon=0.05))
+    np.testing.assert_array_equal(swept.episode_returns[2, 1], alone.episode_returns)
+    np.testing.assert_array_equal(swept.episode_lengths[2, 1], alone.episode_lengths)
+
+
+def test_invalid_settings_are_rejected_before_compiling():
+    with pytest.raises(ValueError, match="unknown algorithm 'dqn'.*q_learning"):
+        TabularConfig(algorithm="dqn")
+    with pytest.raises(ValueError, match="planning_steps=5 needs algorithm 'dyna_q'"):
+        TabularConfig(planning_steps=5)
+    with pytest.raises(ValueError, match="num_episodes must be a positive int"):
+        TabularConfig(num_episodes=0)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        check_hparams(TabularHParams(alpha=0.0))
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        check_hparams(TabularHParams(temperature=np.array([1.0, 0.0])))
+    with pytest.raises(ValueError, match="no field 'lr'"):
+        product_grid(TabularHParams(), lr=[0.1])
+    env, params = make("CatRoom-v0", observation="grid")
+    with pytest.raises(ValueError, match="discrete observation"):
+        make_train(env, params)
