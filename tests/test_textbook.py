@@ -1,0 +1,73 @@
+"""Sutton & Barto's published numbers (shared/REFERENCE.md), held as ranges over
+vmapped seeds, through the same code the experiments/ scripts run."""
+
+import numpy as np
+import pytest
+
+from experiments import cat_room, changing_mazes, cliff_walking, dyna_maze, windy_gridworld
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="module")
+def cliff():
+    return cliff_walking.run(num_runs=50, num_episodes=500)
+
+
+def test_cliff_walking_sarsa_is_safer_than_q_learning(cliff):
+    sarsa = cliff["sarsa"]["returns"][:, 100:].mean()
+    q_learning = cliff["q_learning"]["returns"][:, 100:].mean()
+    assert sarsa > q_learning + 15
+    assert abs(sarsa - (-25)) <= 8
+    assert abs(q_learning - (-50)) <= 8
+
+
+def test_cliff_walking_q_learning_greedy_path_is_the_shortest(cliff):
+    assert np.median(cliff["q_learning"]["greedy_path_lengths"]) == 13
+    # Sarsa's greedy path keeps away from the edge: longer than 13.
+    assert np.median(cliff["sarsa"]["greedy_path_lengths"]) > 13
+
+
+def test_windy_gridworld_episodes_by_8000_steps_and_shortest_path():
+    results = windy_gridworld.run(num_runs=30, converged_episodes=300)
+    assert 140 <= results["episodes_completed"].mean() <= 185
+    assert np.all(np.diff(results["episodes_by_step"], axis=1) >= 0)
+    assert results["episodes_by_step"][:, -1].tolist() == results["episodes_completed"].tolist()
+    assert np.median(results["converged_greedy_path_lengths"]) == 15
+
+
+def test_dyna_maze_planning_order_and_convergence():
+    results = dyna_maze.run(num_runs=30, num_episodes=50)
+    at_episode_5 = {n: r["steps_per_episode"][:, 4].mean() for n, r in results.items()}
+    assert at_episode_5[50] < at_episode_5[5] < at_episode_5[0]
+    for r in results.values():
+        assert r["steps_per_episode"][:, 39:].mean(axis=0).max() <= 20
+    assert np.median(results[50]["greedy_path_lengths"]) == 14
+
+
+def test_shortcut_maze_dyna_q_plus_finds_the_new_path_and_dyna_q_does_not():
+    results = changing_mazes.run("shortcut", num_runs=10)
+    plus = np.array(results["dyna_q_plus"]["greedy_path_lengths"])
+    plain = np.array(results["dyna_q"]["greedy_path_lengths"])
+    # The shortcut path takes 10 steps, the old one around the wall's left end 16.
+    assert np.mean(plus == 10) >= 0.5
+    assert np.mean(plain == 10) == 0
+    reward = {m: r["cumulative_reward"] for m, r in results.items()}
+    after_change = {m: (r[:, -1] - r[:, 2999]).mean() for m, r in reward.items()}
+    assert after_change["dyna_q_plus"] > after_change["dyna_q"]
+
+
+def test_cat_room_exploration_decides_which_post():
+    agents = {
+        k: cat_room.AGENTS[k] for k in ("Q-learning, epsilon-greedy", "Q-learning, optimistic Q0=5")
+    }
+    results = cat_room.run(
+        "static", num_seeds=16, num_episodes=300, agents=agents, log=lambda *_: None
+    )
+    optimistic = results["Q-learning, optimistic Q0=5"]["greedy_returns"]
+    greedy = results["Q-learning, epsilon-greedy"]["greedy_returns"]
+    # Exploring well: the greedy policy scratches the tall post (+10) in nearly all seeds.
+    assert np.mean(optimistic == 10.0) >= 0.9
+    # Exploiting early: epsilon-greedy settles for the rug post (+1) and never the furniture.
+    assert np.mean(greedy == 1.0) >= 0.8
+    assert np.all(greedy >= 0)
