@@ -76,7 +76,9 @@ class GridParams(environment.EnvParams):
             action is replaced by a uniformly random one.
         switch_every: int32, switch_on_episodes, cycle_layouts: bool (see module doc).
     Compiled tables (``compile_tables``), one row per layout, state and action:
-        next_cell: int32[L, S, A], reward: float32[L, S, A], terminal: bool[L, S, A].
+        next_cell: int32[L, S, A], reward: float32[L, S, A], terminal: bool[L, S, A];
+        object_planes: float32[L, H, W, T - 1], one-hot cell types less the floor (the
+        grid observation's object channels).
     """
 
     cell_type: jax.Array
@@ -95,6 +97,7 @@ class GridParams(environment.EnvParams):
     next_cell: jax.Array
     reward: jax.Array
     terminal: jax.Array
+    object_planes: jax.Array
     max_steps_in_episode: jax.Array
 
     def recompiled(self) -> GridParams:
@@ -191,8 +194,12 @@ def compile_tables(params: GridParams) -> GridParams:
         return next_cell.astype(jnp.int32), enter_reward.astype(jnp.float32), terminal
 
     next_cell, reward, terminal = jax.vmap(layout_tables)(params.cell_type, params.start)
+    num_types = params.blocks.shape[0]
+    planes = jax.nn.one_hot(params.cell_type, num_types, dtype=jnp.float32)[..., 1:]
     del num_layouts
-    return params.replace(next_cell=next_cell, reward=reward, terminal=terminal)
+    return params.replace(
+        next_cell=next_cell, reward=reward, terminal=terminal, object_planes=planes
+    )
 
 
 def grid_params(
@@ -257,6 +264,7 @@ def grid_params(
         next_cell=jnp.zeros((len(layouts), height * width, num_actions), jnp.int32),
         reward=jnp.zeros((len(layouts), height * width, num_actions), jnp.float32),
         terminal=jnp.zeros((len(layouts), height * width, num_actions), bool),
+        object_planes=jnp.zeros((len(layouts), height, width, len(legend) - 1), jnp.float32),
         max_steps_in_episode=jnp.int32(max_steps_in_episode),
     )
     return jax.jit(compile_tables)(params)
@@ -265,6 +273,8 @@ def grid_params(
 def layout_index(params: GridParams, episode: jax.Array, total_steps: jax.Array) -> jax.Array:
     """Layout in use after ``episode`` episodes begun and ``total_steps`` steps."""
     num_layouts = params.cell_type.shape[0]
+    if num_layouts == 1:
+        return jnp.zeros_like(jnp.asarray(episode, jnp.int32))
     counter = jnp.where(params.switch_on_episodes, episode, total_steps)
     index = counter // params.switch_every
     return jnp.where(
@@ -350,9 +360,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         if self.observation == "index":
             return state.cell
         params = self.default_params if params is None else params
-        cell_type = params.cell_type[state.layout]
-        objects = jax.nn.one_hot(cell_type, len(self.legend), dtype=jnp.float32)[..., 1:]
         agent = jax.nn.one_hot(state.cell, self.num_states, dtype=jnp.float32)
+        objects = params.object_planes[state.layout]
         return jnp.concatenate([agent.reshape(self.height, self.width, 1), objects], axis=-1)
 
     def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, GridState]:
@@ -364,23 +373,24 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         action = jnp.asarray(action, jnp.int32)
 
         def slip(action):
-            key_slip, key_action = jax.random.split(key)
-            random_action = jax.random.randint(key_action, (), 0, self._num_actions)
-            return jnp.where(jax.random.uniform(key_slip) < params.slip_prob, random_action, action)
+            u_slip, u_action = jax.random.uniform(key, (2,))
+            random_action = jnp.minimum(u_action * self._num_actions, self._num_actions - 1)
+            return jnp.where(u_slip < params.slip_prob, random_action.astype(jnp.int32), action)
 
         # A real branch when slip_prob is not batched: deterministic tasks draw nothing.
         action = jax.lax.cond(params.slip_prob > 0, slip, lambda a: a, action)
-        index = (state.layout, state.cell, action)
+        index = (state.layout * self.num_states + state.cell) * self._num_actions + action
         total_steps = state.total_steps + 1
         next_state = GridState(
-            cell=params.next_cell[index],
+            cell=params.next_cell.reshape(-1)[index],
             time=state.time + 1,
             episode=state.episode,
             total_steps=total_steps,
             layout=layout_index(params, state.episode, total_steps),
         )
-        terminated = params.terminal[index]
-        return self.get_obs(next_state, params), next_state, params.reward[index], terminated, {}
+        terminated = params.terminal.reshape(-1)[index]
+        reward = params.reward.reshape(-1)[index]
+        return self.get_obs(next_state, params), next_state, reward, terminated, {}
 
     @partial(jax.jit, static_argnames=("self",))
     def step(self, key, state: GridState, action, params: GridParams | None = None):
@@ -396,7 +406,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         done = terminated | truncated
         state_reset = self._begin_episode(params, state.episode + 1, state_step.total_steps)
         state_next = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_reset, state_step)
-        obs = jnp.where(done, self.get_obs(state_reset, params), obs_step)
+        obs = self.get_obs(state_next, params)
         info = {
             **info,
             "terminated": terminated,

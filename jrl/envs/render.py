@@ -125,7 +125,10 @@ def rollout_frames(
 
 
 def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
-    """Write frames uint8[T, h, w, 3] as a looping GIF; returns the path."""
+    """Write frames uint8[T, h, w, 3] as a looping GIF; returns the path.
+
+    The GIF writer merges identical consecutive frames into one shown for their total
+    time, so a file read back may hold fewer frames than were given."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"frames must be uint8[T, h, w, 3], got {frames.dtype}{frames.shape}")

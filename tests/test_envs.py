@@ -1,0 +1,818 @@
+"""Tests of the grid engine, the textbook and cat-room tasks, the registry and rendering.
+
+Expected values are computed by hand from the specifications in ``shared/REFERENCE.md``
+(Sutton & Barto, Examples 6.5, 6.6, 8.1-8.3), from a cat room owned by these tests
+(``TEST_ROOM``) and from the ASCII maps the cat-room tasks ship. Conventions: cells
+(row, col), row 0 at the top; actions 0 up, 1 down, 2 left, 3 right, 4 scratch.
+Environments are made once per task (``env_of``) so that each compiles once: the
+whole file must stay quick on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import deque
+
+import imageio.v3 as iio
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jrl.envs import make, registered_envs, render, rollout_frames, save_gif
+from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, CAT_ROOM_LAYOUT
+from jrl.envs.registry import REGISTRY
+
+UP, DOWN, LEFT, RIGHT, SCRATCH = 0, 1, 2, 3, 4
+KEY = jax.random.key(0)
+
+# Cat rooms owned by the tests (the 7x11 size and walls of the task's rooms), so that
+# hand-computed positions stay put when the task's own arrangements change.
+TEST_ROOM = """
+###########
+#S.r..F...#
+#.....FD..#
+#..FF.....#
+#.....FF..#
+#..D....FP#
+###########
+"""
+TEST_ROOM_2 = """
+###########
+#S....D..P#
+#.F.......#
+#..r...FF.#
+#.F.......#
+#....D....#
+###########
+"""
+
+
+@functools.cache
+def _base_env(name: str, observation: str):
+    return make(name, observation=observation)[0]
+
+
+@functools.cache
+def env_of(name: str, observation: str = "index", **overrides):
+    """(env, params) as ``make`` gives them, with one env instance per task and
+    observation kind, so that jitted functions compile once per task: settings that
+    change only the params (rewards, slip, time limit, layouts of the same size) then
+    reuse the compiled ``step``, as the design intends."""
+    env, params = make(name, observation=observation, **overrides)
+    base = _base_env(name, observation)
+    same_shapes = jax.tree.map(
+        lambda a, b: a.shape == b.shape and a.dtype == b.dtype, params, base.default_params
+    )
+    return (base if all(jax.tree.leaves(same_shapes)) else env), params
+
+
+def state_at(env, params, row: int, col: int):
+    """The reset state with the agent moved to (row, col)."""
+    _, state = env.reset(KEY, params)
+    return state.replace(cell=jnp.int32(row * env.width + col))
+
+
+def step_from(env, params, row, col, action, key=KEY):
+    """One public ``step`` from (row, col): (cell before any reset, reward, term, trunc)."""
+    _, _, reward, terminated, truncated, info = env.step(
+        key, state_at(env, params, row, col), action, params
+    )
+    cell = int(info["final_observation"])
+    return divmod(cell, env.width), float(reward), bool(terminated), bool(truncated)
+
+
+def rollout(env, params, key, num_steps, reset=None, step=None):
+    """Random actions (NumPy, seeded by ``key``) for ``num_steps`` steps of the jitted
+    ``step`` with keys ``fold_in(key, t)``, in a Python loop so that the compiled step
+    is reused: (obs, reward, terminated, truncated, cell), each stacked over time.
+    ``reset``/``step`` default to the env's."""
+    reset, step = reset or env.reset, step or env.step
+    seed = int(np.asarray(jax.random.key_data(key)).sum())
+    actions = np.random.default_rng(seed).integers(env.num_actions, size=num_steps).tolist()
+    _, state = reset(key, params)
+    out = []
+    for t, action in enumerate(actions):
+        key_step = jax.random.fold_in(key, t)
+        obs, state, reward, terminated, truncated, _ = step(key_step, state, action, params)
+        out.append((obs, reward, terminated, truncated, state.cell))
+    return jax.tree.map(lambda *leaves: np.stack(leaves), *out)
+
+
+def shortest_path(next_cell: np.ndarray, terminal: np.ndarray, start: int) -> int:
+    """Fewest actions from ``start`` to a terminal transition (BFS over the tables)."""
+    dist = {start: 0}
+    queue = deque([start])
+    while queue:
+        cell = queue.popleft()
+        if terminal[cell].any():
+            return dist[cell] + 1
+        for nxt in next_cell[cell]:
+            if int(nxt) not in dist:
+                dist[int(nxt)] = dist[cell] + 1
+                queue.append(int(nxt))
+    raise AssertionError("no terminal transition is reachable from the start")
+
+
+def value_iteration(next_cell, reward, terminal, gamma, iters=500):
+    """Optimal state values of a tabular MDP (deterministic transitions)."""
+    values = np.zeros(next_cell.shape[0])
+    for _ in range(iters):
+        values = np.max(reward + gamma * (1.0 - terminal) * values[next_cell], axis=1)
+    return values
+
+
+# --------------------------------------------------------------------------- mechanics
+
+# (env id, overrides, from (row, col), action, to (row, col), reward, terminated)
+MECHANICS = [
+    # Windy Gridworld: wind [0,0,0,1,1,1,2,2,1,0], taken from the column moved FROM.
+    ("WindyGridworld-v0", {}, (3, 6), RIGHT, (1, 7), -1.0, False),
+    ("WindyGridworld-v0", {}, (3, 5), RIGHT, (2, 6), -1.0, False),
+    ("WindyGridworld-v0", {}, (3, 2), RIGHT, (3, 3), -1.0, False),  # column 3 windy, 2 not
+    ("WindyGridworld-v0", {}, (3, 8), LEFT, (2, 7), -1.0, False),
+    ("WindyGridworld-v0", {}, (3, 9), LEFT, (3, 8), -1.0, False),
+    ("WindyGridworld-v0", {}, (5, 6), DOWN, (4, 6), -1.0, False),
+    ("WindyGridworld-v0", {}, (0, 6), RIGHT, (0, 7), -1.0, False),  # clipped at the top
+    ("WindyGridworld-v0", {}, (1, 7), UP, (0, 7), -1.0, False),  # 1 - 1 - 2 -> row 0
+    ("WindyGridworld-v0", {}, (0, 0), UP, (0, 0), -1.0, False),  # off the grid
+    ("WindyGridworld-v0", {}, (6, 9), RIGHT, (6, 9), -1.0, False),
+    ("WindyGridworld-v0", {}, (4, 8), LEFT, (3, 7), -1.0, True),  # pushed into the goal
+    # Cliff Walking: the cliff gives -100 and returns to the start, episode goes on.
+    ("CliffWalking-v0", {}, (3, 0), RIGHT, (3, 0), -100.0, False),
+    ("CliffWalking-v0", {}, (2, 5), DOWN, (3, 0), -100.0, False),
+    ("CliffWalking-v0", {}, (2, 10), DOWN, (3, 0), -100.0, False),
+    ("CliffWalking-v0", {}, (3, 0), UP, (2, 0), -1.0, False),
+    ("CliffWalking-v0", {}, (3, 0), LEFT, (3, 0), -1.0, False),
+    ("CliffWalking-v0", {}, (0, 11), RIGHT, (0, 11), -1.0, False),
+    ("CliffWalking-v0", {}, (2, 11), DOWN, (3, 11), -1.0, True),
+    ("CliffWalking-v0", {"cliff_reward": -7.0}, (2, 3), DOWN, (3, 0), -7.0, False),
+    # Dyna Maze: walls (1,2) (2,2) (3,2) (0,7) (1,7) (2,7) (4,5); +1 at the goal, else 0.
+    ("DynaMaze-v0", {}, (2, 1), RIGHT, (2, 1), 0.0, False),
+    ("DynaMaze-v0", {}, (0, 6), RIGHT, (0, 6), 0.0, False),
+    ("DynaMaze-v0", {}, (4, 4), RIGHT, (4, 4), 0.0, False),
+    ("DynaMaze-v0", {}, (3, 7), UP, (3, 7), 0.0, False),
+    ("DynaMaze-v0", {}, (0, 0), UP, (0, 0), 0.0, False),
+    ("DynaMaze-v0", {}, (5, 8), DOWN, (5, 8), 0.0, False),
+    ("DynaMaze-v0", {}, (2, 0), RIGHT, (2, 1), 0.0, False),
+    ("DynaMaze-v0", {}, (1, 8), UP, (0, 8), 1.0, True),
+    # Cat room (TEST_ROOM): r (1,3) rug post, P (5,9) tall post, F (1,6), D (2,7), (5,3).
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (1, 3), SCRATCH, (1, 3), 1.0, True),
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (5, 9), SCRATCH, (5, 9), 10.0, True),
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (1, 6), SCRATCH, (1, 6), -5.0, True),
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (2, 7), SCRATCH, (2, 7), -5.0, True),
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (5, 3), SCRATCH, (5, 3), -5.0, True),
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (1, 2), SCRATCH, (1, 2), 0.0, False),
+    (
+        "CatRoom-v0",
+        {"layout": TEST_ROOM},
+        (1, 5),
+        RIGHT,
+        (1, 6),
+        0.0,
+        False,
+    ),  # onto furniture: no end
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (1, 1), UP, (1, 1), 0.0, False),  # wall
+    ("CatRoom-v0", {"layout": TEST_ROOM}, (1, 1), LEFT, (1, 1), 0.0, False),  # wall
+    (
+        "CatRoom-v0",
+        {"layout": TEST_ROOM, "step_reward": -0.25},
+        (1, 2),
+        SCRATCH,
+        (1, 2),
+        -0.25,
+        False,
+    ),
+    (
+        "CatRoom-v0",
+        {"layout": TEST_ROOM, "step_reward": -0.25},
+        (1, 5),
+        RIGHT,
+        (1, 6),
+        -0.25,
+        False,
+    ),
+    ("CatRoom-v0", {"layout": TEST_ROOM, "step_reward": -0.25}, (1, 3), SCRATCH, (1, 3), 1.0, True),
+    (
+        "CatRoom-v0",
+        {"layout": TEST_ROOM, "large_treat": 3.0, "penalty": -2.0},
+        (5, 9),
+        SCRATCH,
+        (5, 9),
+        3.0,
+        True,
+    ),
+    (
+        "CatRoom-v0",
+        {"layout": TEST_ROOM, "large_treat": 3.0, "penalty": -2.0},
+        (2, 7),
+        SCRATCH,
+        (2, 7),
+        -2.0,
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name, overrides, source, action, target, reward, terminated",
+    MECHANICS,
+    ids=[f"{m[0]}-{m[2][0]}-{m[2][1]}-a{m[3]}-{i}" for i, m in enumerate(MECHANICS)],
+)
+def test_step_mechanics(name, overrides, source, action, target, reward, terminated):
+    env, params = env_of(name, **overrides)
+    cell, got_reward, got_terminated, got_truncated = step_from(env, params, *source, action)
+    assert cell == target
+    assert got_reward == pytest.approx(reward)
+    assert got_terminated is terminated
+    assert got_truncated is False
+
+
+def test_cliff_keeps_episode_going():
+    """Falling into the cliff: same episode, clock still runs, back at the start."""
+    env, params = env_of("CliffWalking-v0")
+    obs, state, reward, terminated, truncated, _ = env.step(
+        KEY, state_at(env, params, 2, 4), DOWN, params
+    )
+    assert int(obs) == int(params.start[0]) == 3 * 12 + 0
+    assert float(reward) == -100.0
+    assert int(state.episode) == 0 and int(state.time) == 1
+
+
+def test_wind_table_matches_spec():
+    """Moving left/right from row 3 lands ``wind[col]`` rows up, for every column."""
+    env, params = env_of("WindyGridworld-v0")
+    wind = [0, 0, 0, 1, 1, 1, 2, 2, 1, 0]
+    np.testing.assert_array_equal(np.asarray(params.wind), wind)
+    for col in range(1, 9):
+        for action, d_col in ((LEFT, -1), (RIGHT, 1)):
+            target = (3 - wind[col]) * env.width + col + d_col
+            assert int(params.next_cell[0, 3 * env.width + col, action]) == target
+
+
+def text_rows(layout: str) -> list[str]:
+    return [row.strip() for row in layout.strip().splitlines() if row.strip()]
+
+
+@pytest.mark.parametrize(
+    "name, layouts",
+    [("CatRoom-v0", [CAT_ROOM_LAYOUT]), ("CatRoomDynamic-v0", CAT_ROOM_ARRANGEMENTS)],
+)
+def test_cat_room_tables_match_the_maps(name, layouts):
+    """Every arrangement the task ships, read from its ASCII map: scratching a post,
+    the furniture or the drapes ends the episode with its reward, scratching the floor
+    gives the step reward and goes on, walking onto furniture or drapes goes on."""
+    env, params = env_of(name, step_reward=-0.5)
+    scratch = {"r": (1.0, True), "P": (10.0, True), "F": (-5.0, True), "D": (-5.0, True)}
+    next_cell, reward, terminal = map(
+        np.asarray, (params.next_cell, params.reward, params.terminal)
+    )
+    for layout, text in enumerate(layouts):
+        rows = text_rows(text)
+        assert (len(rows), len(rows[0])) == (env.height, env.width)
+        for row, line in enumerate(rows):
+            for col, symbol in enumerate(line):
+                if symbol == "#":
+                    continue
+                cell = row * env.width + col
+                expected = scratch.get(symbol, (-0.5, False))
+                assert (reward[layout, cell, SCRATCH], terminal[layout, cell, SCRATCH]) == expected
+                assert next_cell[layout, cell, SCRATCH] == cell
+                for action, (d_row, d_col) in enumerate(((-1, 0), (1, 0), (0, -1), (0, 1))):
+                    target = rows[row + d_row][col + d_col]
+                    lands = cell if target == "#" else cell + d_row * env.width + d_col
+                    assert next_cell[layout, cell, action] == lands
+                    assert not terminal[layout, cell, action]
+                    assert reward[layout, cell, action] == -0.5
+
+
+# ------------------------------------------------------------------------------- slip
+
+
+@functools.cache
+def batched_step(env):
+    """``env.step`` vmapped over keys (state, action and params shared), jitted once."""
+    return jax.jit(jax.vmap(env.step, in_axes=(0, None, None, None)))
+
+
+SLIP_KEYS = jax.random.split(jax.random.key(1), 4000)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("given", [UP, SCRATCH])
+def test_slip_one_is_uniform(given):
+    """With slip_prob 1 the action taken is uniform whatever the action given: from a
+    cell whose five actions lead to five different cells, each outcome has frequency
+    about 1/5 over 4000 keys (binomial sd 0.006)."""
+    env, params = env_of("CatRoom-v0", layout=TEST_ROOM, slip_prob=1.0)
+    state = state_at(env, params, 2, 2)
+    outcomes_by_action = np.asarray(params.next_cell)[0, int(state.cell)]  # [A]
+    assert len(set(outcomes_by_action.tolist())) == env.num_actions == 5
+    info = batched_step(env)(SLIP_KEYS, state, given, params)[5]
+    outcomes = np.asarray(info["final_observation"])
+    assert np.isin(outcomes, outcomes_by_action).all()
+    freq = np.array([(outcomes == o).mean() for o in outcomes_by_action])
+    np.testing.assert_allclose(freq, 1.0 / env.num_actions, atol=0.03)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("slip_prob", [0.0, 0.5])
+def test_slip_partial_and_zero(slip_prob):
+    """P(intended outcome) = 1 - p + p / A; with p = 0 every key gives the same cell."""
+    env, params = env_of("CatRoom-v0", layout=TEST_ROOM, slip_prob=slip_prob)
+    state = state_at(env, params, 2, 2)
+    for action in range(env.num_actions):
+        info = batched_step(env)(SLIP_KEYS, state, action, params)[5]
+        outcomes = np.asarray(info["final_observation"])
+        intended = int(np.asarray(params.next_cell)[0, int(state.cell), action])
+        if slip_prob == 0.0:
+            assert (outcomes == intended).all()
+        else:
+            p_intended = 1 - slip_prob + slip_prob / env.num_actions
+            assert (outcomes == intended).mean() == pytest.approx(p_intended, abs=0.03)
+
+
+# ------------------------------------------------------------- termination/truncation
+
+
+@pytest.mark.parametrize("observation", ["index", "grid"])
+def test_truncation_at_time_limit(observation):
+    env, params = env_of("WindyGridworld-v0", max_steps_in_episode=3, observation=observation)
+    obs0, state = env.reset(KEY, params)
+    expected_cells = [31, 32, 33]  # right along row 3; wind of columns 0-2 is 0
+    for i, cell in enumerate(expected_cells):
+        obs, state, reward, terminated, truncated, info = env.step(KEY, state, RIGHT, params)
+        last = i == len(expected_cells) - 1
+        assert bool(truncated) is last
+        assert bool(terminated) is False
+        assert bool(info["truncated"]) is last and bool(info["terminated"]) is False
+        assert float(info["discount"]) == 1.0
+        assert float(reward) == -1.0
+        final = np.asarray(info["final_observation"])
+        if observation == "index":
+            assert int(final) == cell
+        else:
+            assert final[cell // 10, cell % 10, 0] == 1.0 and final[..., 0].sum() == 1.0
+        if last:
+            np.testing.assert_array_equal(np.asarray(obs), np.asarray(obs0))  # start again
+            assert not np.array_equal(final, np.asarray(obs0))
+            assert int(state.time) == 0 and int(state.cell) == 30
+        else:
+            np.testing.assert_array_equal(np.asarray(obs), final)
+            assert int(state.time) == i + 1
+
+
+@pytest.mark.parametrize("observation", ["index", "grid"])
+def test_termination_at_goal(observation):
+    env, params = env_of("WindyGridworld-v0", max_steps_in_episode=3, observation=observation)
+    obs0, _ = env.reset(KEY, params)
+    state = state_at(env, params, 4, 8)  # left from (4, 8): wind 1 pushes into the goal
+    obs, state, reward, terminated, truncated, info = env.step(KEY, state, LEFT, params)
+    assert bool(terminated) and not bool(truncated)
+    assert bool(info["terminated"]) and not bool(info["truncated"])
+    assert float(info["discount"]) == 0.0
+    assert float(reward) == -1.0
+    np.testing.assert_array_equal(np.asarray(obs), np.asarray(obs0))
+    final = np.asarray(info["final_observation"])
+    if observation == "index":
+        assert int(final) == 3 * 10 + 7
+    else:
+        assert final[3, 7, 0] == 1.0 and final[..., 0].sum() == 1.0
+    assert int(state.cell) == 30 and int(state.time) == 0 and int(state.episode) == 1
+
+
+def test_termination_on_last_step_is_not_truncation():
+    """Reaching the goal exactly at the time limit counts as termination only."""
+    env, params = env_of("CliffWalking-v0", max_steps_in_episode=1)
+    _, _, _, terminated, truncated, info = env.step(KEY, state_at(env, params, 2, 11), DOWN, params)
+    assert bool(terminated) and not bool(truncated) and float(info["discount"]) == 0.0
+
+
+# -------------------------------------------------------------------------- counters
+
+
+def test_counters_survive_auto_reset_and_blocking_maze_switches_at_1000():
+    env, params = env_of("BlockingMaze-v0", max_steps_in_episode=7)
+    _, state = env.reset(KEY, params)
+    trace = []
+    for _ in range(1001):  # left from the start never ends an episode: truncated every 7
+        _, state, _, terminated, truncated, _ = env.step(KEY, state, LEFT, params)
+        done = terminated | truncated
+        trace.append((state.total_steps, state.episode, state.time, done, state.layout))
+    total_steps, episodes, times, dones, layouts = map(np.asarray, zip(*trace, strict=True))
+    steps = np.arange(1, 1002)
+    np.testing.assert_array_equal(total_steps, steps)
+    np.testing.assert_array_equal(dones, steps % 7 == 0)
+    np.testing.assert_array_equal(episodes, steps // 7)
+    np.testing.assert_array_equal(times, steps % 7)
+    # state.layout is the layout the next transition uses: 0 for steps 1..1000, 1 after.
+    np.testing.assert_array_equal(layouts, steps >= 1000)
+
+
+def test_blocking_maze_switches_after_1000_steps():
+    env, params = env_of("BlockingMaze-v0", max_steps_in_episode=7)
+    # Mid-episode near step 1000 of the run: time 5 of 7, episode 142.
+    _, state = env.reset(KEY, params)
+    state = state.replace(total_steps=jnp.int32(996), time=jnp.int32(5), episode=jnp.int32(142))
+    trace = []
+    for _ in range(5):
+        _, state, _, _, truncated, _ = env.step(KEY, state, LEFT, params)
+        trace.append((int(state.total_steps), int(state.episode), int(state.layout)))
+    # state.layout is the layout the next transition uses: 1 once 1000 steps are done.
+    assert trace == [(997, 142, 0), (998, 143, 0), (999, 143, 0), (1000, 143, 1), (1001, 143, 1)]
+    walls = np.asarray(params.cell_type[:, 3])
+    np.testing.assert_array_equal(walls[0], [1, 1, 1, 1, 1, 1, 1, 1, 0])
+    np.testing.assert_array_equal(walls[1], [0, 1, 1, 1, 1, 1, 1, 1, 1])
+    # The dynamics follow the layout: up from (4, 0) is blocked before, open after.
+    for total, expected in ((999, (4, 0)), (1000, (3, 0))):
+        from_cell = state_at(env, params, 4, 0).replace(
+            total_steps=jnp.int32(total), layout=jnp.int32(total // 1000)
+        )
+        info = env.step(KEY, from_cell, UP, params)[5]
+        assert divmod(int(info["final_observation"]), env.width) == expected
+
+
+def test_blocking_maze_layout_via_reset_and_step_counts():
+    """The switch counts steps across episodes, not within one."""
+    env, params = env_of("BlockingMaze-v0", switch_after=3, max_steps_in_episode=2)
+    _, state = env.reset(KEY, params)
+    seen = []
+    for _ in range(4):
+        _, state, *_ = env.step(KEY, state, LEFT, params)
+        seen.append((int(state.total_steps), int(state.episode), int(state.layout)))
+    assert seen == [(1, 0, 0), (2, 1, 0), (3, 1, 1), (4, 2, 1)]
+
+
+def test_cat_room_dynamic_switches_and_cycles():
+    env, params = env_of("CatRoomDynamic-v0", switch_every=2, max_steps_in_episode=1)
+    assert env.num_layouts == 4
+    _, state = env.reset(KEY, params)
+    assert int(state.layout) == 0
+    layouts, episodes, starts = [], [], []
+    for _ in range(10):
+        _, state, _, terminated, truncated, _ = env.step(KEY, state, UP, params)
+        assert bool(truncated) and not bool(terminated)
+        layouts.append(int(state.layout))
+        episodes.append(int(state.episode))
+        starts.append(int(state.cell))
+    assert episodes == list(range(1, 11))
+    assert layouts == [0, 1, 1, 2, 2, 3, 3, 0, 0, 1]
+    assert starts == [int(params.start[i]) for i in layouts]
+    # The arrangements really differ.
+    for a in range(4):
+        for b in range(a + 1, 4):
+            assert not np.array_equal(params.cell_type[a], params.cell_type[b])
+
+
+# ------------------------------------------------------------------- grid observation
+
+
+def test_grid_observation_cat_room():
+    env, params = env_of("CatRoom-v0", observation="grid", layout=TEST_ROOM)
+    obs, state = env.reset(KEY, params)
+    legend = env.legend
+    assert obs.shape == (7, 11, len(legend)) == env.observation_space(params).shape
+    assert obs.dtype == jnp.float32
+    agent = np.zeros((7, 11))
+    agent[1, 1] = 1.0
+    np.testing.assert_array_equal(np.asarray(obs[..., 0]), agent)
+    cell_type = np.asarray(params.cell_type[0])
+    for k in range(1, len(legend)):
+        np.testing.assert_array_equal(np.asarray(obs[..., k]), cell_type == k)
+    names = [cell.name for cell in legend]
+    assert obs[1, 3, names.index("rug post")] == 1.0
+    assert obs[5, 9, names.index("tall post")] == 1.0
+    assert obs[0, 0, names.index("wall")] == 1.0
+    assert obs[1, 6, names.index("furniture")] == 1.0
+    assert obs[2, 7, names.index("drapes")] == 1.0
+    assert obs[1, 2, 1:].sum() == 0.0  # floor
+    obs = env.get_obs(state_at(env, params, 2, 1), params)
+    assert obs[2, 1, 0] == 1.0 and obs[..., 0].sum() == 1.0
+
+
+def test_grid_observation_follows_layout_in_use():
+    env, params = env_of("CatRoomDynamic-v0", switch_every=1, max_steps_in_episode=1)
+    env_grid, _ = make("CatRoomDynamic-v0", observation="grid")
+    _, state = env.reset(KEY, params)
+    _, state, *_ = env.step(KEY, state, UP, params)  # truncated: arrangement 1 now
+    assert int(state.layout) == 1
+    obs = np.asarray(env_grid.get_obs(state, params))
+    cell_type = np.asarray(params.cell_type[1])
+    for k in range(1, len(env.legend)):
+        np.testing.assert_array_equal(obs[..., k], cell_type == k)
+    assert not np.array_equal(cell_type, np.asarray(params.cell_type[0]))
+
+
+def test_grid_observation_textbook():
+    env, params = env_of("WindyGridworld-v0", observation="grid")
+    obs, _ = env.reset(KEY, params)
+    names = [cell.name for cell in env.legend]
+    assert obs.shape == (7, 10, len(env.legend))
+    goal = np.zeros((7, 10))
+    goal[3, 7] = 1.0
+    np.testing.assert_array_equal(np.asarray(obs[..., names.index("goal")]), goal)
+    assert obs[3, 0, 0] == 1.0 and obs[..., 0].sum() == 1.0
+
+
+# ---------------------------------------------------------------------- shortest paths
+
+
+@pytest.mark.parametrize(
+    "name, layout, steps",
+    [
+        ("WindyGridworld-v0", 0, 15),
+        ("CliffWalking-v0", 0, 13),
+        ("DynaMaze-v0", 0, 14),
+        ("BlockingMaze-v0", 0, 10),  # gap at column 8
+        ("BlockingMaze-v0", 1, 16),  # gap at column 0
+        ("ShortcutMaze-v0", 0, 16),
+        ("ShortcutMaze-v0", 1, 10),
+    ],
+)
+def test_shortest_path(name, layout, steps):
+    _, params = env_of(name)
+    next_cell = np.asarray(params.next_cell[layout])
+    terminal = np.asarray(params.terminal[layout])
+    assert shortest_path(next_cell, terminal, int(params.start[layout])) == steps
+
+
+@pytest.mark.parametrize(
+    "name, gamma, start_value",
+    [
+        ("WindyGridworld-v0", 1.0, -15.0),
+        ("CliffWalking-v0", 1.0, -13.0),
+        ("DynaMaze-v0", 0.95, 0.95**13),  # +1 on the 14th step
+    ],
+)
+def test_value_iteration_on_tables(name, gamma, start_value):
+    _, params = env_of(name)
+    values = value_iteration(
+        np.asarray(params.next_cell[0]),
+        np.asarray(params.reward[0], np.float64),
+        np.asarray(params.terminal[0], np.float64),
+        gamma,
+    )
+    assert values[int(params.start[0])] == pytest.approx(start_value, rel=1e-6)
+
+
+# ------------------------------------------------------------- determinism, jit, vmap
+
+
+def test_same_key_same_rollout():
+    env, params = env_of("CatRoom-v0", slip_prob=0.3, max_steps_in_episode=20)
+    first = rollout(env, params, jax.random.key(7), 40)
+    again = rollout(env, params, jax.random.key(7), 40)
+    other = rollout(env, params, jax.random.key(8), 40)
+    for a, b in zip(jax.tree.leaves(first), jax.tree.leaves(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first[4], other[4])
+
+
+@pytest.mark.timeout(120)
+def test_vmap_over_layouts_matches_unbatched():
+    """reset and step vmapped over two stacked layouts of one size, lane by lane."""
+    settings = dict(observation="grid", slip_prob=0.2, max_steps_in_episode=10)
+    env, params_a = env_of("CatRoom-v0", **settings)
+    _, params_b = env_of("CatRoom-v0", layout=TEST_ROOM_2, **settings)
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), params_a, params_b)
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(None, 0)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(None, 0, None, 0)))
+    key = jax.random.key(3)
+    batched = rollout(env, stacked, key, 25, reset=reset, step=step)  # [T, 2, ...]
+    for lane, params in enumerate((params_a, params_b)):
+        single = rollout(env, params, key, 25)
+        for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(batched), strict=True):
+            np.testing.assert_array_equal(a, b[:, lane])
+    obs = batched[0]
+    assert not np.array_equal(obs[:, 0, ..., 1:], obs[:, 1, ..., 1:])  # layouts differ
+
+
+def test_jit_and_no_jit_agree():
+    env, params = env_of("CatRoom-v0", slip_prob=0.5, max_steps_in_episode=2)
+
+    def run():
+        outs = []
+        _, state = env.reset(KEY, params)
+        for i, action in enumerate((SCRATCH, RIGHT, DOWN)):
+            out = env.step(jax.random.fold_in(KEY, i), state, action, params)
+            state = out[1]
+            outs.append(out)
+        return outs
+
+    jitted = run()
+    with jax.disable_jit():
+        eager = run()
+    for a, b in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_registry_env_runs_under_jit(name):
+    env, params = env_of(name)
+    assert name in registered_envs()
+    assert env.name == name
+    assert env.num_actions == (5 if name.startswith("CatRoom") else 4)
+    # reset and step are jax.jit functions (self static); run them.
+    assert hasattr(type(env).reset, "lower") and hasattr(type(env).step, "lower")
+    space = env.observation_space(params)
+    obs, state = env.reset(KEY, params)
+    assert bool(space.contains(obs))
+    for action in range(env.num_actions):
+        obs, state, reward, terminated, truncated, info = env.step(KEY, state, action, params)
+        assert bool(space.contains(obs))
+        assert reward.shape == () and reward.dtype == jnp.float32
+        assert terminated.dtype == jnp.bool_ and truncated.dtype == jnp.bool_
+        assert set(info) >= {"final_observation", "discount", "terminated", "truncated"}
+    assert int(state.total_steps) == env.num_actions
+
+
+def test_registry_lists_gymnax_envs():
+    names = registered_envs()
+    assert "CartPole-v1" in names and "FourRooms-misc" in names
+    assert names[: len(REGISTRY)] == list(REGISTRY)
+
+
+@pytest.mark.parametrize(
+    "name, suggestion",
+    [("CatRoom-v1", "CatRoom-v0"), ("CliffWalkin-v0", "CliffWalking-v0"), ("Qwxz", None)],
+)
+def test_unknown_env_name(name, suggestion):
+    with pytest.raises(ValueError, match=f"unknown environment {name!r}") as error:
+        make(name)
+    message = str(error.value)
+    if suggestion is None:
+        assert "Did you mean" not in message
+    else:
+        assert f"Did you mean {suggestion!r}" in message or (
+            "Did you mean" in message and repr(suggestion) in message.split("Known")[0]
+        )
+    assert "Known: " in message and "CatRoom-v0" in message
+
+
+def test_unknown_override_lists_settings():
+    with pytest.raises(ValueError, match="slip") as error:
+        make("CatRoom-v0", slipprob=0.1)
+    message = str(error.value)
+    assert "'slipprob'" in message
+    for setting in ("observation", "slip_prob", "max_steps_in_episode", "layout"):
+        assert setting in message
+
+
+def test_unknown_gymnax_override_lists_fields():
+    with pytest.raises(ValueError, match="max_steps_in_episode"):
+        make("CartPole-v1", max_steps=5)
+
+
+@pytest.mark.parametrize(
+    "layout, problem",
+    [
+        ("....\n....", r"exactly one start 'S', found 0"),
+        ("S..S\n....", r"exactly one start 'S', found 2"),
+        ("S...\n...", r"ragged map: row 1 has 3 symbols"),
+        ("S.X.\n....", r"unknown symbol 'X' at row 0, column 2"),
+        ("\n\n", r"empty map"),
+    ],
+    ids=["no-start", "two-starts", "ragged", "unknown-symbol", "empty"],
+)
+def test_malformed_map(layout, problem):
+    with pytest.raises(ValueError, match=problem):
+        make("DynaMaze-v0", layout=layout)
+
+
+def test_malformed_settings():
+    with pytest.raises(ValueError, match="one size"):
+        make("BlockingMaze-v0", layouts=("S..\n..G", "S.\n.G"))
+    with pytest.raises(ValueError, match="wind needs one entry per column"):
+        make("WindyGridworld-v0", wind=(0, 1))
+    with pytest.raises(ValueError, match="slip_prob"):
+        make("CliffWalking-v0", slip_prob=1.5)
+    with pytest.raises(ValueError, match="observation"):
+        make("CatRoom-v0", observation="pixels")
+
+
+def test_custom_layout_through_make():
+    layout = """
+    S#...#..G
+    .#.#.#.#.
+    .#.#.#.#.
+    .#.#.#.#.
+    .#.#.#.#.
+    ...#...#.
+    """  # a serpentine of the Dyna maze's size: 4 runs of 5 down/up + 4 of 2 across
+    env, params = make("DynaMaze-v0", layout=layout)
+    assert (env.height, env.width) == (6, 9)
+    next_cell, terminal = np.asarray(params.next_cell[0]), np.asarray(params.terminal[0])
+    assert shortest_path(next_cell, terminal, int(params.start[0])) == 28
+
+
+def test_gymnax_pass_through():
+    env, params = make("CartPole-v1", max_steps_in_episode=5)
+    assert int(params.max_steps_in_episode) == 5
+    _, state = env.reset(KEY, params)
+    truncations = []
+    for i in range(5):
+        _, state, _, terminated, truncated, _ = env.step(KEY, state, i % 2, params)
+        assert not bool(terminated)
+        truncations.append(bool(truncated))
+    assert truncations == [False] * 4 + [True]
+
+
+# ----------------------------------------------------------------------------- render
+
+
+@functools.cache
+def draw(name: str, cell_px: int, **overrides):
+    """``env.render`` of ``env_of(name, **overrides)``, jitted once."""
+    env, params = env_of(name, **overrides)
+    return jax.jit(lambda state: env.render(state, params, cell_px=cell_px))
+
+
+@pytest.mark.parametrize("name, cell_px", [("CatRoom-v0", 8), ("CliffWalking-v0", 16)])
+def test_render_shape_and_agent(name, cell_px):
+    env, params = env_of(name)
+    image_here = np.asarray(draw(name, cell_px)(state_at(env, params, 1, 2)))
+    image_there = np.asarray(draw(name, cell_px)(state_at(env, params, 2, 4)))
+    assert image_here.shape == (env.height * cell_px, env.width * cell_px, 3)
+    assert image_here.dtype == np.uint8
+    changed = np.any(image_here != image_there, axis=-1)
+    cells_changed = changed.reshape(env.height, cell_px, env.width, cell_px).any(axis=(1, 3))
+    expected = np.zeros((env.height, env.width), bool)
+    expected[1, 2] = expected[2, 4] = True
+    np.testing.assert_array_equal(cells_changed, expected)
+
+
+def test_render_rejects_bad_cell_px():
+    env, params = env_of("CatRoom-v0")
+    with pytest.raises(ValueError, match="cell_px"):
+        render(env, state_at(env, params, 1, 1), params, 12)
+
+
+@pytest.mark.timeout(120)
+def test_render_under_vmap():
+    env, params = env_of("CatRoom-v0")
+    _, state = env.reset(KEY, params)
+    cells = [12, 13, 25, 60]
+    states = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[
+        state.replace(cell=jnp.int32(cell)) for cell in cells
+    ])  # fmt: skip
+    images = np.asarray(jax.jit(jax.vmap(lambda s: render(env, s, params, 8)))(states))
+    assert images.shape == (4, 7 * 8, 11 * 8, 3) and images.dtype == np.uint8
+    for i, cell in enumerate(cells):
+        single = draw("CatRoom-v0", 8)(state.replace(cell=jnp.int32(cell)))
+        np.testing.assert_array_equal(images[i], np.asarray(single))
+    assert len({image.tobytes() for image in images}) == 4
+
+
+@functools.cache
+def rug_rollout():
+    """TEST_ROOM, 6 steps of right, right, scratch (the rug post: +1, episode over)."""
+    env, params = env_of("CatRoom-v0", layout=TEST_ROOM)
+    rug = 1 * env.width + 3
+
+    def to_the_rug(key, obs):
+        return jnp.where(obs == rug, SCRATCH, RIGHT)
+
+    frames, rewards, dones = rollout_frames(env, params, to_the_rug, KEY, 6, cell_px=8)
+    return np.asarray(frames), np.asarray(rewards), np.asarray(dones)
+
+
+def test_rollout_frames():
+    env, params = env_of("CatRoom-v0", layout=TEST_ROOM)
+    draw_room = draw("CatRoom-v0", 8, layout=TEST_ROOM)
+    frames, rewards, dones = rug_rollout()
+    assert frames.shape == (6 + 1, 7 * 8, 11 * 8, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(rewards, [0, 0, 1, 0, 0, 0])
+    np.testing.assert_array_equal(dones, [False, False, True, False, False, False])
+    _, state = env.reset(KEY, params)
+    np.testing.assert_array_equal(frames[0], np.asarray(draw_room(state)))
+    np.testing.assert_array_equal(frames[2], np.asarray(draw_room(state_at(env, params, 1, 3))))
+    for i in range(3, 7):  # scratching does not move; after the end the last frame repeats
+        np.testing.assert_array_equal(frames[i], frames[2])
+    assert all(not np.array_equal(frames[i], frames[i + 1]) for i in range(2))
+
+
+def test_save_gif_round_trip(tmp_path):
+    frames = rug_rollout()[0][:3]  # three different frames
+    path = save_gif(tmp_path / "sub" / "walk.gif", frames)
+    read = iio.imread(path)
+    assert read.shape[0] == 3 and read.shape[1:3] == frames.shape[1:3]
+
+
+def test_save_gif_keeps_playing_time(tmp_path):
+    """The GIF writer (Pillow) merges identical consecutive frames into one longer
+    frame: the 7 frames of the rug rollout come back as 3, playing as long (GIF stores
+    centiseconds, so each frame may lose up to 10 ms)."""
+    frames, fps = rug_rollout()[0], 5.0
+    path = save_gif(tmp_path / "rug.gif", frames, fps=fps)
+    read = iio.imread(path)
+    assert read.shape[0] == 3
+    durations = [iio.immeta(path, index=i)["duration"] for i in range(read.shape[0])]
+    assert sum(durations) == pytest.approx(len(frames) * 1000 / fps, abs=10 * len(frames))
+
+
+def test_save_gif_rejects_bad_frames(tmp_path):
+    with pytest.raises(ValueError, match="uint8"):
+        save_gif(tmp_path / "x.gif", np.zeros((2, 8, 8, 3), np.float32))
