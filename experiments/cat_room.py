@@ -66,7 +66,7 @@ def run(
         config = TabularConfig(**{**config.__dict__, "num_episodes": num_episodes})
         grid = stack_grid([agents[label][1] for label in labels])
         state, metrics = run_sweep(
-            make_train(env, params, config), jax.random.key(seed), grid, num_seeds
+            make_train(config, env, params), jax.random.key(seed), grid, num_seeds
         )
         greedy = jax.jit(
             jax.vmap(

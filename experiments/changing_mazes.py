@@ -43,7 +43,7 @@ def run(task: str, num_runs: int = 20, seed: int = 0) -> dict:
             max_steps=num_steps,
         )
         state, metrics = run_sweep(
-            make_train(env, params, config), jax.random.key(seed), stack_grid([hparams]), num_runs
+            make_train(config, env, params), jax.random.key(seed), stack_grid([hparams]), num_runs
         )
         lengths = []
         for q in np.asarray(state.q_values[0]):

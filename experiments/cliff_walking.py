@@ -29,7 +29,7 @@ def run(num_runs: int = 50, num_episodes: int = 500, seed: int = 0) -> dict:
     env, params = make("CliffWalking-v0")
     out = {}
     for method in METHODS:
-        train = make_train(env, params, TabularConfig(algorithm=method, num_episodes=num_episodes))
+        train = make_train(TabularConfig(algorithm=method, num_episodes=num_episodes), env, params)
         state, metrics = run_sweep(train, jax.random.key(seed), stack_grid([HPARAMS]), num_runs)
         q_values = np.asarray(state.q_values[0])
         out[method] = {

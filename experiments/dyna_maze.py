@@ -31,7 +31,7 @@ def run(num_runs: int = 30, num_episodes: int = 50, seed: int = 0) -> dict:
     for n in PLANNING_STEPS:
         config = TabularConfig(algorithm="dyna_q", planning_steps=n, num_episodes=num_episodes)
         state, metrics = run_sweep(
-            make_train(env, params, config), jax.random.key(seed), stack_grid([HPARAMS]), num_runs
+            make_train(config, env, params), jax.random.key(seed), stack_grid([HPARAMS]), num_runs
         )
         out[n] = {
             "steps_per_episode": np.asarray(metrics.episode_lengths[0]),

@@ -31,11 +31,11 @@ def run(num_runs: int = 50, seed: int = 0, converged_episodes: int = 500) -> dic
     key = jax.random.key(seed)
     grid = stack_grid([HPARAMS])
     sarsa = make_train(
-        env, params, TabularConfig(algorithm="sarsa", num_episodes=1000, max_steps=NUM_STEPS)
+        TabularConfig(algorithm="sarsa", num_episodes=1000, max_steps=NUM_STEPS), env, params
     )
     state, metrics = run_sweep(sarsa, key, grid, num_runs)
     converged = make_train(
-        env, params, TabularConfig(algorithm="q_learning", num_episodes=converged_episodes)
+        TabularConfig(algorithm="q_learning", num_episodes=converged_episodes), env, params
     )
     converged_state, _ = run_sweep(converged, key, grid, num_runs)
     return {

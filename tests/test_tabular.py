@@ -94,7 +94,7 @@ def test_truncation_bootstraps_from_the_final_observation():
     Bootstrapping on truncation gives Q = -1 / (1 - gamma) = -2; treating the time-out
     as termination would give -1."""
     env, params = make("WindyGridworld-v0", layout="S", wind=(0,), max_steps_in_episode=1)
-    train = make_train(env, params, TabularConfig(num_episodes=4000, max_steps=4000))
+    train = make_train(TabularConfig(num_episodes=4000, max_steps=4000), env, params)
     state, metrics = jax.jit(train)(jax.random.key(0), TabularHParams(gamma=0.5, epsilon=1.0))
     assert int(metrics.num_completed) == 4000
     np.testing.assert_allclose(state.q_values[0], -2.0, atol=1e-3)
@@ -102,7 +102,7 @@ def test_truncation_bootstraps_from_the_final_observation():
 
 def test_training_loop_bookkeeping():
     env, params = make("CliffWalking-v0")
-    train = make_train(env, params, TabularConfig(num_episodes=30))
+    train = make_train(TabularConfig(num_episodes=30), env, params)
     _, metrics = jax.jit(train)(jax.random.key(1), TabularHParams())
     assert int(metrics.num_completed) == 30
     assert int(metrics.episode_lengths.sum()) == int(metrics.num_steps)
@@ -114,7 +114,7 @@ def test_training_loop_bookkeeping():
 
 def test_step_budget_stops_the_run_and_keeps_unfinished_episode_out():
     env, params = make("WindyGridworld-v0")
-    train = make_train(env, params, TabularConfig(num_episodes=1000, max_steps=500))
+    train = make_train(TabularConfig(num_episodes=1000, max_steps=500), env, params)
     _, metrics = jax.jit(train)(jax.random.key(0), TabularHParams())
     assert int(metrics.num_steps) == 500
     assert int(metrics.episode_lengths.sum()) <= 500
@@ -129,7 +129,7 @@ def test_same_key_same_numbers_and_seeds_differ(algorithm):
     config = TabularConfig(algorithm=algorithm, planning_steps=planning, num_episodes=20)
     sweep = jax.jit(
         lambda key: run_sweep(
-            make_train(env, params, config),
+            make_train(config, env, params),
             key,
             stack_grid([TabularHParams(kappa=1e-3)]),
             3,
@@ -146,7 +146,7 @@ def test_same_key_same_numbers_and_seeds_differ(algorithm):
 @pytest.mark.timeout(300)
 def test_a_grid_point_equals_that_configuration_run_alone():
     env, params = make("CliffWalking-v0")
-    train = make_train(env, params, TabularConfig(algorithm="sarsa", num_episodes=50))
+    train = make_train(TabularConfig(algorithm="sarsa", num_episodes=50), env, params)
     grid = product_grid(TabularHParams(), alpha=[0.2, 0.5], epsilon=[0.05, 0.1])
     assert grid.alpha.tolist() == pytest.approx([0.2, 0.2, 0.5, 0.5])
     _, swept = run_sweep(train, jax.random.key(3), grid, 2)
@@ -171,4 +171,4 @@ def test_invalid_settings_are_rejected_before_compiling():
         product_grid(TabularHParams(), lr=[0.1])
     env, params = make("CatRoom-v0", observation="grid")
     with pytest.raises(ValueError, match="discrete observation"):
-        make_train(env, params)
+        make_train(TabularConfig(), env, params)

@@ -1,6 +1,6 @@
 """Tabular control as pure functions: Q-learning, SARSA, Expected SARSA, Dyna-Q, Dyna-Q+.
 
-``make_train(env, env_params, config)`` returns ``train(key, hparams)``: a whole
+``make_train(config, env, env_params)`` returns ``train(key, hparams)``: a whole
 tabular experiment — acting, learning, planning, episode bookkeeping — as one
 function to ``jit``, and to ``vmap`` over seeds and over the sweepable
 hyperparameters (:class:`TabularHParams`, traced values). The static settings that
@@ -36,6 +36,9 @@ from jrl.agents import exploration
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
+# The algorithms one compiled program can hold together: config.algorithm a tuple of
+# them, hparams.algorithm the (traced) index of the one each grid point runs.
+ONE_STEP_ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa")
 
 
 class TabularHParams(NamedTuple):
@@ -44,7 +47,8 @@ class TabularHParams(NamedTuple):
     alpha: step size. gamma: discount. epsilon / temperature: exploration at step 0,
     moving to epsilon_end / temperature_end over decay_steps environment steps
     under the config's schedule (ignored by the constant schedule). kappa: Dyna-Q+
-    exploration bonus. q_init: initial action value.
+    exploration bonus. q_init: initial action value. algorithm: when the config
+    names several one-step algorithms, the index of the one this grid point runs.
     """
 
     alpha: Any = 0.5
@@ -56,6 +60,7 @@ class TabularHParams(NamedTuple):
     decay_steps: Any = 10_000.0
     kappa: Any = 0.0
     q_init: Any = 0.0
+    algorithm: Any = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,10 +69,11 @@ class TabularConfig:
 
     The run stops after ``num_episodes`` episodes or ``max_steps`` environment
     steps, whichever comes first. ``steps_per_iteration`` real steps run per
-    iteration of the outer loop (a speed knob: it does not change the results).
+    iteration of the outer loop (a speed knob: it changes which random numbers a run
+    draws, not their distribution).
     """
 
-    algorithm: str = "q_learning"
+    algorithm: str | tuple[str, ...] = "q_learning"
     exploration: str = "epsilon_greedy"
     schedule: str = "constant"
     planning_steps: int = 0
@@ -76,7 +82,13 @@ class TabularConfig:
     steps_per_iteration: int = 16
 
     def __post_init__(self):
-        _one_of("algorithm", self.algorithm, ALGORITHMS)
+        if isinstance(self.algorithm, tuple):
+            if not self.algorithm or len(set(self.algorithm)) != len(self.algorithm):
+                raise ValueError(f"algorithm tuple needs distinct names, got {self.algorithm!r}")
+            for name in self.algorithm:
+                _one_of("algorithm", name, ONE_STEP_ALGORITHMS)
+        else:
+            _one_of("algorithm", self.algorithm, ALGORITHMS)
         _one_of("exploration", self.exploration, EXPLORATIONS)
         _one_of("schedule", self.schedule, tuple(exploration.SCHEDULES))
         for name in ("num_episodes", "max_steps", "steps_per_iteration"):
@@ -84,7 +96,7 @@ class TabularConfig:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
         if not isinstance(self.planning_steps, int) or self.planning_steps < 0:
             raise ValueError(f"planning_steps must be an int >= 0, got {self.planning_steps!r}")
-        if self.planning_steps and not self.algorithm.startswith("dyna"):
+        if self.planning_steps and self.algorithm not in ("dyna_q", "dyna_q_plus"):
             raise ValueError(
                 f"planning_steps={self.planning_steps} needs algorithm 'dyna_q' or "
                 f"'dyna_q_plus', not {self.algorithm!r}"
@@ -149,9 +161,23 @@ class TabularMetrics(NamedTuple):
 
 
 def td_update(q_values, state, action, target, alpha, active=True):
-    """Q(s, a) <- Q(s, a) + alpha (target - Q(s, a)); no change where ``active`` is False."""
-    delta = jnp.where(active, alpha * (target - q_values[state, action]), 0.0)
-    return q_values.at[state, action].add(delta)
+    """Q(s, a) <- Q(s, a) + alpha (target - Q(s, a)); no change where ``active`` is False.
+
+    Written with dynamic slices, not ``.at[].add``: unbatched (``run_sweep(...,
+    sequential=True)``) that is no scatter, so XLA:CPU can compile the loop as one
+    kernel; under ``vmap`` it becomes the same gather and scatter as before.
+    """
+    old = jax.lax.dynamic_slice(q_values, (state, action), (1, 1))
+    delta = jnp.where(active, alpha * (target - old[0, 0]), 0.0)
+    return jax.lax.dynamic_update_slice(q_values, old + delta, (state, action))
+
+
+def _set_unless_out_of_range(values, index, value):
+    """``values.at[index].set(value, mode="drop")`` for 0 <= index, without a scatter."""
+    clamped = jnp.minimum(index, values.shape[0] - 1)
+    old = jax.lax.dynamic_slice(values, (clamped,), (1,))
+    new = jnp.where(index < values.shape[0], jnp.asarray(value, values.dtype), old)
+    return jax.lax.dynamic_update_slice(values, new, (clamped,))
 
 
 def q_learning_target(q_next, reward, discount):
@@ -290,18 +316,20 @@ def make_policy(config: TabularConfig, hparams: TabularHParams):
     )
 
 
-def make_train(env, env_params, config: TabularConfig = TabularConfig()):
+def make_train(config: TabularConfig, env, env_params):
     """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it)."""
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes
-    is_dyna = config.algorithm.startswith("dyna")
-    bonus = config.algorithm == "dyna_q_plus"
+    algorithms = config.algorithm if isinstance(config.algorithm, tuple) else (config.algorithm,)
+    is_dyna = algorithms[0].startswith("dyna")
+    bonus = algorithms[0] == "dyna_q_plus"
     num_uniforms = 4 + config.planning_steps
 
     def train(key: jax.Array, hparams: TabularHParams):
         hparams = TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
         sample, probs = make_policy(config, hparams)
+        which = jnp.clip(hparams.algorithm, 0, len(algorithms) - 1).astype(jnp.int32)
         key_reset, key_first, key_steps = jax.random.split(key, 3)
         obs, env_state = env.reset(key_reset, env_params)
         q_values = jnp.full((num_states, num_actions), hparams.q_init, jnp.float32)
@@ -318,13 +346,17 @@ def make_train(env, env_params, config: TabularConfig = TabularConfig()):
             done = terminated | truncated
             discount = hparams.gamma * (1.0 - terminated.astype(jnp.float32))
             q_next = carry.q_values[final_obs]
-            if config.algorithm == "sarsa":
-                bootstrap_action = sample(u_bootstrap, q_next, carry.step)
-                target = sarsa_target(q_next, bootstrap_action, reward, discount)
-            elif config.algorithm == "expected_sarsa":
-                target = expected_sarsa_target(q_next, probs(q_next, carry.step), reward, discount)
-            else:
-                target = q_learning_target(q_next, reward, discount)
+            targets = []
+            for name in algorithms:
+                if name == "sarsa":
+                    bootstrap_action = sample(u_bootstrap, q_next, carry.step)
+                    targets.append(sarsa_target(q_next, bootstrap_action, reward, discount))
+                elif name == "expected_sarsa":
+                    next_probs = probs(q_next, carry.step)
+                    targets.append(expected_sarsa_target(q_next, next_probs, reward, discount))
+                else:
+                    targets.append(q_learning_target(q_next, reward, discount))
+            target = targets[0] if len(targets) == 1 else jax.lax.select_n(which, *targets)
             q = td_update(carry.q_values, state, action, target, hparams.alpha, active)
             model = carry.model
             step = carry.step + 1
@@ -335,8 +367,11 @@ def make_train(env, env_params, config: TabularConfig = TabularConfig()):
                 if config.planning_steps:
                     q = plan(u_plan, q, model, hparams, step, bonus, active)
             next_action = sample(u_next, q[obs], step)
-            if config.algorithm == "sarsa":
-                next_action = jnp.where(done, next_action, bootstrap_action)
+            if "sarsa" in algorithms:
+                fresh = done
+                if len(algorithms) > 1:
+                    fresh = done | (which != algorithms.index("sarsa"))
+                next_action = jnp.where(fresh, next_action, bootstrap_action)
 
             episode_return = carry.episode_return + reward
             episode_length = carry.episode_length + 1
@@ -354,8 +389,8 @@ def make_train(env, env_params, config: TabularConfig = TabularConfig()):
                 episode=carry.episode + (active & done),
                 episode_return=keep(jnp.where(done, 0.0, episode_return), carry.episode_return),
                 episode_length=keep(jnp.where(done, 0, episode_length), carry.episode_length),
-                returns=carry.returns.at[slot].set(episode_return, mode="drop"),
-                lengths=carry.lengths.at[slot].set(episode_length, mode="drop"),
+                returns=_set_unless_out_of_range(carry.returns, slot, episode_return),
+                lengths=_set_unless_out_of_range(carry.lengths, slot, episode_length),
             ), None
 
         def iteration(carry):

@@ -1,0 +1,140 @@
+"""Actor-critic networks (flax linen) and an initialisation that is safe under ``vmap``.
+
+Two torsos, chosen by name (``TORSOS``):
+
+- ``"mlp"``: dense layers of static widths over vector observations ``float[..., D]``
+  (PureJaxRL's PPO network: 2 x 64, tanh).
+- ``"cnn"``: a small convolutional torso for jrl's gridworld observations
+  ``float[..., H, W, C]`` (``jrl.envs.make("CatRoom-v0", observation="grid")``): two
+  3x3 convolutions (16 and 32 channels, SAME padding, stride 1 — the grids are small)
+  then one dense layer of ``hidden_sizes[-1]`` units.
+
+:class:`ActorCritic` has *separate* actor and critic torsos (no shared features, as
+PureJaxRL), orthogonally initialised (Saxe et al. 2014) with gain sqrt(2) in the
+torsos, 0.01 on the policy head and 1.0 on the value head, biases zero (the
+"37 implementation details of PPO", Huang et al. 2022).
+
+The deadlock (shared/REFERENCE.md): with jaxlib 0.10-0.11 on the CPU, a *batched* QR
+— which is what ``vmap`` makes of flax's ``orthogonal()`` initializer when
+initialising over seeds — can hang the process silently. Every orthogonal
+initializer here is :func:`orthogonal`, which runs the QR through
+``jax.custom_batching.sequential_vmap``: under ``vmap`` (nested too) it becomes a
+loop of unbatched QRs, so no code path of ours issues a batched one. The values are
+those of ``flax.linen.initializers.orthogonal`` for the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+TORSOS = ("mlp", "cnn")
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": nn.tanh, "relu": nn.relu}
+CNN_CHANNELS = (16, 32)
+
+
+def orthogonal(scale: float = 1.0) -> Callable:
+    """flax's orthogonal initializer, its QR made sequential under ``vmap``.
+
+    Same signature and values as ``nn.initializers.orthogonal(scale)``; batching it
+    (over seeds, grid points, devices) gives a ``lax.map`` of unbatched QRs instead
+    of one batched QR, which avoids the jaxlib 0.10-0.11 CPU deadlock.
+    """
+    base = nn.initializers.orthogonal(scale)
+
+    def init(key, shape, dtype=jnp.float32):
+        shape = tuple(shape)
+
+        @jax.custom_batching.sequential_vmap
+        def draw(key):
+            return base(key, shape, dtype)
+
+        return draw(key)
+
+    return init
+
+
+def dense(features: int, scale: float, name: str | None = None) -> nn.Dense:
+    return nn.Dense(
+        features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros, name=name
+    )
+
+
+class MLPTorso(nn.Module):
+    """float[..., D] -> float[..., hidden_sizes[-1]]: dense + activation per width."""
+
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for width in self.hidden_sizes:
+            x = act(dense(width, np.sqrt(2.0))(x))
+        return x
+
+
+class CNNTorso(nn.Module):
+    """float[..., H, W, C] -> float[..., hidden_sizes[-1]]: conv 3x3 x CNN_CHANNELS,
+    flatten, dense."""
+
+    hidden_sizes: Sequence[int] = (64,)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        act = ACTIVATIONS[self.activation]
+        for channels in CNN_CHANNELS:
+            conv = nn.Conv(
+                channels,
+                (3, 3),
+                padding="SAME",
+                kernel_init=orthogonal(np.sqrt(2.0)),
+                bias_init=nn.initializers.zeros,
+            )
+            x = act(conv(x))
+        x = x.reshape(*x.shape[:-3], -1)
+        return act(dense(self.hidden_sizes[-1], np.sqrt(2.0))(x))
+
+
+class ActorCritic(nn.Module):
+    """Observations [..., *obs_shape] -> (logits float[..., num_actions], value float[...]).
+
+    The actor and the critic each have their own torso of kind ``torso``.
+    """
+
+    num_actions: int
+    torso: str = "mlp"
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+
+    def _torso(self, name: str) -> nn.Module:
+        cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
+        return cls(tuple(self.hidden_sizes), self.activation, name=name)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        obs = obs.astype(jnp.float32)
+        logits = dense(self.num_actions, 0.01, "actor_head")(self._torso("actor_torso")(obs))
+        value = dense(1, 1.0, "critic_head")(self._torso("critic_torso")(obs))
+        return logits, value[..., 0]
+
+
+def init_params(network: nn.Module, key: jax.Array, example_obs: jax.Array):
+    """``network.init(key, example_obs)`` — safe to ``vmap`` over keys.
+
+    Every orthogonal initializer of this module batches as a loop (see
+    :func:`orthogonal`), so ``jax.vmap(lambda k: init_params(net, k, obs))(keys)`` makes
+    no batched QR. ``example_obs`` is one observation (no batch axis needed).
+    """
+    return network.init(key, example_obs)
+
+
+def init_params_over_seeds(network: nn.Module, keys: jax.Array, example_obs: jax.Array):
+    """Parameters for each of ``keys`` (shape [S]), stacked: a ``lax.map`` of inits,
+    for networks whose initializers are not all from this module."""
+    return jax.lax.map(lambda key: network.init(key, example_obs), keys)

@@ -1,0 +1,529 @@
+"""Proximal Policy Optimization for discrete actions, as pure functions (PureJaxRL style).
+
+``make_train(config, env, env_params)`` returns ``train(key, hparams) -> (PPOState,
+PPOMetrics)``: a whole PPO run — acting in ``config.num_envs`` copies of a gymnax-API
+environment, GAE, minibatch epochs — as one function to ``jit`` and to ``vmap`` over
+seeds and over the sweepable hyperparameters (:class:`PPOHParams`, traced values;
+``jrl.sweep.run_sweep`` does both). :class:`PPOConfig` holds the static settings that
+decide shapes and loop lengths.
+
+The algorithm (Schulman et al. 2017, "Proximal Policy Optimization Algorithms"), per
+update: collect T = num_steps transitions in each of N = num_envs environments with
+the current policy; compute advantages with :func:`gae`; then for ``update_epochs``
+epochs, shuffle the N*T samples, split them into ``num_minibatches`` minibatches, and
+take one Adam step on each minibatch's loss
+
+    r_t(theta) = pi_theta(a_t | s_t) / pi_old(a_t | s_t)
+    A_t        <- (A_t - mean(A)) / (std(A) + 1e-8)                (per minibatch)
+    L_clip     = -mean( min(r_t A_t, clip(r_t, 1 - eps, 1 + eps) A_t) )
+    L_value    = 0.5 mean( max((V - R)^2, (V_old + clip(V - V_old, -eps, eps) - R)^2) )
+                 (clipped, as PureJaxRL/CleanRL; 0.5 mean((V - R)^2) with
+                 ``clip_value_loss=False``), R = A + V_old the GAE return
+    L          = L_clip + vf_coef L_value - ent_coef mean(entropy(pi_theta(. | s_t)))
+
+with the gradient clipped to global norm ``max_grad_norm`` and the learning rate
+annealed linearly from ``lr`` to 0 over the run when ``anneal_lr`` (the schedule
+closes over the traced ``lr``, so a grid of learning rates shares one compile).
+
+Episode boundaries: a gymnax 1.0 ``step`` resets by itself and reports ``terminated``
+and ``truncated`` apart, with the pre-reset observation in
+``info["final_observation"]``. GAE bootstraps from zero after a termination and from
+V(final_observation) after a truncation, and never carries the trace across either.
+
+Metrics are reduced inside the loop: one row per update (no array of length
+total_timesteps is ever built).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jrl.agents.networks import ACTIVATIONS, TORSOS, ActorCritic, init_params
+
+
+class PPOHParams(NamedTuple):
+    """Sweepable hyperparameters: traced scalars, so ``vmap`` runs a grid of them.
+
+    Defaults are PureJaxRL's CartPole settings. lr: Adam step size (at the start of
+    the run when annealed). gamma: discount. gae_lambda: GAE's lambda. clip_eps: the
+    ratio (and value) clipping range. ent_coef, vf_coef: entropy bonus and value loss
+    weights. max_grad_norm: global gradient-norm clip.
+    """
+
+    lr: Any = 2.5e-4
+    gamma: Any = 0.99
+    gae_lambda: Any = 0.95
+    clip_eps: Any = 0.2
+    ent_coef: Any = 0.01
+    vf_coef: Any = 0.5
+    max_grad_norm: Any = 0.5
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Static settings (they decide shapes, loop lengths and which code is traced).
+
+    One update collects ``num_envs * num_steps`` transitions (the batch); the run makes
+    ``num_updates = total_timesteps // batch`` updates (a remainder is not run). Each
+    update takes ``update_epochs * num_minibatches`` gradient steps on minibatches of
+    ``batch // num_minibatches`` samples. ``network``: ``"mlp"`` for vector
+    observations, ``"cnn"`` for grid observations [H, W, C] (the CNN torso uses
+    ``hidden_sizes[-1]`` for its dense layer). ``clip_value_loss``: PPO's clipped
+    value loss (PureJaxRL's choice) or the plain squared error.
+    """
+
+    num_envs: int = 4
+    num_steps: int = 128
+    total_timesteps: int = 500_000
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    network: str = "mlp"
+    anneal_lr: bool = True
+    clip_value_loss: bool = True
+
+    def __post_init__(self):
+        for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs"):
+            _positive_int(name, getattr(self, name))
+        _positive_int("num_minibatches", self.num_minibatches)
+        if self.network not in TORSOS:
+            raise ValueError(f"unknown network {self.network!r}; choose one of {TORSOS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; choose one of {tuple(ACTIVATIONS)}"
+            )
+        sizes = self.hidden_sizes
+        if (
+            not isinstance(sizes, tuple)
+            or not sizes
+            or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in sizes)
+        ):
+            raise ValueError(
+                f"hidden_sizes must be a non-empty tuple of positive ints, got {sizes!r}"
+            )
+        if self.batch_size % self.num_minibatches:
+            raise ValueError(
+                f"num_minibatches={self.num_minibatches} must divide the batch num_envs * "
+                f"num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}"
+            )
+        if self.total_timesteps < self.batch_size:
+            raise ValueError(
+                f"total_timesteps={self.total_timesteps} is less than one update's batch "
+                f"(num_envs * num_steps = {self.batch_size}): no update would run"
+            )
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_hparams(hparams: PPOHParams) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles."""
+    values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
+    for name in ("lr", "clip_eps", "max_grad_norm"):
+        if np.any(values[name] <= 0):
+            raise ValueError(f"{name} must be > 0, got {values[name]}")
+    for name in ("gamma", "gae_lambda"):
+        if np.any(values[name] < 0) or np.any(values[name] > 1):
+            raise ValueError(f"{name} must be in [0, 1], got {values[name]}")
+    for name in ("ent_coef", "vf_coef"):
+        if np.any(values[name] < 0):
+            raise ValueError(f"{name} must be >= 0, got {values[name]}")
+
+
+def gae(rewards, values, next_values, terminated, done, gamma, lam):
+    """Generalized advantage estimation (Schulman et al. 2016, eq. 11-16), time-major.
+
+    Arrays are [T, ...] (e.g. [num_steps, num_envs]); step t is the transition from
+    s_t by a_t to s'_t, where s'_t is the true next state — ``final_observation``,
+    before any auto-reset. With m_t = 1 - terminated_t and c_t = 1 - done_t:
+
+        delta_t = r_t + gamma * m_t * V(s'_t) - V(s_t)
+        A_t     = delta_t + gamma * lam * c_t * A_{t+1},     A_T = 0
+        R_t     = A_t + V(s_t)                               (the value target)
+
+    So a termination bootstraps from zero, a truncation from V(final_observation), and
+    neither lets the trace run into the next episode; the last step of the rollout
+    bootstraps from its ``next_values`` entry.
+
+    Args:
+      rewards: float[T, ...], r_t.
+      values: float[T, ...], V(s_t).
+      next_values: float[T, ...], V(s'_t) (the value of ``final_observation``).
+      terminated: bool[T, ...], s'_t is terminal.
+      done: bool[T, ...], the episode ended after step t (terminated or truncated);
+        terminated steps are treated as done whatever this says.
+      gamma, lam: scalars (may be traced).
+    Returns:
+      (advantages float[T, ...], targets float[T, ...]).
+    """
+    chex.assert_equal_shape([rewards, values, next_values, terminated, done])
+    not_terminal = 1.0 - jnp.asarray(terminated, jnp.float32)
+    carry_on = 1.0 - jnp.asarray(jnp.logical_or(done, terminated), jnp.float32)
+    deltas = rewards + gamma * not_terminal * next_values - values
+
+    def backward(next_advantage, step):
+        delta, cont = step
+        advantage = delta + gamma * lam * cont * next_advantage
+        return advantage, advantage
+
+    _, advantages = jax.lax.scan(
+        backward, jnp.zeros_like(deltas[0]), (deltas, carry_on), reverse=True
+    )
+    return advantages, advantages + values
+
+
+def categorical_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    """log pi(a | s) from logits float[..., A] and actions int[...]."""
+    log_probs = jax.nn.log_softmax(logits)
+    return jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
+
+
+def categorical_entropy(logits: jax.Array) -> jax.Array:
+    """H(pi(. | s)) = -sum_a pi(a) log pi(a), float[...]."""
+    log_probs = jax.nn.log_softmax(logits)
+    return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
+
+
+class PPOState(NamedTuple):
+    """The runner state: everything a run carries from one update to the next.
+
+    episode_return, episode_length: float32[N], int32[N], of the episodes under way.
+    update: updates done so far; key: the loop's key (update u uses fold_in(key, u)).
+    """
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    update: jax.Array
+    key: jax.Array
+
+
+class PPOMetrics(NamedTuple):
+    """One entry per update (arrays [num_updates] out of ``train``).
+
+    timesteps: environment steps taken by the end of the update's rollout.
+    episode_return, episode_length: means over the episodes that ended during the
+    update's rollout (NaN when none did); num_episodes: how many ended.
+    Losses and diagnostics are means over the update's epochs x minibatches;
+    learning_rate is the rate of the update's first gradient step.
+    """
+
+    timesteps: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    num_episodes: jax.Array
+    total_loss: jax.Array
+    actor_loss: jax.Array
+    value_loss: jax.Array
+    entropy: jax.Array
+    approx_kl: jax.Array
+    clip_fraction: jax.Array
+    learning_rate: jax.Array
+
+
+class Transition(NamedTuple):
+    """One rollout step for N envs (stacked to [T, N, ...] by the scan)."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    final_obs: jax.Array
+
+
+class Batch(NamedTuple):
+    """Learning samples, [B, ...]: what the loss reads."""
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    advantage: jax.Array
+    target: jax.Array
+
+
+class PPO(NamedTuple):
+    """The pure functions of one configured PPO (what ``make_ppo`` returns).
+
+    network: the flax module (``network.apply(params, obs) -> (logits, value)``).
+    init(key, hparams) -> PPOState. update(state, hparams) -> (PPOState, PPOMetrics):
+    one rollout and its learning. train(key, hparams) -> (PPOState, PPOMetrics[U]).
+    """
+
+    network: nn.Module
+    init: Callable
+    update: Callable
+    train: Callable
+
+
+def make_network(config: PPOConfig, num_actions: int) -> ActorCritic:
+    return ActorCritic(num_actions, config.network, config.hidden_sizes, config.activation)
+
+
+def _check_env(config: PPOConfig, env, env_params) -> tuple[int, tuple[int, ...]]:
+    action_space = env.action_space(env_params)
+    if not hasattr(action_space, "n"):
+        raise ValueError(f"PPO here needs discrete actions; {env.name} has {action_space}")
+    obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
+    wanted = {"mlp": 1, "cnn": 3}[config.network]
+    if len(obs_shape) != wanted:
+        kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
+        hint = " (jrl grids: make(..., observation='grid'))" if not obs_shape else ""
+        raise ValueError(
+            f"network={config.network!r} needs {kind}; {env.name} observes shape "
+            f"{obs_shape or 'a scalar index'}{hint}"
+        )
+    return int(action_space.n), obs_shape
+
+
+def make_optimizer(config: PPOConfig, hparams: PPOHParams):
+    """(optimizer, schedule): global-norm clipping then Adam (eps 1e-5), the rate
+    ``schedule(count)`` annealed linearly to 0 over the run's ``num_updates`` when
+    ``config.anneal_lr`` (count = gradient steps taken). ``hparams`` may be traced."""
+    steps_per_update = config.update_epochs * config.num_minibatches
+
+    def schedule(count):
+        if not config.anneal_lr:
+            return hparams.lr
+        done = (count // steps_per_update).astype(jnp.float32)
+        return hparams.lr * (1.0 - done / config.num_updates)
+
+    return optax.chain(
+        optax.clip_by_global_norm(hparams.max_grad_norm),
+        optax.adam(learning_rate=schedule, eps=1e-5),
+    ), schedule
+
+
+def make_ppo(config: PPOConfig, env, env_params) -> PPO:
+    """Build the pure functions of PPO on ``env`` (a gymnax-API environment)."""
+    num_actions, obs_shape = _check_env(config, env, env_params)
+    network = make_network(config, num_actions)
+    num_envs, num_steps = config.num_envs, config.num_steps
+    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
+    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    def cast(hparams: PPOHParams) -> PPOHParams:
+        return PPOHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+
+    def init(key: jax.Array, hparams: PPOHParams) -> PPOState:
+        hparams = cast(hparams)
+        key_params, key_reset, key_loop = jax.random.split(key, 3)
+        params = init_params(network, key_params, jnp.zeros(obs_shape, jnp.float32))
+        optimizer, _ = make_optimizer(config, hparams)
+        obs, env_state = reset_envs(jax.random.split(key_reset, num_envs), env_params)
+        return PPOState(
+            params=params,
+            opt_state=optimizer.init(params),
+            env_state=env_state,
+            obs=obs,
+            episode_return=jnp.zeros(num_envs, jnp.float32),
+            episode_length=jnp.zeros(num_envs, jnp.int32),
+            update=jnp.int32(0),
+            key=key_loop,
+        )
+
+    def loss_fn(params, batch: Batch, hparams: PPOHParams):
+        logits, value = network.apply(params, batch.obs)
+        log_prob = categorical_log_prob(logits, batch.action)
+        log_ratio = log_prob - batch.log_prob
+        ratio = jnp.exp(log_ratio)
+        adv = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
+        clipped_ratio = jnp.clip(ratio, 1.0 - hparams.clip_eps, 1.0 + hparams.clip_eps)
+        actor_loss = -jnp.minimum(ratio * adv, clipped_ratio * adv).mean()
+        value_error = jnp.square(value - batch.target)
+        if config.clip_value_loss:
+            value_clipped = batch.value + jnp.clip(
+                value - batch.value, -hparams.clip_eps, hparams.clip_eps
+            )
+            value_error = jnp.maximum(value_error, jnp.square(value_clipped - batch.target))
+        value_loss = 0.5 * value_error.mean()
+        entropy = categorical_entropy(logits).mean()
+        total = actor_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
+        diagnostics = {
+            "total_loss": total,
+            "actor_loss": actor_loss,
+            "value_loss": value_loss,
+            "entropy": entropy,
+            # (r - 1) - log r: the low-variance KL(old || new) estimator (Schulman's blog).
+            "approx_kl": ((ratio - 1.0) - log_ratio).mean(),
+            "clip_fraction": (jnp.abs(ratio - 1.0) > hparams.clip_eps).mean(),
+        }
+        return total, diagnostics
+
+    grad_fn = jax.grad(loss_fn, has_aux=True)
+
+    def update(state: PPOState, hparams: PPOHParams) -> tuple[PPOState, PPOMetrics]:
+        hparams = cast(hparams)
+        optimizer, schedule = make_optimizer(config, hparams)
+        key_rollout, key_epochs = jax.random.split(jax.random.fold_in(state.key, state.update))
+        params = state.params
+
+        def env_step(carry, key_step):
+            env_state, obs, ep_return, ep_length, return_sum, length_sum, count = carry
+            key_act, key_env = jax.random.split(key_step)
+            logits, value = network.apply(params, obs)
+            action = jax.random.categorical(key_act, logits)
+            log_prob = categorical_log_prob(logits, action)
+            next_obs, env_state, reward, terminated, truncated, info = step_envs(
+                jax.random.split(key_env, num_envs), env_state, action, env_params
+            )
+            reward = jnp.asarray(reward, jnp.float32)
+            done = jnp.logical_or(terminated, truncated)
+            ep_return = ep_return + reward
+            ep_length = ep_length + 1
+            carry = (
+                env_state,
+                next_obs,
+                jnp.where(done, 0.0, ep_return),
+                jnp.where(done, 0, ep_length),
+                return_sum + jnp.where(done, ep_return, 0.0).sum(),
+                length_sum + jnp.where(done, ep_length, 0).sum(),
+                count + done.sum(),
+            )
+            transition = Transition(
+                obs, action, log_prob, value, reward, terminated, done, info["final_observation"]
+            )
+            return carry, transition
+
+        carry = (
+            state.env_state,
+            state.obs,
+            state.episode_return,
+            state.episode_length,
+            jnp.float32(0.0),
+            jnp.int32(0),
+            jnp.int32(0),
+        )
+        carry, rollout = jax.lax.scan(env_step, carry, jax.random.split(key_rollout, num_steps))
+        env_state, obs, ep_return, ep_length, return_sum, length_sum, count = carry
+
+        # V(s'_t) for every step in one batched call: the pre-reset observation, which is
+        # the next observation itself except at episode ends.
+        _, next_values = network.apply(params, rollout.final_obs)
+        advantages, targets = gae(
+            rollout.reward,
+            rollout.value,
+            next_values,
+            rollout.terminated,
+            rollout.done,
+            hparams.gamma,
+            hparams.gae_lambda,
+        )
+
+        batch = Batch(
+            rollout.obs, rollout.action, rollout.log_prob, rollout.value, advantages, targets
+        )
+        batch = jax.tree.map(lambda x: x.reshape(config.batch_size, *x.shape[2:]), batch)
+
+        def minibatch_step(carry, minibatch):
+            params, opt_state = carry
+            grads, diagnostics = grad_fn(params, minibatch, hparams)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), diagnostics
+
+        def epoch(carry, key_perm):
+            order = jax.random.permutation(key_perm, config.batch_size)
+            shuffled = jax.tree.map(
+                lambda x: x[order].reshape(
+                    config.num_minibatches, config.minibatch_size, *x.shape[1:]
+                ),
+                batch,
+            )
+            return jax.lax.scan(minibatch_step, carry, shuffled)
+
+        lr = schedule(state.update * config.update_epochs * config.num_minibatches)
+        (params, opt_state), diagnostics = jax.lax.scan(
+            epoch,
+            (params, state.opt_state),
+            jax.random.split(key_epochs, config.update_epochs),
+        )
+        diagnostics = jax.tree.map(jnp.mean, diagnostics)
+        has_episodes = count > 0
+        metrics = PPOMetrics(
+            timesteps=(state.update + 1) * config.batch_size,
+            episode_return=jnp.where(has_episodes, return_sum / jnp.maximum(count, 1), jnp.nan),
+            episode_length=jnp.where(has_episodes, length_sum / jnp.maximum(count, 1), jnp.nan),
+            num_episodes=count,
+            learning_rate=jnp.asarray(lr, jnp.float32),
+            **diagnostics,
+        )
+        new_state = PPOState(
+            params=params,
+            opt_state=opt_state,
+            env_state=env_state,
+            obs=obs,
+            episode_return=ep_return,
+            episode_length=ep_length,
+            update=state.update + 1,
+            key=state.key,
+        )
+        return new_state, metrics
+
+    def train(key: jax.Array, hparams: PPOHParams) -> tuple[PPOState, PPOMetrics]:
+        state = init(key, hparams)
+        return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=config.num_updates)
+
+    return PPO(network=network, init=init, update=update, train=train)
+
+
+def make_train(config: PPOConfig, env, env_params) -> Callable:
+    """``train(key, hparams) -> (PPOState, PPOMetrics)``: a whole PPO run (pure; jit/vmap
+    it, or hand it to ``jrl.sweep.run_sweep``)."""
+    return make_ppo(config, env, env_params).train
+
+
+def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: int):
+    """One episode of the greedy policy argmax_a logits(s): (return float32, length
+    int32, terminated bool), cut at ``max_steps`` steps."""
+    obs, state = env.reset(key, env_params)
+
+    def one_step(carry, key_step):
+        obs, state, total, length, finished, terminated_any = carry
+        logits, _ = network.apply(params, obs)
+        action = jnp.argmax(logits, axis=-1)
+        obs, state, reward, terminated, truncated, _ = env.step(key_step, state, action, env_params)
+        live = ~finished
+        return (
+            obs,
+            state,
+            total + jnp.where(live, reward, 0.0),
+            length + live,
+            finished | terminated | truncated,
+            terminated_any | (live & terminated),
+        ), None
+
+    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
+    (_, _, total, length, _, terminated), _ = jax.lax.scan(
+        one_step, init, jax.random.split(key, max_steps)
+    )
+    return total, length, terminated
