@@ -41,6 +41,7 @@ AGENTS = {
     "Dyna-Q (n=10), epsilon-greedy": (TabularConfig(algorithm="dyna_q", planning_steps=10), BASE),
 }
 ROOMS = {"static": ("CatRoom-v0", 500), "dynamic": ("CatRoomDynamic-v0", 800)}
+SWITCH_EVERY = 100  # CatRoomDynamic-v0's default: the arrangement changes every 100 episodes
 
 
 def run(
@@ -148,11 +149,18 @@ def main():
         summary[room] = {}
         for label, result in results.items():
             greedy = result["greedy_returns"]
-            summary[room][label] = {
-                "mean_return_last_50_episodes": float(result["returns"][:, -50:].mean()),
-                "greedy_return_mean": float(greedy.mean()),
-                "fraction_greedy_scratches_tall_post": float((greedy == LARGE_TREAT).mean()),
-            }
+            returns = result["returns"]
+            figures = {"mean_return_last_50_episodes": float(returns[:, -50:].mean())}
+            if room == "static":
+                figures["greedy_return_mean"] = float(greedy.mean())
+                figures["fraction_greedy_scratches_tall_post"] = float(
+                    (greedy == LARGE_TREAT).mean()
+                )
+            else:  # how far each change knocks the agent back, and how far it recovers
+                periods = returns.reshape(len(returns), -1, SWITCH_EVERY)[:, 1:]
+                figures["mean_return_first_20_after_change"] = float(periods[..., :20].mean())
+                figures["mean_return_last_20_before_next"] = float(periods[..., -20:].mean())
+            summary[room][label] = figures
             if room == "static" and (best is None or greedy.mean() > best[1]):
                 best = (label, greedy.mean(), result["q_values"][int(np.argmax(greedy))])
         plot_curves(
@@ -169,13 +177,18 @@ def main():
     after = greedy_gif(f"{args.out}/greedy_after.gif", jnp.asarray(best[2]), args.seed)
     summary["gifs"] = {"before": {"return": before}, "after": {"agent": best[0], "return": after}}
     write_json(f"{args.out}/results.json", summary)
-    for room in ROOMS:
-        print(f"{room} room (greedy return / fraction reaching the tall post):")
-        for label, figures in summary[room].items():
-            print(
-                f"  {label:32s} {figures['greedy_return_mean']:6.2f} "
-                f"/ {figures['fraction_greedy_scratches_tall_post']:.2f}"
-            )
+    print("static room (greedy return / fraction of seeds whose greedy cat uses the tall post):")
+    for label, figures in summary["static"].items():
+        print(
+            f"  {label:32s} {figures['greedy_return_mean']:6.2f} "
+            f"/ {figures['fraction_greedy_scratches_tall_post']:.2f}"
+        )
+    print("dynamic room (return in the 20 episodes after a change / before the next one):")
+    for label, figures in summary["dynamic"].items():
+        print(
+            f"  {label:32s} {figures['mean_return_first_20_after_change']:6.2f} "
+            f"/ {figures['mean_return_last_20_before_next']:.2f}"
+        )
     print(
         f"Wrote {args.out}/results.json, static_room.png, dynamic_room.png, "
         "greedy_before.gif, greedy_after.gif"
