@@ -282,6 +282,14 @@ def layout_index(params: GridParams, episode: jax.Array, total_steps: jax.Array)
     ).astype(jnp.int32)
 
 
+def _known_zero(value) -> bool:
+    """True when ``value`` is a concrete (not traced) zero: then no code is staged for it."""
+    try:
+        return not bool(value)
+    except jax.errors.ConcretizationTypeError:
+        return False
+
+
 class GridWorld(environment.Environment[GridState, GridParams]):
     """A gymnax 1.0 environment over :class:`GridParams`.
 
@@ -377,8 +385,9 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             random_action = jnp.minimum(u_action * self._num_actions, self._num_actions - 1)
             return jnp.where(u_slip < params.slip_prob, random_action.astype(jnp.int32), action)
 
-        # A real branch when slip_prob is not batched: deterministic tasks draw nothing.
-        action = jax.lax.cond(params.slip_prob > 0, slip, lambda a: a, action)
+        if not _known_zero(params.slip_prob):
+            # A real branch when slip_prob is not batched: deterministic tasks draw nothing.
+            action = jax.lax.cond(params.slip_prob > 0, slip, lambda a: a, action)
         index = (state.layout * self.num_states + state.cell) * self._num_actions + action
         total_steps = state.total_steps + 1
         next_state = GridState(
