@@ -6,8 +6,9 @@ Two torsos, chosen by name (``TORSOS``):
   (PureJaxRL's PPO network: 2 x 64, tanh).
 - ``"cnn"``: a small convolutional torso for jrl's gridworld observations
   ``float[..., H, W, C]`` (``jrl.envs.make("CatRoom-v0", observation="grid")``): two
-  3x3 convolutions (16 and 32 channels, SAME padding, stride 1 — the grids are small)
-  then one dense layer of ``hidden_sizes[-1]`` units.
+  3x3 convolutions (16 channels each, SAME padding, stride 1 — the grids are small)
+  then one dense layer of ``hidden_sizes[-1]`` units (convolutions as im2col + dense:
+  see :class:`CNNTorso`).
 
 :class:`ActorCritic` has *separate* actor and critic torsos (no shared features, as
 PureJaxRL), orthogonally initialised (Saxe et al. 2014) with gain sqrt(2) in the
@@ -34,7 +35,7 @@ import numpy as np
 
 TORSOS = ("mlp", "cnn")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": nn.tanh, "relu": nn.relu}
-CNN_CHANNELS = (16, 32)
+CNN_CHANNELS = (16, 16)
 
 
 def orthogonal(scale: float = 1.0) -> Callable:
@@ -78,9 +79,28 @@ class MLPTorso(nn.Module):
         return x
 
 
+def patches_3x3(x: jax.Array) -> jax.Array:
+    """float[..., H, W, C] -> float[..., H, W, 9 C]: each cell's 3x3 neighbourhood
+    (zero-padded, row-major over the offsets, channels last), i.e. im2col for a 3x3
+    SAME convolution of stride 1."""
+    height, width = x.shape[-3], x.shape[-2]
+    padded = jnp.pad(x, [(0, 0)] * (x.ndim - 3) + [(1, 1), (1, 1), (0, 0)])
+    shifts = [padded[..., i : i + height, j : j + width, :] for i in range(3) for j in range(3)]
+    return jnp.concatenate(shifts, axis=-1)
+
+
 class CNNTorso(nn.Module):
-    """float[..., H, W, C] -> float[..., hidden_sizes[-1]]: conv 3x3 x CNN_CHANNELS,
-    flatten, dense."""
+    """float[..., H, W, C] -> float[..., hidden_sizes[-1]]: a 3x3 SAME convolution per
+    entry of CNN_CHANNELS (stride 1, activation after each), flatten, dense.
+
+    Each convolution is written as :func:`patches_3x3` then a dense layer over the
+    9 C patch features — the same function as ``nn.Conv(channels, (3, 3),
+    padding="SAME")`` with the kernel reshaped to [9 C, channels]. Why: on this CPU
+    XLA's convolution gradient inside ``lax.scan`` (where PPO's minibatch loop runs)
+    was about 12x slower than this form (90 ms against 7.6 ms for a 128-sample
+    gradient with 16 and 32 channels on a 7x11x6 grid): with nn.Conv PPO ran at 180
+    env steps/s here. Two 16-channel layers keep it at about 2k steps/s.
+    """
 
     hidden_sizes: Sequence[int] = (64,)
     activation: str = "relu"
@@ -88,17 +108,10 @@ class CNNTorso(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
-        for channels in CNN_CHANNELS:
-            conv = nn.Conv(
-                channels,
-                (3, 3),
-                padding="SAME",
-                kernel_init=orthogonal(np.sqrt(2.0)),
-                bias_init=nn.initializers.zeros,
-            )
-            x = act(conv(x))
+        for i, channels in enumerate(CNN_CHANNELS):
+            x = act(dense(channels, np.sqrt(2.0), name=f"Conv_{i}")(patches_3x3(x)))
         x = x.reshape(*x.shape[:-3], -1)
-        return act(dense(self.hidden_sizes[-1], np.sqrt(2.0))(x))
+        return act(dense(self.hidden_sizes[-1], np.sqrt(2.0), name="Dense_0")(x))
 
 
 class ActorCritic(nn.Module):
