@@ -13,7 +13,10 @@ Two torsos, chosen by name (``TORSOS``):
 :class:`ActorCritic` has *separate* actor and critic torsos (no shared features, as
 PureJaxRL), orthogonally initialised (Saxe et al. 2014) with gain sqrt(2) in the
 torsos, 0.01 on the policy head and 1.0 on the value head, biases zero (the
-"37 implementation details of PPO", Huang et al. 2022).
+"37 implementation details of PPO", Huang et al. 2022). :class:`GaussianActorCritic`
+is its twin for continuous actions: the actor head gives the mean of a diagonal
+Gaussian, and the log standard deviation is a state-independent parameter vector
+(PureJaxRL's ``ppo_continuous_action.py``, CleanRL's ``ppo_continuous_action.py``).
 
 The deadlock (shared/REFERENCE.md): with jaxlib 0.10-0.11 on the CPU, a *batched* QR
 — which is what ``vmap`` makes of flax's ``orthogonal()`` initializer when
@@ -135,6 +138,37 @@ class ActorCritic(nn.Module):
         logits = dense(self.num_actions, 0.01, "actor_head")(self._torso("actor_torso")(obs))
         value = dense(1, 1.0, "critic_head")(self._torso("critic_torso")(obs))
         return logits, value[..., 0]
+
+
+class GaussianActorCritic(nn.Module):
+    """Observations [..., *obs_shape] -> ((mean float[..., action_dim], log_std
+    float[..., action_dim]), value float[...]).
+
+    pi(a | s) = N(a; mean(s), diag(exp(log_std))^2): ``mean`` from the actor torso and
+    a linear head (orthogonal, gain 0.01), ``log_std`` one learned vector (initialised
+    to ``log_std_init``), the same in every state and broadcast to ``mean``'s shape.
+    The critic is :class:`ActorCritic`'s.
+    """
+
+    action_dim: int
+    torso: str = "mlp"
+    hidden_sizes: Sequence[int] = (64, 64)
+    activation: str = "tanh"
+    log_std_init: float = 0.0
+
+    def _torso(self, name: str) -> nn.Module:
+        cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
+        return cls(tuple(self.hidden_sizes), self.activation, name=name)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:
+        obs = obs.astype(jnp.float32)
+        mean = dense(self.action_dim, 0.01, "actor_head")(self._torso("actor_torso")(obs))
+        log_std = self.param(
+            "log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,)
+        )
+        value = dense(1, 1.0, "critic_head")(self._torso("critic_torso")(obs))
+        return (mean, jnp.broadcast_to(log_std, mean.shape)), value[..., 0]
 
 
 def init_params(network: nn.Module, key: jax.Array, example_obs: jax.Array):

@@ -1,4 +1,5 @@
-"""Proximal Policy Optimization for discrete actions, as pure functions (PureJaxRL style).
+"""Proximal Policy Optimization, as pure functions (PureJaxRL style), for discrete and
+continuous actions.
 
 ``make_train(config, env, env_params)`` returns ``train(key, hparams) -> (PPOState,
 PPOMetrics)``: a whole PPO run — acting in ``config.num_envs`` copies of a gymnax-API
@@ -30,6 +31,21 @@ and ``truncated`` apart, with the pre-reset observation in
 ``info["final_observation"]``. GAE bootstraps from zero after a termination and from
 V(final_observation) after a truncation, and never carries the trace across either.
 
+Actions: the policy's distribution is chosen from the environment's action space
+(:func:`action_distribution`) and everything else — rollout, GAE, loss, update loop —
+is one code path that reads it through :class:`ActionDistribution`. ``Discrete(n)``:
+a categorical over n logits (:class:`~jrl.agents.networks.ActorCritic`). ``Box`` of
+shape [d]: a diagonal Gaussian N(mean(s), diag(sigma)^2) with a state-independent
+log sigma (:class:`~jrl.agents.networks.GaussianActorCritic`, as PureJaxRL's
+``ppo_continuous_action.py``); actions are sampled unclipped, their log-probabilities
+are those of the unclipped sample, and they are clipped to [low, high] only where they
+are handed to the environment.
+
+The action distributions live in ``jrl.agents.distributions``, the rollout in
+``jrl.agents.rollout`` (:func:`make_rollout`); they, the runner state
+(:func:`init_state`) and the optimiser (:func:`adam_with_schedule`) are shared with
+REINFORCE (``jrl.agents.reinforce``).
+
 Metrics are reduced inside the loop: one row per update (no array of length
 total_timesteps is ever built).
 """
@@ -47,7 +63,29 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.networks import ACTIVATIONS, TORSOS, ActorCritic, init_params
+from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public API)
+    ActionDistribution,
+    action_distribution,
+    categorical,
+    categorical_entropy,
+    categorical_log_prob,
+    diag_gaussian,
+    gaussian_entropy,
+    gaussian_log_prob,
+)
+from jrl.agents.networks import (
+    ACTIVATIONS,
+    TORSOS,
+    ActorCritic,
+    GaussianActorCritic,
+    init_params,
+)
+from jrl.agents.rollout import (  # noqa: F401  (re-exported)
+    EpisodeStats,
+    Rollout,
+    Transition,
+    make_rollout,
+)
 
 
 class PPOHParams(NamedTuple):
@@ -56,7 +94,10 @@ class PPOHParams(NamedTuple):
     Defaults are PureJaxRL's CartPole settings. lr: Adam step size (at the start of
     the run when annealed). gamma: discount. gae_lambda: GAE's lambda. clip_eps: the
     ratio (and value) clipping range. ent_coef, vf_coef: entropy bonus and value loss
-    weights. max_grad_norm: global gradient-norm clip.
+    weights. max_grad_norm: global gradient-norm clip. reward_scale: the agent learns
+    from ``reward_scale * r`` (a fixed stand-in for reward normalisation: it keeps the
+    value targets of tasks such as Pendulum, -16 <= r <= 0, near unit scale); the
+    episode returns in the metrics are always of the unscaled reward.
     """
 
     lr: Any = 2.5e-4
@@ -66,6 +107,7 @@ class PPOHParams(NamedTuple):
     ent_coef: Any = 0.01
     vf_coef: Any = 0.5
     max_grad_norm: Any = 0.5
+    reward_scale: Any = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,23 +136,9 @@ class PPOConfig:
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs"):
-            _positive_int(name, getattr(self, name))
-        _positive_int("num_minibatches", self.num_minibatches)
-        if self.network not in TORSOS:
-            raise ValueError(f"unknown network {self.network!r}; choose one of {TORSOS}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {self.activation!r}; choose one of {tuple(ACTIVATIONS)}"
-            )
-        sizes = self.hidden_sizes
-        if (
-            not isinstance(sizes, tuple)
-            or not sizes
-            or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in sizes)
-        ):
-            raise ValueError(
-                f"hidden_sizes must be a non-empty tuple of positive ints, got {sizes!r}"
-            )
+            check_positive_int(name, getattr(self, name))
+        check_positive_int("num_minibatches", self.num_minibatches)
+        check_network_fields(self.network, self.activation, self.hidden_sizes)
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} must divide the batch num_envs * "
@@ -135,7 +163,23 @@ class PPOConfig:
         return self.total_timesteps // self.batch_size
 
 
-def _positive_int(name: str, value: Any) -> None:
+def check_network_fields(network: str, activation: str, hidden_sizes: Any) -> None:
+    """Reject a torso name, activation or width tuple the networks cannot build."""
+    if network not in TORSOS:
+        raise ValueError(f"unknown network {network!r}; choose one of {TORSOS}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; choose one of {tuple(ACTIVATIONS)}")
+    if (
+        not isinstance(hidden_sizes, tuple)
+        or not hidden_sizes
+        or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in hidden_sizes)
+    ):
+        raise ValueError(
+            f"hidden_sizes must be a non-empty tuple of positive ints, got {hidden_sizes!r}"
+        )
+
+
+def check_positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
@@ -143,7 +187,7 @@ def _positive_int(name: str, value: Any) -> None:
 def check_hparams(hparams: PPOHParams) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles."""
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
-    for name in ("lr", "clip_eps", "max_grad_norm"):
+    for name in ("lr", "clip_eps", "max_grad_norm", "reward_scale"):
         if np.any(values[name] <= 0):
             raise ValueError(f"{name} must be > 0, got {values[name]}")
     for name in ("gamma", "gae_lambda"):
@@ -196,18 +240,6 @@ def gae(rewards, values, next_values, terminated, done, gamma, lam):
     return advantages, advantages + values
 
 
-def categorical_log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
-    """log pi(a | s) from logits float[..., A] and actions int[...]."""
-    log_probs = jax.nn.log_softmax(logits)
-    return jnp.take_along_axis(log_probs, actions[..., None], axis=-1)[..., 0]
-
-
-def categorical_entropy(logits: jax.Array) -> jax.Array:
-    """H(pi(. | s)) = -sum_a pi(a) log pi(a), float[...]."""
-    log_probs = jax.nn.log_softmax(logits)
-    return -jnp.sum(jnp.exp(log_probs) * log_probs, axis=-1)
-
-
 class PPOState(NamedTuple):
     """The runner state: everything a run carries from one update to the next.
 
@@ -248,19 +280,6 @@ class PPOMetrics(NamedTuple):
     learning_rate: jax.Array
 
 
-class Transition(NamedTuple):
-    """One rollout step for N envs (stacked to [T, N, ...] by the scan)."""
-
-    obs: jax.Array
-    action: jax.Array
-    log_prob: jax.Array
-    value: jax.Array
-    reward: jax.Array
-    terminated: jax.Array
-    done: jax.Array
-    final_obs: jax.Array
-
-
 class Batch(NamedTuple):
     """Learning samples, [B, ...]: what the loss reads."""
 
@@ -275,7 +294,8 @@ class Batch(NamedTuple):
 class PPO(NamedTuple):
     """The pure functions of one configured PPO (what ``make_ppo`` returns).
 
-    network: the flax module (``network.apply(params, obs) -> (logits, value)``).
+    network: the flax module (``network.apply(params, obs) -> (dist, value)``, dist the
+    logits or (mean, log_std)); distribution: how ``dist`` is read.
     init(key, hparams) -> PPOState. update(state, hparams) -> (PPOState, PPOMetrics):
     one rollout and its learning. train(key, hparams) -> (PPOState, PPOMetrics[U]).
     """
@@ -284,16 +304,22 @@ class PPO(NamedTuple):
     init: Callable
     update: Callable
     train: Callable
+    distribution: ActionDistribution
 
 
-def make_network(config: PPOConfig, num_actions: int) -> ActorCritic:
-    return ActorCritic(num_actions, config.network, config.hidden_sizes, config.activation)
+def make_network(
+    config: PPOConfig, num_actions: int, continuous: bool = False
+) -> ActorCritic | GaussianActorCritic:
+    """The actor-critic for ``config``: a categorical head over ``num_actions`` actions,
+    or (``continuous``) a Gaussian head of dimension ``num_actions``."""
+    cls = GaussianActorCritic if continuous else ActorCritic
+    return cls(num_actions, config.network, config.hidden_sizes, config.activation)
 
 
-def _check_env(config: PPOConfig, env, env_params) -> tuple[int, tuple[int, ...]]:
-    action_space = env.action_space(env_params)
-    if not hasattr(action_space, "n"):
-        raise ValueError(f"PPO here needs discrete actions; {env.name} has {action_space}")
+def check_env(config, env, env_params) -> tuple[ActionDistribution, int, tuple[int, ...]]:
+    """(distribution, number of actions or action dimension, observation shape) of
+    ``env``, or a ValueError that says what the network cannot read."""
+    distribution, num_actions = action_distribution(env.action_space(env_params))
     obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
     wanted = {"mlp": 1, "cnn": 3}[config.network]
     if len(obs_shape) != wanted:
@@ -303,58 +329,86 @@ def _check_env(config: PPOConfig, env, env_params) -> tuple[int, tuple[int, ...]
             f"network={config.network!r} needs {kind}; {env.name} observes shape "
             f"{obs_shape or 'a scalar index'}{hint}"
         )
-    return int(action_space.n), obs_shape
+    return distribution, num_actions, obs_shape
+
+
+def adam_with_schedule(
+    lr, max_grad_norm, steps_per_update: int, num_updates: int, anneal: bool
+) -> tuple[optax.GradientTransformation, Callable]:
+    """(optimizer, schedule): global-norm clipping then Adam (eps 1e-5), the rate
+    ``schedule(count) = lr (1 - floor(count / steps_per_update) / num_updates)`` when
+    ``anneal`` (count = gradient steps taken), else ``lr``. lr may be traced."""
+
+    def schedule(count):
+        if not anneal:
+            return lr
+        done = (count // steps_per_update).astype(jnp.float32)
+        return lr * (1.0 - done / num_updates)
+
+    return optax.chain(
+        optax.clip_by_global_norm(max_grad_norm),
+        optax.adam(learning_rate=schedule, eps=1e-5),
+    ), schedule
 
 
 def make_optimizer(config: PPOConfig, hparams: PPOHParams):
     """(optimizer, schedule): global-norm clipping then Adam (eps 1e-5), the rate
     ``schedule(count)`` annealed linearly to 0 over the run's ``num_updates`` when
     ``config.anneal_lr`` (count = gradient steps taken). ``hparams`` may be traced."""
-    steps_per_update = config.update_epochs * config.num_minibatches
+    return adam_with_schedule(
+        hparams.lr,
+        hparams.max_grad_norm,
+        config.update_epochs * config.num_minibatches,
+        config.num_updates,
+        config.anneal_lr,
+    )
 
-    def schedule(count):
-        if not config.anneal_lr:
-            return hparams.lr
-        done = (count // steps_per_update).astype(jnp.float32)
-        return hparams.lr * (1.0 - done / config.num_updates)
 
-    return optax.chain(
-        optax.clip_by_global_norm(hparams.max_grad_norm),
-        optax.adam(learning_rate=schedule, eps=1e-5),
-    ), schedule
+def init_state(
+    key: jax.Array,
+    network: nn.Module,
+    optimizer: optax.GradientTransformation,
+    env,
+    env_params,
+    num_envs: int,
+    obs_shape: tuple[int, ...],
+) -> PPOState:
+    """A fresh runner state: parameters from ``key`` (vmap-safe init), the optimiser's
+    state, ``num_envs`` environments reset, empty episode counters, update 0."""
+    key_params, key_reset, key_loop = jax.random.split(key, 3)
+    params = init_params(network, key_params, jnp.zeros(obs_shape, jnp.float32))
+    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
+    obs, env_state = reset_envs(jax.random.split(key_reset, num_envs), env_params)
+    return PPOState(
+        params=params,
+        opt_state=optimizer.init(params),
+        env_state=env_state,
+        obs=obs,
+        episode_return=jnp.zeros(num_envs, jnp.float32),
+        episode_length=jnp.zeros(num_envs, jnp.int32),
+        update=jnp.int32(0),
+        key=key_loop,
+    )
 
 
 def make_ppo(config: PPOConfig, env, env_params) -> PPO:
-    """Build the pure functions of PPO on ``env`` (a gymnax-API environment)."""
-    num_actions, obs_shape = _check_env(config, env, env_params)
-    network = make_network(config, num_actions)
-    num_envs, num_steps = config.num_envs, config.num_steps
-    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
-    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    """Build the pure functions of PPO on ``env`` (a gymnax-API environment); the policy
+    is categorical or diagonal-Gaussian as the env's action space asks."""
+    distribution, num_actions, obs_shape = check_env(config, env, env_params)
+    network = make_network(config, num_actions, distribution.continuous)
+    num_envs = config.num_envs
+    rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
 
     def cast(hparams: PPOHParams) -> PPOHParams:
         return PPOHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
 
     def init(key: jax.Array, hparams: PPOHParams) -> PPOState:
-        hparams = cast(hparams)
-        key_params, key_reset, key_loop = jax.random.split(key, 3)
-        params = init_params(network, key_params, jnp.zeros(obs_shape, jnp.float32))
-        optimizer, _ = make_optimizer(config, hparams)
-        obs, env_state = reset_envs(jax.random.split(key_reset, num_envs), env_params)
-        return PPOState(
-            params=params,
-            opt_state=optimizer.init(params),
-            env_state=env_state,
-            obs=obs,
-            episode_return=jnp.zeros(num_envs, jnp.float32),
-            episode_length=jnp.zeros(num_envs, jnp.int32),
-            update=jnp.int32(0),
-            key=key_loop,
-        )
+        optimizer, _ = make_optimizer(config, cast(hparams))
+        return init_state(key, network, optimizer, env, env_params, num_envs, obs_shape)
 
     def loss_fn(params, batch: Batch, hparams: PPOHParams):
-        logits, value = network.apply(params, batch.obs)
-        log_prob = categorical_log_prob(logits, batch.action)
+        dist, value = network.apply(params, batch.obs)
+        log_prob = distribution.log_prob(dist, batch.action)
         log_ratio = log_prob - batch.log_prob
         ratio = jnp.exp(log_ratio)
         adv = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
@@ -367,7 +421,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
             )
             value_error = jnp.maximum(value_error, jnp.square(value_clipped - batch.target))
         value_loss = 0.5 * value_error.mean()
-        entropy = categorical_entropy(logits).mean()
+        entropy = distribution.entropy(dist).mean()
         total = actor_loss + hparams.vf_coef * value_loss - hparams.ent_coef * entropy
         diagnostics = {
             "total_loss": total,
@@ -387,53 +441,19 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
         optimizer, schedule = make_optimizer(config, hparams)
         key_rollout, key_epochs = jax.random.split(jax.random.fold_in(state.key, state.update))
         params = state.params
-
-        def env_step(carry, key_step):
-            env_state, obs, ep_return, ep_length, return_sum, length_sum, count = carry
-            key_act, key_env = jax.random.split(key_step)
-            logits, value = network.apply(params, obs)
-            action = jax.random.categorical(key_act, logits)
-            log_prob = categorical_log_prob(logits, action)
-            next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(key_env, num_envs), env_state, action, env_params
-            )
-            reward = jnp.asarray(reward, jnp.float32)
-            done = jnp.logical_or(terminated, truncated)
-            ep_return = ep_return + reward
-            ep_length = ep_length + 1
-            carry = (
-                env_state,
-                next_obs,
-                jnp.where(done, 0.0, ep_return),
-                jnp.where(done, 0, ep_length),
-                return_sum + jnp.where(done, ep_return, 0.0).sum(),
-                length_sum + jnp.where(done, ep_length, 0).sum(),
-                count + done.sum(),
-            )
-            transition = Transition(
-                obs, action, log_prob, value, reward, terminated, done, info["final_observation"]
-            )
-            return carry, transition
-
-        carry = (
+        out = rollout_fn(
+            key_rollout,
+            params,
             state.env_state,
             state.obs,
             state.episode_return,
             state.episode_length,
-            jnp.float32(0.0),
-            jnp.int32(0),
-            jnp.int32(0),
         )
-        carry, rollout = jax.lax.scan(env_step, carry, jax.random.split(key_rollout, num_steps))
-        env_state, obs, ep_return, ep_length, return_sum, length_sum, count = carry
-
-        # V(s'_t) for every step in one batched call: the pre-reset observation, which is
-        # the next observation itself except at episode ends.
-        _, next_values = network.apply(params, rollout.final_obs)
+        rollout = out.transitions
         advantages, targets = gae(
-            rollout.reward,
+            hparams.reward_scale * rollout.reward,
             rollout.value,
-            next_values,
+            out.next_values,
             rollout.terminated,
             rollout.done,
             hparams.gamma,
@@ -468,22 +488,22 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
             jax.random.split(key_epochs, config.update_epochs),
         )
         diagnostics = jax.tree.map(jnp.mean, diagnostics)
-        has_episodes = count > 0
+        episode_return, episode_length = out.stats.means()
         metrics = PPOMetrics(
             timesteps=(state.update + 1) * config.batch_size,
-            episode_return=jnp.where(has_episodes, return_sum / jnp.maximum(count, 1), jnp.nan),
-            episode_length=jnp.where(has_episodes, length_sum / jnp.maximum(count, 1), jnp.nan),
-            num_episodes=count,
+            episode_return=episode_return,
+            episode_length=episode_length,
+            num_episodes=out.stats.count,
             learning_rate=jnp.asarray(lr, jnp.float32),
             **diagnostics,
         )
         new_state = PPOState(
             params=params,
             opt_state=opt_state,
-            env_state=env_state,
-            obs=obs,
-            episode_return=ep_return,
-            episode_length=ep_length,
+            env_state=out.env_state,
+            obs=out.obs,
+            episode_return=out.episode_return,
+            episode_length=out.episode_length,
             update=state.update + 1,
             key=state.key,
         )
@@ -493,7 +513,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
         state = init(key, hparams)
         return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=config.num_updates)
 
-    return PPO(network=network, init=init, update=update, train=train)
+    return PPO(network=network, init=init, update=update, train=train, distribution=distribution)
 
 
 def make_train(config: PPOConfig, env, env_params) -> Callable:
@@ -503,14 +523,16 @@ def make_train(config: PPOConfig, env, env_params) -> Callable:
 
 
 def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: int):
-    """One episode of the greedy policy argmax_a logits(s): (return float32, length
-    int32, terminated bool), cut at ``max_steps`` steps."""
+    """One episode of the greedy policy — argmax_a logits(s), or the Gaussian's mean
+    clipped to the action bounds — : (return float32, length int32, terminated bool),
+    cut at ``max_steps`` steps."""
+    distribution, _ = action_distribution(env.action_space(env_params))
     obs, state = env.reset(key, env_params)
 
     def one_step(carry, key_step):
         obs, state, total, length, finished, terminated_any = carry
-        logits, _ = network.apply(params, obs)
-        action = jnp.argmax(logits, axis=-1)
+        dist, _ = network.apply(params, obs)
+        action = distribution.to_env(distribution.mode(dist))
         obs, state, reward, terminated, truncated, _ = env.step(key_step, state, action, env_params)
         live = ~finished
         return (
