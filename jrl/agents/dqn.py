@@ -1,0 +1,578 @@
+"""Deep Q-Networks (Mnih et al. 2015) and Double DQN (van Hasselt et al. 2016), as pure
+functions (PureJaxRL style).
+
+``make_train(config, env, env_params)`` returns ``train(key, hparams) -> (DQNState,
+DQNMetrics)``: a whole run — epsilon-greedy acting in ``config.num_envs`` copies of a
+gymnax-API environment, a uniform replay ring (:mod:`jrl.agents.replay`), Huber-loss
+gradient steps and target-network updates — as one function to ``jit`` and to ``vmap``
+over seeds and the sweepable hyperparameters (:class:`DQNHParams`, traced values;
+``jrl.sweep.run_sweep`` does both). :class:`DQNConfig` holds the static settings.
+
+The loop, in environment steps (transitions; one vector step of the N envs is N of
+them). One *iteration* is ``I = max(train_frequency, num_envs)`` steps: ``I / N`` vector
+steps, each adding its N transitions to the buffer, then ``I / train_frequency``
+gradient steps once at least ``learning_starts`` steps have been taken. Each gradient
+step samples B = ``batch_size`` transitions (s, a, r, s', terminated) uniformly and
+takes one step of Adam, its gradient clipped to global norm ``max_grad_norm``, on
+
+    L(theta) = mean_B huber( Q_theta(s, a) - y ),   y = :func:`dqn_target` (held fixed)
+
+    huber(x) = x^2 / 2 if |x| <= delta else delta (|x| - delta / 2),  delta = huber_delta.
+
+Every ``target_update_frequency`` steps the target network moves to the online one:
+theta^- <- theta (``target_update="hard"``) or theta^- <- tau theta + (1 - tau) theta^-
+(``"polyak"``). The exploration rate is epsilon_t = epsilon_start + (epsilon_end -
+epsilon_start) min(1, t / (epsilon_decay_fraction * total_timesteps)) at step t, and
+actions are epsilon-greedy with ties broken at random (:mod:`jrl.agents.exploration`).
+
+Episode boundaries: the stored s' is ``info["final_observation"]`` (the observation
+before gymnax's auto-reset), and only ``terminated`` zeroes the bootstrap, so a
+truncated episode bootstraps from Q_target(final_observation) and a terminated one
+from zero.
+
+Metrics are reduced inside the loop: one row per chunk of ``log_frequency`` steps (no
+array of length total_timesteps is ever built). :func:`make_dqn` also gives the
+one-chunk ``update`` so a host loop can run, log and checkpoint chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import chex
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
+from jrl.agents.networks import ACTIVATIONS, TORSOS, CNNTorso, MLPTorso, dense, init_params
+from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_init, buffer_sample
+
+TARGET_UPDATES = ("hard", "polyak")
+
+
+class DQNHParams(NamedTuple):
+    """Sweepable hyperparameters: traced scalars, so ``vmap`` runs a grid of them.
+
+    Defaults follow PureJaxRL's CartPole DQN. lr: Adam step size. gamma: discount.
+    tau: Polyak step of the target update (used with ``target_update="polyak"``).
+    epsilon_start, epsilon_end: the exploration rate's linear schedule, reached after
+    ``epsilon_decay_fraction * total_timesteps`` steps. max_grad_norm: global
+    gradient-norm clip (10, Stable-Baselines3's DQN default; PureJaxRL does not clip).
+    huber_delta: where the loss turns from squared to linear. Mnih et al.'s error
+    clipping is delta 1, made for rewards clipped to [-1, 1]; on CartPole (+1 a step,
+    Q up to 100) delta 1 diverged here with the other defaults (mean Q about 2e5 after
+    1e5 steps, return 10: a robust loss discounts the few terminal targets that bound
+    Q), while delta 10 and the squared error (PureJaxRL's choice) learn. Default 10.
+    """
+
+    lr: Any = 2.5e-4
+    gamma: Any = 0.99
+    tau: Any = 1.0
+    epsilon_start: Any = 1.0
+    epsilon_end: Any = 0.05
+    epsilon_decay_fraction: Any = 0.25
+    max_grad_norm: Any = 10.0
+    huber_delta: Any = 10.0
+
+
+@dataclass(frozen=True)
+class DQNConfig:
+    """Static settings (they decide shapes, loop lengths and which code is traced).
+
+    All frequencies count environment steps (transitions, summed over the envs).
+    num_envs: environments stepped together. total_timesteps: the run's length; it runs
+    ``num_chunks = total_timesteps // log_frequency`` chunks (a remainder is not run).
+    buffer_size: replay capacity (transitions). batch_size: transitions per gradient
+    step. learning_starts: steps taken before the first gradient step. train_frequency:
+    steps per gradient step (a multiple or a divisor of num_envs).
+    target_update_frequency: steps between target updates; target_update: ``"hard"``
+    (copy) or ``"polyak"`` (step tau). double_dqn: pick the bootstrap action with the
+    online network (van Hasselt et al. 2016). log_frequency: steps per metrics row.
+    network: ``"mlp"`` for vector observations, ``"cnn"`` for grid observations
+    [H, W, C] (its dense layer has ``hidden_sizes[-1]`` units); hidden_sizes,
+    activation: the torso's (PureJaxRL's Q-network is 120, 84, ReLU).
+    """
+
+    num_envs: int = 10
+    total_timesteps: int = 500_000
+    buffer_size: int = 10_000
+    batch_size: int = 128
+    learning_starts: int = 1_000
+    train_frequency: int = 10
+    target_update_frequency: int = 500
+    target_update: str = "hard"
+    double_dqn: bool = False
+    log_frequency: int = 10_000
+    network: str = "mlp"
+    hidden_sizes: tuple[int, ...] = (120, 84)
+    activation: str = "relu"
+
+    def __post_init__(self):
+        for name in (
+            "num_envs",
+            "total_timesteps",
+            "buffer_size",
+            "batch_size",
+            "train_frequency",
+            "target_update_frequency",
+            "log_frequency",
+        ):
+            _positive_int(name, getattr(self, name))
+        starts = self.learning_starts
+        if not isinstance(starts, int) or isinstance(starts, bool) or starts < 0:
+            raise ValueError(f"learning_starts must be a non-negative int, got {starts!r}")
+        if self.target_update not in TARGET_UPDATES:
+            raise ValueError(
+                f"unknown target_update {self.target_update!r}; choose one of {TARGET_UPDATES}"
+            )
+        if not isinstance(self.double_dqn, bool):
+            raise ValueError(f"double_dqn must be a bool, got {self.double_dqn!r}")
+        if self.network not in TORSOS:
+            raise ValueError(f"unknown network {self.network!r}; choose one of {TORSOS}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(
+                f"unknown activation {self.activation!r}; choose one of {tuple(ACTIVATIONS)}"
+            )
+        sizes = self.hidden_sizes
+        if (
+            not isinstance(sizes, tuple)
+            or not sizes
+            or not all(isinstance(w, int) and not isinstance(w, bool) and w > 0 for w in sizes)
+        ):
+            raise ValueError(
+                f"hidden_sizes must be a non-empty tuple of positive ints, got {sizes!r}"
+            )
+        if self.buffer_size < self.num_envs:
+            raise ValueError(
+                f"buffer_size={self.buffer_size} must hold one vector step "
+                f"(num_envs={self.num_envs} transitions)"
+            )
+        if self.batch_size > self.buffer_size:
+            raise ValueError(f"batch_size={self.batch_size} exceeds buffer_size={self.buffer_size}")
+        if self.train_frequency % self.num_envs and self.num_envs % self.train_frequency:
+            raise ValueError(
+                f"train_frequency={self.train_frequency} must be a multiple or a divisor of "
+                f"num_envs={self.num_envs} (one vector step adds num_envs transitions)"
+            )
+        steps = self.iteration_steps
+        for name in ("target_update_frequency", "log_frequency"):
+            if getattr(self, name) % steps:
+                raise ValueError(
+                    f"{name}={getattr(self, name)} must be a multiple of "
+                    f"max(train_frequency, num_envs) = {steps}"
+                )
+        if self.total_timesteps < self.log_frequency:
+            raise ValueError(
+                f"total_timesteps={self.total_timesteps} is less than one chunk "
+                f"(log_frequency={self.log_frequency}): nothing would run"
+            )
+        if self.learning_starts >= self.num_chunks * self.log_frequency:
+            raise ValueError(
+                f"learning_starts={self.learning_starts} is not below the steps run "
+                f"({self.num_chunks * self.log_frequency}): no gradient step would be taken"
+            )
+
+    @property
+    def iteration_steps(self) -> int:
+        """Environment steps per iteration (vector steps then gradient steps)."""
+        return max(self.train_frequency, self.num_envs)
+
+    @property
+    def vector_steps_per_iteration(self) -> int:
+        return self.iteration_steps // self.num_envs
+
+    @property
+    def gradient_steps_per_iteration(self) -> int:
+        return self.iteration_steps // self.train_frequency
+
+    @property
+    def iterations_per_chunk(self) -> int:
+        return self.log_frequency // self.iteration_steps
+
+    @property
+    def num_chunks(self) -> int:
+        return self.total_timesteps // self.log_frequency
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_hparams(hparams: DQNHParams) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles."""
+    values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
+    for name in ("lr", "max_grad_norm", "huber_delta"):
+        if np.any(values[name] <= 0):
+            raise ValueError(f"{name} must be > 0, got {values[name]}")
+    for name in ("gamma", "epsilon_start", "epsilon_end"):
+        if np.any(values[name] < 0) or np.any(values[name] > 1):
+            raise ValueError(f"{name} must be in [0, 1], got {values[name]}")
+    for name in ("tau", "epsilon_decay_fraction"):
+        if np.any(values[name] <= 0) or np.any(values[name] > 1):
+            raise ValueError(f"{name} must be in (0, 1], got {values[name]}")
+
+
+def dqn_target(reward, terminated, next_q_target, gamma, next_q_online=None):
+    """The bootstrapped Q-learning target y for a batch of transitions (s, a, r, s').
+
+    DQN (Mnih et al. 2015):                    a* = argmax_a' Q_target(s', a')
+    Double DQN (van Hasselt et al. 2016):      a* = argmax_a' Q_online(s', a')
+
+        y = r + gamma * (1 - terminated) * Q_target(s', a*)
+
+    s' is the true next state: ``info["final_observation"]`` when the episode ended,
+    so a truncated transition bootstraps from Q_target(final_observation) and only a
+    terminated one from zero. (Double DQN decouples selecting a* from evaluating it.)
+
+    Args:
+      reward: float[B].
+      terminated: bool[B], s' is terminal.
+      next_q_target: float[B, A], Q_target(s', .).
+      gamma: scalar (may be traced).
+      next_q_online: float[B, A], Q_online(s', .), for Double DQN; None for DQN.
+    Returns:
+      float[B], y.
+    """
+    chex.assert_rank(next_q_target, 2)
+    chex.assert_equal_shape([reward, terminated])
+    chex.assert_equal_shape_prefix([reward, next_q_target], 1)
+    selector = next_q_target if next_q_online is None else next_q_online
+    chex.assert_equal_shape([selector, next_q_target])
+    best = jnp.argmax(selector, axis=-1)
+    bootstrap = jnp.take_along_axis(next_q_target, best[:, None], axis=-1)[:, 0]
+    not_terminal = 1.0 - jnp.asarray(terminated, jnp.float32)
+    return reward + gamma * not_terminal * bootstrap
+
+
+class QNetwork(nn.Module):
+    """Observations [..., *obs_shape] -> action values float[..., num_actions].
+
+    A torso (``"mlp"``: :class:`MLPTorso`, ``"cnn"``: :class:`CNNTorso`) and a linear
+    head; orthogonal initialisation (gain sqrt(2) in the torso, 1 on the head).
+    """
+
+    num_actions: int
+    torso: str = "mlp"
+    hidden_sizes: Sequence[int] = (120, 84)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
+        x = cls(tuple(self.hidden_sizes), self.activation, name="torso")(obs.astype(jnp.float32))
+        return dense(self.num_actions, 1.0, "head")(x)
+
+
+class Transition(NamedTuple):
+    """What the replay stores, one entry per environment step. next_obs is
+    ``info["final_observation"]`` (pre-reset); truncated is kept for analysis (the
+    target reads only terminated)."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    next_obs: jax.Array
+
+
+class DQNState(NamedTuple):
+    """The runner state. episode_return, episode_length: float32[N], int32[N] of the
+    episodes under way. timesteps: environment steps taken (int32). key: the loop's key
+    (iteration k uses fold_in(key, k))."""
+
+    params: Any
+    target_params: Any
+    opt_state: Any
+    buffer: ReplayBuffer
+    env_state: Any
+    obs: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    timesteps: jax.Array
+    key: jax.Array
+
+
+class DQNMetrics(NamedTuple):
+    """One entry per chunk of ``log_frequency`` steps (arrays [num_chunks] out of train).
+
+    timesteps: steps taken by the end of the chunk. episode_return, episode_length:
+    means over the episodes that ended in the chunk (NaN when none); num_episodes: how
+    many. loss, q_value: means over the chunk's gradient steps of the Huber loss and of
+    Q(s, a) on the sampled batches (NaN when none was taken); gradient_steps: how many.
+    epsilon: the exploration rate at the chunk's last vector step.
+    """
+
+    timesteps: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    num_episodes: jax.Array
+    loss: jax.Array
+    q_value: jax.Array
+    gradient_steps: jax.Array
+    epsilon: jax.Array
+
+
+class DQN(NamedTuple):
+    """The pure functions of one configured DQN (what :func:`make_dqn` returns).
+
+    network: the flax module (``network.apply(params, obs) -> q``). init(key, hparams)
+    -> DQNState. update(state, hparams) -> (DQNState, DQNMetrics): one chunk.
+    train(key, hparams) -> (DQNState, DQNMetrics[num_chunks]).
+    """
+
+    network: nn.Module
+    init: Callable
+    update: Callable
+    train: Callable
+
+
+def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]]:
+    action_space = env.action_space(env_params)
+    if not hasattr(action_space, "n"):
+        raise ValueError(f"DQN needs discrete actions; {env.name} has {action_space}")
+    obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
+    wanted = {"mlp": 1, "cnn": 3}[config.network]
+    if len(obs_shape) != wanted:
+        kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
+        hint = " (jrl grids: make(..., observation='grid'))" if not obs_shape else ""
+        raise ValueError(
+            f"network={config.network!r} needs {kind}; {env.name} observes shape "
+            f"{obs_shape or 'a scalar index'}{hint}"
+        )
+    return int(action_space.n), obs_shape
+
+
+def make_optimizer(hparams: DQNHParams) -> optax.GradientTransformation:
+    """Global-norm clipping then Adam (``hparams`` may be traced)."""
+    return optax.chain(
+        optax.clip_by_global_norm(hparams.max_grad_norm), optax.adam(learning_rate=hparams.lr)
+    )
+
+
+def make_dqn(config: DQNConfig, env, env_params) -> DQN:
+    """Build the pure functions of DQN on ``env`` (a gymnax-API environment)."""
+    num_actions, obs_shape = _check_env(config, env, env_params)
+    network = QNetwork(num_actions, config.network, config.hidden_sizes, config.activation)
+    num_envs = config.num_envs
+    reset_envs = jax.vmap(env.reset, in_axes=(0, None))
+    step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    act = jax.vmap(epsilon_greedy_from_uniforms, in_axes=(0, 0, None))
+
+    def cast(hparams: DQNHParams) -> DQNHParams:
+        return DQNHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+
+    def epsilon_schedule(hparams: DQNHParams):
+        duration = hparams.epsilon_decay_fraction * config.total_timesteps
+        return linear_schedule(hparams.epsilon_start, hparams.epsilon_end, duration)
+
+    def init(key: jax.Array, hparams: DQNHParams) -> DQNState:
+        hparams = cast(hparams)
+        key_params, key_reset, key_loop = jax.random.split(key, 3)
+        obs, env_state = reset_envs(jax.random.split(key_reset, num_envs), env_params)
+        params = init_params(network, key_params, jnp.zeros(obs_shape, jnp.float32))
+        example = Transition(
+            obs=obs[0],
+            action=jnp.int32(0),
+            reward=jnp.float32(0),
+            terminated=jnp.bool_(False),
+            truncated=jnp.bool_(False),
+            next_obs=obs[0],
+        )
+        return DQNState(
+            params=params,
+            target_params=params,
+            opt_state=make_optimizer(hparams).init(params),
+            buffer=buffer_init(example, config.buffer_size),
+            env_state=env_state,
+            obs=obs,
+            episode_return=jnp.zeros(num_envs, jnp.float32),
+            episode_length=jnp.zeros(num_envs, jnp.int32),
+            timesteps=jnp.int32(0),
+            key=key_loop,
+        )
+
+    def loss_fn(params, batch: Transition, targets: jax.Array, delta: jax.Array):
+        q = network.apply(params, batch.obs)
+        q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
+        return optax.huber_loss(q_taken, targets, delta=delta).mean(), q_taken.mean()
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    def gradient_step(carry, key_sample, hparams: DQNHParams):
+        params, opt_state, target_params, buffer = carry
+        batch = buffer_sample(key_sample, buffer, config.batch_size)
+        next_q_target = network.apply(target_params, batch.next_obs)
+        next_q_online = network.apply(params, batch.next_obs) if config.double_dqn else None
+        targets = dqn_target(
+            batch.reward, batch.terminated, next_q_target, hparams.gamma, next_q_online
+        )
+        (loss, q_mean), grads = grad_fn(
+            params, batch, jax.lax.stop_gradient(targets), hparams.huber_delta
+        )
+        updates, opt_state = make_optimizer(hparams).update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state, target_params, buffer), (
+            loss,
+            q_mean,
+        )
+
+    def iteration(state: DQNState, hparams: DQNHParams):
+        """I / N vector steps, then I / train_frequency gradient steps once learning
+        has started, then the target update when due. Returns the new state and sums
+        for the chunk's metrics."""
+        epsilon_at = epsilon_schedule(hparams)
+        key = jax.random.fold_in(state.key, state.timesteps // config.iteration_steps)
+        key_steps, key_learn = jax.random.split(key)
+
+        def env_step(carry, key_step):
+            buffer, env_state, obs, ep_return, ep_length, timesteps = carry
+            key_act, key_env = jax.random.split(key_step)
+            epsilon = epsilon_at(timesteps)
+            q = network.apply(state.params, obs)
+            action = act(jax.random.uniform(key_act, (num_envs, 2)), q, epsilon)
+            next_obs, env_state, reward, terminated, truncated, info = step_envs(
+                jax.random.split(key_env, num_envs), env_state, action, env_params
+            )
+            reward = jnp.asarray(reward, jnp.float32)
+            transition = Transition(
+                obs, action, reward, terminated, truncated, info["final_observation"]
+            )
+            buffer = buffer_add(buffer, transition)
+            done = jnp.logical_or(terminated, truncated)
+            ep_return = ep_return + reward
+            ep_length = ep_length + 1
+            stats = (
+                jnp.where(done, ep_return, 0.0).sum(),
+                jnp.where(done, ep_length, 0).sum(),
+                done.sum(),
+            )
+            carry = (
+                buffer,
+                env_state,
+                next_obs,
+                jnp.where(done, 0.0, ep_return),
+                jnp.where(done, 0, ep_length),
+                timesteps + num_envs,
+            )
+            return carry, (stats, epsilon)
+
+        carry = (
+            state.buffer,
+            state.env_state,
+            state.obs,
+            state.episode_return,
+            state.episode_length,
+            state.timesteps,
+        )
+        carry, (episode_stats, epsilons) = jax.lax.scan(
+            env_step, carry, jax.random.split(key_steps, config.vector_steps_per_iteration)
+        )
+        buffer, env_state, obs, ep_return, ep_length, timesteps = carry
+        episode_stats = jax.tree.map(jnp.sum, episode_stats)
+
+        def learn(operand):
+            carry, (losses, q_means) = jax.lax.scan(
+                lambda c, k: gradient_step(c, k, hparams),
+                operand,
+                jax.random.split(key_learn, config.gradient_steps_per_iteration),
+            )
+            return carry, (losses.sum(), q_means.sum())
+
+        def skip(operand):
+            return operand, (jnp.float32(0), jnp.float32(0))
+
+        learning = timesteps >= config.learning_starts
+        (params, opt_state, target_params, _), (loss_sum, q_sum) = jax.lax.cond(
+            learning, learn, skip, (state.params, state.opt_state, state.target_params, buffer)
+        )
+
+        def move_target(target_params):
+            if config.target_update == "hard":
+                return params
+            return optax.incremental_update(params, target_params, hparams.tau)
+
+        target_params = jax.lax.cond(
+            timesteps % config.target_update_frequency == 0,
+            move_target,
+            lambda target_params: target_params,
+            target_params,
+        )
+        grad_steps = jnp.where(learning, config.gradient_steps_per_iteration, 0)
+        new_state = DQNState(
+            params=params,
+            target_params=target_params,
+            opt_state=opt_state,
+            buffer=buffer,
+            env_state=env_state,
+            obs=obs,
+            episode_return=ep_return,
+            episode_length=ep_length,
+            timesteps=timesteps,
+            key=state.key,
+        )
+        return new_state, (*episode_stats, loss_sum, q_sum, grad_steps, epsilons[-1])
+
+    def update(state: DQNState, hparams: DQNHParams) -> tuple[DQNState, DQNMetrics]:
+        """One chunk: ``log_frequency`` environment steps and their learning."""
+        hparams = cast(hparams)
+        state, stats = jax.lax.scan(
+            lambda s, _: iteration(s, hparams), state, None, length=config.iterations_per_chunk
+        )
+        return_sum, length_sum, count, loss_sum, q_sum, grad_steps, epsilons = stats
+        count, grad_steps = count.sum(), grad_steps.sum()
+        episodes, learned = jnp.maximum(count, 1), jnp.maximum(grad_steps, 1)
+        metrics = DQNMetrics(
+            timesteps=state.timesteps,
+            episode_return=jnp.where(count > 0, return_sum.sum() / episodes, jnp.nan),
+            episode_length=jnp.where(count > 0, length_sum.sum() / episodes, jnp.nan),
+            num_episodes=count,
+            loss=jnp.where(grad_steps > 0, loss_sum.sum() / learned, jnp.nan),
+            q_value=jnp.where(grad_steps > 0, q_sum.sum() / learned, jnp.nan),
+            gradient_steps=grad_steps,
+            epsilon=epsilons[-1],
+        )
+        return state, metrics
+
+    def train(key: jax.Array, hparams: DQNHParams) -> tuple[DQNState, DQNMetrics]:
+        state = init(key, hparams)
+        return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=config.num_chunks)
+
+    return DQN(network=network, init=init, update=update, train=train)
+
+
+def make_train(config: DQNConfig, env, env_params) -> Callable:
+    """``train(key, hparams) -> (DQNState, DQNMetrics)``: a whole DQN run (pure; jit/vmap
+    it, or hand it to ``jrl.sweep.run_sweep``)."""
+    return make_dqn(config, env, env_params).train
+
+
+def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: int):
+    """One episode of the greedy policy argmax_a Q(s, a): (return float32, length int32,
+    terminated bool), cut at ``max_steps`` steps (ties go to the lowest action)."""
+    obs, state = env.reset(key, env_params)
+
+    def one_step(carry, key_step):
+        obs, state, total, length, finished, terminated_any = carry
+        action = jnp.argmax(network.apply(params, obs), axis=-1)
+        obs, state, reward, terminated, truncated, _ = env.step(key_step, state, action, env_params)
+        live = ~finished
+        return (
+            obs,
+            state,
+            total + jnp.where(live, reward, 0.0),
+            length + live,
+            finished | terminated | truncated,
+            terminated_any | (live & terminated),
+        ), None
+
+    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
+    (_, _, total, length, _, terminated), _ = jax.lax.scan(
+        one_step, init, jax.random.split(key, max_steps)
+    )
+    return total, length, terminated
