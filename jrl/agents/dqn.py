@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jrl.agents.evaluation import run_episode
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
 from jrl.agents.networks import ACTIVATIONS, TORSOS, CNNTorso, MLPTorso, dense, init_params
 from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_init, buffer_sample
@@ -555,24 +556,5 @@ def make_train(config: DQNConfig, env, env_params) -> Callable:
 def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: int):
     """One episode of the greedy policy argmax_a Q(s, a): (return float32, length int32,
     terminated bool), cut at ``max_steps`` steps (ties go to the lowest action)."""
-    obs, state = env.reset(key, env_params)
-
-    def one_step(carry, key_step):
-        obs, state, total, length, finished, terminated_any = carry
-        action = jnp.argmax(network.apply(params, obs), axis=-1)
-        obs, state, reward, terminated, truncated, _ = env.step(key_step, state, action, env_params)
-        live = ~finished
-        return (
-            obs,
-            state,
-            total + jnp.where(live, reward, 0.0),
-            length + live,
-            finished | terminated | truncated,
-            terminated_any | (live & terminated),
-        ), None
-
-    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
-    (_, _, total, length, _, terminated), _ = jax.lax.scan(
-        one_step, init, jax.random.split(key, max_steps)
-    )
-    return total, length, terminated
+    act = lambda key, obs: jnp.argmax(network.apply(params, obs), axis=-1)  # noqa: E731
+    return run_episode(key, env, env_params, act, max_steps)

@@ -73,6 +73,7 @@ from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public
     gaussian_entropy,
     gaussian_log_prob,
 )
+from jrl.agents.evaluation import run_episode
 from jrl.agents.networks import (
     ACTIVATIONS,
     TORSOS,
@@ -527,25 +528,9 @@ def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: 
     clipped to the action bounds — : (return float32, length int32, terminated bool),
     cut at ``max_steps`` steps."""
     distribution, _ = action_distribution(env.action_space(env_params))
-    obs, state = env.reset(key, env_params)
 
-    def one_step(carry, key_step):
-        obs, state, total, length, finished, terminated_any = carry
+    def act(key, obs):
         dist, _ = network.apply(params, obs)
-        action = distribution.to_env(distribution.mode(dist))
-        obs, state, reward, terminated, truncated, _ = env.step(key_step, state, action, env_params)
-        live = ~finished
-        return (
-            obs,
-            state,
-            total + jnp.where(live, reward, 0.0),
-            length + live,
-            finished | terminated | truncated,
-            terminated_any | (live & terminated),
-        ), None
+        return distribution.to_env(distribution.mode(dist))
 
-    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
-    (_, _, total, length, _, terminated), _ = jax.lax.scan(
-        one_step, init, jax.random.split(key, max_steps)
-    )
-    return total, length, terminated
+    return run_episode(key, env, env_params, act, max_steps)

@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.agents import exploration
+from jrl.agents.evaluation import run_episode
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -430,25 +431,10 @@ def make_train(config: TabularConfig, env, env_params):
 def greedy_episode(key, env, env_params, q_values, max_steps: int):
     """Return and length of one episode of the greedy policy (ties broken at random),
     cut at ``max_steps``: (return float32, length int32, terminated bool)."""
-    obs, state = env.reset(key, env_params)
-
-    def one_step(carry, key_step):
-        obs, state, total, length, finished, terminated_any = carry
-        key_act, key_env = jax.random.split(key_step)
-        action = exploration.epsilon_greedy(key_act, q_values[obs], 0.0)
-        obs, state, reward, terminated, truncated, _ = env.step(key_env, state, action, env_params)
-        live = ~finished
-        return (
-            obs,
-            state,
-            total + jnp.where(live, reward, 0.0),
-            length + live,
-            finished | terminated | truncated,
-            terminated_any | (live & terminated),
-        ), None
-
-    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
-    (_, _, total, length, _, terminated), _ = jax.lax.scan(
-        one_step, init, jax.random.split(key, max_steps)
+    return run_episode(
+        key,
+        env,
+        env_params,
+        lambda key, obs: exploration.epsilon_greedy(key, q_values[obs], 0.0),
+        max_steps,
     )
-    return total, length, terminated
