@@ -145,11 +145,7 @@ class PPOConfig:
                 f"num_minibatches={self.num_minibatches} must divide the batch num_envs * "
                 f"num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}"
             )
-        if self.total_timesteps < self.batch_size:
-            raise ValueError(
-                f"total_timesteps={self.total_timesteps} is less than one update's batch "
-                f"(num_envs * num_steps = {self.batch_size}): no update would run"
-            )
+        check_covers_one_batch(self.total_timesteps, self.batch_size)
 
     @property
     def batch_size(self) -> int:
@@ -183,6 +179,15 @@ def check_network_fields(network: str, activation: str, hidden_sizes: Any) -> No
 def check_positive_int(name: str, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
+def check_covers_one_batch(total_timesteps: int, batch_size: int) -> None:
+    """Reject a run too short for one update of ``batch_size = num_envs * num_steps``."""
+    if total_timesteps < batch_size:
+        raise ValueError(
+            f"total_timesteps={total_timesteps} is less than one update's batch "
+            f"(num_envs * num_steps = {batch_size}): no update would run"
+        )
 
 
 def check_hparams(hparams: PPOHParams) -> None:

@@ -43,6 +43,7 @@ import optax
 from jrl.agents.ppo import (
     PPOState,
     adam_with_schedule,
+    check_covers_one_batch,
     check_env,
     check_network_fields,
     check_positive_int,
@@ -84,11 +85,7 @@ class ReinforceConfig:
         for name in ("num_envs", "num_steps", "total_timesteps"):
             check_positive_int(name, getattr(self, name))
         check_network_fields(self.network, self.activation, self.hidden_sizes)
-        if self.total_timesteps < self.batch_size:
-            raise ValueError(
-                f"total_timesteps={self.total_timesteps} is less than one update's batch "
-                f"(num_envs * num_steps = {self.batch_size}): no update would run"
-            )
+        check_covers_one_batch(self.total_timesteps, self.batch_size)
 
     @property
     def batch_size(self) -> int:
