@@ -1,4 +1,13 @@
-"""Results on disk: JSON written atomically, and learning-curve figures."""
+"""Results on disk: JSON written atomically, learning-curve statistics over seeds and
+their figures.
+
+Aggregates follow Agarwal et al. 2021 ("Deep RL at the Edge of the Statistical
+Precipice", rliable): the interquartile mean (IQM, the mean of the middle 50% of runs)
+beside the mean, each with a percentile-bootstrap confidence interval over seeds. With
+one task rliable's stratified bootstrap is the plain bootstrap over runs, written here
+in NumPy so that it runs for every step of a curve at once (``rliable.library`` itself
+does not import beside pandas 3: its ``arch`` dependency fails).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,7 @@ import os
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -101,3 +111,206 @@ def episodes_by_step(episode_lengths, num_steps: int):
     flat = ends.reshape(-1, ends.shape[-1])
     counts = np.stack([np.searchsorted(row, steps, side="right") for row in flat])
     return counts.reshape(*lengths.shape[:-1], num_steps)
+
+
+def fill_gaps(values):
+    """Fill NaNs along the last axis with the last finite value before them (leading
+    NaNs with the first finite value): float[..., T] -> float[..., T].
+
+    For per-update episode returns, which are NaN where no episode ended in an update
+    (the curve then holds the return of the last episode that did). A row with no
+    finite value stays NaN.
+    """
+    values = np.asarray(values, np.float64)
+    finite = np.isfinite(values)
+    index = np.where(finite, np.arange(values.shape[-1]), 0)
+    np.maximum.accumulate(index, axis=-1, out=index)
+    filled = np.take_along_axis(values, index, axis=-1)
+    first = np.argmax(finite, axis=-1)[..., None]
+    leading = np.arange(values.shape[-1]) < first
+    return np.where(leading, np.take_along_axis(values, first, axis=-1), filled)
+
+
+def iqm(values, axis: int = 0):
+    """Interquartile mean along ``axis``: the mean of the values left after cutting 25%
+    at each end (``scipy.stats.trim_mean(values, 0.25)``, rliable's
+    ``aggregate_iqm``). With n values, floor(n / 4) are cut at each end."""
+    from scipy.stats import trim_mean
+
+    return trim_mean(np.asarray(values, np.float64), 0.25, axis=axis)
+
+
+class CurveStats(NamedTuple):
+    """Per-step aggregates of a set of curves over seeds, each float[T].
+
+    mean, iqm: the estimates; *_low, *_high: their percentile-bootstrap confidence
+    interval (resampling seeds with replacement). num_seeds: the number of curves.
+    """
+
+    mean: np.ndarray
+    mean_low: np.ndarray
+    mean_high: np.ndarray
+    iqm: np.ndarray
+    iqm_low: np.ndarray
+    iqm_high: np.ndarray
+    num_seeds: int
+
+
+def _check_runs(values, name: str = "curves"):
+    values = np.asarray(values, np.float64)
+    if values.ndim != 2 or values.shape[0] < 1 or values.shape[1] < 1:
+        raise ValueError(f"{name} must be float[seeds, steps] with both >= 1, got {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError(f"{name} hold NaN or inf (fill_gaps fills steps with no episode)")
+    return values
+
+
+def bootstrap_ci(
+    values,
+    statistic,
+    num_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    chunk: int = 250,
+):
+    """Percentile-bootstrap confidence interval of ``statistic`` over seeds, per step.
+
+    Args:
+      values: float[S, T], S seeds of T steps.
+      statistic: maps float[R, S, T] to float[R, T] along axis 1 (e.g.
+        ``lambda x: x.mean(axis=1)``).
+      num_resamples: bootstrap resamples R (seeds drawn with replacement, the same
+        draws at every step, so a band is the band of whole curves).
+      confidence: the interval's coverage.
+      seed: NumPy seed of the resampling (the interval is reproducible).
+    Returns:
+      (low float[T], high float[T]).
+    """
+    values = _check_runs(values)
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    num_seeds = values.shape[0]
+    draws = []
+    for start in range(0, num_resamples, chunk):
+        size = min(chunk, num_resamples - start)
+        idx = rng.integers(0, num_seeds, size=(size, num_seeds))
+        draws.append(statistic(values[idx]))
+    draws = np.concatenate(draws)
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(draws, [tail, 100.0 - tail], axis=0)
+    return low, high
+
+
+def curve_stats(
+    values, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> CurveStats:
+    """Mean and IQM over seeds of float[S, T] curves, per step, with percentile-bootstrap
+    ``confidence`` intervals (NaNs rejected: see :func:`fill_gaps`)."""
+    values = _check_runs(values)
+    mean_low, mean_high = bootstrap_ci(
+        values, lambda x: x.mean(axis=1), num_resamples, confidence, seed
+    )
+    iqm_low, iqm_high = bootstrap_ci(
+        values, lambda x: iqm(x, axis=1), num_resamples, confidence, seed
+    )
+    return CurveStats(
+        mean=values.mean(axis=0),
+        mean_low=mean_low,
+        mean_high=mean_high,
+        iqm=iqm(values, axis=0),
+        iqm_low=iqm_low,
+        iqm_high=iqm_high,
+        num_seeds=values.shape[0],
+    )
+
+
+def final_summary(final, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0):
+    """A JSON-ready summary of one number per seed (float[S], e.g. final returns): the
+    values, their mean and IQM with percentile-bootstrap intervals, min and max."""
+    final = np.asarray(final, np.float64)
+    stats = curve_stats(final[:, None], num_resamples, confidence, seed)
+    return {
+        "per_seed": final.tolist(),
+        "mean": float(stats.mean[0]),
+        "mean_ci": [float(stats.mean_low[0]), float(stats.mean_high[0])],
+        "iqm": float(stats.iqm[0]),
+        "iqm_ci": [float(stats.iqm_low[0]), float(stats.iqm_high[0])],
+        "min": float(final.min()),
+        "max": float(final.max()),
+        "confidence": confidence,
+    }
+
+
+def plot_learning_curves(
+    path: str | Path,
+    curves: Mapping[str, np.ndarray],
+    *,
+    x=None,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    hlines: Mapping[str, float] | None = None,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    ylim=None,
+):
+    """Two panels, mean (left) and IQM (right) over seeds, one line per label with a
+    shaded percentile-bootstrap ``confidence`` band; saved as PNG.
+
+    curves: label -> float[S, T] (NaN-free: see :func:`fill_gaps`). x: float[T] shared
+    by every curve, or label -> float[T] (curves measured at different steps), or None
+    for 1..T. hlines: label -> y of a dashed reference line (e.g. a random policy).
+    Returns the path and {label: CurveStats}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
+    all_stats = {}
+    for label, values in curves.items():
+        values = _check_runs(values, f"curves[{label!r}]")
+        stats = curve_stats(values, num_resamples, confidence)
+        all_stats[label] = stats
+        xs = x.get(label) if isinstance(x, Mapping) else x
+        xs = np.arange(1, values.shape[1] + 1) if xs is None else np.asarray(xs)
+        if xs.shape != (values.shape[1],):
+            raise ValueError(f"x for {label!r} has shape {xs.shape}, curves {values.shape}")
+        color = None
+        for ax, (est, low, high) in zip(
+            axes,
+            [
+                (stats.mean, stats.mean_low, stats.mean_high),
+                (stats.iqm, stats.iqm_low, stats.iqm_high),
+            ],
+            strict=True,
+        ):
+            (line,) = ax.plot(xs, est, label=f"{label} (n={stats.num_seeds})", lw=1.6, color=color)
+            color = line.get_color()
+            ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
+    for ax, name in zip(axes, ("mean", "IQM"), strict=True):
+        for label, y in (hlines or {}).items():
+            ax.axhline(y, color="gray", ls="--", lw=1)
+            ax.annotate(
+                label,
+                (0.01, y),
+                xycoords=("axes fraction", "data"),
+                fontsize=8,
+                color="gray",
+                va="bottom",
+            )
+        ax.set(xlabel=xlabel, title=f"{name} over seeds, {round(100 * confidence)}% bootstrap CI")
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path, all_stats

@@ -1,0 +1,118 @@
+"""Learning-curve statistics: IQM by hand, bootstrap bands, gap filling, bad shapes; the
+plot and the atomic JSON on disk."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jrl.reporting import (
+    bootstrap_ci,
+    curve_stats,
+    fill_gaps,
+    final_summary,
+    iqm,
+    plot_learning_curves,
+    write_json,
+)
+
+
+def test_iqm_matches_hand_computed_example():
+    # 8 values; sorted: -50, 1 | 2, 3, 4, 100 | 200, 300. floor(8 / 4) = 2 are cut at each
+    # end, so the IQM is (2 + 3 + 4 + 100) / 4 = 27.25 (the mean, 70, follows the tails).
+    values = np.array([3.0, 300.0, -50.0, 2.0, 100.0, 1.0, 200.0, 4.0])
+    assert iqm(values) == pytest.approx(27.25)
+    assert np.mean(values) == pytest.approx(70.0)
+
+
+def test_iqm_is_per_step_along_the_seed_axis():
+    curves = np.stack([np.arange(8.0), 10 * np.arange(8.0)], axis=1)  # [8 seeds, 2 steps]
+    np.testing.assert_allclose(iqm(curves, axis=0), [3.5, 35.0])
+
+
+def test_curve_stats_bands_contain_their_estimates_and_narrow_with_more_seeds():
+    rng = np.random.default_rng(0)
+    few = rng.normal(size=(5, 30)) + np.linspace(0, 10, 30)
+    many = rng.normal(size=(200, 30)) + np.linspace(0, 10, 30)
+    for values in (few, many):
+        stats = curve_stats(values, num_resamples=500)
+        assert stats.num_seeds == values.shape[0]
+        for est, low, high in [
+            (stats.mean, stats.mean_low, stats.mean_high),
+            (stats.iqm, stats.iqm_low, stats.iqm_high),
+        ]:
+            assert est.shape == low.shape == high.shape == (30,)
+            assert np.all(low <= est + 1e-12) and np.all(est <= high + 1e-12)
+        np.testing.assert_allclose(stats.mean, values.mean(axis=0))
+    width = lambda s: np.mean(s.mean_high - s.mean_low)  # noqa: E731
+    assert width(curve_stats(many, num_resamples=500)) < width(curve_stats(few, num_resamples=500))
+    # Nearly the normal interval for many seeds: 2 * 1.96 / sqrt(200) = 0.28.
+    assert width(curve_stats(many, num_resamples=2000)) == pytest.approx(0.277, rel=0.15)
+
+
+def test_bootstrap_is_reproducible_and_a_constant_has_a_zero_band():
+    values = np.random.default_rng(1).normal(size=(6, 4))
+    a = bootstrap_ci(values, lambda x: x.mean(axis=1), num_resamples=300, seed=3)
+    b = bootstrap_ci(values, lambda x: x.mean(axis=1), num_resamples=300, seed=3)
+    np.testing.assert_array_equal(a, b)
+    stats = curve_stats(np.full((4, 3), 7.0), num_resamples=100)
+    for field in ("mean_low", "mean_high", "iqm_low", "iqm_high"):
+        np.testing.assert_allclose(getattr(stats, field), 7.0)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [np.zeros(5), np.zeros((2, 3, 4)), np.zeros((0, 4)), np.zeros((3, 0)), [[1.0, np.nan]]],
+)
+def test_bad_shapes_and_nans_are_rejected(values):
+    with pytest.raises(ValueError, match="curves"):
+        curve_stats(values)
+
+
+def test_bad_confidence_is_rejected():
+    with pytest.raises(ValueError, match="confidence"):
+        curve_stats(np.zeros((3, 2)), confidence=95)
+
+
+def test_fill_gaps_carries_the_last_value_forward_and_the_first_back():
+    values = np.array([[np.nan, 2.0, np.nan, np.nan, 5.0], [1.0, np.nan, 3.0, np.nan, np.nan]])
+    np.testing.assert_array_equal(
+        fill_gaps(values), [[2.0, 2.0, 2.0, 2.0, 5.0], [1.0, 1.0, 3.0, 3.0, 3.0]]
+    )
+    assert np.all(np.isnan(fill_gaps(np.full((1, 3), np.nan))))
+
+
+def test_final_summary_is_json_ready():
+    summary = final_summary([1.0, 2.0, 3.0, 400.0], num_resamples=200)
+    assert summary["mean"] == pytest.approx(101.5)
+    assert summary["iqm"] == pytest.approx(2.5)
+    assert summary["iqm_ci"][0] <= 2.5 <= summary["iqm_ci"][1]
+    json.dumps(summary)
+
+
+def test_plot_learning_curves_writes_a_png_and_checks_x(tmp_path):
+    rng = np.random.default_rng(2)
+    curves = {"a": rng.normal(size=(4, 10)), "b": rng.normal(size=(4, 5))}
+    x = {"a": np.arange(10) * 100, "b": np.arange(5) * 200}
+    path, stats = plot_learning_curves(
+        tmp_path / "c.png",
+        curves,
+        x=x,
+        xlabel="steps",
+        ylabel="return",
+        title="t",
+        hlines={"random": 0.0},
+        num_resamples=50,
+    )
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert set(stats) == {"a", "b"} and stats["b"].mean.shape == (5,)
+    with pytest.raises(ValueError, match="x for 'a'"):
+        plot_learning_curves(
+            tmp_path / "d.png", curves, x=np.arange(7), xlabel="", ylabel="", title=""
+        )
+
+
+def test_write_json_is_atomic_and_takes_arrays(tmp_path):
+    path = write_json(tmp_path / "r" / "results.json", {"a": np.arange(3), "b": np.float32(1.5)})
+    assert json.loads(path.read_text()) == {"a": [0, 1, 2], "b": 1.5}
+    assert [p.name for p in path.parent.iterdir()] == ["results.json"]
