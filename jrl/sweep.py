@@ -77,20 +77,20 @@ def run_sweep(
     slices instead of batched gathers and scatters, no run idles until the slowest
     one ends, and (with a large enough ``xla_cpu_small_while_loop_byte_threshold``)
     XLA:CPU compiles the whole loop as one kernel. With ``devices`` the runs are
-    split over those devices (``shard_map``), each running its share in sequence —
-    on a CPU host made into N devices
+    split over those devices (``shard_map``), each running its share vmapped (in
+    sequence with ``sequential=True``) — on a CPU host made into N devices
     (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) that uses N cores.
     """
     size = grid_size(grid)
     keys = jax.random.split(key, num_seeds)
-    if devices is not None and not sequential:
-        raise ValueError("devices= needs sequential=True (sharded vmapped sweeps: not yet)")
-    if sequential:
+    if devices is not None and not len(devices):
+        raise ValueError("devices= needs at least one device (or None)")
+    if sequential or (devices is not None and len(devices) > 1):
 
         def over_all(keys, grid):
             flat_keys = jnp.tile(keys, size)  # grid-major; every point sees the same keys
             flat_grid = jax.tree.map(lambda leaf: jnp.repeat(leaf, num_seeds, axis=0), grid)
-            out = _map_runs(train, (flat_keys, flat_grid), devices)
+            out = _map_runs(train, (flat_keys, flat_grid), devices, sequential)
             return jax.tree.map(lambda x: x.reshape(size, num_seeds, *x.shape[1:]), out)
 
         fn = over_all
@@ -101,15 +101,17 @@ def run_sweep(
     return fn(keys, jax.tree.map(jnp.asarray, grid))
 
 
-def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None):
-    """``train`` over the leading axis of ``runs`` = (keys, hparams), in sequence on
-    each device; runs are padded with copies of the last to divide evenly."""
+def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None, sequential: bool):
+    """``train`` over the leading axis of ``runs`` = (keys, hparams), in sequence or
+    vmapped on each device; runs are padded with copies of the last to divide evenly."""
 
-    def in_sequence(runs):
-        return jax.lax.map(lambda args: train(*args), runs)
+    def run_share(runs):
+        if sequential:
+            return jax.lax.map(lambda args: train(*args), runs)
+        return jax.vmap(train)(*runs)
 
     if devices is None or len(devices) == 1:
-        return in_sequence(runs)
+        return run_share(runs)
     num_runs = jax.tree.leaves(runs)[0].shape[0]
     padded = -(-num_runs // len(devices)) * len(devices)
     runs = jax.tree.map(
@@ -117,6 +119,6 @@ def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None):
     )
     mesh = Mesh(np.asarray(devices), ("runs",))
     sharded = jax.shard_map(
-        in_sequence, mesh=mesh, in_specs=P("runs"), out_specs=P("runs"), check_vma=False
+        run_share, mesh=mesh, in_specs=P("runs"), out_specs=P("runs"), check_vma=False
     )
     return jax.tree.map(lambda x: x[:num_runs], sharded(runs))

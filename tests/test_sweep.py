@@ -24,10 +24,12 @@ from jrl.sweep import run_sweep, stack_grid
 env, params = make("CliffWalking-v0")
 train = make_train(TabularConfig(algorithm="sarsa", num_episodes=40), env, params)
 grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
-_, metrics = run_sweep(train, jax.random.key(5), grid, 3, sequential=True,
-                       devices=jax.devices())
+_, in_sequence = run_sweep(train, jax.random.key(5), grid, 3, sequential=True,
+                           devices=jax.devices())
+_, vmapped = run_sweep(train, jax.random.key(5), grid, 3, devices=jax.devices())
 print(json.dumps({"devices": len(jax.devices()),
-                  "returns": metrics.episode_returns.tolist()}))
+                  "sequential": in_sequence.episode_returns.tolist(),
+                  "vmapped": vmapped.episode_returns.tolist()}))
 """
 
 
@@ -60,7 +62,7 @@ def test_one_program_of_several_algorithms_equals_each_alone(cliff):
     assert not np.array_equal(together.episode_returns[0], together.episode_returns[1])
 
 
-def test_sharded_over_two_cpu_devices_equals_one_device(cliff):
+def test_sharded_over_two_cpu_devices_equals_one_device_in_sequence_and_vmapped(cliff):
     env, params = cliff
     train = make_train(TabularConfig(algorithm="sarsa", num_episodes=40), env, params)
     grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
@@ -76,7 +78,8 @@ def test_sharded_over_two_cpu_devices_equals_one_device(cliff):
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["devices"] == 2
-    np.testing.assert_array_equal(np.array(result["returns"]), expected.episode_returns)
+    np.testing.assert_array_equal(np.array(result["sequential"]), expected.episode_returns)
+    np.testing.assert_array_equal(np.array(result["vmapped"]), expected.episode_returns)
 
 
 def test_invalid_combinations_are_rejected(cliff):
@@ -86,7 +89,5 @@ def test_invalid_combinations_are_rejected(cliff):
     with pytest.raises(ValueError, match="distinct"):
         TabularConfig(algorithm=("sarsa", "sarsa"))
     train = make_train(TabularConfig(num_episodes=5), env, params)
-    with pytest.raises(ValueError, match="devices= needs sequential=True"):
-        run_sweep(
-            train, jax.random.key(0), stack_grid([TabularHParams()]), 2, devices=jax.devices()
-        )
+    with pytest.raises(ValueError, match="at least one device"):
+        run_sweep(train, jax.random.key(0), stack_grid([TabularHParams()]), 2, devices=[])
