@@ -95,10 +95,26 @@ def run_sweep(
 
         fn = over_all
     else:
-        over_seeds = jax.vmap(train, in_axes=(0, None))
-        fn = jax.vmap(over_seeds, in_axes=(None, 0))
+        fn = _vmap_or_call(_vmap_or_call(train, (0, None), num_seeds), (None, 0), size)
     fn = jax.jit(fn) if jit else fn
     return fn(keys, jax.tree.map(jnp.asarray, grid))
+
+
+def _vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:
+    """``jax.vmap(fn, in_axes)``, or for an axis of size 1 a plain call whose outputs get
+    the axis back: a single run does not pay for batching (under ``vmap`` a
+    ``lax.cond`` runs both branches and gathers become batched gathers)."""
+    if size != 1:
+        return jax.vmap(fn, in_axes=in_axes)
+
+    def call(*args):
+        args = [
+            arg if axis is None else jax.tree.map(lambda x: x[0], arg)
+            for arg, axis in zip(args, in_axes, strict=True)
+        ]
+        return jax.tree.map(lambda x: x[None], fn(*args))
+
+    return call
 
 
 def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None, sequential: bool):

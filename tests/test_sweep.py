@@ -49,6 +49,19 @@ def test_sequential_equals_vmapped(cliff):
         np.testing.assert_array_equal(a, b)
 
 
+def test_single_run_is_called_without_vmap_and_matches_the_batched_runs(cliff):
+    env, params = cliff
+    train = make_train(TabularConfig(algorithm="sarsa", num_episodes=40), env, params)
+    hparams = TabularHParams(alpha=0.5)
+    key = jax.random.key(5)
+    _, single = run_sweep(train, key, stack_grid([hparams]), 1)
+    _, batched = run_sweep(train, key, stack_grid([hparams, hparams]), 3)
+    _, alone = jax.jit(train)(jax.random.split(key, 1)[0], hparams)
+    assert single.episode_returns.shape == (1, 1, 40)
+    np.testing.assert_array_equal(single.episode_returns[0, 0], alone.episode_returns)
+    np.testing.assert_array_equal(single.episode_returns[0, 0], batched.episode_returns[1, 0])
+
+
 def test_one_program_of_several_algorithms_equals_each_alone(cliff):
     env, params = cliff
     config = TabularConfig(algorithm=METHODS, num_episodes=30)

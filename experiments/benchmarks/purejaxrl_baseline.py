@@ -6,25 +6,36 @@ outside its files:
 
 - its unused imports of brax, navix, wandb and flashbax (``wrappers.py``, ``dqn.py``)
   get empty stand-in modules where the real package is not installed;
+- ``jax.tree_map`` (removed in jax 0.6, used by its ``dqn.py``) is set back to
+  ``jax.tree.map`` in the process that runs it;
 - gymnax 1.0 returns a 6-tuple ``(obs, state, reward, terminated, truncated, info)``
   from ``step``; PureJaxRL expects gymnax 0.0.x's 5-tuple, so the module's
   ``gymnax.make`` is replaced by one that wraps the environment in gymnax's own
   ``LegacyStepAPIWrapper`` (done = terminated or truncated, as before).
 
     git clone https://github.com/luchris429/purejaxrl; export PUREJAXRL_DIR=$PWD/purejaxrl
-    pip install 'jrl[bench]'   # distrax (PureJaxRL's PPO), flashbax for its DQN
+    pip install 'jrl[bench]'   # distrax (PureJaxRL's PPO), flashbax (its DQN)
+
+It also holds what the side-by-side benchmarks share: each (implementation, seed
+count) runs in a fresh process (``compare``), so compile caches and peak resident
+memory are its own.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import os
+import resource
+import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
 import gymnax
+import numpy as np
 from gymnax.wrappers.compat import LegacyStepAPIWrapper
 
 
@@ -71,13 +82,21 @@ def _legacy_make(*args, **kwargs):
 
 
 def load_purejaxrl(name: str) -> types.ModuleType:
-    """PureJaxRL's ``purejaxrl/<name>.py`` as a module (``make_train(config)`` etc.)."""
+    """PureJaxRL's ``purejaxrl/<name>.py`` as a module (``make_train(config)`` etc.).
+
+    Modules that build on their own ``wrappers.py`` (PPO) get a ``gymnax.make`` that
+    returns the legacy-API environment; modules that use gymnax 1.0's ``LogWrapper``
+    (DQN), which itself reads the 6-tuple, get that wrapper's output made legacy."""
     root = purejaxrl_dir()
     if root is None:
         raise RuntimeError("set PUREJAXRL_DIR to a PureJaxRL checkout")
     _stub("brax.envs.wrappers.training", EpisodeWrapper=_Unused, AutoResetWrapper=_Unused)
     _stub("navix")
     _stub("wandb")
+    import jax
+
+    if not hasattr(jax, "tree_map"):
+        jax.tree_map = jax.tree.map
     source_dir = str(root / "purejaxrl")
     if source_dir not in sys.path:
         sys.path.insert(0, source_dir)
@@ -85,5 +104,83 @@ def load_purejaxrl(name: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(f"purejaxrl_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.gymnax = types.SimpleNamespace(make=_legacy_make)
+    log_wrapper = getattr(module, "LogWrapper", None)
+    if log_wrapper is not None and log_wrapper.__module__.startswith("gymnax"):
+        module.LogWrapper = lambda env: LegacyStepAPIWrapper(log_wrapper(env))
+    else:
+        module.gymnax = types.SimpleNamespace(make=_legacy_make)
     return module
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (ru_maxrss), MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def final_return(returns, ended=None, fraction: float = 0.05) -> float:
+    """Mean over seeds of the mean return at the end of training (last ``fraction`` of
+    the logged rows).
+
+    returns: [seeds, rows] per-row mean returns (NaN: no episode ended), or with
+    ``ended`` [seeds, rows, ...] returns and a mask of the entries that count."""
+    returns = np.asarray(returns, np.float64)
+    last = max(1, int(round(returns.shape[1] * fraction)))
+    if ended is None:
+        return float(np.mean(np.nanmean(returns[:, -last:], axis=1)))
+    ended = np.asarray(ended, bool)[:, -last:]
+    per_seed = [r[-last:][e].mean() for r, e in zip(returns, ended, strict=True)]
+    return float(np.mean(per_seed))
+
+
+def time_compiled(fn, *args) -> tuple[dict, object]:
+    """({compile_s, run_s}, output) of a jitted ``fn``: ahead-of-time compile, then one
+    timed call."""
+    import jax
+
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    out = jax.block_until_ready(compiled(*args))
+    run_s = time.perf_counter() - start
+    return {"compile_s": round(compile_s, 2), "run_s": round(run_s, 2)}, out
+
+
+def use_all_cores_as_devices() -> None:
+    """One XLA CPU device per core; call before jax initialises its backend."""
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "")
+        + f" --xla_force_host_platform_device_count={os.cpu_count()}"
+    )
+
+
+def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:
+    """Run ``script --child {jrl,purejaxrl} --seeds S --steps N`` in fresh processes
+    for each seed count S; returns the report (one dict for the JSON line) with
+    per-seed-count speedup = our steps/s / PureJaxRL's, compile and memory ratios,
+    and ``speedup`` = the smallest of them. Only ours without $PUREJAXRL_DIR."""
+    baseline = purejaxrl_dir() is not None
+    report: dict = {"benchmark": benchmark, "steps_per_seed": steps}
+    speedups = []
+    for num_seeds in seed_counts:
+        row = {"jrl": _child(script, "jrl", num_seeds, steps)}
+        if baseline:
+            ours, theirs = row["jrl"], _child(script, "purejaxrl", num_seeds, steps)
+            row["purejaxrl"] = theirs
+            row["speedup"] = round(ours["steps_per_s"] / theirs["steps_per_s"], 2)
+            row["compile_ratio"] = round(ours["compile_s"] / theirs["compile_s"], 2)
+            row["memory_ratio"] = round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 2)
+            speedups.append(row["speedup"])
+        report[f"seeds_{num_seeds}"] = row
+    if speedups:
+        report["speedup"] = min(speedups)
+    return report
+
+
+def _child(script: str, impl: str, num_seeds: int, steps: int) -> dict:
+    command = [sys.executable, script, "--child", impl, "--seeds", str(num_seeds)]
+    command += ["--steps", str(steps)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{impl} with {num_seeds} seeds failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,111 @@
+"""Benchmark: DQN on CartPole-v1 with PureJaxRL's default configuration, ours against
+PureJaxRL's ``dqn.py`` run beside it. Prints one JSON line.
+
+The configuration (PureJaxRL's ``dqn.py`` ``main``): 10 envs, 5e5 steps per seed,
+replay of 10,000 transitions, batches of 128, one gradient step per vector step (10
+transitions) once 10,000 steps are taken, target copied every 500 steps, Adam
+2.5e-4, epsilon 1 -> 0.05 over 2.5e5 steps, gamma 0.99, Q-network 120-84 ReLU,
+squared error without gradient clipping (ours: a Huber loss whose delta is beyond
+any TD error, and a norm clip that never binds). Each (implementation, seed count)
+runs in its own process; timings, devices and ``final_return`` (the mean return at
+the end: the last 5% of logged rows, averaged over seeds) as in ppo_cartpole.py.
+PureJaxRL runs as its ``dqn.py`` ``main`` does: ``jit(vmap(make_train(config)))``
+over the seed keys, also for one seed.
+
+    PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/dqn_cartpole.py \
+        [--seeds 1 64] [--steps 500000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import purejaxrl_baseline as baseline  # noqa: E402
+
+PUREJAXRL_CONFIG = {
+    "NUM_ENVS": 10,
+    "BUFFER_SIZE": 10000,
+    "BUFFER_BATCH_SIZE": 128,
+    "EPSILON_START": 1.0,
+    "EPSILON_FINISH": 0.05,
+    "EPSILON_ANNEAL_TIME": 25e4,
+    "TARGET_UPDATE_INTERVAL": 500,
+    "LR": 2.5e-4,
+    "LEARNING_STARTS": 10000,
+    "TRAINING_INTERVAL": 10,
+    "LR_LINEAR_DECAY": False,
+    "GAMMA": 0.99,
+    "TAU": 1.0,
+    "ENV_NAME": "CartPole-v1",
+    "WANDB_MODE": "disabled",
+}
+
+
+def measure(impl: str, num_seeds: int, steps: int) -> dict:
+    if impl == "jrl":
+        baseline.use_all_cores_as_devices()
+    import jax
+
+    if impl == "jrl":
+        from jrl.agents.dqn import DQNConfig, DQNHParams, make_train
+        from jrl.envs import make
+        from jrl.sweep import run_sweep, stack_grid
+
+        env, env_params = make("CartPole-v1")
+        config = DQNConfig(
+            num_envs=10,
+            total_timesteps=steps,
+            buffer_size=10_000,
+            batch_size=128,
+            learning_starts=10_000,
+            train_frequency=10,
+            target_update_frequency=500,
+            log_frequency=5_000,
+        )
+        hparams = DQNHParams(
+            lr=2.5e-4,
+            gamma=0.99,
+            epsilon_decay_fraction=25e4 / steps,
+            max_grad_norm=1e30,
+            huber_delta=1e30,
+        )
+        train = make_train(config, env, env_params)
+        grid = stack_grid([hparams])
+        devices = jax.devices() if num_seeds % jax.device_count() == 0 else None
+        fn = jax.jit(
+            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=devices)[1]
+        )
+        times, metrics = baseline.time_compiled(fn, jax.random.key(0))
+        final = baseline.final_return(metrics.episode_return[0])
+    else:
+        module = baseline.load_purejaxrl("dqn")
+        train = module.make_train({**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": steps})
+        keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
+        times, out = baseline.time_compiled(jax.jit(jax.vmap(train)), keys)
+        final = baseline.final_return(out["metrics"]["returns"])
+    return {
+        **times,
+        "steps_per_s": round(num_seeds * steps / times["run_s"]),
+        "final_return": round(final, 1),
+        "peak_rss_mb": round(baseline.peak_rss_mb()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
+    parser.add_argument("--steps", type=int, default=500_000)
+    parser.add_argument("--child", choices=["jrl", "purejaxrl"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args.seeds[0], args.steps)))
+    else:
+        print(json.dumps(baseline.compare(__file__, "dqn_cartpole", args.seeds, args.steps)))
+
+
+if __name__ == "__main__":
+    main()
