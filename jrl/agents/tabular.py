@@ -4,7 +4,10 @@
 tabular experiment — acting, learning, planning, episode bookkeeping — as one
 function to ``jit``, and to ``vmap`` over seeds and over the sweepable
 hyperparameters (:class:`TabularHParams`, traced values). The static settings that
-fix shapes and loop lengths are in :class:`TabularConfig`.
+fix shapes and loop lengths are in :class:`TabularConfig`. ``make_tabular`` gives the
+same run as pieces — ``init``, ``update`` (one iteration), ``finished`` — for a host
+loop that runs it in chunks, writing metrics and checkpoints in between, with the same
+numbers bit for bit.
 
 Update rules (Sutton & Barto 2nd ed., chapter 6 and 8), for a transition
 (s, a, r, s') with ``discount = gamma * (1 - terminated)``:
@@ -25,6 +28,7 @@ of real steps since the pair was last tried.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -276,20 +280,6 @@ def plan(
     return jax.lax.fori_loop(0, num_steps, one_update, q_values)
 
 
-class _Carry(NamedTuple):
-    q_values: jax.Array
-    model: DynaModel
-    env_state: Any
-    obs: jax.Array
-    action: jax.Array
-    step: jax.Array
-    episode: jax.Array
-    episode_return: jax.Array
-    episode_length: jax.Array
-    returns: jax.Array
-    lengths: jax.Array
-
-
 def num_states_of(env, env_params) -> int:
     space = env.observation_space(env_params)
     if not hasattr(space, "n"):
@@ -317,8 +307,73 @@ def make_policy(config: TabularConfig, hparams: TabularHParams):
     )
 
 
-def make_train(config: TabularConfig, env, env_params):
-    """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it)."""
+class TabularRunState(NamedTuple):
+    """Everything a run carries from one iteration to the next (what a checkpoint holds).
+
+    q_values: float32[S, A]. model: the Dyna model (empty [0, 0] tables unless Dyna).
+    env_state, obs: the environment's. action: the action to take in ``obs`` (SARSA
+    picks it when it bootstraps). step, episode: environment steps taken and episodes
+    completed (int32). episode_return, episode_length: of the episode under way.
+    returns, lengths: float32[num_episodes], int32[num_episodes] of completed episodes
+    (zeros past ``episode``). key: the steps' key; an iteration draws its random
+    numbers from ``fold_in(key, step)``, so they depend on where the run is, not on how
+    it was cut into calls.
+    """
+
+    q_values: jax.Array
+    model: DynaModel
+    env_state: Any
+    obs: jax.Array
+    action: jax.Array
+    step: jax.Array
+    episode: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    returns: jax.Array
+    lengths: jax.Array
+    key: jax.Array
+
+
+class TabularIterationMetrics(NamedTuple):
+    """What one ``update`` (one iteration of ``steps_per_iteration`` steps) reports.
+
+    timesteps: environment steps taken by the end of the iteration. episode_return,
+    episode_length: means over the episodes that ended in it (NaN when none did);
+    num_episodes: how many. active: False when the run had already finished (the
+    iteration changed nothing; drop its row).
+    """
+
+    timesteps: jax.Array
+    episode_return: jax.Array
+    episode_length: jax.Array
+    num_episodes: jax.Array
+    active: jax.Array
+
+
+class Tabular(NamedTuple):
+    """The pure functions of one configured tabular agent (what :func:`make_tabular`
+    returns), for a host loop that runs a run in chunks.
+
+    init(key, hparams) -> TabularRunState. update(state, hparams) -> (TabularRunState,
+    TabularIterationMetrics): one iteration, a no-op once finished. finished(state) ->
+    bool: the episode or step budget is spent. results(state) -> (TabularState,
+    TabularMetrics): what ``train`` returns. train(key, hparams) = results of
+    ``while not finished: update``, in one ``lax.while_loop``.
+    """
+
+    init: Callable
+    update: Callable
+    finished: Callable
+    results: Callable
+    train: Callable
+
+
+def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
+    """Build the pure functions of a tabular agent on ``env`` (index observations).
+
+    Any driver that calls ``update`` until ``finished`` — K iterations per jitted call,
+    with a checkpoint between calls — gives bit for bit what ``train`` gives.
+    """
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes
@@ -327,17 +382,41 @@ def make_train(config: TabularConfig, env, env_params):
     bonus = algorithms[0] == "dyna_q_plus"
     num_uniforms = 4 + config.planning_steps
 
-    def train(key: jax.Array, hparams: TabularHParams):
-        hparams = TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
-        sample, probs = make_policy(config, hparams)
-        which = jnp.clip(hparams.algorithm, 0, len(algorithms) - 1).astype(jnp.int32)
+    def cast(hparams: TabularHParams) -> TabularHParams:
+        return TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+
+    def running(state: TabularRunState):
+        return (state.episode < num_episodes) & (state.step < config.max_steps)
+
+    def init(key: jax.Array, hparams: TabularHParams) -> TabularRunState:
+        hparams = cast(hparams)
+        sample, _ = make_policy(config, hparams)
         key_reset, key_first, key_steps = jax.random.split(key, 3)
         obs, env_state = env.reset(key_reset, env_params)
         q_values = jnp.full((num_states, num_actions), hparams.q_init, jnp.float32)
+        return TabularRunState(
+            q_values=q_values,
+            model=init_model(num_states, num_actions) if is_dyna else init_model(0, 0),
+            env_state=env_state,
+            obs=obs,
+            action=sample(jax.random.uniform(key_first, (2,)), q_values[obs], jnp.int32(0)),
+            step=jnp.int32(0),
+            episode=jnp.int32(0),
+            episode_return=jnp.float32(0.0),
+            episode_length=jnp.int32(0),
+            returns=jnp.zeros(num_episodes, jnp.float32),
+            lengths=jnp.zeros(num_episodes, jnp.int32),
+            key=key_steps,
+        )
 
-        def real_step(carry: _Carry, randomness):
+    def iterate(run: TabularRunState, hparams: TabularHParams) -> TabularRunState:
+        """``steps_per_iteration`` real steps; those past the budget change nothing."""
+        sample, probs = make_policy(config, hparams)
+        which = jnp.clip(hparams.algorithm, 0, len(algorithms) - 1).astype(jnp.int32)
+
+        def real_step(carry: TabularRunState, randomness):
             key_env, uniforms = randomness
-            active = (carry.episode < num_episodes) & (carry.step < config.max_steps)
+            active = running(carry)
             u_next, u_bootstrap, u_plan = uniforms[:2], uniforms[2:4], uniforms[4:]
             state, action = carry.obs, carry.action
             obs, env_state, reward, terminated, truncated, info = env.step(
@@ -380,7 +459,7 @@ def make_train(config: TabularConfig, env, env_params):
             keep = lambda new, old: jax.tree.map(  # noqa: E731
                 lambda n, o: jnp.where(active, n, o), new, old
             )
-            return _Carry(
+            return TabularRunState(
                 q_values=q,
                 model=model,
                 env_state=keep(env_state, carry.env_state),
@@ -392,40 +471,60 @@ def make_train(config: TabularConfig, env, env_params):
                 episode_length=keep(jnp.where(done, 0, episode_length), carry.episode_length),
                 returns=_set_unless_out_of_range(carry.returns, slot, episode_return),
                 lengths=_set_unless_out_of_range(carry.lengths, slot, episode_length),
+                key=carry.key,
             ), None
 
-        def iteration(carry):
-            # Random numbers for a whole iteration in two calls: cheaper than per step.
-            key = jax.random.fold_in(key_steps, carry.step)
-            key_env, key_uniform = jax.random.split(key)
-            randomness = (
-                jax.random.split(key_env, config.steps_per_iteration),
-                jax.random.uniform(key_uniform, (config.steps_per_iteration, num_uniforms)),
-            )
-            carry, _ = jax.lax.scan(real_step, carry, randomness)
-            return carry
-
-        def running(carry):
-            return (carry.episode < num_episodes) & (carry.step < config.max_steps)
-
-        carry = _Carry(
-            q_values=q_values,
-            model=init_model(num_states, num_actions) if is_dyna else init_model(0, 0),
-            env_state=env_state,
-            obs=obs,
-            action=sample(jax.random.uniform(key_first, (2,)), q_values[obs], jnp.int32(0)),
-            step=jnp.int32(0),
-            episode=jnp.int32(0),
-            episode_return=jnp.float32(0.0),
-            episode_length=jnp.int32(0),
-            returns=jnp.zeros(num_episodes, jnp.float32),
-            lengths=jnp.zeros(num_episodes, jnp.int32),
+        # Random numbers for a whole iteration in two calls: cheaper than per step.
+        key_env, key_uniform = jax.random.split(jax.random.fold_in(run.key, run.step))
+        randomness = (
+            jax.random.split(key_env, config.steps_per_iteration),
+            jax.random.uniform(key_uniform, (config.steps_per_iteration, num_uniforms)),
         )
-        carry = jax.lax.while_loop(running, iteration, carry)
-        metrics = TabularMetrics(carry.returns, carry.lengths, carry.episode, carry.step)
-        return TabularState(carry.q_values, carry.model), metrics
+        run, _ = jax.lax.scan(real_step, run, randomness)
+        return run
 
-    return train
+    def finished(state: TabularRunState) -> jax.Array:
+        return ~running(state)
+
+    def update(state: TabularRunState, hparams: TabularHParams):
+        hparams = cast(hparams)
+        active = running(state)
+        # A real branch when unbatched (a finished run costs nothing); a select under vmap.
+        new = jax.lax.cond(active, iterate, lambda run, _: run, state, hparams)
+        # One iteration ends at most steps_per_iteration episodes: read just those slots.
+        index = state.episode + jnp.arange(config.steps_per_iteration)
+        ended = index < new.episode
+        index = jnp.minimum(index, num_episodes - 1)
+        count = ended.sum()
+
+        def mean_over_ended(values):
+            total = jnp.where(ended, values[index].astype(jnp.float32), 0.0).sum()
+            return jnp.where(count > 0, total / jnp.maximum(count, 1), jnp.nan)
+
+        metrics = TabularIterationMetrics(
+            timesteps=new.step,
+            episode_return=mean_over_ended(new.returns),
+            episode_length=mean_over_ended(new.lengths),
+            num_episodes=count,
+            active=active,
+        )
+        return new, metrics
+
+    def results(state: TabularRunState) -> tuple[TabularState, TabularMetrics]:
+        metrics = TabularMetrics(state.returns, state.lengths, state.episode, state.step)
+        return TabularState(state.q_values, state.model), metrics
+
+    def train(key: jax.Array, hparams: TabularHParams):
+        hparams = cast(hparams)
+        state = jax.lax.while_loop(running, lambda run: iterate(run, hparams), init(key, hparams))
+        return results(state)
+
+    return Tabular(init=init, update=update, finished=finished, results=results, train=train)
+
+
+def make_train(config: TabularConfig, env, env_params):
+    """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it)."""
+    return make_tabular(config, env, env_params).train
 
 
 def greedy_episode(key, env, env_params, q_values, max_steps: int):
