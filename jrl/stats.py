@@ -1,0 +1,397 @@
+"""Aggregate evaluation scores across runs and tasks, with confidence intervals.
+
+Agarwal et al. 2021, "Deep Reinforcement Learning at the Edge of the Statistical
+Precipice" (NeurIPS), through their library rliable. Inputs are dicts keyed by
+algorithm name:
+
+    scores: {algorithm: float[num_runs, num_tasks]}           e.g. final evaluation returns
+    curves: {algorithm: float[num_runs, num_tasks, num_steps]} the same at every eval step
+
+normalised or not (normalise first to aggregate across tasks of different scales:
+``(score - random) / (reference - random)``). The number of runs may differ between
+algorithms; the tasks (and steps) may not. Aggregates, over all runs x tasks
+(``rliable.metrics``):
+
+    IQM             interquartile mean: the mean of the middle 50% of all run x task
+                    scores (25% trimmed at each end)
+    Mean, Median    of the per-task means over runs
+    Optimality gap  gamma - mean(min(score, gamma)): how far short of the target gamma
+
+Confidence intervals are percentile intervals of rliable's stratified bootstrap: runs
+are resampled with replacement within each task (``rliable.library.StratifiedBootstrap``).
+The bootstrap is seeded per algorithm (``seed``), so the numbers reproduce and do not
+depend on which other algorithms are in the dict.
+
+    stats = aggregate(scores)                   # AggregateStats
+    print(format_table(stats))                  # markdown; format_table(stats, "plain")
+    write_json(path, to_dict(stats))            # jrl.reporting.write_json
+    write_report(out_dir, scores, curves=...)   # all of it: JSON, table, PNGs
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import scipy.stats
+
+AGGREGATES = ("IQM", "Mean", "Median", "Optimality gap")
+
+
+class AggregateStats(NamedTuple):
+    """point[algorithm]: float[4] in the order of ``metrics``; interval[algorithm]:
+    float[2, 4], lower bounds then upper; num_runs[algorithm]: runs it had."""
+
+    metrics: tuple[str, ...]
+    point: dict[str, np.ndarray]
+    interval: dict[str, np.ndarray]
+    num_runs: dict[str, int]
+    num_tasks: int
+    confidence: float
+    reps: int
+    seed: int
+    gamma: float
+
+
+class Profiles(NamedTuple):
+    """Performance profiles (score distributions): point[algorithm][i] is the fraction of
+    all run x task scores above taus[i]; interval[algorithm]: float[2, len(taus)]."""
+
+    taus: np.ndarray
+    point: dict[str, np.ndarray]
+    interval: dict[str, np.ndarray]
+
+
+class Curves(NamedTuple):
+    """IQM over runs x tasks at every step: point[algorithm]: float[num_steps];
+    interval[algorithm]: float[2, num_steps]; steps: the x values."""
+
+    steps: np.ndarray
+    point: dict[str, np.ndarray]
+    interval: dict[str, np.ndarray]
+
+
+def check_scores(scores: Mapping, ndim: int = 2, name: str = "scores") -> dict[str, np.ndarray]:
+    """Validate ``{algorithm: array}`` (ndim 2: [runs, tasks]; 3: [runs, tasks, steps])
+    and return it as float64 NumPy arrays. Raises ValueError saying what is wrong."""
+    layout = "(num_runs, num_tasks)" if ndim == 2 else "(num_runs, num_tasks, num_steps)"
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError(f"{name} must be a non-empty dict {{algorithm: array {layout}}}")
+    checked = {}
+    for algorithm, values in scores.items():
+        values = np.asarray(values, np.float64)
+        where = f"{name}[{algorithm!r}]"
+        if values.ndim != ndim:
+            hint = "; for one task add an axis: values[:, None]" if values.ndim == ndim - 1 else ""
+            raise ValueError(f"{where} must be shaped {layout}, got shape {values.shape}{hint}")
+        if 0 in values.shape:
+            raise ValueError(
+                f"{where} must be shaped {layout} with no empty axis, got {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError(f"{where} has {np.size(values) - np.isfinite(values).sum()} "
+                             "non-finite values (NaN or inf); fill or drop them first")  # fmt: skip
+        checked[str(algorithm)] = values
+    shapes = {algorithm: values.shape[1:] for algorithm, values in checked.items()}
+    if len(set(shapes.values())) > 1:
+        axes = "num_tasks" if ndim == 2 else "(num_tasks, num_steps)"
+        raise ValueError(f"every algorithm in {name} needs the same {axes}, got {shapes}")
+    return checked
+
+
+def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: float, seed: int):
+    """rliable's stratified-bootstrap percentile intervals, one seeded bootstrap per
+    algorithm: (point {algorithm: [k]}, interval {algorithm: [2, k]})."""
+    from rliable import library
+
+    if not isinstance(reps, int) or reps < 1:
+        raise ValueError(f"reps must be a positive int, got {reps!r}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    point, interval = {}, {}
+    # rliable 1.2's StratifiedBootstrap draws its resamples from NumPy's global generator
+    # (np.random.choice), whatever random_state it is given: seed that, then restore it.
+    saved = np.random.get_state()  # noqa: NPY002
+    try:
+        for algorithm, values in scores.items():
+            np.random.seed(seed)  # noqa: NPY002
+            p, i = library.get_interval_estimates(
+                {algorithm: values}, func, reps=reps, confidence_interval_size=confidence
+            )
+            point[algorithm] = np.asarray(p[algorithm])
+            interval[algorithm] = np.asarray(i[algorithm])
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+    return point, interval
+
+
+def aggregate(
+    scores: Mapping,
+    reps: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    gamma: float = 1.0,
+) -> AggregateStats:
+    """IQM, mean, median and optimality gap (target ``gamma``) of each algorithm's
+    scores [num_runs, num_tasks], with stratified-bootstrap ``confidence`` intervals
+    from ``reps`` resamples (Agarwal et al. 2021 used 50,000 for their figures)."""
+    from rliable import metrics
+
+    scores = check_scores(scores)
+
+    def all_aggregates(values):
+        return np.array([
+            metrics.aggregate_iqm(values),
+            metrics.aggregate_mean(values),
+            metrics.aggregate_median(values),
+            metrics.aggregate_optimality_gap(values, gamma),
+        ])  # fmt: skip
+
+    point, interval = _interval_estimates(scores, all_aggregates, reps, confidence, seed)
+    return AggregateStats(
+        metrics=AGGREGATES,
+        point=point,
+        interval=interval,
+        num_runs={algorithm: values.shape[0] for algorithm, values in scores.items()},
+        num_tasks=next(iter(scores.values())).shape[1],
+        confidence=confidence,
+        reps=reps,
+        seed=seed,
+        gamma=gamma,
+    )
+
+
+def performance_profiles(
+    scores: Mapping,
+    taus: Sequence[float] | np.ndarray | None = None,
+    reps: int = 2_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Profiles:
+    """Score distributions (Agarwal et al. 2021, section 4.1): for each threshold tau,
+    the fraction of all run x task scores above tau, with bootstrap intervals.
+    ``taus`` defaults to 101 points spanning every algorithm's scores."""
+    scores = check_scores(scores)
+    if taus is None:
+        low = min(values.min() for values in scores.values())
+        high = max(values.max() for values in scores.values())
+        taus = np.linspace(low, high, 101)
+    taus = np.asarray(taus, np.float64)
+    if taus.ndim != 1 or taus.size == 0:
+        raise ValueError(f"taus must be a non-empty 1-D sequence, got shape {taus.shape}")
+
+    def above(values):
+        # rliable.library.score_distributions, vectorised over taus.
+        return (values.reshape(-1, 1) > taus).mean(axis=0)
+
+    point, interval = _interval_estimates(scores, above, reps, confidence, seed)
+    return Profiles(taus, point, interval)
+
+
+def iqm_curves(
+    curves: Mapping,
+    steps: Sequence[float] | np.ndarray | None = None,
+    reps: int = 2_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Curves:
+    """IQM over runs x tasks at every step of ``curves`` [num_runs, num_tasks, num_steps]
+    with stratified-bootstrap intervals (rliable's sample-efficiency curves). ``steps``:
+    the x values (default 0 .. num_steps - 1)."""
+    curves = check_scores(curves, ndim=3, name="curves")
+    num_steps = next(iter(curves.values())).shape[2]
+    steps = np.arange(num_steps) if steps is None else np.asarray(steps)
+    if steps.shape != (num_steps,):
+        raise ValueError(f"steps must be shaped ({num_steps},) like the curves, got {steps.shape}")
+
+    def iqm_per_step(values):
+        # rliable.metrics.aggregate_iqm at each step, in one call.
+        return scipy.stats.trim_mean(values.reshape(-1, values.shape[-1]), 0.25, axis=0)
+
+    point, interval = _interval_estimates(curves, iqm_per_step, reps, confidence, seed)
+    return Curves(steps, point, interval)
+
+
+def to_dict(stats: AggregateStats) -> dict:
+    """A JSON-ready dict: settings, then per algorithm its runs and each aggregate's
+    point estimate and interval."""
+    return {
+        "confidence": stats.confidence,
+        "bootstrap": "stratified over runs within tasks, percentile intervals (rliable)",
+        "reps": stats.reps,
+        "seed": stats.seed,
+        "optimality_gap_target": stats.gamma,
+        "num_tasks": stats.num_tasks,
+        "algorithms": {
+            algorithm: {
+                "num_runs": stats.num_runs[algorithm],
+                **{
+                    metric: {
+                        "point": float(stats.point[algorithm][m]),
+                        "low": float(stats.interval[algorithm][0, m]),
+                        "high": float(stats.interval[algorithm][1, m]),
+                    }
+                    for m, metric in enumerate(stats.metrics)
+                },
+            }
+            for algorithm in stats.point
+        },
+    }
+
+
+def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) -> str:
+    """One row per algorithm: runs, then each aggregate as ``point [low, high]`` with
+    ``digits`` significant digits. ``fmt``: "markdown" or "plain" (aligned columns)."""
+    if fmt not in ("markdown", "plain"):
+        raise ValueError(f"unknown table format {fmt!r}; choose one of markdown, plain")
+    header = ["algorithm", "runs", *stats.metrics]
+    rows = []
+    for algorithm, point in stats.point.items():
+        low, high = stats.interval[algorithm]
+        cells = [f"{p:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+                 for p, lo, hi in zip(point, low, high, strict=True)]  # fmt: skip
+        rows.append([algorithm, str(stats.num_runs[algorithm]), *cells])
+    caption = (
+        f"{round(100 * stats.confidence)}% stratified-bootstrap intervals, "
+        f"{stats.reps} resamples, {stats.num_tasks} task(s)"
+    )
+    if fmt == "markdown":
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "| " + " | ".join("---" for _ in header) + " |",
+            *("| " + " | ".join(row) + " |" for row in rows),
+        ]
+        return "\n".join(lines) + f"\n\n{caption}\n"
+    widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in [header, *rows]]  # fmt: skip
+    return "\n".join(lines) + f"\n{caption}\n"
+
+
+def _save_figure(fig, path: str | Path) -> Path:
+    """Save as PNG via a temporary file and a rename, so a reader never sees half a file."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".png") as f:
+        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    os.replace(f.name, path)
+    plt.close(fig)
+    return path
+
+
+def _plot_utils():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rliable import plot_utils
+
+    return plot_utils
+
+
+def _colors(algorithms) -> dict:
+    import seaborn
+
+    return dict(zip(algorithms, seaborn.color_palette("colorblind", len(algorithms)), strict=True))
+
+
+def _legend(ax, colors: dict) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([0], [0], color=color, lw=2) for color in colors.values()]
+    ax.legend(handles, list(colors), loc="best")
+
+
+def plot_aggregates(stats: AggregateStats, path: str | Path, xlabel: str = "Score") -> Path:
+    """One panel per aggregate, a bar per algorithm spanning its interval (PNG)."""
+    algorithms = list(stats.point)
+    row_height = max(0.37, 1.6 / len(algorithms))
+    fig, _ = _plot_utils().plot_interval_estimates(
+        stats.point,
+        stats.interval,
+        metric_names=list(stats.metrics),
+        algorithms=algorithms,
+        colors=_colors(algorithms),
+        row_height=row_height,
+        # Below the tick labels, whatever the figure's height (in figure fractions).
+        xlabel_y_coordinate=0.11 - 0.65 / (row_height * len(algorithms)),
+        xlabel=xlabel,
+    )
+    return _save_figure(fig, path)
+
+
+def plot_performance_profiles(profiles: Profiles, path: str | Path, xlabel: str = "Score") -> Path:
+    """Fraction of runs above each threshold, with interval bands (PNG)."""
+    import matplotlib.pyplot as plt
+
+    colors = _colors(list(profiles.point))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _plot_utils().plot_performance_profiles(
+        profiles.point,
+        profiles.taus,
+        performance_profile_cis=profiles.interval,
+        colors=colors,
+        ax=ax,
+        xlabel=xlabel,
+        ylabel="Fraction of runs with score > τ",
+    )
+    _legend(ax, colors)
+    return _save_figure(fig, path)
+
+
+def plot_iqm_curves(
+    curves: Curves, path: str | Path, xlabel: str = "Step", ylabel: str = "IQM score"
+) -> Path:
+    """IQM against step, one line per algorithm with its interval band (PNG)."""
+    import matplotlib.pyplot as plt
+
+    colors = _colors(list(curves.point))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    _plot_utils().plot_sample_efficiency_curve(
+        curves.steps, curves.point, curves.interval, list(curves.point),
+        colors=colors, ax=ax, xlabel=xlabel, ylabel=ylabel, marker="",
+    )  # fmt: skip
+    _legend(ax, colors)
+    return _save_figure(fig, path)
+
+
+def write_report(
+    out_dir: str | Path,
+    scores: Mapping,
+    curves: Mapping | None = None,
+    steps: Sequence[float] | np.ndarray | None = None,
+    reps: int = 10_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    gamma: float = 1.0,
+    xlabel: str = "Score",
+) -> dict[str, Path]:
+    """Write ``aggregates.json``, ``aggregates.md``, ``aggregates.png`` and
+    ``performance_profiles.png`` (and ``iqm_curves.png`` given curves) into ``out_dir``;
+    every file atomically. Returns the paths by name."""
+    from jrl.reporting import write_json
+
+    out_dir = Path(out_dir)
+    stats = aggregate(scores, reps=reps, confidence=confidence, seed=seed, gamma=gamma)
+    profiles = performance_profiles(scores, reps=min(reps, 2_000), confidence=confidence, seed=seed)
+    paths = {"json": write_json(out_dir / "aggregates.json", to_dict(stats))}
+    table = out_dir / "aggregates.md"
+    with tempfile.NamedTemporaryFile("w", dir=out_dir, delete=False, suffix=".tmp") as f:
+        f.write(format_table(stats))
+    os.replace(f.name, table)
+    paths["table"] = table
+    paths["aggregates"] = plot_aggregates(stats, out_dir / "aggregates.png", xlabel)
+    paths["profiles"] = plot_performance_profiles(
+        profiles, out_dir / "performance_profiles.png", xlabel
+    )
+    if curves is not None:
+        curve_stats = iqm_curves(
+            curves, steps, reps=min(reps, 2_000), confidence=confidence, seed=seed
+        )
+        paths["curves"] = plot_iqm_curves(curve_stats, out_dir / "iqm_curves.png")
+    return paths

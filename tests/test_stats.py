@@ -1,0 +1,169 @@
+"""Aggregate statistics across runs and tasks (jrl.stats, through rliable)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from jrl import stats
+
+REPS = 200  # enough for the properties below, and the file runs in seconds
+
+
+def _scores(num_runs, seed=0, tasks=3, mean=1.0):
+    return np.random.default_rng(seed).normal(mean, 0.3, (num_runs, tasks))
+
+
+def _point(result, algorithm, metric):
+    return result.point[algorithm][result.metrics.index(metric)]
+
+
+def _interval(result, algorithm, metric):
+    return result.interval[algorithm][:, result.metrics.index(metric)]
+
+
+def test_aggregates_on_hand_examples():
+    # 8 runs of one task, 1..8: the IQM drops the lowest and highest quarter (1, 2 and
+    # 7, 8) and averages the rest: (3 + 4 + 5 + 6) / 4.
+    one_task = np.arange(1.0, 9.0)[:, None]
+    result = stats.aggregate({"a": one_task}, reps=REPS)
+    assert _point(result, "a", "IQM") == pytest.approx(4.5)
+    assert _point(result, "a", "Mean") == pytest.approx(4.5)
+    # Two tasks: mean and median are over the per-task means (2 and 10 here, and 20 for
+    # a third), the IQM over all run x task scores; optimality gap with target 5:
+    # 5 - mean(min(score, 5)) = 5 - (1 + 2 + 3 + 5 + 5 + 5) / 6 = 1.5.
+    two_tasks = np.array([[1.0, 9.0], [2.0, 10.0], [3.0, 11.0]])
+    result = stats.aggregate({"b": two_tasks}, reps=REPS, gamma=5.0)
+    assert _point(result, "b", "Mean") == pytest.approx(6.0)
+    assert _point(result, "b", "Median") == pytest.approx(6.0)
+    assert _point(result, "b", "Optimality gap") == pytest.approx(1.5)
+    three_tasks = np.array([[1.0, 9.0, 19.0], [2.0, 10.0, 20.0], [3.0, 11.0, 21.0]])
+    assert _point(stats.aggregate({"c": three_tasks}, reps=REPS), "c", "Median") == 10.0
+    # Every run equal: nothing to resample, the interval is the point.
+    constant = stats.aggregate({"d": np.full((5, 2), 3.0)}, reps=REPS)
+    np.testing.assert_allclose(constant.interval["d"], np.full((2, 4), [3.0, 3.0, 3.0, 0.0]))
+
+
+def test_intervals_contain_the_point_and_shrink_with_more_runs():
+    result = stats.aggregate({"few": _scores(10), "many": _scores(200, seed=1)}, reps=REPS)
+    for algorithm in ("few", "many"):
+        low, high = result.interval[algorithm]
+        assert np.all(low <= result.point[algorithm]) and np.all(result.point[algorithm] <= high)
+    width = {a: np.diff(_interval(result, a, "IQM"))[0] for a in ("few", "many")}
+    assert width["many"] < width["few"] / 2  # about sqrt(20) narrower
+    assert result.num_runs == {"few": 10, "many": 200} and result.num_tasks == 3
+    # A wider confidence level gives a wider interval.
+    wide = stats.aggregate({"few": _scores(10)}, reps=REPS, confidence=0.99)
+    assert np.diff(_interval(wide, "few", "IQM"))[0] > width["few"]
+
+
+def test_the_seed_fixes_the_numbers_and_algorithms_do_not_disturb_each_other():
+    scores = {"a": _scores(12), "b": _scores(7, seed=1)}
+    first = stats.aggregate(scores, reps=REPS, seed=3)
+    again = stats.aggregate(scores, reps=REPS, seed=3)
+    for algorithm in scores:
+        np.testing.assert_array_equal(first.interval[algorithm], again.interval[algorithm])
+    other = stats.aggregate(scores, reps=REPS, seed=4)
+    assert not np.array_equal(first.interval["a"], other.interval["a"])
+    # Each algorithm has its own seeded bootstrap: "b" alone gets the same interval.
+    alone = stats.aggregate({"b": scores["b"]}, reps=REPS, seed=3)
+    np.testing.assert_array_equal(alone.interval["b"], first.interval["b"])
+    # rliable resamples with NumPy's global generator; its state is put back afterwards.
+    np.random.seed(5)  # noqa: NPY002
+    expected = np.random.rand()  # noqa: NPY002
+    np.random.seed(5)  # noqa: NPY002
+    stats.aggregate(scores, reps=REPS, seed=3)
+    assert np.random.rand() == expected  # noqa: NPY002
+
+
+def test_table_and_json_hold_every_algorithm():
+    scores = {"ppo": _scores(10), "dqn": _scores(6, seed=1, mean=0.5), "q learning": _scores(4)}
+    result = stats.aggregate(scores, reps=REPS)
+    markdown = stats.format_table(result)
+    plain = stats.format_table(result, "plain")
+    lines = markdown.splitlines()
+    assert lines[0] == "| algorithm | runs | IQM | Mean | Median | Optimality gap |"
+    for algorithm, runs in (("ppo", 10), ("dqn", 6), ("q learning", 4)):
+        assert any(line.startswith(f"| {algorithm} | {runs} | ") for line in lines)
+        assert any(line.startswith(algorithm) for line in plain.splitlines())
+    iqm = _point(result, "dqn", "IQM")
+    low, high = _interval(result, "dqn", "IQM")
+    assert f"{iqm:.4g} [{low:.4g}, {high:.4g}]" in markdown
+    as_dict = json.loads(json.dumps(stats.to_dict(result)))
+    assert list(as_dict["algorithms"]) == ["ppo", "dqn", "q learning"]
+    assert as_dict["algorithms"]["dqn"]["IQM"] == {
+        "point": pytest.approx(iqm),
+        "low": pytest.approx(low),
+        "high": pytest.approx(high),
+    }
+    assert as_dict["reps"] == REPS and as_dict["confidence"] == 0.95
+    with pytest.raises(ValueError, match="unknown table format 'html'"):
+        stats.format_table(result, "html")
+
+
+def test_profiles_and_iqm_curves():
+    scores = {"a": np.arange(1.0, 9.0)[:, None], "b": np.arange(1.0, 9.0)[:, None] + 2}
+    profiles = stats.performance_profiles(scores, taus=[0.0, 4.5, 100.0], reps=REPS)
+    np.testing.assert_allclose(profiles.point["a"], [1.0, 0.5, 0.0])  # fraction above tau
+    np.testing.assert_allclose(profiles.point["b"], [1.0, 0.75, 0.0])
+    assert profiles.interval["a"].shape == (2, 3)
+    # A curve whose step t holds 1..8 + t: the IQM at step t is 4.5 + t.
+    curve = np.arange(1.0, 9.0)[:, None, None] + np.arange(5.0)
+    curves = stats.iqm_curves({"a": curve}, steps=np.arange(5) * 100, reps=REPS)
+    np.testing.assert_allclose(curves.point["a"], 4.5 + np.arange(5))
+    low, high = curves.interval["a"]
+    assert np.all(low <= curves.point["a"]) and np.all(curves.point["a"] <= high)
+    with pytest.raises(ValueError, match=r"steps must be shaped \(5,\)"):
+        stats.iqm_curves({"a": curve}, steps=[0, 1], reps=REPS)
+
+
+def test_report_writes_table_json_and_pngs(tmp_path):
+    scores = {"ppo": _scores(8), "dqn": _scores(5, seed=1, mean=0.6)}
+    rng = np.random.default_rng(2)
+    curves = {name: rng.normal(size=(n, 3, 6)).cumsum(-1) for name, n in (("ppo", 8), ("dqn", 5))}
+    paths = stats.write_report(tmp_path / "eval", scores, curves, reps=REPS)
+    assert set(paths) == {"json", "table", "aggregates", "profiles", "curves"}
+    for name in ("aggregates", "profiles", "curves"):
+        data = paths[name].read_bytes()
+        assert len(data) > 1000 and data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "| dqn | 5 |" in paths["table"].read_text()
+    assert set(json.loads(paths["json"].read_text())["algorithms"]) == {"ppo", "dqn"}
+    assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == [
+        "aggregates.json",
+        "aggregates.md",
+        "aggregates.png",
+        "iqm_curves.png",
+        "performance_profiles.png",
+    ]  # no temporary files left behind
+
+
+@pytest.mark.parametrize(
+    "scores, message",
+    [
+        ({}, r"non-empty dict \{algorithm: array \(num_runs, num_tasks\)\}"),
+        ([np.ones((3, 2))], "non-empty dict"),
+        (
+            {"a": np.ones(5)},
+            r"scores\['a'\] must be shaped \(num_runs, num_tasks\), got shape "
+            r"\(5,\); for one task add an axis",
+        ),  # fmt: skip
+        ({"a": np.ones((2, 3, 4))}, r"scores\['a'\] must be shaped \(num_runs, num_tasks\)"),
+        ({"a": np.ones((0, 3))}, "no empty axis"),
+        ({"a": np.array([[1.0, np.nan]])}, r"scores\['a'\] has 1 non-finite"),
+        ({"a": np.ones((3, 2)), "b": np.ones((3, 4))}, "same num_tasks.*'a': \\(2,\\)"),
+    ],
+)
+def test_bad_scores_are_rejected_with_a_clear_message(scores, message):
+    with pytest.raises(ValueError, match=message):
+        stats.aggregate(scores, reps=REPS)
+
+
+def test_bad_curves_and_settings_are_rejected():
+    with pytest.raises(ValueError, match=r"curves\['a'\] must be shaped \(num_runs, num_tasks, "):
+        stats.iqm_curves({"a": np.ones((3, 2))})
+    with pytest.raises(ValueError, match=r"same \(num_tasks, num_steps\)"):
+        stats.iqm_curves({"a": np.ones((3, 2, 5)), "b": np.ones((3, 2, 6))})
+    with pytest.raises(ValueError, match="reps must be a positive int"):
+        stats.aggregate({"a": np.ones((3, 2))}, reps=0)
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+        stats.aggregate({"a": np.ones((3, 2))}, confidence=95)
