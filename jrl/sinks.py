@@ -1,0 +1,199 @@
+"""Optional metric sinks: TensorBoard and Weights & Biases, fed the same rows as the
+run directory's metrics JSONL. Off by default; each needs its extra
+(``pip install 'jrl[tensorboard]'``, ``pip install 'jrl[wandb]'``).
+
+A sink has ``write(rows)`` and ``close()``. A row is one logged step of one run:
+
+    {"step": int, "grid_point": int, "seed": int, "<metric>": float, ...}
+
+Both sinks log, for every grid point and metric, the mean over the seeds of the rows
+in one ``write`` call that share the step (NaN values, e.g. a return where no episode
+ended, are left out of the mean; a metric with no value is not logged); with
+``per_seed=True`` every seed's value too. Non-numeric and boolean fields are skipped.
+
+    sinks = make_sinks(["tensorboard"], run_dir)   # [] when names is empty
+    for sink in sinks: sink.write(rows)
+    for sink in sinks: sink.close()
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from numbers import Real
+from pathlib import Path
+from typing import Any, Protocol
+
+ROW_KEYS = ("step", "grid_point", "seed")
+
+
+class MetricSink(Protocol):
+    def write(self, rows: list[dict]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _scalars(rows: Sequence[Mapping], per_seed: bool) -> Iterator[tuple[int, int, str, float]]:
+    """(grid_point, step, tag, value): tag is the metric for the mean over seeds and
+    ``<metric>/seed_<s>`` for one seed; ordered by grid point, step, then first seen."""
+    grouped: dict[tuple[int, int], dict[str, list[tuple[int, float]]]] = {}
+    for row in rows:
+        missing = [key for key in ROW_KEYS if key not in row]
+        if missing:
+            raise ValueError(f"a metric row needs {', '.join(ROW_KEYS)}; missing {missing}: {row}")
+        values = grouped.setdefault((int(row["grid_point"]), int(row["step"])), {})
+        for name, value in row.items():
+            if name in ROW_KEYS or isinstance(value, bool) or not isinstance(value, Real):
+                continue
+            values.setdefault(name, []).append((int(row["seed"]), float(value)))
+    for (grid_point, step), metrics in sorted(grouped.items()):
+        for name, by_seed in metrics.items():
+            finite = [value for _, value in by_seed if math.isfinite(value)]
+            if finite:
+                yield grid_point, step, name, math.fsum(finite) / len(finite)
+            if per_seed:
+                for seed, value in by_seed:
+                    if math.isfinite(value):
+                        yield grid_point, step, f"{name}/seed_{seed}", value
+
+
+class _Closing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+class TensorBoardSink(_Closing):
+    """Event files under ``logdir/grid_point_<g>/``: TensorBoard shows each grid point as
+    a run, so one chart per metric overlays the grid points. ``run_names`` (one per grid
+    point, e.g. ``"alpha=0.1"``) replace the ``grid_point_<g>`` directory names."""
+
+    def __init__(
+        self,
+        logdir: str | Path,
+        per_seed: bool = False,
+        run_names: Sequence[str] | None = None,
+        flush_secs: int = 30,
+    ):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError as error:
+            raise ImportError(
+                "TensorBoardSink needs tensorboardX: pip install 'jrl[tensorboard]'"
+            ) from error
+        self._writer_class = SummaryWriter
+        self.logdir = Path(logdir)
+        self.per_seed = per_seed
+        self.run_names = list(run_names) if run_names is not None else None
+        self.flush_secs = flush_secs
+        self._writers: dict[int, Any] = {}
+
+    def _writer(self, grid_point: int):
+        if grid_point not in self._writers:
+            if self.run_names is not None and grid_point >= len(self.run_names):
+                raise ValueError(
+                    f"grid_point {grid_point} has no run name ({len(self.run_names)} given)"
+                )
+            name = self.run_names[grid_point] if self.run_names else f"grid_point_{grid_point}"
+            self._writers[grid_point] = self._writer_class(
+                logdir=str(self.logdir / name), flush_secs=self.flush_secs
+            )
+        return self._writers[grid_point]
+
+    def write(self, rows: list[dict]) -> None:
+        for grid_point, step, tag, value in _scalars(rows, self.per_seed):
+            self._writer(grid_point).add_scalar(tag, value, global_step=step)
+
+    def flush(self) -> None:
+        for writer in self._writers.values():
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+        self._writers.clear()
+
+
+class WandbSink(_Closing):
+    """One Weights & Biases run; a metric's key is ``<metric>/grid_point_<g>`` (and
+    ``<metric>/grid_point_<g>/seed_<s>`` with ``per_seed``), plotted against ``step``.
+    The other arguments go to ``wandb.init`` (``mode="offline"`` needs no account)."""
+
+    def __init__(
+        self,
+        project: str | None = "jrl",
+        name: str | None = None,
+        config: Mapping | None = None,
+        directory: str | Path | None = None,
+        mode: str | None = None,
+        per_seed: bool = False,
+        **init_kwargs,
+    ):
+        try:
+            import wandb
+        except ImportError as error:
+            raise ImportError(
+                "WandbSink needs the wandb package: pip install 'jrl[wandb]'"
+            ) from error
+        if directory is not None:
+            Path(directory).mkdir(parents=True, exist_ok=True)
+        self.per_seed = per_seed
+        self._run = wandb.init(
+            project=project,
+            name=name,
+            config=dict(config) if config is not None else None,
+            dir=str(directory) if directory is not None else None,
+            mode=mode,
+            **init_kwargs,
+        )
+        # Log "step" as a field and plot against it, so rows need not arrive in order.
+        self._run.define_metric("step")
+        self._run.define_metric("*", step_metric="step")
+
+    def write(self, rows: list[dict]) -> None:
+        by_step: dict[int, dict[str, float]] = {}
+        for grid_point, step, tag, value in _scalars(rows, self.per_seed):
+            metric, _, seed = tag.partition("/")
+            key = f"{metric}/grid_point_{grid_point}" + (f"/{seed}" if seed else "")
+            by_step.setdefault(step, {})[key] = value
+        for step in sorted(by_step):
+            self._run.log({"step": step, **by_step[step]})
+
+    def close(self) -> None:
+        self._run.finish()
+
+
+SINKS = ("tensorboard", "wandb")
+
+
+def make_sinks(
+    names: Sequence[str], run_dir: str | Path, config: Mapping | None = None
+) -> list[MetricSink]:
+    """The named sinks for a run directory: ``tensorboard`` writes under
+    ``run_dir/tensorboard``; ``wandb`` starts a run named after ``run_dir`` (project
+    "jrl", files under ``run_dir``, ``config`` as its config; WANDB_MODE and the other
+    WANDB_* variables apply). No names, no sinks."""
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of sink names, got the string {names!r}")
+    unknown = [name for name in names if name not in SINKS]
+    if unknown:
+        raise ValueError(
+            f"unknown sink {', '.join(map(repr, unknown))}; known sinks: {', '.join(SINKS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"a sink is named twice in {list(names)}")
+    run_dir = Path(run_dir)
+    sinks: list[MetricSink] = []
+    try:
+        for name in names:
+            if name == "tensorboard":
+                sinks.append(TensorBoardSink(run_dir / "tensorboard"))
+            else:
+                sinks.append(WandbSink(name=run_dir.name, config=config, directory=run_dir))
+    except Exception:
+        for sink in sinks:
+            sink.close()
+        raise
+    return sinks
