@@ -9,7 +9,9 @@ random numbers: differences between grid points are not seed noise).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,8 +32,8 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
     unknown = sorted(set(axes) - set(fields))
     if unknown:
         raise ValueError(
-            f"{type(base).__name__} has no field {', '.join(map(repr, unknown))}; "
-            f"sweepable fields: {', '.join(fields)}"
+            f"{type(base).__name__} has no field {', '.join(map(repr, unknown))}"
+            f"{_static_hint(base, unknown)}; sweepable fields: {', '.join(fields)}"
         )
     names = list(axes)
     points = list(itertools.product(*(axes[name] for name in names)))
@@ -44,6 +46,25 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
             for field in fields
         }
     )
+
+
+def _static_hint(hparams: Any, names: Sequence[str]) -> str:
+    """Where ``names`` are fields of a static config dataclass beside ``hparams``'s type
+    (``PPOConfig`` beside ``PPOHParams``), say so: they decide shapes or loop lengths,
+    so they cannot vary inside one compiled sweep."""
+    module = sys.modules.get(type(hparams).__module__)
+    for config in vars(module).values() if module else ():
+        if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+            continue
+        static = [name for name in names if name in {f.name for f in dataclasses.fields(config)}]
+        if static:
+            listed = ", ".join(map(repr, static))
+            return (
+                f" ({listed}: static, a field of {config.__name__}; static settings decide "
+                "shapes or loop lengths, so they cannot vary inside one compiled sweep: "
+                f"build one {config.__name__} per value and sweep each)"
+            )
+    return ""
 
 
 def stack_grid(points: Sequence[Any]) -> Any:

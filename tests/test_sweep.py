@@ -104,3 +104,19 @@ def test_invalid_combinations_are_rejected(cliff):
     train = make_train(TabularConfig(num_episodes=5), env, params)
     with pytest.raises(ValueError, match="at least one device"):
         run_sweep(train, jax.random.key(0), stack_grid([TabularHParams()]), 2, devices=[])
+
+
+def test_a_static_setting_in_a_grid_is_rejected_naming_its_config():
+    from jrl.agents.dqn import DQNHParams
+    from jrl.agents.ppo import PPOHParams
+    from jrl.sweep import product_grid
+
+    with pytest.raises(ValueError, match=r"'num_envs': static, a field of PPOConfig") as error:
+        product_grid(PPOHParams(), lr=[1e-3, 3e-4], num_envs=[4, 8])
+    assert "sweepable fields: lr, gamma" in str(error.value)
+    with pytest.raises(ValueError, match=r"'buffer_size': static, a field of DQNConfig"):
+        product_grid(DQNHParams(), buffer_size=[1000, 10_000])
+    with pytest.raises(ValueError, match=r"'planning_steps': static, a field of TabularConfig"):
+        product_grid(TabularHParams(), planning_steps=[5, 50])
+    with pytest.raises(ValueError, match=r"has no field 'learning_rate'; sweepable"):
+        product_grid(PPOHParams(), learning_rate=[1e-3])

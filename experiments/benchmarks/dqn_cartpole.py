@@ -46,8 +46,7 @@ PUREJAXRL_CONFIG = {
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
-    if impl == "jrl":
-        baseline.use_all_cores_as_devices()
+    devices = baseline.use_all_cores_as_devices() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":
@@ -71,13 +70,15 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             gamma=0.99,
             epsilon_decay_fraction=25e4 / steps,
             max_grad_norm=1e30,
-            huber_delta=1e30,
+            huber_delta=1e3,
         )
         train = make_train(config, env, env_params)
         grid = stack_grid([hparams])
-        devices = jax.devices() if num_seeds % jax.device_count() == 0 else None
+        if num_seeds % devices:
+            devices = 1
+        shards = jax.devices()[:devices] if devices > 1 else None
         fn = jax.jit(
-            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=devices)[1]
+            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1]
         )
         times, metrics = baseline.time_compiled(fn, jax.random.key(0))
         final = baseline.final_return(metrics.episode_return[0])
@@ -88,6 +89,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
         times, out = baseline.time_compiled(jax.jit(jax.vmap(train)), keys)
         final = baseline.final_return(out["metrics"]["returns"])
     return {
+        "devices": devices,
         **times,
         "steps_per_s": round(num_seeds * steps / times["run_s"]),
         "final_return": round(final, 1),

@@ -51,8 +51,7 @@ PUREJAXRL_CONFIG = {
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
-    if impl == "jrl":
-        baseline.use_all_cores_as_devices()
+    devices = baseline.use_all_cores_as_devices() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":
@@ -63,9 +62,11 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
         env, env_params = make("CartPole-v1")
         train = make_train(PPOConfig(total_timesteps=steps), env, env_params)
         grid = stack_grid([PPOHParams()])
-        devices = jax.devices() if num_seeds % jax.device_count() == 0 else None
+        if num_seeds % devices:
+            devices = 1
+        shards = jax.devices()[:devices] if devices > 1 else None
         fn = jax.jit(
-            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=devices)[1]
+            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1]
         )
         times, metrics = baseline.time_compiled(fn, jax.random.key(0))
         final = baseline.final_return(metrics.episode_return[0])
@@ -81,6 +82,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
         info = out["metrics"]
         final = baseline.final_return(info["returned_episode_returns"], info["returned_episode"])
     return {
+        "devices": devices,
         **times,
         "steps_per_s": round(num_seeds * steps / times["run_s"]),
         "final_return": round(final, 1),

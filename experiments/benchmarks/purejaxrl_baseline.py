@@ -34,9 +34,7 @@ import time
 import types
 from pathlib import Path
 
-import gymnax
 import numpy as np
-from gymnax.wrappers.compat import LegacyStepAPIWrapper
 
 
 def purejaxrl_dir() -> Path | None:
@@ -77,6 +75,9 @@ class _Unused:
 
 
 def _legacy_make(*args, **kwargs):
+    import gymnax
+    from gymnax.wrappers.compat import LegacyStepAPIWrapper
+
     env, params = gymnax.make(*args, **kwargs)
     return LegacyStepAPIWrapper(env), params
 
@@ -104,6 +105,8 @@ def load_purejaxrl(name: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(f"purejaxrl_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    from gymnax.wrappers.compat import LegacyStepAPIWrapper
+
     log_wrapper = getattr(module, "LogWrapper", None)
     if log_wrapper is not None and log_wrapper.__module__.startswith("gymnax"):
         module.LogWrapper = lambda env: LegacyStepAPIWrapper(log_wrapper(env))
@@ -140,18 +143,29 @@ def time_compiled(fn, *args) -> tuple[dict, object]:
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - start
+    compiled_rss = peak_rss_mb()
     start = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - start
-    return {"compile_s": round(compile_s, 2), "run_s": round(run_s, 2)}, out
+    times = {"compile_s": round(compile_s, 2), "run_s": round(run_s, 2)}
+    return {**times, "peak_rss_compiled_mb": round(compiled_rss)}, out
 
 
-def use_all_cores_as_devices() -> None:
-    """One XLA CPU device per core; call before jax initialises its backend."""
+def use_all_cores_as_devices() -> int:
+    """One XLA CPU device per core; returns the device count. Raises if jax's backend
+    was initialised before (the flag would be silently ignored)."""
     os.environ["XLA_FLAGS"] = (
         os.environ.get("XLA_FLAGS", "")
         + f" --xla_force_host_platform_device_count={os.cpu_count()}"
     )
+    import jax
+
+    if jax.device_count() != os.cpu_count():
+        raise RuntimeError(
+            f"wanted {os.cpu_count()} CPU devices, jax has {jax.device_count()}: something "
+            "initialised jax's backend before use_all_cores_as_devices()"
+        )
+    return jax.device_count()
 
 
 def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:

@@ -406,8 +406,8 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def gradient_step(carry, key_sample, hparams: DQNHParams):
-        params, opt_state, target_params, buffer = carry
+    def gradient_step(carry, key_sample, buffer, hparams: DQNHParams):
+        params, opt_state, target_params = carry
         batch = buffer_sample(key_sample, buffer, config.batch_size)
         next_q_target = network.apply(target_params, batch.next_obs)
         next_q_online = network.apply(params, batch.next_obs) if config.double_dqn else None
@@ -418,10 +418,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             params, batch, jax.lax.stop_gradient(targets), hparams.huber_delta
         )
         updates, opt_state = make_optimizer(hparams).update(grads, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state, target_params, buffer), (
-            loss,
-            q_mean,
-        )
+        return (optax.apply_updates(params, updates), opt_state, target_params), (loss, q_mean)
 
     def iteration(state: DQNState, hparams: DQNHParams):
         """I / N vector steps, then I / train_frequency gradient steps once learning
@@ -477,9 +474,11 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         buffer, env_state, obs, ep_return, ep_length, timesteps = carry
         episode_stats = jax.tree.map(jnp.sum, episode_stats)
 
+        # The replay buffer is read, never returned, by the learning branch: carrying it
+        # through the cond and the scan made XLA keep a second copy of it.
         def learn(operand):
             carry, (losses, q_means) = jax.lax.scan(
-                lambda c, k: gradient_step(c, k, hparams),
+                lambda c, k: gradient_step(c, k, buffer, hparams),
                 operand,
                 jax.random.split(key_learn, config.gradient_steps_per_iteration),
             )
@@ -489,8 +488,8 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             return operand, (jnp.float32(0), jnp.float32(0))
 
         learning = timesteps >= config.learning_starts
-        (params, opt_state, target_params, _), (loss_sum, q_sum) = jax.lax.cond(
-            learning, learn, skip, (state.params, state.opt_state, state.target_params, buffer)
+        (params, opt_state, target_params), (loss_sum, q_sum) = jax.lax.cond(
+            learning, learn, skip, (state.params, state.opt_state, state.target_params)
         )
 
         def move_target(target_params):
