@@ -4,9 +4,9 @@ their figures.
 Aggregates follow Agarwal et al. 2021 ("Deep RL at the Edge of the Statistical
 Precipice", rliable): the interquartile mean (IQM, the mean of the middle 50% of runs)
 beside the mean, each with a percentile-bootstrap confidence interval over seeds. With
-one task rliable's stratified bootstrap is the plain bootstrap over runs, written here
-in NumPy so that it runs for every step of a curve at once (``rliable.library`` itself
-does not import beside pandas 3: its ``arch`` dependency fails).
+one task rliable's stratified bootstrap is the plain bootstrap over runs; it is written
+here in NumPy so that one set of resampled seeds serves every step of a curve at once
+(``jrl.stats`` has rliable's own aggregates across tasks and algorithms).
 """
 
 from __future__ import annotations
