@@ -116,12 +116,12 @@ def run_sweep(
 
         fn = over_all
     else:
-        fn = _vmap_or_call(_vmap_or_call(train, (0, None), num_seeds), (None, 0), size)
+        fn = vmap_or_call(vmap_or_call(train, (0, None), num_seeds), (None, 0), size)
     fn = jax.jit(fn) if jit else fn
     return fn(keys, jax.tree.map(jnp.asarray, grid))
 
 
-def _vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:
+def vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:
     """``jax.vmap(fn, in_axes)``, or for an axis of size 1 a plain call whose outputs get
     the axis back: a single run does not pay for batching (under ``vmap`` a
     ``lax.cond`` runs both branches and gathers become batched gathers)."""

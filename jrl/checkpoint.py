@@ -1,0 +1,150 @@
+"""Checkpoints of a whole run state (orbax-checkpoint), with checks that fail clearly.
+
+A checkpoint is ``CHECKPOINT_DIR/chunk_<n>/`` written by orbax's
+``StandardCheckpointer`` (it writes to a temporary directory and renames it when
+complete, so a kill leaves the previous checkpoint intact), plus
+``CHECKPOINT_DIR/latest.json`` naming the newest complete one and describing what it
+holds: a fingerprint of the run configuration and the path, shape and dtype of every
+leaf. :func:`restore` compares that description with the state it is asked to fill
+and raises :class:`CheckpointError` naming the difference — a checkpoint of another
+configuration, or damaged files — before any array is read.
+
+Typed PRNG keys are stored as their raw ``key_data`` and wrapped again on restore;
+empty arrays (which orbax refuses) as one zero, rebuilt from the description.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+
+from jrl.run_dir import write_json
+
+LATEST = "latest.json"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be restored into the requested state, and why."""
+
+
+def describe(state: Any) -> dict[str, list]:
+    """{leaf path: [shape, dtype]} of a pytree (typed keys: their key data)."""
+    state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+    leaves = jax.tree_util.tree_flatten_with_path(state)[0]
+    return {
+        jax.tree_util.keystr(path): [list(np.shape(leaf)), str(np.asarray(leaf).dtype)]
+        if not hasattr(leaf, "dtype")
+        else [list(leaf.shape), str(leaf.dtype)]
+        for path, leaf in leaves
+    }
+
+
+def _is_key(leaf: Any) -> bool:
+    return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+
+
+def _to_storable(state: Any) -> Any:
+    """Typed keys -> their key data; empty arrays (orbax refuses them) -> one zero."""
+
+    def storable(x):
+        x = jax.random.key_data(x) if _is_key(x) else x
+        return jnp.zeros((1,), x.dtype) if np.size(x) == 0 else x
+
+    return jax.tree.map(storable, state)
+
+
+def save(directory: str | Path, chunk: int, state: Any, info: dict, keep: int = 2) -> Path:
+    """Save ``state`` as ``directory/chunk_<chunk>`` and point latest.json at it.
+
+    ``info`` (JSON-able; e.g. the config fingerprint and host-side counters) is stored
+    in latest.json beside the state's description. Older checkpoints beyond the
+    newest ``keep`` are deleted."""
+    directory = Path(directory).resolve()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"chunk_{chunk:08d}"
+    if path.exists():
+        shutil.rmtree(path)
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(path, _to_storable(state))
+    checkpointer.wait_until_finished()
+    checkpointer.close()
+    write_json(
+        directory / LATEST,
+        {"chunk": chunk, "path": path.name, "info": info, "leaves": describe(state)},
+    )
+    for old in sorted(directory.glob("chunk_*"))[:-keep]:
+        if old != path:
+            shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def latest(directory: str | Path) -> dict | None:
+    """The newest complete checkpoint's record (latest.json), or None if there is none."""
+    path = Path(directory) / LATEST
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is damaged ({error}); delete it to start over") from None
+
+
+def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, dict]:
+    """(state, info) of the newest checkpoint in ``directory``, shaped like ``like``.
+
+    Raises CheckpointError if there is none, if it was written for another
+    configuration (``fingerprint`` differs) or another state structure (leaf paths,
+    shapes or dtypes differ: named), or if its files are damaged."""
+    directory = Path(directory).resolve()
+    record = latest(directory)
+    if record is None:
+        raise CheckpointError(f"no checkpoint in {directory} (no {LATEST})")
+    saved_fingerprint = record.get("info", {}).get("fingerprint")
+    if saved_fingerprint != fingerprint:
+        raise CheckpointError(
+            f"the checkpoint in {directory} was written by another configuration "
+            f"(fingerprint {saved_fingerprint}, this run {fingerprint}); resume with the "
+            "run's own config.yaml or start a new run directory"
+        )
+    wanted, saved = describe(like), record.get("leaves", {})
+    if wanted != saved:
+        missing = sorted(set(wanted) - set(saved))
+        extra = sorted(set(saved) - set(wanted))
+        changed = sorted(k for k in set(wanted) & set(saved) if wanted[k] != saved[k])
+        details = [
+            f"missing {missing[:3]}" if missing else "",
+            f"unexpected {extra[:3]}" if extra else "",
+        ]
+        details += [f"{k}: saved {saved[k]}, wanted {wanted[k]}" for k in changed[:3]]
+        raise CheckpointError(
+            f"the checkpoint in {directory} holds a different state: "
+            + "; ".join(d for d in details if d)
+        )
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), _to_storable(like))
+    checkpointer = ocp.StandardCheckpointer()
+    try:
+        stored = checkpointer.restore(directory / record["path"], target)
+    except Exception as error:  # orbax/tensorstore raise many types for damaged files
+        raise CheckpointError(
+            f"could not read checkpoint {directory / record['path']}: "
+            f"{type(error).__name__}: {str(error)[:300]}"
+        ) from error
+    finally:
+        checkpointer.close()
+
+    def unstored(stored_leaf, leaf):
+        if np.size(leaf) == 0:
+            return jnp.zeros(leaf.shape, leaf.dtype)
+        if _is_key(leaf):
+            return jax.random.wrap_key_data(stored_leaf, impl=jax.random.key_impl(leaf))
+        return stored_leaf
+
+    state = jax.tree.map(unstored, stored, like)
+    return state, record["info"]

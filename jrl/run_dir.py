@@ -1,0 +1,150 @@
+"""The run directory: what a run writes so that it can be trusted, read and resumed.
+
+    RUN_DIR/
+      config.yaml      the resolved run configuration (agent, env, static config,
+                       hyperparameters, seeds, chunking)
+      meta.json        git commit and dirty flag, package versions, devices, seeds,
+                       command line, start time
+      metrics.jsonl    one row per logged update per grid point per seed
+      summary.json     final aggregates, rewritten after every chunk
+      checkpoints/     orbax checkpoints (``jrl.checkpoint``)
+
+Every whole file is written atomically (a temporary file in the same directory, then
+``os.replace``). ``metrics.jsonl`` is appended, flushed and fsynced once per chunk; a
+process killed in the middle of an append can leave a torn last line, which
+:func:`read_rows` skips and :func:`truncate_rows` removes on resume.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint", "envpool", "jrl")
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_yaml(path: str | Path, data: Any) -> None:
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
+
+
+def read_yaml(path: str | Path) -> Any:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def git_state(root: str | Path | None = None) -> dict:
+    """{"commit": sha or None, "dirty": bool or None} of the checkout holding ``root``."""
+    root = Path(root or Path(__file__).resolve().parent)
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
+    versions = {}
+    for name in packages:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def write_meta(run_dir: str | Path, seeds: list[int], extra: dict | None = None) -> dict:
+    """Write meta.json (provenance of the run) and return it."""
+    import jax
+
+    meta = {
+        **git_state(),
+        "versions": package_versions(),
+        "python": sys.version.split()[0],
+        "devices": [str(device) for device in jax.devices()],
+        "seeds": list(seeds),
+        "argv": list(sys.argv),
+        "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        **(extra or {}),
+    }
+    write_json(Path(run_dir) / "meta.json", meta)
+    return meta
+
+
+def append_rows(path: str | Path, rows: Iterable[dict]) -> None:
+    """Append JSON lines and make them durable (flush + fsync) before returning."""
+    lines = "".join(json.dumps(row, default=_jsonable) + "\n" for row in rows)
+    with open(path, "a") as file:
+        file.write(lines)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """The complete rows of a JSONL file; a torn last line (a write cut by a kill) is
+    skipped. A malformed line elsewhere raises, naming its line number."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    lines = path.read_text().split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number == len(lines):  # the last line, without its newline: torn
+                break
+            raise ValueError(f"{path}:{number}: not a JSON row ({error})") from None
+    return rows
+
+
+def truncate_rows(path: str | Path, keep: Callable[[dict], bool]) -> int:
+    """Rewrite ``path`` atomically with the complete rows for which ``keep`` holds;
+    returns how many were kept."""
+    rows = [row for row in read_rows(path) if keep(row)]
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
+    return len(rows)

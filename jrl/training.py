@@ -1,0 +1,400 @@
+"""Chunked training: a run as a host loop over compiled chunks, with metrics written,
+progress shown and a checkpoint taken between chunks, and resume that continues bit
+for bit.
+
+A run is described by a :class:`RunSpec` (agent, environment, static config,
+hyperparameter grid, seeds, chunk size: everything that decides its numbers). Every
+agent exposes ``init(key, hparams) -> state`` and ``update(state, hparams) ->
+(state, metrics)``; the driver builds the state of G grid points x S seeds (the
+sweep's layout, ``jrl.sweep``: every grid point sees the same seed keys) and one
+jitted ``chunk`` that runs ``chunk_size`` updates of every run with ``lax.scan``.
+Between chunks the host appends the chunk's metric rows to ``metrics.jsonl``, shows
+progress (steps/s, ETA), saves the whole state with orbax (``jrl.checkpoint``) and
+rewrites ``summary.json``. SIGTERM and SIGINT (Slurm's preemption, Ctrl-C) are
+honoured after the current chunk: checkpoint, then a clean exit.
+
+Resuming restores the state and the counters of the newest checkpoint, drops metric
+rows past it, and runs the remaining chunks with the same compiled function: the
+numbers are those of a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import numpy as np
+
+from jrl import checkpoint
+from jrl.agents import dqn, ppo, tabular
+from jrl.envs import make
+from jrl.run_dir import append_rows, read_yaml, truncate_rows, write_json, write_meta, write_yaml
+from jrl.sweep import stack_grid, vmap_or_call
+
+
+class AgentSpec(NamedTuple):
+    """How the driver builds an agent: its static config and sweepable hyperparameter
+    types, ``make(config, env, env_params)`` returning (init, update, ...), and how many
+    updates a run has (None: until ``finished``, bounded by ``max_updates``)."""
+
+    config: type
+    hparams: type
+    make: Callable
+    num_updates: Callable[[Any], int]
+    steps_per_update: Callable[[Any], int]
+
+
+AGENTS: dict[str, AgentSpec] = {
+    "ppo": AgentSpec(
+        ppo.PPOConfig, ppo.PPOHParams, ppo.make_ppo, lambda c: c.num_updates, lambda c: c.batch_size
+    ),
+    "dqn": AgentSpec(
+        dqn.DQNConfig,
+        dqn.DQNHParams,
+        dqn.make_dqn,
+        lambda c: c.num_chunks,
+        lambda c: c.log_frequency,
+    ),
+    "tabular": AgentSpec(
+        tabular.TabularConfig,
+        tabular.TabularHParams,
+        tabular.make_tabular,
+        lambda c: math.ceil(c.max_steps / c.steps_per_iteration),
+        lambda c: c.steps_per_iteration,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's numbers (written to config.yaml).
+
+    agent: a key of AGENTS. env: a ``jrl.envs.make`` id; env_overrides: its keyword
+    overrides. config: the agent's static config fields (unset: defaults).
+    hparams: one dict of sweepable hyperparameters per grid point (unset fields:
+    defaults). num_seeds: seeds per grid point; seed: the root seed. chunk_size:
+    updates per compiled chunk (an agent's update: PPO one rollout + learning, DQN
+    ``log_frequency`` steps, tabular ``steps_per_iteration`` steps).
+    """
+
+    agent: str
+    env: str
+    env_overrides: dict = dataclasses.field(default_factory=dict)
+    config: dict = dataclasses.field(default_factory=dict)
+    hparams: tuple[dict, ...] = ({},)
+    num_seeds: int = 1
+    seed: int = 0
+    chunk_size: int = 10
+
+    def to_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data["hparams"] = [dict(point) for point in self.hparams]
+        data["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.config.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunSpec:
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"unknown run field(s) {unknown}; known: "
+                f"{[field.name for field in dataclasses.fields(cls)]}"
+            )
+        data = dict(data)
+        if "hparams" in data:
+            points = data["hparams"]
+            data["hparams"] = tuple(points) if isinstance(points, list | tuple) else (points,)
+        return cls(**data)
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _coerce(cls: type, values: dict, what: str) -> Any:
+    """Build ``cls(**values)`` (a config dataclass or hparams NamedTuple), naming any
+    unknown field and any value of the wrong type in the error."""
+    fields = (
+        {f.name: f.type for f in dataclasses.fields(cls)}
+        if dataclasses.is_dataclass(cls)
+        else dict.fromkeys(cls._fields, "float")
+    )
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{what}: unknown field(s) {unknown}; known: {sorted(fields)}")
+    coerced = {}
+    defaults = cls() if not dataclasses.is_dataclass(cls) else None
+    for name, value in values.items():
+        kind = str(fields[name])
+        if defaults is not None or kind == "float":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"{what}.{name} must be a number, got {value!r}")
+            coerced[name] = float(value)
+        elif kind.startswith("tuple") and isinstance(value, list):
+            coerced[name] = tuple(value)
+        elif kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{what}.{name} must be an int, got {value!r}")
+        elif kind == "bool" and not isinstance(value, bool):
+            raise ValueError(f"{what}.{name} must be true or false, got {value!r}")
+        else:
+            coerced[name] = value
+    try:
+        return cls(**coerced)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what}: {error}") from None
+
+
+class Built(NamedTuple):
+    """A RunSpec made concrete (no compilation yet)."""
+
+    spec: RunSpec
+    agent: Any
+    config: Any
+    grid: Any
+    keys: jax.Array
+    total_updates: int
+    steps_per_update: int
+    finished: Callable | None
+
+
+def build(spec: RunSpec) -> Built:
+    """Check a RunSpec and build its agent — every error here comes before compiling."""
+    if spec.agent not in AGENTS:
+        raise ValueError(f"unknown agent {spec.agent!r}; choose one of {sorted(AGENTS)}")
+    for name in ("num_seeds", "chunk_size"):
+        value = getattr(spec, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if not spec.hparams:
+        raise ValueError("hparams needs at least one grid point")
+    agent_spec = AGENTS[spec.agent]
+    config = _coerce(agent_spec.config, dict(spec.config), "config")
+    points = [
+        _coerce(agent_spec.hparams, dict(p), f"hparams[{i}]") for i, p in enumerate(spec.hparams)
+    ]
+    env, env_params = make(spec.env, **spec.env_overrides)
+    agent = agent_spec.make(config, env, env_params)
+    keys = jax.random.split(jax.random.key(spec.seed), spec.num_seeds)
+    return Built(
+        spec=spec,
+        agent=agent,
+        config=config,
+        grid=jax.tree.map(np.asarray, stack_grid(points)),
+        keys=keys,
+        total_updates=agent_spec.num_updates(config),
+        steps_per_update=agent_spec.steps_per_update(config),
+        finished=getattr(agent, "finished", None),
+    )
+
+
+def _over_runs(fn: Callable, num_points: int, num_seeds: int) -> Callable:
+    """fn(state_or_key, hparams) over [G, S] runs (hparams [G]); plain calls for axes of
+    size 1 (``jrl.sweep.vmap_or_call``)."""
+    over_seeds = vmap_or_call(fn, (0, None), num_seeds)
+    return vmap_or_call(over_seeds, (0, 0), num_points)
+
+
+def make_init(built: Built) -> Callable:
+    size = len(built.spec.hparams)
+
+    def init(keys, grid):
+        keys = jax.numpy.broadcast_to(keys, (size, *keys.shape))
+        return _over_runs(built.agent.init, size, built.spec.num_seeds)(keys, grid)
+
+    return jax.jit(init)
+
+
+def make_chunk(built: Built, length: int) -> Callable:
+    """jit(state [G, S], grid [G]) -> (state, metrics [G, S, length]), state donated."""
+
+    def run_chunk(state, hparams):
+        return jax.lax.scan(lambda s, _: built.agent.update(s, hparams), state, None, length=length)
+
+    runs = _over_runs(run_chunk, len(built.spec.hparams), built.spec.num_seeds)
+    return jax.jit(runs, donate_argnums=0)
+
+
+def metric_rows(metrics: Any, first_update: int) -> list[dict]:
+    """Rows {grid_point, seed, update, <field>: value} of chunk metrics [G, S, K]; NaN
+    becomes null; rows whose ``active`` is False (a finished tabular run) are dropped."""
+    fields = {name: np.asarray(value) for name, value in metrics._asdict().items()}
+    num_points, num_seeds, length = next(iter(fields.values())).shape[:3]
+    rows = []
+    for g in range(num_points):
+        for s in range(num_seeds):
+            for k in range(length):
+                if "active" in fields and not fields["active"][g, s, k]:
+                    continue
+                row = {"grid_point": g, "seed": s, "update": first_update + k}
+                for name, value in fields.items():
+                    if name == "active":
+                        continue
+                    item = value[g, s, k].item()
+                    row[name] = None if isinstance(item, float) and math.isnan(item) else item
+                rows.append(row)
+    return rows
+
+
+class _Stop:
+    """SIGTERM/SIGINT set a flag (the loop stops after its chunk) while installed."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    @contextlib.contextmanager
+    def installed(self):
+        handlers = {}
+
+        def handle(number, frame):
+            self.signal = number
+
+        for number in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError):  # not the main thread: leave them alone
+                handlers[number] = signal.signal(number, handle)
+        try:
+            yield self
+        finally:
+            for number, handler in handlers.items():
+                signal.signal(number, handler)
+
+
+def summarize(rows: Sequence[dict], spec: RunSpec) -> dict:
+    """Per grid point: the last logged episode return of each seed and their mean."""
+    points = []
+    for g in range(len(spec.hparams)):
+        last = {}
+        for row in rows:
+            if row["grid_point"] == g and row.get("episode_return") is not None:
+                last[row["seed"]] = row["episode_return"]
+        values = [last[s] for s in sorted(last)]
+        points.append(
+            {
+                "hparams": dict(spec.hparams[g]),
+                "final_episode_return": values,
+                "mean_final_episode_return": float(np.mean(values)) if values else None,
+            }
+        )
+    return {"grid": points}
+
+
+def train(
+    spec: RunSpec,
+    run_dir: str | Path,
+    resume: bool = False,
+    max_chunks: int | None = None,
+    progress: bool = True,
+    sinks: Sequence[Any] = (),
+) -> dict:
+    """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
+
+    A new run refuses a directory that already holds one (resume it, or choose
+    another). ``max_chunks``: stop (checkpointed) after that many chunks in this call —
+    for tests and for splitting a run across jobs."""
+    run_dir = Path(run_dir)
+    built = build(spec)
+    fingerprint = spec.fingerprint()
+    checkpoints = run_dir / "checkpoints"
+    metrics_path = run_dir / "metrics.jsonl"
+    if resume:
+        if not (run_dir / "config.yaml").exists():
+            raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml) to resume")
+    elif (run_dir / "config.yaml").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; resume it with --resume or choose another --out"
+        )
+
+    state = make_init(built)(built.keys, built.grid)
+    updates_done = 0
+    if resume and checkpoint.latest(checkpoints) is not None:
+        state, info = checkpoint.restore(checkpoints, state, fingerprint)
+        updates_done = info["updates_done"]
+        truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
+    elif not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_yaml(run_dir / "config.yaml", spec.to_dict())
+        write_meta(run_dir, list(range(spec.num_seeds)), {"fingerprint": fingerprint})
+        metrics_path.write_text("")
+
+    chunks = {}
+    all_finished = None if built.finished is None else jax.jit(jax.vmap(jax.vmap(built.finished)))
+    stop = _Stop()
+    bar = _progress(progress, built, updates_done)
+    status = "complete"
+    start, chunks_run = time.perf_counter(), 0
+    with stop.installed():
+        while updates_done < built.total_updates:
+            if all_finished is not None and bool(np.all(np.asarray(all_finished(state)))):
+                break
+            length = min(spec.chunk_size, built.total_updates - updates_done)
+            if length not in chunks:
+                chunks[length] = make_chunk(built, length)
+            state, metrics = chunks[length](state, built.grid)
+            rows = metric_rows(metrics, updates_done)
+            updates_done += length
+            append_rows(metrics_path, rows)
+            for sink in sinks:
+                sink.write(rows)
+            checkpoint.save(
+                checkpoints,
+                updates_done,
+                state,
+                {"fingerprint": fingerprint, "updates_done": updates_done},
+            )
+            chunks_run += 1
+            if bar is not None:
+                bar.update(length * built.steps_per_update)
+            if stop.signal is not None or (max_chunks is not None and chunks_run >= max_chunks):
+                status = "interrupted" if stop.signal is not None else "stopped"
+                break
+    if bar is not None:
+        bar.close()
+    summary = {
+        "status": status,
+        "updates_done": updates_done,
+        "total_updates": built.total_updates,
+        "seconds_this_call": round(time.perf_counter() - start, 3),
+        **summarize(_read_metrics(metrics_path), spec),
+    }
+    write_json(run_dir / "summary.json", summary)
+    if status == "interrupted":
+        print(f"stopped by signal {stop.signal}; resume with: jrl train --resume {run_dir}")
+    return summary
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    from jrl.run_dir import read_rows
+
+    return read_rows(path)
+
+
+def _progress(enabled: bool, built: Built, updates_done: int):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    total = built.total_updates * built.steps_per_update
+    return tqdm(
+        total=total,
+        initial=updates_done * built.steps_per_update,
+        unit="step",
+        unit_scale=True,
+        desc=f"{built.spec.agent} {built.spec.env}",
+        dynamic_ncols=True,
+    )
+
+
+def load_spec(run_dir: str | Path) -> RunSpec:
+    """The RunSpec a run directory was started with (its config.yaml)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml)")
+    return RunSpec.from_dict(read_yaml(path))
