@@ -1,0 +1,144 @@
+"""Running a neural agent over seeds for an experiment: one compiled call that trains
+every seed and then plays greedy evaluation episodes, timed apart from its compilation;
+and the learning curves and summaries that the experiment scripts write.
+
+Shared by ``cartpole.py``, ``minatar_breakout.py`` and ``cat_room_deep.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jrl.agents.evaluation import run_episode
+from jrl.reporting import fill_gaps, final_summary, smooth
+from jrl.sweep import run_sweep, stack_grid
+
+
+class SeedRuns(NamedTuple):
+    """What :func:`train_over_seeds` returns (NumPy arrays, seeds first).
+
+    timesteps: int[R], environment steps per seed at the end of each logged row (an
+    update for PPO, a chunk for DQN). returns: float[S, R], mean return of the episodes
+    that ended in the row (NaN where none did). greedy_returns: float[S, E] of E
+    greedy evaluation episodes per seed; greedy_lengths int[S, E]. final_params: the
+    trained parameters, stacked over seeds. compile_s, run_s: seconds to trace and
+    compile, and to run. steps_per_s: S x steps run / run_s.
+    """
+
+    timesteps: np.ndarray
+    returns: np.ndarray
+    greedy_returns: np.ndarray
+    greedy_lengths: np.ndarray
+    final_params: Any
+    compile_s: float
+    compile_cpu_s: float
+    run_s: float
+    steps_per_s: float
+
+
+def train_over_seeds(
+    agent,
+    greedy_episode: Callable,
+    env,
+    env_params,
+    hparams,
+    key: jax.Array,
+    num_seeds: int,
+    eval_episodes: int = 10,
+    eval_max_steps: int = 1000,
+) -> SeedRuns:
+    """Train ``agent`` (a ``make_ppo`` or ``make_dqn`` result) on ``num_seeds`` seeds,
+    vmapped through ``jrl.sweep.run_sweep``, then play ``eval_episodes`` episodes of
+    each seed's greedy policy (``greedy_episode(key, env, env_params, network, params,
+    max_steps)``), all in one compiled call."""
+
+    def train_and_evaluate(key, hparams):
+        key_train, key_eval = jax.random.split(key)
+        state, metrics = agent.train(key_train, hparams)
+        evaluate = lambda k: greedy_episode(  # noqa: E731
+            k, env, env_params, agent.network, state.params, eval_max_steps
+        )
+        returns, lengths, _ = jax.vmap(evaluate)(jax.random.split(key_eval, eval_episodes))
+        return metrics, returns, lengths, state.params
+
+    grid = stack_grid([hparams])
+    fn = jax.jit(lambda key: run_sweep(train_and_evaluate, key, grid, num_seeds, jit=False))
+    started, started_cpu = time.perf_counter(), time.process_time()
+    compiled = fn.lower(key).compile()
+    compile_s = time.perf_counter() - started
+    compile_cpu_s = time.process_time() - started_cpu
+    started = time.perf_counter()
+    metrics, returns, lengths, params = jax.block_until_ready(compiled(key))
+    run_s = time.perf_counter() - started
+    first = lambda x: np.asarray(x[0])  # noqa: E731  (the one grid point)
+    timesteps = first(metrics.timesteps)[0]
+    return SeedRuns(
+        timesteps=timesteps,
+        returns=first(metrics.episode_return),
+        greedy_returns=first(returns),
+        greedy_lengths=first(lengths),
+        final_params=jax.tree.map(first, params),
+        compile_s=compile_s,
+        compile_cpu_s=compile_cpu_s,
+        run_s=run_s,
+        steps_per_s=num_seeds * float(timesteps[-1]) / run_s,
+    )
+
+
+def final_returns(returns, fraction: float = 0.05) -> np.ndarray:
+    """Per seed, the mean of the logged returns over the last ``fraction`` of rows
+    (at least one; NaN rows, where no episode ended, are skipped): float[S, R] ->
+    float[S]."""
+    returns = np.asarray(returns, np.float64)
+    last = max(1, round(fraction * returns.shape[1]))
+    return np.nanmean(fill_gaps(returns)[:, -last:], axis=1)
+
+
+def random_policy_return(
+    env, env_params, key: jax.Array, num_episodes: int = 1000, max_steps: int = 1000
+) -> float:
+    """Mean return of the uniformly random policy over ``num_episodes`` episodes."""
+    num_actions = env.action_space(env_params).n
+
+    def episode(key):
+        act = lambda k, obs: jax.random.randint(k, (), 0, num_actions)  # noqa: E731
+        return run_episode(key, env, env_params, act, max_steps)[0]
+
+    returns = jax.jit(jax.vmap(episode))(jax.random.split(key, num_episodes))
+    return float(jnp.mean(returns))
+
+
+def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, int]:
+    """(float[S, R] episode returns with gaps filled and a trailing moving average over
+    ``window = max(1, R // points)`` rows, window)."""
+    window = max(1, runs.returns.shape[1] // points)
+    return smooth(fill_gaps(runs.returns), window), window
+
+
+def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> dict:
+    """The results.json entry of one agent: final and greedy returns per seed with mean
+    and IQM (bootstrap CIs), and the timings."""
+    return {
+        "num_seeds": num_seeds,
+        "steps_per_seed": int(runs.timesteps[-1]),
+        "final_return": {
+            "definition": f"mean return of the episodes ended in the last "
+            f"{final_fraction:.0%} of logged rows, per seed",
+            **final_summary(final_returns(runs.returns, final_fraction)),
+        },
+        "greedy_return": {
+            "definition": f"greedy policy after training, mean of "
+            f"{runs.greedy_returns.shape[1]} episodes per seed",
+            **final_summary(runs.greedy_returns.mean(axis=1)),
+        },
+        "compile_seconds": round(runs.compile_s, 2),
+        "compile_cpu_seconds": round(runs.compile_cpu_s, 2),
+        "run_seconds": round(runs.run_s, 2),
+        "steps_per_second": round(runs.steps_per_s),
+    }
