@@ -159,6 +159,8 @@ class Built(NamedTuple):
     spec: RunSpec
     agent: Any
     config: Any
+    env: Any
+    env_params: Any
     grid: Any
     keys: jax.Array
     total_updates: int
@@ -188,6 +190,8 @@ def build(spec: RunSpec) -> Built:
         spec=spec,
         agent=agent,
         config=config,
+        env=env,
+        env_params=env_params,
         grid=jax.tree.map(np.asarray, stack_grid(points)),
         keys=keys,
         total_updates=agent_spec.num_updates(config),
@@ -300,8 +304,8 @@ def train(
     another). ``max_chunks``: stop (checkpointed) after that many chunks in this call —
     for tests and for splitting a run across jobs."""
     run_dir = Path(run_dir)
-    built = build(spec)
     fingerprint = spec.fingerprint()
+    built, chunks = _built_and_chunks(spec, fingerprint)
     checkpoints = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
@@ -312,7 +316,9 @@ def train(
             f"{run_dir} already holds a run; resume it with --resume or choose another --out"
         )
 
-    state = make_init(built)(built.keys, built.grid)
+    if "init" not in chunks:
+        chunks["init"] = make_init(built)
+    state = chunks["init"](built.keys, built.grid)
     updates_done = 0
     if resume and checkpoint.latest(checkpoints) is not None:
         state, info = checkpoint.restore(checkpoints, state, fingerprint)
@@ -324,7 +330,6 @@ def train(
         write_meta(run_dir, list(range(spec.num_seeds)), {"fingerprint": fingerprint})
         metrics_path.write_text("")
 
-    chunks = {}
     all_finished = None if built.finished is None else jax.jit(jax.vmap(jax.vmap(built.finished)))
     stop = _Stop()
     bar = _progress(progress, built, updates_done)
@@ -368,6 +373,18 @@ def train(
     if status == "interrupted":
         print(f"stopped by signal {stop.signal}; resume with: jrl train --resume {run_dir}")
     return summary
+
+
+_BUILT: dict[str, tuple[Built, dict]] = {}
+
+
+def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
+    """The built run and its compiled chunk functions (by length), kept per process so
+    that stopping and resuming in one process (tests, notebooks) compiles once."""
+    if fingerprint not in _BUILT:
+        _BUILT.clear()  # one run at a time: do not hold on to old programs
+        _BUILT[fingerprint] = (build(spec), {})
+    return _BUILT[fingerprint]
 
 
 def _read_metrics(path: Path) -> list[dict]:

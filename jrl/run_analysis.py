@@ -1,0 +1,141 @@
+"""Reading run directories back: greedy evaluation on fixed keys, GIFs, learning curves
+(what ``jrl eval``, ``jrl render`` and ``jrl plot`` do)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jrl import checkpoint, stats, training
+from jrl.agents import dqn, ppo, tabular
+from jrl.reporting import fill_gaps, plot_learning_curves
+from jrl.run_dir import read_rows, write_json
+
+
+def restore_run(run_dir: str | Path):
+    """(built, state [G, S, ...]) of a run directory's newest checkpoint."""
+    spec = training.load_spec(run_dir)
+    built = training.build(spec)
+    like = training.make_init(built)(built.keys, built.grid)
+    state, _ = checkpoint.restore(Path(run_dir) / "checkpoints", like, spec.fingerprint())
+    return built, state
+
+
+def greedy_episode_fn(built: training.Built, max_steps: int):
+    """(key, run state) -> (return, length, terminated) of the run's greedy policy."""
+    env, env_params = built.env, built.env_params
+    if built.spec.agent == "ppo":
+        return lambda key, s: ppo.greedy_episode(
+            key, env, env_params, built.agent.network, s.params, max_steps
+        )
+    if built.spec.agent == "dqn":
+        return lambda key, s: dqn.greedy_episode(
+            key, env, env_params, built.agent.network, s.params, max_steps
+        )
+    return lambda key, s: tabular.greedy_episode(key, env, env_params, s.q_values, max_steps)
+
+
+def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, max_steps=1000):
+    """Greedy returns [G, S, episodes] on the same ``episodes`` keys for every run, and
+    per grid point the mean and the IQM of the per-seed means with a stratified
+    bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json."""
+    built, state = restore_run(run_dir)
+    episode = greedy_episode_fn(built, max_steps)
+    keys = jax.random.split(jax.random.key(seed), episodes)
+    over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
+    returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0])
+    per_seed = returns.mean(axis=-1)
+    scores = {f"grid_point_{g}": per_seed[g][:, None] for g in range(per_seed.shape[0])}
+    aggregates = stats.aggregate(scores, reps=2000, seed=seed)
+    iqm = stats.AGGREGATES.index("IQM")
+    result = {
+        "episodes": episodes,
+        "seed": seed,
+        "returns": returns.tolist(),
+        "grid": [
+            {
+                "grid_point": g,
+                "hparams": dict(built.spec.hparams[g]),
+                "mean": float(per_seed[g].mean()),
+                "iqm": float(aggregates.point[f"grid_point_{g}"][iqm]),
+                "iqm_ci": [float(v) for v in aggregates.interval[f"grid_point_{g}"][:, iqm]],
+            }
+            for g in range(per_seed.shape[0])
+        ],
+    }
+    write_json(Path(run_dir) / "eval.json", result)
+    return result
+
+
+def render_run(run_dir, out, env_name: str, random: bool, seed: int, max_steps: int) -> Path:
+    """GIF of one greedy episode of RUN_DIR's first run, or of a random policy on
+    ``env_name`` (jrl gridworlds only: they render)."""
+    from jrl.envs import make
+    from jrl.envs.render import rollout_frames, save_gif
+
+    name = env_name
+    if random or run_dir is None:
+        env, env_params = make(env_name)
+        num_actions = env.action_space(env_params).n
+
+        def policy(key, obs):
+            return jax.random.randint(key, (), 0, num_actions)
+    else:
+        built, state = restore_run(run_dir)
+        env, env_params, name = built.env, built.env_params, built.spec.env
+        first = jax.tree.map(lambda x: x[0, 0], state)
+        if built.spec.agent == "tabular":
+
+            def policy(key, obs):
+                return jax.numpy.argmax(first.q_values[obs])
+        else:
+            network = built.agent.network
+
+            def policy(key, obs):
+                out = network.apply(first.params, obs)
+                logits = out[0] if isinstance(out, tuple) else out
+                return jax.numpy.argmax(logits)
+
+    if not hasattr(env, "render_state") and type(env).__module__.split(".")[0] != "jrl":
+        raise ValueError(f"{name}: only jrl's gridworlds render to GIF")
+    frames, _, _ = rollout_frames(env, env_params, policy, jax.random.key(seed), max_steps)
+    return save_gif(out, np.asarray(frames))
+
+
+def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
+    """Mean and IQM (bootstrap bands over seeds) of ``metric`` against timesteps, one
+    curve per run directory and grid point."""
+    curves, xs = {}, {}
+    for run_dir in run_dirs:
+        rows = [row for row in read_rows(Path(run_dir) / "metrics.jsonl") if metric in row]
+        if not rows:
+            raise ValueError(f"{run_dir}: no rows with {metric!r} in metrics.jsonl")
+        for g in sorted({row["grid_point"] for row in rows}):
+            seeds = sorted({row["seed"] for row in rows if row["grid_point"] == g})
+            per_seed = [
+                [row for row in rows if row["grid_point"] == g and row["seed"] == s] for s in seeds
+            ]
+            length = min(len(r) for r in per_seed)
+            values = np.array(
+                [
+                    [np.nan if row[metric] is None else row[metric] for row in r[:length]]
+                    for r in per_seed
+                ],
+                np.float64,
+            )
+            label = f"{Path(run_dir).name}" + (f" #{g}" if g else "")
+            curves[label] = fill_gaps(values)
+            xs[label] = np.array(
+                [row.get("timesteps", row["update"]) for row in per_seed[0][:length]]
+            )
+    plot_learning_curves(
+        out,
+        curves,
+        x=xs,
+        xlabel="environment steps",
+        ylabel=metric,
+        title=metric,
+    )
+    return Path(out)
