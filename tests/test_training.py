@@ -175,10 +175,10 @@ def test_killed_process_leaves_readable_files_and_resumes_to_the_same_numbers(ho
     spec = RunSpec(
         agent="tabular",
         env="CliffWalking-v0",
-        config={"num_episodes": 400, "steps_per_iteration": 8},
+        config={"num_episodes": 150, "steps_per_iteration": 16},
         hparams=({"alpha": 0.5},),
         num_seeds=3,
-        chunk_size=5,
+        chunk_size=10,
     )
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec.to_dict()))
@@ -186,7 +186,7 @@ def test_killed_process_leaves_readable_files_and_resumes_to_the_same_numbers(ho
 
     run_dir = tmp_path / "killed"
     process = start_training(spec_path, run_dir)
-    wait_for_checkpoints(run_dir, 3 * spec.chunk_size, process)
+    wait_for_checkpoints(run_dir, 2 * spec.chunk_size, process)
     os.kill(process.pid, how)
     _, err = process.communicate(timeout=120)
     if how == signal.SIGTERM:
