@@ -61,28 +61,55 @@ def _to_storable(state: Any) -> Any:
 
 
 def save(directory: str | Path, chunk: int, state: Any, info: dict, keep: int = 2) -> Path:
-    """Save ``state`` as ``directory/chunk_<chunk>`` and point latest.json at it.
+    """Save ``state`` as ``directory/chunk_<chunk>``, wait for it, and point latest.json
+    at it (``info``: JSON-able, e.g. the config fingerprint and host-side counters,
+    stored beside the state's description); older checkpoints beyond ``keep`` go."""
+    saver = Saver(directory, keep)
+    saver.save(chunk, state, info)
+    saver.close()
+    return saver.directory / f"chunk_{chunk:08d}"
 
-    ``info`` (JSON-able; e.g. the config fingerprint and host-side counters) is stored
-    in latest.json beside the state's description. Older checkpoints beyond the
-    newest ``keep`` are deleted."""
-    directory = Path(directory).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"chunk_{chunk:08d}"
-    if path.exists():
-        shutil.rmtree(path)
-    checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(path, _to_storable(state))
-    checkpointer.wait_until_finished()
-    checkpointer.close()
-    write_json(
-        directory / LATEST,
-        {"chunk": chunk, "path": path.name, "info": info, "leaves": describe(state)},
-    )
-    for old in sorted(directory.glob("chunk_*"))[:-keep]:
-        if old != path:
-            shutil.rmtree(old, ignore_errors=True)
-    return path
+
+class Saver:
+    """Checkpoints written in the background while training goes on.
+
+    ``save`` copies the state to host memory (so the arrays may be donated to the next
+    chunk at once), finishes the previous save — only then is latest.json pointed at
+    it — and starts writing this one. ``close`` finishes the last. A kill at any
+    moment leaves latest.json naming a complete checkpoint."""
+
+    def __init__(self, directory: str | Path, keep: int = 2):
+        self.directory = Path(directory).resolve()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.keep = keep
+        self._checkpointer = ocp.StandardCheckpointer()
+        self._pending: dict | None = None
+
+    def save(self, chunk: int, state: Any, info: dict) -> None:
+        host = jax.tree.map(lambda x: np.array(x, copy=True), _to_storable(state))
+        self.wait()
+        path = self.directory / f"chunk_{chunk:08d}"
+        if path.exists():
+            shutil.rmtree(path)
+        self._checkpointer.save(path, host)
+        self._pending = {"chunk": chunk, "path": path.name, "info": info, "leaves": describe(state)}
+
+    def wait(self) -> None:
+        """Finish the save under way (if any) and point latest.json at it."""
+        if self._pending is None:
+            return
+        self._checkpointer.wait_until_finished()
+        write_json(self.directory / LATEST, self._pending)
+        newest = self._pending["path"]
+        self._pending = None
+        complete = [p for p in sorted(self.directory.glob("chunk_*")) if "tmp" not in p.name]
+        for old in complete[: -self.keep]:
+            if old.name != newest:
+                shutil.rmtree(old, ignore_errors=True)
+
+    def close(self) -> None:
+        self.wait()
+        self._checkpointer.close()
 
 
 def latest(directory: str | Path) -> dict | None:
@@ -142,6 +169,7 @@ def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, di
     def unstored(stored_leaf, leaf):
         if np.size(leaf) == 0:
             return jnp.zeros(leaf.shape, leaf.dtype)
+        stored_leaf = jnp.asarray(stored_leaf)
         if _is_key(leaf):
             return jax.random.wrap_key_data(stored_leaf, impl=jax.random.key_impl(leaf))
         return stored_leaf

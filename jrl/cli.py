@@ -29,6 +29,10 @@ import yaml
 from jrl import training
 
 AgentName = Literal["ppo", "dqn", "tabular"]
+# Updates per compiled chunk (PPO: one rollout + learning; DQN: log_frequency steps;
+# tabular: steps_per_iteration steps): a chunk of roughly 1e4-1e5 steps, so that the
+# checkpoint and metrics between chunks cost little.
+CHUNK_SIZES = {"ppo": 10, "dqn": 5, "tabular": 1000}
 
 
 @functools.cache
@@ -74,7 +78,7 @@ def _run_dataclass(agent: str) -> type:
             ),
             ("num_seeds", int, dataclasses.field(default=1)),
             ("seed", int, dataclasses.field(default=0)),
-            ("chunk_size", int, dataclasses.field(default=10)),
+            ("chunk_size", int, dataclasses.field(default=CHUNK_SIZES[agent])),
             ("progress", bool, dataclasses.field(default=True)),
             ("sinks", tuple[str, ...], dataclasses.field(default=())),
         ],

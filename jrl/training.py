@@ -332,41 +332,45 @@ def train(
 
     all_finished = None if built.finished is None else jax.jit(jax.vmap(jax.vmap(built.finished)))
     stop = _Stop()
+    saver = checkpoint.Saver(checkpoints)
     bar = _progress(progress, built, updates_done)
     status = "complete"
-    start, chunks_run = time.perf_counter(), 0
+    start, chunks_run, compile_s = time.perf_counter(), 0, 0.0
     with stop.installed():
-        while updates_done < built.total_updates:
-            if all_finished is not None and bool(np.all(np.asarray(all_finished(state)))):
-                break
-            length = min(spec.chunk_size, built.total_updates - updates_done)
-            if length not in chunks:
-                chunks[length] = make_chunk(built, length)
-            state, metrics = chunks[length](state, built.grid)
-            rows = metric_rows(metrics, updates_done)
-            updates_done += length
-            append_rows(metrics_path, rows)
-            for sink in sinks:
-                sink.write(rows)
-            checkpoint.save(
-                checkpoints,
-                updates_done,
-                state,
-                {"fingerprint": fingerprint, "updates_done": updates_done},
-            )
-            chunks_run += 1
+        try:
+            while updates_done < built.total_updates:
+                if all_finished is not None and bool(np.all(np.asarray(all_finished(state)))):
+                    break
+                length = min(spec.chunk_size, built.total_updates - updates_done)
+                if length not in chunks:
+                    started = time.perf_counter()
+                    chunks[length] = make_chunk(built, length).lower(state, built.grid).compile()
+                    compile_s += time.perf_counter() - started
+                state, metrics = chunks[length](state, built.grid)
+                rows = metric_rows(metrics, updates_done)
+                updates_done += length
+                append_rows(metrics_path, rows)
+                for sink in sinks:
+                    sink.write(rows)
+                saver.save(
+                    updates_done, state, {"fingerprint": fingerprint, "updates_done": updates_done}
+                )
+                chunks_run += 1
+                if bar is not None:
+                    bar.update(length * built.steps_per_update)
+                if stop.signal is not None or (max_chunks is not None and chunks_run >= max_chunks):
+                    status = "interrupted" if stop.signal is not None else "stopped"
+                    break
+        finally:
+            saver.close()
             if bar is not None:
-                bar.update(length * built.steps_per_update)
-            if stop.signal is not None or (max_chunks is not None and chunks_run >= max_chunks):
-                status = "interrupted" if stop.signal is not None else "stopped"
-                break
-    if bar is not None:
-        bar.close()
+                bar.close()
     summary = {
         "status": status,
         "updates_done": updates_done,
         "total_updates": built.total_updates,
         "seconds_this_call": round(time.perf_counter() - start, 3),
+        "compile_seconds_this_call": round(compile_s, 3),
         **summarize(_read_metrics(metrics_path), spec),
     }
     write_json(run_dir / "summary.json", summary)
@@ -398,7 +402,8 @@ def _progress(enabled: bool, built: Built, updates_done: int):
         return None
     from tqdm import tqdm
 
-    total = built.total_updates * built.steps_per_update
+    # A tabular run ends when its episodes are done: its step cap is no ETA.
+    total = None if built.finished else built.total_updates * built.steps_per_update
     return tqdm(
         total=total,
         initial=updates_done * built.steps_per_update,
