@@ -255,7 +255,9 @@ def evaluate(
 ) -> None:
     """Greedy episodes of every trained run in RUN_DIR on fixed evaluation keys (the
     same keys for every seed); writes RUN_DIR/eval.json with per-run returns and the
-    IQM with a bootstrap confidence interval per grid point."""
+    IQM with a bootstrap confidence interval per grid point, and RUN_DIR/eval/ with the
+    rliable table (IQM, mean, median, optimality gap), its PNG and performance
+    profiles."""
     from jrl import run_analysis
 
     result = run_analysis.evaluate_run(run_dir, episodes, seed, max_steps)

@@ -40,7 +40,9 @@ def greedy_episode_fn(built: training.Built, max_steps: int):
 def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, max_steps=1000):
     """Greedy returns [G, S, episodes] on the same ``episodes`` keys for every run, and
     per grid point the mean and the IQM of the per-seed means with a stratified
-    bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json."""
+    bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json, with
+    RUN_DIR/eval/ holding the aggregate table (markdown), its PNG and the performance
+    profiles."""
     built, state = restore_run(run_dir)
     episode = greedy_episode_fn(built, max_steps)
     keys = jax.random.split(jax.random.key(seed), episodes)
@@ -49,6 +51,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, max
     per_seed = returns.mean(axis=-1)
     scores = {f"grid_point_{g}": per_seed[g][:, None] for g in range(per_seed.shape[0])}
     aggregates = stats.aggregate(scores, reps=2000, seed=seed)
+    stats.write_report(Path(run_dir) / "eval", scores, reps=2000, seed=seed, xlabel="greedy return")
     iqm = stats.AGGREGATES.index("IQM")
     result = {
         "episodes": episodes,

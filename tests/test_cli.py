@@ -70,6 +70,8 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     evaluation = json.loads((run / "eval.json").read_text())
     # Optimism finds the tall post (+10): the greedy cat scratches it.
     assert evaluation["grid"][0]["mean"] == pytest.approx(10.0)
+    assert "IQM" in (run / "eval" / "aggregates.md").read_text()
+    assert (run / "eval" / "performance_profiles.png").stat().st_size > 0
 
     done = jrl("render", run, "--out", tmp_path / "cat.gif")
     assert done.returncode == 0, done.stderr
