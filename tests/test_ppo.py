@@ -315,35 +315,41 @@ def test_a_sweep_grid_point_equals_that_configuration_run_alone():
 
 
 @pytest.mark.timeout(300)
-def test_ppo_cnn_learns_to_scratch_a_post_in_the_cat_room():
-    """Grid observations through the CNN torso. With this small budget (16k steps) and
-    entropy 0.01 PPO settles for the near rug post (+1, 4 steps), as undirected
-    exploration does in this room; finding the tall post (+10) took a larger entropy
-    bonus and ~1e5 steps in our runs, and then only the sampled policy found it."""
+def test_ppo_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
+    """The greedy policy walks the 12 steps to the tall post (+10) past the rug (+1, 4
+    steps) for most seeds. A random cat ends 3% of its episodes on the tall post, 20% on
+    the rug and 64% on the furniture, so PPO first learns not to scratch at all, then
+    often settles for the rug: with 16 envs x 128 steps, lr 1e-3, lambda 0.95 and
+    entropy 0.01-0.1, 3-4 of 8 seeds took the tall post.
+
+    What made it win (8 seeds, several keys): more episodes per update (32 x 128), so
+    more chance finds of the tall post before the policy commits; Monte Carlo
+    advantages (GAE lambda 1: a rare success credits every step of its path without
+    waiting for the critic); reward_scale 0.1, keeping returns on the value clip's unit
+    scale (at 1 the critic lagged and most greedy cats wandered); entropy 0.1 and lr
+    3e-3. So configured, 29 of 32 seeds (4 keys) took the tall post after 1e5 steps;
+    with lambda 0.95, or entropy 0.01-0.03 and lr 1e-3, 5-6 of 8. The grid observation
+    is flattened for the MLP: the CNN torso would take ~10x as long on a CPU."""
+    from gymnax.wrappers.purerl import FlattenObservationWrapper
+
     env, params = make("CatRoom-v0", observation="grid")
-    config = PPOConfig(
-        num_envs=8,
-        num_steps=64,
-        total_timesteps=16_384,
-        network="cnn",
-        hidden_sizes=(64,),
-        activation="relu",
-    )
+    env = FlattenObservationWrapper(env)
+    config = PPOConfig(num_envs=32, num_steps=128, total_timesteps=24 * 32 * 128)
     ppo = make_ppo(config, env, params)
-    hparams = PPOHParams(lr=1e-3)
+    hparams = PPOHParams(lr=3e-3, gamma=0.99, gae_lambda=1.0, ent_coef=0.1, reward_scale=0.1)
 
     def run(key):
         state, metrics = ppo.train(key, hparams)
         return metrics, greedy_episode(key, env, params, ppo.network, state.params, 100)
 
+    num_seeds = 8
     metrics, (greedy_return, greedy_length, terminated) = jax.jit(jax.vmap(run))(
-        jax.random.split(jax.random.key(0), 2)
+        jax.random.split(jax.random.key(0), num_seeds)
     )
-    returns = np.asarray(metrics.episode_return)
-    assert np.nanmean(returns[:, :2]) < 0  # at first the cat scratches the furniture
-    assert np.all(np.asarray(greedy_return) >= 1.0), greedy_return  # a post, not furniture
-    assert np.all(np.asarray(terminated))
-    assert np.all(np.asarray(greedy_length) <= 12), greedy_length
+    assert np.nanmean(np.asarray(metrics.episode_return)[:, 0]) < 0  # furniture at first
+    tall = (np.asarray(greedy_return) == 10.0) & np.asarray(terminated)
+    assert tall.sum() >= 6, greedy_return  # 8 of 8 with this key
+    np.testing.assert_array_equal(np.asarray(greedy_length)[tall], 12)  # the shortest path
 
 
 # ------------------------------------------------------ diagonal Gaussian policy
