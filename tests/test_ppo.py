@@ -320,7 +320,7 @@ def test_ppo_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
     steps) for most seeds. A random cat ends 3% of its episodes on the tall post, 20% on
     the rug and 64% on the furniture, so PPO first learns not to scratch at all, then
     often settles for the rug: with 16 envs x 128 steps, lr 1e-3, lambda 0.95 and
-    entropy 0.01-0.1, 3-4 of 8 seeds took the tall post.
+    entropy 0.01-0.1, 1-4 of 8 seeds took the tall post.
 
     What made it win (8 seeds, several keys): more episodes per update (32 x 128), so
     more chance finds of the tall post before the policy commits; Monte Carlo
