@@ -170,16 +170,48 @@ def wait_for_checkpoints(run_dir, count, process, timeout=240):
     raise AssertionError("no checkpoint in time")
 
 
-@pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_process_leaves_readable_files_and_resumes_to_the_same_numbers(how, tmp_path):
-    spec = RunSpec(
+KILLED = {
+    "tabular": RunSpec(
         agent="tabular",
         env="CliffWalking-v0",
         config={"num_episodes": 150, "steps_per_iteration": 16},
         hparams=({"alpha": 0.5},),
         num_seeds=3,
         chunk_size=10,
-    )
+    ),
+    "dqn": RunSpec(
+        agent="dqn",
+        env="CartPole-v1",
+        config={
+            "total_timesteps": 6000,
+            "log_frequency": 500,
+            "learning_starts": 500,
+            "buffer_size": 2000,
+        },
+        num_seeds=2,
+        chunk_size=2,
+    ),
+    "ppo": RunSpec(
+        agent="ppo",
+        env="CartPole-v1",
+        config={"total_timesteps": 6144, "num_steps": 64},
+        num_seeds=2,
+        chunk_size=4,
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("agent", "how"),
+    [
+        ("tabular", signal.SIGKILL),
+        ("tabular", signal.SIGTERM),
+        ("dqn", signal.SIGKILL),
+        ("ppo", signal.SIGKILL),
+    ],
+)
+def test_killed_process_leaves_readable_files_and_resumes_to_the_same_numbers(agent, how, tmp_path):
+    spec = KILLED[agent]
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(spec.to_dict()))
     train(spec, tmp_path / "whole", progress=False)
@@ -196,9 +228,9 @@ def test_killed_process_leaves_readable_files_and_resumes_to_the_same_numbers(ho
     else:
         assert process.returncode == -signal.SIGKILL
     # Every file is readable as it was left.
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["agent"] == "tabular"
+    assert yaml.safe_load((run_dir / "config.yaml").read_text())["agent"] == agent
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["seeds"] == [0, 1, 2] and "versions" in meta
+    assert meta["seeds"] == list(range(spec.num_seeds)) and "versions" in meta
     json.loads((run_dir / "checkpoints" / "latest.json").read_text())
     assert read_rows(run_dir / "metrics.jsonl")
 
