@@ -252,15 +252,18 @@ def evaluate(
     episodes: int = 10,
     seed: int = 12345,
     max_steps: int = 1000,
+    sampled: bool = False,
+    epsilon: float = 0.05,
 ) -> None:
-    """Greedy episodes of every trained run in RUN_DIR on fixed evaluation keys (the
-    same keys for every seed); writes RUN_DIR/eval.json with per-run returns and the
-    IQM with a bootstrap confidence interval per grid point, and RUN_DIR/eval/ with the
-    rliable table (IQM, mean, median, optimality gap), its PNG and performance
-    profiles."""
+    """Episodes of every trained run in RUN_DIR on fixed evaluation keys (the same keys
+    for every seed): greedy, or with --sampled as the policy samples (PPO from its
+    distribution; DQN and tabular epsilon-greedy with --epsilon). Writes
+    RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
+    interval per grid point, and RUN_DIR/eval/ with the rliable table (IQM, mean,
+    median, optimality gap), its PNG and performance profiles."""
     from jrl import run_analysis
 
-    result = run_analysis.evaluate_run(run_dir, episodes, seed, max_steps)
+    result = run_analysis.evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
     for point in result["grid"]:
         print(
             f"grid point {point['grid_point']}: mean return {point['mean']:.2f}, "

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 
 from jrl import checkpoint, stats, training
-from jrl.agents import dqn, ppo, tabular
+from jrl.agents import dqn, exploration, ppo, tabular
+from jrl.agents.evaluation import run_episode
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import read_rows, write_json
 
@@ -37,14 +38,55 @@ def greedy_episode_fn(built: training.Built, max_steps: int):
     return lambda key, s: tabular.greedy_episode(key, env, env_params, s.q_values, max_steps)
 
 
-def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, max_steps=1000):
-    """Greedy returns [G, S, episodes] on the same ``episodes`` keys for every run, and
+def sampled_episode_fn(built: training.Built, max_steps: int, epsilon: float):
+    """(key, run state) -> (return, length, terminated) of the run's policy as it acts
+    when sampled: PPO draws from its action distribution; DQN and the tabular agents
+    act epsilon-greedily with ``epsilon``."""
+    env, env_params = built.env, built.env_params
+    if built.spec.agent == "ppo":
+        distribution = built.agent.distribution
+
+        def episode(key, s):
+            def act(key, obs):
+                dist, _ = built.agent.network.apply(s.params, obs)
+                return distribution.to_env(distribution.sample(key, dist))
+
+            return run_episode(key, env, env_params, act, max_steps)
+
+        return episode
+
+    def episode(key, s):
+        def act(key, obs):
+            if built.spec.agent == "dqn":
+                q = built.agent.network.apply(s.params, obs)
+            else:
+                q = s.q_values[obs]
+            return exploration.epsilon_greedy(key, q, epsilon)
+
+        return run_episode(key, env, env_params, act, max_steps)
+
+    return episode
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    episodes: int = 10,
+    seed: int = 12345,
+    max_steps: int = 1000,
+    sampled: bool = False,
+    epsilon: float = 0.05,
+):
+    """Greedy (or ``sampled``) returns [G, S, episodes] on the same ``episodes`` keys for
+    every run, and
     per grid point the mean and the IQM of the per-seed means with a stratified
     bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json, with
     RUN_DIR/eval/ holding the aggregate table (markdown), its PNG and the performance
     profiles."""
     built, state = restore_run(run_dir)
-    episode = greedy_episode_fn(built, max_steps)
+    if sampled:
+        episode = sampled_episode_fn(built, max_steps, epsilon)
+    else:
+        episode = greedy_episode_fn(built, max_steps)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
     returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0])
@@ -56,6 +98,7 @@ def evaluate_run(run_dir: str | Path, episodes: int = 10, seed: int = 12345, max
     result = {
         "episodes": episodes,
         "seed": seed,
+        "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
         "returns": returns.tolist(),
         "grid": [
             {

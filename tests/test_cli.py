@@ -72,6 +72,12 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     assert evaluation["grid"][0]["mean"] == pytest.approx(10.0)
     assert "IQM" in (run / "eval" / "aggregates.md").read_text()
     assert (run / "eval" / "performance_profiles.png").stat().st_size > 0
+    done = jrl("eval", run, "--episodes", "4", "--sampled", "--epsilon", "1.0")
+    assert done.returncode == 0, done.stderr
+    sampled = json.loads((run / "eval.json").read_text())
+    assert sampled["policy"].startswith("sampled")
+    # A uniformly random cat rarely walks the whole way to the tall post.
+    assert sampled["grid"][0]["mean"] < 10.0
 
     done = jrl("render", run, "--out", tmp_path / "cat.gif")
     assert done.returncode == 0, done.stderr
