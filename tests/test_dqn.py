@@ -318,23 +318,30 @@ def test_vmapped_seeds_get_distinct_params_and_data(cartpole):
 
 
 @pytest.mark.timeout(300)
-def test_dqn_cnn_learns_to_scratch_a_post_in_the_cat_room():
-    """Grid observations through the CNN torso: the greedy policy ends its episode on
-    a post (a treat), not on the furniture. With 8k steps the greedy policy of 2 of 6
-    seeds still wandered for the whole 100 steps; with 16k all 8 seeds tried (4 keys)
-    scratched a post, 3 of them the far tall one (+10, 12 steps)."""
+def test_dqn_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
+    """The greedy policy walks the 12 steps to the tall post (+10) past the rug (+1, 4
+    steps) for most seeds. Epsilon-greedy from 1 gives Q-learning random episodes, 3% of
+    which end on the tall post, and a replay that keeps every transition (40k) never
+    forgets them. Double DQN made it reliable: 30 of 32 seeds (4 keys) took the tall
+    post after 4e4 steps, against 20 of 24 (3 keys) with the plain max target (the rest
+    looped or took the rug); 3e4 steps gave 12 of 16. gamma 0.95 (0.99 left most greedy
+    policies looping at this budget). The grid observation is flattened for the MLP:
+    the CNN torso ran at ~1.2k steps/s here, 15x slower."""
+    from gymnax.wrappers.purerl import FlattenObservationWrapper
+
     env, params = make("CatRoom-v0", observation="grid")
+    env = FlattenObservationWrapper(env)
     config = DQNConfig(
         num_envs=8,
-        total_timesteps=16_000,
-        buffer_size=4_000,
+        total_timesteps=40_000,
+        buffer_size=40_000,
         batch_size=64,
         learning_starts=500,
         train_frequency=8,
-        target_update_frequency=200,
+        target_update_frequency=400,
+        double_dqn=True,
         log_frequency=2_000,
-        network="cnn",
-        hidden_sizes=(64,),
+        hidden_sizes=(64, 64),
     )
     dqn = make_dqn(config, env, params)
     hparams = DQNHParams(lr=1e-3, gamma=0.95, epsilon_decay_fraction=0.5)
@@ -343,10 +350,11 @@ def test_dqn_cnn_learns_to_scratch_a_post_in_the_cat_room():
         state, metrics = dqn.train(key, hparams)
         return metrics, greedy_episode(key, env, params, dqn.network, state.params, 100)
 
+    num_seeds = 8
     metrics, (greedy_return, greedy_length, terminated) = jax.jit(jax.vmap(run))(
-        jax.random.split(jax.random.key(0), 2)
+        jax.random.split(jax.random.key(0), num_seeds)
     )
     assert np.nanmean(np.asarray(metrics.episode_return)[:, 0]) < 0  # furniture at first
-    assert np.all(np.asarray(greedy_return) >= 1.0), greedy_return
-    assert np.all(np.asarray(terminated))
-    assert np.all(np.asarray(greedy_length) <= 12), greedy_length
+    tall = (np.asarray(greedy_return) == 10.0) & np.asarray(terminated)
+    assert tall.sum() >= 6, greedy_return  # 8 of 8 with this key
+    np.testing.assert_array_equal(np.asarray(greedy_length)[tall], 12)  # the shortest path
