@@ -118,9 +118,31 @@ def latest(directory: str | Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path} is damaged ({error}); delete it to start over") from None
+    if not (
+        isinstance(record, dict)
+        and isinstance(record.get("path"), str)
+        and isinstance(record.get("info"), dict)
+        and isinstance(record.get("leaves"), dict)
+    ):
+        raise CheckpointError(
+            f"{path} is damaged (not a record with path, info and leaves); delete it to start over"
+        )
+    return record
+
+
+def check_fingerprint(record: dict, directory: str | Path, fingerprint: str) -> None:
+    """Raise CheckpointError unless ``record`` (a latest.json) was written by the run
+    configuration whose fingerprint is ``fingerprint``."""
+    saved = record.get("info", {}).get("fingerprint")
+    if saved != fingerprint:
+        raise CheckpointError(
+            f"the checkpoint in {directory} was written by another configuration "
+            f"(fingerprint {saved}, this run {fingerprint}); resume with the "
+            "run's own config.yaml or start a new run directory"
+        )
 
 
 def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, dict]:
@@ -133,13 +155,7 @@ def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, di
     record = latest(directory)
     if record is None:
         raise CheckpointError(f"no checkpoint in {directory} (no {LATEST})")
-    saved_fingerprint = record.get("info", {}).get("fingerprint")
-    if saved_fingerprint != fingerprint:
-        raise CheckpointError(
-            f"the checkpoint in {directory} was written by another configuration "
-            f"(fingerprint {saved_fingerprint}, this run {fingerprint}); resume with the "
-            "run's own config.yaml or start a new run directory"
-        )
+    check_fingerprint(record, directory, fingerprint)
     wanted, saved = describe(like), record.get("leaves", {})
     if wanted != saved:
         missing = sorted(set(wanted) - set(saved))
