@@ -8,7 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jrl import checkpoint, stats, training
+from jrl import stats, training
 from jrl.agents import dqn, exploration, ppo, tabular
 from jrl.agents.evaluation import run_episode
 from jrl.reporting import fill_gaps, plot_learning_curves
@@ -17,10 +17,7 @@ from jrl.run_dir import read_rows, write_json
 
 def restore_run(run_dir: str | Path):
     """(built, state [G, S, ...]) of a run directory's newest checkpoint."""
-    spec = training.load_spec(run_dir)
-    built = training.build(spec)
-    like = training.make_init(built)(built.keys, built.grid)
-    state, _ = checkpoint.restore(Path(run_dir) / "checkpoints", like, spec.fingerprint())
+    built, state, _ = training.restore_state(run_dir)
     return built, state
 
 

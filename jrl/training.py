@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import signal
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+import yaml
 
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
@@ -139,8 +141,12 @@ def _coerce(cls: type, values: dict, what: str) -> Any:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"{what}.{name} must be a number, got {value!r}")
             coerced[name] = float(value)
-        elif kind.startswith("tuple") and isinstance(value, list):
+        elif "tuple" in kind and isinstance(value, list):
             coerced[name] = tuple(value)
+        elif kind == "str" and not isinstance(value, str):
+            raise ValueError(f"{what}.{name} must be a string, got {value!r}")
+        elif kind == "int" and isinstance(value, float) and value.is_integer():
+            coerced[name] = int(value)  # 1e5 in a YAML or JSON file
         elif kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{what}.{name} must be an int, got {value!r}")
         elif kind == "bool" and not isinstance(value, bool):
@@ -168,21 +174,59 @@ class Built(NamedTuple):
     finished: Callable | None
 
 
-def build(spec: RunSpec) -> Built:
-    """Check a RunSpec and build its agent — every error here comes before compiling."""
+def _checked(spec: RunSpec) -> tuple[AgentSpec, Any, list]:
+    """(agent spec, config, hparams points) of a RunSpec, or a ValueError naming the
+    field that is wrong — the agents' own ``__post_init__`` checks included."""
     if spec.agent not in AGENTS:
         raise ValueError(f"unknown agent {spec.agent!r}; choose one of {sorted(AGENTS)}")
-    for name in ("num_seeds", "chunk_size"):
+    for name in ("num_seeds", "chunk_size", "seed"):
         value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < int(name != "seed"):
+            kind = "a non-negative" if name == "seed" else "a positive"
+            raise ValueError(f"{name} must be {kind} int, got {value!r}")
+    if not isinstance(spec.env, str):
+        raise ValueError(f"env must be an environment id (a string), got {spec.env!r}")
+    for name in ("config", "env_overrides"):
+        if not isinstance(getattr(spec, name), dict):
+            raise ValueError(f"{name} must be a mapping of fields, got {getattr(spec, name)!r}")
     if not spec.hparams:
         raise ValueError("hparams needs at least one grid point")
+    for i, point in enumerate(spec.hparams):
+        if not isinstance(point, dict):
+            raise ValueError(f"hparams[{i}] must be a mapping of hyperparameters, got {point!r}")
     agent_spec = AGENTS[spec.agent]
     config = _coerce(agent_spec.config, dict(spec.config), "config")
     points = [
         _coerce(agent_spec.hparams, dict(p), f"hparams[{i}]") for i, p in enumerate(spec.hparams)
     ]
+    return agent_spec, config, points
+
+
+def resolve(spec: RunSpec) -> RunSpec:
+    """``spec`` with every static config field and every hyperparameter of every grid
+    point spelled out (defaults filled in, types coerced): what config.yaml holds and
+    what the checkpoint fingerprint covers, so a change of a default cannot pass for
+    the same run. Checks everything (``ValueError`` naming the field) before compiling.
+    """
+    _, config, points = _checked(spec)
+    return dataclasses.replace(
+        spec,
+        config={f.name: getattr(config, f.name) for f in dataclasses.fields(config)},
+        hparams=tuple(point._asdict() for point in points),
+    )
+
+
+def shown_hparams(agent: str, points: Sequence[dict]) -> list[dict]:
+    """Each grid point's values of the hyperparameters that differ from the agent's
+    defaults in any point (what tells the points, and the run, apart)."""
+    defaults = AGENTS[agent].hparams()._asdict()
+    names = [n for n in defaults if any(n in p and p[n] != defaults[n] for p in points)]
+    return [{name: point.get(name, defaults[name]) for name in names} for point in points]
+
+
+def build(spec: RunSpec) -> Built:
+    """Check a RunSpec and build its agent — every error here comes before compiling."""
+    agent_spec, config, points = _checked(spec)
     env, env_params = make(spec.env, **spec.env_overrides)
     agent = agent_spec.make(config, env, env_params)
     keys = jax.random.split(jax.random.key(spec.seed), spec.num_seeds)
@@ -231,25 +275,33 @@ def metric_rows(metrics: Any, first_update: int) -> list[dict]:
     """Rows {grid_point, seed, update, <field>: value} of chunk metrics [G, S, K]; NaN
     becomes null; rows whose ``active`` is False (a finished tabular run) are dropped."""
     fields = {name: np.asarray(value) for name, value in metrics._asdict().items()}
+    active = fields.pop("active", None)
     num_points, num_seeds, length = next(iter(fields.values())).shape[:3]
+    # tolist() once per field: Python scalars without a per-element .item().
+    columns = {
+        name: np.where(np.isnan(value), None, value).tolist()
+        if np.issubdtype(value.dtype, np.floating)
+        else value.tolist()
+        for name, value in fields.items()
+    }
+    active = None if active is None else active.tolist()
     rows = []
     for g in range(num_points):
         for s in range(num_seeds):
             for k in range(length):
-                if "active" in fields and not fields["active"][g, s, k]:
+                if active is not None and not active[g][s][k]:
                     continue
                 row = {"grid_point": g, "seed": s, "update": first_update + k}
-                for name, value in fields.items():
-                    if name == "active":
-                        continue
-                    item = value[g, s, k].item()
-                    row[name] = None if isinstance(item, float) and math.isnan(item) else item
+                for name, column in columns.items():
+                    row[name] = column[g][s][k]
                 rows.append(row)
     return rows
 
 
 class _Stop:
-    """SIGTERM/SIGINT set a flag (the loop stops after its chunk) while installed."""
+    """While installed, the first SIGTERM or SIGINT sets a flag (the loop checkpoints
+    and stops after its chunk); a second SIGINT raises KeyboardInterrupt at once (the
+    files are written atomically, so even that leaves a resumable run)."""
 
     def __init__(self):
         self.signal: int | None = None
@@ -259,7 +311,15 @@ class _Stop:
         handlers = {}
 
         def handle(number, frame):
+            if self.signal is not None and number == signal.SIGINT:
+                raise KeyboardInterrupt
             self.signal = number
+            print(
+                f"jrl: got {signal.Signals(number).name}: finishing the chunk, then a "
+                "checkpoint and exit (Ctrl-C again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
 
         for number in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError):  # not the main thread: leave them alone
@@ -271,23 +331,36 @@ class _Stop:
                 signal.signal(number, handler)
 
 
-def summarize(rows: Sequence[dict], spec: RunSpec) -> dict:
-    """Per grid point: the last logged episode return of each seed and their mean."""
-    points = []
-    for g in range(len(spec.hparams)):
-        last = {}
+class Summary:
+    """The last logged episode return of every run, kept up to date from metric rows
+    (so summary.json can be rewritten after every chunk without rereading them)."""
+
+    def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
+        self.spec = spec
+        self.last: dict[tuple[int, int], float] = {}
+        self.add(rows)
+
+    def add(self, rows: Sequence[dict]) -> None:
         for row in rows:
-            if row["grid_point"] == g and row.get("episode_return") is not None:
-                last[row["seed"]] = row["episode_return"]
-        values = [last[s] for s in sorted(last)]
-        points.append(
-            {
-                "hparams": dict(spec.hparams[g]),
-                "final_episode_return": values,
-                "mean_final_episode_return": float(np.mean(values)) if values else None,
-            }
-        )
-    return {"grid": points}
+            if row.get("episode_return") is not None:
+                self.last[row["grid_point"], row["seed"]] = row["episode_return"]
+
+    def grid(self) -> list[dict]:
+        """Per grid point: its hyperparameters that are not all at their defaults
+        (config.yaml holds every one), each seed's last logged episode return and their
+        mean."""
+        points = []
+        shown = shown_hparams(self.spec.agent, self.spec.hparams)
+        for g, hparams in enumerate(shown):
+            values = [self.last[g, s] for s in range(self.spec.num_seeds) if (g, s) in self.last]
+            points.append(
+                {
+                    "hparams": hparams,
+                    "final_episode_return": values,
+                    "mean_final_episode_return": float(np.mean(values)) if values else None,
+                }
+            )
+        return points
 
 
 def train(
@@ -297,40 +370,64 @@ def train(
     max_chunks: int | None = None,
     progress: bool = True,
     sinks: Sequence[Any] = (),
+    meta: dict | None = None,
 ) -> dict:
     """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
 
     A new run refuses a directory that already holds one (resume it, or choose
     another). ``max_chunks``: stop (checkpointed) after that many chunks in this call —
-    for tests and for splitting a run across jobs."""
+    for tests and for splitting a run across jobs. ``sinks``: objects with
+    ``write(rows)`` and ``close()`` (``jrl.sinks``) also fed every chunk's metric rows.
+    ``meta``: more provenance for a new run's meta.json (JSON-able)."""
     run_dir = Path(run_dir)
+    spec = resolve(spec)
     fingerprint = spec.fingerprint()
-    built, chunks = _built_and_chunks(spec, fingerprint)
     checkpoints = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
     if resume:
         if not (run_dir / "config.yaml").exists():
             raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml) to resume")
+        record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
+        if record is not None:
+            checkpoint.check_fingerprint(record, checkpoints, fingerprint)
     elif (run_dir / "config.yaml").exists():
         raise FileExistsError(
             f"{run_dir} already holds a run; resume it with --resume or choose another --out"
         )
+    built, chunks = _built_and_chunks(spec, fingerprint)
 
-    if "init" not in chunks:
-        chunks["init"] = make_init(built)
     state = chunks["init"](built.keys, built.grid)
     updates_done = 0
-    if resume and checkpoint.latest(checkpoints) is not None:
-        state, info = checkpoint.restore(checkpoints, state, fingerprint)
-        updates_done = info["updates_done"]
+    if resume:
+        if record is not None:
+            state, info = checkpoint.restore(checkpoints, state, fingerprint)
+            updates_done = info["updates_done"]
+        # Rows past the checkpoint (written before a kill) are run again: drop them.
         truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
-    elif not resume:
+        for stale in run_dir.glob(".*.tmp"):  # atomic writes cut short by a kill
+            stale.unlink(missing_ok=True)
+    else:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_yaml(run_dir / "config.yaml", spec.to_dict())
-        write_meta(run_dir, list(range(spec.num_seeds)), {"fingerprint": fingerprint})
+        write_meta(
+            run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}
+        )
         metrics_path.write_text("")
+    summary = Summary(spec, _read_metrics(metrics_path) if resume else ())
 
-    all_finished = None if built.finished is None else jax.jit(jax.vmap(jax.vmap(built.finished)))
+    def write_summary(status: str, seconds: float, compile_s: float) -> dict:
+        result = {
+            "status": status,
+            "updates_done": updates_done,
+            "total_updates": built.total_updates,
+            "seconds_this_call": round(seconds, 3),
+            "compile_seconds_this_call": round(compile_s, 3),
+            "grid": summary.grid(),
+        }
+        write_json(run_dir / "summary.json", result)
+        return result
+
+    all_finished = chunks.get("finished")
     stop = _Stop()
     saver = checkpoint.Saver(checkpoints)
     bar = _progress(progress, built, updates_done)
@@ -350,11 +447,13 @@ def train(
                 rows = metric_rows(metrics, updates_done)
                 updates_done += length
                 append_rows(metrics_path, rows)
+                summary.add(rows)
                 for sink in sinks:
                     sink.write(rows)
                 saver.save(
                     updates_done, state, {"fingerprint": fingerprint, "updates_done": updates_done}
                 )
+                write_summary("running", time.perf_counter() - start, compile_s)
                 chunks_run += 1
                 if bar is not None:
                     bar.update(length * built.steps_per_update)
@@ -365,30 +464,47 @@ def train(
             saver.close()
             if bar is not None:
                 bar.close()
-    summary = {
-        "status": status,
-        "updates_done": updates_done,
-        "total_updates": built.total_updates,
-        "seconds_this_call": round(time.perf_counter() - start, 3),
-        "compile_seconds_this_call": round(compile_s, 3),
-        **summarize(_read_metrics(metrics_path), spec),
-    }
-    write_json(run_dir / "summary.json", summary)
+    result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":
-        print(f"stopped by signal {stop.signal}; resume with: jrl train --resume {run_dir}")
-    return summary
+        print(
+            f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} updates "
+            f"(checkpointed); resume with: jrl train --resume {run_dir}",
+            file=sys.stderr,
+        )
+    return result
 
 
+# Compiled programs of the last few runs built in this process, so that stopping and
+# resuming in one process (tests, notebooks) compiles once.
 _BUILT: dict[str, tuple[Built, dict]] = {}
+_BUILT_KEEP = 4
 
 
 def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
-    """The built run and its compiled chunk functions (by length), kept per process so
-    that stopping and resuming in one process (tests, notebooks) compiles once."""
-    if fingerprint not in _BUILT:
-        _BUILT.clear()  # one run at a time: do not hold on to old programs
-        _BUILT[fingerprint] = (build(spec), {})
+    """The built run and its compiled functions: "init", "finished" (agents that end
+    early) and the chunk of each length."""
+    if fingerprint in _BUILT:
+        _BUILT[fingerprint] = _BUILT.pop(fingerprint)  # most recently used goes last
+    else:
+        built = build(spec)
+        chunks: dict = {"init": make_init(built)}
+        if built.finished is not None:
+            chunks["finished"] = jax.jit(jax.vmap(jax.vmap(built.finished)))
+        _BUILT[fingerprint] = (built, chunks)
+        while len(_BUILT) > _BUILT_KEEP:
+            del _BUILT[next(iter(_BUILT))]
     return _BUILT[fingerprint]
+
+
+def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
+    """(built run, state [G, S, ...], checkpoint info) of a run directory's newest
+    checkpoint."""
+    spec = load_spec(run_dir)
+    fingerprint = spec.fingerprint()
+    built, chunks = _built_and_chunks(spec, fingerprint)
+    like = chunks["init"](built.keys, built.grid)
+    state, info = checkpoint.restore(Path(run_dir) / "checkpoints", like, fingerprint)
+    return built, state, info
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -415,8 +531,14 @@ def _progress(enabled: bool, built: Built, updates_done: int):
 
 
 def load_spec(run_dir: str | Path) -> RunSpec:
-    """The RunSpec a run directory was started with (its config.yaml)."""
+    """The RunSpec a run directory was started with (its config.yaml), resolved."""
     path = Path(run_dir) / "config.yaml"
     if not path.exists():
         raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml)")
-    return RunSpec.from_dict(read_yaml(path))
+    try:
+        data = read_yaml(path)
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of run fields, got {type(data).__name__}")
+    return resolve(RunSpec.from_dict(data))

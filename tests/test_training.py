@@ -1,9 +1,14 @@
 """Chunked training: resume equals a run that never stopped (tabular, DQN, PPO; after a
-clean stop, SIGTERM and SIGKILL), files stay readable, checkpoints and configs fail
-clearly."""
+clean stop, SIGKILL, SIGTERM and SIGINT), files stay readable whenever a process dies,
+checkpoints and configs fail clearly and early.
+
+Each agent's uninterrupted run is made once (module fixture) and its compiled chunks
+are reused in this process (``jrl.training`` keeps the last few); only the killed
+processes compile again."""
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -15,28 +20,30 @@ import pytest
 import yaml
 
 from jrl import checkpoint
-from jrl.run_dir import read_rows
-from jrl.training import RunSpec, build, load_spec, make_init, train
+from jrl.run_dir import load_yaml, read_rows, read_yaml
+from jrl.training import RunSpec, build, load_spec, make_init, resolve, restore_state, train
 
 pytestmark = pytest.mark.timeout(600)
 
+# Sized so that a killed process still has several chunks to go after its second
+# checkpoint, and small enough that a run takes about a second once compiled.
 SPECS = {
     "tabular": RunSpec(
         agent="tabular",
         env="CliffWalking-v0",
-        config={"num_episodes": 30, "steps_per_iteration": 16},
+        config={"num_episodes": 150, "steps_per_iteration": 16},
         hparams=({"alpha": 0.5}, {"alpha": 0.1}),
         num_seeds=2,
-        chunk_size=20,
+        chunk_size=10,
     ),
     "dqn": RunSpec(
         agent="dqn",
         env="CartPole-v1",
         config={
-            "total_timesteps": 3000,
+            "total_timesteps": 8000,
             "log_frequency": 500,
             "learning_starts": 500,
-            "buffer_size": 1000,
+            "buffer_size": 2000,
         },
         num_seeds=2,
         chunk_size=2,
@@ -44,68 +51,137 @@ SPECS = {
     "ppo": RunSpec(
         agent="ppo",
         env="CartPole-v1",
-        config={"total_timesteps": 3072, "num_steps": 64},
+        config={"total_timesteps": 8192, "num_steps": 64},
         hparams=({"lr": 1e-3},),
         num_seeds=2,
-        chunk_size=3,
+        chunk_size=4,
     ),
 }
 
 
-def final_state(run_dir):
-    spec = load_spec(run_dir)
-    built = build(spec)
-    like = make_init(built)(built.keys, built.grid)
-    state, _ = checkpoint.restore(run_dir / "checkpoints", like, spec.fingerprint())
-    return state
-
-
 def assert_same_state(a, b):
-    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+    leaves_a, leaves_b = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(leaves_a) == len(leaves_b) > 0
+    for x, y in zip(leaves_a, leaves_b, strict=True):
         if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
             x, y = jax.random.key_data(x), jax.random.key_data(y)
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """agent -> (run dir, metric rows, final state) of a run that never stopped."""
+    made = {}
+
+    def get(agent):
+        if agent not in made:
+            run_dir = tmp_path_factory.mktemp(f"whole_{agent}")
+            summary = train(SPECS[agent], run_dir, progress=False)
+            assert summary["status"] == "complete"
+            rows = read_rows(run_dir / "metrics.jsonl")
+            made[agent] = run_dir, rows, restore_state(run_dir)[1]
+        return made[agent]
+
+    return get
+
+
+def assert_rows_are_a_whole_run(rows, spec):
+    """Every (grid point, seed) has updates 0..n-1 exactly once, and seeds differ."""
+    runs = {}
+    for row in rows:
+        runs.setdefault((row["grid_point"], row["seed"]), []).append(row["update"])
+    assert set(runs) == {(g, s) for g in range(len(spec.hparams)) for s in range(spec.num_seeds)}
+    for updates in runs.values():
+        assert updates == list(range(len(updates))) and len(updates) > 2 * spec.chunk_size
+    last = [row for row in rows if row["update"] == rows[-1]["update"]]
+    assert len({json.dumps({**row, "seed": 0}) for row in last}) == len(last)
+
+
 @pytest.mark.parametrize("agent", sorted(SPECS))
-def test_resumed_run_equals_a_run_that_never_stopped(agent, tmp_path):
+def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, reference, tmp_path):
     spec = SPECS[agent]
-    whole, pieces = tmp_path / "whole", tmp_path / "pieces"
-    done = train(spec, whole, progress=False)
-    assert done["status"] == "complete"
-    stopped = train(spec, pieces, progress=False, max_chunks=1)
+    whole, rows, state = reference(agent)
+    assert_rows_are_a_whole_run(rows, spec)
+    assert yaml.safe_load((whole / "config.yaml").read_text()) == resolve(spec).to_dict()
+
+    run_dir = tmp_path / "pieces"
+    stopped = train(spec, run_dir, progress=False, max_chunks=1)
     assert stopped["status"] == "stopped" and stopped["updates_done"] == spec.chunk_size
-    resumed = train(spec, pieces, resume=True, progress=False)
-    assert resumed["status"] == "complete"
-    rows = read_rows(whole / "metrics.jsonl")
-    assert rows and rows == read_rows(pieces / "metrics.jsonl")
-    assert {row["grid_point"] for row in rows} == set(range(len(spec.hparams)))
-    assert {row["seed"] for row in rows} == set(range(spec.num_seeds))
-    assert_same_state(final_state(whole), final_state(pieces))
-    # The learning is real: the runs of different seeds differ.
-    first = [row for row in rows if row["update"] == rows[-1]["update"]]
-    assert len({json.dumps(row) for row in first}) == len(first)
+    again = train(spec, run_dir, resume=True, progress=False, max_chunks=2)
+    assert again["updates_done"] == 3 * spec.chunk_size
+    assert train(spec, run_dir, resume=True, progress=False)["status"] == "complete"
+    assert read_rows(run_dir / "metrics.jsonl") == rows
+    assert_same_state(restore_state(run_dir)[1], state)
+    assert (
+        json.loads((run_dir / "summary.json").read_text())["grid"]
+        == json.loads((whole / "summary.json").read_text())["grid"]
+    )
 
 
-def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(tmp_path):
+def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(reference, tmp_path):
+    # A kill after the first chunk's rows were appended but before its checkpoint
+    # (written in the background) was complete.
+    _, rows, state = reference("ppo")
+    run_dir = tmp_path / "run"
+    train(SPECS["ppo"], run_dir, progress=False, max_chunks=1)
+    (run_dir / "checkpoints" / "latest.json").unlink()
+    assert len(read_rows(run_dir / "metrics.jsonl")) > 0
+    train(SPECS["ppo"], run_dir, resume=True, progress=False)
+    assert read_rows(run_dir / "metrics.jsonl") == rows
+    assert_same_state(restore_state(run_dir)[1], state)
+
+
+def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp_path):
     spec = SPECS["ppo"]
-    train(spec, tmp_path / "run", progress=False, max_chunks=1)
+    reference("ppo")  # compiled in this process already
+    run_dir = tmp_path / "run"
+    checkpoints = run_dir / "checkpoints"
+    train(spec, run_dir, progress=False, max_chunks=1)
+
     other = RunSpec(**{**spec.__dict__, "hparams": ({"lr": 3e-4},)})
     with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
-        train(other, tmp_path / "run", resume=True, progress=False)
-    built = build(spec)
+        train(other, run_dir, resume=True, progress=False)
+    # A changed default would change the resolved config: the fingerprint covers it.
+    assert resolve(spec).fingerprint() != resolve(other).fingerprint()
+    built = build(resolve(spec))
     like = make_init(built)(built.keys, built.grid)
     wrong = jax.tree.map(lambda x: x[:, :1], like)
-    with pytest.raises(checkpoint.CheckpointError, match="different state"):
-        checkpoint.restore(tmp_path / "run" / "checkpoints", wrong, spec.fingerprint())
-    for path in (tmp_path / "run" / "checkpoints").rglob("*"):
-        if path.is_file() and path.parent.name != "checkpoints" and path.stat().st_size > 0:
+    with pytest.raises(checkpoint.CheckpointError, match=r"different state: .*saved \[\[1, 2"):
+        checkpoint.restore(checkpoints, wrong, resolve(spec).fingerprint())
+
+    record = json.loads((checkpoints / "latest.json").read_text())
+    (checkpoints / "latest.json").write_text(json.dumps({**record, "path": "chunk_99999999"}))
+    with pytest.raises(checkpoint.CheckpointError, match="could not read checkpoint"):
+        train(spec, run_dir, resume=True, progress=False)
+    (checkpoints / "latest.json").write_text(json.dumps(record))
+    for path in checkpoints.rglob("*"):
+        if path.is_file() and path.parent != checkpoints and path.stat().st_size > 0:
             path.write_bytes(b"\x00garbage")
     with pytest.raises(checkpoint.CheckpointError, match="could not read checkpoint"):
-        train(spec, tmp_path / "run", resume=True, progress=False)
-    (tmp_path / "run" / "checkpoints" / "latest.json").write_text('{"chunk": 3, "pa')
+        train(spec, run_dir, resume=True, progress=False)
+    (checkpoints / "latest.json").write_text('{"chunk": 3, "pa')
     with pytest.raises(checkpoint.CheckpointError, match="damaged"):
-        train(spec, tmp_path / "run", resume=True, progress=False)
+        train(spec, run_dir, resume=True, progress=False)
+    (checkpoints / "latest.json").write_text("[1, 2]")
+    with pytest.raises(checkpoint.CheckpointError, match="damaged"):
+        train(spec, run_dir, resume=True, progress=False)
+    (run_dir / "config.yaml").write_text("agent: ppo\nenv: [unclosed\n")
+    with pytest.raises(ValueError, match="config.yaml is not valid YAML"):
+        load_spec(run_dir)
+
+
+@pytest.fixture
+def compilations():
+    """A list that receives one entry per XLA compilation while the test runs."""
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    yield events
+    jax.monitoring.unregister_event_duration_listener(listener)
 
 
 @pytest.mark.parametrize(
@@ -113,19 +189,44 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(tmp_path):
     [
         ({"config": {"num_minibatches": 3}}, "num_minibatches=3 must divide"),
         ({"config": {"num_envs": "eight"}}, r"config.num_envs must be an int"),
+        ({"config": {"num_envs": 4.5}}, r"config.num_envs must be an int"),
+        ({"config": {"activation": 3}}, r"config.activation must be a string"),
         ({"config": {"widths": [64]}}, r"config: unknown field\(s\) \['widths'\]"),
         ({"hparams": ({"lr": "fast"},)}, r"hparams\[0\].lr must be a number"),
         ({"hparams": ({"learning_rate": 1e-3},)}, r"unknown field\(s\) \['learning_rate'\]"),
+        ({"hparams": (0.1,)}, r"hparams\[0\] must be a mapping"),
+        ({"hparams": ()}, "at least one grid point"),
         ({"agent": "a2c"}, "unknown agent 'a2c'"),
         ({"env": "CartPole-v9"}, "CartPole-v9"),
         ({"num_seeds": 0}, "num_seeds must be a positive int"),
+        ({"seed": "zero"}, "seed must be a non-negative int"),
+        ({"chunk_size": 2.5}, "chunk_size must be a positive int"),
     ],
 )
-def test_invalid_run_configs_name_the_field_before_compiling(change, message, tmp_path):
+def test_invalid_run_configs_name_the_field_before_compiling(
+    change, message, tmp_path, compilations
+):
     spec = RunSpec(**{**SPECS["ppo"].__dict__, **change})
     with pytest.raises(ValueError, match=message):
         train(spec, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / "config.yaml").exists()
+    assert compilations == []
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_files_read_as_meant():
+    spec = RunSpec.from_dict(
+        load_yaml(
+            "agent: tabular\nenv: CliffWalking-v0\nconfig: {max_steps: 1e5, "
+            "algorithm: [sarsa, q_learning]}\nhparams: [{alpha: 5e-1}]\n"
+        )
+    )
+    resolved = resolve(spec)
+    assert resolved.config["max_steps"] == 100000
+    assert resolved.config["algorithm"] == ("sarsa", "q_learning")
+    assert resolved.hparams[0]["alpha"] == 0.5 and resolved.hparams[0]["gamma"] == 1.0
+    assert resolve(resolved) == resolved
+    with pytest.raises(ValueError, match=r"unknown run field\(s\) \['seeds'\]"):
+        RunSpec.from_dict({"agent": "ppo", "env": "CartPole-v1", "seeds": 3})
 
 
 def test_a_torn_last_metrics_line_is_skipped(tmp_path):
@@ -137,105 +238,116 @@ def test_a_torn_last_metrics_line_is_skipped(tmp_path):
         read_rows(path)
 
 
-TRAIN_SCRIPT = """
-import sys, yaml
-from jrl.training import RunSpec, train
-spec = RunSpec.from_dict(yaml.safe_load(open(sys.argv[1])))
-train(spec, sys.argv[2], resume=len(sys.argv) > 3, progress=False)
+WRITER = """
+import itertools, json, sys
+from jrl.run_dir import append_rows, write_json, write_text_atomic, write_yaml
+run_dir, payload = sys.argv[1], list(range(50000))
+big = json.dumps(list(range(10**6)))  # most of the time goes to writing it, atomically
+for i in itertools.count():
+    write_json(run_dir + "/summary.json", {"i": i, "payload": payload})
+    write_yaml(run_dir + "/config.yaml", {"i": i, "payload": payload[:500]})
+    append_rows(run_dir + "/metrics.jsonl", [{"i": i, "payload": payload[:3000]}] * 3)
+    write_text_atomic(run_dir + "/eval.json", big)
+    if i == 0:
+        print("writing", flush=True)
 """
 
 
-def start_training(spec_path, run_dir, *extra):
+def test_sigkill_in_the_middle_of_writing_leaves_every_file_parseable(tmp_path):
+    rng = random.Random(0)
+    for attempt in range(10):
+        process = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+        )
+        assert process.stdout.readline() == "writing\n"
+        time.sleep(rng.uniform(0.05, 0.4))
+        process.kill()
+        process.wait(timeout=30)
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        config = read_yaml(tmp_path / "config.yaml")
+        rows = read_rows(tmp_path / "metrics.jsonl")
+        assert len(json.loads((tmp_path / "eval.json").read_text())) == 10**6
+        assert len(summary["payload"]) == 50000 and len(config["payload"]) == 500
+        assert abs(summary["i"] - config["i"]) <= 1, attempt
+        assert all(len(row["payload"]) == 3000 for row in rows)
+        assert rows and all(row["i"] <= summary["i"] for row in rows)
+        (tmp_path / "metrics.jsonl").unlink()  # the next process starts the rows over
+
+
+def start_cli_training(spec, run_dir, tmp_path):
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump(spec.to_dict()))
+    command = [sys.executable, "-m", "jrl.cli", "train", spec.agent, "--config-file"]
     return subprocess.Popen(
-        [sys.executable, "-c", TRAIN_SCRIPT, str(spec_path), str(run_dir), *extra],
+        [*command, str(spec_path), "--out", str(run_dir), "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def wait_for_checkpoints(run_dir, count, process, timeout=240):
+def wait_for_checkpoint(run_dir, updates, process, timeout=300):
     deadline = time.time() + timeout
     latest = run_dir / "checkpoints" / "latest.json"
     while time.time() < deadline:
         if latest.exists():
             try:
-                if json.loads(latest.read_text())["info"]["updates_done"] >= count:
+                if json.loads(latest.read_text())["info"]["updates_done"] >= updates:
                     return
             except (json.JSONDecodeError, KeyError):
                 pass
         if process.poll() is not None:
             raise AssertionError(f"training ended early: {process.communicate()[1][-2000:]}")
-        time.sleep(0.05)
+        time.sleep(0.02)
     raise AssertionError("no checkpoint in time")
-
-
-KILLED = {
-    "tabular": RunSpec(
-        agent="tabular",
-        env="CliffWalking-v0",
-        config={"num_episodes": 150, "steps_per_iteration": 16},
-        hparams=({"alpha": 0.5},),
-        num_seeds=3,
-        chunk_size=10,
-    ),
-    "dqn": RunSpec(
-        agent="dqn",
-        env="CartPole-v1",
-        config={
-            "total_timesteps": 6000,
-            "log_frequency": 500,
-            "learning_starts": 500,
-            "buffer_size": 2000,
-        },
-        num_seeds=2,
-        chunk_size=2,
-    ),
-    "ppo": RunSpec(
-        agent="ppo",
-        env="CartPole-v1",
-        config={"total_timesteps": 6144, "num_steps": 64},
-        num_seeds=2,
-        chunk_size=4,
-    ),
-}
 
 
 @pytest.mark.parametrize(
     ("agent", "how"),
     [
         ("tabular", signal.SIGKILL),
-        ("tabular", signal.SIGTERM),
+        ("tabular", signal.SIGINT),
         ("dqn", signal.SIGKILL),
+        ("dqn", signal.SIGTERM),
         ("ppo", signal.SIGKILL),
     ],
+    ids=lambda value: getattr(value, "name", value),
 )
-def test_killed_process_leaves_readable_files_and_resumes_to_the_same_numbers(agent, how, tmp_path):
-    spec = KILLED[agent]
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(spec.to_dict()))
-    train(spec, tmp_path / "whole", progress=False)
-
+def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
+    agent, how, reference, tmp_path
+):
+    spec = SPECS[agent]
+    whole, rows, state = reference(agent)
     run_dir = tmp_path / "killed"
-    process = start_training(spec_path, run_dir)
-    wait_for_checkpoints(run_dir, 2 * spec.chunk_size, process)
+    process = start_cli_training(spec, run_dir, tmp_path)
+    wait_for_checkpoint(run_dir, 2 * spec.chunk_size, process)
     os.kill(process.pid, how)
     _, err = process.communicate(timeout=120)
-    if how == signal.SIGTERM:
-        assert process.returncode == 0, err[-2000:]
-        summary = json.loads((run_dir / "summary.json").read_text())
-        assert summary["status"] == "interrupted"
-    else:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    if how == signal.SIGKILL:
         assert process.returncode == -signal.SIGKILL
-    # Every file is readable as it was left.
-    assert yaml.safe_load((run_dir / "config.yaml").read_text())["agent"] == agent
+        assert summary["status"] == "running"
+    else:  # the chunk under way is finished and checkpointed, then a clean exit
+        assert process.returncode == 0, err[-2000:]
+        assert f"resume with: jrl train --resume {run_dir}" in err
+        assert summary["status"] == "interrupted"
+        assert 2 * spec.chunk_size <= summary["updates_done"] < len(rows)
+        info = checkpoint.latest(run_dir / "checkpoints")["info"]
+        assert info["updates_done"] == summary["updates_done"]
+    # Every file is readable as it was left, and the CLI ran the same spec as the API.
+    assert read_yaml(run_dir / "config.yaml") == read_yaml(whole / "config.yaml")
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["seeds"] == list(range(spec.num_seeds)) and "versions" in meta
-    json.loads((run_dir / "checkpoints" / "latest.json").read_text())
-    assert read_rows(run_dir / "metrics.jsonl")
+    assert meta["seeds"] == list(range(spec.num_seeds)) and meta["versions"]["jax"]
+    assert meta["fingerprint"] == resolve(spec).fingerprint()
+    done = checkpoint.latest(run_dir / "checkpoints")["info"]["updates_done"]
+    _, restored, _ = restore_state(run_dir)
+    assert len(jax.tree.leaves(restored)) == len(jax.tree.leaves(state))
+    partial = read_rows(run_dir / "metrics.jsonl")
+    assert partial == rows[: len(partial)] and len(partial) > 0
+    assert {row["update"] for row in partial} >= set(range(done))
 
-    resumed = start_training(spec_path, run_dir, "--resume")
-    _, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err[-2000:]
-    assert read_rows(run_dir / "metrics.jsonl") == read_rows(tmp_path / "whole" / "metrics.jsonl")
-    assert_same_state(final_state(run_dir), final_state(tmp_path / "whole"))
+    resumed = train(load_spec(run_dir), run_dir, resume=True, progress=False)
+    assert resumed["status"] == "complete"
+    assert read_rows(run_dir / "metrics.jsonl") == rows
+    assert_same_state(restore_state(run_dir)[1], state)
+    assert not list(run_dir.glob(".*.tmp"))
