@@ -86,68 +86,77 @@ def _run_dataclass(agent: str) -> type:
     )
 
 
-def _changed_hparams(agent: str, hparams) -> dict:
-    defaults = training.AGENTS[agent].hparams()
-    return {
-        name: value
-        for name, value in dataclasses.asdict(hparams).items()
-        if value != float(getattr(defaults, name))
-    }
-
-
 def _config_dict(config) -> dict:
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
 
 
 def _load_file(path: Path) -> dict:
+    from jrl.run_dir import load_yaml
+
     text = Path(path).read_text()
-    data = json.loads(text) if Path(path).suffix == ".json" else yaml.safe_load(text)
+    try:
+        data = json.loads(text) if Path(path).suffix == ".json" else load_yaml(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        raise ValueError(
+            f"{path} is not valid {Path(path).suffix[1:] or 'YAML'}: {error}"
+        ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of run fields, got {type(data).__name__}")
     return data
 
 
 def _defaults_from_file(agent: str, path: Path | None):
-    """An instance of the agent's run dataclass with the file's values (validated)."""
+    """(an instance of the agent's run dataclass with the file's values, the file's
+    grid points), every field validated; no file: the defaults and one empty point."""
     cls = _run_dataclass(agent)
     if path is None:
-        return cls()
+        return cls(), ({},)
     data = _load_file(path)
     if data.get("agent", agent) != agent:
         raise ValueError(f"{path} is a {data['agent']!r} run, not {agent!r}")
     fields = {k: v for k, v in data.items() if k != "agent"}
-    spec = training.RunSpec.from_dict({"agent": agent, "env": cls().env, **fields})
-    built = training.build(spec)  # validates every field, names what is wrong
-    points = spec.hparams
-    if len(points) != 1:
-        raise ValueError(f"{path} holds a grid of {len(points)} points: use `jrl sweep`")
+    spec = training.resolve(
+        training.RunSpec.from_dict({"agent": agent, "env": cls().env, **fields})
+    )
     hparams_cls = _hparams_dataclass(agent)
-    return cls(
+    default = cls(
         env=spec.env,
-        config=built.config,
-        hparams=hparams_cls(**{**dataclasses.asdict(hparams_cls()), **points[0]}),
+        config=training.AGENTS[agent].config(**spec.config),
+        hparams=hparams_cls(**spec.hparams[0]),
         env_overrides=dict(spec.env_overrides),
         num_seeds=spec.num_seeds,
         seed=spec.seed,
         chunk_size=spec.chunk_size,
     )
+    return default, spec.hparams
 
 
-def _spec(agent: str, run, grid: tuple[dict, ...] | None = None) -> training.RunSpec:
+def _flagged_hparams(argv: list[str], run) -> dict:
+    """The hyperparameters set by --hparams.NAME flags, with their parsed values."""
+    names = {
+        arg.removeprefix("--hparams.").split("=")[0].replace("-", "_")
+        for arg in argv
+        if arg.startswith("--hparams.")
+    }
+    return {name: getattr(run.hparams, name) for name in names if hasattr(run.hparams, name)}
+
+
+def _spec(agent: str, run, points: tuple[dict, ...]) -> training.RunSpec:
     return training.RunSpec(
         agent=agent,
         env=run.env,
         env_overrides=dict(run.env_overrides),
         config=_config_dict(run.config),
-        hparams=grid if grid is not None else (_changed_hparams(agent, run.hparams),),
+        hparams=points,
         num_seeds=run.num_seeds,
         seed=run.seed,
         chunk_size=run.chunk_size,
     )
 
 
-def _parse_grid(items: list[str], agent: str, base: dict) -> tuple[dict, ...]:
-    """``["lr=1e-3,3e-4", "ent_coef=0,0.01"]`` -> the product grid, on top of ``base``."""
+def _parse_grid(items: list[str], agent: str, base: tuple[dict, ...]) -> tuple[dict, ...]:
+    """``["lr=1e-3,3e-4", "ent_coef=0,0.01"]`` -> the product grid, on top of each point
+    of ``base``."""
     import itertools
 
     names, values = [], []
@@ -164,25 +173,44 @@ def _parse_grid(items: list[str], agent: str, base: dict) -> tuple[dict, ...]:
             values.append([float(v) for v in listed.split(",") if v])
         except ValueError:
             raise ValueError(f"--grid {item!r}: values must be numbers") from None
+        if not values[-1]:
+            raise ValueError(f"--grid {item!r}: no values")
         names.append(name)
     return tuple(
-        {**base, **dict(zip(names, point, strict=True))} for point in itertools.product(*values)
+        {**point, **dict(zip(names, product, strict=True))}
+        for point in base
+        for product in itertools.product(*values)
     )
 
 
-def _train(agent: str, argv: list[str], sweep: bool) -> int:
-    config_file = None
-    if "--config-file" in argv:
-        index = argv.index("--config-file")
-        config_file = Path(argv[index + 1])
-        argv = argv[:index] + argv[index + 2 :]
-    default = _defaults_from_file(agent, config_file)
-    grid_items: list[str] = []
-    if sweep:
-        while "--grid" in argv:
-            index = argv.index("--grid")
-            grid_items.append(argv[index + 1])
-            argv = argv[:index] + argv[index + 2 :]
+def _pop_option(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
+    """(argv without every ``flag VALUE`` / ``flag=VALUE``, the values in order)."""
+    rest, values = [], []
+    args = iter(argv)
+    for arg in args:
+        if arg == flag:
+            value = next(args, None)
+            if value is None:
+                raise ValueError(f"{flag} needs a value")
+            values.append(value)
+        elif arg.startswith(flag + "="):
+            values.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return rest, values
+
+
+def parse_run(agent: str, argv: list[str], sweep: bool = False):
+    """(the parsed run dataclass, its resolved RunSpec) of ``jrl train|sweep AGENT
+    ARGV``: the config file first, flags on top, the --grid product last; every field
+    checked, nothing compiled."""
+    argv, config_files = _pop_option(argv, "--config-file")
+    if len(config_files) > 1:
+        raise ValueError("--config-file is given more than once")
+    default, file_points = _defaults_from_file(
+        agent, Path(config_files[0]) if config_files else None
+    )
+    argv, grid_items = _pop_option(argv, "--grid") if sweep else (argv, [])
     run = tyro.cli(
         type(default),
         default=default,
@@ -194,13 +222,25 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
             else ""
         )
         + f"Train {agent} in chunks, writing a run directory (--out). "
-        "--config-file FILE.yaml|json sets fields first.",
+        "--config-file FILE.yaml|json (a RUN_DIR/config.yaml, say) sets fields first; "
+        "--hparams.NAME flags then apply to every grid point of the file.",
     )
-    grid = _parse_grid(grid_items, agent, _changed_hparams(agent, run.hparams)) if sweep else None
-    spec = _spec(agent, run, grid)
+    flagged = _flagged_hparams(argv, run)
+    points = tuple({**point, **flagged} for point in file_points)
+    if sweep:
+        points = _parse_grid(grid_items, agent, points)
+    return run, training.resolve(_spec(agent, run, points))
+
+
+def _train(agent: str, argv: list[str], sweep: bool) -> int:
+    run, spec = parse_run(agent, argv, sweep)
     sinks = _make_sinks(run.sinks, run.out, spec)
-    summary = training.train(spec, run.out, progress=run.progress, sinks=sinks)
-    _close(sinks)
+    try:
+        summary = training.train(
+            spec, run.out, progress=run.progress, sinks=sinks, meta={"sinks": list(run.sinks)}
+        )
+    finally:
+        _close(sinks)
     _print_summary(summary, run.out)
     return 0
 
@@ -233,8 +273,16 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 
 
 def _resume(run_dir: Path, progress: bool) -> int:
+    """Continue RUN_DIR from its newest checkpoint, feeding the sinks it was started
+    with."""
     spec = training.load_spec(run_dir)
-    summary = training.train(spec, run_dir, resume=True, progress=progress)
+    meta_path = run_dir / "meta.json"
+    names = json.loads(meta_path.read_text()).get("sinks", []) if meta_path.exists() else []
+    sinks = _make_sinks(names, run_dir, spec)
+    try:
+        summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
+    finally:
+        _close(sinks)
     _print_summary(summary, run_dir)
     return 0
 
@@ -313,10 +361,15 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     try:
         if command in ("train", "sweep"):
-            if command == "train" and rest[:1] == ["--resume"]:
-                if len(rest) < 2:
-                    raise ValueError("--resume needs a run directory")
-                return _resume(Path(rest[1]), "--no-progress" not in rest)
+            if command == "train" and any(a.startswith("--resume") for a in rest):
+                rest, run_dirs = _pop_option(rest, "--resume")
+                unexpected = [a for a in rest if a != "--no-progress" and a not in training.AGENTS]
+                if len(run_dirs) != 1 or unexpected:
+                    raise ValueError(
+                        "usage: jrl train --resume RUN_DIR [--no-progress] (the run's own "
+                        f"config.yaml decides everything else; got {unexpected or run_dirs})"
+                    )
+                return _resume(Path(run_dirs[0]), "--no-progress" not in rest)
             if not rest or rest[0] not in training.AGENTS:
                 print(
                     f"{usage}\njrl {command} AGENT: AGENT is one of {sorted(training.AGENTS)}"
@@ -333,9 +386,12 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         tyro.cli(functions[command], args=rest, prog=f"jrl {command}")
         return 0
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
         print(f"jrl {command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: the files are whole, the run resumable
+        print(f"jrl {command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -63,7 +63,10 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     assert "complete" in done.stdout
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "complete"
-    assert yaml.safe_load((run / "config.yaml").read_text())["hparams"] == [{"q_init": 5.0}]
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    # The resolved config: every field, defaults filled in.
+    assert saved["hparams"][0]["q_init"] == 5.0 and saved["hparams"][0]["alpha"] == 0.5
+    assert saved["config"]["max_steps"] == 1_000_000
 
     done = jrl("eval", run, "--episodes", "2")
     assert done.returncode == 0, done.stderr
@@ -136,7 +139,8 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     saved = yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())
-    assert saved["hparams"] == [{"alpha": 0.3, "epsilon": 0.2}]
+    assert len(saved["hparams"]) == 1
+    assert saved["hparams"][0]["alpha"] == 0.3 and saved["hparams"][0]["epsilon"] == 0.2
     assert saved["num_seeds"] == 2 and saved["config"]["num_episodes"] == 15
 
     config.write_text(yaml.safe_dump({"config": {"num_episodes": "many"}}))
@@ -147,3 +151,29 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
     assert not (tmp_path / "bad").exists()
     done = jrl("train", "tabular", "--out", tmp_path / "r")
     assert done.returncode == 2 and "already holds a run" in done.stderr
+
+
+def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
+    """What `jrl sweep` runs, composed in-process (nothing compiles): a sweep's
+    config.yaml first, --hparams flags on every point, then the --grid product."""
+    from jrl.cli import parse_run
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "agent: tabular\nenv: CliffWalking-v0\nconfig: {num_episodes: 1e2}\n"
+        "hparams: [{alpha: 1e-1}, {alpha: 0.5}]\nnum_seeds: 3\n"
+    )
+    argv = ["--config-file", str(config), "--hparams.epsilon", "0.2", "--grid", "gamma=0.9,1"]
+    run, spec = parse_run("tabular", [*argv, "--num-seeds", "4"], sweep=True)
+    assert [(p["alpha"], p["gamma"], p["epsilon"]) for p in spec.hparams] == [
+        (0.1, 0.9, 0.2),
+        (0.1, 1.0, 0.2),
+        (0.5, 0.9, 0.2),
+        (0.5, 1.0, 0.2),
+    ]
+    assert spec.num_seeds == 4 and spec.config["num_episodes"] == 100
+    _, again = parse_run("tabular", ["--config-file", str(config)])
+    assert [p["alpha"] for p in again.hparams] == [0.1, 0.5] and again.num_seeds == 3
+    config.write_text("config: {num_episodes: many}\n")
+    with pytest.raises(ValueError, match="config.num_episodes must be an int"):
+        parse_run("tabular", ["--config-file", str(config)])
