@@ -40,7 +40,7 @@ SPECS = {
         agent="dqn",
         env="CartPole-v1",
         config={
-            "total_timesteps": 8000,
+            "total_timesteps": 12000,
             "log_frequency": 500,
             "learning_starts": 500,
             "buffer_size": 2000,
@@ -274,12 +274,17 @@ def test_sigkill_in_the_middle_of_writing_leaves_every_file_parseable(tmp_path):
         (tmp_path / "metrics.jsonl").unlink()  # the next process starts the rows over
 
 
-def start_cli_training(spec, run_dir, tmp_path):
-    spec_path = tmp_path / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(spec.to_dict()))
-    command = [sys.executable, "-m", "jrl.cli", "train", spec.agent, "--config-file"]
+def start_cli(run_dir, spec=None):
+    """``jrl train AGENT --config-file SPEC --out RUN_DIR`` or, without a spec, ``jrl
+    train --resume RUN_DIR``, as a subprocess."""
+    if spec is None:
+        args = ["--resume", run_dir]
+    else:
+        spec_path = run_dir.parent / "spec.yaml"
+        spec_path.write_text(yaml.safe_dump(spec.to_dict()))
+        args = [spec.agent, "--config-file", spec_path, "--out", run_dir]
     return subprocess.Popen(
-        [*command, str(spec_path), "--out", str(run_dir), "--no-progress"],
+        [sys.executable, "-m", "jrl.cli", "train", *map(str, args), "--no-progress"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -303,48 +308,50 @@ def wait_for_checkpoint(run_dir, updates, process, timeout=300):
 
 
 @pytest.mark.parametrize(
-    ("agent", "how"),
+    ("agent", "signals"),
     [
-        ("tabular", signal.SIGKILL),
-        ("tabular", signal.SIGINT),
-        ("dqn", signal.SIGKILL),
-        ("dqn", signal.SIGTERM),
-        ("ppo", signal.SIGKILL),
+        ("tabular", (signal.SIGINT, signal.SIGKILL)),
+        ("dqn", (signal.SIGTERM, signal.SIGKILL)),
+        ("ppo", (signal.SIGKILL,)),
     ],
-    ids=lambda value: getattr(value, "name", value),
+    ids=lambda value: "-".join(s.name for s in value) if isinstance(value, tuple) else value,
 )
 def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
-    agent, how, reference, tmp_path
+    agent, signals, reference, tmp_path
 ):
+    """`jrl train` is stopped by each signal in turn (then `jrl train --resume` goes on);
+    after each, every file reads; the last resume, in this process, ends where the
+    uninterrupted run ended, bit for bit."""
     spec = SPECS[agent]
     whole, rows, state = reference(agent)
+    total_updates = 1 + max(row["update"] for row in rows)
     run_dir = tmp_path / "killed"
-    process = start_cli_training(spec, run_dir, tmp_path)
-    wait_for_checkpoint(run_dir, 2 * spec.chunk_size, process)
-    os.kill(process.pid, how)
-    _, err = process.communicate(timeout=120)
-    summary = json.loads((run_dir / "summary.json").read_text())
-    if how == signal.SIGKILL:
-        assert process.returncode == -signal.SIGKILL
-        assert summary["status"] == "running"
-    else:  # the chunk under way is finished and checkpointed, then a clean exit
-        assert process.returncode == 0, err[-2000:]
-        assert f"resume with: jrl train --resume {run_dir}" in err
-        assert summary["status"] == "interrupted"
-        assert 2 * spec.chunk_size <= summary["updates_done"] < len(rows)
-        info = checkpoint.latest(run_dir / "checkpoints")["info"]
-        assert info["updates_done"] == summary["updates_done"]
-    # Every file is readable as it was left, and the CLI ran the same spec as the API.
-    assert read_yaml(run_dir / "config.yaml") == read_yaml(whole / "config.yaml")
-    meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["seeds"] == list(range(spec.num_seeds)) and meta["versions"]["jax"]
-    assert meta["fingerprint"] == resolve(spec).fingerprint()
-    done = checkpoint.latest(run_dir / "checkpoints")["info"]["updates_done"]
+    done = 0
+    for number, how in enumerate(signals):
+        process = start_cli(run_dir, spec if number == 0 else None)
+        wait_for_checkpoint(run_dir, done + 2 * spec.chunk_size, process)
+        os.kill(process.pid, how)
+        _, err = process.communicate(timeout=120)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        done = checkpoint.latest(run_dir / "checkpoints")["info"]["updates_done"]
+        if how == signal.SIGKILL:
+            assert process.returncode == -signal.SIGKILL
+            assert summary["status"] == "running"
+        else:  # the chunk under way is finished and checkpointed, then a clean exit
+            assert process.returncode == 0, err[-2000:]
+            assert f"{how.name}" in err and f"resume with: jrl train --resume {run_dir}" in err
+            assert summary["status"] == "interrupted" and summary["updates_done"] == done
+        assert 2 * spec.chunk_size <= done < total_updates
+        # Every file is readable as it was left, and the CLI ran the same spec as the API.
+        assert read_yaml(run_dir / "config.yaml") == read_yaml(whole / "config.yaml")
+        meta = json.loads((run_dir / "meta.json").read_text())
+        assert meta["seeds"] == list(range(spec.num_seeds)) and meta["versions"]["jax"]
+        assert meta["fingerprint"] == resolve(spec).fingerprint()
+        partial = read_rows(run_dir / "metrics.jsonl")
+        assert partial == rows[: len(partial)]
+        assert {row["update"] for row in partial} >= set(range(done))
     _, restored, _ = restore_state(run_dir)
     assert len(jax.tree.leaves(restored)) == len(jax.tree.leaves(state))
-    partial = read_rows(run_dir / "metrics.jsonl")
-    assert partial == rows[: len(partial)] and len(partial) > 0
-    assert {row["update"] for row in partial} >= set(range(done))
 
     resumed = train(load_spec(run_dir), run_dir, resume=True, progress=False)
     assert resumed["status"] == "complete"
