@@ -267,6 +267,7 @@ def plot_learning_curves(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import EngFormatter
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
     all_stats = {}
@@ -304,6 +305,7 @@ def plot_learning_curves(
         ax.set(xlabel=xlabel, title=f"{name} over seeds, {round(100 * confidence)}% bootstrap CI")
         if ylim is not None:
             ax.set_ylim(*ylim)
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, not 200000
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
     axes[0].legend(fontsize=8)
