@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -70,13 +70,28 @@ def save(directory: str | Path, chunk: int, state: Any, info: dict, keep: int = 
     return saver.directory / f"chunk_{chunk:08d}"
 
 
+class Snapshot(NamedTuple):
+    """A run state copied to host memory as it will be stored (``arrays``), and the
+    description of the state it came from (``leaves``, see :func:`describe`)."""
+
+    arrays: Any
+    leaves: dict
+
+
+def snapshot(state: Any) -> Snapshot:
+    """Copy ``state`` to host memory (waiting for it to be computed), so its device
+    buffers may be donated to the next computation at once."""
+    arrays = jax.tree.map(lambda x: np.array(x, copy=True), _to_storable(state))
+    return Snapshot(arrays, describe(state))
+
+
 class Saver:
     """Checkpoints written in the background while training goes on.
 
-    ``save`` copies the state to host memory (so the arrays may be donated to the next
-    chunk at once), finishes the previous save — only then is latest.json pointed at
-    it — and starts writing this one. ``close`` finishes the last. A kill at any
-    moment leaves latest.json naming a complete checkpoint."""
+    ``save`` takes a :class:`Snapshot` (or a state, copied to host memory first),
+    finishes the previous save — only then is latest.json pointed at it — and starts
+    writing this one. ``close`` finishes the last. A kill at any moment leaves
+    latest.json naming a complete checkpoint."""
 
     def __init__(self, directory: str | Path, keep: int = 2):
         self.directory = Path(directory).resolve()
@@ -86,13 +101,13 @@ class Saver:
         self._pending: dict | None = None
 
     def save(self, chunk: int, state: Any, info: dict) -> None:
-        host = jax.tree.map(lambda x: np.array(x, copy=True), _to_storable(state))
+        taken = state if isinstance(state, Snapshot) else snapshot(state)
         self.wait()
         path = self.directory / f"chunk_{chunk:08d}"
         if path.exists():
             shutil.rmtree(path)
-        self._checkpointer.save(path, host)
-        self._pending = {"chunk": chunk, "path": path.name, "info": info, "leaves": describe(state)}
+        self._checkpointer.save(path, taken.arrays)
+        self._pending = {"chunk": chunk, "path": path.name, "info": info, "leaves": taken.leaves}
 
     def wait(self) -> None:
         """Finish the save under way (if any) and point latest.json at it."""

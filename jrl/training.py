@@ -431,19 +431,38 @@ def train(
     stop = _Stop()
     saver = checkpoint.Saver(checkpoints)
     bar = _progress(progress, built, updates_done)
-    status = "complete"
     start, chunks_run, compile_s = time.perf_counter(), 0, 0.0
+    ended_early = False  # every run of an agent that ends by itself (tabular) is done
+
+    def dispatch(state, first: int):
+        """Start the chunk after ``first`` updates (asynchronously) unless the run is
+        over, stopped, or at ``max_chunks``: (state, metrics, length) or None."""
+        nonlocal chunks_run, compile_s, ended_early
+        if first >= built.total_updates:
+            return None
+        if all_finished is not None and bool(np.all(np.asarray(all_finished(state)))):
+            ended_early = True
+            return None
+        if stop.signal is not None or (max_chunks is not None and chunks_run >= max_chunks):
+            return None
+        length = min(spec.chunk_size, built.total_updates - first)
+        if length not in chunks:
+            started = time.perf_counter()
+            chunks[length] = make_chunk(built, length).lower(state, built.grid).compile()
+            compile_s += time.perf_counter() - started
+        chunks_run += 1
+        return (*chunks[length](state, built.grid), length)
+
     with stop.installed():
         try:
-            while updates_done < built.total_updates:
-                if all_finished is not None and bool(np.all(np.asarray(all_finished(state)))):
-                    break
-                length = min(spec.chunk_size, built.total_updates - updates_done)
-                if length not in chunks:
-                    started = time.perf_counter()
-                    chunks[length] = make_chunk(built, length).lower(state, built.grid).compile()
-                    compile_s += time.perf_counter() - started
-                state, metrics = chunks[length](state, built.grid)
+            # Pipelined: chunk i+1 is started before chunk i's rows, checkpoint and
+            # summary are written, so the host's work overlaps the device's.
+            in_flight = dispatch(state, updates_done)
+            while in_flight is not None:
+                state, metrics, length = in_flight
+                taken = checkpoint.snapshot(state)  # waits for the chunk; state is donated next
+                metrics = jax.device_get(metrics)
+                in_flight = dispatch(state, updates_done + length)
                 rows = metric_rows(metrics, updates_done)
                 updates_done += length
                 append_rows(metrics_path, rows)
@@ -451,19 +470,19 @@ def train(
                 for sink in sinks:
                     sink.write(rows)
                 saver.save(
-                    updates_done, state, {"fingerprint": fingerprint, "updates_done": updates_done}
+                    updates_done, taken, {"fingerprint": fingerprint, "updates_done": updates_done}
                 )
                 write_summary("running", time.perf_counter() - start, compile_s)
-                chunks_run += 1
                 if bar is not None:
                     bar.update(length * built.steps_per_update)
-                if stop.signal is not None or (max_chunks is not None and chunks_run >= max_chunks):
-                    status = "interrupted" if stop.signal is not None else "stopped"
-                    break
         finally:
             saver.close()
             if bar is not None:
                 bar.close()
+    if updates_done >= built.total_updates or ended_early:
+        status = "complete"
+    else:
+        status = "interrupted" if stop.signal is not None else "stopped"
     result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":
         print(
