@@ -259,10 +259,11 @@ def _close(sinks) -> None:
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
-    print(
-        f"{summary['status']}: {summary['updates_done']}/{summary['total_updates']} "
-        f"updates in {run_dir}"
-    )
+    done, total = summary["updates_done"], summary["total_updates"]
+    if summary["status"] == "complete" and done < total:  # runs that end by themselves
+        print(f"complete: every run ended within {done} updates (cap {total}) in {run_dir}")
+    else:
+        print(f"{summary['status']}: {done}/{total} updates in {run_dir}")
     for i, point in enumerate(summary["grid"]):
         mean = point["mean_final_episode_return"]
         shown = "n/a" if mean is None else f"{mean:.2f}"

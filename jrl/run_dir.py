@@ -34,12 +34,20 @@ import yaml
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "gymnax", "orbax-checkpoint", "envpool", "jrl")
 
 
+# mkstemp makes files only their owner can read; a run directory is for sharing, so
+# whole files get the mode open() would give them (0o666 less the umask, read once
+# here, as reading it means setting it).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` so that a reader sees the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(handle, 0o666 & ~_UMASK)
         with os.fdopen(handle, "w") as file:
             file.write(text)
             file.flush()

@@ -229,6 +229,15 @@ def test_config_files_read_as_meant():
         RunSpec.from_dict({"agent": "ppo", "env": "CartPole-v1", "seeds": 3})
 
 
+def test_whole_files_get_the_mode_open_gives(tmp_path):
+    from jrl.run_dir import write_json
+
+    write_json(tmp_path / "summary.json", {"status": "running"})
+    (tmp_path / "plain.txt").write_text("")
+    mode = (tmp_path / "plain.txt").stat().st_mode
+    assert (tmp_path / "summary.json").stat().st_mode == mode
+
+
 def test_a_torn_last_metrics_line_is_skipped(tmp_path):
     path = tmp_path / "metrics.jsonl"
     path.write_text('{"update": 0}\n{"update": 1}\n{"upd')
