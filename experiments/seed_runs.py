@@ -137,6 +137,12 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
             f"{runs.greedy_returns.shape[1]} episodes per seed",
             **final_summary(runs.greedy_returns.mean(axis=1)),
         },
+        "returns_per_seed": {
+            "definition": "mean return of the episodes ended in each logged row, per seed "
+            "(rows with none carry the last value)",
+            "timesteps": runs.timesteps,
+            "returns": fill_gaps(runs.returns),
+        },
         "compile_seconds": round(runs.compile_s, 2),
         "compile_cpu_seconds": round(runs.compile_cpu_s, 2),
         "run_seconds": round(runs.run_s, 2),
