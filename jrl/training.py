@@ -430,7 +430,7 @@ def train(
     all_finished = chunks.get("finished")
     stop = _Stop()
     saver = checkpoint.Saver(checkpoints)
-    bar = _progress(progress, built, updates_done)
+    bar = None
     start, chunks_run, compile_s = time.perf_counter(), 0, 0.0
     ended_early = False  # every run of an agent that ends by itself (tabular) is done
 
@@ -458,6 +458,7 @@ def train(
             # Pipelined: chunk i+1 is started before chunk i's rows, checkpoint and
             # summary are written, so the host's work overlaps the device's.
             in_flight = dispatch(state, updates_done)
+            bar = _progress(progress, built, updates_done)  # after compiling: a true rate
             while in_flight is not None:
                 state, metrics, length = in_flight
                 taken = checkpoint.snapshot(state)  # waits for the chunk; state is donated next
@@ -474,7 +475,7 @@ def train(
                 )
                 write_summary("running", time.perf_counter() - start, compile_s)
                 if bar is not None:
-                    bar.update(length * built.steps_per_update)
+                    bar.update(length * built.steps_per_update * _runs(built))
         finally:
             saver.close()
             if bar is not None:
@@ -532,19 +533,25 @@ def _read_metrics(path: Path) -> list[dict]:
     return read_rows(path)
 
 
+def _runs(built: Built) -> int:
+    return len(built.spec.hparams) * built.spec.num_seeds
+
+
 def _progress(enabled: bool, built: Built, updates_done: int):
+    """A tqdm bar of environment steps over all runs (so its rate is the throughput),
+    or None."""
     if not enabled:
         return None
     from tqdm import tqdm
 
+    steps = _runs(built) * built.steps_per_update
     # A tabular run ends when its episodes are done: its step cap is no ETA.
-    total = None if built.finished else built.total_updates * built.steps_per_update
     return tqdm(
-        total=total,
-        initial=updates_done * built.steps_per_update,
+        total=None if built.finished else built.total_updates * steps,
+        initial=updates_done * steps,
         unit="step",
         unit_scale=True,
-        desc=f"{built.spec.agent} {built.spec.env}",
+        desc=f"{built.spec.agent} {built.spec.env} ({_runs(built)} runs)",
         dynamic_ncols=True,
     )
 

@@ -118,6 +118,15 @@ def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, referenc
     )
 
 
+def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys):
+    reference("ppo")  # compiled in this process already
+    train(SPECS["ppo"], tmp_path / "run", progress=True, max_chunks=2)
+    err = capsys.readouterr().err
+    # 2 chunks x 4 updates x 256 steps x 2 seeds of 32 x 256 x 2, with a rate and an ETA.
+    assert "ppo CartPole-v1 (2 runs)" in err and "step/s]" in err
+    assert "4.10k/16.4k [" in err and "<00:" in err
+
+
 def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(reference, tmp_path):
     # A kill after the first chunk's rows were appended but before its checkpoint
     # (written in the background) was complete.
