@@ -194,7 +194,10 @@ def main():
                 "config": dataclasses.asdict(config),
                 "hparams": hparams._asdict(),
                 **summarize(runs, args.seeds),
-                "greedy_outcomes": outcome_fractions(greedy),
+                "greedy_outcomes": {
+                    "definition": "where each seed's greedy cat ends, in each arrangement",
+                    **outcome_fractions(greedy),
+                },
                 "greedy_return_per_seed_and_arrangement": greedy,
             }
             if room == "static":
@@ -203,10 +206,12 @@ def main():
                 gif = Path(args.out) / f"{agent.lower()}_greedy.gif"
                 entry["gif"] = {"path": gif.name, "seed": 0}
                 entry["gif"]["return"] = greedy_gif(gif, module, network, params, args.seed)
+            if room == "dynamic":
+                entry["greedy_return"]["definition"] += ", in the first arrangement"
             summary["rooms"][room][agent] = entry
             curves[agent], _ = learning_curves(runs)
             xs[agent] = runs.timesteps
-            print(f"  greedy cat ends: {entry['greedy_outcomes']}")
+            print(f"  greedy cat ends: {outcome_fractions(greedy)}")
         _, stats = plot_learning_curves(
             f"{args.out}/{room}_room.png",
             curves,
