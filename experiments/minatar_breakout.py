@@ -6,8 +6,9 @@ well on Gymnax's MinAtar environments"): 64 envs x 128 steps, 4 epochs x 8
 minibatches, Adam 5e-3 annealed to 0, gamma 0.99, GAE lambda 0.95, clip 0.2, entropy
 0.01, value 0.5, gradient norm 0.5, separate 64-64 ReLU actor and critic on the
 flattened 10x10x4 observation, 1e7 steps. That full run is the default: 2 seeds x 1e7
-steps took 11 minutes (30k steps/s) on this project's shared 2-core CPU. A shorter
---steps anneals the learning rate over its own length, as PureJaxRL does.
+steps took 7-11 minutes (52k-30k steps/s, as others' load allowed) on this project's
+shared 2-core CPU. A shorter --steps anneals the learning rate over its own length, as
+PureJaxRL does.
 
 Writes to --out: results.json (final and greedy returns per seed with mean and IQM and
 bootstrap CIs, the random policy's return, steps/s, compile seconds) and
