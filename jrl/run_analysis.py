@@ -155,6 +155,8 @@ def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
         rows = [row for row in read_rows(Path(run_dir) / "metrics.jsonl") if metric in row]
         if not rows:
             raise ValueError(f"{run_dir}: no rows with {metric!r} in metrics.jsonl")
+        spec = training.load_spec(run_dir)
+        shown = training.shown_hparams(spec.agent, spec.hparams)  # what tells points apart
         for g in sorted({row["grid_point"] for row in rows}):
             seeds = sorted({row["seed"] for row in rows if row["grid_point"] == g})
             per_seed = [
@@ -168,7 +170,7 @@ def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
                 ],
                 np.float64,
             )
-            label = f"{Path(run_dir).name}" + (f" #{g}" if g else "")
+            label = " ".join([Path(run_dir).name, *(f"{k}={v:g}" for k, v in shown[g].items())])
             curves[label] = fill_gaps(values)
             xs[label] = np.array(
                 [row.get("timesteps", row["update"]) for row in per_seed[0][:length]]
