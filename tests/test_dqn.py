@@ -5,6 +5,7 @@ runs a vmapped path has a timeout: the jaxlib 0.10-0.11 CPU deadlock (REFERENCE.
 is a silent hang, not an error.
 """
 
+import dataclasses
 import re
 
 import jax
@@ -123,6 +124,7 @@ def test_dqn_target_rejects_mismatched_shapes():
         ({"total_timesteps": 5000}, "total_timesteps"),
         ({"target_update": "soft"}, "target_update"),
         ({"double_dqn": 1}, "double_dqn"),
+        ({"clip_gradients": "no"}, "clip_gradients"),
         ({"network": "transformer"}, "network"),
         ({"activation": "gelu"}, "activation"),
         ({"hidden_sizes": [64]}, "hidden_sizes"),
@@ -239,6 +241,25 @@ def test_replay_stores_the_final_observation_at_episode_ends(small):
     assert data.truncated.any() and data.terminated.any()
     same = np.all(data.next_obs[:, :-1] == data.obs[:, 1:], axis=-1)
     np.testing.assert_array_equal(same, ~done[:, :-1])
+
+
+@pytest.mark.timeout(300)
+def test_clip_gradients_false_traces_no_clip(small):
+    """Without clipping, a tiny max_grad_norm changes nothing: the run equals a clipped
+    one whose norm never binds, bit for bit, and differs from one where it binds."""
+    _, run, keys, _, _ = small
+    env, params = make("CartPole-v1")
+    unclipped = make_train(
+        dataclasses.replace(SMALL, clip_gradients=False),
+        env,
+        params.replace(max_steps_in_episode=10),
+    )
+    tiny = SMALL_HPARAMS._replace(max_grad_norm=1e-3)
+    _, free = jax.jit(jax.vmap(unclipped, in_axes=(0, None)))(keys, tiny)
+    _, never_binds = run(keys, SMALL_HPARAMS._replace(max_grad_norm=1e30))
+    _, binds = run(keys, tiny)
+    np.testing.assert_array_equal(free.loss, never_binds.loss)
+    assert not np.allclose(free.loss, binds.loss)
 
 
 @pytest.mark.timeout(300)

@@ -6,7 +6,7 @@ replay of 10,000 transitions, batches of 128, one gradient step per vector step 
 transitions) once 10,000 steps are taken, target copied every 500 steps, Adam
 2.5e-4, epsilon 1 -> 0.05 over 2.5e5 steps, gamma 0.99, Q-network 120-84 ReLU,
 squared error without gradient clipping (ours: a Huber loss whose delta is beyond
-any TD error, and a norm clip that never binds). Each (implementation, seed count)
+any TD error, and ``clip_gradients=False``). Each (implementation, seed count)
 runs in its own process; timings, devices and ``final_return`` (the mean return at
 the end: the last 5% of logged rows, averaged over seeds) as in ppo_cartpole.py.
 PureJaxRL runs as its ``dqn.py`` ``main`` does: ``jit(vmap(make_train(config)))``
@@ -64,12 +64,12 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             train_frequency=10,
             target_update_frequency=500,
             log_frequency=5_000,
+            clip_gradients=False,
         )
         hparams = DQNHParams(
             lr=2.5e-4,
             gamma=0.99,
             epsilon_decay_fraction=25e4 / steps,
-            max_grad_norm=1e30,
             huber_delta=1e3,
         )
         train = make_train(config, env, env_params)
