@@ -6,6 +6,7 @@
     jrl train --resume runs/ppo                continue a stopped run, bit for bit
     jrl sweep ppo --env CartPole-v1 --grid lr=1e-3,3e-4 --grid ent_coef=0,0.01 --out runs/s
     jrl eval runs/ppo                          greedy episodes on fixed evaluation keys
+    jrl eval runs/cat runs/cliff --out cmp     the same, pooled as tasks: normalised rliable table
     jrl render runs/ppo --out ppo.gif          GIF of the trained greedy policy (or --random)
     jrl plot runs/ppo runs/dqn --out curves.png
 
@@ -297,22 +298,55 @@ def envs() -> None:
 
 
 def evaluate(
-    run_dir: Annotated[Path, tyro.conf.Positional],
+    run_dirs: Annotated[list[Path], tyro.conf.Positional],
     episodes: int = 10,
     seed: int = 12345,
     max_steps: int = 1000,
     sampled: bool = False,
     epsilon: float = 0.05,
+    out: Path | None = None,
+    normalize: Literal["random,best", "none"] = "random,best",
+    reference: tuple[str, ...] = (),
 ) -> None:
     """Episodes of every trained run in RUN_DIR on fixed evaluation keys (the same keys
     for every seed): greedy, or with --sampled as the policy samples (PPO from its
     distribution; DQN and tabular epsilon-greedy with --epsilon). Writes
     RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
     interval per grid point, and RUN_DIR/eval/ with the rliable table (IQM, mean,
-    median, optimality gap), its PNG and performance profiles."""
+    median, optimality gap), its PNG and performance profiles.
+
+    Several run directories (and --out DIR) pool them as tasks: each environment is a
+    task, each agent + grid point a method; every task must hold the same methods with
+    the same seeds (checked first). Returns are normalised per task: --normalize
+    random,best maps a uniformly random policy's mean return on the same keys to 0 and
+    the best seed's score on the task to 1 (none: raw returns); --reference
+    'TASK=LOW,HIGH' sets a task's two ends instead. DIR gets the rliable table over
+    runs x tasks (aggregates.md, .json, .png), performance_profiles.png and
+    tasks.json."""
     from jrl import run_analysis
 
-    result = run_analysis.evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
+    if not run_dirs:
+        raise ValueError("jrl eval needs at least one run directory")
+    if len(run_dirs) > 1 or out is not None:
+        from jrl import task_aggregates
+
+        if out is None:
+            raise ValueError(f"pooling {len(run_dirs)} runs as tasks needs --out DIR")
+        plan = task_aggregates.plan_pool(run_dirs)  # refuse mismatches before evaluating
+        references = task_aggregates.parse_references(reference, plan.tasks)
+        result = task_aggregates.evaluate_tasks(
+            run_dirs, out, episodes, seed, max_steps, sampled, epsilon, normalize, references
+        )
+        for task, entry in result["tasks"].items():
+            print(
+                f"task {task}: low {entry['low']:.2f}, high {entry['high']:.2f} ({entry['source']})"
+            )
+        print(result["table"], end="")
+        print(f"wrote {out}/aggregates.md, aggregates.png, performance_profiles.png, tasks.json")
+        return
+    if reference:
+        raise ValueError("--reference applies to runs pooled as tasks (with --out DIR)")
+    result = run_analysis.evaluate_run(run_dirs[0], episodes, seed, max_steps, sampled, epsilon)
     for point in result["grid"]:
         print(
             f"grid point {point['grid_point']}: mean return {point['mean']:.2f}, "

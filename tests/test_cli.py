@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import pytest
 import yaml
 
@@ -177,3 +178,99 @@ def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
     config.write_text("config: {num_episodes: many}\n")
     with pytest.raises(ValueError, match="config.num_episodes must be an int"):
         parse_run("tabular", ["--config-file", str(config)])
+
+
+def sweep_q_init(env, out):
+    """A tiny tabular sweep: q_init 0 (greedy from the start) and 5 (optimistic), 3 seeds."""
+    done = jrl(
+        "sweep",
+        "tabular",
+        "--env",
+        env,
+        "--out",
+        out,
+        "--num-seeds",
+        "3",
+        "--grid",
+        "q_init=0,5",
+        "--config.num-episodes",
+        "30",
+        "--no-progress",
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_eval_pools_runs_as_tasks(tmp_path, capsys):
+    """`jrl eval RUN_A RUN_B --out DIR`: each run's environment a task, each grid point a
+    method; the pooled table is rliable's over the per-run eval.json scores, normalised
+    per task between a random policy and the best seed."""
+    import numpy as np
+    import scipy.stats
+
+    from jrl.cli import main
+    from jrl.task_aggregates import plan_pool
+
+    cat, cliff = tmp_path / "cat", tmp_path / "cliff"
+    sweep_q_init("CatRoom-v0", cat)
+    sweep_q_init("CliffWalking-v0", cliff)
+
+    # Mismatched runs are refused before anything is evaluated (in-process: quicker).
+    fewer_seeds = tmp_path / "fewer_seeds"
+    fewer_seeds.mkdir()
+    config = yaml.safe_load((cliff / "config.yaml").read_text())
+    (fewer_seeds / "config.yaml").write_text(yaml.safe_dump({**config, "num_seeds": 2}))
+    assert main(["eval", str(cat), str(fewer_seeds), "--out", str(tmp_path / "bad")]) == 2
+    assert "method 'tabular q_init=0' has different numbers of seeds" in capsys.readouterr().err
+    assert not (cat / "eval.json").exists() and not (tmp_path / "bad").exists()
+    other_grid = tmp_path / "other_grid"
+    other_grid.mkdir()
+    points = [{**config["hparams"][0], "q_init": 1.0}, config["hparams"][1]]
+    (other_grid / "config.yaml").write_text(yaml.safe_dump({**config, "hparams": points}))
+    lacks = r"task 'CatRoom-v0' \(.*cat\) lacks method\(s\) \['tabular q_init=1'\]"
+    with pytest.raises(ValueError, match=lacks):
+        plan_pool([cat, other_grid])
+    same_task = tmp_path / "same_task"
+    same_task.mkdir()
+    (same_task / "config.yaml").write_text((cat / "config.yaml").read_text())
+    with pytest.raises(ValueError, match="method 'tabular q_init=0' appears twice on task"):
+        plan_pool([cat, same_task])
+    with pytest.raises(ValueError, match="given twice"):
+        plan_pool([cat, cat / ".." / "cat"])
+    assert main(["eval", str(cat), str(cliff)]) == 2
+    assert "needs --out DIR" in capsys.readouterr().err
+
+    out = tmp_path / "pooled"
+    done = jrl("eval", cat, cliff, "--out", out, "--episodes", "2", "--max-steps", "100")
+    assert done.returncode == 0, done.stderr
+    methods = ["tabular q_init=0", "tabular q_init=5"]
+    table = (out / "aggregates.md").read_text()
+    assert "2 task(s)" in table
+    for method in methods:
+        assert f"| {method} | 3 |" in table and f"| {method} | 3 |" in done.stdout
+    tasks = json.loads((out / "tasks.json").read_text())["tasks"]
+    assert list(tasks) == ["CatRoom-v0", "CliffWalking-v0"]
+    normalised = {method: [] for method in methods}
+    for task, run in (("CatRoom-v0", cat), ("CliffWalking-v0", cliff)):
+        evaluation = json.loads((run / "eval.json").read_text())
+        per_seed = np.mean(evaluation["returns"], axis=-1)  # [grid point, seed]
+        low, high = tasks[task]["low"], tasks[task]["high"]
+        # 1 is the best seed's score on the task; 0 a random policy's, below any seed's
+        # on these tasks.
+        assert high == per_seed.max() and low < per_seed.min()
+        for g, method in enumerate(methods):
+            np.testing.assert_allclose(tasks[task]["scores"][method], per_seed[g])
+            normalised[method].append((per_seed[g] - low) / (high - low))
+    aggregates = json.loads((out / "aggregates.json").read_text())["algorithms"]
+    for method in methods:
+        scores = np.array(normalised[method])  # [task, seed]
+        iqm, mean = aggregates[method]["IQM"], aggregates[method]["Mean"]
+        assert iqm["point"] == pytest.approx(scipy.stats.trim_mean(scores.ravel(), 0.25))
+        assert mean["point"] == pytest.approx(scores.mean())
+        assert scores.min() <= iqm["point"] <= scores.max()
+        assert iqm["low"] <= iqm["point"] <= iqm["high"]
+    # The optimistic cat finds the tall post; the greedy one does not.
+    assert aggregates[methods[1]]["Mean"]["point"] > aggregates[methods[0]]["Mean"]["point"]
+    for name in ("aggregates.png", "performance_profiles.png"):
+        image = iio.imread(out / name)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+        assert image.std() > 0  # not blank

@@ -1,0 +1,232 @@
+"""Aggregates across tasks: several run directories pooled, each environment a task and
+each agent's grid point a method, returns normalised per task and aggregated with
+rliable through ``jrl.stats`` (what ``jrl eval RUN_A RUN_B ... --out DIR`` does).
+
+A task is a run's environment with its overrides (``CatRoom-v0``,
+``CatRoom-v0 slip_prob=0.1``); a method is the agent with the grid point's
+hyperparameters that differ from the agent's defaults in any pooled run
+(``tabular alpha=0.1``; ``ppo`` alone when none does). One run directory per task
+holding the same grid is the usual case; several run directories of one task (a PPO
+run and a DQN run on CartPole-v1) add their methods to it. Every task must hold every
+method, each method once, with the same number of seeds on every task (rliable's
+scores are [runs, tasks] per method): anything else is refused, naming the runs,
+before any evaluation.
+
+A method's score on a task is, per seed, its mean return over the evaluation
+episodes (``jrl.run_analysis.evaluate_run``: the same keys for every seed, and the
+same for every task). Normalised per task as ``(score - low) / (high - low)``:
+
+    normalize="random,best" (default)
+        low: the mean return of a uniformly random policy (the action space's
+        ``sample``) over the same evaluation keys and step cap;
+        high: the best per-seed score observed on the task (any method, any seed).
+        0 is the random policy, 1 the best run; the optimality gap (target 1) is the
+        shortfall from the best run. A task where no run beats random is refused.
+    normalize="none"
+        raw returns (only meaningful when the tasks share a scale).
+    references={task: (low, high)}
+        replaces either for the tasks named (published random and expert scores, say).
+
+Aggregates (IQM, mean, median, optimality gap) over runs x tasks with
+stratified-bootstrap intervals, and performance profiles, as ``stats.write_report``
+writes them, plus ``tasks.json``: per task its runs, low and high, and every method's
+raw and normalised scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from jrl import stats, training
+from jrl.run_dir import write_json
+
+NORMALIZE = ("random,best", "none")
+
+
+class PoolPlan(NamedTuple):
+    """tasks: task labels in order; methods: method labels in order; where[task][method]:
+    (run directory, grid point); num_seeds[method]."""
+
+    tasks: list[str]
+    methods: list[str]
+    where: dict[str, dict[str, tuple[Path, int]]]
+    num_seeds: dict[str, int]
+    specs: dict[Path, training.RunSpec]
+
+
+def task_label(spec: training.RunSpec) -> str:
+    overrides = " ".join(f"{k}={v}" for k, v in sorted(spec.env_overrides.items()))
+    return f"{spec.env} {overrides}".strip()
+
+
+def plan_pool(run_dirs) -> PoolPlan:
+    """Read every run's config.yaml and pair (task, method) with (run, grid point);
+    ValueError naming the runs when a task lacks a method, holds one twice, or a method's
+    seed count differs between tasks. Nothing is evaluated."""
+    run_dirs = [Path(d) for d in run_dirs]
+    if len({d.resolve() for d in run_dirs}) != len(run_dirs):
+        raise ValueError(f"a run directory is given twice: {[str(d) for d in run_dirs]}")
+    specs = {d: training.load_spec(d) for d in run_dirs}
+    by_agent: dict[str, list[dict]] = {}
+    for spec in specs.values():
+        by_agent.setdefault(spec.agent, []).extend(spec.hparams)
+    where: dict[str, dict[str, tuple[Path, int]]] = {}
+    seeds: dict[str, dict[str, int]] = {}
+    for run_dir, spec in specs.items():
+        # The hyperparameters that tell apart any two points of this agent, in every run.
+        names = set().union(*training.shown_hparams(spec.agent, by_agent[spec.agent]))
+        task = task_label(spec)
+        for g, point in enumerate(spec.hparams):
+            shown = " ".join(f"{k}={point[k]:g}" for k in point if k in names)
+            method = f"{spec.agent} {shown}".strip()
+            if method in where.setdefault(task, {}):
+                other, other_g = where[task][method]
+                raise ValueError(
+                    f"method {method!r} appears twice on task {task!r}: {other} grid point "
+                    f"{other_g} and {run_dir} grid point {g}; pool one of them"
+                )
+            where[task][method] = (run_dir, g)
+            seeds.setdefault(method, {})[task] = spec.num_seeds
+    tasks = list(where)
+    methods = list(dict.fromkeys(m for task in tasks for m in where[task]))
+    for task in tasks:
+        missing = [m for m in methods if m not in where[task]]
+        if missing:
+            runs = sorted({str(d) for d, _ in where[task].values()})
+            raise ValueError(
+                f"task {task!r} ({', '.join(runs)}) lacks method(s) {missing}; every task "
+                f"needs every method (the grid points' hyperparameters must match), got "
+                f"{ {t: list(where[t]) for t in tasks} }"
+            )
+    for method, counts in seeds.items():
+        if len(set(counts.values())) > 1:
+            raise ValueError(
+                f"method {method!r} has different numbers of seeds on its tasks: {counts}; "
+                "rliable needs the same runs of a method on every task"
+            )
+    num_seeds = {method: next(iter(seeds[method].values())) for method in methods}
+    return PoolPlan(tasks, methods, where, num_seeds, specs)
+
+
+def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
+    """``["CatRoom-v0=0,10", ...]`` -> {task: (low, high)}; ValueError for an unknown
+    task, a malformed item or low >= high."""
+    references = {}
+    for item in items:
+        task, _, values = item.rpartition("=")
+        try:
+            low, high = (float(v) for v in values.split(","))
+        except ValueError:
+            raise ValueError(f"--reference {item!r}: expected TASK=LOW,HIGH") from None
+        if task not in tasks:
+            raise ValueError(f"--reference {item!r}: no task {task!r}; the tasks are {tasks}")
+        if not low < high:
+            raise ValueError(f"--reference {item!r}: LOW must be below HIGH")
+        references[task] = (low, high)
+    return references
+
+
+def random_policy_returns(env, env_params, episodes: int, seed: int, max_steps: int):
+    """float[episodes]: returns of a uniformly random policy on the evaluation keys of
+    ``evaluate_run`` (``jax.random.split(jax.random.key(seed), episodes)``)."""
+    from jrl.agents.evaluation import run_episode
+
+    space = env.action_space(env_params)
+
+    def episode(key):
+        return run_episode(key, env, env_params, lambda k, obs: space.sample(k), max_steps)[0]
+
+    keys = jax.random.split(jax.random.key(seed), episodes)
+    return np.asarray(jax.jit(jax.vmap(episode))(keys), np.float64)
+
+
+def evaluate_tasks(
+    run_dirs,
+    out,
+    episodes: int = 10,
+    seed: int = 12345,
+    max_steps: int = 1000,
+    sampled: bool = False,
+    epsilon: float = 0.05,
+    normalize: str = "random,best",
+    references: dict[str, tuple[float, float]] | None = None,
+    reps: int = 2000,
+) -> dict:
+    """Evaluate every run (each writes its own eval.json, see ``evaluate_run``), pool
+    them as tasks and write the aggregate report into ``out``. Returns what tasks.json
+    holds, plus ``table`` (the markdown table)."""
+    from jrl.envs import make
+    from jrl.run_analysis import evaluate_run
+
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
+    plan = plan_pool(run_dirs)
+    references = dict(references or {})
+    unknown = sorted(set(references) - set(plan.tasks))
+    if unknown:
+        raise ValueError(f"references name unknown task(s) {unknown}; the tasks are {plan.tasks}")
+    per_seed = {}  # run directory -> float[G, S]
+    for run_dir in plan.specs:
+        result = evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
+        per_seed[run_dir] = np.asarray(result["returns"], np.float64).mean(axis=-1)
+    raw = {
+        task: {m: per_seed[plan.where[task][m][0]][plan.where[task][m][1]] for m in plan.methods}
+        for task in plan.tasks
+    }
+    bounds = {}
+    for task in plan.tasks:
+        if task in references:
+            low, high = references[task]
+            source = "given"
+        elif normalize == "none":
+            low, high, source = 0.0, 1.0, "none"
+        else:
+            spec = plan.specs[plan.where[task][plan.methods[0]][0]]
+            env, env_params = make(spec.env, **spec.env_overrides)
+            low = float(random_policy_returns(env, env_params, episodes, seed, max_steps).mean())
+            high = float(max(values.max() for values in raw[task].values()))
+            source = "random policy, best observed"
+            if not high > low:
+                raise ValueError(
+                    f"task {task!r}: no run's return ({high:g}) beats the random policy's "
+                    f"({low:g}), so 'random,best' cannot normalise it; give --reference "
+                    f"'{task}=LOW,HIGH' or --normalize none"
+                )
+        bounds[task] = {"low": low, "high": high, "source": source}
+    normalised = {
+        task: {
+            m: (raw[task][m] - bounds[task]["low"]) / (bounds[task]["high"] - bounds[task]["low"])
+            for m in plan.methods
+        }
+        for task in plan.tasks
+    }
+    scores = {m: np.stack([normalised[t][m] for t in plan.tasks], axis=1) for m in plan.methods}
+    xlabel = "return" if normalize == "none" and not references else "normalised score"
+    out = Path(out)
+    paths = stats.write_report(out, scores, reps=reps, seed=seed, xlabel=xlabel)
+    result = {
+        "normalize": normalize,
+        "episodes": episodes,
+        "seed": seed,
+        "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
+        "methods": {m: {"num_seeds": plan.num_seeds[m]} for m in plan.methods},
+        "tasks": {
+            task: {
+                **bounds[task],
+                "runs": {
+                    m: {"run_dir": str(d), "grid_point": g}
+                    for m, (d, g) in plan.where[task].items()
+                },  # fmt: skip
+                "scores": {m: raw[task][m].tolist() for m in plan.methods},
+                "normalised": {m: normalised[task][m].tolist() for m in plan.methods},
+            }
+            for task in plan.tasks
+        },
+        "files": {name: str(path) for name, path in paths.items()},
+    }
+    write_json(out / "tasks.json", result)
+    return {**result, "table": paths["table"].read_text()}
