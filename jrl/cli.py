@@ -361,12 +361,15 @@ def render(
     random: bool = False,
     seed: int = 0,
     max_steps: int = 200,
+    fps: float = 6.0,
 ) -> None:
     """A GIF of one episode: the greedy policy of RUN_DIR's first run, or (--random, no
-    run directory) a uniformly random policy on --env."""
+    run directory) a uniformly random policy on --env. Renders jrl's grid worlds,
+    CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCar-v0 (and its continuous twin), and
+    any environment with (H, W, C) observations (the MinAtar games), channel by colour."""
     from jrl import run_analysis
 
-    path = run_analysis.render_run(run_dir, out, env, random, seed, max_steps)
+    path = run_analysis.render_run(run_dir, out, env, random, seed, max_steps, fps)
     print(f"wrote {path}")
 
 

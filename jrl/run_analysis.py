@@ -112,39 +112,47 @@ def evaluate_run(
     return result
 
 
-def render_run(run_dir, out, env_name: str, random: bool, seed: int, max_steps: int) -> Path:
-    """GIF of one greedy episode of RUN_DIR's first run, or of a random policy on
-    ``env_name`` (jrl gridworlds only: they render)."""
-    from jrl.envs import make
-    from jrl.envs.render import rollout_frames, save_gif
+def greedy_act_fn(built: training.Built, run_state):
+    """``act(key, obs) -> action`` of one run's greedy policy, as ``jrl eval`` plays it:
+    PPO the mode of its action distribution, DQN argmax Q, tabular argmax Q with random
+    tie-breaking."""
+    if built.spec.agent == "ppo":
+        distribution = built.agent.distribution
 
-    name = env_name
+        def act(key, obs):
+            dist, _ = built.agent.network.apply(run_state.params, obs)
+            return distribution.to_env(distribution.mode(dist))
+
+        return act
+    if built.spec.agent == "dqn":
+        return lambda key, obs: jax.numpy.argmax(built.agent.network.apply(run_state.params, obs))
+    return lambda key, obs: exploration.epsilon_greedy(key, run_state.q_values[obs], 0.0)
+
+
+def render_run(
+    run_dir, out, env_name: str, random: bool, seed: int, max_steps: int, fps: float = 6.0
+) -> Path:
+    """GIF of one greedy episode of RUN_DIR's first run (grid point 0, seed 0), or of a
+    uniformly random policy on ``env_name``: any environment
+    ``jrl.envs.render_gymnax.episode_frames`` draws (jrl's grid worlds, classic
+    control, image observations such as MinAtar's); ValueError for the others."""
+    from jrl.envs import make
+    from jrl.envs.render import save_gif
+    from jrl.envs.render_gymnax import episode_frames
+
     if random or run_dir is None:
+        name = env_name
         env, env_params = make(env_name)
-        num_actions = env.action_space(env_params).n
+        space = env.action_space(env_params)
 
         def policy(key, obs):
-            return jax.random.randint(key, (), 0, num_actions)
+            return space.sample(key)
     else:
         built, state = restore_run(run_dir)
         env, env_params, name = built.env, built.env_params, built.spec.env
-        first = jax.tree.map(lambda x: x[0, 0], state)
-        if built.spec.agent == "tabular":
-
-            def policy(key, obs):
-                return jax.numpy.argmax(first.q_values[obs])
-        else:
-            network = built.agent.network
-
-            def policy(key, obs):
-                out = network.apply(first.params, obs)
-                logits = out[0] if isinstance(out, tuple) else out
-                return jax.numpy.argmax(logits)
-
-    if not hasattr(env, "render_state") and type(env).__module__.split(".")[0] != "jrl":
-        raise ValueError(f"{name}: only jrl's gridworlds render to GIF")
-    frames, _, _ = rollout_frames(env, env_params, policy, jax.random.key(seed), max_steps)
-    return save_gif(out, np.asarray(frames))
+        policy = greedy_act_fn(built, jax.tree.map(lambda x: x[0, 0], state))
+    frames = episode_frames(name, env, env_params, policy, jax.random.key(seed), max_steps)
+    return save_gif(out, frames, fps=fps)
 
 
 def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:

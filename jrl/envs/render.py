@@ -83,19 +83,21 @@ def render(env: GridWorld, state: GridState, params: GridParams | None = None, c
     return jnp.round(image).astype(jnp.uint8)
 
 
-def rollout_frames(
-    env: GridWorld,
-    params: GridParams,
+def rollout_states(
+    env,
+    params,
     policy: Callable[[jax.Array, jax.Array], jax.Array],
     key: jax.Array,
     num_steps: int,
-    cell_px: int = 24,
 ):
-    """Run one episode of ``policy(key, obs) -> action`` in a scan and render it.
+    """Run one episode of ``policy(key, obs) -> action`` in a scan, on any gymnax-API
+    environment, keeping every state.
 
-    Returns (frames uint8[num_steps + 1, h, w, 3], rewards float32[num_steps],
-    dones bool[num_steps]). Steps past the end of the episode (or of the time
-    limit) repeat its last frame with zero reward, so the GIF ends where it ended.
+    Returns (states [num_steps + 1, ...], observations [num_steps + 1, ...], rewards
+    float32[num_steps], dones bool[num_steps]): index 0 is the reset. Steps past the
+    end of the episode (terminated, or ``state.time`` at ``max_steps_in_episode``)
+    repeat its last state and observation with zero reward; ``step_env`` does not
+    auto-reset, so the last state is where the episode ended.
     """
     key_reset, key_steps = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
@@ -104,24 +106,42 @@ def rollout_frames(
         obs, state, finished = carry
         key_act, key_env = jax.random.split(key_step)
         action = policy(key_act, obs)
-        # step_env does not auto-reset: the last frame shows where the episode ended.
         obs_next, state_next, reward, terminated, _ = env.step_env(key_env, state, action, params)
         done = terminated | (state_next.time >= params.max_steps_in_episode)
         state_next, obs_next = jax.tree.map(
             lambda old, new: jnp.where(finished, old, new), (state, obs), (state_next, obs_next)
         )
-        frame = render(env, state_next, params, cell_px)
         return (obs_next, state_next, finished | done), (
-            frame,
+            state_next,
+            obs_next,
             jnp.where(finished, 0.0, reward),
             done & ~finished,
         )
 
-    first = render(env, state, params, cell_px)
-    _, (frames, rewards, dones) = jax.lax.scan(
+    _, (states, observations, rewards, dones) = jax.lax.scan(
         one_step, (obs, state, jnp.bool_(False)), jax.random.split(key_steps, num_steps)
     )
-    return jnp.concatenate([first[None], frames]), rewards, dones
+    first = jax.tree.map(lambda x, xs: jnp.concatenate([jnp.asarray(x)[None], xs]), state, states)
+    return first, jnp.concatenate([jnp.asarray(obs)[None], observations]), rewards, dones
+
+
+def rollout_frames(
+    env: GridWorld,
+    params: GridParams,
+    policy: Callable[[jax.Array, jax.Array], jax.Array],
+    key: jax.Array,
+    num_steps: int,
+    cell_px: int = 24,
+):
+    """Run one episode of ``policy(key, obs) -> action`` on a grid world and render it.
+
+    Returns (frames uint8[num_steps + 1, h, w, 3], rewards float32[num_steps],
+    dones bool[num_steps]). Steps past the end of the episode (or of the time
+    limit) repeat its last frame with zero reward, so the GIF ends where it ended.
+    """
+    states, _, rewards, dones = rollout_states(env, params, policy, key, num_steps)
+    frames = jax.vmap(lambda state: render(env, state, params, cell_px))(states)
+    return frames, rewards, dones
 
 
 def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
