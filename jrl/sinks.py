@@ -6,10 +6,13 @@ A sink has ``write(rows)`` and ``close()``. A row is one logged step of one run:
 
     {"step": int, "grid_point": int, "seed": int, "<metric>": float, ...}
 
-Both sinks log, for every grid point and metric, the mean over the seeds of the rows
-in one ``write`` call that share the step (NaN values, e.g. a return where no episode
-ended, are left out of the mean; a metric with no value is not logged); with
-``per_seed=True`` every seed's value too. Non-numeric and boolean fields are skipped.
+or, as ``jrl.training`` writes them to metrics.jsonl, with ``"timesteps"`` (environment
+steps: the x axis then) and ``"update"`` in place of ``"step"``; neither is logged as a
+metric. Both sinks log, for every grid point and metric, the mean over the seeds of the
+rows in one ``write`` call that share the step (NaN or null values, e.g. a return where
+no episode ended, are left out of the mean; a metric with no value is not logged);
+with ``per_seed=True`` every seed's value too. Non-numeric and boolean fields are
+skipped.
 
     sinks = make_sinks(["tensorboard"], run_dir)   # [] when names is empty
     for sink in sinks: sink.write(rows)
@@ -25,6 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 ROW_KEYS = ("step", "grid_point", "seed")
+# The x axis of a row, the first of these it has (jrl.training's rows: timesteps).
+STEP_KEYS = ("step", "timesteps", "update")
 
 
 class MetricSink(Protocol):
@@ -38,12 +43,23 @@ def _scalars(rows: Sequence[Mapping], per_seed: bool) -> Iterator[tuple[int, int
     ``<metric>/seed_<s>`` for one seed; ordered by grid point, step, then first seen."""
     grouped: dict[tuple[int, int], dict[str, list[tuple[int, float]]]] = {}
     for row in rows:
-        missing = [key for key in ROW_KEYS if key not in row]
+        step_key = next((key for key in STEP_KEYS if key in row), None)
+        missing = [key for key in ROW_KEYS[1:] if key not in row] + (
+            [] if step_key else ["step (or timesteps, update)"]
+        )
         if missing:
-            raise ValueError(f"a metric row needs {', '.join(ROW_KEYS)}; missing {missing}: {row}")
-        values = grouped.setdefault((int(row["grid_point"]), int(row["step"])), {})
+            raise ValueError(
+                f"a metric row needs step (or timesteps, update), grid_point, seed; "
+                f"missing {missing}: {row}"
+            )
+        values = grouped.setdefault((int(row["grid_point"]), int(row[step_key])), {})
         for name, value in row.items():
-            if name in ROW_KEYS or isinstance(value, bool) or not isinstance(value, Real):
+            if (
+                name in ROW_KEYS
+                or name in STEP_KEYS
+                or isinstance(value, bool)
+                or not isinstance(value, Real)
+            ):
                 continue
             values.setdefault(name, []).append((int(row["seed"]), float(value)))
     for (grid_point, step), metrics in sorted(grouped.items()):
@@ -162,6 +178,8 @@ class WandbSink(_Closing):
             self._run.log({"step": step, **by_step[step]})
 
     def close(self) -> None:
+        """Finish the run. An offline run's file is whole once this process's wandb
+        service stops (``wandb.teardown()``, or at exit): ``finish`` may return first."""
         self._run.finish()
 
 
