@@ -12,13 +12,13 @@ here in NumPy so that one set of resampled seeds serves every step of a curve at
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from jrl.run_dir import write_text_atomic
 
 
 def _jsonable(value):
@@ -32,15 +32,10 @@ def _jsonable(value):
 
 
 def write_json(path: str | Path, data) -> Path:
-    """Write ``data`` (numpy/jax arrays allowed) as JSON via a temp file and rename,
-    so a reader never sees a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        json.dump(_jsonable(data), f, indent=2)
-        f.write("\n")
-    os.replace(f.name, path)
-    return path
+    """Write ``data`` (numpy/jax arrays allowed) as JSON atomically
+    (``run_dir.write_text_atomic``): a reader never sees a half-written file."""
+    write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
+    return Path(path)
 
 
 def mean_and_ci(values, axis: int = 0, z: float = 1.96):

@@ -30,8 +30,7 @@ depend on which other algorithms are in the dict.
 
 from __future__ import annotations
 
-import os
-import tempfile
+import io
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -273,15 +272,17 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
 
 
 def _save_figure(fig, path: str | Path) -> Path:
-    """Save as PNG via a temporary file and a rename, so a reader never sees half a file."""
+    """Save as PNG atomically (``run_dir.write_bytes_atomic``): a reader never sees half
+    a file."""
     import matplotlib.pyplot as plt
 
+    from jrl.run_dir import write_bytes_atomic
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".png") as f:
-        fig.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    os.replace(f.name, path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
@@ -375,15 +376,14 @@ def write_report(
     ``performance_profiles.png`` (and ``iqm_curves.png`` given curves) into ``out_dir``;
     every file atomically. Returns the paths by name."""
     from jrl.reporting import write_json
+    from jrl.run_dir import write_text_atomic
 
     out_dir = Path(out_dir)
     stats = aggregate(scores, reps=reps, confidence=confidence, seed=seed, gamma=gamma)
     profiles = performance_profiles(scores, reps=min(reps, 2_000), confidence=confidence, seed=seed)
     paths = {"json": write_json(out_dir / "aggregates.json", to_dict(stats))}
     table = out_dir / "aggregates.md"
-    with tempfile.NamedTemporaryFile("w", dir=out_dir, delete=False, suffix=".tmp") as f:
-        f.write(format_table(stats))
-    os.replace(f.name, table)
+    write_text_atomic(table, format_table(stats))
     paths["table"] = table
     paths["aggregates"] = plot_aggregates(stats, out_dir / "aggregates.png", xlabel)
     paths["profiles"] = plot_performance_profiles(

@@ -135,6 +135,9 @@ def test_report_writes_table_json_and_pngs(tmp_path):
         "iqm_curves.png",
         "performance_profiles.png",
     ]  # no temporary files left behind
+    plain = tmp_path / "plain.txt"
+    plain.write_text("")  # the mode open() gives: the report is as readable as that
+    assert {p.stat().st_mode for p in paths.values()} == {plain.stat().st_mode}
 
 
 @pytest.mark.parametrize(
