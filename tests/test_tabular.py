@@ -10,6 +10,7 @@ from jrl.agents.tabular import (
     TabularConfig,
     TabularHParams,
     check_hparams,
+    draw,
     expected_sarsa_target,
     init_model,
     make_train,
@@ -36,6 +37,19 @@ def test_targets_match_hand_computed_values(jit):
     assert wrap(expected_sarsa_target)(Q_NEXT, probs, 1.0, 0.5) == pytest.approx(2.35)
     # Terminal transition: discount 0 leaves the reward alone.
     assert wrap(q_learning_target)(Q_NEXT, -1.0, 0.0) == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_draw_gives_keys_and_the_uniforms_jax_random_would(impl):
+    key = jax.random.key(3, impl=impl)
+    keys, uniforms = jax.jit(draw, static_argnums=(1, 2))(key, 3, 5)
+    assert keys.shape == (3,) and jax.random.key_impl(keys) == jax.random.key_impl(key)
+    assert len({tuple(np.asarray(k)) for k in jax.random.key_data(keys)}) == 3
+    assert uniforms.shape == (5,) and uniforms.dtype == jnp.float32
+    # Alone, the uniforms are jax.random.uniform's bit for bit (the same words, the same
+    # mantissa trick); after keys they are the words that follow.
+    np.testing.assert_array_equal(draw(key, 0, 5)[1], jax.random.uniform(key, (5,)))
+    assert ((uniforms >= 0) & (uniforms < 1)).all()
 
 
 def test_td_update_moves_one_entry_by_alpha_times_error():

@@ -3,8 +3,9 @@
 ``make_train``'s results must not move when its loop is rebuilt from those pieces, and a
 host driver that runs ``update`` K times per jitted call until ``finished`` must give the
 same numbers bit for bit. ``_reference_make_train`` below is a frozen copy of the loop as
-it was before the split (commit 7502c87): if you change the algorithm on purpose, change
-it here too.
+it was before the split (commit 7502c87), its random numbers drawn as since the change
+that draws an iteration's in one call (``_draw`` below, a copy of ``tabular.draw``): if
+you change the algorithm on purpose, change it here too.
 """
 
 from typing import Any, NamedTuple
@@ -51,8 +52,20 @@ class _Carry(NamedTuple):
     lengths: jax.Array
 
 
+def _draw(key, num_keys, num_uniforms):
+    """Frozen copy of ``jrl.agents.tabular.draw``: keys and uniforms from one block of words."""
+    width = jax.random.key_data(key).shape[-1]
+    words = jax.random.bits(key, (num_keys * width + num_uniforms,), jnp.uint32)
+    keys = jax.random.wrap_key_data(
+        words[: num_keys * width].reshape(num_keys, width), impl=jax.random.key_impl(key)
+    )
+    mantissas = (words[num_keys * width :] >> 9) | np.uint32(0x3F800000)
+    return keys, jax.lax.bitcast_convert_type(mantissas, jnp.float32) - 1.0
+
+
 def _reference_make_train(config: TabularConfig, env, env_params):
-    """make_train as of commit 7502c87 (one while_loop; nothing carried but the run)."""
+    """make_train as of commit 7502c87 (a while_loop of scans whose steps past the budget
+    change nothing), drawing its random numbers as make_train does now."""
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes
@@ -65,7 +78,7 @@ def _reference_make_train(config: TabularConfig, env, env_params):
         hparams = TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
         sample, probs = make_policy(config, hparams)
         which = jnp.clip(hparams.algorithm, 0, len(algorithms) - 1).astype(jnp.int32)
-        key_reset, key_first, key_steps = jax.random.split(key, 3)
+        (key_reset, key_steps), u_first = _draw(key, 2, 2)
         obs, env_state = env.reset(key_reset, env_params)
         q_values = jnp.full((num_states, num_actions), hparams.q_init, jnp.float32)
 
@@ -128,17 +141,16 @@ def _reference_make_train(config: TabularConfig, env, env_params):
                 lengths=_set_unless_out_of_range(carry.lengths, slot, episode_length),
             ), None
 
-        def iteration(carry):
-            key = jax.random.fold_in(key_steps, carry.step)
-            key_env, key_uniform = jax.random.split(key)
-            randomness = (
-                jax.random.split(key_env, config.steps_per_iteration),
-                jax.random.uniform(key_uniform, (config.steps_per_iteration, num_uniforms)),
-            )
+        def iteration(loop):
+            carry, key = loop
+            steps = config.steps_per_iteration
+            keys, uniforms = _draw(key, 1 + steps, steps * num_uniforms)
+            randomness = (keys[1:], uniforms.reshape(steps, num_uniforms))
             carry, _ = jax.lax.scan(real_step, carry, randomness)
-            return carry
+            return carry, keys[0]
 
-        def running(carry):
+        def running(loop):
+            carry, _ = loop
             return (carry.episode < num_episodes) & (carry.step < config.max_steps)
 
         carry = _Carry(
@@ -146,7 +158,7 @@ def _reference_make_train(config: TabularConfig, env, env_params):
             model=init_model(num_states, num_actions) if is_dyna else init_model(0, 0),
             env_state=env_state,
             obs=obs,
-            action=sample(jax.random.uniform(key_first, (2,)), q_values[obs], jnp.int32(0)),
+            action=sample(u_first, q_values[obs], jnp.int32(0)),
             step=jnp.int32(0),
             episode=jnp.int32(0),
             episode_return=jnp.float32(0.0),
@@ -154,7 +166,7 @@ def _reference_make_train(config: TabularConfig, env, env_params):
             returns=jnp.zeros(num_episodes, jnp.float32),
             lengths=jnp.zeros(num_episodes, jnp.int32),
         )
-        carry = jax.lax.while_loop(running, iteration, carry)
+        carry, _ = jax.lax.while_loop(running, iteration, (carry, key_steps))
         metrics = TabularMetrics(carry.returns, carry.lengths, carry.episode, carry.step)
         return TabularState(carry.q_values, carry.model), metrics
 

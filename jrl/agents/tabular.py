@@ -280,6 +280,25 @@ def plan(
     return jax.lax.fori_loop(0, num_steps, one_update, q_values)
 
 
+def draw(key: jax.Array, num_keys: int, num_uniforms: int) -> tuple[jax.Array, jax.Array]:
+    """``num_keys`` new keys and ``num_uniforms`` uniforms in [0, 1) from ``key`` with one
+    call to the PRNG: (keys[num_keys], float32[num_uniforms]).
+
+    Made as ``split`` and ``uniform`` make them — ``split`` cuts random words into keys,
+    ``uniform`` puts 23 random bits in a float32's mantissa — but from one block of
+    random words instead of a ``split`` and a draw per use: on XLA:CPU every threefry
+    call is a while loop of its own, and compiling those was a large part of compiling
+    a tabular run.
+    """
+    width = jax.random.key_data(key).shape[-1]
+    words = jax.random.bits(key, (num_keys * width + num_uniforms,), jnp.uint32)
+    keys = jax.random.wrap_key_data(
+        words[: num_keys * width].reshape(num_keys, width), impl=jax.random.key_impl(key)
+    )
+    mantissas = (words[num_keys * width :] >> 9) | np.uint32(0x3F800000)  # in [1, 2)
+    return keys, jax.lax.bitcast_convert_type(mantissas, jnp.float32) - 1.0
+
+
 def num_states_of(env, env_params) -> int:
     space = env.observation_space(env_params)
     if not hasattr(space, "n"):
@@ -315,9 +334,9 @@ class TabularRunState(NamedTuple):
     picks it when it bootstraps). step, episode: environment steps taken and episodes
     completed (int32). episode_return, episode_length: of the episode under way.
     returns, lengths: float32[num_episodes], int32[num_episodes] of completed episodes
-    (zeros past ``episode``). key: the steps' key; an iteration draws its random
-    numbers from ``fold_in(key, step)``, so they depend on where the run is, not on how
-    it was cut into calls.
+    (zeros past ``episode``). key: the next iteration's key; an iteration draws its
+    random numbers and its successor's key from it in one :func:`draw`, so they depend
+    on where the run is, not on how it was cut into calls.
     """
 
     q_values: jax.Array
@@ -391,7 +410,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     def init(key: jax.Array, hparams: TabularHParams) -> TabularRunState:
         hparams = cast(hparams)
         sample, _ = make_policy(config, hparams)
-        key_reset, key_first, key_steps = jax.random.split(key, 3)
+        (key_reset, key_steps), u_first = draw(key, 2, 2)
         obs, env_state = env.reset(key_reset, env_params)
         q_values = jnp.full((num_states, num_actions), hparams.q_init, jnp.float32)
         return TabularRunState(
@@ -399,7 +418,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
             model=init_model(num_states, num_actions) if is_dyna else init_model(0, 0),
             env_state=env_state,
             obs=obs,
-            action=sample(jax.random.uniform(key_first, (2,)), q_values[obs], jnp.int32(0)),
+            action=sample(u_first, q_values[obs], jnp.int32(0)),
             step=jnp.int32(0),
             episode=jnp.int32(0),
             episode_return=jnp.float32(0.0),
@@ -410,12 +429,14 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         )
 
     def iterate(run: TabularRunState, hparams: TabularHParams) -> TabularRunState:
-        """``steps_per_iteration`` real steps; those past the budget change nothing."""
+        """``steps_per_iteration`` real steps, or fewer when the budget runs out."""
         sample, probs = make_policy(config, hparams)
         which = jnp.clip(hparams.algorithm, 0, len(algorithms) - 1).astype(jnp.int32)
 
-        def real_step(carry: TabularRunState, randomness):
-            key_env, uniforms = randomness
+        def real_step(carry: TabularRunState, key_env, uniforms) -> TabularRunState:
+            # Always true here (the loop below stops with the run), but XLA cannot know
+            # it: the updates stay masked, so XLA:CPU compiles their arithmetic as when
+            # it could be false (unmasked, it may fuse a multiply-add and round otherwise).
             active = running(carry)
             u_next, u_bootstrap, u_plan = uniforms[:2], uniforms[2:4], uniforms[4:]
             state, action = carry.obs, carry.action
@@ -455,33 +476,35 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
 
             episode_return = carry.episode_return + reward
             episode_length = carry.episode_length + 1
-            slot = jnp.where(active & done, carry.episode, num_episodes)
-            keep = lambda new, old: jax.tree.map(  # noqa: E731
-                lambda n, o: jnp.where(active, n, o), new, old
-            )
+            slot = jnp.where(done, carry.episode, num_episodes)
             return TabularRunState(
                 q_values=q,
                 model=model,
-                env_state=keep(env_state, carry.env_state),
-                obs=keep(obs, carry.obs),
-                action=keep(next_action, carry.action),
-                step=keep(step, carry.step),
-                episode=carry.episode + (active & done),
-                episode_return=keep(jnp.where(done, 0.0, episode_return), carry.episode_return),
-                episode_length=keep(jnp.where(done, 0, episode_length), carry.episode_length),
+                env_state=env_state,
+                obs=obs,
+                action=next_action,
+                step=step,
+                episode=carry.episode + done,
+                episode_return=jnp.where(done, 0.0, episode_return),
+                episode_length=jnp.where(done, 0, episode_length),
                 returns=_set_unless_out_of_range(carry.returns, slot, episode_return),
                 lengths=_set_unless_out_of_range(carry.lengths, slot, episode_length),
                 key=carry.key,
-            ), None
+            )
 
-        # Random numbers for a whole iteration in two calls: cheaper than per step.
-        key_env, key_uniform = jax.random.split(jax.random.fold_in(run.key, run.step))
-        randomness = (
-            jax.random.split(key_env, config.steps_per_iteration),
-            jax.random.uniform(key_uniform, (config.steps_per_iteration, num_uniforms)),
+        # The random numbers of a whole iteration, and the next iteration's key, in one
+        # draw: cheaper than per step, and far cheaper to compile than several draws.
+        steps = config.steps_per_iteration
+        keys, uniforms = draw(run.key, 1 + steps, steps * num_uniforms)
+        uniforms = uniforms.reshape(steps, num_uniforms)
+        # A loop that stops when the run does, rather than a scan whose steps past the
+        # budget would have to leave every field as it was: less to compile.
+        _, run = jax.lax.while_loop(
+            lambda loop: (loop[0] < steps) & running(loop[1]),
+            lambda loop: (loop[0] + 1, real_step(loop[1], keys[1 + loop[0]], uniforms[loop[0]])),
+            (jnp.int32(0), run),
         )
-        run, _ = jax.lax.scan(real_step, run, randomness)
-        return run
+        return run._replace(key=keys[0])
 
     def finished(state: TabularRunState) -> jax.Array:
         return ~running(state)
