@@ -10,7 +10,9 @@ we recommend it on a CPU for tabular sweeps: both methods as grid points of one
 program (``TabularConfig(algorithm=("sarsa", "q_learning"))``), runs one after
 another on each of the host's cores made into devices (``run_sweep(...,
 sequential=True, devices=jax.devices())``), XLA:CPU allowed to compile the whole
-loop as one kernel (the flags below) at backend optimisation level 1.
+loop as one kernel (the flags below) at backend optimisation level 1, with its older
+loop emitters rather than the MLIR fusion emitters (these compile each small fusion
+through a pipeline of their own: slower to compile for this program, no faster to run).
 
     python experiments/benchmarks/tabular_cliff.py [--repeats 5] [--runs 50]
 """
@@ -60,7 +62,10 @@ def build_combined(num_runs: int, num_episodes: int):
         lambda key: run_sweep(
             train, key, grid, num_runs, jit=False, sequential=True, devices=jax.devices()
         )[1],
-        compiler_options={"xla_backend_optimization_level": 1},
+        compiler_options={
+            "xla_backend_optimization_level": 1,
+            "xla_cpu_use_fusion_emitters": False,
+        },
     )
 
 
