@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2**19)
     parser.add_argument("--seeds", type=int, default=4)
     parser.add_argument("--chunk", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     spec = RunSpec(
         agent="ppo",
