@@ -11,6 +11,7 @@ here in NumPy so that one set of resampled seeds serves every step of a curve at
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from jrl.run_dir import write_text_atomic
+from jrl.run_dir import write_bytes_atomic, write_text_atomic
 
 
 def _jsonable(value):
@@ -36,6 +37,19 @@ def write_json(path: str | Path, data) -> Path:
     (``run_dir.write_text_atomic``): a reader never sees a half-written file."""
     write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
     return Path(path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """Save a matplotlib figure atomically (its format from ``path``'s suffix) and close
+    it: a reader never sees half a file."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+    return path
 
 
 def mean_and_ci(values, axis: int = 0, z: float = 1.96):
@@ -90,10 +104,7 @@ def plot_curves(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    path = save_figure(fig, path)
     return path
 
 
@@ -306,8 +317,5 @@ def plot_learning_curves(
     axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
+    path = save_figure(fig, path)
     return path, all_stats

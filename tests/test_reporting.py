@@ -106,6 +106,10 @@ def test_plot_learning_curves_writes_a_png_and_checks_x(tmp_path):
     )
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert set(stats) == {"a", "b"} and stats["b"].mean.shape == (5,)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png"]  # no temporary file left
+    (tmp_path / "plain").write_text("")
+    assert path.stat().st_mode == (tmp_path / "plain").stat().st_mode  # as open() makes it
+    (tmp_path / "plain").unlink()
     with pytest.raises(ValueError, match="x for 'a'"):
         plot_learning_curves(
             tmp_path / "d.png", curves, x=np.arange(7), xlabel="", ylabel="", title=""
