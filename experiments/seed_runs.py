@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jrl.agents.evaluation import run_episode
+from jrl.agents.evaluation import random_policy_returns
 from jrl.reporting import fill_gaps, final_summary, smooth
 from jrl.sweep import run_sweep, stack_grid
 
@@ -104,14 +104,8 @@ def random_policy_return(
     env, env_params, key: jax.Array, num_episodes: int = 1000, max_steps: int = 1000
 ) -> float:
     """Mean return of the uniformly random policy over ``num_episodes`` episodes."""
-    num_actions = env.action_space(env_params).n
-
-    def episode(key):
-        act = lambda k, obs: jax.random.randint(k, (), 0, num_actions)  # noqa: E731
-        return run_episode(key, env, env_params, act, max_steps)[0]
-
-    returns = jax.jit(jax.vmap(episode))(jax.random.split(key, num_episodes))
-    return float(jnp.mean(returns))
+    keys = jax.random.split(key, num_episodes)
+    return float(jnp.mean(random_policy_returns(keys, env, env_params, max_steps)))
 
 
 def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, int]:

@@ -42,6 +42,7 @@ import jax
 import numpy as np
 
 from jrl import stats, training
+from jrl.agents import evaluation
 from jrl.run_dir import write_json
 
 NORMALIZE = ("random,best", "none")
@@ -133,15 +134,9 @@ def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
 def random_policy_returns(env, env_params, episodes: int, seed: int, max_steps: int):
     """float[episodes]: returns of a uniformly random policy on the evaluation keys of
     ``evaluate_run`` (``jax.random.split(jax.random.key(seed), episodes)``)."""
-    from jrl.agents.evaluation import run_episode
-
-    space = env.action_space(env_params)
-
-    def episode(key):
-        return run_episode(key, env, env_params, lambda k, obs: space.sample(k), max_steps)[0]
-
     keys = jax.random.split(jax.random.key(seed), episodes)
-    return np.asarray(jax.jit(jax.vmap(episode))(keys), np.float64)
+    returns = evaluation.random_policy_returns(keys, env, env_params, max_steps)
+    return np.asarray(returns, np.float64)
 
 
 def evaluate_tasks(

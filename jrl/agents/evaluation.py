@@ -42,3 +42,14 @@ def run_episode(
         one_step, init, jax.random.split(key, max_steps)
     )
     return total, length, terminated
+
+
+def random_policy_returns(keys: jax.Array, env, env_params, max_steps: int) -> jax.Array:
+    """float32[N]: the return of one episode of the uniformly random policy (the action
+    space's ``sample``) per key of ``keys`` [N], each cut at ``max_steps`` steps."""
+    space = env.action_space(env_params)
+
+    def episode(key):
+        return run_episode(key, env, env_params, lambda k, obs: space.sample(k), max_steps)[0]
+
+    return jax.jit(jax.vmap(episode))(keys)
