@@ -9,7 +9,7 @@ import jax
 import numpy as np
 
 from jrl import stats, training
-from jrl.agents import dqn, exploration, ppo, tabular
+from jrl.agents import exploration
 from jrl.agents.evaluation import run_episode
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import read_rows, write_json
@@ -21,46 +21,55 @@ def restore_run(run_dir: str | Path):
     return built, state
 
 
-def greedy_episode_fn(built: training.Built, max_steps: int):
-    """(key, run state) -> (return, length, terminated) of the run's greedy policy."""
-    env, env_params = built.env, built.env_params
-    if built.spec.agent == "ppo":
-        return lambda key, s: ppo.greedy_episode(
-            key, env, env_params, built.agent.network, s.params, max_steps
-        )
-    if built.spec.agent == "dqn":
-        return lambda key, s: dqn.greedy_episode(
-            key, env, env_params, built.agent.network, s.params, max_steps
-        )
-    return lambda key, s: tabular.greedy_episode(key, env, env_params, s.q_values, max_steps)
-
-
-def sampled_episode_fn(built: training.Built, max_steps: int, epsilon: float):
-    """(key, run state) -> (return, length, terminated) of the run's policy as it acts
-    when sampled: PPO draws from its action distribution; DQN and the tabular agents
-    act epsilon-greedily with ``epsilon``."""
-    env, env_params = built.env, built.env_params
+def greedy_act_fn(built: training.Built, run_state):
+    """``act(key, obs) -> action`` of one run's greedy policy: PPO the mode of its action
+    distribution, DQN argmax Q (ties to the lowest action), tabular argmax Q with random
+    tie-breaking (each agent's ``greedy_episode`` plays the same)."""
     if built.spec.agent == "ppo":
         distribution = built.agent.distribution
 
-        def episode(key, s):
-            def act(key, obs):
-                dist, _ = built.agent.network.apply(s.params, obs)
-                return distribution.to_env(distribution.sample(key, dist))
-
-            return run_episode(key, env, env_params, act, max_steps)
-
-        return episode
-
-    def episode(key, s):
         def act(key, obs):
-            if built.spec.agent == "dqn":
-                q = built.agent.network.apply(s.params, obs)
-            else:
-                q = s.q_values[obs]
-            return exploration.epsilon_greedy(key, q, epsilon)
+            dist, _ = built.agent.network.apply(run_state.params, obs)
+            return distribution.to_env(distribution.mode(dist))
 
-        return run_episode(key, env, env_params, act, max_steps)
+        return act
+    if built.spec.agent == "dqn":
+        return lambda key, obs: jax.numpy.argmax(built.agent.network.apply(run_state.params, obs))
+    return lambda key, obs: exploration.epsilon_greedy(key, run_state.q_values[obs], 0.0)
+
+
+def sampled_act_fn(built: training.Built, run_state, epsilon: float):
+    """``act(key, obs) -> action`` of one run's policy as it acts when sampled: PPO draws
+    from its action distribution; DQN and the tabular agents act epsilon-greedily."""
+    if built.spec.agent == "ppo":
+        distribution = built.agent.distribution
+
+        def act(key, obs):
+            dist, _ = built.agent.network.apply(run_state.params, obs)
+            return distribution.to_env(distribution.sample(key, dist))
+
+        return act
+
+    def act(key, obs):
+        if built.spec.agent == "dqn":
+            q = built.agent.network.apply(run_state.params, obs)
+        else:
+            q = run_state.q_values[obs]
+        return exploration.epsilon_greedy(key, q, epsilon)
+
+    return act
+
+
+def episode_fn(built: training.Built, max_steps: int, sampled: bool, epsilon: float):
+    """(key, run state) -> (return, length, terminated) of one episode of the run's
+    greedy policy (or, ``sampled``, of :func:`sampled_act_fn`'s)."""
+
+    def episode(key, run_state):
+        if sampled:
+            act = sampled_act_fn(built, run_state, epsilon)
+        else:
+            act = greedy_act_fn(built, run_state)
+        return run_episode(key, built.env, built.env_params, act, max_steps)
 
     return episode
 
@@ -80,10 +89,7 @@ def evaluate_run(
     RUN_DIR/eval/ holding the aggregate table (markdown), its PNG and the performance
     profiles."""
     built, state = restore_run(run_dir)
-    if sampled:
-        episode = sampled_episode_fn(built, max_steps, epsilon)
-    else:
-        episode = greedy_episode_fn(built, max_steps)
+    episode = episode_fn(built, max_steps, sampled, epsilon)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
     returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0])
@@ -110,23 +116,6 @@ def evaluate_run(
     }
     write_json(Path(run_dir) / "eval.json", result)
     return result
-
-
-def greedy_act_fn(built: training.Built, run_state):
-    """``act(key, obs) -> action`` of one run's greedy policy, as ``jrl eval`` plays it:
-    PPO the mode of its action distribution, DQN argmax Q, tabular argmax Q with random
-    tie-breaking."""
-    if built.spec.agent == "ppo":
-        distribution = built.agent.distribution
-
-        def act(key, obs):
-            dist, _ = built.agent.network.apply(run_state.params, obs)
-            return distribution.to_env(distribution.mode(dist))
-
-        return act
-    if built.spec.agent == "dqn":
-        return lambda key, obs: jax.numpy.argmax(built.agent.network.apply(run_state.params, obs))
-    return lambda key, obs: exploration.epsilon_greedy(key, run_state.q_values[obs], 0.0)
 
 
 def render_run(
