@@ -12,31 +12,14 @@ here in NumPy so that one set of resampled seeds serves every step of a curve at
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from jrl.run_dir import write_bytes_atomic, write_text_atomic
-
-
-def _jsonable(value):
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "tolist"):  # numpy and jax arrays and scalars
-        return value.tolist()
-    return value
-
-
-def write_json(path: str | Path, data) -> Path:
-    """Write ``data`` (numpy/jax arrays allowed) as JSON atomically
-    (``run_dir.write_text_atomic``): a reader never sees a half-written file."""
-    write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
-    return Path(path)
+from jrl.run_dir import write_bytes_atomic
+from jrl.run_dir import write_json as write_json  # the experiments' results.json writer
 
 
 def save_figure(fig, path: str | Path) -> Path:

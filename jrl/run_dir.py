@@ -25,7 +25,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,14 +93,26 @@ def read_yaml(path: str | Path) -> Any:
     return load_yaml(Path(path).read_text())
 
 
-def write_json(path: str | Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically (:func:`write_text_atomic`); numpy and
+    jax arrays and scalars become lists and numbers, mappings dicts, tuples lists."""
+    write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
+    return Path(path)
 
 
 def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):
+    if isinstance(value, Mapping):
+        return {_json_key(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # numpy and jax arrays and scalars
         return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return value
+
+
+def _json_key(key: Any) -> Any:
+    """A key json.dumps takes as it is (str, int, float, bool, None), or its str."""
+    return key if key is None or isinstance(key, str | int | float | bool) else str(key)
 
 
 def git_state(root: str | Path | None = None) -> dict:

@@ -375,8 +375,7 @@ def write_report(
     """Write ``aggregates.json``, ``aggregates.md``, ``aggregates.png`` and
     ``performance_profiles.png`` (and ``iqm_curves.png`` given curves) into ``out_dir``;
     every file atomically. Returns the paths by name."""
-    from jrl.reporting import write_json
-    from jrl.run_dir import write_text_atomic
+    from jrl.run_dir import write_json, write_text_atomic
 
     out_dir = Path(out_dir)
     stats = aggregate(scores, reps=reps, confidence=confidence, seed=seed, gamma=gamma)
