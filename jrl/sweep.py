@@ -100,7 +100,7 @@ def run_sweep(
     XLA:CPU compiles the whole loop as one kernel. With ``devices`` the runs are
     split over those devices (``shard_map``), each running its share vmapped (in
     sequence with ``sequential=True``) — on a CPU host made into N devices
-    (``XLA_FLAGS=--xla_force_host_platform_device_count=N``) that uses N cores.
+    (``jrl.host.use_cpu_cores(N)`` at the top of the script) that uses N cores.
     """
     size = grid_size(grid)
     keys = jax.random.split(key, num_seeds)

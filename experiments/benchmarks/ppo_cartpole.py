@@ -8,7 +8,8 @@ Each (implementation, seed count) runs in its own process. A run is timed twice:
 ahead-of-time ``lower().compile()`` (``compile_s``), then the compiled call
 (``run_s``); steps/s = seeds x steps / run_s. Ours runs as we recommend on a CPU
 host: ``jrl.sweep.run_sweep(..., devices=jax.devices())`` with one XLA device per
-core, each vmapping its share of the seeds; a single seed runs unbatched. PureJaxRL
+core (``jrl.host.use_cpu_cores()``, which also sets jrl's recommended XLA:CPU flags),
+each vmapping its share of the seeds; a single seed runs unbatched. PureJaxRL
 runs as its ``ppo.py`` does: ``jit(make_train(config))(key)`` for one seed, and
 ``jit(vmap(...))`` over the keys on one device for several. ``final_return``: the
 mean return of the episodes that ended in the last 5% of updates, averaged over

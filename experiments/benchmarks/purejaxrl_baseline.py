@@ -152,20 +152,12 @@ def time_compiled(fn, *args) -> tuple[dict, object]:
 
 
 def use_all_cores_as_devices() -> int:
-    """One XLA CPU device per core; returns the device count. Raises if jax's backend
-    was initialised before (the flag would be silently ignored)."""
-    os.environ["XLA_FLAGS"] = (
-        os.environ.get("XLA_FLAGS", "")
-        + f" --xla_force_host_platform_device_count={os.cpu_count()}"
-    )
-    import jax
+    """One XLA CPU device per core with jrl's recommended CPU flags
+    (``jrl.host.use_cpu_cores``: ours only; PureJaxRL runs as its scripts do); returns
+    the device count. Raises if jax's backend was initialised before."""
+    import jrl.host
 
-    if jax.device_count() != os.cpu_count():
-        raise RuntimeError(
-            f"wanted {os.cpu_count()} CPU devices, jax has {jax.device_count()}: something "
-            "initialised jax's backend before use_all_cores_as_devices()"
-        )
-    return jax.device_count()
+    return jrl.host.use_cpu_cores()
 
 
 def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:
