@@ -1,5 +1,5 @@
-"""XLA's CPU backend set up for jrl runs: one XLA device per core, and a flag that
-keeps multi-device runs from growing in memory.
+"""XLA's CPU backend set up for jrl runs: one XLA device per core, a flag that keeps
+multi-device runs from growing in memory, and the compile options jrl compiles with.
 
 On a CPU host, ``jrl.sweep.run_sweep(..., devices=jax.devices())`` spreads seeds over
 XLA devices, and each device runs on a core of its own — but only if the process made
@@ -19,6 +19,14 @@ that keep growing. DQN on CartPole with 64 seeds on two devices ended 8-20% abov
 PureJaxRL's peak memory because of it. Taking reductions away from YNNPACK
 (``--xla_cpu_experimental_ynn_fusion_type=-reduce``) stops the growth; dots keep
 going to YNNPACK. Measured speed with it: PPO and DQN on CartPole within noise.
+
+:func:`compiler_options` is what jrl's own compiles (``jrl.sweep.run_sweep``,
+``jrl.training``) pass to ``jax.jit``: on a CPU, LLVM optimisation level 1
+(:data:`CPU_COMPILER_OPTIONS`). The products, reductions and loops that bound an RL run
+here are library calls or simple loops that level 1 compiles as fast code; measured on
+CartPole, PPO and DQN compile 10-20% faster (DQN at 64 seeds: 4.0 against 5.7 s) and run
+at the same speed (within this host's noise). Results differ from a default compile in
+the last bits, so compare runs compiled the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +37,17 @@ CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-reduce",)
 """XLA flags jrl recommends on CPU hosts (see the module docstring)."""
 
 DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+"""Per-compile XLA options jrl uses on CPU backends (see the module docstring)."""
+
+
+def compiler_options() -> dict:
+    """``jax.jit(..., compiler_options=...)`` for jrl's compiles on the default backend:
+    :data:`CPU_COMPILER_OPTIONS` on a CPU, none elsewhere."""
+    import jax
+
+    return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else {}
 
 
 def cpu_xla_flags(existing: str, num_devices: int) -> str:

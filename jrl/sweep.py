@@ -21,6 +21,8 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from jrl.host import compiler_options
+
 
 def product_grid(base: Any, **axes: Sequence[float]) -> Any:
     """Cartesian product of the given values on top of ``base`` (a NamedTuple).
@@ -117,7 +119,7 @@ def run_sweep(
         fn = over_all
     else:
         fn = vmap_or_call(vmap_or_call(train, (0, None), num_seeds), (None, 0), size)
-    fn = jax.jit(fn) if jit else fn
+    fn = jax.jit(fn, compiler_options=compiler_options()) if jit else fn
     return fn(keys, jax.tree.map(jnp.asarray, grid))
 
 

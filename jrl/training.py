@@ -39,6 +39,7 @@ import yaml
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.envs import make
+from jrl.host import compiler_options
 from jrl.run_dir import append_rows, read_yaml, truncate_rows, write_json, write_meta, write_yaml
 from jrl.sweep import stack_grid, vmap_or_call
 
@@ -258,7 +259,7 @@ def make_init(built: Built) -> Callable:
         keys = jax.numpy.broadcast_to(keys, (size, *keys.shape))
         return _over_runs(built.agent.init, size, built.spec.num_seeds)(keys, grid)
 
-    return jax.jit(init)
+    return jax.jit(init, compiler_options=compiler_options())
 
 
 def make_chunk(built: Built, length: int) -> Callable:
@@ -268,7 +269,7 @@ def make_chunk(built: Built, length: int) -> Callable:
         return jax.lax.scan(lambda s, _: built.agent.update(s, hparams), state, None, length=length)
 
     runs = _over_runs(run_chunk, len(built.spec.hparams), built.spec.num_seeds)
-    return jax.jit(runs, donate_argnums=0)
+    return jax.jit(runs, donate_argnums=0, compiler_options=compiler_options())
 
 
 def metric_rows(metrics: Any, first_update: int) -> list[dict]:

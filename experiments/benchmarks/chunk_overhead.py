@@ -23,6 +23,7 @@ from pathlib import Path
 
 import jax
 
+from jrl.host import compiler_options
 from jrl.sweep import vmap_or_call
 from jrl.training import RunSpec, build, train
 
@@ -44,7 +45,9 @@ def monolithic(spec: RunSpec):
         return vmap_or_call(over, (None, 0), len(spec.hparams))(keys, grid)
 
     started = time.perf_counter()
-    compiled = jax.jit(whole).lower(built.keys, built.grid).compile()
+    compiled = (
+        jax.jit(whole, compiler_options=compiler_options()).lower(built.keys, built.grid).compile()
+    )
     compile_s = time.perf_counter() - started
 
     def run() -> float:

@@ -52,6 +52,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
     if impl == "jrl":
         from jrl.agents.dqn import DQNConfig, DQNHParams, make_train
         from jrl.envs import make
+        from jrl.host import compiler_options
         from jrl.sweep import run_sweep, stack_grid
 
         env, env_params = make("CartPole-v1")
@@ -78,7 +79,8 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             devices = 1
         shards = jax.devices()[:devices] if devices > 1 else None
         fn = jax.jit(
-            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1]
+            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1],
+            compiler_options=compiler_options(),
         )
         times, metrics = baseline.time_compiled(fn, jax.random.key(0))
         final = baseline.final_return(metrics.episode_return[0])

@@ -9,7 +9,8 @@ ahead-of-time ``lower().compile()`` (``compile_s``), then the compiled call
 (``run_s``); steps/s = seeds x steps / run_s. Ours runs as we recommend on a CPU
 host: ``jrl.sweep.run_sweep(..., devices=jax.devices())`` with one XLA device per
 core (``jrl.host.use_cpu_cores()``, which also sets jrl's recommended XLA:CPU flags),
-each vmapping its share of the seeds; a single seed runs unbatched. PureJaxRL
+each vmapping its share of the seeds, compiled with ``jrl.host.compiler_options()`` as
+jrl compiles its own runs; a single seed runs unbatched. PureJaxRL
 runs as its ``ppo.py`` does: ``jit(make_train(config))(key)`` for one seed, and
 ``jit(vmap(...))`` over the keys on one device for several. ``final_return``: the
 mean return of the episodes that ended in the last 5% of updates, averaged over
@@ -58,6 +59,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
     if impl == "jrl":
         from jrl.agents.ppo import PPOConfig, PPOHParams, make_train
         from jrl.envs import make
+        from jrl.host import compiler_options
         from jrl.sweep import run_sweep, stack_grid
 
         env, env_params = make("CartPole-v1")
@@ -67,7 +69,8 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             devices = 1
         shards = jax.devices()[:devices] if devices > 1 else None
         fn = jax.jit(
-            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1]
+            lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1],
+            compiler_options=compiler_options(),
         )
         times, metrics = baseline.time_compiled(fn, jax.random.key(0))
         final = baseline.final_return(metrics.episode_return[0])
