@@ -245,21 +245,31 @@ def test_replay_stores_the_final_observation_at_episode_ends(small):
 
 @pytest.mark.timeout(300)
 def test_clip_gradients_false_traces_no_clip(small):
-    """Without clipping, a tiny max_grad_norm changes nothing: the run equals a clipped
-    one whose norm never binds, bit for bit, and differs from one where it binds."""
-    _, run, keys, _, _ = small
+    """Without clipping, no global norm is traced and a tiny max_grad_norm changes
+    nothing: the run equals a clipped one whose norm never binds (to float rounding:
+    the two programs are compiled apart, and XLA may order a sum differently in each;
+    on some hosts they agree bit for bit) and differs from one where it binds."""
+    train, run, keys, _, _ = small
     env, params = make("CartPole-v1")
     unclipped = make_train(
         dataclasses.replace(SMALL, clip_gradients=False),
         env,
         params.replace(max_steps_in_episode=10),
     )
+
+    def square_roots(fn):
+        jaxpr = jax.make_jaxpr(fn)(keys[0], SMALL_HPARAMS)
+        return str(jaxpr).count(" sqrt ")
+
+    # Adam takes square roots either way; the global norm adds its own.
+    assert square_roots(unclipped) < square_roots(train)
     tiny = SMALL_HPARAMS._replace(max_grad_norm=1e-3)
     _, free = jax.jit(jax.vmap(unclipped, in_axes=(0, None)))(keys, tiny)
     _, never_binds = run(keys, SMALL_HPARAMS._replace(max_grad_norm=1e30))
     _, binds = run(keys, tiny)
-    np.testing.assert_array_equal(free.loss, never_binds.loss)
-    assert not np.allclose(free.loss, binds.loss)
+    np.testing.assert_allclose(free.loss, never_binds.loss, rtol=1e-6)
+    np.testing.assert_allclose(free.q_value, never_binds.q_value, rtol=1e-6)
+    assert not np.allclose(free.loss, binds.loss, rtol=1e-3)
 
 
 @pytest.mark.timeout(300)
