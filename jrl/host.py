@@ -15,7 +15,7 @@ or more CPU devices grows in resident memory for as long as it runs when XLA han
 reductions to YNNPACK (``__ynn_fusion`` thunks of kind reduce): a ``lax.scan`` whose
 body sums an array grew ~100 MB per 60k iterations on two devices and not at all on
 one; ``MALLOC_ARENA_MAX=1`` stops it too, so it is glibc's per-thread malloc arenas
-that keep growing. DQN on CartPole with 64 seeds on two devices ended 8-20% above
+that keep growing. DQN on CartPole with 64 seeds on two devices ended 8% above
 PureJaxRL's peak memory because of it. Taking reductions away from YNNPACK
 (``--xla_cpu_experimental_ynn_fusion_type=-reduce``) stops the growth; dots keep
 going to YNNPACK. Measured speed with it: PPO and DQN on CartPole within noise.

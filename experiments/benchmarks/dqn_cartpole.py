@@ -26,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import purejaxrl_baseline as baseline  # noqa: E402
 
+import jrl.host  # noqa: E402
+
 PUREJAXRL_CONFIG = {
     "NUM_ENVS": 10,
     "BUFFER_SIZE": 10000,
@@ -46,7 +48,7 @@ PUREJAXRL_CONFIG = {
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
-    devices = baseline.use_all_cores_as_devices() if impl == "jrl" else 1
+    devices = jrl.host.use_cpu_cores() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":

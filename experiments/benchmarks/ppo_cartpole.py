@@ -33,6 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import purejaxrl_baseline as baseline  # noqa: E402
 
+import jrl.host  # noqa: E402
+
 PUREJAXRL_CONFIG = {
     "LR": 2.5e-4,
     "NUM_ENVS": 4,
@@ -53,7 +55,7 @@ PUREJAXRL_CONFIG = {
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
-    devices = baseline.use_all_cores_as_devices() if impl == "jrl" else 1
+    devices = jrl.host.use_cpu_cores() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":

@@ -151,15 +151,6 @@ def time_compiled(fn, *args) -> tuple[dict, object]:
     return {**times, "peak_rss_compiled_mb": round(compiled_rss)}, out
 
 
-def use_all_cores_as_devices() -> int:
-    """One XLA CPU device per core with jrl's recommended CPU flags
-    (``jrl.host.use_cpu_cores``: ours only; PureJaxRL runs as its scripts do); returns
-    the device count. Raises if jax's backend was initialised before."""
-    import jrl.host
-
-    return jrl.host.use_cpu_cores()
-
-
 def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:
     """Run ``script --child {jrl,purejaxrl} --seeds S --steps N`` in fresh processes
     for each seed count S; returns the report (one dict for the JSON line) with
