@@ -16,6 +16,7 @@ empty arrays (which orbax refuses) as one zero, rebuilt from the description.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,8 +36,9 @@ class CheckpointError(ValueError):
 
 
 def describe(state: Any) -> dict[str, list]:
-    """{leaf path: [shape, dtype]} of a pytree (typed keys: their key data)."""
-    state = jax.tree.map(lambda x: jax.random.key_data(x) if _is_key(x) else x, state)
+    """{leaf path: [shape, dtype]} of a pytree of arrays or of ``jax.ShapeDtypeStruct``
+    (typed keys: their key data)."""
+    state = jax.tree.map(lambda x: _key_data(x) if _is_key(x) else x, state)
     leaves = jax.tree_util.tree_flatten_with_path(state)[0]
     return {
         jax.tree_util.keystr(path): [list(np.shape(leaf)), str(np.asarray(leaf).dtype)]
@@ -50,12 +52,24 @@ def _is_key(leaf: Any) -> bool:
     return hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key)
 
 
+def _key_data(keys: Any) -> Any:
+    """A typed key array's key data, or for an abstract one its shape and dtype."""
+    if isinstance(keys, jax.ShapeDtypeStruct):
+        return jax.eval_shape(jax.random.key_data, keys)
+    return jax.random.key_data(keys)
+
+
 def _to_storable(state: Any) -> Any:
-    """Typed keys -> their key data; empty arrays (orbax refuses them) -> one zero."""
+    """Typed keys -> their key data; empty arrays (orbax refuses them) -> one zero.
+    Abstract leaves (``jax.ShapeDtypeStruct``) stay abstract."""
 
     def storable(x):
-        x = jax.random.key_data(x) if _is_key(x) else x
-        return jnp.zeros((1,), x.dtype) if np.size(x) == 0 else x
+        x = _key_data(x) if _is_key(x) else x
+        if math.prod(np.shape(x)):
+            return x
+        if isinstance(x, jax.ShapeDtypeStruct):
+            return jax.ShapeDtypeStruct((1,), x.dtype)
+        return jnp.zeros((1,), x.dtype)
 
     return jax.tree.map(storable, state)
 
@@ -161,7 +175,8 @@ def check_fingerprint(record: dict, directory: str | Path, fingerprint: str) -> 
 
 
 def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, dict]:
-    """(state, info) of the newest checkpoint in ``directory``, shaped like ``like``.
+    """(state, info) of the newest checkpoint in ``directory``, shaped like ``like`` (a
+    state, or its ``jax.eval_shape``: only leaf shapes and dtypes are read).
 
     Raises CheckpointError if there is none, if it was written for another
     configuration (``fingerprint`` differs) or another state structure (leaf paths,
@@ -198,11 +213,11 @@ def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, di
         checkpointer.close()
 
     def unstored(stored_leaf, leaf):
-        if np.size(leaf) == 0:
+        if not math.prod(np.shape(leaf)):
             return jnp.zeros(leaf.shape, leaf.dtype)
         stored_leaf = jnp.asarray(stored_leaf)
         if _is_key(leaf):
-            return jax.random.wrap_key_data(stored_leaf, impl=jax.random.key_impl(leaf))
+            return jax.random.wrap_key_data(stored_leaf, dtype=leaf.dtype)
         return stored_leaf
 
     state = jax.tree.map(unstored, stored, like)

@@ -397,12 +397,14 @@ def train(
         )
     built, chunks = _built_and_chunks(spec, fingerprint)
 
-    state = chunks["init"](built.keys, built.grid)
     updates_done = 0
+    if resume and record is not None:
+        like = jax.eval_shape(chunks["init"], built.keys, built.grid)
+        state, info = checkpoint.restore(checkpoints, like, fingerprint)
+        updates_done = info["updates_done"]
+    else:
+        state = chunks["init"](built.keys, built.grid)
     if resume:
-        if record is not None:
-            state, info = checkpoint.restore(checkpoints, state, fingerprint)
-            updates_done = info["updates_done"]
         # Rows past the checkpoint (written before a kill) are run again: drop them.
         truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         for stale in run_dir.glob(".*.tmp"):  # atomic writes cut short by a kill
@@ -523,7 +525,7 @@ def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
     spec = load_spec(run_dir)
     fingerprint = spec.fingerprint()
     built, chunks = _built_and_chunks(spec, fingerprint)
-    like = chunks["init"](built.keys, built.grid)
+    like = jax.eval_shape(chunks["init"], built.keys, built.grid)
     state, info = checkpoint.restore(Path(run_dir) / "checkpoints", like, fingerprint)
     return built, state, info
 

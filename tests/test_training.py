@@ -179,6 +179,39 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
         load_spec(run_dir)
 
 
+def test_restore_reads_a_state_or_only_its_shapes(tmp_path):
+    """A checkpoint restores into the state it was saved from, or into that state's
+    ``jax.eval_shape`` (what ``restore_state`` and a resume pass: nothing is compiled
+    or run to get it), typed keys and empty arrays included."""
+    state = {
+        "key": jax.random.split(jax.random.key(3), (2, 3)),
+        "params": jax.random.normal(jax.random.key(4), (2, 5)),
+        "none_yet": jax.numpy.zeros((2, 0), jax.numpy.int32),
+        "count": jax.numpy.int32(7),
+    }
+    checkpoint.save(tmp_path, 1, state, {"fingerprint": "f"})
+    abstract = jax.eval_shape(lambda: state)
+    assert all(isinstance(x, jax.ShapeDtypeStruct) for x in jax.tree.leaves(abstract))
+    for like in (state, abstract):
+        restored, info = checkpoint.restore(tmp_path, like, "f")
+        assert info == {"fingerprint": "f"}
+        assert restored["key"].dtype == state["key"].dtype
+        for got, want in zip(
+            jax.tree.leaves(jax.tree.map(_plain, restored)),
+            jax.tree.leaves(jax.tree.map(_plain, state)),
+            strict=True,
+        ):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+    wrong = {**abstract, "params": jax.ShapeDtypeStruct((2, 4), jax.numpy.float32)}
+    with pytest.raises(checkpoint.CheckpointError, match=r"\['params'\]: saved \[\[2, 5\]"):
+        checkpoint.restore(tmp_path, wrong, "f")
+
+
+def _plain(leaf):
+    return np.asarray(jax.random.key_data(leaf) if checkpoint._is_key(leaf) else leaf)
+
+
 @pytest.fixture
 def compilations():
     """A list that receives one entry per XLA compilation while the test runs."""
