@@ -335,7 +335,16 @@ def evaluate(
         plan = task_aggregates.plan_pool(run_dirs)  # refuse mismatches before evaluating
         references = task_aggregates.parse_references(reference, plan.tasks)
         result = task_aggregates.evaluate_tasks(
-            run_dirs, out, episodes, seed, max_steps, sampled, epsilon, normalize, references
+            run_dirs,
+            out,
+            episodes,
+            seed,
+            max_steps,
+            sampled,
+            epsilon,
+            normalize,
+            references,
+            plan=plan,
         )
         for task, entry in result["tasks"].items():
             print(

@@ -150,16 +150,18 @@ def evaluate_tasks(
     normalize: str = "random,best",
     references: dict[str, tuple[float, float]] | None = None,
     reps: int = 2000,
+    plan: PoolPlan | None = None,
 ) -> dict:
     """Evaluate every run (each writes its own eval.json, see ``evaluate_run``), pool
     them as tasks and write the aggregate report into ``out``. Returns what tasks.json
-    holds, plus ``table`` (the markdown table)."""
+    holds, plus ``table`` (the markdown table). ``plan``: ``plan_pool(run_dirs)`` when
+    the caller has made it already."""
     from jrl.envs import make
     from jrl.run_analysis import evaluate_run
 
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
-    plan = plan_pool(run_dirs)
+    plan = plan_pool(run_dirs) if plan is None else plan
     references = dict(references or {})
     unknown = sorted(set(references) - set(plan.tasks))
     if unknown:
