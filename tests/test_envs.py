@@ -332,6 +332,26 @@ def test_slip_partial_and_zero(slip_prob):
             assert (outcomes == intended).mean() == pytest.approx(p_intended, abs=0.03)
 
 
+def test_deterministic_task_stages_no_slip_branch():
+    """``step`` with concrete params of slip_prob 0 traces no ``cond`` (nothing drawn),
+    with slip_prob > 0 it does; a traced slip_prob of 0 (params swept under vmap) keeps
+    the branch and steps exactly as the concrete 0 does."""
+    env, params = env_of("CatRoom-v0", layout=TEST_ROOM)
+    slippery = params.replace(slip_prob=jnp.float32(0.5))
+    state = state_at(env, params, 2, 2)
+    key = jax.random.key(0)
+
+    def staged(params):
+        return str(jax.make_jaxpr(lambda k: env.step(k, state, UP, params))(key))
+
+    assert "cond" not in staged(params)
+    assert "cond" in staged(slippery)
+    swept = jax.vmap(lambda p: env.step(key, state, UP, p))
+    batched = jax.tree.map(lambda x: jnp.stack([x, x]), params)
+    got = jax.tree.map(lambda x: x[1], swept(batched))
+    jax.tree.map(np.testing.assert_array_equal, got, env.step(key, state, UP, params))
+
+
 # ------------------------------------------------------------- termination/truncation
 
 
@@ -615,8 +635,8 @@ def test_registry_env_runs_under_jit(name):
     assert name in registered_envs()
     assert env.name == name
     assert env.num_actions == (5 if name.startswith("CatRoom") else 4)
-    # reset and step are jax.jit functions (self static); run them.
-    assert hasattr(type(env).reset, "lower") and hasattr(type(env).step, "lower")
+    # reset and step run jax.jit functions (self static; step's is _step); run them.
+    assert hasattr(type(env).reset, "lower") and hasattr(type(env)._step, "lower")
     space = env.observation_space(params)
     obs, state = env.reset(KEY, params)
     assert bool(space.contains(obs))

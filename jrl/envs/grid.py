@@ -378,6 +378,10 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         return self.get_obs(state, params), state
 
     def step_env(self, key, state: GridState, action, params: GridParams):
+        return self._transition(key, state, action, params, not _known_zero(params.slip_prob))
+
+    def _transition(self, key, state: GridState, action, params: GridParams, may_slip: bool):
+        """``step_env``; ``may_slip`` False (slip_prob a concrete zero) stages no slip."""
         action = jnp.asarray(action, jnp.int32)
 
         def slip(action):
@@ -385,7 +389,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             random_action = jnp.minimum(u_action * self._num_actions, self._num_actions - 1)
             return jnp.where(u_slip < params.slip_prob, random_action.astype(jnp.int32), action)
 
-        if not _known_zero(params.slip_prob):
+        if may_slip:
             # A real branch when slip_prob is not batched: deterministic tasks draw nothing.
             action = jax.lax.cond(params.slip_prob > 0, slip, lambda a: a, action)
         index = (state.layout * self.num_states + state.cell) * self._num_actions + action
@@ -401,16 +405,23 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         reward = params.reward.reshape(-1)[index]
         return self.get_obs(next_state, params), next_state, reward, terminated, {}
 
-    @partial(jax.jit, static_argnames=("self",))
     def step(self, key, state: GridState, action, params: GridParams | None = None):
         """gymnax 1.0 ``step`` with auto-reset that keeps the episode and step counters.
 
         Returns (obs, state, reward, terminated, truncated, info); ``truncated`` is the
         time limit reached without termination; ``info["final_observation"]`` is the
-        observation before any reset, to bootstrap from on truncation.
+        observation before any reset, to bootstrap from on truncation. Compiled (jit)
+        with whether the task can slip decided here, where a concrete ``slip_prob``
+        of 0 is still known to be 0: a deterministic task then stages no slip branch.
         """
         params = self.default_params if params is None else params
-        obs_step, state_step, reward, terminated, info = self.step_env(key, state, action, params)
+        return self._step(key, state, action, params, not _known_zero(params.slip_prob))
+
+    @partial(jax.jit, static_argnames=("self", "may_slip"))
+    def _step(self, key, state: GridState, action, params: GridParams, may_slip: bool):
+        obs_step, state_step, reward, terminated, info = self._transition(
+            key, state, action, params, may_slip
+        )
         truncated = (state_step.time >= params.max_steps_in_episode) & ~terminated
         done = terminated | truncated
         state_reset = self._begin_episode(params, state.episode + 1, state_step.total_steps)
