@@ -268,9 +268,11 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
     for i, point in enumerate(summary["grid"]):
         mean = point["mean_final_episode_return"]
         shown = "n/a" if mean is None else f"{mean:.2f}"
+        evaluated = point.get("mean_final_eval_return")
+        greedy = "" if evaluated is None else f"; last evaluation (greedy) {evaluated:.2f}"
         print(
             f"  grid point {i} {point['hparams'] or '(defaults)'}: final episode return "
-            f"(mean over seeds) {shown}"
+            f"(mean over seeds) {shown}{greedy}"
         )
 
 

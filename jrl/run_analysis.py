@@ -146,7 +146,24 @@ def render_run(
 
 def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
     """Mean and IQM (bootstrap bands over seeds) of ``metric`` against timesteps, one
-    curve per run directory and grid point."""
+    curve per run directory and grid point (:func:`learning_curves`)."""
+    curves, xs = learning_curves(run_dirs, metric)
+    plot_learning_curves(
+        out,
+        curves,
+        x=xs,
+        xlabel="environment steps",
+        ylabel=metric,
+        title=metric,
+    )
+    return Path(out)
+
+
+def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dict]:
+    """({label: float[seeds, T]}, {label: x[T]}) of ``metric`` per run directory and
+    grid point, x the environment steps. Updates where no seed logged a value (between
+    periodic evaluations, say) are left out; a seed's missing value elsewhere (no
+    episode ended in that update) holds its last one (``fill_gaps``)."""
     curves, xs = {}, {}
     for run_dir in run_dirs:
         rows = [row for row in read_rows(Path(run_dir) / "metrics.jsonl") if metric in row]
@@ -167,17 +184,14 @@ def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
                 ],
                 np.float64,
             )
+            x = np.array([row.get("timesteps", row["update"]) for row in per_seed[0][:length]])
+            # Updates no seed logged (a periodic evaluation's other rows) are not points.
+            logged = np.isfinite(values).any(axis=0)
+            if not logged.any():
+                continue
             label = " ".join([Path(run_dir).name, *(f"{k}={v:g}" for k, v in shown[g].items())])
-            curves[label] = fill_gaps(values)
-            xs[label] = np.array(
-                [row.get("timesteps", row["update"]) for row in per_seed[0][:length]]
-            )
-    plot_learning_curves(
-        out,
-        curves,
-        x=xs,
-        xlabel="environment steps",
-        ylabel=metric,
-        title=metric,
-    )
-    return Path(out)
+            curves[label] = fill_gaps(values[:, logged])
+            xs[label] = x[logged]
+    if not curves:
+        raise ValueError(f"no run logged a value of {metric!r} in metrics.jsonl")
+    return curves, xs

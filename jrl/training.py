@@ -245,11 +245,12 @@ def build(spec: RunSpec) -> Built:
     )
 
 
-def _over_runs(fn: Callable, num_points: int, num_seeds: int) -> Callable:
-    """fn(state_or_key, hparams) over [G, S] runs (hparams [G]); plain calls for axes of
+def _over_runs(fn: Callable, num_points: int, num_seeds: int, shared: int = 0) -> Callable:
+    """fn(state_or_key, hparams, *shared) over [G, S] runs (hparams [G]; the last
+    ``shared`` arguments the same for every run, unbatched); plain calls for axes of
     size 1 (``jrl.sweep.vmap_or_call``)."""
-    over_seeds = vmap_or_call(fn, (0, None), num_seeds)
-    return vmap_or_call(over_seeds, (0, 0), num_points)
+    over_seeds = vmap_or_call(fn, (0, None, *[None] * shared), num_seeds)
+    return vmap_or_call(over_seeds, (0, 0, *[None] * shared), num_points)
 
 
 def make_init(built: Built) -> Callable:
@@ -263,12 +264,20 @@ def make_init(built: Built) -> Callable:
 
 
 def make_chunk(built: Built, length: int) -> Callable:
-    """jit(state [G, S], grid [G]) -> (state, metrics [G, S, length]), state donated."""
+    """jit(state [G, S], grid [G], first int32) -> (state, metrics [G, S, length]): the
+    updates ``first .. first + length - 1``, state donated. Agents with ``update_at``
+    (PPO, REINFORCE, DQN) get the update's number, unbatched, for their periodic
+    evaluation."""
+    update_at = getattr(built.agent, "update_at", None)
 
-    def run_chunk(state, hparams):
-        return jax.lax.scan(lambda s, _: built.agent.update(s, hparams), state, None, length=length)
+    def run_chunk(state, hparams, first):
+        if update_at is None:
+            step = lambda s, _: built.agent.update(s, hparams)  # noqa: E731
+        else:
+            step = lambda s, index: update_at(s, hparams, index)  # noqa: E731
+        return jax.lax.scan(step, state, first + jax.numpy.arange(length, dtype=jax.numpy.int32))
 
-    runs = _over_runs(run_chunk, len(built.spec.hparams), built.spec.num_seeds)
+    runs = _over_runs(run_chunk, len(built.spec.hparams), built.spec.num_seeds, shared=1)
     return jax.jit(runs, donate_argnums=0, compiler_options=compiler_options())
 
 
@@ -333,34 +342,39 @@ class _Stop:
 
 
 class Summary:
-    """The last logged episode return of every run, kept up to date from metric rows
-    (so summary.json can be rewritten after every chunk without rereading them)."""
+    """The last logged episode return (and greedy evaluation return, for runs that
+    evaluate) of every run, kept up to date from metric rows (so summary.json can be
+    rewritten after every chunk without rereading them)."""
+
+    FIELDS = ("episode_return", "eval_return")
 
     def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
         self.spec = spec
-        self.last: dict[tuple[int, int], float] = {}
+        self.last: dict[str, dict[tuple[int, int], float]] = {f: {} for f in self.FIELDS}
         self.add(rows)
 
     def add(self, rows: Sequence[dict]) -> None:
         for row in rows:
-            if row.get("episode_return") is not None:
-                self.last[row["grid_point"], row["seed"]] = row["episode_return"]
+            for field in self.FIELDS:
+                if row.get(field) is not None:
+                    self.last[field][row["grid_point"], row["seed"]] = row[field]
 
     def grid(self) -> list[dict]:
         """Per grid point: its hyperparameters that are not all at their defaults
         (config.yaml holds every one), each seed's last logged episode return and their
-        mean."""
+        mean; the same of the evaluation return when the run has evaluated."""
         points = []
         shown = shown_hparams(self.spec.agent, self.spec.hparams)
         for g, hparams in enumerate(shown):
-            values = [self.last[g, s] for s in range(self.spec.num_seeds) if (g, s) in self.last]
-            points.append(
-                {
-                    "hparams": hparams,
-                    "final_episode_return": values,
-                    "mean_final_episode_return": float(np.mean(values)) if values else None,
-                }
-            )
+            point = {"hparams": hparams}
+            for field in self.FIELDS:
+                last = self.last[field]
+                values = [last[g, s] for s in range(self.spec.num_seeds) if (g, s) in last]
+                if field != "episode_return" and not values:
+                    continue
+                point[f"final_{field}"] = values
+                point[f"mean_final_{field}"] = float(np.mean(values)) if values else None
+            points.append(point)
         return points
 
 
@@ -451,10 +465,12 @@ def train(
         length = min(spec.chunk_size, built.total_updates - first)
         if length not in chunks:
             started = time.perf_counter()
-            chunks[length] = make_chunk(built, length).lower(state, built.grid).compile()
+            chunks[length] = (
+                make_chunk(built, length).lower(state, built.grid, np.int32(first)).compile()
+            )
             compile_s += time.perf_counter() - started
         chunks_run += 1
-        return (*chunks[length](state, built.grid), length)
+        return (*chunks[length](state, built.grid, np.int32(first)), length)
 
     with stop.installed():
         try:

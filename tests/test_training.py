@@ -44,6 +44,8 @@ SPECS = {
             "log_frequency": 500,
             "learning_starts": 500,
             "buffer_size": 2000,
+            "eval_every": 3,
+            "eval_episodes": 2,
         },
         num_seeds=2,
         chunk_size=2,
@@ -51,7 +53,7 @@ SPECS = {
     "ppo": RunSpec(
         agent="ppo",
         env="CartPole-v1",
-        config={"total_timesteps": 8192, "num_steps": 64},
+        config={"total_timesteps": 8192, "num_steps": 64, "eval_every": 5, "eval_episodes": 2},
         hparams=({"lr": 1e-3},),
         num_seeds=2,
         chunk_size=4,
@@ -95,6 +97,10 @@ def assert_rows_are_a_whole_run(rows, spec):
         assert updates == list(range(len(updates))) and len(updates) > 2 * spec.chunk_size
     last = [row for row in rows if row["update"] == rows[-1]["update"]]
     assert len({json.dumps({**row, "seed": 0}) for row in last}) == len(last)
+    every = spec.config.get("eval_every")
+    if every:  # evaluated after every `every`-th update, counted across chunks
+        for row in rows:
+            assert (row["eval_return"] is not None) == ((row["update"] + 1) % every == 0), row
 
 
 @pytest.mark.parametrize("agent", sorted(SPECS))
@@ -116,6 +122,23 @@ def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, referenc
         json.loads((run_dir / "summary.json").read_text())["grid"]
         == json.loads((whole / "summary.json").read_text())["grid"]
     )
+
+
+def test_evaluation_curves_have_a_point_per_evaluation(reference):
+    """``jrl plot --metric eval_return`` draws the evaluations only (no filled steps
+    between them); episode returns keep a point per update."""
+    from jrl.run_analysis import learning_curves
+
+    whole, rows, _ = reference("ppo")
+    ((label, values),) = learning_curves([whole], "eval_return")[0].items()
+    x = learning_curves([whole], "eval_return")[1][label]
+    every, batch = SPECS["ppo"].config["eval_every"], 4 * SPECS["ppo"].config["num_steps"]
+    updates = len(rows) // SPECS["ppo"].num_seeds
+    np.testing.assert_array_equal(x, batch * np.arange(every, updates + 1, every))
+    assert values.shape == (2, len(x)) and np.isfinite(values).all()
+    assert learning_curves([whole])[1][label].shape == (updates,)
+    with pytest.raises(ValueError, match="no rows with 'entropy'"):
+        learning_curves([reference("tabular")[0]], "entropy")
 
 
 def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys):

@@ -31,8 +31,11 @@ truncated episode bootstraps from Q_target(final_observation) and a terminated o
 from zero.
 
 Metrics are reduced inside the loop: one row per chunk of ``log_frequency`` steps (no
-array of length total_timesteps is ever built). :func:`make_dqn` also gives the
-one-chunk ``update`` so a host loop can run, log and checkpoint chunk by chunk.
+array of length total_timesteps is ever built). With ``eval_every = k > 0`` every k-th
+chunk ends with ``eval_episodes`` greedy episodes (argmax Q) on fixed evaluation keys
+(``jrl.agents.evaluation``): their mean return is the row's ``eval_return``.
+:func:`make_dqn` also gives the one-chunk ``update`` (and ``update_at``, with the
+evaluation) so a host loop can run, log and checkpoint chunk by chunk.
 """
 
 from __future__ import annotations
@@ -48,7 +51,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.evaluation import run_episode
+from jrl.agents.evaluation import (
+    check_eval_fields,
+    eval_max_steps,
+    make_evaluate,
+    run_episode,
+    with_periodic_evaluation,
+)
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
 from jrl.agents.networks import ACTIVATIONS, TORSOS, CNNTorso, MLPTorso, dense, init_params
 from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_init, buffer_sample
@@ -100,6 +109,10 @@ class DQNConfig:
     network: ``"mlp"`` for vector observations, ``"cnn"`` for grid observations
     [H, W, C] (its dense layer has ``hidden_sizes[-1]`` units); hidden_sizes,
     activation: the torso's (PureJaxRL's Q-network is 120, 84, ReLU).
+    eval_every: evaluate after every ``eval_every``-th chunk (metrics row; 0: never):
+    the mean return of ``eval_episodes`` greedy episodes, each cut at ``eval_max_steps``
+    steps (0: the environment's time limit), on keys split from
+    ``jax.random.key(eval_seed)``, the same for every seed and every evaluation.
     """
 
     num_envs: int = 10
@@ -116,6 +129,10 @@ class DQNConfig:
     network: str = "mlp"
     hidden_sizes: tuple[int, ...] = (120, 84)
     activation: str = "relu"
+    eval_every: int = 0
+    eval_episodes: int = 10
+    eval_max_steps: int = 0
+    eval_seed: int = 12345
 
     def __post_init__(self):
         for name in (
@@ -128,6 +145,7 @@ class DQNConfig:
             "log_frequency",
         ):
             _positive_int(name, getattr(self, name))
+        check_eval_fields(self)
         starts = self.learning_starts
         if not isinstance(starts, int) or isinstance(starts, bool) or starts < 0:
             raise ValueError(f"learning_starts must be a non-negative int, got {starts!r}")
@@ -312,7 +330,9 @@ class DQNMetrics(NamedTuple):
     means over the episodes that ended in the chunk (NaN when none); num_episodes: how
     many. loss, q_value: means over the chunk's gradient steps of the Huber loss and of
     Q(s, a) on the sampled batches (NaN when none was taken); gradient_steps: how many.
-    epsilon: the exploration rate at the chunk's last vector step.
+    epsilon: the exploration rate at the chunk's last vector step. eval_return: the
+    mean greedy return on the evaluation keys at the end of the chunk (NaN unless it
+    is an evaluation chunk of ``eval_every``).
     """
 
     timesteps: jax.Array
@@ -323,6 +343,7 @@ class DQNMetrics(NamedTuple):
     q_value: jax.Array
     gradient_steps: jax.Array
     epsilon: jax.Array
+    eval_return: jax.Array
 
 
 class DQN(NamedTuple):
@@ -330,13 +351,18 @@ class DQN(NamedTuple):
 
     network: the flax module (``network.apply(params, obs) -> q``). init(key, hparams)
     -> DQNState. update(state, hparams) -> (DQNState, DQNMetrics): one chunk.
-    train(key, hparams) -> (DQNState, DQNMetrics[num_chunks]).
+    update_at(state, hparams, index): ``update`` as chunk number ``index`` (int32,
+    unbatched), with the evaluation when ``eval_every`` says. evaluate(params) ->
+    float32: the mean greedy return on the evaluation keys. train(key, hparams) ->
+    (DQNState, DQNMetrics[num_chunks]).
     """
 
     network: nn.Module
     init: Callable
     update: Callable
     train: Callable
+    update_at: Callable
+    evaluate: Callable
 
 
 def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]]:
@@ -372,6 +398,9 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     act = jax.vmap(epsilon_greedy_from_uniforms, in_axes=(0, 0, None))
+    if config.eval_every:
+        eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
+    evaluate = make_evaluate(config, env, env_params, lambda params: greedy_policy(network, params))
 
     def cast(hparams: DQNHParams) -> DQNHParams:
         return DQNHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
@@ -545,14 +574,28 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             q_value=jnp.where(grad_steps > 0, q_sum.sum() / learned, jnp.nan),
             gradient_steps=grad_steps,
             epsilon=epsilons[-1],
+            eval_return=jnp.float32(jnp.nan),
         )
         return state, metrics
 
+    update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
+
     def train(key: jax.Array, hparams: DQNHParams) -> tuple[DQNState, DQNMetrics]:
         state = init(key, hparams)
-        return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=config.num_chunks)
+        return jax.lax.scan(
+            lambda s, index: update_at(s, hparams, index),
+            state,
+            jnp.arange(config.num_chunks, dtype=jnp.int32),
+        )
 
-    return DQN(network=network, init=init, update=update, train=train)
+    return DQN(
+        network=network,
+        init=init,
+        update=update,
+        train=train,
+        update_at=update_at,
+        evaluate=evaluate,
+    )
 
 
 def make_train(config: DQNConfig, env, env_params) -> Callable:
@@ -564,5 +607,9 @@ def make_train(config: DQNConfig, env, env_params) -> Callable:
 def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: int):
     """One episode of the greedy policy argmax_a Q(s, a): (return float32, length int32,
     terminated bool), cut at ``max_steps`` steps (ties go to the lowest action)."""
-    act = lambda key, obs: jnp.argmax(network.apply(params, obs), axis=-1)  # noqa: E731
-    return run_episode(key, env, env_params, act, max_steps)
+    return run_episode(key, env, env_params, greedy_policy(network, params), max_steps)
+
+
+def greedy_policy(network: nn.Module, params) -> Callable:
+    """``act(key, obs) -> argmax_a Q(obs, a)`` (ties to the lowest action; key unused)."""
+    return lambda key, obs: jnp.argmax(network.apply(params, obs), axis=-1)

@@ -1,4 +1,6 @@
-"""Evaluation episodes: one episode of a policy, as a scan, for any agent."""
+"""Evaluation episodes: one episode of a policy, as a scan, for any agent, and the
+periodic evaluation on fixed keys that the neural agents run inside their training
+(``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed`` in their configs)."""
 
 from __future__ import annotations
 
@@ -53,3 +55,78 @@ def random_policy_returns(keys: jax.Array, env, env_params, max_steps: int) -> j
         return run_episode(key, env, env_params, lambda k, obs: space.sample(k), max_steps)[0]
 
     return jax.jit(jax.vmap(episode))(keys)
+
+
+def check_eval_fields(config) -> None:
+    """Reject a config's evaluation settings that cannot run: ``eval_every``,
+    ``eval_max_steps`` and ``eval_seed`` non-negative ints, ``eval_episodes`` a positive
+    int."""
+    for name, least in (
+        ("eval_every", 0),
+        ("eval_episodes", 1),
+        ("eval_max_steps", 0),
+        ("eval_seed", 0),
+    ):
+        value = getattr(config, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            kind = "a positive" if least else "a non-negative"
+            raise ValueError(f"{name} must be {kind} int, got {value!r}")
+
+
+def eval_max_steps(config, env_params) -> int:
+    """Steps an evaluation episode may take: ``config.eval_max_steps``, or when that is 0
+    the environment's time limit (``env_params.max_steps_in_episode``)."""
+    if config.eval_max_steps:
+        return config.eval_max_steps
+    limit = getattr(env_params, "max_steps_in_episode", None)
+    try:
+        return int(limit)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        raise ValueError(
+            "eval_max_steps=0 takes the environment's time limit, but its params have no "
+            f"concrete max_steps_in_episode (got {limit!r}); set eval_max_steps"
+        ) from None
+
+
+def make_evaluate(config, env, env_params, policy: Callable) -> Callable:
+    """``evaluate(params) -> float32``: the mean return of ``config.eval_episodes``
+    episodes of ``policy(params)`` (an ``act(key, obs) -> action``), each cut at
+    :func:`eval_max_steps` steps, on fixed keys ``jax.random.split(
+    jax.random.key(config.eval_seed), config.eval_episodes)`` — the same for every seed,
+    grid point and evaluation, and the keys ``jrl eval --seed`` uses. Draws nothing from
+    the training keys, so a run's training numbers do not depend on its evaluation."""
+
+    def evaluate(params) -> jax.Array:
+        max_steps = eval_max_steps(config, env_params)
+        keys = jax.random.split(jax.random.key(config.eval_seed), config.eval_episodes)
+        act = policy(params)
+        episode = lambda key: run_episode(key, env, env_params, act, max_steps)[0]  # noqa: E731
+        return jax.vmap(episode)(keys).mean()
+
+    return evaluate
+
+
+def with_periodic_evaluation(update: Callable, evaluate: Callable, every: int) -> Callable:
+    """``update_at(state, hparams, index) -> (state, metrics)``: ``update(state,
+    hparams)``, then, when ``(index + 1) % every == 0``, ``metrics.eval_return =
+    evaluate(state.params)`` (the update's own NaN stays otherwise); ``every = 0``
+    evaluates never.
+
+    ``index`` is the number of the update (0, 1, ...). Pass the loop's index (``lax.scan``
+    over ``jnp.arange``), not a counter in the state: under ``vmap`` over seeds a
+    per-seed counter is batched, and ``lax.cond`` on a batched predicate runs both
+    branches — an evaluation at every update."""
+
+    def update_at(state, hparams, index):
+        state, metrics = update(state, hparams)
+        if not every:
+            return state, metrics
+        value = jax.lax.cond(
+            (index + 1) % every == 0,
+            evaluate,
+            lambda params: jnp.float32(jnp.nan),
+            state.params,
+        )
+        return state, metrics._replace(eval_return=value)
+
+    return update_at

@@ -47,7 +47,10 @@ The action distributions live in ``jrl.agents.distributions``, the rollout in
 REINFORCE (``jrl.agents.reinforce``).
 
 Metrics are reduced inside the loop: one row per update (no array of length
-total_timesteps is ever built).
+total_timesteps is ever built). With ``eval_every = k > 0`` every k-th update also
+plays ``eval_episodes`` greedy episodes (the distribution's mode) on fixed evaluation
+keys inside the compiled run (``jrl.agents.evaluation``): their mean return is the
+row's ``eval_return``, NaN in the other rows.
 """
 
 from __future__ import annotations
@@ -73,7 +76,13 @@ from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public
     gaussian_entropy,
     gaussian_log_prob,
 )
-from jrl.agents.evaluation import run_episode
+from jrl.agents.evaluation import (
+    check_eval_fields,
+    eval_max_steps,
+    make_evaluate,
+    run_episode,
+    with_periodic_evaluation,
+)
 from jrl.agents.networks import (
     ACTIVATIONS,
     TORSOS,
@@ -122,6 +131,11 @@ class PPOConfig:
     observations, ``"cnn"`` for grid observations [H, W, C] (the CNN torso uses
     ``hidden_sizes[-1]`` for its dense layer). ``clip_value_loss``: PPO's clipped
     value loss (PureJaxRL's choice) or the plain squared error.
+
+    Evaluation inside the run (``jrl.agents.evaluation``): after every ``eval_every``-th
+    update (0: never) the mean return of ``eval_episodes`` greedy episodes, each cut at
+    ``eval_max_steps`` steps (0: the environment's time limit), on keys split from
+    ``jax.random.key(eval_seed)`` — the same keys for every seed and every evaluation.
     """
 
     num_envs: int = 4
@@ -134,12 +148,17 @@ class PPOConfig:
     network: str = "mlp"
     anneal_lr: bool = True
     clip_value_loss: bool = True
+    eval_every: int = 0
+    eval_episodes: int = 10
+    eval_max_steps: int = 0
+    eval_seed: int = 12345
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("num_minibatches", self.num_minibatches)
         check_network_fields(self.network, self.activation, self.hidden_sizes)
+        check_eval_fields(self)
         if self.batch_size % self.num_minibatches:
             raise ValueError(
                 f"num_minibatches={self.num_minibatches} must divide the batch num_envs * "
@@ -270,7 +289,9 @@ class PPOMetrics(NamedTuple):
     episode_return, episode_length: means over the episodes that ended during the
     update's rollout (NaN when none did); num_episodes: how many ended.
     Losses and diagnostics are means over the update's epochs x minibatches;
-    learning_rate is the rate of the update's first gradient step.
+    learning_rate is the rate of the update's first gradient step. eval_return: the
+    mean greedy return on the evaluation keys after this update (NaN unless it is an
+    evaluation update of ``eval_every``).
     """
 
     timesteps: jax.Array
@@ -284,6 +305,7 @@ class PPOMetrics(NamedTuple):
     approx_kl: jax.Array
     clip_fraction: jax.Array
     learning_rate: jax.Array
+    eval_return: jax.Array
 
 
 class Batch(NamedTuple):
@@ -303,7 +325,11 @@ class PPO(NamedTuple):
     network: the flax module (``network.apply(params, obs) -> (dist, value)``, dist the
     logits or (mean, log_std)); distribution: how ``dist`` is read.
     init(key, hparams) -> PPOState. update(state, hparams) -> (PPOState, PPOMetrics):
-    one rollout and its learning. train(key, hparams) -> (PPOState, PPOMetrics[U]).
+    one rollout and its learning. update_at(state, hparams, index): ``update`` as update
+    number ``index`` (int32, unbatched), with the evaluation when ``eval_every`` says
+    (``jrl.agents.evaluation.with_periodic_evaluation``). evaluate(params) -> float32:
+    the mean greedy return on the evaluation keys. train(key, hparams) -> (PPOState,
+    PPOMetrics[U]): ``update_at`` for index 0 .. U-1.
     """
 
     network: nn.Module
@@ -311,6 +337,8 @@ class PPO(NamedTuple):
     update: Callable
     train: Callable
     distribution: ActionDistribution
+    update_at: Callable
+    evaluate: Callable
 
 
 def make_network(
@@ -404,6 +432,11 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     network = make_network(config, num_actions, distribution.continuous)
     num_envs = config.num_envs
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
+    if config.eval_every:
+        eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
+    evaluate = make_evaluate(
+        config, env, env_params, lambda params: greedy_policy(network, distribution, params)
+    )
 
     def cast(hparams: PPOHParams) -> PPOHParams:
         return PPOHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
@@ -501,6 +534,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
             episode_length=episode_length,
             num_episodes=out.stats.count,
             learning_rate=jnp.asarray(lr, jnp.float32),
+            eval_return=jnp.float32(jnp.nan),
             **diagnostics,
         )
         new_state = PPOState(
@@ -515,11 +549,25 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
         )
         return new_state, metrics
 
+    update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
+
     def train(key: jax.Array, hparams: PPOHParams) -> tuple[PPOState, PPOMetrics]:
         state = init(key, hparams)
-        return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=config.num_updates)
+        return jax.lax.scan(
+            lambda s, index: update_at(s, hparams, index),
+            state,
+            jnp.arange(config.num_updates, dtype=jnp.int32),
+        )
 
-    return PPO(network=network, init=init, update=update, train=train, distribution=distribution)
+    return PPO(
+        network=network,
+        init=init,
+        update=update,
+        train=train,
+        distribution=distribution,
+        update_at=update_at,
+        evaluate=evaluate,
+    )
 
 
 def make_train(config: PPOConfig, env, env_params) -> Callable:
@@ -533,9 +581,16 @@ def greedy_episode(key, env, env_params, network: nn.Module, params, max_steps: 
     clipped to the action bounds — : (return float32, length int32, terminated bool),
     cut at ``max_steps`` steps."""
     distribution, _ = action_distribution(env.action_space(env_params))
+    act = greedy_policy(network, distribution, params)
+    return run_episode(key, env, env_params, act, max_steps)
+
+
+def greedy_policy(network: nn.Module, distribution: ActionDistribution, params) -> Callable:
+    """``act(key, obs) -> action``: the mode of the policy's distribution (argmax of the
+    logits, or the Gaussian's mean clipped to the action bounds); the key is unused."""
 
     def act(key, obs):
         dist, _ = network.apply(params, obs)
         return distribution.to_env(distribution.mode(dist))
 
-    return run_episode(key, env, env_params, act, max_steps)
+    return act

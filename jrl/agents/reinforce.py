@@ -23,7 +23,8 @@ V(final_observation), and a rollout that ends mid-episode from V of its last nex
 state, so G_t is a Monte-Carlo return inside the rollout, cut where the data ends.
 
 ``make_train(config, env, env_params)`` returns ``train(key, hparams) -> (PPOState,
-ReinforceMetrics)`` (one metrics row per update), to ``jit`` and ``vmap`` over seeds and
+ReinforceMetrics)`` (one metrics row per update; ``eval_return`` every ``eval_every``
+updates, as PPO's), to ``jit`` and ``vmap`` over seeds and
 the traced :class:`ReinforceHParams` (``jrl.sweep.run_sweep``).
 """
 
@@ -40,6 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jrl.agents.evaluation import (
+    check_eval_fields,
+    eval_max_steps,
+    make_evaluate,
+    with_periodic_evaluation,
+)
 from jrl.agents.ppo import (
     PPOState,
     adam_with_schedule,
@@ -47,6 +54,7 @@ from jrl.agents.ppo import (
     check_env,
     check_network_fields,
     check_positive_int,
+    greedy_policy,
     init_state,
     make_network,
 )
@@ -69,8 +77,9 @@ class ReinforceHParams(NamedTuple):
 class ReinforceConfig:
     """Static settings. One update collects ``num_envs * num_steps`` transitions and
     takes one gradient step on them; the run makes ``total_timesteps // batch_size``
-    updates. ``network``, ``hidden_sizes``, ``activation`` as :class:`PPOConfig`.
-    ``anneal_lr``: the rate falls linearly to 0 over the run."""
+    updates. ``network``, ``hidden_sizes``, ``activation`` and the evaluation inside the
+    run (``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed``) as
+    :class:`PPOConfig`. ``anneal_lr``: the rate falls linearly to 0 over the run."""
 
     num_envs: int = 8
     num_steps: int = 64
@@ -80,11 +89,16 @@ class ReinforceConfig:
     network: str = "mlp"
     anneal_lr: bool = False
     normalize_advantages: bool = False
+    eval_every: int = 0
+    eval_episodes: int = 10
+    eval_max_steps: int = 0
+    eval_seed: int = 12345
 
     def __post_init__(self):
         for name in ("num_envs", "num_steps", "total_timesteps"):
             check_positive_int(name, getattr(self, name))
         check_network_fields(self.network, self.activation, self.hidden_sizes)
+        check_eval_fields(self)
         check_covers_one_batch(self.total_timesteps, self.batch_size)
 
     @property
@@ -162,17 +176,21 @@ class ReinforceMetrics(NamedTuple):
     value_loss: jax.Array
     entropy: jax.Array
     learning_rate: jax.Array
+    eval_return: jax.Array
 
 
 class Reinforce(NamedTuple):
     """The pure functions of one configured REINFORCE (what ``make_reinforce`` returns):
     network, init(key, hparams) -> PPOState, update(state, hparams) -> (PPOState,
-    ReinforceMetrics), train(key, hparams) -> (PPOState, ReinforceMetrics[U])."""
+    ReinforceMetrics), update_at and evaluate as :class:`~jrl.agents.ppo.PPO`'s,
+    train(key, hparams) -> (PPOState, ReinforceMetrics[U])."""
 
     network: nn.Module
     init: Callable
     update: Callable
     train: Callable
+    update_at: Callable
+    evaluate: Callable
 
 
 def make_optimizer(config: ReinforceConfig, hparams: ReinforceHParams):
@@ -187,6 +205,11 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
     network = make_network(config, num_actions, distribution.continuous)
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
+    if config.eval_every:
+        eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
+    evaluate = make_evaluate(
+        config, env, env_params, lambda params: greedy_policy(network, distribution, params)
+    )
 
     def cast(hparams: ReinforceHParams) -> ReinforceHParams:
         return ReinforceHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
@@ -241,6 +264,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
             episode_length=episode_length,
             num_episodes=out.stats.count,
             learning_rate=jnp.asarray(schedule(state.update), jnp.float32),
+            eval_return=jnp.float32(jnp.nan),
             **diagnostics,
         )
         new_state = PPOState(
@@ -255,11 +279,24 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
         )
         return new_state, metrics
 
+    update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
+
     def train(key: jax.Array, hparams: ReinforceHParams):
         state = init(key, hparams)
-        return jax.lax.scan(lambda s, _: update(s, hparams), state, None, length=config.num_updates)
+        return jax.lax.scan(
+            lambda s, index: update_at(s, hparams, index),
+            state,
+            jnp.arange(config.num_updates, dtype=jnp.int32),
+        )
 
-    return Reinforce(network=network, init=init, update=update, train=train)
+    return Reinforce(
+        network=network,
+        init=init,
+        update=update,
+        train=train,
+        update_at=update_at,
+        evaluate=evaluate,
+    )
 
 
 def make_train(config: ReinforceConfig, env, env_params) -> Callable:

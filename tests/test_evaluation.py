@@ -1,0 +1,132 @@
+"""Evaluation inside a training run (``eval_every``): rows, keys, independence from
+training, a real branch under ``vmap``, and clear errors. Tiny budgets: each agent is
+compiled with and without evaluation once (module fixtures)."""
+
+import jax
+import numpy as np
+import pytest
+
+from jrl.agents import dqn, ppo, reinforce
+from jrl.agents.evaluation import eval_max_steps
+from jrl.envs import make
+
+pytestmark = pytest.mark.timeout(300)
+
+SEEDS = jax.random.split(jax.random.key(0), 2)
+PPO_CONFIG = dict(num_envs=4, num_steps=32, total_timesteps=4 * 32 * 6)
+DQN_CONFIG = dict(
+    num_envs=4,
+    total_timesteps=2000,
+    buffer_size=500,
+    batch_size=32,
+    learning_starts=200,
+    train_frequency=4,
+    target_update_frequency=100,
+    log_frequency=400,
+    hidden_sizes=(16, 16),
+)
+
+
+def run(agent, hparams):
+    """(state, metrics) of ``agent.train`` vmapped over two seeds."""
+    return jax.jit(jax.vmap(agent.train, in_axes=(0, None)))(SEEDS, hparams)
+
+
+@pytest.fixture(scope="module")
+def cartpole_ppo():
+    """PPO on CartPole, 6 updates, evaluated after updates 3 and 6 (and not at all)."""
+    env, params = make("CartPole-v1")
+    evaluated = ppo.make_ppo(
+        ppo.PPOConfig(**PPO_CONFIG, eval_every=3, eval_episodes=3), env, params
+    )
+    plain = ppo.make_ppo(ppo.PPOConfig(**PPO_CONFIG), env, params)
+    return env, params, evaluated, run(evaluated, ppo.PPOHParams()), run(plain, ppo.PPOHParams())
+
+
+def assert_same_training(with_eval, without_eval):
+    """Every metric but eval_return, and the final state, bit for bit."""
+    (state_a, metrics_a), (state_b, metrics_b) = with_eval, without_eval
+    for name in metrics_a._fields:
+        if name != "eval_return":
+            np.testing.assert_array_equal(getattr(metrics_a, name), getattr(metrics_b, name))
+    for a, b in zip(jax.tree.leaves(state_a.params), jax.tree.leaves(state_b.params), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert np.isnan(np.asarray(metrics_b.eval_return)).all()
+
+
+def test_ppo_evaluates_every_third_update_without_touching_training(cartpole_ppo):
+    env, params, agent, evaluated, plain = cartpole_ppo
+    returns = np.asarray(evaluated[1].eval_return)
+    assert returns.shape == (2, 6)
+    assert np.isnan(returns[:, [0, 1, 3, 4]]).all()
+    assert np.isfinite(returns[:, [2, 5]]).all() and (returns[:, [2, 5]] >= 8).all()
+    assert_same_training(evaluated, plain)
+
+    # The last evaluation is the final policy's greedy episodes on the fixed keys
+    # split from key(eval_seed), cut at CartPole's time limit (what `jrl eval` plays).
+    keys = jax.random.split(jax.random.key(12345), 3)
+    for seed in range(2):
+        final = jax.tree.map(lambda x, seed=seed: x[seed], evaluated[0].params)
+        episodes = [
+            float(ppo.greedy_episode(k, env, params, agent.network, final, 500)[0]) for k in keys
+        ]
+        assert returns[seed, 5] == pytest.approx(np.mean(episodes), rel=1e-6)
+        assert float(jax.jit(agent.evaluate)(final)) == pytest.approx(returns[seed, 5], rel=1e-6)
+
+
+def test_evaluation_is_a_real_branch_under_vmap(cartpole_ppo):
+    """The evaluation's predicate is the loop index, not a per-seed counter: under vmap
+    over seeds it stays a ``cond`` (a batched predicate would run the evaluation at every
+    update). Without evaluation nothing is staged."""
+    env, params, agent, _, _ = cartpole_ppo
+    plain = ppo.make_ppo(ppo.PPOConfig(**PPO_CONFIG), env, params)
+
+    def staged(agent):
+        train = jax.vmap(agent.train, in_axes=(0, None))
+        return str(jax.make_jaxpr(train)(SEEDS, ppo.PPOHParams()))
+
+    # (the plain program has platform-dependent conds of its own: count them)
+    assert staged(agent).count("cond[") == staged(plain).count("cond[") + 1
+
+
+def test_dqn_and_reinforce_evaluate_in_their_rows():
+    env, params = make("CartPole-v1")
+    agent = dqn.make_dqn(dqn.DQNConfig(**DQN_CONFIG, eval_every=2, eval_episodes=2), env, params)
+    plain = dqn.make_dqn(dqn.DQNConfig(**DQN_CONFIG), env, params)
+    hparams = dqn.DQNHParams(epsilon_decay_fraction=0.5)
+    evaluated = run(agent, hparams)
+    returns = np.asarray(evaluated[1].eval_return)  # 5 chunks: evaluated after 2 and 4
+    assert np.isnan(returns[:, [0, 2, 4]]).all() and np.isfinite(returns[:, [1, 3]]).all()
+    assert_same_training(evaluated, run(plain, hparams))
+
+    config = reinforce.ReinforceConfig(num_envs=4, num_steps=32, total_timesteps=512)
+    agent = reinforce.make_reinforce(
+        reinforce.ReinforceConfig(**{**config.__dict__, "eval_every": 4}), env, params
+    )
+    returns = np.asarray(run(agent, reinforce.ReinforceHParams())[1].eval_return)
+    assert np.isnan(returns[:, :3]).all() and np.isfinite(returns[:, 3]).all()
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("eval_every", -1, "eval_every must be a non-negative int"),
+        ("eval_every", 2.5, "eval_every must be a non-negative int"),
+        ("eval_episodes", 0, "eval_episodes must be a positive int"),
+        ("eval_max_steps", -5, "eval_max_steps must be a non-negative int"),
+        ("eval_seed", True, "eval_seed must be a non-negative int"),
+    ],
+)
+def test_bad_evaluation_settings_are_refused_naming_the_field(field, value, message):
+    for config in (ppo.PPOConfig, dqn.DQNConfig, reinforce.ReinforceConfig):
+        with pytest.raises(ValueError, match=message):
+            config(**{field: value})
+
+
+def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
+    config = ppo.PPOConfig(eval_every=1)
+    assert eval_max_steps(config, make("CartPole-v1")[1]) == 500
+    assert eval_max_steps(config, make("CatRoom-v0")[1]) == 100
+    assert eval_max_steps(ppo.PPOConfig(eval_every=1, eval_max_steps=7), object()) == 7
+    with pytest.raises(ValueError, match="set eval_max_steps"):
+        eval_max_steps(config, object())
