@@ -1,0 +1,93 @@
+"""The neural agents on gymnax environments beyond CartPole and Pendulum (which their
+learning tests cover): Acrobot-v1 with the MLP, every MinAtar game with the CNN on its
+(10, 10, C) grid. A few updates each, two vmapped seeds: the run compiles for the
+environment's observation and action shapes, its numbers are finite, learning moves
+the parameters, and the logged returns are ones the environment can give."""
+
+import jax
+import numpy as np
+import pytest
+
+from jrl.agents import dqn, ppo
+from jrl.envs import make
+from jrl.sweep import run_sweep, stack_grid
+
+pytestmark = pytest.mark.timeout(300)
+
+MINATAR = [
+    "Asterix-MinAtar",
+    "Breakout-MinAtar",
+    "Freeway-MinAtar",
+    "Seaquest-MinAtar",
+    "SpaceInvaders-MinAtar",
+]
+
+
+def run(module, config, hparams, env_name):
+    """(initial params, final state, metrics) of two seeds of ``module.make_train``."""
+    env, params = make(env_name)
+    agent = getattr(module, f"make_{module.__name__.rsplit('.', 1)[1]}")(config, env, params)
+    keys = jax.random.split(jax.random.key(0), 2)
+    initial = jax.vmap(agent.init, in_axes=(0, None))(keys, hparams).params
+    state, metrics = run_sweep(agent.train, jax.random.key(0), stack_grid([hparams]), 2)
+    return initial, jax.tree.map(lambda x: x[0], state), jax.tree.map(lambda x: x[0], metrics)
+
+
+def assert_ran_and_learned(initial, state, metrics, losses, low, high):
+    for name in losses:
+        assert np.isfinite(np.asarray(getattr(metrics, name))).all(), name
+    moved = [
+        not np.allclose(a, b)
+        for a, b in zip(jax.tree.leaves(initial), jax.tree.leaves(state.params), strict=True)
+    ]
+    assert any(moved)
+    returns = np.asarray(metrics.episode_return)
+    ended = returns[np.isfinite(returns)]
+    assert ((ended >= low) & (ended <= high)).all(), ended
+
+
+@pytest.mark.parametrize("env_name", ["Acrobot-v1", *MINATAR])
+def test_ppo_runs_on_gymnax_envs(env_name):
+    minatar = env_name in MINATAR
+    updates = 3 if minatar else 8  # Acrobot: 512 steps per env, past its 500-step limit
+    config = ppo.PPOConfig(
+        num_envs=4,
+        num_steps=64,
+        total_timesteps=4 * 64 * updates,
+        network="cnn" if minatar else "mlp",
+        hidden_sizes=(32,) if minatar else (64, 64),
+        activation="relu" if minatar else "tanh",
+    )
+    initial, state, metrics = run(ppo, config, ppo.PPOHParams(), env_name)
+    assert np.asarray(metrics.timesteps).tolist() == [list(range(256, 256 * updates + 1, 256))] * 2
+    # Acrobot: -1 a step up to its 500-step limit; MinAtar: non-negative points.
+    low, high = (-500, 0) if not minatar else (0, 1e4)
+    assert_ran_and_learned(initial, state, metrics, ("total_loss", "entropy"), low, high)
+    if env_name == "Acrobot-v1":
+        assert np.isfinite(np.asarray(metrics.episode_return)[:, -1]).all()  # ended by now
+
+
+@pytest.mark.parametrize("env_name", ["Acrobot-v1", "Breakout-MinAtar"])
+def test_dqn_runs_on_gymnax_envs(env_name):
+    minatar = env_name in MINATAR
+    config = dqn.DQNConfig(
+        num_envs=4,
+        total_timesteps=2000,
+        buffer_size=1000,
+        batch_size=32,
+        learning_starts=400,
+        train_frequency=4,
+        target_update_frequency=200,
+        log_frequency=400,
+        network="cnn" if minatar else "mlp",
+        hidden_sizes=(32,) if minatar else (64, 64),
+    )
+    initial, state, metrics = run(dqn, config, dqn.DQNHParams(), env_name)
+    assert np.asarray(metrics.gradient_steps).sum(axis=-1).tolist() == [
+        401,
+        401,
+    ]  # from step 400 on, every 4th
+    low, high = (-500, 0) if not minatar else (0, 1e4)
+    loss = np.asarray(metrics.loss)[:, 1:]  # the first chunk takes no gradient step
+    assert np.isfinite(loss).all()
+    assert_ran_and_learned(initial, state, metrics, ("q_value",), low, high)
