@@ -4,7 +4,8 @@ A grid is a pytree of hyperparameters (e.g. a ``TabularHParams``) whose leaves
 all have one leading axis G: the grid points. ``run_sweep`` vmaps ``train(key,
 hparams)`` over seeds inside and over grid points outside, so results come back
 shaped (G, num_seeds, ...), and every grid point sees the same seed keys (common
-random numbers: differences between grid points are not seed noise).
+random numbers: differences between grid points are not seed noise). ``to_dataset``
+gives those results named axes (the product grid's hyperparameters, ``seed``, ...).
 """
 
 from __future__ import annotations
@@ -161,3 +162,67 @@ def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None, 
         run_share, mesh=mesh, in_specs=P("runs"), out_specs=P("runs"), check_vma=False
     )
     return jax.tree.map(lambda x: x[:num_runs], sharded(runs))
+
+
+def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence[str] = ()):
+    """A sweep's results with named axes: an ``xarray.Dataset`` of the fields of
+    ``results`` (a NamedTuple whose leaves are [G, S, ...], as ``run_sweep`` returns
+    metrics; or a dict of such arrays), so that ``ds.episode_return.sel(lr=1e-3).mean(
+    "seed")`` reads as what it is.
+
+    Dimensions, in order:
+
+    - the grid: with ``axes`` — the names given to :func:`product_grid`, in its order —
+      one dimension per name, its coordinates the values swept (G unstacked; a grid
+      that is not that product is refused); without, one dimension ``"grid"``, with
+      every hyperparameter of ``grid`` as a coordinate along it;
+    - ``"seed"`` (0 .. S-1);
+    - the rest: ``dims`` names them for every field with that many more axes (e.g.
+      ``("update",)`` for PPO's metrics), otherwise ``"<field>_<k>"``.
+    """
+    import xarray as xr
+
+    fields = {name: np.asarray(value) for name, value in _fields_of(results).items()}
+    size = grid_size(grid)
+    columns = {name: np.asarray(v) for name, v in _fields_of(grid).items()}
+    unknown = [name for name in axes if name not in columns]
+    if unknown:
+        raise ValueError(f"axes {unknown} are not hyperparameters of the grid: {list(columns)}")
+    shape, coords = _product_axes(columns, axes, size)
+    grid_dims = list(axes) or ["grid"]
+    if not axes:
+        coords = {name: ("grid", values) for name, values in columns.items()}
+    variables = {}
+    for name, value in fields.items():
+        if value.ndim < 2 or value.shape[0] != size:
+            raise ValueError(
+                f"{name}: expected [G={size}, seeds, ...] as run_sweep returns, got {value.shape}"
+            )
+        rest = value.shape[2:]
+        names = list(dims) if len(dims) == len(rest) else [f"{name}_{k}" for k in range(len(rest))]
+        variables[name] = ([*grid_dims, "seed", *names], value.reshape(*shape, *value.shape[1:]))
+    num_seeds = next(iter(fields.values())).shape[1] if fields else 0
+    return xr.Dataset(variables, coords={**coords, "seed": np.arange(num_seeds)})
+
+
+def _fields_of(tree: Any) -> dict:
+    """{name: leaf} of a NamedTuple or a dict."""
+    return tree._asdict() if hasattr(tree, "_asdict") else dict(tree)
+
+
+def _product_axes(columns: dict, axes: Sequence[str], size: int) -> tuple[tuple, dict]:
+    """(grid shape, coordinates) of a grid that is ``product_grid(..., *axes)``: the
+    last axis varying fastest; ValueError otherwise."""
+    if not axes:
+        return (size,), {}
+    values = {name: list(dict.fromkeys(columns[name].tolist())) for name in axes}
+    shape = tuple(len(values[name]) for name in axes)
+    mesh = np.meshgrid(*(np.asarray(values[name]) for name in axes), indexing="ij")
+    if int(np.prod(shape)) != size or any(
+        not np.array_equal(columns[name], m.reshape(-1)) for name, m in zip(axes, mesh, strict=True)
+    ):
+        raise ValueError(
+            f"the grid is not product_grid(..., {', '.join(f'{n}=...' for n in axes)}) in "
+            f"this order (last varying fastest): name its axes as product_grid was given them"
+        )
+    return shape, {name: np.asarray(values[name], np.float32) for name in axes}

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
-from jrl.sweep import run_sweep, stack_grid
+from jrl.sweep import product_grid, run_sweep, stack_grid, to_dataset
 
 pytestmark = pytest.mark.timeout(300)
 METHODS = ("sarsa", "q_learning", "expected_sarsa")
@@ -20,7 +21,7 @@ SHARDED_SCRIPT = """
 import json, sys, jax
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
-from jrl.sweep import run_sweep, stack_grid
+from jrl.sweep import product_grid, run_sweep, stack_grid, to_dataset
 env, params = make("CliffWalking-v0")
 train = make_train(TabularConfig(algorithm="sarsa", num_episodes=40), env, params)
 grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
@@ -120,3 +121,38 @@ def test_a_static_setting_in_a_grid_is_rejected_naming_its_config():
         product_grid(TabularHParams(), planning_steps=[5, 50])
     with pytest.raises(ValueError, match=r"has no field 'learning_rate'; sweepable"):
         product_grid(PPOHParams(), learning_rate=[1e-3])
+
+
+class Rows(NamedTuple):
+    value: jax.Array
+    total: jax.Array
+
+
+def test_results_as_a_dataset_with_named_axes():
+    """to_dataset names the grid's product axes, the seeds and the rest: a value picked
+    by name is the run that made it."""
+    grid = product_grid(TabularHParams(), alpha=[0.1, 0.5], epsilon=[0.0, 0.1, 0.2])
+
+    def train(key, hparams):  # a run's rows: [3 updates], from its seed and hparams
+        noise = jax.random.uniform(key)
+        value = hparams.alpha * 100 + hparams.epsilon * 10 + noise + jax.numpy.arange(3.0)
+        return Rows(value=value, total=value.sum())
+
+    rows = run_sweep(train, jax.random.key(0), grid, num_seeds=4)
+    ds = to_dataset(rows, grid, axes=("alpha", "epsilon"), dims=("update",))
+    assert ds.value.dims == ("alpha", "epsilon", "seed", "update")
+    assert ds.total.dims == ("alpha", "epsilon", "seed")
+    assert ds.value.shape == (2, 3, 4, 3)
+    np.testing.assert_allclose(ds.epsilon.values, [0.0, 0.1, 0.2])
+    noise = np.asarray(rows.value)[0, :, 0] - 10  # every grid point sees the same keys
+    picked = ds.value.sel(alpha=0.5, epsilon=0.2, seed=2, update=1)
+    assert float(picked) == pytest.approx(50 + 2 + noise[2] + 1, rel=1e-6)
+    np.testing.assert_allclose(ds.value.sel(alpha=0.1).sum("update"), ds.total.sel(alpha=0.1))
+
+    flat = to_dataset(rows, grid)  # no axes: one "grid" dimension, hparams along it
+    assert flat.value.dims == ("grid", "seed", "value_0")
+    np.testing.assert_allclose(flat.alpha.values, [0.1] * 3 + [0.5] * 3)
+    with pytest.raises(ValueError, match="not product_grid"):
+        to_dataset(rows, grid, axes=("epsilon", "alpha"))
+    with pytest.raises(ValueError, match=r"axes \['lr'\] are not hyperparameters"):
+        to_dataset(rows, grid, axes=("lr",))
