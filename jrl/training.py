@@ -39,7 +39,7 @@ import yaml
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.envs import make
-from jrl.host import compiler_options
+from jrl.host import compiler_options, release_unused_memory
 from jrl.run_dir import append_rows, read_yaml, truncate_rows, write_json, write_meta, write_yaml
 from jrl.sweep import stack_grid, vmap_or_call
 
@@ -468,6 +468,7 @@ def train(
             chunks[length] = (
                 make_chunk(built, length).lower(state, built.grid, np.int32(first)).compile()
             )
+            release_unused_memory()
             compile_s += time.perf_counter() - started
         chunks_run += 1
         return (*chunks[length](state, built.grid, np.int32(first)), length)

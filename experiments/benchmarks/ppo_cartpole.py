@@ -74,7 +74,9 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             lambda key: run_sweep(train, key, grid, num_seeds, jit=False, devices=shards)[1],
             compiler_options=compiler_options(),
         )
-        times, metrics = baseline.time_compiled(fn, jax.random.key(0))
+        times, metrics = baseline.time_compiled(
+            fn, jax.random.key(0), after_compile=jrl.host.release_unused_memory
+        )
         final = baseline.final_return(metrics.episode_return[0])
     else:
         module = baseline.load_purejaxrl("ppo")

@@ -135,15 +135,18 @@ def final_return(returns, ended=None, fraction: float = 0.05) -> float:
     return float(np.mean(per_seed))
 
 
-def time_compiled(fn, *args) -> tuple[dict, object]:
-    """({compile_s, run_s}, output) of a jitted ``fn``: ahead-of-time compile, then one
-    timed call."""
+def time_compiled(fn, *args, after_compile=None) -> tuple[dict, object]:
+    """({compile_s, run_s, peak_rss_compiled_mb}, output) of a jitted ``fn``: ahead-of-time
+    compile, ``after_compile()`` if given (untimed; jrl's runs release the compiler's
+    freed memory there, as ``run_sweep`` does), then one timed call."""
     import jax
 
     start = time.perf_counter()
     compiled = fn.lower(*args).compile()
     compile_s = time.perf_counter() - start
     compiled_rss = peak_rss_mb()
+    if after_compile is not None:
+        after_compile()
     start = time.perf_counter()
     out = jax.block_until_ready(compiled(*args))
     run_s = time.perf_counter() - start
