@@ -352,19 +352,21 @@ def test_vmapped_seeds_get_distinct_params_and_data(cartpole):
 def test_dqn_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
     """The greedy policy walks the 12 steps to the tall post (+10) past the rug (+1, 4
     steps) for most seeds. Epsilon-greedy from 1 gives Q-learning random episodes, 3% of
-    which end on the tall post. Double DQN made it reliable: 36 of 40 seeds (5 keys)
-    took the tall post after 4e4 steps (30 of 32 with a replay of the whole run), against
-    20 of 24 (3 keys) with the plain max target (the rest looped or took the rug); 3e4
-    steps gave 12 of 16. gamma 0.95 (0.99 left most greedy policies looping at this
-    budget). The grid observation is flattened for the MLP: the CNN torso ran at ~1.2k
-    steps/s here, 15x slower. Peak memory ~1 GB (the replay holds 462-float grids)."""
+    which end on the tall post. Double DQN made it reliable: after 5e4 steps 148 of 160
+    seeds (20 keys x 8) took the tall post, the rest the rug or a loop; 4e4 steps gave
+    138-143 of 160 for three random streams of the loop (149-152 for two streams drawn
+    before DQN drew a chunk's randomness at once, ``ChunkNoise``), and the plain max
+    target 20 of 24 (3 keys) at 4e4; 3e4 steps gave 12 of 16. gamma 0.95 (0.99 left most
+    greedy policies looping at this budget). The grid observation is flattened for the
+    MLP: the CNN torso ran at ~1.2k steps/s here, 15x slower. Peak memory ~1 GB (the
+    replay holds 462-float grids)."""
     from gymnax.wrappers.purerl import FlattenObservationWrapper
 
     env, params = make("CatRoom-v0", observation="grid")
     env = FlattenObservationWrapper(env)
     config = DQNConfig(
         num_envs=8,
-        total_timesteps=40_000,
+        total_timesteps=50_000,
         buffer_size=10_000,
         batch_size=64,
         learning_starts=500,
@@ -387,5 +389,5 @@ def test_dqn_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
     )
     assert np.nanmean(np.asarray(metrics.episode_return)[:, 0]) < 0  # furniture at first
     tall = (np.asarray(greedy_return) == 10.0) & np.asarray(terminated)
-    assert tall.sum() >= 6, greedy_return  # 8 of 8 with this key
+    assert tall.sum() >= 6, greedy_return  # 6 of 8 with this key
     np.testing.assert_array_equal(np.asarray(greedy_length)[tall], 12)  # the shortest path

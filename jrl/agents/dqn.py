@@ -60,7 +60,7 @@ from jrl.agents.evaluation import (
 )
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
 from jrl.agents.networks import ACTIVATIONS, TORSOS, CNNTorso, MLPTorso, dense, init_params
-from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_init, buffer_sample
+from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_gather, buffer_init
 
 TARGET_UPDATES = ("hard", "polyak")
 
@@ -309,7 +309,7 @@ class Transition(NamedTuple):
 class DQNState(NamedTuple):
     """The runner state. episode_return, episode_length: float32[N], int32[N] of the
     episodes under way. timesteps: environment steps taken (int32). key: the loop's key
-    (iteration k uses fold_in(key, k))."""
+    (chunk c draws its :class:`ChunkNoise` from fold_in(key, c))."""
 
     params: Any
     target_params: Any
@@ -321,6 +321,26 @@ class DQNState(NamedTuple):
     episode_length: jax.Array
     timesteps: jax.Array
     key: jax.Array
+
+
+class ChunkNoise(NamedTuple):
+    """The randomness of one chunk of C = ``iterations_per_chunk`` iterations, drawn in
+    one go at its start (V vector steps of N envs and G gradient steps per iteration,
+    B transitions per gradient step).
+
+    act_uniforms: float32[C, V, N, 2], epsilon-greedy's two uniforms per env and step
+    (:func:`~jrl.agents.exploration.epsilon_greedy_from_uniforms`). env_keys: key[C, V,
+    N], each env step's key. slots: int32[C, G, B], the replay slots each gradient step
+    reads, uniform over the slots filled by then.
+
+    A few large draws per chunk instead of several small ones per iteration: XLA:CPU
+    runs each small threefry call as a loop of tiny operations, which cost DQN on
+    CartPole-v1 (10 envs, one gradient step per iteration) ~13% of a single seed's run.
+    """
+
+    act_uniforms: jax.Array
+    env_keys: jax.Array
+    slots: jax.Array
 
 
 class DQNMetrics(NamedTuple):
@@ -442,9 +462,9 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
-    def gradient_step(carry, key_sample, buffer, hparams: DQNHParams):
+    def gradient_step(carry, slots, buffer, hparams: DQNHParams):
         params, opt_state, target_params = carry
-        batch = buffer_sample(key_sample, buffer, config.batch_size)
+        batch = buffer_gather(buffer, slots)
         next_q_target = network.apply(target_params, batch.next_obs)
         next_q_online = network.apply(params, batch.next_obs) if config.double_dqn else None
         targets = dqn_target(
@@ -458,22 +478,42 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         )
         return (optax.apply_updates(params, updates), opt_state, target_params), (loss, q_mean)
 
-    def iteration(state: DQNState, hparams: DQNHParams):
-        """I / N vector steps, then I / train_frequency gradient steps once learning
-        has started, then the target update when due. Returns the new state and sums
-        for the chunk's metrics."""
-        epsilon_at = epsilon_schedule(hparams)
-        key = jax.random.fold_in(state.key, state.timesteps // config.iteration_steps)
-        key_steps, key_learn = jax.random.split(key)
+    def draw_noise(key: jax.Array, buffer_size: jax.Array) -> ChunkNoise:
+        """The chunk's :class:`ChunkNoise`; ``buffer_size``: filled slots at its start."""
+        chunk = config.iterations_per_chunk
+        vector_steps = config.vector_steps_per_iteration
+        key_act, key_env, key_slots = jax.random.split(key, 3)
+        env_keys = jax.random.split(key_env, chunk * vector_steps * num_envs)
+        # Iteration i samples after its own transitions are in: min(size + (i+1) I, capacity).
+        filled = jnp.minimum(
+            buffer_size + config.iteration_steps * jnp.arange(1, chunk + 1), config.buffer_size
+        )
+        return ChunkNoise(
+            act_uniforms=jax.random.uniform(key_act, (chunk, vector_steps, num_envs, 2)),
+            env_keys=env_keys.reshape(chunk, vector_steps, num_envs),
+            slots=jax.random.randint(
+                key_slots,
+                (chunk, config.gradient_steps_per_iteration, config.batch_size),
+                0,
+                jnp.maximum(filled, 1)[:, None, None],
+            ),
+        )
 
-        def env_step(carry, key_step):
+    def iteration(state: DQNState, hparams: DQNHParams, noise: ChunkNoise):
+        """I / N vector steps, then I / train_frequency gradient steps once learning
+        has started, then the target update when due, with ``noise`` this iteration's
+        slice of the chunk's (leading axis dropped). Returns the new state and sums for
+        the chunk's metrics."""
+        epsilon_at = epsilon_schedule(hparams)
+
+        def env_step(carry, step_noise):
             buffer, env_state, obs, ep_return, ep_length, timesteps = carry
-            key_act, key_env = jax.random.split(key_step)
+            uniforms, env_keys = step_noise
             epsilon = epsilon_at(timesteps)
             q = network.apply(state.params, obs)
-            action = act(jax.random.uniform(key_act, (num_envs, 2)), q, epsilon)
+            action = act(uniforms, q, epsilon)
             next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                jax.random.split(key_env, num_envs), env_state, action, env_params
+                env_keys, env_state, action, env_params
             )
             reward = jnp.asarray(reward, jnp.float32)
             transition = Transition(
@@ -507,7 +547,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             state.timesteps,
         )
         carry, (episode_stats, epsilons) = jax.lax.scan(
-            env_step, carry, jax.random.split(key_steps, config.vector_steps_per_iteration)
+            env_step, carry, (noise.act_uniforms, noise.env_keys)
         )
         buffer, env_state, obs, ep_return, ep_length, timesteps = carry
         episode_stats = jax.tree.map(jnp.sum, episode_stats)
@@ -516,9 +556,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         # through the cond and the scan made XLA keep a second copy of it.
         def learn(operand):
             carry, (losses, q_means) = jax.lax.scan(
-                lambda c, k: gradient_step(c, k, buffer, hparams),
-                operand,
-                jax.random.split(key_learn, config.gradient_steps_per_iteration),
+                lambda c, slots: gradient_step(c, slots, buffer, hparams), operand, noise.slots
             )
             return carry, (losses.sum(), q_means.sum())
 
@@ -559,9 +597,9 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     def update(state: DQNState, hparams: DQNHParams) -> tuple[DQNState, DQNMetrics]:
         """One chunk: ``log_frequency`` environment steps and their learning."""
         hparams = cast(hparams)
-        state, stats = jax.lax.scan(
-            lambda s, _: iteration(s, hparams), state, None, length=config.iterations_per_chunk
-        )
+        chunk_key = jax.random.fold_in(state.key, state.timesteps // config.log_frequency)
+        noise = draw_noise(chunk_key, state.buffer.size)
+        state, stats = jax.lax.scan(lambda s, n: iteration(s, hparams, n), state, noise)
         return_sum, length_sum, count, loss_sum, q_sum, grad_steps, epsilons = stats
         count, grad_steps = count.sum(), grad_steps.sum()
         episodes, learned = jnp.maximum(count, 1), jnp.maximum(grad_steps, 1)

@@ -10,7 +10,9 @@ per seed):
 - :func:`buffer_add` ``(buffer, batch)``: writes B transitions (leading axis B) at slots
   ``(position + i) mod capacity``, i = 0..B-1, overwriting the oldest once full (FIFO);
 - :func:`buffer_sample` ``(key, buffer, batch_size)``: ``batch_size`` transitions drawn
-  uniformly, with replacement, from the ``size`` filled slots.
+  uniformly, with replacement, from the ``size`` filled slots;
+- :func:`buffer_gather` ``(buffer, slots)``: the transitions in given slots (for
+  callers that draw the slots themselves, several samples' worth at once).
 
 Shapes and the capacity are static; position and size are int32 scalars (traced).
 """
@@ -82,4 +84,10 @@ def buffer_sample(key: jax.Array, buffer: ReplayBuffer, batch_size: int) -> Any:
     replacement from the filled slots ``0 .. size-1``. Needs ``size >= 1`` (with an
     empty buffer every draw is slot 0, which holds zeros)."""
     slots = jax.random.randint(key, (batch_size,), 0, jnp.maximum(buffer.size, 1))
+    return buffer_gather(buffer, slots)
+
+
+def buffer_gather(buffer: ReplayBuffer, slots: jax.Array) -> Any:
+    """The transitions in ``slots`` (int[...], each in ``0 .. capacity-1``): leaves
+    ``[*slots.shape, ...]``."""
     return jax.tree.map(lambda store: store[slots], buffer.data)
