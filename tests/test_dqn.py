@@ -18,6 +18,7 @@ from jrl.agents.dqn import (
     DQNHParams,
     check_hparams,
     dqn_target,
+    draw_chunk_noise,
     greedy_episode,
     make_dqn,
     make_train,
@@ -143,6 +144,29 @@ def test_config_derived_loop_sizes():
         num_envs=4, train_frequency=8, target_update_frequency=504, log_frequency=1000
     )
     assert (config.vector_steps_per_iteration, config.gradient_steps_per_iteration) == (2, 1)
+
+
+def test_chunk_noise_samples_only_slots_filled_by_each_iteration():
+    """Iteration i of a chunk samples after its I transitions are in: from the first
+    min(size + (i + 1) I, capacity) slots, and from all of them once the ring is full."""
+    config = DQNConfig(
+        num_envs=4, train_frequency=2, buffer_size=50, batch_size=50, log_frequency=80
+    )
+    chunk, steps = config.iterations_per_chunk, config.iteration_steps
+    assert (chunk, steps, config.gradient_steps_per_iteration) == (20, 4, 2)
+    noise = jax.jit(draw_chunk_noise, static_argnums=1)(jax.random.key(0), config, 6)
+    assert noise.act_uniforms.shape == (chunk, 1, 4, 2)
+    assert noise.env_keys.shape == (chunk, 1, 4)
+    assert noise.slots.shape == (chunk, 2, 50)
+    filled = np.minimum(6 + steps * np.arange(1, chunk + 1), 50)
+    highest = np.asarray(noise.slots).max(axis=(1, 2))
+    assert np.all(highest < filled)
+    assert np.mean(highest == filled - 1) >= 0.5  # 100 draws over <= 50 slots: mostly
+    assert np.asarray(noise.slots).min() == 0
+    keys = jax.random.key_data(noise.env_keys).reshape(chunk * 4, -1)
+    assert len(np.unique(np.asarray(keys), axis=0)) == chunk * 4
+    other = draw_chunk_noise(jax.random.key(1), config, 6)
+    assert not np.array_equal(noise.slots, other.slots)
 
 
 @pytest.mark.parametrize(

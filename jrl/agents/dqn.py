@@ -410,6 +410,31 @@ def make_optimizer(
     return optax.chain(clip, optax.adam(learning_rate=hparams.lr))
 
 
+def draw_chunk_noise(key: jax.Array, config: DQNConfig, buffer_size: jax.Array) -> ChunkNoise:
+    """The :class:`ChunkNoise` of one chunk of ``config``'s run from ``key``;
+    ``buffer_size``: the replay's filled slots at the chunk's start. Iteration i's
+    gradient steps sample after its own I transitions are in, from the first
+    min(buffer_size + (i + 1) I, capacity) slots (the ring fills from slot 0)."""
+    chunk = config.iterations_per_chunk
+    vector_steps = config.vector_steps_per_iteration
+    num_envs = config.num_envs
+    key_act, key_env, key_slots = jax.random.split(key, 3)
+    env_keys = jax.random.split(key_env, chunk * vector_steps * num_envs)
+    filled = jnp.minimum(
+        buffer_size + config.iteration_steps * jnp.arange(1, chunk + 1), config.buffer_size
+    )
+    return ChunkNoise(
+        act_uniforms=jax.random.uniform(key_act, (chunk, vector_steps, num_envs, 2)),
+        env_keys=env_keys.reshape(chunk, vector_steps, num_envs),
+        slots=jax.random.randint(
+            key_slots,
+            (chunk, config.gradient_steps_per_iteration, config.batch_size),
+            0,
+            jnp.maximum(filled, 1)[:, None, None],
+        ),
+    )
+
+
 def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     """Build the pure functions of DQN on ``env`` (a gymnax-API environment)."""
     num_actions, obs_shape = _check_env(config, env, env_params)
@@ -477,27 +502,6 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             grads, opt_state, params
         )
         return (optax.apply_updates(params, updates), opt_state, target_params), (loss, q_mean)
-
-    def draw_noise(key: jax.Array, buffer_size: jax.Array) -> ChunkNoise:
-        """The chunk's :class:`ChunkNoise`; ``buffer_size``: filled slots at its start."""
-        chunk = config.iterations_per_chunk
-        vector_steps = config.vector_steps_per_iteration
-        key_act, key_env, key_slots = jax.random.split(key, 3)
-        env_keys = jax.random.split(key_env, chunk * vector_steps * num_envs)
-        # Iteration i samples after its own transitions are in: min(size + (i+1) I, capacity).
-        filled = jnp.minimum(
-            buffer_size + config.iteration_steps * jnp.arange(1, chunk + 1), config.buffer_size
-        )
-        return ChunkNoise(
-            act_uniforms=jax.random.uniform(key_act, (chunk, vector_steps, num_envs, 2)),
-            env_keys=env_keys.reshape(chunk, vector_steps, num_envs),
-            slots=jax.random.randint(
-                key_slots,
-                (chunk, config.gradient_steps_per_iteration, config.batch_size),
-                0,
-                jnp.maximum(filled, 1)[:, None, None],
-            ),
-        )
 
     def iteration(state: DQNState, hparams: DQNHParams, noise: ChunkNoise):
         """I / N vector steps, then I / train_frequency gradient steps once learning
@@ -598,7 +602,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         """One chunk: ``log_frequency`` environment steps and their learning."""
         hparams = cast(hparams)
         chunk_key = jax.random.fold_in(state.key, state.timesteps // config.log_frequency)
-        noise = draw_noise(chunk_key, state.buffer.size)
+        noise = draw_chunk_noise(chunk_key, config, state.buffer.size)
         state, stats = jax.lax.scan(lambda s, n: iteration(s, hparams, n), state, noise)
         return_sum, length_sum, count, loss_sum, q_sum, grad_steps, epsilons = stats
         count, grad_steps = count.sum(), grad_steps.sum()
