@@ -47,35 +47,41 @@ PUREJAXRL_CONFIG = {
 }
 
 
+def jrl_train(steps: int):
+    """(train, hparams): our DQN on CartPole-v1 in PureJaxRL's configuration."""
+    from jrl.agents.dqn import DQNConfig, DQNHParams, make_train
+    from jrl.envs import make
+
+    env, env_params = make("CartPole-v1")
+    config = DQNConfig(
+        num_envs=10,
+        total_timesteps=steps,
+        buffer_size=10_000,
+        batch_size=128,
+        learning_starts=10_000,
+        train_frequency=10,
+        target_update_frequency=500,
+        log_frequency=5_000,
+        clip_gradients=False,
+    )
+    hparams = DQNHParams(
+        lr=2.5e-4,
+        gamma=0.99,
+        epsilon_decay_fraction=25e4 / steps,
+        huber_delta=1e3,
+    )
+    return make_train(config, env, env_params), hparams
+
+
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
     devices = jrl.host.use_cpu_cores() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":
-        from jrl.agents.dqn import DQNConfig, DQNHParams, make_train
-        from jrl.envs import make
         from jrl.host import compiler_options
         from jrl.sweep import run_sweep, stack_grid
 
-        env, env_params = make("CartPole-v1")
-        config = DQNConfig(
-            num_envs=10,
-            total_timesteps=steps,
-            buffer_size=10_000,
-            batch_size=128,
-            learning_starts=10_000,
-            train_frequency=10,
-            target_update_frequency=500,
-            log_frequency=5_000,
-            clip_gradients=False,
-        )
-        hparams = DQNHParams(
-            lr=2.5e-4,
-            gamma=0.99,
-            epsilon_decay_fraction=25e4 / steps,
-            huber_delta=1e3,
-        )
-        train = make_train(config, env, env_params)
+        train, hparams = jrl_train(steps)
         grid = stack_grid([hparams])
         if num_seeds % devices:
             devices = 1

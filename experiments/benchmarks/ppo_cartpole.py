@@ -54,19 +54,26 @@ PUREJAXRL_CONFIG = {
 }
 
 
+def jrl_train(steps: int):
+    """(train, hparams): our PPO on CartPole-v1 in PureJaxRL's configuration (jrl's
+    defaults)."""
+    from jrl.agents.ppo import PPOConfig, PPOHParams, make_train
+    from jrl.envs import make
+
+    env, env_params = make("CartPole-v1")
+    return make_train(PPOConfig(total_timesteps=steps), env, env_params), PPOHParams()
+
+
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
     devices = jrl.host.use_cpu_cores() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":
-        from jrl.agents.ppo import PPOConfig, PPOHParams, make_train
-        from jrl.envs import make
         from jrl.host import compiler_options
         from jrl.sweep import run_sweep, stack_grid
 
-        env, env_params = make("CartPole-v1")
-        train = make_train(PPOConfig(total_timesteps=steps), env, env_params)
-        grid = stack_grid([PPOHParams()])
+        train, hparams = jrl_train(steps)
+        grid = stack_grid([hparams])
         if num_seeds % devices:
             devices = 1
         shards = jax.devices()[:devices] if devices > 1 else None
