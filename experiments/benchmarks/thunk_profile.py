@@ -14,9 +14,15 @@ layer's product in the backward pass).
 Read it with two corrections in mind. Tracing costs about ``tracing_us_per_event``
 per thunk (the traced run's extra time over the untraced one, per event), which
 dominates thunks below a microsecond — their count matters more than their traced
-time. ``top`` lists the thunks that are neither loops nor conditionals;
-``loops_and_conds`` those, each timed with the thunks of its body or branch (which
-``top`` also counts). ``rolled_loops`` counts the while loops that run a fixed number of trips
+time. Nor are traced times a cost model for larger thunks: here the trace put Eigen's
+weight-gradient products at twice YNNPACK's time per flop and gymnax's per-step
+threefry loops among the largest items, yet moving those products to YNNPACK, or
+removing those draws altogether, left the untraced run as fast as before. Use the
+table for what runs and how often; confirm any idea with an A/B of the untraced run.
+
+``top`` lists the thunks that are neither loops nor conditionals; ``loops_and_conds``
+those, each timed with the thunks of its body or branch (which ``top`` also counts).
+``rolled_loops`` counts the while loops that run a fixed number of trips
 (``known_trip_count``) with their ``op_name``s: on XLA:CPU, JAX's threefry PRNG
 (``jax.random.split``, ``uniform``, ... on arrays beyond a handful of elements) becomes
 a 5-trip loop of ~19 thunks, which is why DQN draws a chunk's randomness at once
