@@ -47,12 +47,10 @@ PUREJAXRL_CONFIG = {
 }
 
 
-def jrl_train(steps: int):
-    """(train, hparams): our DQN on CartPole-v1 in PureJaxRL's configuration."""
-    from jrl.agents.dqn import DQNConfig, DQNHParams, make_train
-    from jrl.envs import make
+def jrl_config(steps: int):
+    """(DQNConfig, DQNHParams): PureJaxRL's DQN configuration for CartPole-v1 in ours."""
+    from jrl.agents.dqn import DQNConfig, DQNHParams
 
-    env, env_params = make("CartPole-v1")
     config = DQNConfig(
         num_envs=10,
         total_timesteps=steps,
@@ -70,7 +68,16 @@ def jrl_train(steps: int):
         epsilon_decay_fraction=25e4 / steps,
         huber_delta=1e3,
     )
-    return make_train(config, env, env_params), hparams
+    return config, hparams
+
+
+def jrl_train(steps: int):
+    """(train, hparams): our DQN on CartPole-v1 in PureJaxRL's configuration."""
+    from jrl.agents.dqn import make_train
+    from jrl.envs import make
+
+    config, hparams = jrl_config(steps)
+    return make_train(config, *make("CartPole-v1")), hparams
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:

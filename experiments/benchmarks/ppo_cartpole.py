@@ -54,14 +54,21 @@ PUREJAXRL_CONFIG = {
 }
 
 
+def jrl_config(steps: int):
+    """(PPOConfig, PPOHParams): PureJaxRL's PPO configuration for CartPole-v1 in ours
+    (jrl's defaults)."""
+    from jrl.agents.ppo import PPOConfig, PPOHParams
+
+    return PPOConfig(total_timesteps=steps), PPOHParams()
+
+
 def jrl_train(steps: int):
-    """(train, hparams): our PPO on CartPole-v1 in PureJaxRL's configuration (jrl's
-    defaults)."""
-    from jrl.agents.ppo import PPOConfig, PPOHParams, make_train
+    """(train, hparams): our PPO on CartPole-v1 in PureJaxRL's configuration."""
+    from jrl.agents.ppo import make_train
     from jrl.envs import make
 
-    env, env_params = make("CartPole-v1")
-    return make_train(PPOConfig(total_timesteps=steps), env, env_params), PPOHParams()
+    config, hparams = jrl_config(steps)
+    return make_train(config, *make("CartPole-v1")), hparams
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:

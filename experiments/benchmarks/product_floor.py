@@ -38,6 +38,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import dqn_cartpole  # noqa: E402
+import ppo_cartpole  # noqa: E402
 import purejaxrl_baseline as baseline  # noqa: E402
 
 import jrl.host  # noqa: E402
@@ -48,19 +50,14 @@ OBS_DIM, NUM_ACTIONS = 4, 2  # CartPole-v1
 
 def gradient_steps(algo: str, steps: int) -> tuple[int, int, list, int]:
     """(gradient steps in a run of ``steps``, batch size, networks as layer widths, how
-    many of those networks only run forward) for PureJaxRL's CartPole configuration."""
+    many of those networks only run forward) for PureJaxRL's CartPole configuration,
+    as ``ppo_cartpole.py`` and ``dqn_cartpole.py`` run it."""
     if algo == "ppo":
-        from jrl.agents.ppo import PPOConfig
-
-        config = PPOConfig(total_timesteps=steps)
+        config, _ = ppo_cartpole.jrl_config(steps)
         count = config.num_updates * config.update_epochs * config.num_minibatches
         widths = [OBS_DIM, *config.hidden_sizes]
         return count, config.minibatch_size, [widths + [NUM_ACTIONS], widths + [1]], 0
-    from jrl.agents.dqn import DQNConfig
-
-    # dqn_cartpole.py's configuration: learning from 10,000 steps, one gradient step
-    # per vector step of 10 environments, batches of 128.
-    config = DQNConfig(total_timesteps=steps, learning_starts=10_000, log_frequency=5_000)
+    config, _ = dqn_cartpole.jrl_config(steps)
     learning = config.num_chunks * config.log_frequency - config.learning_starts
     count = -(-learning // config.train_frequency)
     widths = [OBS_DIM, *config.hidden_sizes, NUM_ACTIONS]

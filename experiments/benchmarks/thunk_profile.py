@@ -52,10 +52,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+import jrl.host
 
-import jrl.host  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 TRACE_EVENT_LIMIT = 1_000_000
 NOT_THUNKS = ("end:", "ThunkExecutor", "$", "PjRt", "Pjit", "XlaModule")
@@ -97,6 +96,7 @@ def profile(algo: str, steps: int, top: int) -> dict:
     jrl.host.use_cpu_cores(1)
     import jax
 
+    sys.path.insert(0, str(HERE))  # the benchmarks whose configuration is profiled
     if algo == "ppo":
         from ppo_cartpole import jrl_train
     else:
