@@ -81,7 +81,7 @@ def jrl_train(steps: int):
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
-    devices = jrl.host.use_cpu_cores() if impl == "jrl" else 1
+    devices = baseline.jrl_device_count() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":
@@ -113,6 +113,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
         "steps_per_s": round(num_seeds * steps / times["run_s"]),
         "final_return": round(final, 1),
         "peak_rss_mb": round(baseline.peak_rss_mb()),
+        **baseline.device_memory(),
     }
 
 

@@ -10,7 +10,10 @@ ahead-of-time ``lower().compile()`` (``compile_s``), then the compiled call
 host: ``jrl.sweep.run_sweep(..., devices=jax.devices())`` with one XLA device per
 core (``jrl.host.use_cpu_cores()``, which also sets jrl's recommended XLA:CPU flags),
 each vmapping its share of the seeds, compiled with ``jrl.host.compiler_options()`` as
-jrl compiles its own runs; a single seed runs unbatched. PureJaxRL
+jrl compiles its own runs; a single seed runs unbatched. On a GPU host ours runs on
+its GPUs instead (``jrl_device_count``), and each process also reports
+``peak_device_mb``, its devices' peak memory (``device_memory``;
+``gpu_seeds.sh`` runs both benchmarks at 2048 seeds on a lent GPU). PureJaxRL
 runs as its ``ppo.py`` does: ``jit(make_train(config))(key)`` for one seed, and
 ``jit(vmap(...))`` over the keys on one device for several. ``final_return``: the
 mean return of the episodes that ended in the last 5% of updates, averaged over
@@ -72,7 +75,7 @@ def jrl_train(steps: int):
 
 
 def measure(impl: str, num_seeds: int, steps: int) -> dict:
-    devices = jrl.host.use_cpu_cores() if impl == "jrl" else 1
+    devices = baseline.jrl_device_count() if impl == "jrl" else 1
     import jax
 
     if impl == "jrl":
@@ -109,6 +112,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
         "steps_per_s": round(num_seeds * steps / times["run_s"]),
         "final_return": round(final, 1),
         "peak_rss_mb": round(baseline.peak_rss_mb()),
+        **baseline.device_memory(),
     }
 
 

@@ -115,6 +115,30 @@ def load_purejaxrl(name: str) -> types.ModuleType:
     return module
 
 
+def jrl_device_count() -> int:
+    """The devices our runs split their seeds over, set up for this host: on a CPU host
+    one XLA device per core (``jrl.host.use_cpu_cores()``, as jrl recommends there),
+    on a GPU or TPU host its accelerators. Call it before JAX starts."""
+    import jrl.host
+
+    cores = jrl.host.use_cpu_cores()
+    import jax
+
+    return cores if jax.default_backend() == "cpu" else jax.device_count()
+
+
+def device_memory() -> dict:
+    """``{"backend": ...}``, and on an accelerator ``peak_device_mb``: the largest peak
+    of bytes in use over this process's devices, MiB (host memory is peak_rss_mb)."""
+    import jax
+
+    report: dict = {"backend": jax.default_backend()}
+    if report["backend"] != "cpu":
+        peaks = [(d.memory_stats() or {}).get("peak_bytes_in_use", 0) for d in jax.devices()]
+        report["peak_device_mb"] = round(max(peaks) / 2**20)
+    return report
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (ru_maxrss), MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -170,6 +194,9 @@ def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:
             row["speedup"] = round(ours["steps_per_s"] / theirs["steps_per_s"], 2)
             row["compile_ratio"] = round(ours["compile_s"] / theirs["compile_s"], 2)
             row["memory_ratio"] = round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 2)
+            if "peak_device_mb" in ours and "peak_device_mb" in theirs:
+                ratio = ours["peak_device_mb"] / max(theirs["peak_device_mb"], 1)
+                row["device_memory_ratio"] = round(ratio, 2)
             speedups.append(row["speedup"])
         report[f"seeds_{num_seeds}"] = row
     if speedups:
