@@ -55,13 +55,18 @@ class ActionDistribution(NamedTuple):
     gives (``dist``: logits float[..., A] for a categorical, ``(mean, log_std)``
     float[..., d] each for a diagonal Gaussian).
 
-    sample(key, dist) -> action; log_prob(dist, action) -> float[...];
-    entropy(dist) -> float[...]; mode(dist) -> the most likely action (greedy play);
-    to_env(action) -> the action handed to ``env.step`` (identity, or the clip of a
-    Gaussian sample to the Box bounds). ``continuous`` says which kind it is.
+    sample(key, dist) -> action, which is ``sample_from_noise(dist, noise(key, dist))``:
+    ``noise`` reads only the shapes and dtypes of ``dist`` (a ``jax.eval_shape`` of it
+    will do), so a rollout can draw every step's noise before it runs;
+    log_prob(dist, action) -> float[...]; entropy(dist) -> float[...]; mode(dist) ->
+    the most likely action (greedy play); to_env(action) -> the action handed to
+    ``env.step`` (identity, or the clip of a Gaussian sample to the Box bounds).
+    ``continuous`` says which kind it is.
     """
 
     sample: Callable
+    noise: Callable
+    sample_from_noise: Callable
     log_prob: Callable
     entropy: Callable
     mode: Callable
@@ -70,9 +75,20 @@ class ActionDistribution(NamedTuple):
 
 
 def categorical() -> ActionDistribution:
-    """Categorical over logits float[..., A]; actions int[...]."""
+    """Categorical over logits float[..., A]; actions int[...], sampled by the Gumbel-max
+    trick, a = argmax_i (logits_i + g_i) with g_i ~ Gumbel(0, 1) (the draws
+    ``jax.random.categorical(key, logits)`` makes)."""
+
+    def noise(key, logits):
+        return jax.random.gumbel(key, logits.shape, logits.dtype)
+
+    def sample_from_noise(logits, gumbel):
+        return jnp.argmax(logits + gumbel, axis=-1)
+
     return ActionDistribution(
-        sample=lambda key, logits: jax.random.categorical(key, logits),
+        sample=lambda key, logits: sample_from_noise(logits, noise(key, logits)),
+        noise=noise,
+        sample_from_noise=sample_from_noise,
         log_prob=categorical_log_prob,
         entropy=categorical_entropy,
         mode=lambda logits: jnp.argmax(logits, axis=-1),
@@ -87,12 +103,18 @@ def diag_gaussian(low: Any, high: Any) -> ActionDistribution:
     [low, high] (scalars or float[d]) only by ``to_env``."""
     low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
 
-    def sample(key, dist):
+    def noise(key, dist):
+        mean = dist[0]
+        return jax.random.normal(key, mean.shape, mean.dtype)
+
+    def sample_from_noise(dist, eps):
         mean, log_std = dist
-        return mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+        return mean + jnp.exp(log_std) * eps
 
     return ActionDistribution(
-        sample=sample,
+        sample=lambda key, dist: sample_from_noise(dist, noise(key, dist)),
+        noise=noise,
+        sample_from_noise=sample_from_noise,
         log_prob=lambda dist, action: gaussian_log_prob(dist[0], dist[1], action),
         entropy=lambda dist: gaussian_entropy(dist[1]),
         mode=lambda dist: dist[0],

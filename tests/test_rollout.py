@@ -1,0 +1,93 @@
+"""The rollout draws its randomness before its scan: the draws must be the ones the
+per-step calls would make, and gymnax's auto-reset with the reset drawn beforehand
+must be gymnax's ``step``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from gymnax.wrappers.purerl import FlattenObservationWrapper
+
+import jrl.agents.rollout as rollout_module
+from jrl.agents.distributions import categorical, diag_gaussian
+from jrl.agents.networks import ActorCritic, init_params
+from jrl.agents.rollout import make_rollout, resets_drawn_ahead, step_with_reset
+from jrl.envs import make
+
+
+def test_samples_from_drawn_noise_are_the_samplers_own():
+    key = jax.random.key(3)
+    logits = jax.random.normal(jax.random.key(1), (256, 5))
+    dist = categorical()
+    shape = jax.eval_shape(lambda: logits)  # noise reads shapes only
+    drawn = dist.sample_from_noise(logits, dist.noise(key, shape))
+    np.testing.assert_array_equal(drawn, jax.random.categorical(key, logits))
+    np.testing.assert_array_equal(dist.sample(key, logits), drawn)
+
+    mean, log_std = jnp.linspace(-1, 1, 6).reshape(3, 2), jnp.full((3, 2), -0.5)
+    gaussian = diag_gaussian(-2.0, 2.0)
+    expected = mean + jnp.exp(log_std) * jax.random.normal(key, (3, 2))
+    np.testing.assert_allclose(gaussian.sample(key, (mean, log_std)), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, max_steps", [("CartPole-v1", 500), ("Acrobot-v1", 40), ("Breakout-MinAtar", 1000)]
+)
+def test_step_with_a_drawn_reset_is_gymnaxs_step(name, max_steps):
+    env, params = make(name)
+    params = params.replace(max_steps_in_episode=max_steps)
+    num_actions = env.action_space(params).n
+
+    @jax.jit
+    def both(key, state, action):
+        key_step, key_reset = jax.random.split(key)
+        ours = step_with_reset(
+            env, key_step, state, action, params, *env.reset_env(key_reset, params)
+        )
+        return env.step(key, state, action, params), ours
+
+    state = env.reset(jax.random.key(0), params)[1]
+    ends = 0
+    for t in range(120):
+        key = jax.random.key(100 + t)
+        action = jax.random.randint(jax.random.fold_in(key, 1), (), 0, num_actions)
+        theirs, ours = both(key, state, action)
+        for a, b in zip(jax.tree.leaves(theirs), jax.tree.leaves(ours), strict=True):
+            np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), atol=1e-6)
+        assert sorted(theirs[5]) == sorted(ours[5])  # the same info keys
+        ends += bool(theirs[3] | theirs[4])
+        state = theirs[1]
+    assert ends >= 1  # a reset was kept, not only drawn
+
+
+def test_resets_are_drawn_ahead_only_for_gymnaxs_own_step_and_within_the_size_limit():
+    cartpole, params = make("CartPole-v1")
+    assert resets_drawn_ahead(cartpole, params, 512)
+    assert not resets_drawn_ahead(cartpole, params, 10**9)  # over RESET_DRAWS_MAX_BYTES
+    assert not resets_drawn_ahead(FlattenObservationWrapper(cartpole), params, 512)
+    room, room_params = make("CatRoom-v0")  # its own step keeps episode counters
+    assert not resets_drawn_ahead(room, room_params, 512)
+
+
+def test_rollout_with_resets_drawn_ahead_equals_the_one_through_env_step(monkeypatch):
+    env, params = make("CartPole-v1")
+    network = ActorCritic(num_actions=2)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), 4), params
+    )
+    net_params = init_params(network, jax.random.key(1), obs[0])
+    zeros = jnp.zeros(4)
+    args = (jax.random.key(2), net_params, env_state, obs, zeros, zeros.astype(jnp.int32))
+
+    ahead = jax.jit(make_rollout(network, categorical(), env, params, 64))(*args)
+    monkeypatch.setattr(rollout_module, "RESET_DRAWS_MAX_BYTES", 0)
+    assert not resets_drawn_ahead(env, params, 1)
+    stepwise = jax.jit(make_rollout(network, categorical(), env, params, 64))(*args)
+
+    assert int(ahead.stats.count) >= 4  # episodes ended, so resets were used
+    for field in ("action", "done", "terminated"):
+        np.testing.assert_array_equal(
+            getattr(ahead.transitions, field), getattr(stepwise.transitions, field)
+        )
+    for a, b in zip(jax.tree.leaves(ahead), jax.tree.leaves(stepwise), strict=True):
+        np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), atol=1e-5)
