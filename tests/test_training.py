@@ -126,7 +126,8 @@ def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, referenc
 
 def test_evaluation_curves_have_a_point_per_evaluation(reference):
     """``jrl plot --metric eval_return`` draws the evaluations only (no filled steps
-    between them); episode returns keep a point per update."""
+    between them); episode returns keep a point per update in which an episode ended
+    (in some seed)."""
     from jrl.run_analysis import learning_curves
 
     whole, rows, _ = reference("ppo")
@@ -136,7 +137,10 @@ def test_evaluation_curves_have_a_point_per_evaluation(reference):
     updates = len(rows) // SPECS["ppo"].num_seeds
     np.testing.assert_array_equal(x, batch * np.arange(every, updates + 1, every))
     assert values.shape == (2, len(x)) and np.isfinite(values).all()
-    assert learning_curves([whole])[1][label].shape == (updates,)
+    returns = [(row["update"], row["episode_return"]) for row in rows]
+    ended = sorted({u for u, value in returns if value is not None and np.isfinite(value)})
+    np.testing.assert_array_equal(learning_curves([whole])[1][label], batch * (np.array(ended) + 1))
+    assert len(ended) > 2 * len(x)  # a point per update with an episode end, not per evaluation
     with pytest.raises(ValueError, match="no rows with 'entropy'"):
         learning_curves([reference("tabular")[0]], "entropy")
 
