@@ -158,6 +158,7 @@ def make_rollout(
         num_envs = obs.shape[0]
         dist_shape = jax.eval_shape(lambda o: network.apply(params, o)[0], obs)
         draw_resets = resets_drawn_ahead(env, env_params, num_steps * num_envs)
+        step = step_envs_reset if draw_resets else step_envs
 
         def draw(key_step) -> StepDraws:
             # The keys the per-step calls would use: (act, env) from the step's key, one
@@ -176,20 +177,10 @@ def make_rollout(
             dist, value = network.apply(params, obs)
             action = distribution.sample_from_noise(dist, step_draws.action_noise)
             log_prob = distribution.log_prob(dist, action)
-            env_action = distribution.to_env(action)
-            if draw_resets:
-                next_obs, env_state, reward, terminated, truncated, info = step_envs_reset(
-                    step_draws.env_keys,
-                    env_state,
-                    env_action,
-                    env_params,
-                    step_draws.reset_obs,
-                    step_draws.reset_state,
-                )
-            else:
-                next_obs, env_state, reward, terminated, truncated, info = step_envs(
-                    step_draws.env_keys, env_state, env_action, env_params
-                )
+            resets = (step_draws.reset_obs, step_draws.reset_state) if draw_resets else ()
+            next_obs, env_state, reward, terminated, truncated, info = step(
+                step_draws.env_keys, env_state, distribution.to_env(action), env_params, *resets
+            )
             reward = jnp.asarray(reward, jnp.float32)
             done = jnp.logical_or(terminated, truncated)
             ep_return = ep_return + reward
