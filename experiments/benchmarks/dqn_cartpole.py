@@ -13,7 +13,7 @@ PureJaxRL runs as its ``dqn.py`` ``main`` does: ``jit(vmap(make_train(config)))`
 over the seed keys, also for one seed.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/dqn_cartpole.py \
-        [--seeds 1 64] [--steps 500000]
+        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def jrl_train(steps: int):
     return make_train(config, *make("CartPole-v1")), hparams
 
 
-def measure(impl: str, num_seeds: int, steps: int) -> dict:
+def measure(impl: str, num_seeds: int, steps: int, timing: dict) -> dict:
     devices = baseline.jrl_device_count() if impl == "jrl" else 1
     import jax
 
@@ -98,14 +98,14 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             compiler_options=compiler_options(),
         )
         times, metrics = baseline.time_compiled(
-            fn, jax.random.key(0), after_compile=jrl.host.release_unused_memory
+            fn, jax.random.key(0), after_compile=jrl.host.release_unused_memory, **timing
         )
         final = baseline.final_return(metrics.episode_return[0])
     else:
         module = baseline.load_purejaxrl("dqn")
         train = module.make_train({**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": steps})
         keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
-        times, out = baseline.time_compiled(jax.jit(jax.vmap(train)), keys)
+        times, out = baseline.time_compiled(jax.jit(jax.vmap(train)), keys, **timing)
         final = baseline.final_return(out["metrics"]["returns"])
     return {
         "devices": devices,
@@ -122,11 +122,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--steps", type=int, default=500_000)
     parser.add_argument("--child", choices=["jrl", "purejaxrl"], help=argparse.SUPPRESS)
+    baseline.add_timing_arguments(parser)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.seeds[0], args.steps)))
+        timing = {"repeats": args.repeats, "budget_s": args.repeat_budget_s}
+        print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
     else:
-        print(json.dumps(baseline.compare(__file__, "dqn_cartpole", args.seeds, args.steps)))
+        timing = baseline.timing_arguments(args)
+        print(
+            json.dumps(baseline.compare(__file__, "dqn_cartpole", args.seeds, args.steps, timing))
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,9 @@
 #
 # run: installs the wheels into /tmp/site, then runs ppo_cartpole.py and
 # dqn_cartpole.py with --seeds $SEEDS (default 2048) --steps $STEPS (default 5e5),
-# each under `timeout $LIMIT` (default 270 s), printing their JSON lines and writing
-# them to $OUT (or .gpu/out). Exercised on this project's CPU host with Python 3.12,
+# one timed call per run (--repeats 1: the device minutes are few), each under
+# `timeout $LIMIT` (default 270 s), printing their JSON lines and writing them to
+# $OUT (or .gpu/out). Exercised on this project's CPU host with Python 3.12,
 # jax 0.11.2 (the image's) and only these wheels added, at small --seeds/--steps.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -57,7 +58,7 @@ run() {
     "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
     for algo in ppo dqn; do
         timeout "$limit" "$python" "experiments/benchmarks/${algo}_cartpole.py" \
-            --seeds "$seeds" --steps "$steps" | tee "$out/${algo}_cartpole_${seeds}.json" \
+            --seeds "$seeds" --steps "$steps" --repeats 1 | tee "$out/${algo}_cartpole_${seeds}.json" \
             || echo "${algo}: exit $? (timeout $limit s?)"
     done
 }

@@ -4,9 +4,12 @@ PureJaxRL's ``ppo.py`` run beside it. Prints one JSON line.
 The configuration (PureJaxRL's ``ppo.py`` ``__main__``): 4 envs x 128 steps, 5e5
 steps per seed, 4 epochs x 4 minibatches, lr 2.5e-4 annealed, gamma 0.99, lambda
 0.95, clip 0.2, entropy 0.01, value 0.5, grad norm 0.5, two 64-unit tanh layers.
-Each (implementation, seed count) runs in its own process. A run is timed twice: the
-ahead-of-time ``lower().compile()`` (``compile_s``), then the compiled call
-(``run_s``); steps/s = seeds x steps / run_s. Ours runs as we recommend on a CPU
+Each (implementation, seed count) runs in its own process. A run is timed as the
+ahead-of-time ``lower().compile()`` (``compile_s``), then calls of the compiled
+function: up to ``--repeats`` (5) while their total stays under ``--repeat-budget-s``
+(30 s), so five at one seed and one at 64 here; ``run_s`` is their median (one
+timed call swings by about ±10% on this host) and ``run_s_all`` lists them; steps/s =
+seeds x steps / run_s. Ours runs as we recommend on a CPU
 host: ``jrl.sweep.run_sweep(..., devices=jax.devices())`` with one XLA device per
 core (``jrl.host.use_cpu_cores()``, which also sets jrl's recommended XLA:CPU flags),
 each vmapping its share of the seeds, compiled with ``jrl.host.compiler_options()`` as
@@ -21,7 +24,7 @@ seeds. ``peak_rss_mb``: the process's peak resident memory. ``speedup`` (per see
 count) = our steps/s / PureJaxRL's; the top-level ``speedup`` is the smaller.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/ppo_cartpole.py \
-        [--seeds 1 64] [--steps 500000]
+        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30]
 
 Without PUREJAXRL_DIR only ours is measured (no speedup is reported).
 """
@@ -74,7 +77,7 @@ def jrl_train(steps: int):
     return make_train(config, *make("CartPole-v1")), hparams
 
 
-def measure(impl: str, num_seeds: int, steps: int) -> dict:
+def measure(impl: str, num_seeds: int, steps: int, timing: dict) -> dict:
     devices = baseline.jrl_device_count() if impl == "jrl" else 1
     import jax
 
@@ -92,7 +95,7 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
             compiler_options=compiler_options(),
         )
         times, metrics = baseline.time_compiled(
-            fn, jax.random.key(0), after_compile=jrl.host.release_unused_memory
+            fn, jax.random.key(0), after_compile=jrl.host.release_unused_memory, **timing
         )
         final = baseline.final_return(metrics.episode_return[0])
     else:
@@ -100,10 +103,10 @@ def measure(impl: str, num_seeds: int, steps: int) -> dict:
         train = module.make_train({**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": steps})
         keys = jax.random.split(jax.random.PRNGKey(0), num_seeds)
         if num_seeds == 1:  # as its __main__ runs it: jit(train)(key), no vmap
-            times, out = baseline.time_compiled(jax.jit(train), keys[0])
+            times, out = baseline.time_compiled(jax.jit(train), keys[0], **timing)
             out = jax.tree.map(lambda x: x[None], out)
         else:
-            times, out = baseline.time_compiled(jax.jit(jax.vmap(train)), keys)
+            times, out = baseline.time_compiled(jax.jit(jax.vmap(train)), keys, **timing)
         info = out["metrics"]
         final = baseline.final_return(info["returned_episode_returns"], info["returned_episode"])
     return {
@@ -121,11 +124,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--steps", type=int, default=500_000)
     parser.add_argument("--child", choices=["jrl", "purejaxrl"], help=argparse.SUPPRESS)
+    baseline.add_timing_arguments(parser)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.seeds[0], args.steps)))
+        timing = {"repeats": args.repeats, "budget_s": args.repeat_budget_s}
+        print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
     else:
-        print(json.dumps(baseline.compare(__file__, "ppo_cartpole", args.seeds, args.steps)))
+        timing = baseline.timing_arguments(args)
+        print(
+            json.dumps(baseline.compare(__file__, "ppo_cartpole", args.seeds, args.steps, timing))
+        )
 
 
 if __name__ == "__main__":

@@ -159,10 +159,16 @@ def final_return(returns, ended=None, fraction: float = 0.05) -> float:
     return float(np.mean(per_seed))
 
 
-def time_compiled(fn, *args, after_compile=None) -> tuple[dict, object]:
-    """({compile_s, run_s, peak_rss_compiled_mb}, output) of a jitted ``fn``: ahead-of-time
-    compile, ``after_compile()`` if given (untimed; jrl's runs release the compiler's
-    freed memory there, as ``run_sweep`` does), then one timed call."""
+def time_compiled(
+    fn, *args, after_compile=None, repeats: int = 1, budget_s: float = 0.0
+) -> tuple[dict, object]:
+    """({compile_s, run_s, run_s_all, peak_rss_compiled_mb}, output) of a jitted ``fn``:
+    ahead-of-time compile, ``after_compile()`` if given (untimed; jrl's runs release the
+    compiler's freed memory there, as ``run_sweep`` does), then timed calls of the
+    compiled function on the same arguments: one, and more while fewer than ``repeats``
+    have run and their total is under ``budget_s`` seconds. ``run_s`` is their median
+    (a single timed run on this host swings by about ±10%), ``run_s_all`` each one's
+    time; the output is the last call's (every call computes the same)."""
     import jax
 
     start = time.perf_counter()
@@ -171,25 +177,36 @@ def time_compiled(fn, *args, after_compile=None) -> tuple[dict, object]:
     compiled_rss = peak_rss_mb()
     if after_compile is not None:
         after_compile()
-    start = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    run_s = time.perf_counter() - start
-    times = {"compile_s": round(compile_s, 2), "run_s": round(run_s, 2)}
+    run_times: list[float] = []
+    out = None
+    while not run_times or (len(run_times) < repeats and sum(run_times) < budget_s):
+        out = None  # hold one output at a time: at many seeds it is large
+        start = time.perf_counter()
+        out = jax.block_until_ready(compiled(*args))
+        run_times.append(time.perf_counter() - start)
+    times = {
+        "compile_s": round(compile_s, 2),
+        "run_s": round(float(np.median(run_times)), 3),
+        "run_s_all": [round(t, 3) for t in run_times],
+    }
     return {**times, "peak_rss_compiled_mb": round(compiled_rss)}, out
 
 
-def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:
-    """Run ``script --child {jrl,purejaxrl} --seeds S --steps N`` in fresh processes
-    for each seed count S; returns the report (one dict for the JSON line) with
+def compare(
+    script: str, benchmark: str, seed_counts, steps: int, timing: list[str] | None = None
+) -> dict:
+    """Run ``script --child {jrl,purejaxrl} --seeds S --steps N [*timing]`` in fresh
+    processes for each seed count S (``timing``: the repeat options of
+    :func:`add_timing_arguments`, passed on); returns the report (one dict for the JSON line) with
     per-seed-count speedup = our steps/s / PureJaxRL's, compile and memory ratios,
     and ``speedup`` = the smallest of them. Only ours without $PUREJAXRL_DIR."""
     baseline = purejaxrl_dir() is not None
     report: dict = {"benchmark": benchmark, "steps_per_seed": steps}
     speedups = []
     for num_seeds in seed_counts:
-        row = {"jrl": _child(script, "jrl", num_seeds, steps)}
+        row = {"jrl": _child(script, "jrl", num_seeds, steps, timing)}
         if baseline:
-            ours, theirs = row["jrl"], _child(script, "purejaxrl", num_seeds, steps)
+            ours, theirs = row["jrl"], _child(script, "purejaxrl", num_seeds, steps, timing)
             row["purejaxrl"] = theirs
             row["speedup"] = round(ours["steps_per_s"] / theirs["steps_per_s"], 2)
             row["compile_ratio"] = round(ours["compile_s"] / theirs["compile_s"], 2)
@@ -204,9 +221,30 @@ def compare(script: str, benchmark: str, seed_counts, steps: int) -> dict:
     return report
 
 
-def _child(script: str, impl: str, num_seeds: int, steps: int) -> dict:
+def add_timing_arguments(parser) -> None:
+    """``--repeats`` and ``--repeat-budget-s`` (see :func:`time_compiled`) on a benchmark's
+    argparse parser; :func:`timing_arguments` turns the parsed values back into argv."""
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="timed calls per run, at most (default 5)"
+    )
+    parser.add_argument(
+        "--repeat-budget-s",
+        type=float,
+        default=30.0,
+        help="no further timed call once the calls so far took this long (default 30 s: "
+        "one call at 64 seeds, five at one)",
+    )
+
+
+def timing_arguments(args) -> list[str]:
+    return ["--repeats", str(args.repeats), "--repeat-budget-s", str(args.repeat_budget_s)]
+
+
+def _child(
+    script: str, impl: str, num_seeds: int, steps: int, timing: list[str] | None = None
+) -> dict:
     command = [sys.executable, script, "--child", impl, "--seeds", str(num_seeds)]
-    command += ["--steps", str(steps)]
+    command += ["--steps", str(steps), *(timing or [])]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{impl} with {num_seeds} seeds failed:\n{done.stderr[-4000:]}")
