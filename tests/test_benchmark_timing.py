@@ -77,3 +77,16 @@ def test_ppo_benchmark_child_reports_each_timed_call():
     row = json.loads(done.stdout.strip().splitlines()[-1])
     assert len(row["run_s_all"]) == 2
     assert row["steps_per_s"] == round(2048 / row["run_s"])
+
+
+def test_benchmarks_reject_a_repeat_count_below_one():
+    for script in ("ppo_cartpole.py", "dqn_cartpole.py"):
+        done = subprocess.run(
+            [sys.executable, str(BENCHMARKS / script), "--repeats", "0"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 2
+        assert "--repeats: 0 is below 1" in done.stderr

@@ -58,7 +58,8 @@ run() {
     "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
     for algo in ppo dqn; do
         timeout "$limit" "$python" "experiments/benchmarks/${algo}_cartpole.py" \
-            --seeds "$seeds" --steps "$steps" --repeats 1 | tee "$out/${algo}_cartpole_${seeds}.json" \
+            --seeds "$seeds" --steps "$steps" --repeats 1 \
+            | tee "$out/${algo}_cartpole_${seeds}.json" \
             || echo "${algo}: exit $? (timeout $limit s?)"
     done
 }

@@ -23,6 +23,7 @@ memory are its own.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import importlib.util
 import json
@@ -224,12 +225,25 @@ def compare(
 def add_timing_arguments(parser) -> None:
     """``--repeats`` and ``--repeat-budget-s`` (see :func:`time_compiled`) on a benchmark's
     argparse parser; :func:`timing_arguments` turns the parsed values back into argv."""
+
+    def at_least(low: float, kind: type):
+        def parse(text: str):
+            value = kind(text)
+            if value < low:
+                raise argparse.ArgumentTypeError(f"{text} is below {low}")
+            return value
+
+        return parse
+
     parser.add_argument(
-        "--repeats", type=int, default=5, help="timed calls per run, at most (default 5)"
+        "--repeats",
+        type=at_least(1, int),
+        default=5,
+        help="timed calls per run, at most (>= 1; default 5)",
     )
     parser.add_argument(
         "--repeat-budget-s",
-        type=float,
+        type=at_least(0.0, float),
         default=30.0,
         help="no further timed call once the calls so far took this long (default 30 s: "
         "one call at 64 seeds, five at one)",
