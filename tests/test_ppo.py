@@ -32,6 +32,7 @@ from jrl.agents.ppo import (
     greedy_episode,
     make_ppo,
     make_train,
+    shuffled_indices,
 )
 from jrl.envs import make
 from jrl.sweep import product_grid, run_sweep
@@ -101,6 +102,46 @@ def test_gae_rejects_mismatched_shapes():
     rewards, values, next_values, terminated, done = _gae_inputs()
     with pytest.raises(AssertionError):
         gae(rewards, values[:4], next_values, terminated, done, 0.5, 0.5)
+
+
+# ------------------------------------------------------------------ minibatch shuffle
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 512, 1000])
+def test_shuffled_indices_are_permutations_distinct_per_key(n):
+    keys = jax.random.split(jax.random.key(3), 16)
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: shuffled_indices(k, n)))(keys))
+    assert orders.dtype == np.int32
+    for order in orders:
+        np.testing.assert_array_equal(np.sort(order), np.arange(n))
+    if n >= 7:
+        assert len({tuple(order) for order in orders}) == len(orders)
+
+
+def test_shuffled_indices_are_uniform():
+    from scipy.stats import chisquare
+
+    # n = 4: all 24 permutations equally often (one round).
+    keys = jax.random.split(jax.random.key(0), 24_000)
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: shuffled_indices(k, 4)))(keys))
+    _, counts = np.unique(orders, axis=0, return_counts=True)
+    assert len(counts) == 24
+    assert chisquare(counts).pvalue > 1e-4
+    # n = 512 (PPO's CartPole batch; two rounds): every element equally likely first,
+    # and the first element equally likely at every position.
+    keys = jax.random.split(jax.random.key(1), 8192)
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: shuffled_indices(k, 512)))(keys))
+    assert chisquare(np.bincount(orders[:, 0], minlength=512)).pvalue > 1e-4
+    where_zero = np.argmax(orders == 0, axis=1)
+    assert chisquare(np.bincount(where_zero, minlength=512)).pvalue > 1e-4
+
+
+def test_shuffled_indices_fall_back_to_jax_permutation_for_large_n(monkeypatch):
+    import jrl.agents.ppo as ppo
+
+    monkeypatch.setattr(ppo, "SHUFFLE_POSITION_BITS_MAX", 2)
+    key = jax.random.key(5)
+    np.testing.assert_array_equal(shuffled_indices(key, 8), jax.random.permutation(key, 8))
 
 
 # ------------------------------------------------------------------ configuration

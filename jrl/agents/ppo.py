@@ -55,6 +55,7 @@ row's ``eval_return``, NaN in the other rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -341,6 +342,38 @@ class PPO(NamedTuple):
     evaluate: Callable
 
 
+SHUFFLE_POSITION_BITS_MAX = 24
+
+
+def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
+    """A uniformly random permutation of ``range(n)``: int32[n] (PPO's minibatch order).
+
+    The shuffle of ``jax.random.permutation`` (rounds of sorting by random keys, ties
+    keeping the previous round's order), with each round sorting one array of uint32
+    words instead of (key, index) pairs: a word holds 32 - b random bits above the
+    b = ceil(log2 n) bits of an element's position, and the low bits of the sorted
+    words say which element goes where. Rounds: as many as the rule of
+    ``jax.random.permutation`` gives for keys of 32 - b random bits,
+    ceil(3 ln n / ((32 - b) ln 2)) (2 for n = 512). Why: XLA:CPU sorts a lone integer
+    array without calling a compiled comparator per comparison; one seed of CartPole
+    PPO ran ~7.5% faster with it, 8 seeds ~14% (2026-12-03). Past
+    b = ``SHUFFLE_POSITION_BITS_MAX`` too few random bits would be left, and it is
+    ``jax.random.permutation(key, n)``.
+    """
+    bits = max(1, (n - 1).bit_length())
+    if bits > SHUFFLE_POSITION_BITS_MAX:
+        return jax.random.permutation(key, n)
+    rounds = max(1, math.ceil(3 * math.log(n) / ((32 - bits) * math.log(2))))
+    position = jnp.arange(n, dtype=jnp.uint32)
+    low_bits = jnp.uint32((1 << bits) - 1)
+    order = None
+    for round_key in jax.random.split(key, rounds):
+        words = (jax.random.bits(round_key, (n,), jnp.uint32) << bits) | position
+        moved = (jnp.sort(words) & low_bits).astype(jnp.int32)
+        order = moved if order is None else order[moved]
+    return order
+
+
 def make_network(
     config: PPOConfig, num_actions: int, continuous: bool = False
 ) -> ActorCritic | GaussianActorCritic:
@@ -511,7 +544,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
             return (optax.apply_updates(params, updates), opt_state), diagnostics
 
         def epoch(carry, key_perm):
-            order = jax.random.permutation(key_perm, config.batch_size)
+            order = shuffled_indices(key_perm, config.batch_size)
             shuffled = jax.tree.map(
                 lambda x: x[order].reshape(
                     config.num_minibatches, config.minibatch_size, *x.shape[1:]
