@@ -127,7 +127,7 @@ def main() -> None:
     baseline.add_timing_arguments(parser)
     args = parser.parse_args()
     if args.child:
-        timing = {"repeats": args.repeats, "budget_s": args.repeat_budget_s}
+        timing = baseline.timing_options(args)
         print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
     else:
         timing = baseline.timing_arguments(args)

@@ -179,7 +179,6 @@ def time_compiled(
     if after_compile is not None:
         after_compile()
     run_times: list[float] = []
-    out = None
     while not run_times or (len(run_times) < repeats and sum(run_times) < budget_s):
         out = None  # hold one output at a time: at many seeds it is large
         start = time.perf_counter()
@@ -198,8 +197,8 @@ def compare(
 ) -> dict:
     """Run ``script --child {jrl,purejaxrl} --seeds S --steps N [*timing]`` in fresh
     processes for each seed count S (``timing``: the repeat options of
-    :func:`add_timing_arguments`, passed on); returns the report (one dict for the JSON line) with
-    per-seed-count speedup = our steps/s / PureJaxRL's, compile and memory ratios,
+    :func:`add_timing_arguments`, passed on); returns the report (one dict for the
+    JSON line) with per-seed-count speedup = our steps/s / PureJaxRL's, compile and memory ratios,
     and ``speedup`` = the smallest of them. Only ours without $PUREJAXRL_DIR."""
     baseline = purejaxrl_dir() is not None
     report: dict = {"benchmark": benchmark, "steps_per_seed": steps}
@@ -252,6 +251,11 @@ def add_timing_arguments(parser) -> None:
 
 def timing_arguments(args) -> list[str]:
     return ["--repeats", str(args.repeats), "--repeat-budget-s", str(args.repeat_budget_s)]
+
+
+def timing_options(args) -> dict:
+    """The parsed ``--repeats`` / ``--repeat-budget-s`` as :func:`time_compiled`'s keywords."""
+    return {"repeats": args.repeats, "budget_s": args.repeat_budget_s}
 
 
 def _child(

@@ -366,11 +366,15 @@ def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
     rounds = max(1, math.ceil(3 * math.log(n) / ((32 - bits) * math.log(2))))
     position = jnp.arange(n, dtype=jnp.uint32)
     low_bits = jnp.uint32((1 << bits) - 1)
-    order = None
-    for round_key in jax.random.split(key, rounds):
+
+    def sorted_positions(round_key):
         words = (jax.random.bits(round_key, (n,), jnp.uint32) << bits) | position
-        moved = (jnp.sort(words) & low_bits).astype(jnp.int32)
-        order = moved if order is None else order[moved]
+        return (jnp.sort(words) & low_bits).astype(jnp.int32)
+
+    first_key, *later_keys = jax.random.split(key, rounds)
+    order = sorted_positions(first_key)
+    for round_key in later_keys:
+        order = order[sorted_positions(round_key)]
     return order
 
 
