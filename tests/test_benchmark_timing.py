@@ -5,7 +5,6 @@ budget, and pass those settings on to the processes they start."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 
@@ -43,15 +43,50 @@ def test_time_compiled_repeats_up_to_the_count_within_the_budget():
     assert len(default["run_s_all"]) == 1
 
 
-def test_compare_passes_the_timing_options_to_its_children(tmp_path, monkeypatch):
+FAKE_CHILD = """
+import json, sys
+args = sys.argv[1:]
+impl = args[args.index("--child") + 1]
+with open(sys.argv[0] + ".log", "a") as log:
+    log.write(impl + " started\\n")
+if "--paced" not in args:
+    print(json.dumps({"argv": args, "steps_per_s": 1.0}))
+    sys.exit()
+if impl == "purejaxrl" and "--fail" in open(sys.argv[0] + ".mode").read():
+    sys.stderr.write("the baseline broke\\n")
+    sys.exit(3)
+print("@compiled", flush=True)
+times = []
+for line in sys.stdin:
+    if line.strip() != "run":
+        break
+    times.append(0.5 if impl == "jrl" else 1.0 + len(times))
+    with open(sys.argv[0] + ".log", "a") as log:
+        log.write(impl + " ran\\n")
+    print("@ran", times[-1], flush=True)
+print(json.dumps({"run_s_all": times, "steps_per_s": 1.0 / times[0], "compile_s": 1.0,
+                  "peak_rss_mb": 100.0}))
+"""
+
+
+def fake_benchmark(tmp_path, monkeypatch, mode: str = ""):
+    """A child script speaking the benchmarks' protocol, logging what it is asked to do,
+    and a fake PureJaxRL checkout so that ``compare`` runs both implementations."""
     script = tmp_path / "child.py"
-    script.write_text(
-        "import json, sys\nprint(json.dumps({'argv': sys.argv[1:], 'steps_per_s': 1.0}))\n"
-    )
-    monkeypatch.delenv("PUREJAXRL_DIR", raising=False)
+    script.write_text(FAKE_CHILD)
+    (tmp_path / "child.py.mode").write_text(mode)
+    checkout = tmp_path / "purejaxrl"
+    (checkout / "purejaxrl").mkdir(parents=True)
+    (checkout / "purejaxrl" / "ppo.py").write_text("")
+    monkeypatch.setenv("PUREJAXRL_DIR", str(checkout))
+    return script, tmp_path / "child.py.log"
+
+
+def test_compare_unpaired_passes_the_timing_options_to_its_children(tmp_path, monkeypatch):
+    script, _ = fake_benchmark(tmp_path, monkeypatch)
+    monkeypatch.delenv("PUREJAXRL_DIR")
     baseline = load_baseline()
-    timing = ["--repeats", "4", "--repeat-budget-s", "12.5"]
-    report = baseline.compare(str(script), "fake", [1, 8], 2048, timing)
+    report = baseline.compare(str(script), "fake", [1, 8], 2048, 4, 12.5, paired=False)
     assert report["seeds_8"]["jrl"]["argv"] == [
         "--child",
         "jrl",
@@ -59,22 +94,59 @@ def test_compare_passes_the_timing_options_to_its_children(tmp_path, monkeypatch
         "8",
         "--steps",
         "2048",
-        *timing,
+        "--repeats",
+        "4",
+        "--repeat-budget-s",
+        "12.5",
     ]
     assert "speedup" not in report  # no baseline without PUREJAXRL_DIR
 
 
-def test_ppo_benchmark_child_reports_each_timed_call():
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "ppo_cartpole.py"), "--child", "jrl", "--seeds", "1"]
-        + ["--steps", "2048", "--repeats", "2", "--repeat-budget-s", "1000"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    row = json.loads(done.stdout.strip().splitlines()[-1])
+def test_compare_paired_alternates_the_two_processes_calls(tmp_path, monkeypatch):
+    script, log = fake_benchmark(tmp_path, monkeypatch)
+    baseline = load_baseline()
+    report = baseline.compare(str(script), "fake", [1], 2048, repeats=3, budget_s=1e9)
+    # Both compile before any timed call; then rounds of ours/theirs, theirs/ours, ...
+    assert log.read_text().split("\n")[:-1] == [
+        "jrl started",
+        "purejaxrl started",
+        "jrl ran",
+        "purejaxrl ran",
+        "purejaxrl ran",
+        "jrl ran",
+        "jrl ran",
+        "purejaxrl ran",
+    ]
+    row = report["seeds_1"]
+    assert row["jrl"]["run_s_all"] == [0.5, 0.5, 0.5]
+    assert row["purejaxrl"]["run_s_all"] == [1.0, 2.0, 3.0]
+    assert row["speedup_rounds"] == [2.0, 4.0, 6.0]
+    assert report["paired"] is True
+
+
+def test_compare_paired_stops_at_the_budget(tmp_path, monkeypatch):
+    script, _ = fake_benchmark(tmp_path, monkeypatch)
+    baseline = load_baseline()
+    # After round one PureJaxRL's calls total 1.0 s, round two 3.0 s: a 2.5 s budget
+    # allows a second round but not a third, though ours is far under it.
+    report = baseline.compare(str(script), "fake", [1], 2048, repeats=5, budget_s=2.5)
+    assert report["seeds_1"]["purejaxrl"]["run_s_all"] == [1.0, 2.0]
+    assert report["seeds_1"]["jrl"]["run_s_all"] == [0.5, 0.5]
+
+
+def test_compare_paired_reports_a_failed_child(tmp_path, monkeypatch):
+    script, _ = fake_benchmark(tmp_path, monkeypatch, mode="--fail")
+    baseline = load_baseline()
+    with pytest.raises(RuntimeError, match="purejaxrl with 1 seeds failed:\n.*the baseline broke"):
+        baseline.compare(str(script), "fake", [1], 2048, repeats=2, budget_s=1e9)
+
+
+def test_ppo_benchmark_paced_child_reports_each_timed_call(monkeypatch):
+    monkeypatch.delenv("PUREJAXRL_DIR", raising=False)
+    baseline = load_baseline()
+    script = str(BENCHMARKS / "ppo_cartpole.py")
+    report = baseline.compare(script, "ppo_cartpole", [1], 2048, repeats=2, budget_s=1000)
+    row = report["seeds_1"]["jrl"]
     assert len(row["run_s_all"]) == 2
     assert row["steps_per_s"] == round(2048 / row["run_s"])
 

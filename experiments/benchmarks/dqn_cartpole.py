@@ -7,13 +7,14 @@ transitions) once 10,000 steps are taken, target copied every 500 steps, Adam
 2.5e-4, epsilon 1 -> 0.05 over 2.5e5 steps, gamma 0.99, Q-network 120-84 ReLU,
 squared error without gradient clipping (ours: a Huber loss whose delta is beyond
 any TD error, and ``clip_gradients=False``). Each (implementation, seed count)
-runs in its own process; timings, devices and ``final_return`` (the mean return at
-the end: the last 5% of logged rows, averaged over seeds) as in ppo_cartpole.py.
+runs in its own process, their timed calls alternating; timings, devices and
+``final_return`` (the mean return at the end: the last 5% of logged rows, averaged
+over seeds) as in ppo_cartpole.py.
 PureJaxRL runs as its ``dqn.py`` ``main`` does: ``jit(vmap(make_train(config)))``
 over the seed keys, also for one seed.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/dqn_cartpole.py \
-        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30]
+        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired]
 """
 
 from __future__ import annotations
@@ -128,10 +129,9 @@ def main() -> None:
         timing = baseline.timing_options(args)
         print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
     else:
-        timing = baseline.timing_arguments(args)
-        print(
-            json.dumps(baseline.compare(__file__, "dqn_cartpole", args.seeds, args.steps, timing))
-        )
+        options = baseline.compare_options(args)
+        report = baseline.compare(__file__, "dqn_cartpole", args.seeds, args.steps, **options)
+        print(json.dumps(report))
 
 
 if __name__ == "__main__":

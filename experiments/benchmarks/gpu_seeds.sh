@@ -13,7 +13,8 @@
 #
 # run: installs the wheels into /tmp/site, then runs ppo_cartpole.py and
 # dqn_cartpole.py with --seeds $SEEDS (default 2048) --steps $STEPS (default 5e5),
-# one timed call per run (--repeats 1: the device minutes are few), each under
+# one timed call per run (--repeats 1: the device minutes are few; --unpaired:
+# one process at a time holds the GPU), each under
 # `timeout $LIMIT` (default 270 s), printing their JSON lines and writing them to
 # $OUT (or .gpu/out). Exercised on this project's CPU host with Python 3.12,
 # jax 0.11.2 (the image's) and only these wheels added, at small --seeds/--steps.
@@ -58,7 +59,7 @@ run() {
     "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
     for algo in ppo dqn; do
         timeout "$limit" "$python" "experiments/benchmarks/${algo}_cartpole.py" \
-            --seeds "$seeds" --steps "$steps" --repeats 1 \
+            --seeds "$seeds" --steps "$steps" --repeats 1 --unpaired \
             | tee "$out/${algo}_cartpole_${seeds}.json" \
             || echo "${algo}: exit $? (timeout $limit s?)"
     done

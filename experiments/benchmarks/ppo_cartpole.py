@@ -8,10 +8,14 @@ Each (implementation, seed count) runs in its own process. A run is timed as the
 ahead-of-time ``lower().compile()`` (``compile_s``), then calls of the compiled
 function: up to ``--repeats`` (5) while their total stays under ``--repeat-budget-s``
 (30 s), so five at one seed and one at 64 here; ``run_s`` is their median (one
-timed call swings by about ±10% on this host) and ``run_s_all`` lists them; steps/s =
-seeds x steps / run_s. Ours runs as we recommend on a CPU
-host: ``jrl.sweep.run_sweep(..., devices=jax.devices())`` with one XLA device per
-core (``jrl.host.use_cpu_cores()``, which also sets jrl's recommended XLA:CPU flags),
+timed call swings by about ±10% on this host) and ``run_s_all`` lists them. The two
+processes of a seed count compile one after the other and then alternate their calls
+(``purejaxrl_baseline.compare``; ``speedup_rounds``: each round's ratio), so both are
+timed over the same minutes of a host whose speed drifts; ``--unpaired`` times one
+process's calls after the other's instead. steps/s = seeds x steps / run_s.
+Ours runs as we recommend on a CPU host:
+``jrl.sweep.run_sweep(..., devices=jax.devices())`` with one XLA device per core
+(``jrl.host.use_cpu_cores()``, which also sets jrl's recommended XLA:CPU flags),
 each vmapping its share of the seeds, compiled with ``jrl.host.compiler_options()`` as
 jrl compiles its own runs; a single seed runs unbatched. On a GPU host ours runs on
 its GPUs instead (``jrl_device_count``), and each process also reports
@@ -24,7 +28,7 @@ seeds. ``peak_rss_mb``: the process's peak resident memory. ``speedup`` (per see
 count) = our steps/s / PureJaxRL's; the top-level ``speedup`` is the smaller.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/ppo_cartpole.py \
-        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30]
+        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired]
 
 Without PUREJAXRL_DIR only ours is measured (no speedup is reported).
 """
@@ -130,10 +134,9 @@ def main() -> None:
         timing = baseline.timing_options(args)
         print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
     else:
-        timing = baseline.timing_arguments(args)
-        print(
-            json.dumps(baseline.compare(__file__, "ppo_cartpole", args.seeds, args.steps, timing))
-        )
+        options = baseline.compare_options(args)
+        report = baseline.compare(__file__, "ppo_cartpole", args.seeds, args.steps, **options)
+        print(json.dumps(report))
 
 
 if __name__ == "__main__":

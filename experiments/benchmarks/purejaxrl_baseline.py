@@ -24,6 +24,7 @@ memory are its own.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -31,6 +32,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import types
 from pathlib import Path
@@ -160,8 +162,17 @@ def final_return(returns, ended=None, fraction: float = 0.05) -> float:
     return float(np.mean(per_seed))
 
 
+PACED_READY = "@compiled"
+PACED_RAN = "@ran"
+
+
 def time_compiled(
-    fn, *args, after_compile=None, repeats: int = 1, budget_s: float = 0.0
+    fn,
+    *args,
+    after_compile=None,
+    repeats: int = 1,
+    budget_s: float = 0.0,
+    paced: bool = False,
 ) -> tuple[dict, object]:
     """({compile_s, run_s, run_s_all, peak_rss_compiled_mb}, output) of a jitted ``fn``:
     ahead-of-time compile, ``after_compile()`` if given (untimed; jrl's runs release the
@@ -169,7 +180,12 @@ def time_compiled(
     compiled function on the same arguments: one, and more while fewer than ``repeats``
     have run and their total is under ``budget_s`` seconds. ``run_s`` is their median
     (a single timed run on this host swings by about ±10%), ``run_s_all`` each one's
-    time; the output is the last call's (every call computes the same)."""
+    time; the output is the last call's (every call computes the same).
+
+    ``paced``: the calls are the controlling process's to order (:func:`compare`'s
+    paired timing): after compiling this prints ``@compiled``, then makes one timed call
+    for each ``run`` line on stdin, printing ``@ran <seconds>`` after it, until any other
+    line (``stop``) or the end of stdin; ``repeats`` and ``budget_s`` are ignored."""
     import jax
 
     start = time.perf_counter()
@@ -179,11 +195,14 @@ def time_compiled(
     if after_compile is not None:
         after_compile()
     run_times: list[float] = []
-    while not run_times or (len(run_times) < repeats and sum(run_times) < budget_s):
+    turns = _paced_turns() if paced else _counted_turns(run_times, repeats, budget_s)
+    for _ in turns:
         out = None  # hold one output at a time: at many seeds it is large
         start = time.perf_counter()
         out = jax.block_until_ready(compiled(*args))
         run_times.append(time.perf_counter() - start)
+        if paced:
+            print(PACED_RAN, run_times[-1], flush=True)
     times = {
         "compile_s": round(compile_s, 2),
         "run_s": round(float(np.median(run_times)), 3),
@@ -192,23 +211,59 @@ def time_compiled(
     return {**times, "peak_rss_compiled_mb": round(compiled_rss)}, out
 
 
+def _counted_turns(run_times: list[float], repeats: int, budget_s: float):
+    yield
+    while len(run_times) < repeats and sum(run_times) < budget_s:
+        yield
+
+
+def _paced_turns():
+    print(PACED_READY, flush=True)
+    for line in sys.stdin:
+        if line.strip() != "run":
+            return
+        yield
+
+
 def compare(
-    script: str, benchmark: str, seed_counts, steps: int, timing: list[str] | None = None
+    script: str,
+    benchmark: str,
+    seed_counts,
+    steps: int,
+    repeats: int = 1,
+    budget_s: float = 0.0,
+    paired: bool = True,
 ) -> dict:
-    """Run ``script --child {jrl,purejaxrl} --seeds S --steps N [*timing]`` in fresh
-    processes for each seed count S (``timing``: the repeat options of
-    :func:`add_timing_arguments`, passed on); returns the report (one dict for the
-    JSON line) with per-seed-count speedup = our steps/s / PureJaxRL's, compile and memory ratios,
-    and ``speedup`` = the smallest of them. Only ours without $PUREJAXRL_DIR."""
+    """Run ``script --child {jrl,purejaxrl} --seeds S --steps N`` in fresh processes for
+    each seed count S; returns the report (one dict for the JSON line) with per-seed-count
+    speedup = our steps/s / PureJaxRL's, compile and memory ratios, and ``speedup`` = the
+    smallest of them. Only ours without $PUREJAXRL_DIR.
+
+    ``paired`` (the default): both processes compile, one after the other, then their
+    timed calls alternate — ours then PureJaxRL's, then PureJaxRL's then ours, and so on
+    — so that both are timed over the same minutes of a shared host whose speed drifts
+    (three unpaired runs of the one-seed PPO benchmark within ten minutes on 2026-12-04
+    gave 1.39x, 1.22x and 0.94x). Rounds: one, and more while fewer than ``repeats``
+    have run and each implementation's calls total under ``budget_s`` seconds;
+    ``speedup_rounds`` lists each round's PureJaxRL time / ours. Unpaired, each process
+    makes its own calls by the same rule (:func:`time_compiled`) before the next starts
+    (``gpu_seeds.sh``: two processes need not share one GPU's memory)."""
     baseline = purejaxrl_dir() is not None
-    report: dict = {"benchmark": benchmark, "steps_per_seed": steps}
+    impls = ["jrl", "purejaxrl"] if baseline else ["jrl"]
+    report: dict = {"benchmark": benchmark, "steps_per_seed": steps, "paired": paired}
     speedups = []
     for num_seeds in seed_counts:
-        row = {"jrl": _child(script, "jrl", num_seeds, steps, timing)}
+        if paired:
+            row = _paired_children(script, impls, num_seeds, steps, repeats, budget_s)
+        else:
+            timing = ["--repeats", str(repeats), "--repeat-budget-s", str(budget_s)]
+            row = {impl: _child(script, impl, num_seeds, steps, timing) for impl in impls}
         if baseline:
-            ours, theirs = row["jrl"], _child(script, "purejaxrl", num_seeds, steps, timing)
-            row["purejaxrl"] = theirs
+            ours, theirs = row["jrl"], row["purejaxrl"]
             row["speedup"] = round(ours["steps_per_s"] / theirs["steps_per_s"], 2)
+            if paired:
+                pairs = zip(theirs["run_s_all"], ours["run_s_all"], strict=True)
+                row["speedup_rounds"] = [round(t / o, 2) for t, o in pairs]
             row["compile_ratio"] = round(ours["compile_s"] / theirs["compile_s"], 2)
             row["memory_ratio"] = round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 2)
             if "peak_device_mb" in ours and "peak_device_mb" in theirs:
@@ -222,8 +277,9 @@ def compare(
 
 
 def add_timing_arguments(parser) -> None:
-    """``--repeats`` and ``--repeat-budget-s`` (see :func:`time_compiled`) on a benchmark's
-    argparse parser; :func:`timing_arguments` turns the parsed values back into argv."""
+    """``--repeats``, ``--repeat-budget-s`` and ``--unpaired`` (see :func:`compare`) on a
+    benchmark's argparse parser, and the children's hidden ``--paced``;
+    :func:`compare_options` and :func:`timing_options` read them back."""
 
     def at_least(low: float, kind: type):
         def parse(text: str):
@@ -247,15 +303,85 @@ def add_timing_arguments(parser) -> None:
         help="no further timed call once the calls so far took this long (default 30 s: "
         "one call at 64 seeds, five at one)",
     )
+    parser.add_argument(
+        "--unpaired",
+        action="store_true",
+        help="time each implementation in its own process after the other's, instead of "
+        "alternating their calls",
+    )
+    parser.add_argument("--paced", action="store_true", help=argparse.SUPPRESS)
 
 
-def timing_arguments(args) -> list[str]:
-    return ["--repeats", str(args.repeats), "--repeat-budget-s", str(args.repeat_budget_s)]
+def compare_options(args) -> dict:
+    """The parsed timing options as :func:`compare`'s keywords."""
+    return {"repeats": args.repeats, "budget_s": args.repeat_budget_s, "paired": not args.unpaired}
 
 
 def timing_options(args) -> dict:
-    """The parsed ``--repeats`` / ``--repeat-budget-s`` as :func:`time_compiled`'s keywords."""
-    return {"repeats": args.repeats, "budget_s": args.repeat_budget_s}
+    """The parsed timing options as :func:`time_compiled`'s keywords (a child's)."""
+    return {"repeats": args.repeats, "budget_s": args.repeat_budget_s, "paced": args.paced}
+
+
+def _paired_children(
+    script: str, impls: list[str], num_seeds: int, steps: int, repeats: int, budget_s: float
+) -> dict:
+    """{impl: the child's report} for ``impls`` timed by alternating calls (``compare``)."""
+    with contextlib.ExitStack() as stack:
+        children = {}
+        for impl in impls:  # started one by one: each compiles alone
+            stderr = stack.enter_context(tempfile.TemporaryFile("w+"))
+            command = [sys.executable, script, "--child", impl, "--seeds", str(num_seeds)]
+            process = subprocess.Popen(
+                [*command, "--steps", str(steps), "--paced"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
+            stack.callback(process.kill)  # on an error; nothing once it has exited
+            children[impl] = child = _Paced(impl, num_seeds, process, stderr)
+            child.expect(PACED_READY)
+        rounds = 0
+        times: dict[str, list[float]] = {impl: [] for impl in impls}
+        while rounds == 0 or (rounds < repeats and all(sum(t) < budget_s for t in times.values())):
+            for impl in impls if rounds % 2 == 0 else impls[::-1]:
+                times[impl].append(children[impl].run())
+            rounds += 1
+        return {impl: child.stop() for impl, child in children.items()}
+
+
+class _Paced:
+    """The controlling side of one ``--paced`` child (:func:`time_compiled`)."""
+
+    def __init__(self, impl: str, num_seeds: int, process: subprocess.Popen, stderr):
+        self.name = f"{impl} with {num_seeds} seeds"
+        self.process, self.stderr = process, stderr
+
+    def fail(self):
+        self.process.kill()
+        self.process.wait()
+        self.stderr.seek(0)
+        raise RuntimeError(f"{self.name} failed:\n{self.stderr.read()[-4000:]}")
+
+    def expect(self, token: str) -> str:
+        for line in self.process.stdout:
+            if line.split()[:1] == [token]:
+                return line
+        self.fail()
+
+    def run(self) -> float:
+        try:
+            self.process.stdin.write("run\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            self.fail()
+        return float(self.expect(PACED_RAN).split()[1])
+
+    def stop(self) -> dict:
+        out, _ = self.process.communicate("stop\n")
+        if self.process.returncode:
+            self.fail()
+        return json.loads(out.strip().splitlines()[-1])
 
 
 def _child(
