@@ -4,8 +4,8 @@ any implementation of the same configuration could be on this host. One JSON lin
 For PPO and DQN with PureJaxRL's default CartPole configurations (the ones of
 ``ppo_cartpole.py`` and ``dqn_cartpole.py``), it times
 
-- ``jrl`` and ``purejaxrl``: one seed's whole run, as those benchmarks' children run it
-  (fresh processes; PureJaxRL only with $PUREJAXRL_DIR);
+- ``jrl`` and ``purejaxrl``: one seed's whole run, as those benchmarks time it (fresh
+  processes, their calls alternating; PureJaxRL only with $PUREJAXRL_DIR);
 - ``products``: only the matrix products of the run's gradient steps, at their shapes,
   as ``lax.scan`` over a linear version of the networks — per gradient step the
   forward products (PPO: actor and critic on the minibatch; DQN: the online network on
@@ -113,14 +113,13 @@ def products_seconds(algo: str, steps: int, repeats: int = 5) -> tuple[float, fl
     return per_step * count, per_step * 1e6
 
 
-def run_seconds(algo: str, impl: str, steps: int) -> float:
-    command = [sys.executable, str(SCRIPTS[algo]), "--child", impl, "--seeds", "1"]
-    done = subprocess.run(
-        [*command, "--steps", str(steps)], capture_output=True, text=True, check=False
-    )
-    if done.returncode:
-        raise RuntimeError(f"{algo} {impl} failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["run_s"]
+def run_seconds(algo: str, steps: int) -> dict:
+    """{impl: one seed's run seconds} for ours and (with $PUREJAXRL_DIR) PureJaxRL's, as
+    ``ppo_cartpole.py`` / ``dqn_cartpole.py`` time them by default: paired, medians of
+    up to five alternating calls within 30 s."""
+    report = baseline.compare(str(SCRIPTS[algo]), algo, [1], steps, repeats=5, budget_s=30.0)
+    row = report["seeds_1"]
+    return {impl: row[impl]["run_s"] for impl in ("jrl", "purejaxrl") if impl in row}
 
 
 def main() -> None:
@@ -151,10 +150,11 @@ def main() -> None:
     report: dict = {"benchmark": "product_floor", "steps_per_seed": args.steps}
     for algo in SCRIPTS:
         row = dict(products[algo])
-        ours = row["jrl_run_s"] = run_seconds(algo, "jrl", args.steps)
+        runs = run_seconds(algo, args.steps)
+        ours = row["jrl_run_s"] = runs["jrl"]
         row["products_fraction"] = round(row["products_s"] / ours, 2)
-        if baseline.purejaxrl_dir() is not None:
-            theirs = row["purejaxrl_run_s"] = run_seconds(algo, "purejaxrl", args.steps)
+        if "purejaxrl" in runs:
+            theirs = row["purejaxrl_run_s"] = runs["purejaxrl"]
             row["speedup"] = round(theirs / ours, 2)
             row["speedup_bound"] = round(theirs / row["products_s"], 2)
             row["other_s_at_1_5x"] = round(theirs / 1.5 - row["products_s"], 2)
