@@ -195,7 +195,7 @@ def time_compiled(
     if after_compile is not None:
         after_compile()
     run_times: list[float] = []
-    turns = _paced_turns() if paced else _counted_turns(run_times, repeats, budget_s)
+    turns = _paced_turns() if paced else _counted_turns([run_times], repeats, budget_s)
     for _ in turns:
         out = None  # hold one output at a time: at many seeds it is large
         start = time.perf_counter()
@@ -211,9 +211,12 @@ def time_compiled(
     return {**times, "peak_rss_compiled_mb": round(compiled_rss)}, out
 
 
-def _counted_turns(run_times: list[float], repeats: int, budget_s: float):
+def _counted_turns(timings: list[list[float]], repeats: int, budget_s: float):
+    """The repeat rule of the timed calls: one turn, and more while each list of call
+    times in ``timings`` (filled by the caller as it goes) holds fewer than ``repeats``
+    and totals under ``budget_s``."""
     yield
-    while len(run_times) < repeats and sum(run_times) < budget_s:
+    while all(len(times) < repeats and sum(times) < budget_s for times in timings):
         yield
 
 
@@ -330,9 +333,8 @@ def _paired_children(
         children = {}
         for impl in impls:  # started one by one: each compiles alone
             stderr = stack.enter_context(tempfile.TemporaryFile("w+"))
-            command = [sys.executable, script, "--child", impl, "--seeds", str(num_seeds)]
             process = subprocess.Popen(
-                [*command, "--steps", str(steps), "--paced"],
+                [*_child_command(script, impl, num_seeds, steps), "--paced"],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -341,12 +343,11 @@ def _paired_children(
             stack.callback(process.kill)  # on an error; nothing once it has exited
             children[impl] = child = _Paced(impl, num_seeds, process, stderr)
             child.expect(PACED_READY)
-        rounds = 0
         times: dict[str, list[float]] = {impl: [] for impl in impls}
-        while rounds == 0 or (rounds < repeats and all(sum(t) < budget_s for t in times.values())):
+        turns = _counted_turns(list(times.values()), repeats, budget_s)
+        for rounds, _ in enumerate(turns):
             for impl in impls if rounds % 2 == 0 else impls[::-1]:
                 times[impl].append(children[impl].run())
-            rounds += 1
         return {impl: child.stop() for impl, child in children.items()}
 
 
@@ -387,9 +388,14 @@ class _Paced:
 def _child(
     script: str, impl: str, num_seeds: int, steps: int, timing: list[str] | None = None
 ) -> dict:
-    command = [sys.executable, script, "--child", impl, "--seeds", str(num_seeds)]
-    command += ["--steps", str(steps), *(timing or [])]
+    command = [*_child_command(script, impl, num_seeds, steps), *(timing or [])]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode:
         raise RuntimeError(f"{impl} with {num_seeds} seeds failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _child_command(script: str, impl: str, num_seeds: int, steps: int) -> list[str]:
+    """The argv of one benchmark child: ``script --child impl --seeds S --steps N``."""
+    size = ["--seeds", str(num_seeds), "--steps", str(steps)]
+    return [sys.executable, script, "--child", impl, *size]
