@@ -225,10 +225,12 @@ def test_orthogonal_matches_flax_and_the_conv_is_a_conv():
     np.testing.assert_allclose(patches_3x3(x) @ kernel, conv.apply(conv_params, x), atol=1e-5)
 
 
-def _qr_operand_ranks(jaxpr_text: str) -> list[int]:
-    """Ranks of the first output of every ``qr`` equation in a printed jaxpr."""
-    shapes = re.findall(r"\w+:f32\[([\d,]*)\] \w+:f32\[[\d,]*\] = qr\[", jaxpr_text)
-    return [len(shape.split(",")) for shape in shapes]
+def _qr_operand_ranks(lowered_text: str) -> list[int]:
+    """Ranks of the operand of every QR (LAPACK or cuSOLVER geqrf) in lowered StableHLO."""
+    shapes = re.findall(
+        r"custom_call @\w*geqrf\w*\(%[^)]*\) .*?: \(tensor<([\dx]+)xf32>", lowered_text
+    )
+    return [len(shape.split("x")) for shape in shapes]
 
 
 @pytest.mark.timeout(120)
@@ -239,7 +241,7 @@ def _qr_operand_ranks(jaxpr_text: str) -> list[int]:
         (ActorCritic(5, "cnn", (64,), "relu"), jnp.zeros((7, 11, 6))),
     ],
 )
-def test_init_vmapped_over_seeds_is_distinct_and_makes_no_batched_qr(network, obs):
+def test_init_vmapped_over_seeds_is_distinct_and_batches_qr_only_off_the_cpu(network, obs):
     keys = jax.random.split(jax.random.key(0), 4)
     init = jax.vmap(lambda key: init_params(network, key, obs))
     params = jax.jit(init)(keys)
@@ -250,9 +252,17 @@ def test_init_vmapped_over_seeds_is_distinct_and_makes_no_batched_qr(network, ob
         for i in range(4):
             for j in range(i):
                 assert not np.allclose(kernel[i], kernel[j])
-    # The deadlock needs a batched QR; ours are all unbatched, also under nested vmap.
-    ranks = _qr_operand_ranks(str(jax.make_jaxpr(jax.vmap(init))(keys.reshape(2, 2))))
+    np.testing.assert_array_equal(  # the seeds' loop gives each seed's own init
+        jax.tree.leaves(params)[-1][2], jax.tree.leaves(init_params(network, keys[2], obs))[-1]
+    )
+    # The deadlock needs a batched QR on the CPU; there ours are all unbatched, also
+    # under nested vmap. Lowered for a GPU, the QR stays one batched call per layer.
+    nested = jax.jit(jax.vmap(init))
+    ranks = _qr_operand_ranks(nested.lower(keys.reshape(2, 2)).as_text())
     assert ranks and set(ranks) == {2}
+    exported = jax.export.export(nested, platforms=["cuda"])(keys.reshape(2, 2))
+    ranks = _qr_operand_ranks(exported.mlir_module())
+    assert ranks and set(ranks) == {4}
 
 
 # ------------------------------------------------------------------- CartPole runs
