@@ -184,9 +184,3 @@ def init_params(network: nn.Module, key: jax.Array, example_obs: jax.Array):
     no batched QR there. ``example_obs`` is one observation (no batch axis needed).
     """
     return network.init(key, example_obs)
-
-
-def init_params_over_seeds(network: nn.Module, keys: jax.Array, example_obs: jax.Array):
-    """Parameters for each of ``keys`` (shape [S]), stacked: a ``lax.map`` of inits,
-    for networks whose initializers are not all from this module."""
-    return jax.lax.map(lambda key: network.init(key, example_obs), keys)
