@@ -70,6 +70,28 @@ def _static_hint(hparams: Any, names: Sequence[str]) -> str:
     return ""
 
 
+def check_grid(grid: Any) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles.
+
+    A NaN anywhere is an error, and so is whatever the ``check_hparams`` function of
+    the module that defines the grid's type rejects (``jrl.agents.ppo.check_hparams``
+    for a ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...). Works on
+    one point or a whole grid; a grid of traced values (``run_sweep`` called under
+    ``jit``) cannot be read and is left alone.
+    """
+    leaves, _ = jax.tree_util.tree_flatten_with_path(grid)
+    if any(isinstance(leaf, jax.core.Tracer) for _, leaf in leaves):
+        return
+    for path, leaf in leaves:
+        if np.any(np.isnan(np.asarray(leaf, np.float32))):
+            name = jax.tree_util.keystr(path, simple=True, separator=".")
+            raise ValueError(f"{name or 'a hyperparameter'} is NaN: {np.asarray(leaf)}")
+    module = sys.modules.get(type(grid).__module__)
+    check = getattr(module, "check_hparams", None)
+    if callable(check):
+        check(grid)
+
+
 def stack_grid(points: Sequence[Any]) -> Any:
     """Stack a list of hyperparameter NamedTuples into one grid."""
     return jax.tree.map(lambda *leaves: np.asarray(leaves, np.float32), *points)
@@ -104,8 +126,10 @@ def run_sweep(
     split over those devices (``shard_map``), each running its share vmapped (in
     sequence with ``sequential=True``) — on a CPU host made into N devices
     (``jrl.host.use_cpu_cores(N)`` at the top of the script) that uses N cores.
+    The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
     """
     size = grid_size(grid)
+    check_grid(grid)
     keys = jax.random.split(key, num_seeds)
     if devices is not None and not len(devices):
         raise ValueError("devices= needs at least one device (or None)")

@@ -41,7 +41,7 @@ from jrl.agents import dqn, ppo, tabular
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
 from jrl.run_dir import append_rows, read_yaml, truncate_rows, write_json, write_meta, write_yaml
-from jrl.sweep import stack_grid, vmap_or_call
+from jrl.sweep import check_grid, stack_grid, vmap_or_call
 
 
 class AgentSpec(NamedTuple):
@@ -177,7 +177,8 @@ class Built(NamedTuple):
 
 def _checked(spec: RunSpec) -> tuple[AgentSpec, Any, list]:
     """(agent spec, config, hparams points) of a RunSpec, or a ValueError naming the
-    field that is wrong — the agents' own ``__post_init__`` checks included."""
+    field that is wrong — the agents' own ``__post_init__`` and ``check_hparams``
+    checks included."""
     if spec.agent not in AGENTS:
         raise ValueError(f"unknown agent {spec.agent!r}; choose one of {sorted(AGENTS)}")
     for name in ("num_seeds", "chunk_size", "seed"):
@@ -200,6 +201,11 @@ def _checked(spec: RunSpec) -> tuple[AgentSpec, Any, list]:
     points = [
         _coerce(agent_spec.hparams, dict(p), f"hparams[{i}]") for i, p in enumerate(spec.hparams)
     ]
+    for i, point in enumerate(points):
+        try:
+            check_grid(point)
+        except ValueError as error:
+            raise ValueError(f"hparams[{i}]: {error}") from None
     return agent_spec, config, points
 
 

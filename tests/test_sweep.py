@@ -13,7 +13,7 @@ import pytest
 
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
-from jrl.sweep import product_grid, run_sweep, stack_grid, to_dataset
+from jrl.sweep import check_grid, product_grid, run_sweep, stack_grid, to_dataset
 
 pytestmark = pytest.mark.timeout(300)
 METHODS = ("sarsa", "q_learning", "expected_sarsa")
@@ -121,6 +121,37 @@ def test_a_static_setting_in_a_grid_is_rejected_naming_its_config():
         product_grid(TabularHParams(), planning_steps=[5, 50])
     with pytest.raises(ValueError, match=r"has no field 'learning_rate'; sweepable"):
         product_grid(PPOHParams(), learning_rate=[1e-3])
+
+
+def test_impossible_hyperparameters_are_rejected_before_compiling(cliff):
+    from jrl.agents.dqn import DQNHParams
+    from jrl.agents.ppo import PPOHParams
+
+    env, params = cliff
+    train = make_train(TabularConfig(num_episodes=5), env, params)
+    traced = []
+
+    def spied_train(key, hparams):
+        traced.append(hparams)
+        return train(key, hparams)
+
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=r"alpha must be in \(0.0, 1.0\], got \[0.5 0. \]"):
+        run_sweep(spied_train, key, product_grid(TabularHParams(), alpha=[0.5, 0.0]), 2)
+    with pytest.raises(ValueError, match=r"epsilon is NaN: \[0.1 nan\]"):
+        run_sweep(spied_train, key, product_grid(TabularHParams(), epsilon=[0.1, np.nan]), 2)
+    assert traced == []  # rejected before tracing, so before compiling
+    # Every agent's hyperparameter type brings its own check.
+    with pytest.raises(ValueError, match="lr must be > 0"):
+        check_grid(product_grid(PPOHParams(), lr=[3e-4, -3e-4]))
+    with pytest.raises(ValueError, match=r"tau must be in \(0, 1\]"):
+        check_grid(DQNHParams(tau=0.0))
+    check_grid(product_grid(PPOHParams(), lr=[3e-4, 1e-3], max_grad_norm=[0.5, float("inf")]))
+    # Under jit the grid is traced: nothing to read, and no error for a valid run.
+    _, metrics = jax.jit(lambda grid: run_sweep(spied_train, key, grid, 2, jit=False))(
+        stack_grid([TabularHParams()])
+    )
+    assert metrics.episode_returns.shape == (1, 2, 5) and len(traced) == 1
 
 
 class Rows(NamedTuple):
