@@ -73,7 +73,8 @@ def _static_hint(hparams: Any, names: Sequence[str]) -> str:
 def check_grid(grid: Any) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles.
 
-    A NaN anywhere is an error, and so is whatever the ``check_hparams`` function of
+    A value that is not a finite number is an error, and so is whatever the
+    ``check_hparams`` function of
     the module that defines the grid's type rejects (``jrl.agents.ppo.check_hparams``
     for a ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...). Works on
     one point or a whole grid; a grid of traced values (``run_sweep`` called under
@@ -83,9 +84,12 @@ def check_grid(grid: Any) -> None:
     if any(isinstance(leaf, jax.core.Tracer) for _, leaf in leaves):
         return
     for path, leaf in leaves:
-        if np.any(np.isnan(np.asarray(leaf, np.float32))):
-            name = jax.tree_util.keystr(path, simple=True, separator=".")
-            raise ValueError(f"{name or 'a hyperparameter'} is NaN: {np.asarray(leaf)}")
+        if not np.all(np.isfinite(np.asarray(leaf, np.float32))):
+            name = jax.tree_util.keystr(path, simple=True, separator=".") or "a hyperparameter"
+            raise ValueError(
+                f"{name} must be a finite number, got {np.asarray(leaf)} (to turn a clip "
+                "or threshold off, give it a large finite value)"
+            )
     module = sys.modules.get(type(grid).__module__)
     check = getattr(module, "check_hparams", None)
     if callable(check):

@@ -118,7 +118,9 @@ def test_dqn_target_rejects_mismatched_shapes():
         ({"buffer_size": 5}, "buffer_size"),
         ({"batch_size": 20_000}, "batch_size"),
         ({"learning_starts": -1}, "learning_starts"),
-        ({"learning_starts": 500_000}, "learning_starts"),
+        ({"learning_starts": 500_001}, "learning_starts"),
+        ({"total_timesteps": 2**31, "log_frequency": 2**20 * 10}, "total_timesteps"),
+        ({"eval_every": 51}, "eval_every"),
         ({"train_frequency": 4}, "train_frequency"),
         ({"target_update_frequency": 505}, "target_update_frequency"),
         ({"log_frequency": 1005}, "log_frequency"),
@@ -134,6 +136,8 @@ def test_dqn_target_rejects_mismatched_shapes():
 def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         DQNConfig(**kwargs)
+    # The limits themselves are runs: the last iteration's gradient step, the last row.
+    DQNConfig(learning_starts=500_000, eval_every=50)
 
 
 def test_config_derived_loop_sizes():

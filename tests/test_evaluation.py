@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jrl.agents import dqn, ppo, reinforce
-from jrl.agents.evaluation import eval_max_steps
+from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.envs import make
 
 pytestmark = pytest.mark.timeout(300)
@@ -115,6 +115,7 @@ def test_dqn_and_reinforce_evaluate_in_their_rows():
         ("eval_episodes", 0, "eval_episodes must be a positive int"),
         ("eval_max_steps", -5, "eval_max_steps must be a non-negative int"),
         ("eval_seed", True, "eval_seed must be a non-negative int"),
+        ("eval_every", 10**9, "eval_every=1000000000 is more than the run's"),
     ],
 )
 def test_bad_evaluation_settings_are_refused_naming_the_field(field, value, message):
@@ -130,3 +131,43 @@ def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
     assert eval_max_steps(ppo.PPOConfig(eval_every=1, eval_max_steps=7), object()) == 7
     with pytest.raises(ValueError, match="set eval_max_steps"):
         eval_max_steps(config, object())
+
+
+def play_in_python(key, env, params, act, max_steps):
+    """run_episode's contract, one step at a time on the host: step t acts and steps with
+    the halves of fold_in(key, t); stop when the episode ends or after max_steps."""
+    obs, state = env.reset(key, params)
+    total, length, terminated = 0.0, 0, False
+    while length < max_steps:
+        key_act, key_env = jax.random.split(jax.random.fold_in(key, length))
+        obs, state, reward, terminated, truncated, _ = env.step(
+            key_env, state, act(key_act, obs), params
+        )
+        total, length = total + float(reward), length + 1
+        if terminated or truncated:
+            break
+    return total, length, bool(terminated)
+
+
+@pytest.mark.parametrize(
+    "name, overrides, max_steps",
+    [
+        ("CartPole-v1", {}, 10**6),  # a million-step cap: the loop stops at the episode's end
+        ("CartPole-v1", {}, 12),  # cut before the end: not terminated
+        ("WindyGridworld-v0", {}, 60),
+        ("CatRoom-v0", {"max_steps_in_episode": 9}, 50),  # ends by truncation
+    ],
+)
+def test_run_episode_plays_one_episode_and_stops(name, overrides, max_steps):
+    env, params = make(name, **overrides)
+    space = env.action_space(params)
+    act = lambda key, obs: space.sample(key)  # noqa: E731
+    keys = jax.random.split(jax.random.key(4), 3)
+    episodes = jax.jit(jax.vmap(lambda key: run_episode(key, env, params, act, max_steps)))
+    total, length, terminated = jax.device_get(episodes(keys))
+    for i, key in enumerate(keys):
+        expected = play_in_python(key, env, params, act, max_steps)
+        assert (float(total[i]), int(length[i]), bool(terminated[i])) == pytest.approx(expected)
+    assert length.min() > 0 and length.max() <= max_steps
+    if max_steps == 12:
+        assert (length == 12).all() and not terminated.any()

@@ -155,6 +155,9 @@ def test_shuffled_indices_fall_back_to_jax_permutation_for_large_n(monkeypatch):
         ({"num_steps": 12.5}, "num_steps"),
         ({"update_epochs": -1}, "update_epochs"),
         ({"total_timesteps": 100}, "total_timesteps"),
+        ({"total_timesteps": 2**31}, "total_timesteps"),
+        ({"num_envs": 1, "num_steps": 4, "num_minibatches": 4}, "minibatches of 1 sample"),
+        ({"eval_every": 977}, "eval_every"),
         ({"hidden_sizes": ()}, "hidden_sizes"),
         ({"hidden_sizes": [64, 64]}, "hidden_sizes"),
         ({"network": "transformer"}, "network"),
@@ -164,6 +167,7 @@ def test_shuffled_indices_fall_back_to_jax_permutation_for_large_n(monkeypatch):
 def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):
     with pytest.raises(ValueError, match=field):
         PPOConfig(**kwargs)
+    PPOConfig(total_timesteps=2**31 - 1, eval_every=(2**31 - 1) // 512)  # the limits themselves
 
 
 def test_config_derived_sizes():

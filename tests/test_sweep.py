@@ -138,7 +138,7 @@ def test_impossible_hyperparameters_are_rejected_before_compiling(cliff):
     key = jax.random.key(0)
     with pytest.raises(ValueError, match=r"alpha must be in \(0.0, 1.0\], got \[0.5 0. \]"):
         run_sweep(spied_train, key, product_grid(TabularHParams(), alpha=[0.5, 0.0]), 2)
-    with pytest.raises(ValueError, match=r"epsilon is NaN: \[0.1 nan\]"):
+    with pytest.raises(ValueError, match=r"epsilon must be a finite number, got \[0.1 nan\]"):
         run_sweep(spied_train, key, product_grid(TabularHParams(), epsilon=[0.1, np.nan]), 2)
     assert traced == []  # rejected before tracing, so before compiling
     # Every agent's hyperparameter type brings its own check.
@@ -146,7 +146,9 @@ def test_impossible_hyperparameters_are_rejected_before_compiling(cliff):
         check_grid(product_grid(PPOHParams(), lr=[3e-4, -3e-4]))
     with pytest.raises(ValueError, match=r"tau must be in \(0, 1\]"):
         check_grid(DQNHParams(tau=0.0))
-    check_grid(product_grid(PPOHParams(), lr=[3e-4, 1e-3], max_grad_norm=[0.5, float("inf")]))
+    with pytest.raises(ValueError, match=r"max_grad_norm must be a finite number, got \[0.5 inf\]"):
+        check_grid(product_grid(PPOHParams(), max_grad_norm=[0.5, np.inf]))
+    check_grid(product_grid(PPOHParams(), lr=[3e-4, 1e-3], max_grad_norm=[0.5, 1e9]))
     # Under jit the grid is traced: nothing to read, and no error for a valid run.
     _, metrics = jax.jit(lambda grid: run_sweep(spied_train, key, grid, 2, jit=False))(
         stack_grid([TabularHParams()])

@@ -265,7 +265,7 @@ def compilations():
         ({"hparams": ({"learning_rate": 1e-3},)}, r"unknown field\(s\) \['learning_rate'\]"),
         ({"hparams": ({}, {"lr": -1e-3})}, r"hparams\[1\]: lr must be > 0, got -0.001"),
         ({"hparams": ({"gamma": 1.5},)}, r"hparams\[0\]: gamma must be in \[0, 1\]"),
-        ({"hparams": ({"clip_eps": float("nan")},)}, r"hparams\[0\]: clip_eps is NaN"),
+        ({"hparams": ({"clip_eps": float("nan")},)}, r"hparams\[0\]: clip_eps must be a finite"),
         ({"hparams": (0.1,)}, r"hparams\[0\] must be a mapping"),
         ({"hparams": ()}, "at least one grid point"),
         ({"agent": "a2c"}, "unknown agent 'a2c'"),

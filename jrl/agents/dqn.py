@@ -52,6 +52,8 @@ import numpy as np
 import optax
 
 from jrl.agents.evaluation import (
+    MAX_TIMESTEPS,
+    check_eval_every,
     check_eval_fields,
     eval_max_steps,
     make_evaluate,
@@ -68,7 +70,10 @@ TARGET_UPDATES = ("hard", "polyak")
 class DQNHParams(NamedTuple):
     """Sweepable hyperparameters: traced scalars, so ``vmap`` runs a grid of them.
 
-    Defaults follow PureJaxRL's CartPole DQN. lr: Adam step size. gamma: discount.
+    Defaults are PureJaxRL's CartPole DQN's except ``epsilon_decay_fraction`` (0.25;
+    PureJaxRL and CleanRL 0.5), ``max_grad_norm`` and ``huber_delta`` (below), and
+    ``DQNConfig``'s ``learning_starts`` (1000; they take 10000); the CartPole
+    experiment and benchmark set PureJaxRL's values. lr: Adam step size. gamma: discount.
     tau: Polyak step of the target update (used with ``target_update="polyak"``).
     epsilon_start, epsilon_end: the exploration rate's linear schedule, reached after
     ``epsilon_decay_fraction * total_timesteps`` steps. max_grad_norm: global
@@ -195,11 +200,17 @@ class DQNConfig:
                 f"total_timesteps={self.total_timesteps} is less than one chunk "
                 f"(log_frequency={self.log_frequency}): nothing would run"
             )
-        if self.learning_starts >= self.num_chunks * self.log_frequency:
+        if self.total_timesteps > MAX_TIMESTEPS:
             raise ValueError(
-                f"learning_starts={self.learning_starts} is not below the steps run "
+                f"total_timesteps={self.total_timesteps} is more than the int32 step "
+                f"counters hold ({MAX_TIMESTEPS})"
+            )
+        if self.learning_starts > self.num_chunks * self.log_frequency:
+            raise ValueError(
+                f"learning_starts={self.learning_starts} is more than the steps run "
                 f"({self.num_chunks * self.log_frequency}): no gradient step would be taken"
             )
+        check_eval_every(self.eval_every, self.num_chunks, "chunks (metrics rows)")
 
     @property
     def iteration_steps(self) -> int:

@@ -1,4 +1,4 @@
-"""Evaluation episodes: one episode of a policy, as a scan, for any agent, and the
+"""Evaluation episodes: one episode of a policy, as a loop, for any agent, and the
 periodic evaluation on fixed keys that the neural agents run inside their training
 (``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed`` in their configs)."""
 
@@ -17,32 +17,34 @@ def run_episode(
     act: Callable[[jax.Array, jax.Array], jax.Array],
     max_steps: int,
 ):
-    """Play ``act(key, obs) -> action`` from a reset for at most ``max_steps`` steps.
+    """Play ``act(key, obs) -> action`` from a reset until the episode ends, for at most
+    ``max_steps`` steps.
 
-    Returns (return float32, length int32, terminated bool) of the first episode;
-    steps after it ends (the environment auto-resets) are not counted.
+    Returns (return float32, length int32, terminated bool) of that first episode. A
+    ``lax.while_loop`` that stops when the episode ends, so an environment without a
+    practical time limit (the textbook grids': a million steps) costs only the steps
+    played; under ``vmap`` the loop runs until every episode has ended and the ended
+    ones stay as they were. Step t acts and steps with the halves of
+    ``jax.random.fold_in(key, t)`` — under JAX's default (partitionable) threefry the
+    same keys as ``jax.random.split(key, max_steps)[t]``.
     """
     obs, state = env.reset(key, env_params)
 
-    def one_step(carry, key_step):
-        obs, state, total, length, finished, terminated_any = carry
-        key_act, key_env = jax.random.split(key_step)
+    def running(carry):
+        step, *_, ended, _ = carry
+        return (step < max_steps) & ~ended
+
+    def one_step(carry):
+        step, obs, state, total, length, _, _ = carry
+        key_act, key_env = jax.random.split(jax.random.fold_in(key, step))
         action = act(key_act, obs)
         obs, state, reward, terminated, truncated, _ = env.step(key_env, state, action, env_params)
-        live = ~finished
-        return (
-            obs,
-            state,
-            total + jnp.where(live, reward, 0.0),
-            length + live,
-            finished | terminated | truncated,
-            terminated_any | (live & terminated),
-        ), None
+        total = total + jnp.asarray(reward, jnp.float32)
+        return step + 1, obs, state, total, length + 1, terminated | truncated, terminated
 
-    init = (obs, state, jnp.float32(0), jnp.int32(0), jnp.bool_(False), jnp.bool_(False))
-    (_, _, total, length, _, terminated), _ = jax.lax.scan(
-        one_step, init, jax.random.split(key, max_steps)
-    )
+    no = jnp.bool_(False)
+    init = (jnp.int32(0), obs, state, jnp.float32(0), jnp.int32(0), no, no)
+    *_, total, length, _, terminated = jax.lax.while_loop(running, one_step, init)
     return total, length, terminated
 
 
@@ -55,6 +57,9 @@ def random_policy_returns(keys: jax.Array, env, env_params, max_steps: int) -> j
         return run_episode(key, env, env_params, lambda k, obs: space.sample(k), max_steps)[0]
 
     return jax.jit(jax.vmap(episode))(keys)
+
+
+MAX_TIMESTEPS = 2**31 - 1  # the agents' step counters (and ``timesteps`` metrics) are int32
 
 
 def check_eval_fields(config) -> None:
@@ -71,6 +76,16 @@ def check_eval_fields(config) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             kind = "a positive" if least else "a non-negative"
             raise ValueError(f"{name} must be {kind} int, got {value!r}")
+
+
+def check_eval_every(eval_every: int, num_rows: int, rows: str) -> None:
+    """Reject an ``eval_every`` longer than the run's ``num_rows`` metrics rows (its
+    ``rows``: updates, chunks): no evaluation would run."""
+    if eval_every > num_rows:
+        raise ValueError(
+            f"eval_every={eval_every} is more than the run's {num_rows} {rows}: no "
+            "evaluation would run (eval_every=0 turns evaluation off)"
+        )
 
 
 def eval_max_steps(config, env_params) -> int:

@@ -78,6 +78,8 @@ from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public
     gaussian_log_prob,
 )
 from jrl.agents.evaluation import (
+    MAX_TIMESTEPS,
+    check_eval_every,
     check_eval_fields,
     eval_max_steps,
     make_evaluate,
@@ -165,7 +167,14 @@ class PPOConfig:
                 f"num_minibatches={self.num_minibatches} must divide the batch num_envs * "
                 f"num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}"
             )
-        check_covers_one_batch(self.total_timesteps, self.batch_size)
+        check_total_timesteps(self.total_timesteps, self.batch_size)
+        if self.minibatch_size < 2:
+            raise ValueError(
+                f"minibatches of {self.minibatch_size} sample (batch {self.batch_size} / "
+                f"num_minibatches={self.num_minibatches}): advantages are normalised per "
+                "minibatch, so every advantage would be 0; take fewer minibatches"
+            )
+        check_eval_every(self.eval_every, self.num_updates, "updates")
 
     @property
     def batch_size(self) -> int:
@@ -201,8 +210,14 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def check_covers_one_batch(total_timesteps: int, batch_size: int) -> None:
-    """Reject a run too short for one update of ``batch_size = num_envs * num_steps``."""
+def check_total_timesteps(total_timesteps: int, batch_size: int) -> None:
+    """Reject a run too short for one update of ``batch_size = num_envs * num_steps``,
+    or too long for int32 step counters (:data:`MAX_TIMESTEPS`)."""
+    if total_timesteps > MAX_TIMESTEPS:
+        raise ValueError(
+            f"total_timesteps={total_timesteps} is more than the int32 step counters "
+            f"hold ({MAX_TIMESTEPS})"
+        )
     if total_timesteps < batch_size:
         raise ValueError(
             f"total_timesteps={total_timesteps} is less than one update's batch "

@@ -13,8 +13,12 @@ N*T batch:
         + vf_coef * 0.5 mean( (V(s_t) - G_t)^2 )                 (the baseline's regression)
         - ent_coef * mean( entropy(pi(. | s_t)) )
 
-(sg = stop-gradient). The baseline V(s) only lowers the variance of the estimate; the
-gradient stays unbiased whatever V is. With ``normalize_advantages`` the factor
+(sg = stop-gradient), without the textbook's gamma^t factor (as deep-RL code usually
+drops it). Subtracting V(s_t) lowers the variance and adds no bias; V also appears
+inside G_t wherever the data ends before the episode does (below: truncations and the
+rollout's end), and there it does bias the estimate — with short rollouts on long
+episodes this is an actor-critic with lambda = 1 more than Monte-Carlo REINFORCE.
+With ``normalize_advantages`` the factor
 G_t - V(s_t) is standardised over the batch (not part of the textbook algorithm; off by
 default).
 
@@ -42,6 +46,7 @@ import numpy as np
 import optax
 
 from jrl.agents.evaluation import (
+    check_eval_every,
     check_eval_fields,
     eval_max_steps,
     make_evaluate,
@@ -50,10 +55,10 @@ from jrl.agents.evaluation import (
 from jrl.agents.ppo import (
     PPOState,
     adam_with_schedule,
-    check_covers_one_batch,
     check_env,
     check_network_fields,
     check_positive_int,
+    check_total_timesteps,
     greedy_policy,
     init_state,
     make_network,
@@ -99,7 +104,13 @@ class ReinforceConfig:
             check_positive_int(name, getattr(self, name))
         check_network_fields(self.network, self.activation, self.hidden_sizes)
         check_eval_fields(self)
-        check_covers_one_batch(self.total_timesteps, self.batch_size)
+        check_total_timesteps(self.total_timesteps, self.batch_size)
+        if self.normalize_advantages and self.batch_size < 2:
+            raise ValueError(
+                "normalize_advantages needs a batch of 2 or more (num_envs * num_steps = 1): "
+                "one advantage standardised is 0"
+            )
+        check_eval_every(self.eval_every, self.num_updates, "updates")
 
     @property
     def batch_size(self) -> int:
