@@ -5,8 +5,10 @@ A checkpoint is ``CHECKPOINT_DIR/chunk_<n>/`` written by orbax's
 complete, so a kill leaves the previous checkpoint intact), plus
 ``CHECKPOINT_DIR/latest.json`` naming the newest complete one and describing what it
 holds: a fingerprint of the run configuration and the path, shape and dtype of every
-leaf. :func:`restore` compares that description with the state it is asked to fill
-and raises :class:`CheckpointError` naming the difference — a checkpoint of another
+leaf. Each checkpoint's record is also kept beside it (``chunk_<n>.json``), so a
+missing or damaged latest.json falls back to the newest of those. :func:`restore`
+compares that description with the state it is asked to fill and raises
+:class:`CheckpointError` naming the difference — a checkpoint of another
 configuration, or damaged files — before any array is read.
 
 Typed PRNG keys are stored as their raw ``key_data`` and wrapped again on restore;
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -128,12 +131,13 @@ class Saver:
         if self._pending is None:
             return
         self._checkpointer.wait_until_finished()
-        write_json(self.directory / LATEST, self._pending)
         newest = self._pending["path"]
+        write_json(self.directory / f"{newest}.json", self._pending)
+        write_json(self.directory / LATEST, self._pending)
         self._pending = None
-        complete = [p for p in sorted(self.directory.glob("chunk_*")) if "tmp" not in p.name]
-        for old in complete[: -self.keep]:
+        for old in _complete(self.directory)[: -self.keep]:
             if old.name != newest:
+                old.with_name(f"{old.name}.json").unlink(missing_ok=True)
                 shutil.rmtree(old, ignore_errors=True)
 
     def close(self) -> None:
@@ -141,25 +145,53 @@ class Saver:
         self._checkpointer.close()
 
 
-def latest(directory: str | Path) -> dict | None:
-    """The newest complete checkpoint's record (latest.json), or None if there is none."""
-    path = Path(directory) / LATEST
-    if not path.exists():
-        return None
+def _complete(directory: Path) -> list[Path]:
+    """The checkpoint directories orbax finished (it writes to a temporary name first),
+    oldest first."""
+    return [p for p in sorted(directory.glob("chunk_*")) if p.is_dir() and "tmp" not in p.name]
+
+
+def _read_record(path: Path) -> dict:
     try:
         record = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"{path} is damaged ({error}); delete it to start over") from None
+        raise CheckpointError(f"{path} is damaged ({error})") from None
     if not (
         isinstance(record, dict)
         and isinstance(record.get("path"), str)
         and isinstance(record.get("info"), dict)
         and isinstance(record.get("leaves"), dict)
     ):
-        raise CheckpointError(
-            f"{path} is damaged (not a record with path, info and leaves); delete it to start over"
-        )
+        raise CheckpointError(f"{path} is damaged (not a record with path, info and leaves)")
     return record
+
+
+def latest(directory: str | Path) -> dict | None:
+    """The newest complete checkpoint's record: latest.json, or where that is missing or
+    damaged the record kept beside the newest complete checkpoint (a warning says so);
+    None if there is no checkpoint. CheckpointError when checkpoints exist but no
+    readable record names one (a run would otherwise start over over them)."""
+    directory = Path(directory)
+    path = directory / LATEST
+    problem = f"{path} is missing"
+    if path.exists():
+        try:
+            return _read_record(path)
+        except CheckpointError as error:
+            problem = str(error)
+    complete = _complete(directory)
+    for chunk in reversed(complete):
+        beside = chunk.with_name(f"{chunk.name}.json")
+        if beside.exists():
+            record = _read_record(beside)
+            print(f"jrl: {problem}; using {beside}", file=sys.stderr)
+            return record
+    if complete or path.exists():
+        raise CheckpointError(
+            f"{problem} and no record beside the checkpoints names one to resume from; "
+            "start a new run directory (or restore latest.json)"
+        )
+    return None
 
 
 def check_fingerprint(record: dict, directory: str | Path, fingerprint: str) -> None:
@@ -174,15 +206,18 @@ def check_fingerprint(record: dict, directory: str | Path, fingerprint: str) -> 
         )
 
 
-def restore(directory: str | Path, like: Any, fingerprint: str) -> tuple[Any, dict]:
+def restore(
+    directory: str | Path, like: Any, fingerprint: str, record: dict | None = None
+) -> tuple[Any, dict]:
     """(state, info) of the newest checkpoint in ``directory``, shaped like ``like`` (a
     state, or its ``jax.eval_shape``: only leaf shapes and dtypes are read).
 
     Raises CheckpointError if there is none, if it was written for another
     configuration (``fingerprint`` differs) or another state structure (leaf paths,
-    shapes or dtypes differ: named), or if its files are damaged."""
+    shapes or dtypes differ: named), or if its files are damaged. ``record``: the
+    checkpoint's record if the caller has read it (:func:`latest`) already."""
     directory = Path(directory).resolve()
-    record = latest(directory)
+    record = record or latest(directory)
     if record is None:
         raise CheckpointError(f"no checkpoint in {directory} (no {LATEST})")
     check_fingerprint(record, directory, fingerprint)

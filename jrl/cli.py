@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Annotated, Literal
@@ -74,7 +75,7 @@ def _run_dataclass(agent: str) -> type:
             ),
             (
                 "env_overrides",
-                dict[str, str | int | float | bool],
+                dict[str, int | float | bool | str],  # numbers before str: 50 is 50
                 dataclasses.field(default_factory=dict),
             ),
             ("num_seeds", int, dataclasses.field(default=1)),
@@ -115,7 +116,7 @@ def _defaults_from_file(agent: str, path: Path | None):
     data = _load_file(path)
     if data.get("agent", agent) != agent:
         raise ValueError(f"{path} is a {data['agent']!r} run, not {agent!r}")
-    fields = {k: v for k, v in data.items() if k != "agent"}
+    fields = {"chunk_size": CHUNK_SIZES[agent]} | {k: v for k, v in data.items() if k != "agent"}
     spec = training.resolve(
         training.RunSpec.from_dict({"agent": agent, "env": cls().env, **fields})
     )
@@ -163,7 +164,12 @@ def _parse_grid(items: list[str], agent: str, base: tuple[dict, ...]) -> tuple[d
     names, values = [], []
     known = training.AGENTS[agent].hparams._fields
     for item in items:
-        name, _, listed = item.partition("=")
+        name, equals, listed = item.partition("=")
+        name = name.replace("-", "_")  # as --hparams.q-init
+        if not equals:
+            raise ValueError(f"--grid {item!r}: write NAME=v1,v2,... (e.g. --grid lr=1e-3,3e-4)")
+        if name in names:
+            raise ValueError(f"--grid {name} is given twice; list all its values in one --grid")
         if name not in known:
             config_fields = {f.name for f in dataclasses.fields(training.AGENTS[agent].config)}
             why = " (a static setting: one run per value)" if name in config_fields else ""
@@ -176,6 +182,8 @@ def _parse_grid(items: list[str], agent: str, base: tuple[dict, ...]) -> tuple[d
             raise ValueError(f"--grid {item!r}: values must be numbers") from None
         if not values[-1]:
             raise ValueError(f"--grid {item!r}: no values")
+        if len(set(values[-1])) < len(values[-1]):
+            raise ValueError(f"--grid {item!r}: a value is listed twice")
         names.append(name)
     return tuple(
         {**point, **dict(zip(names, product, strict=True))}
@@ -230,15 +238,33 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     points = tuple({**point, **flagged} for point in file_points)
     if sweep:
         points = _parse_grid(grid_items, agent, points)
-    return run, training.resolve(_spec(agent, run, points))
+        both = sorted(
+            set(flagged) & {item.partition("=")[0].replace("-", "_") for item in grid_items}
+        )
+        if both:
+            raise ValueError(f"{both} set both by --hparams and by --grid: choose one")
+    spec = training.resolve(_spec(agent, run, points))
+    repeated = [i for i, point in enumerate(spec.hparams) if point in spec.hparams[:i]]
+    if repeated:
+        raise ValueError(
+            f"grid point(s) {repeated} repeat earlier points: a --hparams flag or --grid "
+            "replaced a hyperparameter the config file's points differ in, or a point is "
+            "listed twice"
+        )
+    return run, spec
 
 
 def _train(agent: str, argv: list[str], sweep: bool) -> int:
     run, spec = parse_run(agent, argv, sweep)
-    sinks = _make_sinks(run.sinks, run.out, spec)
+    run_id = secrets.token_hex(8) if "wandb" in run.sinks else None
+    sinks = _make_sinks(run.sinks, run.out, spec, run_id)
     try:
         summary = training.train(
-            spec, run.out, progress=run.progress, sinks=sinks, meta={"sinks": list(run.sinks)}
+            spec,
+            run.out,
+            progress=run.progress,
+            sinks=sinks,
+            meta={"sinks": list(run.sinks), "wandb_id": run_id},
         )
     finally:
         _close(sinks)
@@ -246,12 +272,12 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
     return 0
 
 
-def _make_sinks(names, run_dir, spec):
+def _make_sinks(names, run_dir, spec, run_id=None):
     if not names:
         return []
     from jrl.sinks import make_sinks
 
-    return make_sinks(list(names), Path(run_dir), spec.to_dict())
+    return make_sinks(list(names), Path(run_dir), spec.to_dict(), run_id)
 
 
 def _close(sinks) -> None:
@@ -281,8 +307,8 @@ def _resume(run_dir: Path, progress: bool) -> int:
     with."""
     spec = training.load_spec(run_dir)
     meta_path = run_dir / "meta.json"
-    names = json.loads(meta_path.read_text()).get("sinks", []) if meta_path.exists() else []
-    sinks = _make_sinks(names, run_dir, spec)
+    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    sinks = _make_sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"))
     try:
         summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
     finally:
@@ -329,6 +355,10 @@ def evaluate(
 
     if not run_dirs:
         raise ValueError("jrl eval needs at least one run directory")
+    if episodes < 1 or max_steps < 1:
+        raise ValueError(f"--episodes and --max-steps must be >= 1, got {episodes} and {max_steps}")
+    if not 0 <= epsilon <= 1:
+        raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")
     if len(run_dirs) > 1 or out is not None:
         from jrl import task_aggregates
 
@@ -374,10 +404,11 @@ def render(
     max_steps: int = 200,
     fps: float = 6.0,
 ) -> None:
-    """A GIF of one episode: the greedy policy of RUN_DIR's first run, or (--random, no
-    run directory) a uniformly random policy on --env. Renders jrl's grid worlds,
-    CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCar-v0 (and its continuous twin), and
-    any environment with (H, W, C) observations (the MinAtar games), channel by colour."""
+    """A GIF of one episode: the greedy policy of RUN_DIR's first run, or (--random) a
+    uniformly random policy on RUN_DIR's environment (no run directory: on --env).
+    Renders jrl's grid worlds, CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCar-v0 (and
+    its continuous twin), and any environment with (H, W, C) observations (the MinAtar
+    games), channel by colour."""
     from jrl import run_analysis
 
     path = run_analysis.render_run(run_dir, out, env, random, seed, max_steps, fps)
@@ -435,7 +466,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         tyro.cli(functions[command], args=rest, prog=f"jrl {command}")
         return 0
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as error:
+    except (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        ImportError,
+        training.RunInUseError,
+    ) as error:
         print(f"jrl {command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # a second Ctrl-C: the files are whole, the run resumable

@@ -122,16 +122,20 @@ def render_run(
     run_dir, out, env_name: str, random: bool, seed: int, max_steps: int, fps: float = 6.0
 ) -> Path:
     """GIF of one greedy episode of RUN_DIR's first run (grid point 0, seed 0), or of a
-    uniformly random policy on ``env_name``: any environment
-    ``jrl.envs.render_gymnax.episode_frames`` draws (jrl's grid worlds, classic
-    control, image observations such as MinAtar's); ValueError for the others."""
+    uniformly random policy (``random``) on RUN_DIR's environment, or without a run
+    directory on ``env_name``: any environment ``jrl.envs.render_gymnax.episode_frames``
+    draws (jrl's grid worlds, classic control, image observations such as MinAtar's);
+    ValueError for the others."""
     from jrl.envs import make
     from jrl.envs.render import save_gif
     from jrl.envs.render_gymnax import episode_frames
 
+    if not fps > 0 or max_steps < 1:
+        raise ValueError(f"render needs fps > 0 and max_steps >= 1, got {fps} and {max_steps}")
     if random or run_dir is None:
-        name = env_name
-        env, env_params = make(env_name)
+        spec = training.load_spec(run_dir) if run_dir is not None else None
+        name = spec.env if spec else env_name
+        env, env_params = make(name, **(spec.env_overrides if spec else {}))
         space = env.action_space(env_params)
 
         def policy(key, obs):
@@ -165,31 +169,33 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     periodic evaluations, say) are left out; a seed's missing value elsewhere (no
     episode ended in that update) holds its last one (``fill_gaps``)."""
     curves, xs = {}, {}
-    for run_dir in run_dirs:
+    names = [Path(run_dir).name for run_dir in run_dirs]
+    if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
+        names = [str(run_dir) for run_dir in run_dirs]
+    for run_dir, name in zip(run_dirs, names, strict=True):
         rows = [row for row in read_rows(Path(run_dir) / "metrics.jsonl") if metric in row]
         if not rows:
             raise ValueError(f"{run_dir}: no rows with {metric!r} in metrics.jsonl")
         spec = training.load_spec(run_dir)
         shown = training.shown_hparams(spec.agent, spec.hparams)  # what tells points apart
         for g in sorted({row["grid_point"] for row in rows}):
-            seeds = sorted({row["seed"] for row in rows if row["grid_point"] == g})
-            per_seed = [
-                [row for row in rows if row["grid_point"] == g and row["seed"] == s] for s in seeds
-            ]
-            length = min(len(r) for r in per_seed)
-            values = np.array(
-                [
-                    [np.nan if row[metric] is None else row[metric] for row in r[:length]]
-                    for r in per_seed
-                ],
-                np.float64,
-            )
-            x = np.array([row.get("timesteps", row["update"]) for row in per_seed[0][:length]])
+            point_rows = [row for row in rows if row["grid_point"] == g]
+            seeds = sorted({row["seed"] for row in point_rows})
+            # Aligned by update; a seed whose run ended earlier (a tabular run's episode
+            # budget) has no later rows, and fill_gaps holds its last value.
+            updates = sorted({row["update"] for row in point_rows})
+            column = {update: i for i, update in enumerate(updates)}
+            values = np.full((len(seeds), len(updates)), np.nan)
+            x = np.zeros(len(updates), np.int64)
+            for row in point_rows:
+                i, t = seeds.index(row["seed"]), column[row["update"]]
+                values[i, t] = np.nan if row[metric] is None else row[metric]
+                x[t] = max(x[t], row.get("timesteps", row["update"]))
             # Updates no seed logged (a periodic evaluation's other rows) are not points.
             logged = np.isfinite(values).any(axis=0)
             if not logged.any():
                 continue
-            label = " ".join([Path(run_dir).name, *(f"{k}={v:g}" for k, v in shown[g].items())])
+            label = " ".join([name, *(f"{k}={v:g}" for k, v in shown[g].items())])
             curves[label] = fill_gaps(values[:, logged])
             xs[label] = x[logged]
     if not curves:

@@ -143,22 +143,35 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
     return versions
 
 
-def write_meta(run_dir: str | Path, seeds: list[int], extra: dict | None = None) -> dict:
-    """Write meta.json (provenance of the run) and return it."""
+def _provenance() -> dict:
+    """What this process runs with: git state, package versions, Python, devices,
+    command line and the time."""
     import jax
 
-    meta = {
+    return {
         **git_state(),
         "versions": package_versions(),
         "python": sys.version.split()[0],
         "devices": [str(device) for device in jax.devices()],
-        "seeds": list(seeds),
         "argv": list(sys.argv),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        **(extra or {}),
     }
+
+
+def write_meta(run_dir: str | Path, seeds: list[int], extra: dict | None = None) -> dict:
+    """Write meta.json (provenance of the run) and return it."""
+    meta = {**_provenance(), "seeds": list(seeds), **(extra or {})}
     write_json(Path(run_dir) / "meta.json", meta)
     return meta
+
+
+def record_resume(run_dir: str | Path, from_update: int) -> None:
+    """Add this process's provenance to meta.json's ``resumes`` list (the code and
+    versions a resumed run continued with may differ from those it began with)."""
+    path = Path(run_dir) / "meta.json"
+    meta = json.loads(path.read_text()) if path.exists() else {}
+    meta.setdefault("resumes", []).append({**_provenance(), "from_update": from_update})
+    write_json(path, meta)
 
 
 def append_rows(path: str | Path, rows: Iterable[dict]) -> None:

@@ -2,7 +2,8 @@
 run directory's metrics JSONL. Off by default; each needs its extra
 (``pip install 'jrl[tensorboard]'``, ``pip install 'jrl[wandb]'``).
 
-A sink has ``write(rows)`` and ``close()``. A row is one logged step of one run:
+A sink has ``write(rows)`` and ``close()`` (and may have ``flush()``, which the run
+driver calls after every chunk). A row is one logged step of one run:
 
     {"step": int, "grid_point": int, "seed": int, "<metric>": float, ...}
 
@@ -187,12 +188,17 @@ SINKS = ("tensorboard", "wandb")
 
 
 def make_sinks(
-    names: Sequence[str], run_dir: str | Path, config: Mapping | None = None
+    names: Sequence[str],
+    run_dir: str | Path,
+    config: Mapping | None = None,
+    run_id: str | None = None,
 ) -> list[MetricSink]:
     """The named sinks for a run directory: ``tensorboard`` writes under
     ``run_dir/tensorboard``; ``wandb`` starts a run named after ``run_dir`` (project
     "jrl", files under ``run_dir``, ``config`` as its config; WANDB_MODE and the other
-    WANDB_* variables apply). No names, no sinks."""
+    WANDB_* variables apply), or with ``run_id`` (kept in the run's meta.json) starts or
+    continues the W&B run of that id, so a resumed run logs to the run it began. No
+    names, no sinks."""
     if isinstance(names, str):
         raise TypeError(f"names must be a list of sink names, got the string {names!r}")
     unknown = [name for name in names if name not in SINKS]
@@ -209,7 +215,10 @@ def make_sinks(
             if name == "tensorboard":
                 sinks.append(TensorBoardSink(run_dir / "tensorboard"))
             else:
-                sinks.append(WandbSink(name=run_dir.name, config=config, directory=run_dir))
+                resume = {"id": run_id, "resume": "allow"} if run_id else {}
+                sinks.append(
+                    WandbSink(name=run_dir.name, config=config, directory=run_dir, **resume)
+                )
     except Exception:
         for sink in sinks:
             sink.close()

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import math
+import os
 import signal
 import sys
 import time
@@ -40,7 +42,15 @@ from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
-from jrl.run_dir import append_rows, read_yaml, truncate_rows, write_json, write_meta, write_yaml
+from jrl.run_dir import (
+    append_rows,
+    read_yaml,
+    record_resume,
+    truncate_rows,
+    write_json,
+    write_meta,
+    write_yaml,
+)
 from jrl.sweep import check_grid, stack_grid, vmap_or_call
 
 
@@ -384,6 +394,33 @@ class Summary:
         return points
 
 
+class RunInUseError(RuntimeError):
+    """Another process is running (or resuming) the run in this directory."""
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path):
+    """Hold ``run_dir/.lock`` (an advisory ``flock``, let go when the process ends, even
+    by a kill) for as long as the block runs, or raise :class:`RunInUseError`."""
+    with open(run_dir / ".lock", "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise RunInUseError(
+                f"{run_dir} is in use by another jrl process (pid {holder}); wait for it to "
+                "end or stop it (it checkpoints on SIGTERM), then resume"
+            ) from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def train(
     spec: RunSpec,
     run_dir: str | Path,
@@ -396,10 +433,18 @@ def train(
     """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
 
     A new run refuses a directory that already holds one (resume it, or choose
-    another). ``max_chunks``: stop (checkpointed) after that many chunks in this call —
-    for tests and for splitting a run across jobs. ``sinks``: objects with
+    another), and a run directory serves one process at a time (:class:`RunInUseError`
+    for a second). ``max_chunks``: stop (checkpointed) after that many chunks in this
+    call — for tests and for splitting a run across jobs. ``sinks``: objects with
     ``write(rows)`` and ``close()`` (``jrl.sinks``) also fed every chunk's metric rows.
     ``meta``: more provenance for a new run's meta.json (JSON-able)."""
+    with contextlib.ExitStack() as held:
+        hold = lambda: held.enter_context(_exclusive(Path(run_dir)))  # noqa: E731
+        return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold)
+
+
+def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> dict:
+    """``train``'s body; ``hold()`` takes the directory's lock (once it exists)."""
     run_dir = Path(run_dir)
     spec = resolve(spec)
     fingerprint = spec.fingerprint()
@@ -408,6 +453,7 @@ def train(
     if resume:
         if not (run_dir / "config.yaml").exists():
             raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml) to resume")
+        hold()
         record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
         if record is not None:
             checkpoint.check_fingerprint(record, checkpoints, fingerprint)
@@ -420,7 +466,7 @@ def train(
     updates_done = 0
     if resume and record is not None:
         like = jax.eval_shape(chunks["init"], built.keys, built.grid)
-        state, info = checkpoint.restore(checkpoints, like, fingerprint)
+        state, info = checkpoint.restore(checkpoints, like, fingerprint, record)
         updates_done = info["updates_done"]
     else:
         state = chunks["init"](built.keys, built.grid)
@@ -429,8 +475,14 @@ def train(
         truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         for stale in run_dir.glob(".*.tmp"):  # atomic writes cut short by a kill
             stale.unlink(missing_ok=True)
+        record_resume(run_dir, updates_done)
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
+        hold()
+        if (run_dir / "config.yaml").exists():  # another process started a run here first
+            raise FileExistsError(
+                f"{run_dir} already holds a run; resume it with --resume or choose another --out"
+            )
         write_yaml(run_dir / "config.yaml", spec.to_dict())
         write_meta(
             run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}
@@ -496,6 +548,8 @@ def train(
                 summary.add(rows)
                 for sink in sinks:
                     sink.write(rows)
+                    if hasattr(sink, "flush"):  # on disk before the chunk's checkpoint is
+                        sink.flush()
                 saver.save(
                     updates_done, taken, {"fingerprint": fingerprint, "updates_done": updates_done}
                 )

@@ -2,6 +2,7 @@
 entry point's module."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -91,6 +92,15 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    for args, message in [
+        (("eval", run, "--episodes", "0"), "--episodes and --max-steps must be >= 1"),
+        (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
+        (("render", run, "--fps", "0"), "render needs fps > 0"),
+    ]:
+        done = jrl(*args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert json.loads((run / "eval.json").read_text()) == sampled  # left as it was
+
 
 def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
     done = jrl(
@@ -112,6 +122,24 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
     done = jrl("sweep", "tabular", "--out", tmp_path / "t", "--grid", "num_episodes=10,20")
     assert done.returncode == 2
     assert "num_episodes: not a sweepable hyperparameter (a static setting" in done.stderr
+
+    # A random episode of a run is played on the run's environment, not --env's default.
+    done = jrl("render", tmp_path / "s", "--random", "--out", tmp_path / "s.gif")
+    assert done.returncode == 0, done.stderr
+    done = jrl("render", "--random", "--env", "CliffWalking-v0", "--out", tmp_path / "c.gif")
+    assert done.returncode == 0, done.stderr
+    frame_shape = iio.imread(tmp_path / "c.gif", index=0).shape
+    assert iio.imread(tmp_path / "s.gif", index=0).shape == frame_shape
+
+    # Two runs named alike are told apart; every seed's curve runs to its last row.
+    from jrl.run_analysis import learning_curves
+
+    shutil.copytree(tmp_path / "s", tmp_path / "again" / "s")
+    curves, _ = learning_curves([tmp_path / "s", tmp_path / "again" / "s"])
+    assert len(curves) == 4
+    final = [point["final_episode_return"] for point in grid]
+    ends = [curve[:, -1].tolist() for label, curve in curves.items() if "again" not in label]
+    assert ends == final
 
 
 def test_config_file_then_flags_and_clear_errors(tmp_path):
@@ -175,9 +203,42 @@ def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
     assert spec.num_seeds == 4 and spec.config["num_episodes"] == 100
     _, again = parse_run("tabular", ["--config-file", str(config)])
     assert [p["alpha"] for p in again.hparams] == [0.1, 0.5] and again.num_seeds == 3
+    assert again.chunk_size == 1000  # the CLI's default for the agent, as without a file
     config.write_text("config: {num_episodes: many}\n")
     with pytest.raises(ValueError, match="config.num_episodes must be an int"):
         parse_run("tabular", ["--config-file", str(config)])
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--grid", "alpha=0.1", "--grid", "alpha=0.2,0.3"], "--grid alpha is given twice"),
+        (["--grid", "alpha=1e-1,0.1"], "a value is listed twice"),
+        (["--hparams.alpha", "0.9", "--grid", "alpha=0.1,0.2"], "set both by --hparams and"),
+        (["--grid", "alpha"], "write NAME=v1,v2"),
+        (
+            ["--config-file", "{file}", "--grid", "alpha=0.5,0.7"],
+            r"grid point\(s\) \[2, 3\] repeat",
+        ),
+    ],
+)
+def test_sweep_grids_that_would_drop_or_repeat_points_are_refused(argv, message, tmp_path):
+    from jrl.cli import parse_run
+
+    config = tmp_path / "two.yaml"
+    config.write_text("hparams: [{alpha: 0.1}, {alpha: 0.3}]\n")
+    argv = [arg.format(file=config) for arg in argv]
+    with pytest.raises(ValueError, match=message):
+        parse_run("tabular", argv, sweep=True)
+
+
+def test_env_overrides_and_grid_names_read_as_on_the_command_line():
+    from jrl.cli import parse_run
+
+    argv = ["--env", "CatRoom-v0", "--env-overrides", "slip_prob", "0.1", "max_steps_in_episode"]
+    _, spec = parse_run("tabular", [*argv, "50", "--grid", "q-init=0,5"], sweep=True)
+    assert spec.env_overrides == {"slip_prob": 0.1, "max_steps_in_episode": 50}
+    assert [point["q_init"] for point in spec.hparams] == [0.0, 5.0]
 
 
 def sweep_q_init(env, out):

@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -253,3 +254,14 @@ def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
         steps = [step for step, _ in scalars[(f"grid_point_{g}", "episode_return")]]
         assert steps == sorted(step for point, step in expected if point == g)
     assert len({step for _, step in expected}) > 1  # episodes ended at several steps
+
+    # `jrl train --resume` logs to the W&B run the run began (offline: a second file of
+    # the same run id, which `wandb sync` joins).
+    run_id = json.loads((run / "meta.json").read_text())["wandb_id"]
+    done = subprocess.run(
+        [sys.executable, "-m", "jrl.cli", "train", "--resume", str(run), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    files = glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb"))
+    assert len(files) == 2 and {Path(f).name for f in files} == {f"run-{run_id}.wandb"}

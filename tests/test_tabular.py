@@ -177,6 +177,8 @@ def test_invalid_settings_are_rejected_before_compiling():
         TabularConfig(planning_steps=5)
     with pytest.raises(ValueError, match="max_steps=2147483648 is more than the int32"):
         TabularConfig(max_steps=2**31)
+    with pytest.raises(ValueError, match=r"algorithm must be the index .* got \[0.  0.5\]"):
+        check_hparams(TabularHParams(algorithm=np.array([0.0, 0.5])))
     with pytest.raises(ValueError, match="num_episodes must be a positive int"):
         TabularConfig(num_episodes=0)
     with pytest.raises(ValueError, match="alpha must be in"):

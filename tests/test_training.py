@@ -9,6 +9,7 @@ processes compile again."""
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,16 @@ import yaml
 
 from jrl import checkpoint
 from jrl.run_dir import load_yaml, read_rows, read_yaml
-from jrl.training import RunSpec, build, load_spec, make_init, resolve, restore_state, train
+from jrl.training import (
+    RunInUseError,
+    RunSpec,
+    build,
+    load_spec,
+    make_init,
+    resolve,
+    restore_state,
+    train,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -160,14 +170,14 @@ def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(r
     _, rows, state = reference("ppo")
     run_dir = tmp_path / "run"
     train(SPECS["ppo"], run_dir, progress=False, max_chunks=1)
-    (run_dir / "checkpoints" / "latest.json").unlink()
+    shutil.rmtree(run_dir / "checkpoints")
     assert len(read_rows(run_dir / "metrics.jsonl")) > 0
     train(SPECS["ppo"], run_dir, resume=True, progress=False)
     assert read_rows(run_dir / "metrics.jsonl") == rows
     assert_same_state(restore_state(run_dir)[1], state)
 
 
-def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp_path):
+def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp_path, capsys):
     spec = SPECS["ppo"]
     reference("ppo")  # compiled in this process already
     run_dir = tmp_path / "run"
@@ -195,8 +205,18 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
             path.write_bytes(b"\x00garbage")
     with pytest.raises(checkpoint.CheckpointError, match="could not read checkpoint"):
         train(spec, run_dir, resume=True, progress=False)
-    (checkpoints / "latest.json").write_text('{"chunk": 3, "pa')
-    with pytest.raises(checkpoint.CheckpointError, match="damaged"):
+    # A damaged or missing latest.json: the record kept beside the checkpoint stands in.
+    (beside,) = checkpoints.glob("chunk_*.json")
+    assert json.loads(beside.read_text()) == record
+    for damage in ('{"chunk": 3, "pa', "[1, 2]", None):
+        if damage is None:
+            (checkpoints / "latest.json").unlink()
+        else:
+            (checkpoints / "latest.json").write_text(damage)
+        assert checkpoint.latest(checkpoints) == record
+    assert "latest.json is missing; using" in capsys.readouterr().err
+    beside.unlink()  # and without it, no resume over the checkpoint: an error, not a restart
+    with pytest.raises(checkpoint.CheckpointError, match="no record beside the checkpoints"):
         train(spec, run_dir, resume=True, progress=False)
     (checkpoints / "latest.json").write_text("[1, 2]")
     with pytest.raises(checkpoint.CheckpointError, match="damaged"):
@@ -411,6 +431,11 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     for number, how in enumerate(signals):
         process = start_cli(run_dir, spec if number == 0 else None)
         wait_for_checkpoint(run_dir, done + 2 * spec.chunk_size, process)
+        if number == 0:  # a second process on a run in use is refused before it touches it
+            with pytest.raises(
+                RunInUseError, match=f"in use by another jrl process .pid {process.pid}"
+            ):
+                train(load_spec(run_dir), run_dir, resume=True, progress=False)
         os.kill(process.pid, how)
         _, err = process.communicate(timeout=120)
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -436,6 +461,9 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
 
     resumed = train(load_spec(run_dir), run_dir, resume=True, progress=False)
     assert resumed["status"] == "complete"
+    resumes = json.loads((run_dir / "meta.json").read_text())["resumes"]
+    assert len(resumes) == len(signals) and resumes[-1]["from_update"] == done
+    assert all(entry["versions"]["jax"] for entry in resumes)
     assert read_rows(run_dir / "metrics.jsonl") == rows
     assert_same_state(restore_state(run_dir)[1], state)
     assert not list(run_dir.glob(".*.tmp"))

@@ -404,7 +404,12 @@ def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]
     wanted = {"mlp": 1, "cnn": 3}[config.network]
     if len(obs_shape) != wanted:
         kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
-        hint = " (jrl grids: make(..., observation='grid'))" if not obs_shape else ""
+        hint = (
+            " (jrl grids: make(..., observation='grid') with network='cnn'; on the command "
+            "line --env-overrides observation grid --config.network cnn)"
+            if not obs_shape
+            else ""
+        )
         raise ValueError(
             f"network={config.network!r} needs {kind}; {env.name} observes shape "
             f"{obs_shape or 'a scalar index'}{hint}"

@@ -412,7 +412,12 @@ def check_env(config, env, env_params) -> tuple[ActionDistribution, int, tuple[i
     wanted = {"mlp": 1, "cnn": 3}[config.network]
     if len(obs_shape) != wanted:
         kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
-        hint = " (jrl grids: make(..., observation='grid'))" if not obs_shape else ""
+        hint = (
+            " (jrl grids: make(..., observation='grid') with network='cnn'; on the command "
+            "line --env-overrides observation grid --config.network cnn)"
+            if not obs_shape
+            else ""
+        )
         raise ValueError(
             f"network={config.network!r} needs {kind}; {env.name} observes shape "
             f"{obs_shape or 'a scalar index'}{hint}"

@@ -137,6 +137,11 @@ def check_hparams(hparams: TabularHParams) -> None:
             raise ValueError(f"{name} must be > 0, got {values[name]}")
     if np.any(values["kappa"] < 0):
         raise ValueError(f"kappa must be >= 0, got {values['kappa']}")
+    which = values["algorithm"]
+    if np.any(which < 0) or np.any(which != np.round(which)):
+        raise ValueError(
+            f"algorithm must be the index (0, 1, ...) of a name in config.algorithm, got {which}"
+        )
 
 
 class DynaModel(NamedTuple):
