@@ -302,10 +302,12 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         )
 
 
-def _resume(run_dir: Path, progress: bool) -> int:
+def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     """Continue RUN_DIR from its newest checkpoint, feeding the sinks it was started
-    with."""
+    with (an agent named on the command line must be the run's)."""
     spec = training.load_spec(run_dir)
+    if any(agent != spec.agent for agent in named_agents):
+        raise ValueError(f"{run_dir} is a {spec.agent!r} run, not {named_agents[0]!r}")
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     sinks = _make_sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"))
@@ -388,6 +390,14 @@ def evaluate(
     if reference:
         raise ValueError("--reference applies to runs pooled as tasks (with --out DIR)")
     result = run_analysis.evaluate_run(run_dirs[0], episodes, seed, max_steps, sampled, epsilon)
+    state = result["checkpoint"]
+    if state["run_status"] != "complete":
+        print(
+            f"jrl eval: {run_dirs[0]} is {state['run_status'] or 'without a summary'}: "
+            f"evaluated its checkpoint after {state['updates_done']} of "
+            f"{state['total_updates']} updates",
+            file=sys.stderr,
+        )
     for point in result["grid"]:
         print(
             f"grid point {point['grid_point']}: mean return {point['mean']:.2f}, "
@@ -424,6 +434,8 @@ def plot(
     directories, per grid point, against environment steps."""
     from jrl import run_analysis
 
+    if not run_dirs:
+        raise ValueError("jrl plot needs at least one run directory")
     run_analysis.plot_runs(run_dirs, out, metric)
     print(f"wrote {out}")
 
@@ -449,7 +461,8 @@ def main(argv: list[str] | None = None) -> int:
                         "usage: jrl train --resume RUN_DIR [--no-progress] (the run's own "
                         f"config.yaml decides everything else; got {unexpected or run_dirs})"
                     )
-                return _resume(Path(run_dirs[0]), "--no-progress" not in rest)
+                named = [a for a in rest if a in training.AGENTS]
+                return _resume(Path(run_dirs[0]), "--no-progress" not in rest, named)
             if not rest or rest[0] not in training.AGENTS:
                 print(
                     f"{usage}\njrl {command} AGENT: AGENT is one of {sorted(training.AGENTS)}"

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import jax
@@ -87,8 +88,9 @@ def evaluate_run(
     per grid point the mean and the IQM of the per-seed means with a stratified
     bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json, with
     RUN_DIR/eval/ holding the aggregate table (markdown), its PNG and the performance
-    profiles."""
-    built, state = restore_run(run_dir)
+    profiles. ``checkpoint`` in the result says which state was evaluated (updates done,
+    of how many, and the run's status then)."""
+    built, state, info = training.restore_state(run_dir)
     episode = episode_fn(built, max_steps, sampled, epsilon)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
@@ -98,9 +100,17 @@ def evaluate_run(
     aggregates = stats.aggregate(scores, reps=2000, seed=seed)
     stats.write_report(Path(run_dir) / "eval", scores, reps=2000, seed=seed, xlabel="greedy return")
     iqm = stats.AGGREGATES.index("IQM")
+    summary_path = Path(run_dir) / "summary.json"
+    status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else None
     result = {
         "episodes": episodes,
         "seed": seed,
+        "max_steps": max_steps,
+        "checkpoint": {
+            "updates_done": info["updates_done"],
+            "total_updates": built.total_updates,
+            "run_status": status,
+        },
         "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
         "returns": returns.tolist(),
         "grid": [
@@ -175,7 +185,12 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     for run_dir, name in zip(run_dirs, names, strict=True):
         rows = [row for row in read_rows(Path(run_dir) / "metrics.jsonl") if metric in row]
         if not rows:
-            raise ValueError(f"{run_dir}: no rows with {metric!r} in metrics.jsonl")
+            every = read_rows(Path(run_dir) / "metrics.jsonl")
+            known = sorted(set(every[0]) - {"grid_point", "seed", "update"}) if every else []
+            raise ValueError(
+                f"{run_dir}: no rows with {metric!r} in metrics.jsonl"
+                + (f"; its metrics: {', '.join(known)}" if known else " (no rows yet)")
+            )
         spec = training.load_spec(run_dir)
         shown = training.shown_hparams(spec.agent, spec.hparams)  # what tells points apart
         for g in sorted({row["grid_point"] for row in rows}):

@@ -75,6 +75,12 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     evaluation = json.loads((run / "eval.json").read_text())
     # Optimism finds the tall post (+10): the greedy cat scratches it.
     assert evaluation["grid"][0]["mean"] == pytest.approx(10.0)
+    assert evaluation["checkpoint"] == {
+        "updates_done": summary["updates_done"],
+        "total_updates": summary["total_updates"],
+        "run_status": "complete",
+    }
+    assert evaluation["max_steps"] == 1000 and "jrl eval:" not in done.stderr
     assert "IQM" in (run / "eval" / "aggregates.md").read_text()
     assert (run / "eval" / "performance_profiles.png").stat().st_size > 0
     done = jrl("eval", run, "--episodes", "4", "--sampled", "--epsilon", "1.0")
@@ -100,6 +106,10 @@ def test_train_eval_render_plot_a_cat(tmp_path):
         done = jrl(*args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     assert json.loads((run / "eval.json").read_text()) == sampled  # left as it was
+    (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    done = jrl("eval", run, "--episodes", "1")
+    assert done.returncode == 0, done.stderr
+    assert f"{run} is interrupted: evaluated its checkpoint after" in done.stderr
 
 
 def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
@@ -180,6 +190,10 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
     assert not (tmp_path / "bad").exists()
     done = jrl("train", "tabular", "--out", tmp_path / "r")
     assert done.returncode == 2 and "already holds a run" in done.stderr
+    done = jrl("train", "ppo", "--resume", tmp_path / "r")
+    assert done.returncode == 2 and "is a 'tabular' run, not 'ppo'" in done.stderr
+    done = jrl("plot")
+    assert done.returncode == 2 and "needs at least one run directory" in done.stderr
 
 
 def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
