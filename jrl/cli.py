@@ -219,6 +219,8 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     default, file_points = _defaults_from_file(
         agent, Path(config_files[0]) if config_files else None
     )
+    if not sweep and any(arg == "--grid" or arg.startswith("--grid=") for arg in argv):
+        raise ValueError(f"--grid makes a sweep: jrl sweep {agent} ... --grid NAME=v1,v2")
     argv, grid_items = _pop_option(argv, "--grid") if sweep else (argv, [])
     run = tyro.cli(
         type(default),

@@ -394,6 +394,11 @@ class Summary:
         return points
 
 
+# What a new run's directory may hold before its config.yaml: the lock, and the sinks'
+# folders (``jrl.sinks``; the command line opens the sinks before training starts).
+MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard"}
+
+
 class RunInUseError(RuntimeError):
     """Another process is running (or resuming) the run in this directory."""
 
@@ -460,6 +465,13 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> di
     elif (run_dir / "config.yaml").exists():
         raise FileExistsError(
             f"{run_dir} already holds a run; resume it with --resume or choose another --out"
+        )
+    elif run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir} is a file; choose a new or empty directory")
+    elif run_dir.exists() and {p.name for p in run_dir.iterdir()} - MADE_BEFORE_CONFIG:
+        raise FileExistsError(
+            f"{run_dir} holds other files but no run (no config.yaml); choose a new or "
+            "empty directory, so that nothing there is overwritten"
         )
     built, chunks = _built_and_chunks(spec, fingerprint)
 

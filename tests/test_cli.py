@@ -194,6 +194,14 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
     assert done.returncode == 2 and "is a 'tabular' run, not 'ppo'" in done.stderr
     done = jrl("plot")
     assert done.returncode == 2 and "needs at least one run directory" in done.stderr
+    done = jrl("train", "tabular", "--grid", "alpha=0.1,0.2", "--out", tmp_path / "g")
+    assert done.returncode == 2 and "--grid makes a sweep: jrl sweep tabular" in done.stderr
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    for out, message in [(config, "is a file"), (tmp_path / "notes", "holds other files")]:
+        done = jrl("train", "tabular", "--out", out)
+        assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
 def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
