@@ -168,9 +168,11 @@ def _read_record(path: Path) -> dict:
 
 def latest(directory: str | Path) -> dict | None:
     """The newest complete checkpoint's record: latest.json, or where that is missing or
-    damaged the record kept beside the newest complete checkpoint (a warning says so);
-    None if there is no checkpoint. CheckpointError when checkpoints exist but no
-    readable record names one (a run would otherwise start over over them)."""
+    damaged the record kept beside the newest checkpoint that has one (a warning says
+    so). None if no record exists: no checkpoint was recorded yet (a checkpoint
+    directory without a record may be one whose save was never confirmed — a kill
+    during the next chunk — and is not trusted). CheckpointError for a damaged
+    latest.json with no record beside any checkpoint."""
     directory = Path(directory)
     path = directory / LATEST
     problem = f"{path} is missing"
@@ -179,16 +181,15 @@ def latest(directory: str | Path) -> dict | None:
             return _read_record(path)
         except CheckpointError as error:
             problem = str(error)
-    complete = _complete(directory)
-    for chunk in reversed(complete):
+    for chunk in reversed(_complete(directory)):
         beside = chunk.with_name(f"{chunk.name}.json")
         if beside.exists():
             record = _read_record(beside)
             print(f"jrl: {problem}; using {beside}", file=sys.stderr)
             return record
-    if complete or path.exists():
+    if path.exists():
         raise CheckpointError(
-            f"{problem} and no record beside the checkpoints names one to resume from; "
+            f"{problem}, and no record beside the checkpoints names one to resume from; "
             "start a new run directory (or restore latest.json)"
         )
     return None
