@@ -410,6 +410,7 @@ def _exclusive(run_dir: Path):
     with open(run_dir / ".lock", "a+") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "?"
@@ -417,13 +418,18 @@ def _exclusive(run_dir: Path):
                 f"{run_dir} is in use by another jrl process (pid {holder}); wait for it to "
                 "end or stop it (it checkpoints on SIGTERM), then resume"
             ) from None
-        lock.truncate(0)
-        lock.write(str(os.getpid()))
-        lock.flush()
+        except OSError as error:  # a file system without locks (Lustre mounted noflock)
+            print(f"jrl: cannot lock {lock.name} ({error}); running unlocked", file=sys.stderr)
+            locked = False
+        if locked:
+            lock.truncate(0)
+            lock.write(str(os.getpid()))
+            lock.flush()
         try:
             yield
         finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if locked:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def train(

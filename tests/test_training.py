@@ -470,3 +470,24 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert read_rows(run_dir / "metrics.jsonl") == rows
     assert_same_state(restore_state(run_dir)[1], state)
     assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_run_directory_lock_refuses_a_second_holder_and_tolerates_no_locking(
+    tmp_path, monkeypatch, capsys
+):
+    from jrl.training import _exclusive
+
+    with _exclusive(tmp_path):
+        assert (tmp_path / ".lock").read_text() == str(os.getpid())
+        with pytest.raises(RunInUseError, match=f"pid {os.getpid()}"), _exclusive(tmp_path):
+            pass
+    with _exclusive(tmp_path):  # let go at the end of the block
+        pass
+
+    def no_locks(*args):  # as flock on a file system mounted without locks
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr("fcntl.flock", no_locks)
+    with _exclusive(tmp_path):
+        pass
+    assert "running unlocked" in capsys.readouterr().err
