@@ -22,6 +22,7 @@ import functools
 import json
 import secrets
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -156,9 +157,11 @@ def _spec(agent: str, run, points: tuple[dict, ...]) -> training.RunSpec:
     )
 
 
-def _parse_grid(items: list[str], agent: str, base: tuple[dict, ...]) -> tuple[dict, ...]:
+def _parse_grid(
+    items: list[str], agent: str, base: tuple[dict, ...], fixed: Collection[str] = ()
+) -> tuple[dict, ...]:
     """``["lr=1e-3,3e-4", "ent_coef=0,0.01"]`` -> the product grid, on top of each point
-    of ``base``."""
+    of ``base``; ``fixed``: names set by --hparams flags, which a --grid may not vary."""
     import itertools
 
     names, values = [], []
@@ -170,6 +173,8 @@ def _parse_grid(items: list[str], agent: str, base: tuple[dict, ...]) -> tuple[d
             raise ValueError(f"--grid {item!r}: write NAME=v1,v2,... (e.g. --grid lr=1e-3,3e-4)")
         if name in names:
             raise ValueError(f"--grid {name} is given twice; list all its values in one --grid")
+        if name in fixed:
+            raise ValueError(f"{[name]} set both by --hparams and by --grid: choose one")
         if name not in known:
             config_fields = {f.name for f in dataclasses.fields(training.AGENTS[agent].config)}
             why = " (a static setting: one run per value)" if name in config_fields else ""
@@ -239,12 +244,7 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     flagged = _flagged_hparams(argv, run)
     points = tuple({**point, **flagged} for point in file_points)
     if sweep:
-        points = _parse_grid(grid_items, agent, points)
-        both = sorted(
-            set(flagged) & {item.partition("=")[0].replace("-", "_") for item in grid_items}
-        )
-        if both:
-            raise ValueError(f"{both} set both by --hparams and by --grid: choose one")
+        points = _parse_grid(grid_items, agent, points, fixed=flagged)
     spec = training.resolve(_spec(agent, run, points))
     repeated = [i for i, point in enumerate(spec.hparams) if point in spec.hparams[:i]]
     if repeated:

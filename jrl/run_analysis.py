@@ -183,9 +183,9 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
         names = [str(run_dir) for run_dir in run_dirs]
     for run_dir, name in zip(run_dirs, names, strict=True):
-        rows = [row for row in read_rows(Path(run_dir) / "metrics.jsonl") if metric in row]
+        every = read_rows(Path(run_dir) / "metrics.jsonl")
+        rows = [row for row in every if metric in row]
         if not rows:
-            every = read_rows(Path(run_dir) / "metrics.jsonl")
             known = sorted(set(every[0]) - {"grid_point", "seed", "update"}) if every else []
             raise ValueError(
                 f"{run_dir}: no rows with {metric!r} in metrics.jsonl"
@@ -195,7 +195,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
         shown = training.shown_hparams(spec.agent, spec.hparams)  # what tells points apart
         for g in sorted({row["grid_point"] for row in rows}):
             point_rows = [row for row in rows if row["grid_point"] == g]
-            seeds = sorted({row["seed"] for row in point_rows})
+            seeds = {seed: i for i, seed in enumerate(sorted({row["seed"] for row in point_rows}))}
             # Aligned by update; a seed whose run ended earlier (a tabular run's episode
             # budget) has no later rows, and fill_gaps holds its last value.
             updates = sorted({row["update"] for row in point_rows})
@@ -203,7 +203,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             values = np.full((len(seeds), len(updates)), np.nan)
             x = np.zeros(len(updates), np.int64)
             for row in point_rows:
-                i, t = seeds.index(row["seed"]), column[row["update"]]
+                i, t = seeds[row["seed"]], column[row["update"]]
                 values[i, t] = np.nan if row[metric] is None else row[metric]
                 x[t] = max(x[t], row.get("timesteps", row["update"]))
             # Updates no seed logged (a periodic evaluation's other rows) are not points.

@@ -399,6 +399,22 @@ class Summary:
 MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard"}
 
 
+def _check_new_run_dir(run_dir: Path) -> None:
+    """Refuse ``run_dir`` for a new run unless it is new or empty (but for
+    :data:`MADE_BEFORE_CONFIG`), so nothing there is overwritten."""
+    if (run_dir / "config.yaml").exists():
+        raise FileExistsError(
+            f"{run_dir} already holds a run; resume it with --resume or choose another --out"
+        )
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir} is a file; choose a new or empty directory")
+    if run_dir.exists() and {p.name for p in run_dir.iterdir()} - MADE_BEFORE_CONFIG:
+        raise FileExistsError(
+            f"{run_dir} holds other files but no run (no config.yaml); choose a new or "
+            "empty directory, so that nothing there is overwritten"
+        )
+
+
 class RunInUseError(RuntimeError):
     """Another process is running (or resuming) the run in this directory."""
 
@@ -468,17 +484,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> di
         record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
         if record is not None:
             checkpoint.check_fingerprint(record, checkpoints, fingerprint)
-    elif (run_dir / "config.yaml").exists():
-        raise FileExistsError(
-            f"{run_dir} already holds a run; resume it with --resume or choose another --out"
-        )
-    elif run_dir.exists() and not run_dir.is_dir():
-        raise FileExistsError(f"{run_dir} is a file; choose a new or empty directory")
-    elif run_dir.exists() and {p.name for p in run_dir.iterdir()} - MADE_BEFORE_CONFIG:
-        raise FileExistsError(
-            f"{run_dir} holds other files but no run (no config.yaml); choose a new or "
-            "empty directory, so that nothing there is overwritten"
-        )
+    else:
+        _check_new_run_dir(run_dir)
     built, chunks = _built_and_chunks(spec, fingerprint)
 
     updates_done = 0
@@ -497,10 +504,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> di
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
         hold()
-        if (run_dir / "config.yaml").exists():  # another process started a run here first
-            raise FileExistsError(
-                f"{run_dir} already holds a run; resume it with --resume or choose another --out"
-            )
+        _check_new_run_dir(run_dir)  # again: another process may have started a run here
         write_yaml(run_dir / "config.yaml", spec.to_dict())
         write_meta(
             run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}

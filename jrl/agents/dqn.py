@@ -52,16 +52,24 @@ import numpy as np
 import optax
 
 from jrl.agents.evaluation import (
-    MAX_TIMESTEPS,
     check_eval_every,
     check_eval_fields,
+    check_step_count,
     eval_max_steps,
     make_evaluate,
     run_episode,
     with_periodic_evaluation,
 )
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
-from jrl.agents.networks import ACTIVATIONS, TORSOS, CNNTorso, MLPTorso, dense, init_params
+from jrl.agents.networks import (
+    ACTIVATIONS,
+    TORSOS,
+    CNNTorso,
+    MLPTorso,
+    dense,
+    init_params,
+    observation_shape,
+)
 from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_gather, buffer_init
 
 TARGET_UPDATES = ("hard", "polyak")
@@ -200,11 +208,7 @@ class DQNConfig:
                 f"total_timesteps={self.total_timesteps} is less than one chunk "
                 f"(log_frequency={self.log_frequency}): nothing would run"
             )
-        if self.total_timesteps > MAX_TIMESTEPS:
-            raise ValueError(
-                f"total_timesteps={self.total_timesteps} is more than the int32 step "
-                f"counters hold ({MAX_TIMESTEPS})"
-            )
+        check_step_count("total_timesteps", self.total_timesteps)
         if self.learning_starts > self.num_chunks * self.log_frequency:
             raise ValueError(
                 f"learning_starts={self.learning_starts} is more than the steps run "
@@ -400,20 +404,7 @@ def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]
     action_space = env.action_space(env_params)
     if not hasattr(action_space, "n"):
         raise ValueError(f"DQN needs discrete actions; {env.name} has {action_space}")
-    obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
-    wanted = {"mlp": 1, "cnn": 3}[config.network]
-    if len(obs_shape) != wanted:
-        kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
-        hint = (
-            " (jrl grids: make(..., observation='grid') with network='cnn'; on the command "
-            "line --env-overrides observation grid --config.network cnn)"
-            if not obs_shape
-            else ""
-        )
-        raise ValueError(
-            f"network={config.network!r} needs {kind}; {env.name} observes shape "
-            f"{obs_shape or 'a scalar index'}{hint}"
-        )
+    obs_shape = observation_shape(config.network, env, env_params)
     return int(action_space.n), obs_shape
 
 

@@ -62,6 +62,15 @@ def random_policy_returns(keys: jax.Array, env, env_params, max_steps: int) -> j
 MAX_TIMESTEPS = 2**31 - 1  # the agents' step counters (and ``timesteps`` metrics) are int32
 
 
+def check_step_count(name: str, steps: int) -> None:
+    """Reject a run length (``name``: total_timesteps, max_steps) that int32 step
+    counters cannot hold."""
+    if steps > MAX_TIMESTEPS:
+        raise ValueError(
+            f"{name}={steps} is more than the int32 step counters hold ({MAX_TIMESTEPS})"
+        )
+
+
 def check_eval_fields(config) -> None:
     """Reject a config's evaluation settings that cannot run: ``eval_every``,
     ``eval_max_steps`` and ``eval_seed`` non-negative ints, ``eval_episodes`` a positive

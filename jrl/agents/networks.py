@@ -41,6 +41,29 @@ import numpy as np
 
 TORSOS = ("mlp", "cnn")
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": nn.tanh, "relu": nn.relu}
+
+
+def observation_shape(torso: str, env, env_params) -> tuple[int, ...]:
+    """The shape of ``env``'s observations, or a ValueError when the ``torso`` (one of
+    :data:`TORSOS`) cannot read them: the MLP reads vectors [D], the CNN grids
+    [H, W, C]."""
+    obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
+    wanted = {"mlp": 1, "cnn": 3}[torso]
+    if len(obs_shape) != wanted:
+        kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
+        hint = (
+            " (jrl grids: make(..., observation='grid') with network='cnn'; on the command "
+            "line --env-overrides observation grid --config.network cnn)"
+            if not obs_shape
+            else ""
+        )
+        raise ValueError(
+            f"network={torso!r} needs {kind}; {env.name} observes shape "
+            f"{obs_shape or 'a scalar index'}{hint}"
+        )
+    return obs_shape
+
+
 CNN_CHANNELS = (16, 16)
 
 

@@ -78,9 +78,9 @@ from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public
     gaussian_log_prob,
 )
 from jrl.agents.evaluation import (
-    MAX_TIMESTEPS,
     check_eval_every,
     check_eval_fields,
+    check_step_count,
     eval_max_steps,
     make_evaluate,
     run_episode,
@@ -92,6 +92,7 @@ from jrl.agents.networks import (
     ActorCritic,
     GaussianActorCritic,
     init_params,
+    observation_shape,
 )
 from jrl.agents.rollout import (  # noqa: F401  (re-exported)
     EpisodeStats,
@@ -212,12 +213,8 @@ def check_positive_int(name: str, value: Any) -> None:
 
 def check_total_timesteps(total_timesteps: int, batch_size: int) -> None:
     """Reject a run too short for one update of ``batch_size = num_envs * num_steps``,
-    or too long for int32 step counters (:data:`MAX_TIMESTEPS`)."""
-    if total_timesteps > MAX_TIMESTEPS:
-        raise ValueError(
-            f"total_timesteps={total_timesteps} is more than the int32 step counters "
-            f"hold ({MAX_TIMESTEPS})"
-        )
+    or too long for int32 step counters (``jrl.agents.evaluation.check_step_count``)."""
+    check_step_count("total_timesteps", total_timesteps)
     if total_timesteps < batch_size:
         raise ValueError(
             f"total_timesteps={total_timesteps} is less than one update's batch "
@@ -408,20 +405,7 @@ def check_env(config, env, env_params) -> tuple[ActionDistribution, int, tuple[i
     """(distribution, number of actions or action dimension, observation shape) of
     ``env``, or a ValueError that says what the network cannot read."""
     distribution, num_actions = action_distribution(env.action_space(env_params))
-    obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
-    wanted = {"mlp": 1, "cnn": 3}[config.network]
-    if len(obs_shape) != wanted:
-        kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
-        hint = (
-            " (jrl grids: make(..., observation='grid') with network='cnn'; on the command "
-            "line --env-overrides observation grid --config.network cnn)"
-            if not obs_shape
-            else ""
-        )
-        raise ValueError(
-            f"network={config.network!r} needs {kind}; {env.name} observes shape "
-            f"{obs_shape or 'a scalar index'}{hint}"
-        )
+    obs_shape = observation_shape(config.network, env, env_params)
     return distribution, num_actions, obs_shape
 
 

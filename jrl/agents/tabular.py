@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.agents import exploration
-from jrl.agents.evaluation import MAX_TIMESTEPS, run_episode
+from jrl.agents.evaluation import check_step_count, run_episode
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -99,11 +99,7 @@ class TabularConfig:
         for name in ("num_episodes", "max_steps", "steps_per_iteration"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if self.max_steps > MAX_TIMESTEPS:
-            raise ValueError(
-                f"max_steps={self.max_steps} is more than the int32 step counter holds "
-                f"({MAX_TIMESTEPS})"
-            )
+        check_step_count("max_steps", self.max_steps)
         if not isinstance(self.planning_steps, int) or self.planning_steps < 0:
             raise ValueError(f"planning_steps must be an int >= 0, got {self.planning_steps!r}")
         if self.planning_steps and self.algorithm not in ("dyna_q", "dyna_q_plus"):
