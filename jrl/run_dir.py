@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import math
 import os
 import re
 import subprocess
@@ -95,8 +96,9 @@ def read_yaml(path: str | Path) -> Any:
 
 def write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON atomically (:func:`write_text_atomic`); numpy and
-    jax arrays and scalars become lists and numbers, mappings dicts, tuples lists."""
-    write_text_atomic(path, json.dumps(_jsonable(data), indent=2) + "\n")
+    jax arrays and scalars become lists and numbers, mappings dicts, tuples lists, and
+    NaN and infinities ``null`` (strict JSON has no such numbers)."""
+    write_text_atomic(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
     return Path(path)
 
 
@@ -106,7 +108,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # numpy and jax arrays and scalars
-        return value.tolist()
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
