@@ -140,7 +140,7 @@ def run_sweep(
     if sequential or (devices is not None and len(devices) > 1):
 
         def over_all(keys, grid):
-            flat_keys = jnp.tile(keys, size)  # grid-major; every point sees the same keys
+            flat_keys = jnp.concatenate([keys] * size)  # grid-major; every point, the same keys
             flat_grid = jax.tree.map(lambda leaf: jnp.repeat(leaf, num_seeds, axis=0), grid)
             out = _map_runs(train, (flat_keys, flat_grid), devices, sequential)
             return jax.tree.map(lambda x: x.reshape(size, num_seeds, *x.shape[1:]), out)

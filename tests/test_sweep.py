@@ -48,6 +48,11 @@ def test_sequential_equals_vmapped(cliff):
     assert vmapped.episode_returns.shape == sequential.episode_returns.shape == (2, 3, 40)
     for a, b in zip(jax.tree.leaves(vmapped), jax.tree.leaves(sequential), strict=True):
         np.testing.assert_array_equal(a, b)
+    # The same with a raw uint32 key (jax.random.PRNGKey): keys[S, 2], not key[S].
+    _, raw_vmapped = run_sweep(train, jax.random.PRNGKey(5), grid, 3)
+    _, raw_sequential = run_sweep(train, jax.random.PRNGKey(5), grid, 3, sequential=True)
+    np.testing.assert_array_equal(raw_sequential.episode_returns, raw_vmapped.episode_returns)
+    np.testing.assert_array_equal(raw_vmapped.episode_returns, vmapped.episode_returns)
 
 
 def test_single_run_is_called_without_vmap_and_matches_the_batched_runs(cliff):
