@@ -75,7 +75,7 @@ def run(
                     lambda q, final: greedy_episode(
                         jax.random.key(seed + 1),
                         env,
-                        _in_layout(params, final),
+                        params.in_layout(final),
                         q,
                         int(params.max_steps_in_episode),
                     )[0]
@@ -98,18 +98,6 @@ def _final_layout(env, params, metrics):
 
     last = jnp.maximum(metrics.num_completed - 1, 0)
     return layout_index(params, last, jnp.zeros_like(last))
-
-
-def _in_layout(params, layout):
-    """Params whose only arrangement is ``layout`` (the greedy policy is judged there)."""
-    take = lambda table: table[layout][None]  # noqa: E731
-    return params.replace(
-        cell_type=take(params.cell_type),
-        start=take(params.start),
-        next_cell=take(params.next_cell),
-        reward=take(params.reward),
-        terminal=take(params.terminal),
-    )
 
 
 def greedy_gif(path, q_values, seed: int = 0, env_id: str = "CatRoom-v0"):

@@ -836,3 +836,33 @@ def test_save_gif_keeps_playing_time(tmp_path):
 def test_save_gif_rejects_bad_frames(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         save_gif(tmp_path / "x.gif", np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_an_action_out_of_range_is_clipped_not_read_from_another_cell():
+    env, params = make("CliffWalking-v0")
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)
+    last = env.action_space(params).n - 1
+    for action, same_as in ((last + 1, last), (7, last), (-1, 0)):
+        outcome = env.step(key, state, jnp.int32(action), params)
+        expected = env.step(key, state, jnp.int32(same_as), params)
+        for a, b in zip(jax.tree.leaves(outcome), jax.tree.leaves(expected), strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_params_in_one_layout_play_that_layout_from_reset():
+    env, params = make("BlockingMaze-v0")
+    assert params.cell_type.shape[0] == 2
+    key = jax.random.key(0)
+    for layout in (0, 1):
+        fixed = params.in_layout(layout)
+        np.testing.assert_array_equal(fixed.cell_type[0], params.cell_type[layout])
+        obs, state = env.reset(key, fixed)
+        assert int(obs) == int(params.start[layout])
+        # Every step follows the chosen layout's table, past the switch step too.
+        state = state.replace(total_steps=jnp.int32(5000))
+        for action in range(4):
+            next_obs = env.step(key, state, jnp.int32(action), fixed)[0]
+            assert int(next_obs) == int(params.next_cell[layout, state.cell, action])
+    with pytest.raises(ValueError, match=r"layout must be in \[0, 2\)"):
+        params.in_layout(2)

@@ -104,6 +104,24 @@ class GridParams(environment.EnvParams):
         """Rebuild the tables after changing a raw field with ``replace``."""
         return compile_tables(self)
 
+    def in_layout(self, layout: int) -> GridParams:
+        """These params with ``layout`` as their only layout (L = 1): every episode,
+        reset included, is played in it — to judge a policy on the arrangement a
+        changing task had switched to (``reset`` begins in layout 0). ``layout`` may be
+        traced (vmapped over runs that ended in different layouts)."""
+        num_layouts = self.cell_type.shape[0]
+        if isinstance(layout, int | np.integer) and not 0 <= layout < num_layouts:
+            raise ValueError(f"layout must be in [0, {num_layouts}), got {layout}")
+        take = lambda table: table[layout][None]  # noqa: E731
+        return self.replace(
+            cell_type=take(self.cell_type),
+            start=take(self.start),
+            next_cell=take(self.next_cell),
+            reward=take(self.reward),
+            terminal=take(self.terminal),
+            object_planes=take(self.object_planes),
+        )
+
 
 @struct.dataclass
 class GridState(environment.EnvState):
@@ -382,7 +400,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
 
     def _transition(self, key, state: GridState, action, params: GridParams, may_slip: bool):
         """``step_env``; ``may_slip`` False (slip_prob a concrete zero) stages no slip."""
-        action = jnp.asarray(action, jnp.int32)
+        # Clipped: an index past the table's row would read another cell's row.
+        action = jnp.clip(jnp.asarray(action, jnp.int32), 0, self._num_actions - 1)
 
         def slip(action):
             u_slip, u_action = jax.random.uniform(key, (2,))
@@ -408,7 +427,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
     def step(self, key, state: GridState, action, params: GridParams | None = None):
         """gymnax 1.0 ``step`` with auto-reset that keeps the episode and step counters.
 
-        Returns (obs, state, reward, terminated, truncated, info); ``truncated`` is the
+        An action outside [0, A) is clipped into it. Returns (obs, state, reward,
+        terminated, truncated, info); ``truncated`` is the
         time limit reached without termination; ``info["final_observation"]`` is the
         observation before any reset, to bootstrap from on truncation. Compiled (jit)
         with whether the task can slip decided here, where a concrete ``slip_prob``
