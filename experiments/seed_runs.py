@@ -93,11 +93,14 @@ def train_over_seeds(
 
 def final_returns(returns, fraction: float = 0.05) -> np.ndarray:
     """Per seed, the mean of the logged returns over the last ``fraction`` of rows
-    (at least one; NaN rows, where no episode ended, are skipped): float[S, R] ->
-    float[S]."""
+    (at least one; NaN rows, where no episode ended, are skipped; a seed with no
+    episode ended in them has its last logged return): float[S, R] -> float[S]."""
     returns = np.asarray(returns, np.float64)
     last = max(1, round(fraction * returns.shape[1]))
-    return np.nanmean(fill_gaps(returns)[:, -last:], axis=1)
+    window = returns[:, -last:]
+    ended = np.isfinite(window)
+    mean = np.where(ended, window, 0.0).sum(axis=1) / np.maximum(ended.sum(axis=1), 1)
+    return np.where(ended.any(axis=1), mean, fill_gaps(returns)[:, -1])
 
 
 def random_policy_return(
@@ -122,8 +125,9 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
         "num_seeds": num_seeds,
         "steps_per_seed": int(runs.timesteps[-1]),
         "final_return": {
-            "definition": f"mean return of the episodes ended in the last "
-            f"{final_fraction:.0%} of logged rows, per seed",
+            "definition": f"mean over the last {final_fraction:.0%} of logged rows of "
+            "each row's mean return of the episodes ended in it (rows with none skipped), "
+            "per seed",
             **final_summary(final_returns(runs.returns, final_fraction)),
         },
         "greedy_return": {

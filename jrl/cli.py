@@ -339,6 +339,7 @@ def evaluate(
     out: Path | None = None,
     normalize: Literal["random,best", "none"] = "random,best",
     reference: tuple[str, ...] = (),
+    layout: int | None = None,
 ) -> None:
     """Episodes of every trained run in RUN_DIR on fixed evaluation keys (the same keys
     for every seed): greedy, or with --sampled as the policy samples (PPO from its
@@ -354,7 +355,11 @@ def evaluate(
     the best seed's score on the task to 1 (none: raw returns); --reference
     'TASK=LOW,HIGH' sets a task's two ends instead. DIR gets the rliable table over
     runs x tasks (aggregates.md, .json, .png), performance_profiles.png and
-    tasks.json."""
+    tasks.json.
+
+    A grid task that switches layouts during training (CatRoomDynamic-v0,
+    BlockingMaze-v0, ShortcutMaze-v0) begins every episode in layout 0; --layout N
+    evaluates in layout N instead (one run directory)."""
     from jrl import run_analysis
 
     if not run_dirs:
@@ -365,6 +370,9 @@ def evaluate(
         raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")
     if len(run_dirs) > 1 or out is not None:
         from jrl import task_aggregates
+
+        if layout is not None:
+            raise ValueError("--layout applies to one run directory, not runs pooled as tasks")
 
         if out is None:
             raise ValueError(f"pooling {len(run_dirs)} runs as tasks needs --out DIR")
@@ -391,7 +399,15 @@ def evaluate(
         return
     if reference:
         raise ValueError("--reference applies to runs pooled as tasks (with --out DIR)")
-    result = run_analysis.evaluate_run(run_dirs[0], episodes, seed, max_steps, sampled, epsilon)
+    result = run_analysis.evaluate_run(
+        run_dirs[0], episodes, seed, max_steps, sampled, epsilon, layout
+    )
+    if layout is None and result["num_layouts"] > 1:
+        print(
+            f"jrl eval: this task switches between {result['num_layouts']} layouts and its "
+            "episodes begin in layout 0: evaluated there (--layout N for another)",
+            file=sys.stderr,
+        )
     state = result["checkpoint"]
     if state["run_status"] != "complete":
         print(

@@ -277,9 +277,16 @@ def plot_learning_curves(
             ],
             strict=True,
         ):
-            (line,) = ax.plot(xs, est, label=f"{label} (n={stats.num_seeds})", lw=1.6, color=color)
+            # A curve of one point (a run evaluated once) is a marker with an error bar.
+            marker = "o" if xs.size == 1 else None
+            (line,) = ax.plot(
+                xs, est, label=f"{label} (n={stats.num_seeds})", lw=1.6, color=color, marker=marker
+            )
             color = line.get_color()
-            ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
+            if xs.size == 1:
+                ax.errorbar(xs, est, yerr=[est - low, high - est], color=color, capsize=4)
+            else:
+                ax.fill_between(xs, low, high, color=color, alpha=0.2, lw=0)
     for ax, name in zip(axes, ("mean", "IQM"), strict=True):
         for label, y in (hlines or {}).items():
             ax.axhline(y, color="gray", ls="--", lw=1)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import jax
@@ -12,6 +13,7 @@ import numpy as np
 from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import run_episode
+from jrl.envs.grid import GridParams
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import read_rows, write_json
 
@@ -61,18 +63,42 @@ def sampled_act_fn(built: training.Built, run_state, epsilon: float):
     return act
 
 
-def episode_fn(built: training.Built, max_steps: int, sampled: bool, epsilon: float):
+def episode_fn(
+    built: training.Built, max_steps: int, sampled: bool, epsilon: float, env_params=None
+):
     """(key, run state) -> (return, length, terminated) of one episode of the run's
-    greedy policy (or, ``sampled``, of :func:`sampled_act_fn`'s)."""
+    greedy policy (or, ``sampled``, of :func:`sampled_act_fn`'s), in ``env_params``
+    (default: the run's)."""
+    env_params = built.env_params if env_params is None else env_params
 
     def episode(key, run_state):
         if sampled:
             act = sampled_act_fn(built, run_state, epsilon)
         else:
             act = greedy_act_fn(built, run_state)
-        return run_episode(key, built.env, built.env_params, act, max_steps)
+        return run_episode(key, built.env, env_params, act, max_steps)
 
     return episode
+
+
+def num_layouts(env_params) -> int:
+    """How many layouts a grid task switches between (1 for any other environment)."""
+    return env_params.cell_type.shape[0] if isinstance(env_params, GridParams) else 1
+
+
+def params_in_layout(built: training.Built, layout: int | None):
+    """The run's environment parameters, fixed on ``layout`` (None: as they are, where
+    every episode begins in layout 0); a ValueError for a task without that layout."""
+    if layout is None:
+        return built.env_params
+    count = num_layouts(built.env_params)
+    if count == 1:
+        raise ValueError(
+            f"--layout applies to grid tasks that switch layouts; {built.spec.env} has one"
+        )
+    if not 0 <= layout < count:
+        raise ValueError(f"--layout must be in [0, {count}) for {built.spec.env}, got {layout}")
+    return built.env_params.in_layout(layout)
 
 
 def evaluate_run(
@@ -82,23 +108,30 @@ def evaluate_run(
     max_steps: int = 1000,
     sampled: bool = False,
     epsilon: float = 0.05,
+    layout: int | None = None,
 ):
     """Greedy (or ``sampled``) returns [G, S, episodes] on the same ``episodes`` keys for
-    every run, and
+    every run (in ``layout`` of a grid task that switches layouts; None: as its episodes
+    begin, in layout 0), and
     per grid point the mean and the IQM of the per-seed means with a stratified
     bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json, with
     RUN_DIR/eval/ holding the aggregate table (markdown), its PNG and the performance
     profiles. ``checkpoint`` in the result says which state was evaluated (updates done,
     of how many, and the run's status then)."""
     built, state, info = training.restore_state(run_dir)
-    episode = episode_fn(built, max_steps, sampled, epsilon)
+    env_params = params_in_layout(built, layout)
+    episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
     returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0])
     per_seed = returns.mean(axis=-1)
     scores = {f"grid_point_{g}": per_seed[g][:, None] for g in range(per_seed.shape[0])}
-    aggregates = stats.aggregate(scores, reps=2000, seed=seed)
-    stats.write_report(Path(run_dir) / "eval", scores, reps=2000, seed=seed, xlabel="greedy return")
+    # Raw returns: no target, so no optimality gap.
+    aggregates = stats.aggregate(scores, reps=2000, seed=seed, gamma=None)
+    xlabel = "sampled return" if sampled else "greedy return"
+    stats.write_report(
+        Path(run_dir) / "eval", scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel
+    )
     iqm = stats.AGGREGATES.index("IQM")
     summary_path = Path(run_dir) / "summary.json"
     status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else None
@@ -106,6 +139,8 @@ def evaluate_run(
         "episodes": episodes,
         "seed": seed,
         "max_steps": max_steps,
+        "layout": layout,
+        "num_layouts": num_layouts(built.env_params),
         "checkpoint": {
             "updates_done": info["updates_done"],
             "total_updates": built.total_updates,
@@ -177,7 +212,8 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     """({label: float[seeds, T]}, {label: x[T]}) of ``metric`` per run directory and
     grid point, x the environment steps. Updates where no seed logged a value (between
     periodic evaluations, say) are left out; a seed's missing value elsewhere (no
-    episode ended in that update) holds its last one (``fill_gaps``)."""
+    episode ended in that update) holds its last one (``fill_gaps``). A seed with no
+    value yet (a run still early in training) is left out, with a note on stderr."""
     curves, xs = {}, {}
     names = [Path(run_dir).name for run_dir in run_dirs]
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
@@ -211,7 +247,15 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             if not logged.any():
                 continue
             label = " ".join([name, *(f"{k}={v:g}" for k, v in shown[g].items())])
-            curves[label] = fill_gaps(values[:, logged])
+            has_value = np.isfinite(values).any(axis=1)
+            if not has_value.all():
+                missing = [seed for seed, i in seeds.items() if not has_value[i]]
+                print(
+                    f"jrl plot: {label}: seed(s) {missing} logged no {metric} yet; "
+                    f"plotting the other {int(has_value.sum())}",
+                    file=sys.stderr,
+                )
+            curves[label] = fill_gaps(values[has_value][:, logged])
             xs[label] = x[logged]
     if not curves:
         raise ValueError(f"no run logged a value of {metric!r} in metrics.jsonl")

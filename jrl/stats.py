@@ -16,6 +16,7 @@ algorithms; the tasks (and steps) may not. Aggregates, over all runs x tasks
                     scores (25% trimmed at each end)
     Mean, Median    of the per-task means over runs
     Optimality gap  gamma - mean(min(score, gamma)): how far short of the target gamma
+                    (normalised scores; ``gamma=None`` leaves it out, as for raw returns)
 
 Confidence intervals are percentile intervals of rliable's stratified bootstrap: runs
 are resampled with replacement within each task (``rliable.library.StratifiedBootstrap``).
@@ -42,8 +43,9 @@ AGGREGATES = ("IQM", "Mean", "Median", "Optimality gap")
 
 
 class AggregateStats(NamedTuple):
-    """point[algorithm]: float[4] in the order of ``metrics``; interval[algorithm]:
-    float[2, 4], lower bounds then upper; num_runs[algorithm]: runs it had."""
+    """point[algorithm]: float[M] in the order of ``metrics`` (``AGGREGATES``, without
+    the optimality gap where gamma is None); interval[algorithm]: float[2, M], lower
+    bounds then upper; num_runs[algorithm]: runs it had."""
 
     metrics: tuple[str, ...]
     point: dict[str, np.ndarray]
@@ -53,7 +55,7 @@ class AggregateStats(NamedTuple):
     confidence: float
     reps: int
     seed: int
-    gamma: float
+    gamma: float | None
 
 
 class Profiles(NamedTuple):
@@ -133,26 +135,30 @@ def aggregate(
     reps: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
-    gamma: float = 1.0,
+    gamma: float | None = 1.0,
 ) -> AggregateStats:
-    """IQM, mean, median and optimality gap (target ``gamma``) of each algorithm's
-    scores [num_runs, num_tasks], with stratified-bootstrap ``confidence`` intervals
-    from ``reps`` resamples (Agarwal et al. 2021 used 50,000 for their figures)."""
+    """IQM, mean, median and optimality gap (target ``gamma``; None: no gap, for scores
+    with no target such as raw returns) of each algorithm's scores [num_runs,
+    num_tasks], with stratified-bootstrap ``confidence`` intervals from ``reps``
+    resamples (Agarwal et al. 2021 used 50,000 for their figures)."""
     from rliable import metrics
 
     scores = check_scores(scores)
+    names = AGGREGATES if gamma is not None else AGGREGATES[:-1]
 
     def all_aggregates(values):
-        return np.array([
+        point = [
             metrics.aggregate_iqm(values),
             metrics.aggregate_mean(values),
             metrics.aggregate_median(values),
-            metrics.aggregate_optimality_gap(values, gamma),
-        ])  # fmt: skip
+        ]
+        if gamma is not None:
+            point.append(metrics.aggregate_optimality_gap(values, gamma))
+        return np.array(point)
 
     point, interval = _interval_estimates(scores, all_aggregates, reps, confidence, seed)
     return AggregateStats(
-        metrics=AGGREGATES,
+        metrics=names,
         point=point,
         interval=interval,
         num_runs={algorithm: values.shape[0] for algorithm, values in scores.items()},
@@ -355,8 +361,14 @@ def plot_iqm_curves(
     fig, ax = plt.subplots(figsize=(7, 4.5))
     _plot_utils().plot_sample_efficiency_curve(
         curves.steps, curves.point, curves.interval, list(curves.point),
-        colors=colors, ax=ax, xlabel=xlabel, ylabel=ylabel, marker="",
+        colors=colors, ax=ax, xlabel=xlabel, ylabel=ylabel,
+        marker="o" if len(curves.steps) == 1 else "",
     )  # fmt: skip
+    if len(curves.steps) == 1:  # a band of zero width does not show: an error bar does
+        for algorithm, point in curves.point.items():
+            low, high = curves.interval[algorithm]
+            ax.errorbar(curves.steps, point, yerr=[point - low, high - point],
+                        color=colors[algorithm], capsize=4)  # fmt: skip
     _legend(ax, colors)
     return _save_figure(fig, path)
 
@@ -369,7 +381,7 @@ def write_report(
     reps: int = 10_000,
     confidence: float = 0.95,
     seed: int = 0,
-    gamma: float = 1.0,
+    gamma: float | None = 1.0,
     xlabel: str = "Score",
 ) -> dict[str, Path]:
     """Write ``aggregates.json``, ``aggregates.md``, ``aggregates.png`` and

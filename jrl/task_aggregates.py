@@ -202,9 +202,13 @@ def evaluate_tasks(
         for task in plan.tasks
     }
     scores = {m: np.stack([normalised[t][m] for t in plan.tasks], axis=1) for m in plan.methods}
-    xlabel = "return" if normalize == "none" and not references else "normalised score"
+    raw_returns = normalize == "none" and not references
+    kind = "sampled" if sampled else "greedy"
+    xlabel = f"{kind} return" if raw_returns else f"normalised {kind} score"
     out = Path(out)
-    paths = stats.write_report(out, scores, reps=reps, seed=seed, xlabel=xlabel)
+    # A normalised score's target is 1 (the reference); a raw return has none.
+    gamma = None if raw_returns else 1.0
+    paths = stats.write_report(out, scores, reps=reps, seed=seed, gamma=gamma, xlabel=xlabel)
     result = {
         "normalize": normalize,
         "episodes": episodes,

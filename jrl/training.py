@@ -57,13 +57,15 @@ from jrl.sweep import check_grid, stack_grid, vmap_or_call
 class AgentSpec(NamedTuple):
     """How the driver builds an agent: its static config and sweepable hyperparameter
     types, ``make(config, env, env_params)`` returning (init, update, ...), and how many
-    updates a run has (None: until ``finished``, bounded by ``max_updates``)."""
+    updates a run has (None: until ``finished``, bounded by ``max_updates``);
+    ``check(hparams, config)`` rejects a grid point the config would misread."""
 
     config: type
     hparams: type
     make: Callable
     num_updates: Callable[[Any], int]
     steps_per_update: Callable[[Any], int]
+    check: Callable[[Any, Any], None] | None = None
 
 
 AGENTS: dict[str, AgentSpec] = {
@@ -83,6 +85,7 @@ AGENTS: dict[str, AgentSpec] = {
         tabular.make_tabular,
         lambda c: math.ceil(c.max_steps / c.steps_per_iteration),
         lambda c: c.steps_per_iteration,
+        tabular.check_hparams,
     ),
 }
 
@@ -214,6 +217,8 @@ def _checked(spec: RunSpec) -> tuple[AgentSpec, Any, list]:
     for i, point in enumerate(points):
         try:
             check_grid(point)
+            if agent_spec.check is not None:
+                agent_spec.check(point, config)
         except ValueError as error:
             raise ValueError(f"hparams[{i}]: {error}") from None
     return agent_spec, config, points

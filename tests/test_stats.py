@@ -42,6 +42,11 @@ def test_aggregates_on_hand_examples():
     # Every run equal: nothing to resample, the interval is the point.
     constant = stats.aggregate({"d": np.full((5, 2), 3.0)}, reps=REPS)
     np.testing.assert_allclose(constant.interval["d"], np.full((2, 4), [3.0, 3.0, 3.0, 0.0]))
+    # Raw returns have no target: gamma=None leaves the gap out, the rest unchanged.
+    no_gap = stats.aggregate({"b": two_tasks}, reps=REPS, gamma=None)
+    assert no_gap.metrics == ("IQM", "Mean", "Median")
+    np.testing.assert_array_equal(no_gap.point["b"], result.point["b"][:3])
+    assert "Optimality gap" not in stats.format_table(no_gap)
 
 
 def test_intervals_contain_the_point_and_shrink_with_more_runs():

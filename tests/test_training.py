@@ -9,6 +9,7 @@ processes compile again."""
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,6 +155,24 @@ def test_evaluation_curves_have_a_point_per_evaluation(reference):
         learning_curves([reference("tabular")[0]], "entropy")
 
 
+def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
+    """A run read early in training, where one seed has not ended an episode: its other
+    seeds are plotted, and stderr says which seed is missing."""
+    from jrl.run_analysis import learning_curves, plot_runs
+
+    whole, rows, _ = reference("ppo")
+    early = tmp_path / "early"
+    shutil.copytree(whole, early)
+    seeds = sorted({row["seed"] for row in rows})
+    rows = [{**row, "episode_return": None} if row["seed"] == seeds[1] else row for row in rows]
+    (early / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ((label, values),) = learning_curves([early])[0].items()
+    ((_, both),) = learning_curves([whole])[0].items()
+    assert values.shape[0] == 1 and both.shape[0] == 2 and np.isfinite(values).all()
+    assert f"seed(s) [{seeds[1]}] logged no episode_return yet" in capsys.readouterr().err
+    assert plot_runs([early], tmp_path / "early.png").stat().st_size > 0
+
+
 def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys):
     reference("ppo")  # compiled in this process already
     train(SPECS["ppo"], tmp_path / "run", progress=True, max_chunks=2)
@@ -290,6 +309,22 @@ def compilations():
         ({"hparams": ({"gamma": 1.5},)}, r"hparams\[0\]: gamma must be in \[0, 1\]"),
         ({"hparams": ({"clip_eps": float("nan")},)}, r"hparams\[0\]: clip_eps must be a finite"),
         ({"hparams": (0.1,)}, r"hparams\[0\] must be a mapping"),
+        (
+            {
+                "agent": "tabular",
+                "config": {"algorithm": ["sarsa", "q_learning"]},
+                "hparams": ({"algorithm": 1}, {"algorithm": 2}),
+            },
+            r"hparams\[1\]: algorithm=2.0 indexes .* 2 name\(s\)",
+        ),
+        (
+            {
+                "agent": "tabular",
+                "config": {"algorithm": "dyna_q", "planning_steps": 5},
+                "hparams": ({"kappa": 1e-3},),
+            },
+            r"hparams\[0\]: kappa=0.001 is Dyna-Q\+'s exploration bonus",
+        ),
         ({"hparams": ()}, "at least one grid point"),
         ({"agent": "a2c"}, "unknown agent 'a2c'"),
         ({"env": "CartPole-v9"}, "CartPole-v9"),
@@ -491,3 +526,33 @@ def test_run_directory_lock_refuses_a_second_holder_and_tolerates_no_locking(
     with _exclusive(tmp_path):
         pass
     assert "running unlocked" in capsys.readouterr().err
+
+
+def test_eval_of_a_task_that_switched_layouts_in_a_chosen_layout(reference, tmp_path):
+    """Blocking Maze (Example 8.2): after 1000 steps the short path on the right is
+    walled off and one on the left opens. Dyna-Q trained past the switch finds the
+    goal in layout 1 and not in layout 0 (where the left path is walled), which is where
+    every episode begins unless ``layout`` says otherwise."""
+    from jrl.run_analysis import evaluate_run
+
+    spec = RunSpec(
+        agent="tabular",
+        env="BlockingMaze-v0",
+        config={"algorithm": "dyna_q", "planning_steps": 10, "max_steps": 4000},
+        hparams=({"alpha": 1.0, "gamma": 0.95, "epsilon": 0.1},),
+        num_seeds=2,
+        chunk_size=50,
+    )
+    run_dir = tmp_path / "blocking"
+    assert train(spec, run_dir, progress=False)["status"] == "complete"
+    results = {
+        layout: evaluate_run(run_dir, episodes=2, max_steps=200, layout=layout)
+        for layout in (None, 0, 1)
+    }
+    assert results[None]["returns"] == results[0]["returns"]
+    assert results[1]["layout"] == 1 and results[None]["num_layouts"] == 2
+    assert results[1]["grid"][0]["mean"] > results[0]["grid"][0]["mean"]
+    with pytest.raises(ValueError, match=r"--layout must be in \[0, 2\)"):
+        evaluate_run(run_dir, episodes=1, layout=2)
+    with pytest.raises(ValueError, match="CliffWalking-v0 has one"):
+        evaluate_run(reference("tabular")[0], episodes=1, layout=1)

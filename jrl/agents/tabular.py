@@ -114,8 +114,11 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 
 
-def check_hparams(hparams: TabularHParams) -> None:
-    """Reject impossible hyperparameters on the host, before anything compiles."""
+def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles; given
+    the ``config`` they will run with, also those it would ignore or misread: an
+    ``algorithm`` index past ``config.algorithm``'s names (the compiled program would
+    run the last one) and a ``kappa`` without Dyna-Q+."""
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     bounds = {
         "alpha": (0.0, 1.0, False),
@@ -137,6 +140,19 @@ def check_hparams(hparams: TabularHParams) -> None:
     if np.any(which < 0) or np.any(which != np.round(which)):
         raise ValueError(
             f"algorithm must be the index (0, 1, ...) of a name in config.algorithm, got {which}"
+        )
+    if config is None:
+        return
+    names = config.algorithm if isinstance(config.algorithm, tuple) else (config.algorithm,)
+    if np.any(which >= len(names)):
+        raise ValueError(
+            f"algorithm={which} indexes config.algorithm={names!r}, which has "
+            f"{len(names)} name(s): give an index below {len(names)}"
+        )
+    if np.any(values["kappa"] != 0) and names != ("dyna_q_plus",):
+        raise ValueError(
+            f"kappa={values['kappa']} is Dyna-Q+'s exploration bonus; "
+            f"config.algorithm={config.algorithm!r} ignores it (use 'dyna_q_plus' or kappa=0)"
         )
 
 
