@@ -711,6 +711,16 @@ def test_malformed_settings():
         make("CliffWalking-v0", slip_prob=1.5)
     with pytest.raises(ValueError, match="observation"):
         make("CatRoom-v0", observation="pixels")
+    # Counts are whole numbers (1e3 from a config file is one), named as given.
+    with pytest.raises(ValueError, match="max_steps_in_episode must be a whole number, got 2.5"):
+        make("CliffWalking-v0", max_steps_in_episode=2.5)
+    assert int(make("CliffWalking-v0", max_steps_in_episode=1e3)[1].max_steps_in_episode) == 1000
+    with pytest.raises(ValueError, match="wind must be a whole number, got 1.9"):
+        make("WindyGridworld-v0", wind=(0, 0, 0, 1.9, 1, 1, 2, 2, 1, 0))
+    with pytest.raises(ValueError, match="switch_after must be >= 1, got 0"):
+        make("BlockingMaze-v0", switch_after=0)
+    with pytest.raises(ValueError, match="switch_every must be a whole number"):
+        make("CatRoomDynamic-v0", switch_every=0.5)
 
 
 def test_custom_layout_through_make():

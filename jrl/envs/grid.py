@@ -220,6 +220,18 @@ def compile_tables(params: GridParams) -> GridParams:
     )
 
 
+def whole_number(name: str, value, low: int | None = None) -> int:
+    """``value`` as an int: an int, or a float with no fractional part (``1e3`` from a
+    config file); a ValueError for anything else, or below ``low``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if not float(value).is_integer():
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    return int(value)
+
+
 def grid_params(
     layouts: Sequence[str],
     legend: Sequence[CellType],
@@ -243,10 +255,9 @@ def grid_params(
         raise ValueError(f"switch_on must be 'steps' or 'episodes', got {switch_on!r}")
     if not 0.0 <= slip_prob <= 1.0:
         raise ValueError(f"slip_prob must be in [0, 1], got {slip_prob}")
-    if max_steps_in_episode < 1:
-        raise ValueError(f"max_steps_in_episode must be >= 1, got {max_steps_in_episode}")
-    if switch_every is not None and switch_every < 1:
-        raise ValueError(f"switch_every must be >= 1, got {switch_every}")
+    max_steps_in_episode = whole_number("max_steps_in_episode", max_steps_in_episode, 1)
+    if switch_every is not None:
+        switch_every = whole_number("switch_every", switch_every, 1)
     if legend[0].blocks or legend[0].enter_effect != NO_EFFECT:
         raise ValueError("the legend's first cell type is the floor: it must be free")
     parsed = [parse_layout(layout, legend) for layout in layouts]
@@ -254,7 +265,10 @@ def grid_params(
     if len(shapes) != 1:
         raise ValueError(f"all layouts of a task must have one size, got shapes {sorted(shapes)}")
     ((height, width),) = shapes
-    wind = np.zeros(width, np.int32) if wind is None else np.asarray(wind, np.int32)
+    if wind is None:
+        wind = np.zeros(width, np.int32)
+    else:
+        wind = np.asarray([whole_number("wind", w) for w in np.ravel(wind).tolist()], np.int32)
     if wind.shape != (width,):
         raise ValueError(f"wind needs one entry per column ({width}), got shape {wind.shape}")
     interactive = any(c.interact_reward is not None or c.interact_terminates for c in legend)

@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from jrl.envs.grid import RETURN_TO_START, TERMINATE, CellType, GridWorld, grid_params
+from jrl.envs.grid import (
+    RETURN_TO_START,
+    TERMINATE,
+    CellType,
+    GridWorld,
+    grid_params,
+    whole_number,
+)
 
 FLOOR = CellType(".", "floor", (235, 235, 228))
 WALL = CellType("#", "wall", (60, 60, 70), blocks=True)
@@ -189,6 +196,7 @@ def blocking_maze(
     layouts: Sequence[str] = BLOCKING_LAYOUTS,
 ):
     """Example 8.2: the wall in row 3 moves from columns 0-7 to 1-8 after 1000 steps."""
+    whole_number("switch_after", switch_after, 1)
     return _maze(
         "BlockingMaze-v0",
         layouts,
@@ -213,6 +221,7 @@ def shortcut_maze(
     layouts: Sequence[str] = SHORTCUT_LAYOUTS,
 ):
     """Example 8.3: the wall in row 3 (columns 1-8) opens at column 8 after 3000 steps."""
+    whole_number("switch_after", switch_after, 1)
     return _maze(
         "ShortcutMaze-v0",
         layouts,
