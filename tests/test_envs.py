@@ -876,3 +876,28 @@ def test_params_in_one_layout_play_that_layout_from_reset():
             assert int(next_obs) == int(params.next_cell[layout, state.cell, action])
     with pytest.raises(ValueError, match=r"layout must be in \[0, 2\)"):
         params.in_layout(2)
+
+
+def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():
+    env, params = make("CliffWalking-v0")
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)  # the start, bottom left: left bumps the edge
+    up, left = jnp.int32(0), jnp.int32(2)
+
+    def rewards(step_reward, floor_reward):
+        changed = params.replace(
+            step_reward=step_reward, enter_reward=params.enter_reward.at[0].set(floor_reward)
+        )
+        return env.step(key, state, left, changed)[2], env.step(key, state, up, changed)[2]
+
+    assert [float(r) for r in rewards(-1.0, -1.0)] == [-1.0, -1.0]
+    assert [float(r) for r in rewards(-5.0, -2.0)] == [-5.0, -2.0]
+    bump, move = jax.jit(jax.vmap(rewards))(jnp.array([-1.0, -3.0]), jnp.array([-4.0, 0.0]))
+    np.testing.assert_array_equal(bump, [-1.0, -3.0])
+    np.testing.assert_array_equal(move, [-4.0, 0.0])
+    # A replace that gives the tables keeps them; a live field (slip) needs no rebuild.
+    kept = params.replace(step_reward=-5.0, reward=params.reward)
+    assert float(env.step(key, state, left, kept)[2]) == -1.0
+    assert params.replace(slip_prob=0.5).reward is params.reward
+    with pytest.raises(ValueError, match=r"no field\(s\) \['step_rewards'\]"):
+        params.replace(step_rewards=-5.0)

@@ -29,6 +29,7 @@ state and survive the auto-reset inside ``step``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -72,13 +73,20 @@ class GridParams(environment.EnvParams):
         enter_reward, interact_reward: float32[T]; enter_effect: int32[T];
             blocks, interact_terminates: bool[T].
         wind: int32[W], upward push by column.
-        step_reward, slip_prob: float32 scalars. With probability ``slip_prob`` the
+        step_reward, slip_prob: float32 scalars; step_reward is the reward of a step
+            that moves nowhere (into a wall or the edge); a move's is the entered cell
+            type's ``enter_reward`` (the factories give the floor step_reward's value
+            when they build the legend). With probability ``slip_prob`` the
             action is replaced by a uniformly random one.
         switch_every: int32, switch_on_episodes, cycle_layouts: bool (see module doc).
     Compiled tables (``compile_tables``), one row per layout, state and action:
         next_cell: int32[L, S, A], reward: float32[L, S, A], terminal: bool[L, S, A];
         object_planes: float32[L, H, W, T - 1], one-hot cell types less the floor (the
         grid observation's object channels).
+    ``replace`` of a raw field the tables are made from (all but ``slip_prob``, the
+    time limit and the layout schedule, which ``step`` reads as they are) rebuilds the
+    tables, under ``jit`` and ``vmap`` too: ``params.replace(wind=...)`` is a task with
+    that wind. A ``replace`` that gives tables too keeps them.
     """
 
     cell_type: jax.Array
@@ -101,7 +109,7 @@ class GridParams(environment.EnvParams):
     max_steps_in_episode: jax.Array
 
     def recompiled(self) -> GridParams:
-        """Rebuild the tables after changing a raw field with ``replace``."""
+        """These params with their tables rebuilt from the raw fields."""
         return compile_tables(self)
 
     def in_layout(self, layout: int) -> GridParams:
@@ -220,6 +228,32 @@ def compile_tables(params: GridParams) -> GridParams:
     )
 
 
+_compile_tables_jit = jax.jit(compile_tables)
+
+
+TABLE_FIELDS = frozenset({"next_cell", "reward", "terminal", "object_planes"})
+# The raw fields compile_tables reads; step reads the others as they are.
+TABLE_SOURCES = frozenset({
+    "cell_type", "start", "enter_reward", "enter_effect", "interact_reward",
+    "interact_terminates", "blocks", "wind", "step_reward",
+})  # fmt: skip
+
+
+def _replace_and_recompile(params: GridParams, **changes) -> GridParams:
+    """``GridParams.replace``: a change of a table source rebuilds the tables (unless
+    the change gives them too), so no replaced field is silently ignored by ``step``."""
+    unknown = changes.keys() - {field.name for field in dataclasses.fields(params)}
+    if unknown:
+        raise ValueError(f"GridParams has no field(s) {sorted(unknown)}")
+    new = dataclasses.replace(params, **changes)
+    if changes.keys() & TABLE_SOURCES and not changes.keys() & TABLE_FIELDS:
+        return _compile_tables_jit(new)
+    return new
+
+
+GridParams.replace = _replace_and_recompile
+
+
 def whole_number(name: str, value, low: int | None = None) -> int:
     """``value`` as an int: an int, or a float with no fractional part (``1e3`` from a
     config file); a ValueError for anything else, or below ``low``."""
@@ -299,7 +333,7 @@ def grid_params(
         object_planes=jnp.zeros((len(layouts), height, width, len(legend) - 1), jnp.float32),
         max_steps_in_episode=jnp.int32(max_steps_in_episode),
     )
-    return jax.jit(compile_tables)(params)
+    return _compile_tables_jit(params)
 
 
 def layout_index(params: GridParams, episode: jax.Array, total_steps: jax.Array) -> jax.Array:
