@@ -24,12 +24,15 @@ import secrets
 import sys
 from collections.abc import Collection
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import tyro
 import yaml
 
-from jrl import training
+from jrl.run_dir import RunInUseError
+
+if TYPE_CHECKING:
+    from jrl import training
 
 AgentName = Literal["ppo", "dqn", "tabular"]
 # Updates per compiled chunk (PPO: one rollout + learning; DQN: log_frequency steps;
@@ -42,6 +45,8 @@ CHUNK_SIZES = {"ppo": 10, "dqn": 5, "tabular": 1000}
 def _hparams_dataclass(agent: str) -> type:
     """A dataclass twin of the agent's hyperparameter NamedTuple (float fields), for
     tyro."""
+    from jrl import training
+
     hparams = training.AGENTS[agent].hparams
     defaults = hparams()
     return dataclasses.make_dataclass(
@@ -56,6 +61,8 @@ def _hparams_dataclass(agent: str) -> type:
 
 @functools.cache
 def _run_dataclass(agent: str) -> type:
+    from jrl import training
+
     spec = training.AGENTS[agent]
     return dataclasses.make_dataclass(
         f"{agent.upper()}Run",
@@ -111,6 +118,8 @@ def _load_file(path: Path) -> dict:
 def _defaults_from_file(agent: str, path: Path | None):
     """(an instance of the agent's run dataclass with the file's values, the file's
     grid points), every field validated; no file: the defaults and one empty point."""
+    from jrl import training
+
     cls = _run_dataclass(agent)
     if path is None:
         return cls(), ({},)
@@ -145,6 +154,8 @@ def _flagged_hparams(argv: list[str], run) -> dict:
 
 
 def _spec(agent: str, run, points: tuple[dict, ...]) -> training.RunSpec:
+    from jrl import training
+
     return training.RunSpec(
         agent=agent,
         env=run.env,
@@ -163,6 +174,8 @@ def _parse_grid(
     """``["lr=1e-3,3e-4", "ent_coef=0,0.01"]`` -> the product grid, on top of each point
     of ``base``; ``fixed``: names set by --hparams flags, which a --grid may not vary."""
     import itertools
+
+    from jrl import training
 
     names, values = [], []
     known = training.AGENTS[agent].hparams._fields
@@ -218,6 +231,8 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     """(the parsed run dataclass, its resolved RunSpec) of ``jrl train|sweep AGENT
     ARGV``: the config file first, flags on top, the --grid product last; every field
     checked, nothing compiled."""
+    from jrl import training
+
     argv, config_files = _pop_option(argv, "--config-file")
     if len(config_files) > 1:
         raise ValueError("--config-file is given more than once")
@@ -257,6 +272,8 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
 
 
 def _train(agent: str, argv: list[str], sweep: bool) -> int:
+    from jrl import training
+
     run, spec = parse_run(agent, argv, sweep)
     run_id = secrets.token_hex(8) if "wandb" in run.sinks else None
     sinks = _make_sinks(run.sinks, run.out, spec, run_id)
@@ -307,6 +324,8 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
 def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     """Continue RUN_DIR from its newest checkpoint, feeding the sinks it was started
     with (an agent named on the command line must be the run's)."""
+    from jrl import training
+
     spec = training.load_spec(run_dir)
     if any(agent != spec.agent for agent in named_agents):
         raise ValueError(f"{run_dir} is a {spec.agent!r} run, not {named_agents[0]!r}")
@@ -360,14 +379,14 @@ def evaluate(
     A grid task that switches layouts during training (CatRoomDynamic-v0,
     BlockingMaze-v0, ShortcutMaze-v0) begins every episode in layout 0; --layout N
     evaluates in layout N instead (one run directory)."""
-    from jrl import run_analysis
-
     if not run_dirs:
         raise ValueError("jrl eval needs at least one run directory")
     if episodes < 1 or max_steps < 1:
         raise ValueError(f"--episodes and --max-steps must be >= 1, got {episodes} and {max_steps}")
     if not 0 <= epsilon <= 1:
         raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")
+    from jrl import run_analysis
+
     if len(run_dirs) > 1 or out is not None:
         from jrl import task_aggregates
 
@@ -450,10 +469,10 @@ def plot(
 ) -> None:
     """Learning curves (mean and IQM with bootstrap bands over seeds) of one or more run
     directories, per grid point, against environment steps."""
-    from jrl import run_analysis
-
     if not run_dirs:
         raise ValueError("jrl plot needs at least one run directory")
+    from jrl import run_analysis
+
     run_analysis.plot_runs(run_dirs, out, metric)
     print(f"wrote {out}")
 
@@ -471,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     try:
         if command in ("train", "sweep"):
+            from jrl import training
+
             if command == "train" and any(a.startswith("--resume") for a in rest):
                 rest, run_dirs = _pop_option(rest, "--resume")
                 unexpected = [a for a in rest if a != "--no-progress" and a not in training.AGENTS]
@@ -502,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         FileNotFoundError,
         FileExistsError,
         ImportError,
-        training.RunInUseError,
+        RunInUseError,
     ) as error:
         print(f"jrl {command}: error: {error}", file=sys.stderr)
         return 2

@@ -85,6 +85,10 @@ _Loader.add_implicit_resolver(
 )
 
 
+class RunInUseError(RuntimeError):
+    """Another process is running (or resuming) the run in this directory."""
+
+
 def load_yaml(text: str) -> Any:
     """Parse YAML text (``1e-3`` is a float)."""
     return yaml.load(text, Loader=_Loader)

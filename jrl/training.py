@@ -43,6 +43,7 @@ from jrl.agents import dqn, ppo, tabular
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
 from jrl.run_dir import (
+    RunInUseError,
     append_rows,
     read_yaml,
     record_resume,
@@ -418,10 +419,6 @@ def _check_new_run_dir(run_dir: Path) -> None:
             f"{run_dir} holds other files but no run (no config.yaml); choose a new or "
             "empty directory, so that nothing there is overwritten"
         )
-
-
-class RunInUseError(RuntimeError):
-    """Another process is running (or resuming) the run in this directory."""
 
 
 @contextlib.contextmanager

@@ -29,6 +29,23 @@ def test_envs_lists_ours_and_gymnax():
     assert "CatRoom-v0" in done.stdout and "CartPole-v1" in done.stdout
 
 
+def test_help_and_argument_errors_answer_before_jax_is_imported():
+    """`jrl --help` and a wrong eval/plot argument take a fraction of a second: nothing
+    imports JAX (3 s here) before there is work for it."""
+    script = (
+        "import sys\n"
+        "from jrl.cli import main\n"
+        "codes = [main(['--help']), main(['eval', 'run', '--episodes', '0']),\n"
+        "         main(['plot']), main(['eval', 'run', '--epsilon', '2'])]\n"
+        "print(codes, 'jax' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[0, 2, 2, 2] False"
+    assert "--episodes and --max-steps must be >= 1" in done.stderr
+    assert "--epsilon must be in [0, 1]" in done.stderr
+
+
 def test_help_documents_every_field():
     done = jrl("train", "ppo", "--help")
     assert done.returncode == 0, done.stderr
