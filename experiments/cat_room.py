@@ -3,7 +3,7 @@
 Tabular agents on the static room (``CatRoom-v0``) and on the room whose posts and
 furniture move every 100 episodes (``CatRoomDynamic-v0``), 32 seeds each:
 Q-learning with epsilon-greedy and with Boltzmann exploration, Dyna-Q, and
-Q-learning with optimistic initial values. The rug post (+1) is two steps from the
+Q-learning with optimistic initial values. The rug post (+1) is three steps from the
 start; the tall post (+10) is far, past the furniture (-5): undirected exploration
 settles for the rug, exploration that is planned or optimistic finds the tall post.
 

@@ -2,12 +2,13 @@
 on the room whose posts and furniture move every 100 episodes (``CatRoomDynamic-v0``).
 
 Both agents see the room as its one-hot grid (``observation="grid"``: the cat, then one
-plane per kind of cell), flattened to a vector for an MLP, as PureJaxRL feeds MinAtar
-to its MLP. The rug post (+1) is two steps from the start and the tall post (+10) far
-past the furniture (-5); scratching ends the episode. A uniformly random cat ends 3% of
-its episodes on the tall post, 20% on the rug and 64% on the furniture, so an agent
-that exploits what it found first settles for the rug (as tabular Q-learning with
-epsilon-greedy exploration does in ``cat_room.py``). The settings below are those of
+plane per kind of cell but the floor), flattened to a vector for an MLP, as PureJaxRL
+feeds MinAtar to its MLP. The rug post (+1) is three steps from the start and the tall
+post (+10) far past the furniture (-5); scratching a post or the furniture ends the
+episode. A uniformly random cat ends 3% of its episodes on the tall post, 20% on the
+rug and 64% on the furniture, so an agent that exploits what it found first settles
+for the rug (as tabular Q-learning with epsilon-greedy exploration does in
+``cat_room.py``). The settings below are those of
 the learning tests in ``tests/test_ppo.py`` and ``tests/test_dqn.py`` (whose docstrings
 say what was tried), with longer runs.
 

@@ -6,7 +6,7 @@ with a treat on a post (success) or a penalty on the furniture or the drapes
 (failure); scratching bare floor does nothing. The time limit truncates.
 
 The default room is laid out so that exploration matters: a rug post with a
-small treat two steps from the start, and a tall wall post with a large treat in
+small treat three steps from the start, and a tall wall post with a large treat in
 the far corner, past the furniture. An agent that exploits too early settles for
 the rug; one that explores finds the tall post.
 

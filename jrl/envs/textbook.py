@@ -1,7 +1,7 @@
 """The gridworlds of Sutton & Barto (2nd ed.), chapters 6 and 8, on the grid engine.
 
 Each factory returns ``(env, params)`` and takes the engine's settings as keyword
-overrides. The specifications are those of ``shared/REFERENCE.md``: Windy Gridworld
+overrides. The specifications are the book's (Sutton & Barto, 2nd ed.): Windy Gridworld
 (Example 6.5), Cliff Walking (Example 6.6), Dyna Maze (Example 8.1), Blocking and
 Shortcut mazes (Examples 8.2, 8.3). None of them has a time limit in the book; the
 default ``max_steps_in_episode`` is far above any episode they produce.
