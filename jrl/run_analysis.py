@@ -13,7 +13,6 @@ import numpy as np
 from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import run_episode
-from jrl.envs.grid import GridParams
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import read_rows, write_json
 
@@ -81,17 +80,12 @@ def episode_fn(
     return episode
 
 
-def num_layouts(env_params) -> int:
-    """How many layouts a grid task switches between (1 for any other environment)."""
-    return env_params.cell_type.shape[0] if isinstance(env_params, GridParams) else 1
-
-
 def params_in_layout(built: training.Built, layout: int | None):
     """The run's environment parameters, fixed on ``layout`` (None: as they are, where
     every episode begins in layout 0); a ValueError for a task without that layout."""
     if layout is None:
         return built.env_params
-    count = num_layouts(built.env_params)
+    count = getattr(built.env, "num_layouts", 1)  # GridWorld's; 1 for other envs
     if count == 1:
         raise ValueError(
             f"--layout applies to grid tasks that switch layouts; {built.spec.env} has one"
@@ -140,7 +134,7 @@ def evaluate_run(
         "seed": seed,
         "max_steps": max_steps,
         "layout": layout,
-        "num_layouts": num_layouts(built.env_params),
+        "num_layouts": getattr(built.env, "num_layouts", 1),
         "checkpoint": {
             "updates_done": info["updates_done"],
             "total_updates": built.total_updates,

@@ -69,7 +69,7 @@ def _reference_make_train(config: TabularConfig, env, env_params):
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes
-    algorithms = config.algorithm if isinstance(config.algorithm, tuple) else (config.algorithm,)
+    algorithms = config.algorithms
     is_dyna = algorithms[0].startswith("dyna")
     bonus = algorithms[0] == "dyna_q_plus"
     num_uniforms = 4 + config.planning_steps

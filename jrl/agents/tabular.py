@@ -108,6 +108,11 @@ class TabularConfig:
                 f"'dyna_q_plus', not {self.algorithm!r}"
             )
 
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithm names this config compiles (``hparams.algorithm`` indexes them)."""
+        return self.algorithm if isinstance(self.algorithm, tuple) else (self.algorithm,)
+
 
 def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
@@ -143,7 +148,7 @@ def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) 
         )
     if config is None:
         return
-    names = config.algorithm if isinstance(config.algorithm, tuple) else (config.algorithm,)
+    names = config.algorithms
     if np.any(which >= len(names)):
         raise ValueError(
             f"algorithm={which} indexes config.algorithm={names!r}, which has "
@@ -418,7 +423,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes
-    algorithms = config.algorithm if isinstance(config.algorithm, tuple) else (config.algorithm,)
+    algorithms = config.algorithms
     is_dyna = algorithms[0].startswith("dyna")
     bonus = algorithms[0] == "dyna_q_plus"
     num_uniforms = 4 + config.planning_steps
