@@ -162,3 +162,65 @@ def test_benchmarks_reject_a_repeat_count_below_one():
         )
         assert done.returncode == 2
         assert "--repeats: 0 is below 1" in done.stderr
+
+
+def test_compare_adds_ours_on_one_device_beyond_one_seed(tmp_path, monkeypatch):
+    script, log = fake_benchmark(tmp_path, monkeypatch)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    baseline = load_baseline()
+    report = baseline.compare(str(script), "fake", [1, 8], 2048, repeats=1, budget_s=0.0)
+    assert "jrl_one_device" not in report["seeds_1"]
+    row = report["seeds_8"]
+    # the fake's one-device ours takes 1.0 s a call, as PureJaxRL's first does
+    assert row["jrl_one_device"]["run_s_all"] == [1.0]
+    assert row["speedup_one_device"] == 1.0
+    assert row["speedup"] == 2.0
+    assert log.read_text().count("jrl_one_device started") == 1
+
+    log.unlink()
+    alone = baseline.compare(str(script), "fake", [8], 2048, one_device=False)
+    assert "jrl_one_device" not in alone["seeds_8"]
+    assert "speedup_one_device" not in alone["seeds_8"]
+    assert "jrl_one_device" not in log.read_text()
+
+
+def test_purejaxrl_sees_gymnax_legacy_api_and_a_qr_free_orthogonal(tmp_path, monkeypatch):
+    """load_purejaxrl's run-time adaptations, on a stand-in module importing what
+    PureJaxRL's ppo.py imports: gymnax.make gives the 5-tuple step without the info
+    entries gymnax 1.0 added, and ``orthogonal`` is jrl's (same values as flax's)."""
+    import flax.linen as nn
+
+    from jrl.agents import networks
+
+    checkout = tmp_path / "purejaxrl"
+    (checkout / "purejaxrl").mkdir(parents=True)
+    (checkout / "purejaxrl" / "ppo.py").write_text(
+        "import gymnax\nfrom flax.linen.initializers import constant, orthogonal\n"
+    )
+    monkeypatch.setenv("PUREJAXRL_DIR", str(checkout))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    try:
+        module = load_baseline().load_purejaxrl("ppo")
+    finally:  # its stand-ins for brax, navix, ... stay out of the other tests
+        for name in set(sys.modules) - before:
+            if sys.modules[name].__spec__ is None:  # made, not imported
+                monkeypatch.delitem(sys.modules, name)
+    assert module.orthogonal is networks.orthogonal
+    key = jax.random.key(3)
+    np.testing.assert_array_equal(
+        module.orthogonal(np.sqrt(2))(key, (4, 64)),
+        nn.initializers.orthogonal(np.sqrt(2))(key, (4, 64)),
+    )
+
+    env, params = module.gymnax.make("CartPole-v1")
+    obs, state = env.reset(key, params)
+    pushes = jnp.ones(20, jnp.int32)  # always right: CartPole falls within 20 steps
+
+    def step(state, action):
+        obs, state, reward, done, info = env.step(key, state, action, params)
+        return state, (done, info)
+
+    _, (done, info) = jax.lax.scan(step, state, pushes)
+    assert set(info) == {"discount"}
+    assert bool(done.any())

@@ -9,12 +9,14 @@ squared error without gradient clipping (ours: a Huber loss whose delta is beyon
 any TD error, and ``clip_gradients=False``). Each (implementation, seed count)
 runs in its own process, their timed calls alternating; timings, devices and
 ``final_return`` (the mean return at the end: the last 5% of logged rows, averaged
-over seeds) as in ppo_cartpole.py.
+over seeds) and the third process at more than one seed (ours on one CPU device,
+``speedup_one_device``) as in ppo_cartpole.py.
 PureJaxRL runs as its ``dqn.py`` ``main`` does: ``jit(vmap(make_train(config)))``
 over the seed keys, also for one seed.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/dqn_cartpole.py \
-        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired]
+        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired] \
+        [--no-one-device]
 """
 
 from __future__ import annotations
@@ -82,10 +84,10 @@ def jrl_train(steps: int):
 
 
 def measure(impl: str, num_seeds: int, steps: int, timing: dict) -> dict:
-    devices = baseline.jrl_device_count() if impl == "jrl" else 1
+    devices = baseline.child_devices(impl)
     import jax
 
-    if impl == "jrl":
+    if impl != "purejaxrl":
         from jrl.host import compiler_options
         from jrl.sweep import run_sweep, stack_grid
 
@@ -122,7 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--steps", type=int, default=500_000)
-    parser.add_argument("--child", choices=["jrl", "purejaxrl"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=baseline.IMPLEMENTATIONS, help=argparse.SUPPRESS)
     baseline.add_timing_arguments(parser)
     args = parser.parse_args()
     if args.child:

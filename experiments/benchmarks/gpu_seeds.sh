@@ -14,7 +14,7 @@
 # run: installs the wheels into /tmp/site, then runs ppo_cartpole.py and
 # dqn_cartpole.py with --seeds $SEEDS (default 2048) --steps $STEPS (default 5e5),
 # one timed call per run (--repeats 1: the device minutes are few; --unpaired:
-# one process at a time holds the GPU), each under
+# one process at a time holds the GPU; --no-one-device: ours runs on the one GPU), each under
 # `timeout $LIMIT` (default 270 s), printing their JSON lines and writing them to
 # $OUT (or .gpu/out). Exercised on this project's CPU host with Python 3.12,
 # jax 0.11.2 (the image's) and only these wheels added, at small --seeds/--steps.
@@ -59,7 +59,7 @@ run() {
     "$python" -c "import jax; print('jax', jax.__version__, jax.devices())"
     for algo in ppo dqn; do
         timeout "$limit" "$python" "experiments/benchmarks/${algo}_cartpole.py" \
-            --seeds "$seeds" --steps "$steps" --repeats 1 --unpaired \
+            --seeds "$seeds" --steps "$steps" --repeats 1 --unpaired --no-one-device \
             | tee "$out/${algo}_cartpole_${seeds}.json" \
             || echo "${algo}: exit $? (timeout $limit s?)"
     done

@@ -22,13 +22,17 @@ its GPUs instead (``jrl_device_count``), and each process also reports
 ``peak_device_mb``, its devices' peak memory (``device_memory``;
 ``gpu_seeds.sh`` runs both benchmarks at 2048 seeds on a lent GPU). PureJaxRL
 runs as its ``ppo.py`` does: ``jit(make_train(config))(key)`` for one seed, and
-``jit(vmap(...))`` over the keys on one device for several. ``final_return``: the
+``jit(vmap(...))`` over the keys on one device for several. At more than one seed a
+third process runs ours on one CPU device too (``jrl_one_device``; the row's
+``speedup_one_device``), since the recommended run uses both cores and PureJaxRL's
+one device program does not (``--no-one-device`` leaves it out). ``final_return``: the
 mean return of the episodes that ended in the last 5% of updates, averaged over
 seeds. ``peak_rss_mb``: the process's peak resident memory. ``speedup`` (per seed
 count) = our steps/s / PureJaxRL's; the top-level ``speedup`` is the smaller.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/ppo_cartpole.py \
-        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired]
+        [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired] \
+        [--no-one-device]
 
 Without PUREJAXRL_DIR only ours is measured (no speedup is reported).
 """
@@ -82,10 +86,10 @@ def jrl_train(steps: int):
 
 
 def measure(impl: str, num_seeds: int, steps: int, timing: dict) -> dict:
-    devices = baseline.jrl_device_count() if impl == "jrl" else 1
+    devices = baseline.child_devices(impl)
     import jax
 
-    if impl == "jrl":
+    if impl != "purejaxrl":
         from jrl.host import compiler_options
         from jrl.sweep import run_sweep, stack_grid
 
@@ -127,7 +131,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--steps", type=int, default=500_000)
-    parser.add_argument("--child", choices=["jrl", "purejaxrl"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=baseline.IMPLEMENTATIONS, help=argparse.SUPPRESS)
     baseline.add_timing_arguments(parser)
     args = parser.parse_args()
     if args.child:

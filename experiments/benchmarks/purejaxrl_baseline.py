@@ -11,7 +11,15 @@ outside its files:
 - gymnax 1.0 returns a 6-tuple ``(obs, state, reward, terminated, truncated, info)``
   from ``step``; PureJaxRL expects gymnax 0.0.x's 5-tuple, so the module's
   ``gymnax.make`` is replaced by one that wraps the environment in gymnax's own
-  ``LegacyStepAPIWrapper`` (done = terminated or truncated, as before).
+  ``LegacyStepAPIWrapper`` (done = terminated or truncated, as before), less the
+  three ``info`` entries gymnax 1.0 added (``terminated``, ``truncated``,
+  ``final_observation``): PureJaxRL's PPO keeps every ``info`` entry of every step as
+  its metrics, so passing them on would double its memory at 64 seeds;
+- flax's ``orthogonal`` initializer, which its networks use, is replaced in the module
+  by ``jrl.agents.networks.orthogonal`` (same values for the same key): under its
+  ``vmap`` over seeds flax's makes batched QRs, which hang jaxlib 0.10-0.11 on the CPU
+  (shared/REFERENCE.md) — dropping the info entries above changed XLA's schedule
+  enough that four seeds of its PPO hung at 0% CPU every time.
 
     git clone https://github.com/luchris429/purejaxrl; export PUREJAXRL_DIR=$PWD/purejaxrl
     pip install 'jrl[bench]'   # distrax (PureJaxRL's PPO), flashbax (its DQN)
@@ -77,12 +85,29 @@ class _Unused:
         raise RuntimeError("a stand-in for an optional PureJaxRL dependency was used")
 
 
-def _legacy_make(*args, **kwargs):
-    import gymnax
+GYMNAX_1_INFO = ("terminated", "truncated", "final_observation")
+
+
+def _legacy(env):
+    """``env`` (gymnax 1.0 API) seen through gymnax 0.0.x's: ``step`` returns
+    ``(obs, state, reward, done, info)`` with done = terminated or truncated and
+    ``info`` without the entries gymnax 1.0 added (:data:`GYMNAX_1_INFO`)."""
     from gymnax.wrappers.compat import LegacyStepAPIWrapper
 
+    class LegacyStep(LegacyStepAPIWrapper):
+        def step(self, key, state, action, params=None):
+            obs, state, reward, done, info = super().step(key, state, action, params)
+            info = {k: v for k, v in info.items() if k not in GYMNAX_1_INFO}
+            return obs, state, reward, done, info
+
+    return LegacyStep(env)
+
+
+def _legacy_make(*args, **kwargs):
+    import gymnax
+
     env, params = gymnax.make(*args, **kwargs)
-    return LegacyStepAPIWrapper(env), params
+    return _legacy(env), params
 
 
 def load_purejaxrl(name: str) -> types.ModuleType:
@@ -108,26 +133,43 @@ def load_purejaxrl(name: str) -> types.ModuleType:
     spec = importlib.util.spec_from_file_location(f"purejaxrl_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    from gymnax.wrappers.compat import LegacyStepAPIWrapper
+    from jrl.agents.networks import orthogonal
 
+    if hasattr(module, "orthogonal"):
+        module.orthogonal = orthogonal
     log_wrapper = getattr(module, "LogWrapper", None)
     if log_wrapper is not None and log_wrapper.__module__.startswith("gymnax"):
-        module.LogWrapper = lambda env: LegacyStepAPIWrapper(log_wrapper(env))
+        module.LogWrapper = lambda env: _legacy(log_wrapper(env))
     else:
         module.gymnax = types.SimpleNamespace(make=_legacy_make)
     return module
 
 
-def jrl_device_count() -> int:
+IMPLEMENTATIONS = ("jrl", "jrl_one_device", "purejaxrl")
+"""What a benchmark child runs: ours as recommended (seeds split over one XLA device per
+CPU core), ours on one CPU device (the same device count as PureJaxRL's), PureJaxRL."""
+
+
+def jrl_device_count(num_devices: int | None = None) -> int:
     """The devices our runs split their seeds over, set up for this host: on a CPU host
-    one XLA device per core (``jrl.host.use_cpu_cores()``, as jrl recommends there),
-    on a GPU or TPU host its accelerators. Call it before JAX starts."""
+    one XLA device per core (``jrl.host.use_cpu_cores()``, as jrl recommends there), or
+    ``num_devices`` of them; on a GPU or TPU host its accelerators. Call it before JAX
+    starts."""
     import jrl.host
 
-    cores = jrl.host.use_cpu_cores()
+    cores = jrl.host.use_cpu_cores(num_devices)
     import jax
 
     return cores if jax.default_backend() == "cpu" else jax.device_count()
+
+
+def child_devices(impl: str) -> int:
+    """The devices a benchmark child of ``impl`` (one of :data:`IMPLEMENTATIONS`) runs
+    on; PureJaxRL's runs as its scripts do, on one device with XLA's default flags.
+    Call it before JAX starts."""
+    if impl == "purejaxrl":
+        return 1
+    return jrl_device_count(1 if impl == "jrl_one_device" else None)
 
 
 def device_memory() -> dict:
@@ -236,11 +278,18 @@ def compare(
     repeats: int = 1,
     budget_s: float = 0.0,
     paired: bool = True,
+    one_device: bool = True,
 ) -> dict:
     """Run ``script --child {jrl,purejaxrl} --seeds S --steps N`` in fresh processes for
     each seed count S; returns the report (one dict for the JSON line) with per-seed-count
     speedup = our steps/s / PureJaxRL's, compile and memory ratios, and ``speedup`` = the
     smallest of them. Only ours without $PUREJAXRL_DIR.
+
+    ``one_device`` (the default), on a host with more than one core: for S > 1 a third
+    process, ``--child jrl_one_device``, runs ours on one CPU device, as PureJaxRL's
+    runs, and the row adds ``speedup_one_device`` (its steps/s / PureJaxRL's): ours as
+    recommended splits the seeds over one device per core, so ``speedup`` counts the
+    cores PureJaxRL's single device program leaves idle.
 
     ``paired`` (the default): both processes compile, one after the other, then their
     timed calls alternate — ours then PureJaxRL's, then PureJaxRL's then ours, and so on
@@ -252,10 +301,12 @@ def compare(
     makes its own calls by the same rule (:func:`time_compiled`) before the next starts
     (``gpu_seeds.sh``: two processes need not share one GPU's memory)."""
     baseline = purejaxrl_dir() is not None
-    impls = ["jrl", "purejaxrl"] if baseline else ["jrl"]
     report: dict = {"benchmark": benchmark, "steps_per_seed": steps, "paired": paired}
     speedups = []
     for num_seeds in seed_counts:
+        impls = ["jrl", "purejaxrl"] if baseline else ["jrl"]
+        if one_device and num_seeds > 1 and (os.cpu_count() or 1) > 1:
+            impls.insert(1, "jrl_one_device")
         if paired:
             row = _paired_children(script, impls, num_seeds, steps, repeats, budget_s)
         else:
@@ -267,6 +318,10 @@ def compare(
             if paired:
                 pairs = zip(theirs["run_s_all"], ours["run_s_all"], strict=True)
                 row["speedup_rounds"] = [round(t / o, 2) for t, o in pairs]
+            if "jrl_one_device" in row:
+                alone = row["jrl_one_device"]
+                ratio = alone["steps_per_s"] / theirs["steps_per_s"]
+                row["speedup_one_device"] = round(ratio, 2)
             row["compile_ratio"] = round(ours["compile_s"] / theirs["compile_s"], 2)
             row["memory_ratio"] = round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 2)
             if "peak_device_mb" in ours and "peak_device_mb" in theirs:
@@ -312,12 +367,24 @@ def add_timing_arguments(parser) -> None:
         help="time each implementation in its own process after the other's, instead of "
         "alternating their calls",
     )
+    parser.add_argument(
+        "--one-device",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run ours on one CPU device at more than one seed, as PureJaxRL runs "
+        "(default: yes, on a host with more than one core)",
+    )
     parser.add_argument("--paced", action="store_true", help=argparse.SUPPRESS)
 
 
 def compare_options(args) -> dict:
     """The parsed timing options as :func:`compare`'s keywords."""
-    return {"repeats": args.repeats, "budget_s": args.repeat_budget_s, "paired": not args.unpaired}
+    return {
+        "repeats": args.repeats,
+        "budget_s": args.repeat_budget_s,
+        "paired": not args.unpaired,
+        "one_device": args.one_device,
+    }
 
 
 def timing_options(args) -> dict:
