@@ -2,7 +2,7 @@
 x 500 episodes each) in jrl against a plain-NumPy Python loop doing the same work,
 in one process. Prints one JSON line.
 
-``speedup`` is baseline seconds / our run seconds (median of repeats, compiled);
+``speedup`` is baseline seconds / our run seconds (medians of repeats; ours compiled);
 ``speedup_with_compile`` counts our tracing, lowering and compilation and the first
 call too (not JAX's one-time set-up on a process's first jit, which a trivial
 program pays first, as imports are not counted either). "ours" is jrl as
@@ -13,8 +13,11 @@ sequential=True, devices=jax.devices())``), XLA:CPU allowed to compile the whole
 loop as one kernel (the flags below) at backend optimisation level 1, with its older
 loop emitters rather than the MLIR fusion emitters (these compile each small fusion
 through a pipeline of their own: slower to compile for this program, no faster to run).
+The NumPy loop uses one core, so the same program is also run on one of the devices
+(``ours_one_device_*``, ``speedup_one_device``): the figure for equal hardware.
 
-    python experiments/benchmarks/tabular_cliff.py [--repeats 5] [--runs 50]
+    python experiments/benchmarks/tabular_cliff.py [--repeats 5] [--baseline-repeats 3] \
+        [--runs 50]
 """
 
 from __future__ import annotations
@@ -52,15 +55,16 @@ METHODS = ("sarsa", "q_learning")
 HPARAMS = TabularHParams(alpha=0.5, gamma=1.0, epsilon=0.1)
 
 
-def build_combined(num_runs: int, num_episodes: int):
-    """key -> metrics with returns [2 methods, runs, episodes], one program."""
+def build_combined(num_runs: int, num_episodes: int, devices=None):
+    """key -> metrics with returns [2 methods, runs, episodes], one program, its runs
+    split over ``devices`` (default: all of them)."""
     env, params = make("CliffWalking-v0")
     config = TabularConfig(algorithm=METHODS, num_episodes=num_episodes)
     train = make_train(config, env, params)
     grid = stack_grid([HPARAMS._replace(algorithm=float(i)) for i in range(len(METHODS))])
     return jax.jit(
         lambda key: run_sweep(
-            train, key, grid, num_runs, jit=False, sequential=True, devices=jax.devices()
+            train, key, grid, num_runs, jit=False, sequential=True, devices=devices or jax.devices()
         )[1],
         compiler_options={
             "xla_backend_optimization_level": 1,
@@ -93,6 +97,9 @@ def main():
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--baseline-repeats", type=int, default=3, help="NumPy loop runs (median; default 3)"
+    )
     args = parser.parse_args()
     make("CliffWalking-v0")  # import-time work out of the timings
     # JAX's one-time set-up of tracing, lowering (MLIR) and the CPU client happens on
@@ -105,13 +112,25 @@ def main():
     compile_s, first_run_s, run_s, first = measure(
         build_combined, args.runs, args.episodes, args.repeats
     )
+    one_device = measure(
+        lambda runs, episodes: build_combined(runs, episodes, jax.devices()[:1]),
+        args.runs,
+        args.episodes,
+        args.repeats,
+    )
     metrics = first["all"]
+    np.testing.assert_array_equal(  # same program, same numbers, on fewer devices
+        metrics.episode_returns, one_device[3]["all"].episode_returns
+    )
     ours_returns = {m: np.asarray(metrics.episode_returns[i]) for i, m in enumerate(METHODS)}
     steps = int(metrics.num_steps.sum())
 
-    started = time.perf_counter()
-    baseline = run_numpy_cliff(num_runs=args.runs, num_episodes=args.episodes, seed=0)
-    baseline_s = time.perf_counter() - started
+    baseline_times = []
+    for _ in range(max(1, args.baseline_repeats)):
+        started = time.perf_counter()
+        baseline = run_numpy_cliff(num_runs=args.runs, num_episodes=args.episodes, seed=0)
+        baseline_times.append(time.perf_counter() - started)
+    baseline_s = statistics.median(baseline_times)
 
     def mean_return(returns):
         return round(float(np.asarray(returns)[:, 100:].mean()), 2)
@@ -125,12 +144,16 @@ def main():
         "ours_run_s_median": round(run_s, 4),
         "ours_steps": steps,
         "ours_steps_per_s": round(steps / run_s),
+        "ours_one_device_compile_s": round(one_device[0], 3),
+        "ours_one_device_run_s_median": round(one_device[2], 4),
         "baseline": "plain NumPy Python loop (numpy_cliff_baseline.py)",
         "baseline_s": round(baseline_s, 3),
+        "baseline_s_all": [round(t, 3) for t in baseline_times],
         "baseline_steps": int(baseline["steps"]),
         "baseline_steps_per_s": round(baseline["steps"] / baseline_s),
         "speedup": round(baseline_s / run_s, 1),
         "speedup_with_compile": round(baseline_s / (compile_s + first_run_s), 2),
+        "speedup_one_device": round(baseline_s / one_device[2], 1),
         "ours_mean_return_ep100_500": {m: mean_return(r) for m, r in ours_returns.items()},
         "baseline_mean_return_ep100_500": {m: mean_return(baseline[m]) for m in METHODS},
     }))  # fmt: skip
