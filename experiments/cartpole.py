@@ -8,7 +8,8 @@ gradient norm 0.5, separate 64-64 tanh actor and critic; ``PPOConfig()`` and
 steps are taken, target copied every 500 steps (tau 1), Adam 2.5e-4, epsilon 1 -> 0.05
 over the first 2.5e5 steps, gamma 0.99, Q-network 120-84 ReLU, squared TD error
 without gradient clipping (ours: a Huber loss with delta 1000, beyond any TD error here,
-and ``clip_gradients=False``). Both run 5e5 steps per seed. (Not a larger delta:
+and ``clip_gradients=False``), flax's default LeCun-normal weights (ours:
+``kernel_init="lecun_normal"``). Both run 5e5 steps per seed. (Not a larger delta:
 the backward pass of ``optax.huber_loss`` forms delta + (|e| - delta), which float32
 rounds to 0 for delta = 1e30, so every gradient vanishes and DQN stays at Q = 0.)
 
@@ -66,6 +67,7 @@ def dqn_setup(steps: int = STEPS):
         hidden_sizes=(120, 84),
         activation="relu",
         clip_gradients=False,
+        kernel_init="lecun_normal",
     )
     hparams = dqn.DQNHParams(
         lr=2.5e-4,

@@ -6,7 +6,9 @@ replay of 10,000 transitions, batches of 128, one gradient step per vector step 
 transitions) once 10,000 steps are taken, target copied every 500 steps, Adam
 2.5e-4, epsilon 1 -> 0.05 over 2.5e5 steps, gamma 0.99, Q-network 120-84 ReLU,
 squared error without gradient clipping (ours: a Huber loss whose delta is beyond
-any TD error, and ``clip_gradients=False``). Each (implementation, seed count)
+any TD error, and ``clip_gradients=False``), flax's default LeCun-normal weights
+(ours: ``kernel_init="lecun_normal"``; with our default orthogonal ones 8 seeds x
+2.5e5 steps reached 258 against 440). Each (implementation, seed count)
 runs in its own process, their timed calls alternating; timings, devices and
 ``final_return`` (the mean return at the end: the last 5% of logged rows, averaged
 over seeds) and the third process at more than one seed (ours on one CPU device,
@@ -64,6 +66,7 @@ def jrl_config(steps: int):
         target_update_frequency=500,
         log_frequency=5_000,
         clip_gradients=False,
+        kernel_init="lecun_normal",
     )
     hparams = DQNHParams(
         lr=2.5e-4,

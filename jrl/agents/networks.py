@@ -40,6 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 
 TORSOS = ("mlp", "cnn")
+KERNEL_INITS = ("orthogonal", "lecun_normal")
+"""Weight initialisations of the dense layers: ``"orthogonal"`` (Saxe et al. 2014,
+with the layer's gain: :func:`orthogonal`) or ``"lecun_normal"`` (flax's default for
+``nn.Dense``: truncated normal of variance 1 / fan_in, LeCun et al. 1998; the gain
+is not applied)."""
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": nn.tanh, "relu": nn.relu}
 
 
@@ -90,10 +95,13 @@ def orthogonal(scale: float = 1.0) -> Callable:
     return init
 
 
-def dense(features: int, scale: float, name: str | None = None) -> nn.Dense:
-    return nn.Dense(
-        features, kernel_init=orthogonal(scale), bias_init=nn.initializers.zeros, name=name
-    )
+def dense(
+    features: int, scale: float, name: str | None = None, kernel_init: str = "orthogonal"
+) -> nn.Dense:
+    """A dense layer, biases zero, weights from :data:`KERNEL_INITS` (``scale``: the
+    orthogonal gain)."""
+    weights = orthogonal(scale) if kernel_init == "orthogonal" else nn.initializers.lecun_normal()
+    return nn.Dense(features, kernel_init=weights, bias_init=nn.initializers.zeros, name=name)
 
 
 class MLPTorso(nn.Module):
@@ -101,12 +109,13 @@ class MLPTorso(nn.Module):
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
+    kernel_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
         for width in self.hidden_sizes:
-            x = act(dense(width, np.sqrt(2.0))(x))
+            x = act(dense(width, np.sqrt(2.0), kernel_init=self.kernel_init)(x))
         return x
 
 
@@ -135,14 +144,16 @@ class CNNTorso(nn.Module):
 
     hidden_sizes: Sequence[int] = (64,)
     activation: str = "relu"
+    kernel_init: str = "orthogonal"
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = ACTIVATIONS[self.activation]
+        gain, init = np.sqrt(2.0), self.kernel_init
         for i, channels in enumerate(CNN_CHANNELS):
-            x = act(dense(channels, np.sqrt(2.0), name=f"Conv_{i}")(patches_3x3(x)))
+            x = act(dense(channels, gain, f"Conv_{i}", init)(patches_3x3(x)))
         x = x.reshape(*x.shape[:-3], -1)
-        return act(dense(self.hidden_sizes[-1], np.sqrt(2.0), name="Dense_0")(x))
+        return act(dense(self.hidden_sizes[-1], gain, "Dense_0", init)(x))
 
 
 class ActorCritic(nn.Module):
