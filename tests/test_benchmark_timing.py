@@ -224,3 +224,15 @@ def test_purejaxrl_sees_gymnax_legacy_api_and_a_qr_free_orthogonal(tmp_path, mon
     _, (done, info) = jax.lax.scan(step, state, pushes)
     assert set(info) == {"discount"}
     assert bool(done.any())
+
+
+def test_dqn_benchmark_rejects_steps_it_would_not_run():
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "dqn_cartpole.py"), "--steps", "12345"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "--steps must be a multiple of 5000, got 12345" in done.stderr

@@ -52,6 +52,9 @@ PUREJAXRL_CONFIG = {
 }
 
 
+LOG_FREQUENCY = 5_000
+
+
 def jrl_config(steps: int):
     """(DQNConfig, DQNHParams): PureJaxRL's DQN configuration for CartPole-v1 in ours."""
     from jrl.agents.dqn import DQNConfig, DQNHParams
@@ -64,14 +67,16 @@ def jrl_config(steps: int):
         learning_starts=10_000,
         train_frequency=10,
         target_update_frequency=500,
-        log_frequency=5_000,
+        log_frequency=LOG_FREQUENCY,
         clip_gradients=False,
         kernel_init="lecun_normal",
     )
     hparams = DQNHParams(
         lr=2.5e-4,
         gamma=0.99,
-        epsilon_decay_fraction=25e4 / steps,
+        # PureJaxRL's epsilon anneals over 2.5e5 steps; ours over a fraction of the run
+        # (at most all of it: below 2.5e5 steps ours reaches 0.05 at the end, its not).
+        epsilon_decay_fraction=min(1.0, 25e4 / steps),
         huber_delta=1e3,
     )
     return config, hparams
@@ -130,6 +135,8 @@ def main() -> None:
     parser.add_argument("--child", choices=baseline.IMPLEMENTATIONS, help=argparse.SUPPRESS)
     baseline.add_timing_arguments(parser)
     args = parser.parse_args()
+    if args.steps % LOG_FREQUENCY:  # ours runs whole metrics rows only: a remainder is not run
+        parser.error(f"--steps must be a multiple of {LOG_FREQUENCY}, got {args.steps}")
     if args.child:
         timing = baseline.timing_options(args)
         print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
