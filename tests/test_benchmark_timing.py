@@ -151,15 +151,19 @@ def test_ppo_benchmark_paced_child_reports_each_timed_call(monkeypatch):
     assert row["steps_per_s"] == round(2048 / row["run_s"])
 
 
+def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_benchmarks_reject_a_repeat_count_below_one():
     for script in ("ppo_cartpole.py", "dqn_cartpole.py"):
-        done = subprocess.run(
-            [sys.executable, str(BENCHMARKS / script), "--repeats", "0"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_benchmark(script, "--repeats", "0")
         assert done.returncode == 2
         assert "--repeats: 0 is below 1" in done.stderr
 
@@ -227,12 +231,6 @@ def test_purejaxrl_sees_gymnax_legacy_api_and_a_qr_free_orthogonal(tmp_path, mon
 
 
 def test_dqn_benchmark_rejects_steps_it_would_not_run():
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "dqn_cartpole.py"), "--steps", "12345"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_benchmark("dqn_cartpole.py", "--steps", "12345")
     assert done.returncode == 2
     assert "--steps must be a multiple of 5000, got 12345" in done.stderr

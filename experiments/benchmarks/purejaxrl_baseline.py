@@ -280,10 +280,10 @@ def compare(
     paired: bool = True,
     one_device: bool = True,
 ) -> dict:
-    """Run ``script --child {jrl,purejaxrl} --seeds S --steps N`` in fresh processes for
-    each seed count S; returns the report (one dict for the JSON line) with per-seed-count
-    speedup = our steps/s / PureJaxRL's, compile and memory ratios, and ``speedup`` = the
-    smallest of them. Only ours without $PUREJAXRL_DIR.
+    """Run ``script --child IMPL --seeds S --steps N`` (IMPL: jrl, purejaxrl) in fresh
+    processes for each seed count S; returns the report (one dict for the JSON line)
+    with per-seed-count speedup = our steps/s / PureJaxRL's, compile and memory ratios,
+    and ``speedup`` = the smallest of them. Only ours without $PUREJAXRL_DIR.
 
     ``one_device`` (the default), on a host with more than one core: for S > 1 a third
     process, ``--child jrl_one_device``, runs ours on one CPU device, as PureJaxRL's
