@@ -70,15 +70,18 @@ def _static_hint(hparams: Any, names: Sequence[str]) -> str:
     return ""
 
 
-def check_grid(grid: Any) -> None:
+def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles.
 
     A value that is not a finite number is an error, and so is whatever the
     ``check_hparams`` function of
     the module that defines the grid's type rejects (``jrl.agents.ppo.check_hparams``
-    for a ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...). Works on
-    one point or a whole grid; a grid of traced values (``run_sweep`` called under
-    ``jit``) cannot be read and is left alone.
+    for a ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...), and
+    whatever ``check(grid)`` rejects (``run_sweep`` passes a train function's own
+    ``check_hparams`` attribute, which knows its config: the tabular agents' checks
+    that an algorithm index names one of ``config.algorithm``). Works on one point or a
+    whole grid; a grid of traced values (``run_sweep`` called under ``jit``) cannot be
+    read and is left alone.
     """
     leaves, _ = jax.tree_util.tree_flatten_with_path(grid)
     if any(isinstance(leaf, jax.core.Tracer) for _, leaf in leaves):
@@ -91,9 +94,9 @@ def check_grid(grid: Any) -> None:
                 "or threshold off, give it a large finite value)"
             )
     module = sys.modules.get(type(grid).__module__)
-    check = getattr(module, "check_hparams", None)
-    if callable(check):
-        check(grid)
+    for check_values in (getattr(module, "check_hparams", None), check):
+        if callable(check_values):
+            check_values(grid)
 
 
 def stack_grid(points: Sequence[Any]) -> Any:
@@ -133,7 +136,7 @@ def run_sweep(
     The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
     """
     size = grid_size(grid)
-    check_grid(grid)
+    check_grid(grid, getattr(train, "check_hparams", None))
     keys = jax.random.split(key, num_seeds)
     if devices is not None and not len(devices):
         raise ValueError("devices= needs at least one device (or None)")

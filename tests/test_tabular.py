@@ -190,3 +190,13 @@ def test_invalid_settings_are_rejected_before_compiling():
     env, params = make("CatRoom-v0", observation="grid")
     with pytest.raises(ValueError, match="discrete observation"):
         make_train(TabularConfig(), env, params)
+    # kappa is Dyna-Q+'s alone.
+    with pytest.raises(ValueError, match="kappa=0.001 is Dyna-Q\\+'s exploration bonus"):
+        check_hparams(TabularHParams(kappa=1e-3), TabularConfig(algorithm="sarsa"))
+    check_hparams(TabularHParams(kappa=1e-3), TabularConfig(algorithm="dyna_q_plus"))
+    # An index past config.algorithm, swept directly (the run driver checks it too).
+    env, params = make("CliffWalking-v0")
+    train = make_train(TabularConfig(algorithm=("sarsa", "q_learning")), env, params)
+    grid = product_grid(TabularHParams(), algorithm=[0.0, 2.0])
+    with pytest.raises(ValueError, match="algorithm"):
+        run_sweep(train, jax.random.key(0), grid, 1)

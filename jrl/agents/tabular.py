@@ -28,6 +28,7 @@ of real steps since the pair was last tried.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -148,16 +149,22 @@ def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) 
         )
     if config is None:
         return
-    names = config.algorithms
+    check_algorithm_index(hparams, config)
+    if np.any(values["kappa"] != 0) and "dyna_q_plus" not in config.algorithms:
+        raise ValueError(
+            f"kappa={values['kappa']} is Dyna-Q+'s exploration bonus; "
+            f"config.algorithm={config.algorithm!r} ignores it (use 'dyna_q_plus' or kappa=0)"
+        )
+
+
+def check_algorithm_index(hparams: TabularHParams, config: TabularConfig) -> None:
+    """Reject an ``algorithm`` index past ``config.algorithm``'s names: the compiled
+    program would clamp it and run the last one."""
+    which, names = np.asarray(hparams.algorithm), config.algorithms
     if np.any(which >= len(names)):
         raise ValueError(
             f"algorithm={which} indexes config.algorithm={names!r}, which has "
             f"{len(names)} name(s): give an index below {len(names)}"
-        )
-    if np.any(values["kappa"] != 0) and names != ("dyna_q_plus",):
-        raise ValueError(
-            f"kappa={values['kappa']} is Dyna-Q+'s exploration bonus; "
-            f"config.algorithm={config.algorithm!r} ignores it (use 'dyna_q_plus' or kappa=0)"
         )
 
 
@@ -569,6 +576,9 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         state = jax.lax.while_loop(running, lambda run: iterate(run, hparams), init(key, hparams))
         return results(state)
 
+    # run_sweep checks a grid with it before compiling: an index past config.algorithm
+    # would run the last algorithm silently.
+    train.check_hparams = functools.partial(check_algorithm_index, config=config)
     return Tabular(init=init, update=update, finished=finished, results=results, train=train)
 
 
