@@ -132,6 +132,16 @@ class Saver:
             return
         self._checkpointer.wait_until_finished()
         newest = self._pending["path"]
+        if not (self.directory / newest).is_dir():
+            # The save was cut short (a second Ctrl-C can end orbax's wait early): leave
+            # latest.json naming the complete checkpoint before it.
+            print(
+                f"jrl: the checkpoint {newest} was not finished; latest.json keeps the "
+                "one before it",
+                file=sys.stderr,
+            )
+            self._pending = None
+            return
         write_json(self.directory / f"{newest}.json", self._pending)
         write_json(self.directory / LATEST, self._pending)
         self._pending = None
@@ -167,20 +177,25 @@ def _read_record(path: Path) -> dict:
 
 
 def latest(directory: str | Path) -> dict | None:
-    """The newest complete checkpoint's record: latest.json, or where that is missing or
-    damaged the record kept beside the newest checkpoint that has one (a warning says
-    so). None if no record exists: no checkpoint was recorded yet (a checkpoint
-    directory without a record may be one whose save was never confirmed — a kill
-    during the next chunk — and is not trusted). CheckpointError for a damaged
-    latest.json with no record beside any checkpoint."""
+    """The newest complete checkpoint's record: latest.json, or where that is missing,
+    damaged or names a checkpoint that is not there the record kept beside the newest
+    checkpoint that has one (a warning says so). None if no record exists: no
+    checkpoint was recorded yet (a checkpoint directory without a record may be one
+    whose save was never confirmed — a kill during the next chunk — and is not
+    trusted). CheckpointError for a damaged latest.json with no record beside any
+    checkpoint."""
     directory = Path(directory)
     path = directory / LATEST
     problem = f"{path} is missing"
     if path.exists():
         try:
-            return _read_record(path)
+            record = _read_record(path)
         except CheckpointError as error:
             problem = str(error)
+        else:
+            if (directory / record["path"]).is_dir():
+                return record
+            problem = f"{path} names {record['path']}, which is missing"
     for chunk in reversed(_complete(directory)):
         beside = chunk.with_name(f"{chunk.name}.json")
         if beside.exists():

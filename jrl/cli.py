@@ -276,32 +276,26 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
 
     run, spec = parse_run(agent, argv, sweep)
     run_id = secrets.token_hex(8) if "wandb" in run.sinks else None
-    sinks = _make_sinks(run.sinks, run.out, spec, run_id)
-    try:
-        summary = training.train(
-            spec,
-            run.out,
-            progress=run.progress,
-            sinks=sinks,
-            meta={"sinks": list(run.sinks), "wandb_id": run_id},
-        )
-    finally:
-        _close(sinks)
+    summary = training.train(
+        spec,
+        run.out,
+        progress=run.progress,
+        sinks=_sinks(run.sinks, run.out, spec, run_id),
+        meta={"sinks": list(run.sinks), "wandb_id": run_id},
+    )
     _print_summary(summary, run.out)
     return 0
 
 
-def _make_sinks(names, run_dir, spec, run_id=None):
+def _sinks(names, run_dir, spec, run_id=None):
+    """The named sinks, checked now (unknown or not installed: an error before anything
+    starts) and made by ``training.train`` once the run directory is checked and held."""
     if not names:
         return []
-    from jrl.sinks import make_sinks
+    from jrl.sinks import check_sinks, make_sinks
 
-    return make_sinks(list(names), Path(run_dir), spec.to_dict(), run_id)
-
-
-def _close(sinks) -> None:
-    for sink in sinks:
-        sink.close()
+    check_sinks(list(names))
+    return lambda: make_sinks(list(names), Path(run_dir), spec.to_dict(), run_id)
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -331,11 +325,8 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
         raise ValueError(f"{run_dir} is a {spec.agent!r} run, not {named_agents[0]!r}")
     meta_path = run_dir / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    sinks = _make_sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"))
-    try:
-        summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
-    finally:
-        _close(sinks)
+    sinks = _sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"))
+    summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
     _print_summary(summary, run_dir)
     return 0
 

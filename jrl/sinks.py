@@ -22,6 +22,7 @@ skipped.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from numbers import Real
@@ -97,9 +98,7 @@ class TensorBoardSink(_Closing):
         try:
             from tensorboardX import SummaryWriter
         except ImportError as error:
-            raise ImportError(
-                "TensorBoardSink needs tensorboardX: pip install 'jrl[tensorboard]'"
-            ) from error
+            raise ImportError(f"TensorBoardSink {_NEEDS['tensorboardX']}") from error
         self._writer_class = SummaryWriter
         self.logdir = Path(logdir)
         self.per_seed = per_seed
@@ -151,9 +150,7 @@ class WandbSink(_Closing):
         try:
             import wandb
         except ImportError as error:
-            raise ImportError(
-                "WandbSink needs the wandb package: pip install 'jrl[wandb]'"
-            ) from error
+            raise ImportError(f"WandbSink {_NEEDS['wandb']}") from error
         if directory is not None:
             Path(directory).mkdir(parents=True, exist_ok=True)
         self.per_seed = per_seed
@@ -187,6 +184,37 @@ class WandbSink(_Closing):
 SINKS = ("tensorboard", "wandb")
 
 
+def check_sinks(names: Sequence[str]) -> None:
+    """Raise for what :func:`make_sinks` would refuse, without starting anything: a name
+    that is not in :data:`SINKS` or is given twice, or a sink whose package is not
+    installed (ImportError naming the extra to install)."""
+    if isinstance(names, str):
+        raise TypeError(f"names must be a list of sink names, got the string {names!r}")
+    unknown = [name for name in names if name not in SINKS]
+    if unknown:
+        raise ValueError(
+            f"unknown sink {', '.join(map(repr, unknown))}; known sinks: {', '.join(SINKS)}"
+        )
+    if len(set(names)) != len(names):
+        raise ValueError(f"a sink is named twice in {list(names)}")
+    for name in names:
+        sink, module = _SINK_PACKAGES[name]
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ImportError(f"{sink} {_NEEDS[module]}") from error
+
+
+_SINK_PACKAGES = {
+    "tensorboard": ("TensorBoardSink", "tensorboardX"),
+    "wandb": ("WandbSink", "wandb"),
+}
+_NEEDS = {
+    "tensorboardX": "needs tensorboardX: pip install 'jrl[tensorboard]'",
+    "wandb": "needs the wandb package: pip install 'jrl[wandb]'",
+}
+
+
 def make_sinks(
     names: Sequence[str],
     run_dir: str | Path,
@@ -199,15 +227,7 @@ def make_sinks(
     WANDB_* variables apply), or with ``run_id`` (kept in the run's meta.json) starts or
     continues the W&B run of that id, so a resumed run logs to the run it began. No
     names, no sinks."""
-    if isinstance(names, str):
-        raise TypeError(f"names must be a list of sink names, got the string {names!r}")
-    unknown = [name for name in names if name not in SINKS]
-    if unknown:
-        raise ValueError(
-            f"unknown sink {', '.join(map(repr, unknown))}; known sinks: {', '.join(SINKS)}"
-        )
-    if len(set(names)) != len(names):
-        raise ValueError(f"a sink is named twice in {list(names)}")
+    check_sinks(names)
     run_dir = Path(run_dir)
     sinks: list[MetricSink] = []
     try:

@@ -421,6 +421,21 @@ def _check_new_run_dir(run_dir: Path) -> None:
         )
 
 
+def _check_started_with(run_dir: Path, fingerprint: str) -> None:
+    """Raise CheckpointError unless ``run_dir``'s run was started with the configuration
+    whose fingerprint is ``fingerprint`` (meta.json's; a run directory from before it was
+    recorded passes). Checked on resume before any checkpoint, which a run stopped early
+    may not have."""
+    meta_path = run_dir / "meta.json"
+    started = json.loads(meta_path.read_text()).get("fingerprint") if meta_path.exists() else None
+    if started is not None and started != fingerprint:
+        raise checkpoint.CheckpointError(
+            f"{run_dir} was started with another configuration (fingerprint {started}, "
+            f"this run {fingerprint}); resume with the run's own config.yaml "
+            "(jrl train --resume) or start a new run directory"
+        )
+
+
 @contextlib.contextmanager
 def _exclusive(run_dir: Path):
     """Hold ``run_dir/.lock`` (an advisory ``flock``, let go when the process ends, even
@@ -456,7 +471,7 @@ def train(
     resume: bool = False,
     max_chunks: int | None = None,
     progress: bool = True,
-    sinks: Sequence[Any] = (),
+    sinks: Sequence[Any] | Callable[[], Sequence[Any]] = (),
     meta: dict | None = None,
 ) -> dict:
     """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
@@ -465,16 +480,19 @@ def train(
     another), and a run directory serves one process at a time (:class:`RunInUseError`
     for a second). ``max_chunks``: stop (checkpointed) after that many chunks in this
     call — for tests and for splitting a run across jobs. ``sinks``: objects with
-    ``write(rows)`` and ``close()`` (``jrl.sinks``) also fed every chunk's metric rows.
+    ``write(rows)`` and ``close()`` (``jrl.sinks``) also fed every chunk's metric rows;
+    or a function that makes them, called once the run directory is checked and held
+    (a refused run starts no W&B run), whose sinks ``train`` closes at the end.
     ``meta``: more provenance for a new run's meta.json (JSON-able)."""
     with contextlib.ExitStack() as held:
-        hold = lambda: held.enter_context(_exclusive(Path(run_dir)))  # noqa: E731
-        return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold)
+        return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held)
 
 
-def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> dict:
-    """``train``'s body; ``hold()`` takes the directory's lock (once it exists)."""
+def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> dict:
+    """``train``'s body; ``held`` (an ExitStack) takes the directory's lock once it
+    exists, and closes the sinks ``train`` opens."""
     run_dir = Path(run_dir)
+    hold = lambda: held.enter_context(_exclusive(run_dir))  # noqa: E731
     spec = resolve(spec)
     fingerprint = spec.fingerprint()
     checkpoints = run_dir / "checkpoints"
@@ -483,6 +501,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> di
         if not (run_dir / "config.yaml").exists():
             raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml) to resume")
         hold()
+        _check_started_with(run_dir, fingerprint)
         record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
         if record is not None:
             checkpoint.check_fingerprint(record, checkpoints, fingerprint)
@@ -512,6 +531,9 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, hold) -> di
             run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}
         )
         metrics_path.write_text("")
+    if callable(sinks):
+        sinks = sinks()
+        held.callback(lambda: [sink.close() for sink in sinks])
     summary = Summary(spec, _read_metrics(metrics_path) if resume else ())
 
     def write_summary(status: str, seconds: float, compile_s: float) -> dict:

@@ -1,6 +1,7 @@
 """Metric sinks: TensorBoard event files and W&B offline runs read back, name checks,
 the sinks fed by `jrl train --sinks`."""
 
+import fcntl
 import glob
 import json
 import math
@@ -265,3 +266,22 @@ def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
     assert done.returncode == 0, done.stderr
     files = glob.glob(str(run / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert len(files) == 2 and {Path(f).name for f in files} == {f"run-{run_id}.wandb"}
+
+    # Refused runs start no W&B run: a resume while another process holds the run, and
+    # a new run aimed at this directory.
+    def refused(*argv):
+        done = subprocess.run(
+            [sys.executable, "-m", "jrl.cli", *argv, "--no-progress"],
+            capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert len(glob.glob(str(run / "wandb" / "offline-run-*"))) == 2
+        return done.stderr
+
+    with open(run / ".lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running jrl process does
+        assert "in use by another jrl process" in refused("train", "--resume", str(run))
+    stderr = refused(
+        "train", "tabular", "--env", "CliffWalking-v0", "--out", str(run), "--sinks", "wandb"
+    )
+    assert "already holds a run" in stderr

@@ -193,6 +193,10 @@ def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(r
         record.unlink()
     assert list((run_dir / "checkpoints").glob("chunk_*"))
     assert len(read_rows(run_dir / "metrics.jsonl")) > 0
+    # With no checkpoint to compare, the run's own record of its config refuses another.
+    other = RunSpec(**{**SPECS["ppo"].__dict__, "hparams": ({"lr": 3e-4},)})
+    with pytest.raises(checkpoint.CheckpointError, match="started with another configuration"):
+        train(other, run_dir, resume=True, progress=False)
     train(SPECS["ppo"], run_dir, resume=True, progress=False)
     assert read_rows(run_dir / "metrics.jsonl") == rows
     assert_same_state(restore_state(run_dir)[1], state)
@@ -217,9 +221,11 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
         checkpoint.restore(checkpoints, wrong, resolve(spec).fingerprint())
 
     record = json.loads((checkpoints / "latest.json").read_text())
+    # latest.json naming a checkpoint that is not there (its save cut short by a second
+    # Ctrl-C): the newest complete one's record stands in.
     (checkpoints / "latest.json").write_text(json.dumps({**record, "path": "chunk_99999999"}))
-    with pytest.raises(checkpoint.CheckpointError, match="could not read checkpoint"):
-        train(spec, run_dir, resume=True, progress=False)
+    assert checkpoint.latest(checkpoints) == record
+    assert "names chunk_99999999, which is missing; using" in capsys.readouterr().err
     (checkpoints / "latest.json").write_text(json.dumps(record))
     for path in checkpoints.rglob("*"):
         if path.is_file() and path.parent != checkpoints and path.stat().st_size > 0:
@@ -246,6 +252,24 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
     (run_dir / "config.yaml").write_text("agent: ppo\nenv: [unclosed\n")
     with pytest.raises(ValueError, match="config.yaml is not valid YAML"):
         load_spec(run_dir)
+
+
+def test_a_save_cut_short_leaves_latest_naming_the_checkpoint_before(tmp_path, capsys):
+    """A second Ctrl-C can end the wait for orbax's background save early, and the
+    process exits before the save is finished (only its temporary directory is left):
+    latest.json must not name it."""
+    saver = checkpoint.Saver(tmp_path)
+    state = {"w": np.arange(6.0, dtype=np.float32)}
+    saver.save(10, state, {"fingerprint": "f", "updates_done": 10})
+    saver.save(20, state, {"fingerprint": "f", "updates_done": 20})  # records chunk 10
+    saver._checkpointer.wait_until_finished()
+    shutil.rmtree(tmp_path / "chunk_00000020")  # as if it had never been finished
+    saver.close()
+    assert "checkpoint chunk_00000020 was not finished" in capsys.readouterr().err
+    assert checkpoint.latest(tmp_path)["path"] == "chunk_00000010"
+    restored, info = checkpoint.restore(tmp_path, state, "f")
+    assert info["updates_done"] == 10
+    np.testing.assert_array_equal(restored["w"], state["w"])
 
 
 def test_restore_reads_a_state_or_only_its_shapes(tmp_path):
