@@ -687,6 +687,36 @@ def test_unknown_gymnax_override_lists_fields():
 
 
 @pytest.mark.parametrize(
+    "name, overrides, problem",
+    [
+        ("CartPole-v1", {"max_steps_in_episode": "200"}, "must be a whole number, got '200'"),
+        ("CartPole-v1", {"max_steps_in_episode": 0}, "must be >= 1, got 0"),
+        ("CartPole-v1", {"gravity": "9.8"}, "gravity must be a finite number"),
+        ("Pendulum-v1", {"max_torque": float("inf")}, "max_torque must be a finite number"),
+        ("Acrobot-v1", {"available_torque": [1.0, 2.0]}, r"finite numbers of shape \[3\]"),
+        ("FourRooms-misc", {"resample_goal_pos": 1}, "must be true or false"),
+    ],
+)
+def test_gymnax_override_values_are_checked_before_compiling(name, overrides, problem):
+    with pytest.raises(ValueError, match=f"{name} setting .*{problem}"):
+        make(name, **overrides)
+
+
+def test_gymnax_overrides_keep_cartpole_consistent():
+    """gymnax computes CartPole's total mass and pole mass x length once, for its
+    defaults; a heavier pole must change them too, unless they are given."""
+    _, params = make("CartPole-v1", masspole=1.0, max_steps_in_episode=200.0)
+    assert params.max_steps_in_episode == 200 and isinstance(params.max_steps_in_episode, int)
+    assert params.total_mass == pytest.approx(2.0)  # masscart 1.0 + masspole 1.0
+    assert params.polemass_length == pytest.approx(0.5)  # masspole 1.0 x length 0.5
+    _, params = make("CartPole-v1", masspole=1.0, total_mass=3.0)
+    assert params.total_mass == 3.0 and params.polemass_length == pytest.approx(0.5)
+    env, params = make("Acrobot-v1", available_torque=[-2.0, 0.0, 2.0])
+    _, state = env.reset(jax.random.key(0), params)
+    assert jax.jit(env.step)(jax.random.key(1), state, 0, params)[2] == -1.0
+
+
+@pytest.mark.parametrize(
     "layout, problem",
     [
         ("....\n....", r"exactly one start 'S', found 0"),

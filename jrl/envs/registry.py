@@ -8,8 +8,11 @@ import inspect
 from collections.abc import Callable
 
 import gymnax
+import jax.numpy as jnp
+import numpy as np
 
 from jrl.envs import cat_room, textbook
+from jrl.envs.grid import whole_number
 
 REGISTRY: dict[str, Callable] = {
     "CatRoom-v0": cat_room.cat_room,
@@ -44,7 +47,8 @@ def make(name: str, **overrides):
         env, params = gymnax.make(name)
         allowed = [field.name for field in dataclasses.fields(params)]
         _check_overrides(name, overrides, allowed)
-        return env, params.replace(**overrides)
+        values = {k: _gymnax_value(name, k, getattr(params, k), v) for k, v in overrides.items()}
+        return env, params.replace(**values, **_derived(name, params, values))
     close = difflib.get_close_matches(name, registered_envs(), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(f"unknown environment {name!r}.{hint} Known: {', '.join(registered_envs())}")
@@ -57,3 +61,49 @@ def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
             f"{name} has no setting {', '.join(map(repr, unknown))}; "
             f"its settings are: {', '.join(allowed)}"
         )
+
+
+def _gymnax_value(env_name: str, key: str, default, value):
+    """An override of a gymnax ``EnvParams`` field, checked against the field's default:
+    a bool for a bool, a whole number for an int (``max_steps_in_episode`` >= 1), a
+    finite number for a float, an array of the same shape for an array. A ValueError
+    naming the setting otherwise — before anything is compiled."""
+    where = f"{env_name} setting {key}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool | np.bool_):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+        return bool(value)
+    if isinstance(default, int):
+        return whole_number(where, value, low=1 if key == "max_steps_in_episode" else None)
+    shape = np.shape(default)
+    try:
+        number = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        number = None
+    if (
+        number is None
+        or isinstance(value, bool | str)
+        or number.shape != shape
+        or not np.all(np.isfinite(number))
+    ):
+        kind = "a finite number" if not shape else f"finite numbers of shape {list(shape)}"
+        raise ValueError(f"{where} must be {kind}, got {value!r}")
+    return jnp.asarray(number, jnp.result_type(default)) if shape else float(value)
+
+
+def _derived(env_name: str, params, values: dict) -> dict:
+    """Fields gymnax computes from others only when it builds its defaults: CartPole's
+    ``total_mass`` (masscart + masspole) and ``polemass_length`` (masspole * length),
+    recomputed after an override of their parts unless they are given too."""
+    if env_name != "CartPole-v1":
+        return {}
+    masscart = values.get("masscart", params.masscart)
+    masspole = values.get("masspole", params.masspole)
+    length = values.get("length", params.length)
+    derived = {"total_mass": masscart + masspole, "polemass_length": masspole * length}
+    parts = {"total_mass": ("masscart", "masspole"), "polemass_length": ("masspole", "length")}
+    return {
+        key: value
+        for key, value in derived.items()
+        if key not in values and any(part in values for part in parts[key])
+    }
