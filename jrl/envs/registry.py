@@ -35,8 +35,9 @@ def make(name: str, **overrides):
 
     For jrl's environments the overrides are the keyword arguments of the task's
     factory (``observation="grid"``, ``slip_prob=0.1``, ``layout=...``); for gymnax's,
-    fields of its ``EnvParams`` (``max_steps_in_episode=200``). Unknown names and
-    overrides raise ``ValueError`` listing what exists.
+    fields of its ``EnvParams`` (``max_steps_in_episode=200``), each checked against
+    its default's kind (:func:`_gymnax_value`). Unknown names and overrides raise
+    ``ValueError`` listing what exists.
     """
     if name in REGISTRY:
         factory = REGISTRY[name]
