@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import tyro
 import yaml
 
-from jrl.run_dir import RunInUseError
+from jrl.run_dir import RunInUseError, read_meta
 
 if TYPE_CHECKING:
     from jrl import training
@@ -323,8 +323,7 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     spec = training.load_spec(run_dir)
     if any(agent != spec.agent for agent in named_agents):
         raise ValueError(f"{run_dir} is a {spec.agent!r} run, not {named_agents[0]!r}")
-    meta_path = run_dir / "meta.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = read_meta(run_dir)
     sinks = _sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"))
     summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
     _print_summary(summary, run_dir)

@@ -173,13 +173,18 @@ def write_meta(run_dir: str | Path, seeds: list[int], extra: dict | None = None)
     return meta
 
 
+def read_meta(run_dir: str | Path) -> dict:
+    """The run's meta.json ({} where there is none)."""
+    path = Path(run_dir) / "meta.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def record_resume(run_dir: str | Path, from_update: int) -> None:
     """Add this process's provenance to meta.json's ``resumes`` list (the code and
     versions a resumed run continued with may differ from those it began with)."""
-    path = Path(run_dir) / "meta.json"
-    meta = json.loads(path.read_text()) if path.exists() else {}
+    meta = read_meta(run_dir)
     meta.setdefault("resumes", []).append({**_provenance(), "from_update": from_update})
-    write_json(path, meta)
+    write_json(Path(run_dir) / "meta.json", meta)
 
 
 def append_rows(path: str | Path, rows: Iterable[dict]) -> None:

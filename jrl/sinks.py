@@ -98,7 +98,7 @@ class TensorBoardSink(_Closing):
         try:
             from tensorboardX import SummaryWriter
         except ImportError as error:
-            raise ImportError(f"TensorBoardSink {_NEEDS['tensorboardX']}") from error
+            raise ImportError(_PACKAGES["tensorboard"][1]) from error
         self._writer_class = SummaryWriter
         self.logdir = Path(logdir)
         self.per_seed = per_seed
@@ -150,7 +150,7 @@ class WandbSink(_Closing):
         try:
             import wandb
         except ImportError as error:
-            raise ImportError(f"WandbSink {_NEEDS['wandb']}") from error
+            raise ImportError(_PACKAGES["wandb"][1]) from error
         if directory is not None:
             Path(directory).mkdir(parents=True, exist_ok=True)
         self.per_seed = per_seed
@@ -198,20 +198,19 @@ def check_sinks(names: Sequence[str]) -> None:
     if len(set(names)) != len(names):
         raise ValueError(f"a sink is named twice in {list(names)}")
     for name in names:
-        sink, module = _SINK_PACKAGES[name]
+        module, missing = _PACKAGES[name]
         try:
             importlib.import_module(module)
         except ImportError as error:
-            raise ImportError(f"{sink} {_NEEDS[module]}") from error
+            raise ImportError(missing) from error
 
 
-_SINK_PACKAGES = {
-    "tensorboard": ("TensorBoardSink", "tensorboardX"),
-    "wandb": ("WandbSink", "wandb"),
-}
-_NEEDS = {
-    "tensorboardX": "needs tensorboardX: pip install 'jrl[tensorboard]'",
-    "wandb": "needs the wandb package: pip install 'jrl[wandb]'",
+_PACKAGES = {  # sink name: (the package it imports, the error when that is not installed)
+    "tensorboard": (
+        "tensorboardX",
+        "TensorBoardSink needs tensorboardX: pip install 'jrl[tensorboard]'",
+    ),
+    "wandb": ("wandb", "WandbSink needs the wandb package: pip install 'jrl[wandb]'"),
 }
 
 

@@ -45,6 +45,7 @@ from jrl.host import compiler_options, release_unused_memory
 from jrl.run_dir import (
     RunInUseError,
     append_rows,
+    read_meta,
     read_yaml,
     record_resume,
     truncate_rows,
@@ -426,8 +427,7 @@ def _check_started_with(run_dir: Path, fingerprint: str) -> None:
     whose fingerprint is ``fingerprint`` (meta.json's; a run directory from before it was
     recorded passes). Checked on resume before any checkpoint, which a run stopped early
     may not have."""
-    meta_path = run_dir / "meta.json"
-    started = json.loads(meta_path.read_text()).get("fingerprint") if meta_path.exists() else None
+    started = read_meta(run_dir).get("fingerprint")
     if started is not None and started != fingerprint:
         raise checkpoint.CheckpointError(
             f"{run_dir} was started with another configuration (fingerprint {started}, "
