@@ -71,28 +71,36 @@ def products_seconds(algo: str, steps: int, repeats: int = 5) -> tuple[float, fl
     import jax.numpy as jnp
 
     count, batch, networks, forward_only = gradient_steps(algo, steps)
-    trained = networks[: len(networks) - forward_only]
+    num_trained = len(networks) - forward_only
     length = 2_000
 
     def step(carry, _):
         weights, lr = carry
+        # Every input depends on the trained weights, so no network's products are
+        # loop-invariant (the target network's weights are): none is hoisted.
+        varying = lr * weights[0][0][0, 0]
+        forward_outputs = []
+        for layers in weights[num_trained:]:
+            x = jnp.full((batch, layers[0].shape[0]), 0.5, jnp.float32) + varying
+            for w in layers:
+                x = x @ w
+            forward_outputs.append(x)
         new_weights = []
-        for n, layers in enumerate(weights):
-            x = jnp.full((batch, layers[0].shape[0]), 0.5, jnp.float32) + lr
+        for layers in weights[:num_trained]:
+            x = jnp.full((batch, layers[0].shape[0]), 0.5, jnp.float32) + varying
             inputs = []
             for w in layers:
                 inputs.append(x)
                 x = x @ w
-            if n >= len(trained):
-                new_weights.append(layers)
-                continue
-            grad_out, grads = x, []
+            # The forward-only networks' outputs enter the loss (DQN's target network:
+            # the TD error), so their products are live.
+            grad_out, grads = sum(forward_outputs, x), []
             for i in reversed(range(len(layers))):
                 grads.append(inputs[i].T @ grad_out)
                 if i:
                     grad_out = grad_out @ layers[i].T
             new_weights.append([w - lr * g for w, g in zip(layers, reversed(grads), strict=True)])
-        return (new_weights, lr), None
+        return (new_weights + weights[num_trained:], lr), None
 
     weights = [
         [jnp.full((a, b), 0.01, jnp.float32) for a, b in zip(widths[:-1], widths[1:], strict=True)]
