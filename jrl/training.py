@@ -80,6 +80,7 @@ AGENTS: dict[str, AgentSpec] = {
         dqn.make_dqn,
         lambda c: c.num_chunks,
         lambda c: c.log_frequency,
+        dqn.check_hparams,
     ),
     "tabular": AgentSpec(
         tabular.TabularConfig,

@@ -20,6 +20,7 @@ from jrl.agents.dqn import (
     dqn_target,
     draw_chunk_noise,
     greedy_episode,
+    huber_loss,
     make_dqn,
     make_train,
 )
@@ -120,6 +121,7 @@ def test_dqn_target_rejects_mismatched_shapes():
         ({"learning_starts": -1}, "learning_starts"),
         ({"learning_starts": 500_001}, "learning_starts"),
         ({"total_timesteps": 2**31, "log_frequency": 2**20 * 10}, "total_timesteps"),
+        ({"buffer_size": 2**31}, "buffer_size"),
         ({"eval_every": 51}, "eval_every"),
         ({"train_frequency": 4}, "train_frequency"),
         ({"target_update_frequency": 505}, "target_update_frequency"),
@@ -218,6 +220,31 @@ def test_check_hparams_rejects_impossible_values(field, value):
     check_hparams(DQNHParams())
     with pytest.raises(ValueError, match=field):
         check_hparams(DQNHParams()._replace(**{field: value}))
+
+
+def test_a_hard_target_update_rejects_a_tau_it_would_ignore():
+    env, params = make("CartPole-v1")
+    grid = product_grid(DQNHParams(), tau=[0.01, 1.0])
+    hard = make_train(DQNConfig(), env, params)
+    with pytest.raises(ValueError, match="tau=.*target_update='polyak'"):
+        run_sweep(hard, jax.random.key(0), grid, num_seeds=1, jit=False)
+    with pytest.raises(ValueError, match="tau"):
+        check_hparams(DQNHParams(tau=0.5), DQNConfig())
+    check_hparams(DQNHParams(tau=1.0), DQNConfig())
+    check_hparams(DQNHParams(tau=0.5), DQNConfig(target_update="polyak"))
+
+
+@pytest.mark.parametrize("delta", [0.5, 10.0, 1e3, 1e7, 1e30])
+def test_huber_loss_values_and_exact_gradients_for_any_delta(delta):
+    error = jnp.array([0.01, 0.3, -0.7, 1.0, 3.0, -50.0, 2e3], jnp.float32)
+    delta = jnp.float32(delta)
+    e, d = np.asarray(error, np.float64), float(delta)
+    expected = np.where(np.abs(e) <= d, 0.5 * e**2, d * (np.abs(e) - 0.5 * d))
+    np.testing.assert_allclose(huber_loss(error, delta), expected, rtol=1e-6)
+    gradient = jax.grad(lambda x: huber_loss(x, delta).sum())(error)
+    # d/de = clip(e, -delta, delta), with no rounding: optax.huber_loss's gradient is
+    # off by 1e-5 at delta 1e3 and zero at 1e30.
+    np.testing.assert_array_equal(gradient, jnp.clip(error, -delta, delta))
 
 
 # -------------------------------------------------------------- small runs

@@ -349,6 +349,10 @@ def compilations():
             },
             r"hparams\[0\]: kappa=0.001 is Dyna-Q\+'s exploration bonus",
         ),
+        (
+            {"agent": "dqn", "config": {"target_update": "hard"}, "hparams": ({"tau": 0.1},)},
+            r"hparams\[0\]: tau=0.1 is the Polyak step of target_update='polyak'",
+        ),
         ({"hparams": ()}, "at least one grid point"),
         ({"agent": "a2c"}, "unknown agent 'a2c'"),
         ({"env": "CartPole-v9"}, "CartPole-v9"),

@@ -40,6 +40,7 @@ evaluation) so a host loop can run, log and checkpoint chunk by chunk.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -83,13 +84,15 @@ class DQNHParams(NamedTuple):
     PureJaxRL and CleanRL 0.5), ``max_grad_norm`` and ``huber_delta`` (below), and
     ``DQNConfig``'s ``learning_starts`` (1000; they take 10000); the CartPole
     experiment and benchmark set PureJaxRL's values. lr: Adam step size. gamma: discount.
-    tau: Polyak step of the target update (used with ``target_update="polyak"``).
+    tau: Polyak step of the target update (with ``target_update="polyak"``; a
+    ``"hard"`` update copies the weights, and a tau other than 1 is rejected).
     epsilon_start, epsilon_end: the exploration rate's linear schedule, reached after
     ``epsilon_decay_fraction * total_timesteps`` steps. max_grad_norm: global
     gradient-norm clip (10, Stable-Baselines3's DQN default; PureJaxRL does not clip).
-    huber_delta: where the loss turns from squared to linear. Mnih et al.'s error
-    clipping is delta 1, made for rewards clipped to [-1, 1]; on CartPole (+1 a step,
-    Q up to 100) delta 1 diverged here with the other defaults (mean Q about 2e5 after
+    huber_delta: where the loss turns from squared to linear (:func:`huber_loss`; a
+    delta beyond every TD error is the squared error, with exact gradients). Mnih et
+    al.'s error clipping is delta 1, made for rewards clipped to [-1, 1]; on CartPole
+    (+1 a step, Q up to 100) delta 1 diverged here with the other defaults (mean Q about 2e5 after
     1e5 steps, return 10: a robust loss discounts the few terminal targets that bound
     Q), while delta 10 and the squared error (PureJaxRL's choice) learn. Default 10.
     """
@@ -112,7 +115,9 @@ class DQNConfig:
     num_envs: environments stepped together. total_timesteps: the run's length; it runs
     ``num_chunks = total_timesteps // log_frequency`` chunks (a remainder is not run).
     buffer_size: replay capacity (transitions). batch_size: transitions per gradient
-    step. learning_starts: steps taken before the first gradient step. train_frequency:
+    step. learning_starts: steps taken before the first gradient step (below
+    batch_size, the first batches repeat transitions: sampling is with replacement from
+    what is stored; PureJaxRL waits for a full batch). train_frequency:
     steps per gradient step (a multiple or a divisor of num_envs).
     target_update_frequency: steps between target updates; target_update: ``"hard"``
     (copy) or ``"polyak"`` (step tau). double_dqn: pick the bootstrap action with the
@@ -221,6 +226,7 @@ class DQNConfig:
                 f"(log_frequency={self.log_frequency}): nothing would run"
             )
         check_step_count("total_timesteps", self.total_timesteps)
+        check_step_count("buffer_size", self.buffer_size)
         if self.learning_starts > self.num_chunks * self.log_frequency:
             raise ValueError(
                 f"learning_starts={self.learning_starts} is more than the steps run "
@@ -255,8 +261,10 @@ def _positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def check_hparams(hparams: DQNHParams) -> None:
-    """Reject impossible hyperparameters on the host, before anything compiles."""
+def check_hparams(hparams: DQNHParams, config: DQNConfig | None = None) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles; given
+    the ``config`` they will run with, also a ``tau`` it would ignore (a ``"hard"``
+    target update copies the weights: tau 1)."""
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     for name in ("lr", "max_grad_norm", "huber_delta"):
         if np.any(values[name] <= 0):
@@ -267,6 +275,25 @@ def check_hparams(hparams: DQNHParams) -> None:
     for name in ("tau", "epsilon_decay_fraction"):
         if np.any(values[name] <= 0) or np.any(values[name] > 1):
             raise ValueError(f"{name} must be in (0, 1], got {values[name]}")
+    if config is not None and config.target_update == "hard" and np.any(values["tau"] != 1):
+        raise ValueError(
+            f"tau={values['tau']} is the Polyak step of target_update='polyak'; "
+            "target_update='hard' copies the weights and ignores it (set "
+            "target_update='polyak' or leave tau at 1)"
+        )
+
+
+def huber_loss(error: jax.Array, delta: jax.Array) -> jax.Array:
+    """Huber's loss (1964), elementwise: error^2 / 2 where |error| <= delta, else
+    delta (|error| - delta / 2).
+
+    Written as c (error - c / 2) with c = clip(error, -delta, delta), whose gradient is
+    c exactly for any delta. ``optax.huber_loss`` has the same values, but its backward
+    pass forms delta + (|error| - delta), which float32 rounds: with a delta of 1e3
+    (a squared error on CartPole) its gradients are off by up to ~1e-5, with 1e7 those
+    of errors below 1 are zero, with 1e30 all are."""
+    clipped = jnp.clip(error, -delta, delta)
+    return clipped * (error - 0.5 * clipped)
 
 
 def dqn_target(reward, terminated, next_q_target, gamma, next_q_online=None):
@@ -507,7 +534,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     def loss_fn(params, batch: Transition, targets: jax.Array, delta: jax.Array):
         q = network.apply(params, batch.obs)
         q_taken = jnp.take_along_axis(q, batch.action[:, None], axis=-1)[:, 0]
-        return optax.huber_loss(q_taken, targets, delta=delta).mean(), q_taken.mean()
+        return huber_loss(q_taken - targets, delta).mean(), q_taken.mean()
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
 
@@ -654,6 +681,8 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             jnp.arange(config.num_chunks, dtype=jnp.int32),
         )
 
+    # run_sweep checks a grid with it before compiling: a hard target ignores tau.
+    train.check_hparams = functools.partial(check_hparams, config=config)
     return DQN(
         network=network,
         init=init,
