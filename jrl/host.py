@@ -18,7 +18,10 @@ one; ``MALLOC_ARENA_MAX=1`` stops it too, so it is glibc's per-thread malloc are
 that keep growing. DQN on CartPole with 64 seeds on two devices ended 8% above
 PureJaxRL's peak memory because of it. Taking reductions away from YNNPACK
 (``--xla_cpu_experimental_ynn_fusion_type=-reduce``) stops the growth; dots keep
-going to YNNPACK. Measured speed with it: PPO and DQN on CartPole within noise.
+going to YNNPACK. Measured speed with it: PPO and DQN on CartPole within noise. It
+changes XLA's fusions, so PPO and DQN runs with and without it differ in the last bits
+and then, on chaotic tasks, in their episodes: compare runs made with the same flags
+(``jrl.run_dir`` records ``XLA_FLAGS`` in meta.json).
 
 :func:`compiler_options` is what jrl's own compiles (``jrl.sweep.run_sweep``,
 ``jrl.training``) pass to ``jax.jit``: on a CPU, LLVM optimisation level 1

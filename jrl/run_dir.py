@@ -3,8 +3,8 @@
     RUN_DIR/
       config.yaml      the resolved run configuration (agent, env, static config,
                        hyperparameters, seeds, chunking)
-      meta.json        git commit and dirty flag, package versions, devices, seeds,
-                       command line, start time
+      meta.json        git commit and dirty flag, package versions, devices, XLA
+                       flags and compiler options, seeds, command line, start time
       metrics.jsonl    one row per logged update per grid point per seed
       summary.json     final aggregates, rewritten after every chunk
       checkpoints/     orbax checkpoints (``jrl.checkpoint``)
@@ -152,15 +152,20 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
 
 
 def _provenance() -> dict:
-    """What this process runs with: git state, package versions, Python, devices,
-    command line and the time."""
+    """What this process runs with: git state, package versions, Python, devices, the
+    XLA flags and jrl's compiler options (both change the numbers' last bits), command
+    line and the time."""
     import jax
+
+    from jrl.host import compiler_options
 
     return {
         **git_state(),
         "versions": package_versions(),
         "python": sys.version.split()[0],
         "devices": [str(device) for device in jax.devices()],
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "compiler_options": compiler_options(),
         "argv": list(sys.argv),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

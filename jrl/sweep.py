@@ -125,7 +125,11 @@ def run_sweep(
     """Run ``train`` for every grid point and seed: outputs shaped (G, num_seeds, ...).
 
     ``sequential=True`` runs the G * num_seeds runs one after another (``lax.map``)
-    instead of in lockstep (``vmap``), with the same results. On CPU that is much
+    instead of in lockstep (``vmap``): the same runs, and for the tabular agents the
+    same numbers bit for bit; for PPO and DQN, XLA:CPU fuses the two programs
+    differently, so the last bits differ and chaotic tasks (CartPole) then diverge into
+    other episodes (README, "Same seed, same numbers"). The same holds for ``devices``
+    and for the number of seeds and grid points. On CPU that is much
     faster for scalar loops such as the tabular agents: indexing stays plain dynamic
     slices instead of batched gathers and scatters, no run idles until the slowest
     one ends, and (with a large enough ``xla_cpu_small_while_loop_byte_threshold``)

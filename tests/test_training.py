@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from jrl import checkpoint
+from jrl.host import compiler_options
 from jrl.run_dir import load_yaml, read_rows, read_yaml
 from jrl.training import (
     RunInUseError,
@@ -518,6 +519,8 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
         assert read_yaml(run_dir / "config.yaml") == read_yaml(whole / "config.yaml")
         meta = json.loads((run_dir / "meta.json").read_text())
         assert meta["seeds"] == list(range(spec.num_seeds)) and meta["versions"]["jax"]
+        # What else decides the numbers' last bits (README, "Same seed, same numbers").
+        assert meta["compiler_options"] == compiler_options() and "xla_flags" in meta
         assert meta["fingerprint"] == resolve(spec).fingerprint()
         partial = read_rows(run_dir / "metrics.jsonl")
         assert partial == rows[: len(partial)]
