@@ -7,6 +7,7 @@ Shared by ``cartpole.py``, ``minatar_breakout.py`` and ``cat_room_deep.py``.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -111,24 +112,48 @@ def random_policy_return(
     return float(jnp.mean(random_policy_returns(keys, env, env_params, max_steps)))
 
 
+def seeds_with_episodes(returns) -> np.ndarray:
+    """bool[S]: which seeds ended an episode anywhere in their run (float[S, R] returns,
+    NaN in rows with none). Raises ValueError if no seed did: there is nothing to
+    summarise or plot (give the run more steps)."""
+    ended = np.isfinite(np.asarray(returns, np.float64)).any(axis=1)
+    if not ended.any():
+        raise ValueError(
+            "no seed ended an episode in its whole run, so there is no return to report: "
+            "give the run more steps"
+        )
+    if not ended.all():
+        print(
+            f"note: seeds {np.flatnonzero(~ended).tolist()} ended no episode in their run; "
+            "their returns are left out of the curves and final returns",
+            file=sys.stderr,
+        )
+    return ended
+
+
 def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, int]:
-    """(float[S, R] episode returns with gaps filled and a trailing moving average over
-    ``window = max(1, R // points)`` rows, window)."""
+    """(float[S', R] episode returns with gaps filled and a trailing moving average over
+    ``window = max(1, R // points)`` rows, window), for the S' seeds that ended an
+    episode (:func:`seeds_with_episodes`)."""
     window = max(1, runs.returns.shape[1] // points)
-    return smooth(fill_gaps(runs.returns), window), window
+    ended = seeds_with_episodes(runs.returns)
+    return smooth(fill_gaps(runs.returns[ended]), window), window
 
 
 def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> dict:
     """The results.json entry of one agent: final and greedy returns per seed with mean
-    and IQM (bootstrap CIs), and the timings."""
+    and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run
+    are left out of the final returns and listed (:func:`seeds_with_episodes`)."""
+    ended = seeds_with_episodes(runs.returns)
     return {
         "num_seeds": num_seeds,
         "steps_per_seed": int(runs.timesteps[-1]),
+        "seeds_without_episodes": np.flatnonzero(~ended).tolist(),
         "final_return": {
             "definition": f"mean over the last {final_fraction:.0%} of logged rows of "
             "each row's mean return of the episodes ended in it (rows with none skipped), "
-            "per seed",
-            **final_summary(final_returns(runs.returns, final_fraction)),
+            "per seed that ended an episode",
+            **final_summary(final_returns(runs.returns[ended], final_fraction)),
         },
         "greedy_return": {
             "definition": f"greedy policy after training, mean of "

@@ -103,19 +103,19 @@ def episodes_by_step(episode_lengths, num_steps: int):
 
 
 def fill_gaps(values):
-    """Fill NaNs along the last axis with the last finite value before them (leading
-    NaNs with the first finite value): float[..., T] -> float[..., T].
+    """Fill NaNs along the last axis with the last value before them (leading NaNs with
+    the first value): float[..., T] -> float[..., T].
 
     For per-update episode returns, which are NaN where no episode ended in an update
     (the curve then holds the return of the last episode that did). A row with no
-    finite value stays NaN.
+    value stays NaN; infinities are values, kept for the checks downstream to refuse.
     """
     values = np.asarray(values, np.float64)
-    finite = np.isfinite(values)
-    index = np.where(finite, np.arange(values.shape[-1]), 0)
+    present = ~np.isnan(values)
+    index = np.where(present, np.arange(values.shape[-1]), 0)
     np.maximum.accumulate(index, axis=-1, out=index)
     filled = np.take_along_axis(values, index, axis=-1)
-    first = np.argmax(finite, axis=-1)[..., None]
+    first = np.argmax(present, axis=-1)[..., None]
     leading = np.arange(values.shape[-1]) < first
     return np.where(leading, np.take_along_axis(values, first, axis=-1), filled)
 

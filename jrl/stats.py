@@ -18,8 +18,14 @@ algorithms; the tasks (and steps) may not. Aggregates, over all runs x tasks
     Optimality gap  gamma - mean(min(score, gamma)): how far short of the target gamma
                     (normalised scores; ``gamma=None`` leaves it out, as for raw returns)
 
+and, between two algorithms X and Y (:func:`probability_of_improvement`),
+
+    P(X > Y)        the chance that a run of X beats a run of Y on a task (ties count a
+                    half: the Mann-Whitney U statistic / (n_X n_Y)), averaged over tasks
+
 Confidence intervals are percentile intervals of rliable's stratified bootstrap: runs
-are resampled with replacement within each task (``rliable.library.StratifiedBootstrap``).
+are resampled with replacement within each task (``rliable.library.StratifiedBootstrap``;
+for P(X > Y), X's and Y's runs independently of each other).
 The bootstrap is seeded per algorithm (``seed``), so the numbers reproduce and do not
 depend on which other algorithms are in the dict.
 
@@ -106,10 +112,12 @@ def check_scores(scores: Mapping, ndim: int = 2, name: str = "scores") -> dict[s
 
 def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: float, seed: int):
     """rliable's stratified-bootstrap percentile intervals, one seeded bootstrap per
-    algorithm: (point {algorithm: [k]}, interval {algorithm: [2, k]})."""
+    entry: (point {name: [k]}, interval {name: [2, k]}). An entry is one algorithm's
+    scores, or a list of several algorithms' scores that ``func`` takes together
+    (resampled independently)."""
     from rliable import library
 
-    if not isinstance(reps, int) or reps < 1:
+    if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
         raise ValueError(f"reps must be a positive int, got {reps!r}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
@@ -195,6 +203,54 @@ def performance_profiles(
 
     point, interval = _interval_estimates(scores, above, reps, confidence, seed)
     return Profiles(taus, point, interval)
+
+
+class Improvement(NamedTuple):
+    """P(X > Y) for each (X, Y) pair: point[(X, Y)]: float; interval[(X, Y)]: float[2]."""
+
+    point: dict[tuple[str, str], float]
+    interval: dict[tuple[str, str], np.ndarray]
+    confidence: float
+    reps: int
+    seed: int
+
+
+def probability_of_improvement(
+    scores: Mapping,
+    pairs: Sequence[tuple[str, str]],
+    reps: int = 2_000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Improvement:
+    """P(X > Y) for each pair (X, Y) of algorithms in ``scores`` (Agarwal et al. 2021,
+    section 4.3; ``rliable.metrics.probability_of_improvement``): per task, the
+    fraction of (run of X, run of Y) pairs X wins, ties counting a half, averaged over
+    tasks; with independent stratified-bootstrap ``confidence`` intervals (each
+    algorithm's runs resampled within each task, seeded with ``seed`` per pair)."""
+    from rliable import metrics
+
+    scores = check_scores(scores)
+    pairs = [tuple(pair) for pair in pairs]
+    if not pairs:
+        raise ValueError("pairs must name at least one (X, Y) pair of algorithms")
+    for pair in pairs:
+        if len(pair) != 2 or any(name not in scores for name in pair):
+            raise ValueError(
+                f"each pair must be two algorithms of scores ({sorted(scores)}), got {pair!r}"
+            )
+    point, interval = {}, {}
+    for x, y in pairs:
+        key = f"{x} > {y}"
+        p, i = _interval_estimates(
+            {key: [scores[x], scores[y]]},
+            metrics.probability_of_improvement,
+            reps,
+            confidence,
+            seed,
+        )
+        point[(x, y)] = float(np.asarray(p[key]).reshape(()))
+        interval[(x, y)] = np.asarray(i[key], np.float64).reshape(2)
+    return Improvement(point, interval, confidence, reps, seed)
 
 
 def iqm_curves(

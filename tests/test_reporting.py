@@ -80,6 +80,10 @@ def test_fill_gaps_carries_the_last_value_forward_and_the_first_back():
         fill_gaps(values), [[2.0, 2.0, 2.0, 2.0, 5.0], [1.0, 1.0, 3.0, 3.0, 3.0]]
     )
     assert np.all(np.isnan(fill_gaps(np.full((1, 3), np.nan))))
+    # An infinity is not a gap: kept (and carried), so curve checks refuse it.
+    np.testing.assert_array_equal(
+        fill_gaps([2.0, np.inf, np.nan, 5.0, -np.inf]), [2.0, np.inf, np.inf, 5.0, -np.inf]
+    )
 
 
 def test_final_summary_is_json_ready():
@@ -129,3 +133,28 @@ def test_write_json_is_atomic_and_takes_arrays(tmp_path):
         "y": [1.0, None],
         "z": [None],
     }
+
+
+def test_experiment_summaries_leave_out_a_seed_that_ended_no_episode(capsys):
+    from experiments.seed_runs import SeedRuns, learning_curves, summarize
+
+    returns = np.array([[np.nan, 3.0, np.nan, 5.0], [np.nan] * 4, [1.0, np.nan, 2.0, 2.0]])
+    runs = SeedRuns(
+        timesteps=np.arange(1, 5) * 100,
+        returns=returns,
+        greedy_returns=np.ones((3, 2)),
+        greedy_lengths=np.ones((3, 2), np.int32),
+        final_params=None,
+        compile_s=1.0,
+        compile_cpu_s=1.0,
+        run_s=1.0,
+        steps_per_s=1.0,
+    )
+    summary = summarize(runs, num_seeds=3, final_fraction=0.25)
+    assert summary["seeds_without_episodes"] == [1]
+    assert summary["final_return"]["per_seed"] == [5.0, 2.0]
+    curves, window = learning_curves(runs, points=4)
+    np.testing.assert_array_equal(curves, [[3.0, 3.0, 3.0, 5.0], [1.0, 1.0, 2.0, 2.0]])
+    assert "seeds [1] ended no episode" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no seed ended an episode"):
+        summarize(runs._replace(returns=np.full((3, 4), np.nan)), num_seeds=3)

@@ -175,3 +175,25 @@ def test_bad_curves_and_settings_are_rejected():
         stats.aggregate({"a": np.ones((3, 2))}, reps=0)
     with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
         stats.aggregate({"a": np.ones((3, 2))}, confidence=95)
+
+
+def test_probability_of_improvement_on_a_hand_example_and_against_mann_whitney():
+    # One task. x = 1, 2, 3 against y = 2, 2, 0: x wins 1 + (0.5 + 0.5 + 1) + 3 of the
+    # 9 pairs (ties count a half) = 6 / 9.
+    x, y = np.array([[1.0], [2.0], [3.0]]), np.array([[2.0], [2.0], [0.0]])
+    result = stats.probability_of_improvement({"x": x, "y": y}, [("x", "y"), ("y", "x")], REPS)
+    assert result.point[("x", "y")] == pytest.approx(2 / 3)
+    assert result.point[("y", "x")] == pytest.approx(1 / 3)
+    # Three tasks, 10 runs against 7: the mean over tasks of U / (n_a n_b).
+    from scipy.stats import mannwhitneyu
+
+    a, b = _scores(10, seed=1, mean=1.2), _scores(7, seed=2)
+    expected = np.mean([mannwhitneyu(a[:, t], b[:, t]).statistic / 70 for t in range(3)])
+    result = stats.probability_of_improvement({"a": a, "b": b}, [("a", "b")], REPS, seed=3)
+    assert result.point[("a", "b")] == pytest.approx(expected)
+    low, high = result.interval[("a", "b")]
+    assert 0 <= low < expected < high <= 1
+    again = stats.probability_of_improvement({"a": a, "b": b}, [("a", "b")], REPS, seed=3)
+    np.testing.assert_array_equal(again.interval[("a", "b")], result.interval[("a", "b")])
+    with pytest.raises(ValueError, match="two algorithms of scores"):
+        stats.probability_of_improvement({"a": a, "b": b}, [("a", "c")])
