@@ -166,6 +166,13 @@ def evaluate_tasks(
     unknown = sorted(set(references) - set(plan.tasks))
     if unknown:
         raise ValueError(f"references name unknown task(s) {unknown}; the tasks are {plan.tasks}")
+    missing = [task for task in plan.tasks if task not in references]
+    if normalize == "none" and references and missing:
+        # The others would stay raw returns beside normalised scores, in one pool.
+        raise ValueError(
+            f"with normalize 'none', references must name every task or none: "
+            f"{missing} have none (give --reference 'TASK=LOW,HIGH' for each)"
+        )
     per_seed = {}  # run directory -> float[G, S]
     for run_dir in plan.specs:
         result = evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)

@@ -309,7 +309,7 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     import scipy.stats
 
     from jrl.cli import main
-    from jrl.task_aggregates import plan_pool
+    from jrl.task_aggregates import evaluate_tasks, plan_pool
 
     cat, cliff = tmp_path / "cat", tmp_path / "cliff"
     sweep_q_init("CatRoom-v0", cat)
@@ -339,6 +339,10 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         plan_pool([cat, cat / ".." / "cat"])
     assert main(["eval", str(cat), str(cliff)]) == 2
     assert "needs --out DIR" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"references must name every task or none: \['Cliff"):
+        mixed = {"CatRoom-v0": (0.0, 10.0)}
+        evaluate_tasks([cat, cliff], tmp_path / "mixed", normalize="none", references=mixed)
+    assert not (cat / "eval.json").exists()
 
     out = tmp_path / "pooled"
     done = jrl("eval", cat, cliff, "--out", out, "--episodes", "2", "--max-steps", "100")
