@@ -92,9 +92,10 @@ class DQNHParams(NamedTuple):
     huber_delta: where the loss turns from squared to linear (:func:`huber_loss`; a
     delta beyond every TD error is the squared error, with exact gradients). Mnih et
     al.'s error clipping is delta 1, made for rewards clipped to [-1, 1]; on CartPole
-    (+1 a step, Q up to 100) delta 1 diverged here with the other defaults (mean Q about 2e5 after
-    1e5 steps, return 10: a robust loss discounts the few terminal targets that bound
-    Q), while delta 10 and the squared error (PureJaxRL's choice) learn. Default 10.
+    (+1 a step, Q up to 100) delta 1 diverged here with the other defaults (mean Q
+    about 2e5 after 1e5 steps, return 10: a robust loss discounts the few terminal
+    targets that bound Q), while delta 10 and the squared error (PureJaxRL's choice)
+    learn. Default 10.
     """
 
     lr: Any = 2.5e-4
