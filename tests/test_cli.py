@@ -27,6 +27,11 @@ def test_envs_lists_ours_and_gymnax():
     done = jrl("envs")
     assert done.returncode == 0, done.stderr
     assert "CatRoom-v0" in done.stdout and "CartPole-v1" in done.stdout
+    # `python -m jrl` is the same command line.
+    as_package = subprocess.run(
+        [sys.executable, "-m", "jrl", "envs"], capture_output=True, text=True, timeout=300
+    )
+    assert as_package.returncode == 0 and as_package.stdout == done.stdout
 
 
 def test_help_and_argument_errors_answer_before_jax_is_imported():
