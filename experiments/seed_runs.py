@@ -122,12 +122,6 @@ def seeds_with_episodes(returns) -> np.ndarray:
             "no seed ended an episode in its whole run, so there is no return to report: "
             "give the run more steps"
         )
-    if not ended.all():
-        print(
-            f"note: seeds {np.flatnonzero(~ended).tolist()} ended no episode in their run; "
-            "their returns are left out of the curves and final returns",
-            file=sys.stderr,
-        )
     return ended
 
 
@@ -145,6 +139,12 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
     and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run
     are left out of the final returns and listed (:func:`seeds_with_episodes`)."""
     ended = seeds_with_episodes(runs.returns)
+    if not ended.all():  # said once, here, though the curves leave them out too
+        print(
+            f"note: seeds {np.flatnonzero(~ended).tolist()} ended no episode in their run; "
+            "their returns are left out of the curves and final returns",
+            file=sys.stderr,
+        )
     return {
         "num_seeds": num_seeds,
         "steps_per_seed": int(runs.timesteps[-1]),

@@ -280,9 +280,17 @@ def check_hparams(hparams: DQNHParams, config: DQNConfig | None = None) -> None:
     for name in ("tau", "epsilon_decay_fraction"):
         if np.any(values[name] <= 0) or np.any(values[name] > 1):
             raise ValueError(f"{name} must be in (0, 1], got {values[name]}")
-    if config is not None and config.target_update == "hard" and np.any(values["tau"] != 1):
+    if config is not None:
+        check_target_update(hparams, config)
+
+
+def check_target_update(hparams: DQNHParams, config: DQNConfig) -> None:
+    """Reject a ``tau`` other than 1 with a ``"hard"`` target update, which copies the
+    weights: the compiled program would ignore it."""
+    tau = np.asarray(hparams.tau)
+    if config.target_update == "hard" and np.any(tau != 1):
         raise ValueError(
-            f"tau={values['tau']} is the Polyak step of target_update='polyak'; "
+            f"tau={tau} is the Polyak step of target_update='polyak'; "
             "target_update='hard' copies the weights and ignores it (set "
             "target_update='polyak' or leave tau at 1)"
         )
@@ -687,7 +695,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         )
 
     # run_sweep checks a grid with it before compiling: a hard target ignores tau.
-    train.check_hparams = functools.partial(check_hparams, config=config)
+    train.check_hparams = functools.partial(check_target_update, config=config)
     return DQN(
         network=network,
         init=init,
