@@ -28,7 +28,12 @@ import sys
 import time
 from pathlib import Path
 
-import jax
+import jrl.host
+
+if __name__ == "__main__":  # before gymnax's import starts JAX's backend
+    jrl.host.use_cpu_cores()  # one XLA device per core: the seeds split over them
+
+import jax  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_runs import (  # noqa: E402
@@ -119,7 +124,7 @@ def main():
         "env": "CartPole-v1",
         "seed": args.seed,
         "random_policy_return": random_return,
-        "device": str(jax.devices()[0]),
+        "devices": [str(device) for device in jax.devices()],
         "agents": {},
     }
     curves, xs, windows = {}, {}, {}

@@ -33,7 +33,12 @@ import sys
 import time
 from pathlib import Path
 
-import jax
+import jrl.host
+
+if __name__ == "__main__":  # before gymnax's import starts JAX's backend
+    jrl.host.use_cpu_cores()  # one XLA device per core: the seeds split over them
+
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 from gymnax.wrappers.purerl import FlattenObservationWrapper

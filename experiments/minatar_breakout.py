@@ -26,7 +26,12 @@ import sys
 import time
 from pathlib import Path
 
-import jax
+import jrl.host
+
+if __name__ == "__main__":  # before gymnax's import starts JAX's backend
+    jrl.host.use_cpu_cores()  # one XLA device per core: the seeds split over them
+
+import jax  # noqa: E402
 from gymnax.wrappers.purerl import FlattenObservationWrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,7 +118,7 @@ def main():
         "seed": args.seed,
         "random_policy_return": random_return,
         "purejaxrl_full_run_steps": FULL_STEPS,
-        "device": str(jax.devices()[0]),
+        "devices": [str(device) for device in jax.devices()],
         "config": dataclasses.asdict(config),
         "hparams": hparams._asdict(),
         **summarize(runs, args.seeds),

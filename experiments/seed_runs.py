@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.agents.evaluation import random_policy_returns
+from jrl.host import compiler_options, release_unused_memory
 from jrl.reporting import fill_gaps, final_summary, smooth
 from jrl.sweep import run_sweep, stack_grid
 
@@ -53,11 +54,15 @@ def train_over_seeds(
     num_seeds: int,
     eval_episodes: int = 10,
     eval_max_steps: int = 1000,
+    devices: Sequence[jax.Device] | None = None,
 ) -> SeedRuns:
     """Train ``agent`` (a ``make_ppo`` or ``make_dqn`` result) on ``num_seeds`` seeds,
     vmapped through ``jrl.sweep.run_sweep``, then play ``eval_episodes`` episodes of
     each seed's greedy policy (``greedy_episode(key, env, env_params, network, params,
-    max_steps)``), all in one compiled call."""
+    max_steps)``), all in one compiled call, compiled as ``run_sweep`` compiles
+    (``jrl.host.compiler_options``). The seeds are split over ``devices`` (default:
+    all of them; the experiment scripts make one CPU device per core with
+    ``jrl.host.use_cpu_cores``), each vmapping its share."""
 
     def train_and_evaluate(key, hparams):
         key_train, key_eval = jax.random.split(key)
@@ -69,11 +74,16 @@ def train_over_seeds(
         return metrics, returns, lengths, state.params
 
     grid = stack_grid([hparams])
-    fn = jax.jit(lambda key: run_sweep(train_and_evaluate, key, grid, num_seeds, jit=False))
+    devices = jax.devices() if devices is None else devices
+    fn = jax.jit(
+        lambda key: run_sweep(train_and_evaluate, key, grid, num_seeds, jit=False, devices=devices),
+        compiler_options=compiler_options(),
+    )
     started, started_cpu = time.perf_counter(), time.process_time()
     compiled = fn.lower(key).compile()
     compile_s = time.perf_counter() - started
     compile_cpu_s = time.process_time() - started_cpu
+    release_unused_memory()
     started = time.perf_counter()
     metrics, returns, lengths, params = jax.block_until_ready(compiled(key))
     run_s = time.perf_counter() - started
