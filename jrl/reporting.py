@@ -173,13 +173,19 @@ def bootstrap_ci(
       confidence: the interval's coverage.
       seed: NumPy seed of the resampling (the interval is reproducible).
     Returns:
-      (low float[T], high float[T]).
+      (low float[T], high float[T]); NaN for one seed, which gives no interval (every
+      resample is that seed: a zero-width band would claim a certainty it lacks).
     """
     values = _check_runs(values)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
+    for name, count in (("num_resamples", num_resamples), ("chunk", chunk)):
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise ValueError(f"{name} must be a positive int, got {count!r}")
     num_seeds = values.shape[0]
+    if num_seeds == 1:
+        return np.full(values.shape[1], np.nan), np.full(values.shape[1], np.nan)
+    rng = np.random.default_rng(seed)
     draws = []
     for start in range(0, num_resamples, chunk):
         size = min(chunk, num_resamples - start)
@@ -195,7 +201,8 @@ def curve_stats(
     values, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> CurveStats:
     """Mean and IQM over seeds of float[S, T] curves, per step, with percentile-bootstrap
-    ``confidence`` intervals (NaNs rejected: see :func:`fill_gaps`)."""
+    ``confidence`` intervals (NaN for a single seed; NaNs in ``values`` rejected: see
+    :func:`fill_gaps`)."""
     values = _check_runs(values)
     mean_low, mean_high = bootstrap_ci(
         values, lambda x: x.mean(axis=1), num_resamples, confidence, seed
@@ -216,7 +223,8 @@ def curve_stats(
 
 def final_summary(final, num_resamples: int = 2000, confidence: float = 0.95, seed: int = 0):
     """A JSON-ready summary of one number per seed (float[S], e.g. final returns): the
-    values, their mean and IQM with percentile-bootstrap intervals, min and max."""
+    values, their mean and IQM with percentile-bootstrap intervals (NaN, written as
+    null, for one seed), min and max."""
     final = np.asarray(final, np.float64)
     stats = curve_stats(final[:, None], num_resamples, confidence, seed)
     return {

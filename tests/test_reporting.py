@@ -60,6 +60,23 @@ def test_bootstrap_is_reproducible_and_a_constant_has_a_zero_band():
         np.testing.assert_allclose(getattr(stats, field), 7.0)
 
 
+def test_one_seed_has_no_interval_and_a_summary_writes_null():
+    stats = curve_stats([[1.0, 2.0, 3.0]], num_resamples=50)
+    np.testing.assert_array_equal(stats.mean, [1.0, 2.0, 3.0])
+    for field in ("mean_low", "mean_high", "iqm_low", "iqm_high"):
+        assert np.isnan(getattr(stats, field)).all()
+    summary = final_summary([4.0], num_resamples=50)
+    assert summary["mean"] == 4.0 and np.isnan(summary["mean_ci"]).all()
+    # Two seeds do get an interval.
+    assert np.isfinite(final_summary([4.0, 6.0], num_resamples=50)["mean_ci"]).all()
+
+
+@pytest.mark.parametrize("num_resamples", [0, -3, 2.5, True])
+def test_bootstrap_rejects_a_bad_resample_count(num_resamples):
+    with pytest.raises(ValueError, match="num_resamples must be a positive int"):
+        bootstrap_ci(np.ones((3, 2)), lambda x: x.mean(axis=1), num_resamples=num_resamples)
+
+
 @pytest.mark.parametrize(
     "values",
     [np.zeros(5), np.zeros((2, 3, 4)), np.zeros((0, 4)), np.zeros((3, 0)), [[1.0, np.nan]]],
