@@ -98,7 +98,16 @@ def run(num_seeds: int = 8, steps: int = STEPS, seed: int = 0, log=print) -> dic
         config, hparams = setup(steps)
         agent = (ppo.make_ppo if module is ppo else dqn.make_dqn)(config, env, params)
         runs = train_over_seeds(
-            agent, module.greedy_episode, env, params, hparams, key, num_seeds, eval_max_steps=500
+            agent,
+            module.greedy_episode,
+            env,
+            params,
+            hparams,
+            key,
+            num_seeds,
+            eval_max_steps=500,
+            num_updates=config.num_updates if module is ppo else config.num_chunks,
+            label=label,
         )
         log(
             f"  {label}: {num_seeds} seeds x {steps} steps: compile {runs.compile_s:.1f} s, "

@@ -152,6 +152,8 @@ def run(room: str, agent: str, num_seeds: int = 8, steps: int | None = None, see
         num_seeds,
         eval_episodes=1,  # the room, its start and the greedy policy are deterministic
         eval_max_steps=100,
+        num_updates=config.num_updates if module is ppo else config.num_chunks,
+        label=agent,
     )
     arrangements = CAT_ROOM_ARRANGEMENTS if room == "dynamic" else CAT_ROOM_ARRANGEMENTS[:1]
     greedy = greedy_in_arrangements(module, built.network, runs.final_params, arrangements)

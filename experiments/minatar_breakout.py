@@ -77,7 +77,15 @@ def run(num_seeds: int = 8, steps: int = STEPS, seed: int = 0, log=print):
     config, hparams = setup(steps)
     agent = make_ppo(config, env, params)
     runs = train_over_seeds(
-        agent, greedy_episode, env, params, hparams, jax.random.key(seed), num_seeds
+        agent,
+        greedy_episode,
+        env,
+        params,
+        hparams,
+        jax.random.key(seed),
+        num_seeds,
+        num_updates=config.num_updates,
+        label="PPO",
     )
     log(
         f"  PPO: {num_seeds} seeds x {steps} steps: compile {runs.compile_s:.1f} s, "

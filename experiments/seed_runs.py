@@ -18,6 +18,7 @@ import numpy as np
 
 from jrl.agents.evaluation import random_policy_returns
 from jrl.host import compiler_options, release_unused_memory
+from jrl.progress import Progress, train_with_progress
 from jrl.reporting import fill_gaps, final_summary, smooth
 from jrl.sweep import run_sweep, stack_grid
 
@@ -55,6 +56,8 @@ def train_over_seeds(
     eval_episodes: int = 10,
     eval_max_steps: int = 1000,
     devices: Sequence[jax.Device] | None = None,
+    num_updates: int | None = None,
+    label: str = "",
 ) -> SeedRuns:
     """Train ``agent`` (a ``make_ppo`` or ``make_dqn`` result) on ``num_seeds`` seeds,
     vmapped through ``jrl.sweep.run_sweep``, then play ``eval_episodes`` episodes of
@@ -62,11 +65,15 @@ def train_over_seeds(
     max_steps)``), all in one compiled call, compiled as ``run_sweep`` compiles
     (``jrl.host.compiler_options``). The seeds are split over ``devices`` (default:
     all of them; the experiment scripts make one CPU device per core with
-    ``jrl.host.use_cpu_cores``), each vmapping its share."""
+    ``jrl.host.use_cpu_cores``), each vmapping its share. Given the run's
+    ``num_updates`` (``PPOConfig.num_updates``, ``DQNConfig.num_chunks``), progress is
+    printed to stderr while it runs (``jrl.progress``; the same numbers bit for bit)."""
+    progress = Progress(label, num_updates) if num_updates is not None else None
+    train = agent.train if progress is None else train_with_progress(agent, num_updates, progress)
 
     def train_and_evaluate(key, hparams):
         key_train, key_eval = jax.random.split(key)
-        state, metrics = agent.train(key_train, hparams)
+        state, metrics = train(key_train, hparams)
         evaluate = lambda k: greedy_episode(  # noqa: E731
             k, env, env_params, agent.network, state.params, eval_max_steps
         )
@@ -84,6 +91,8 @@ def train_over_seeds(
     compile_s = time.perf_counter() - started
     compile_cpu_s = time.process_time() - started_cpu
     release_unused_memory()
+    if progress is not None:
+        progress.start()
     started = time.perf_counter()
     metrics, returns, lengths, params = jax.block_until_ready(compiled(key))
     run_s = time.perf_counter() - started
