@@ -18,7 +18,7 @@ import numpy as np
 
 from jrl.agents.evaluation import random_policy_returns
 from jrl.host import compiler_options, release_unused_memory
-from jrl.progress import Progress, train_with_progress
+from jrl.progress import Progress, call_stoppable, train_with_progress
 from jrl.reporting import fill_gaps, final_summary, smooth
 from jrl.sweep import run_sweep, stack_grid
 
@@ -91,10 +91,11 @@ def train_over_seeds(
     compile_s = time.perf_counter() - started
     compile_cpu_s = time.process_time() - started_cpu
     release_unused_memory()
-    if progress is not None:
-        progress.start()
     started = time.perf_counter()
-    metrics, returns, lengths, params = jax.block_until_ready(compiled(key))
+    if progress is None:
+        metrics, returns, lengths, params = jax.block_until_ready(compiled(key))
+    else:  # a Ctrl-C ends the run within 1% of its updates, not at its end
+        metrics, returns, lengths, params = call_stoppable(progress, compiled, key)
     run_s = time.perf_counter() - started
     first = lambda x: np.asarray(x[0])  # noqa: E731  (the one grid point)
     timesteps = first(metrics.timesteps)[0]

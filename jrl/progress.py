@@ -8,10 +8,20 @@ host callback (``jax.debug.callback``) every ``every`` updates. The index is not
 batched, so under ``vmap`` the callback runs once per update, not once per seed, and
 under ``shard_map`` once per device; :class:`Progress` prints the first arrival of each
 index, at most one line per ``min_interval_s`` seconds.
+
+Stopping: XLA cannot be interrupted, so a Ctrl-C during a compiled run used to take
+effect only when the whole run had ended. After :meth:`Progress.stop` the next callback
+raises :class:`RunStopped`, which aborts the computation there (within ``every``
+updates, 1% of the run by default). :func:`call_stoppable` runs a compiled call so:
+on ``KeyboardInterrupt`` it stops the run, waits for it to abort, and re-raises.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import signal
 import sys
 import threading
 import time
@@ -20,6 +30,84 @@ from typing import Any, TextIO
 
 import jax
 import jax.numpy as jnp
+
+
+class RunStopped(Exception):
+    """Raised by a :class:`Progress` callback after ``stop()``, to end the run early."""
+
+
+class _DropRunStopped(logging.Filter):
+    """JAX logs every exception a debug callback raises, with its traceback: not a stop."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RunStopped))
+
+
+logging.getLogger("jax._src.debugging").addFilter(_DropRunStopped())
+
+
+def wait_until_stopped() -> None:
+    """Wait for a run that :meth:`Progress.stop` ends to abort, and take its error.
+
+    The aborted computation's error stays in JAX's runtime tokens, which JAX waits on
+    again at exit (printing it as an ignored exception); any other error is raised.
+    """
+    try:
+        jax.effects_barrier()
+    except jax.errors.JaxRuntimeError as error:
+        if RunStopped.__name__ not in str(error):
+            raise
+        from jax._src import dispatch  # no public way to drop a token's error (jax 0.10)
+
+        dispatch.runtime_tokens.clear()
+
+
+def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
+    """``jax.block_until_ready(fn(*args))``, where ``fn`` runs a loop built by
+    :func:`train_with_progress` reporting to ``progress``: a Ctrl-C (SIGINT) ends the
+    run at its next callback instead of its end, then propagates as KeyboardInterrupt.
+
+    On one device XLA:CPU runs the computation inside the call, where Python's handler
+    cannot run until it returns; so a thread learns of the signal from Python's
+    wake-up fd (``signal.set_wakeup_fd``, written by the C-level handler at once) and
+    stops ``progress``.
+    """
+    progress.start()
+    with _stop_on_sigint(progress):
+        try:
+            return jax.block_until_ready(fn(*args))
+        except (KeyboardInterrupt, jax.errors.JaxRuntimeError) as error:
+            if not isinstance(error, KeyboardInterrupt) and not progress.stopped:
+                raise
+            progress.stop()
+            wait_until_stopped()
+            raise KeyboardInterrupt from None
+
+
+@contextlib.contextmanager
+def _stop_on_sigint(progress: Progress):
+    handled = callable(signal.getsignal(signal.SIGINT))  # not ignored, not default
+    if threading.current_thread() is not threading.main_thread() or not handled:
+        yield
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def watch():
+        while data := os.read(read, 64):  # b"" once the write end is closed
+            if signal.SIGINT in data:
+                progress.stop()
+
+    watcher = threading.Thread(target=watch, name="jrl-progress-sigint", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write)
+        watcher.join()
+        os.close(read)
 
 
 def _duration(seconds: float) -> str:
@@ -34,7 +122,7 @@ class Progress:
     Call :meth:`start` right before the compiled call runs (elapsed time and the
     estimate count from it); the compiled loop calls the instance with the index of the
     update just done. Thread-safe (XLA:CPU runs each device's callbacks on its own
-    thread).
+    thread). After :meth:`stop` every call raises :class:`RunStopped`.
     """
 
     def __init__(
@@ -52,14 +140,26 @@ class Progress:
         self.file = file
         self.lines: list[str] = []
         self._lock = threading.Lock()
+        self._stopped = threading.Event()
         self.start()
 
     def start(self) -> None:
         with self._lock:
             self._started = self._printed_at = time.perf_counter()
             self._last_index = -1
+        self._stopped.clear()
+
+    def stop(self) -> None:
+        """Make the next callback end the run (it raises :class:`RunStopped`)."""
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
 
     def __call__(self, index) -> None:
+        if self._stopped.is_set():
+            raise RunStopped(f"{self.label}: stopped at update {int(index) + 1}")
         index = int(index)
         now = time.perf_counter()
         with self._lock:
@@ -83,8 +183,8 @@ def train_with_progress(
     """``train(key, hparams) -> (state, metrics[num_updates])`` of ``agent`` (anything
     with ``init(key, hparams)`` and ``update_at(state, hparams, index)``: PPO, DQN and
     REINFORCE), calling ``progress(index)`` on the host after every ``every``-th update
-    (default: every 5% of the run) and after the last."""
-    every = every or max(1, num_updates // 20)
+    (default: every 1% of the run) and after the last."""
+    every = every or max(1, num_updates // 100)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
 

@@ -1,6 +1,11 @@
 """Progress from inside a run compiled whole (jrl.progress)."""
 
 import io
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 
 import jax
 import numpy as np
@@ -57,3 +62,56 @@ def test_progress_rejects_a_bad_update_count(bad):
         Progress("x", bad)
     with pytest.raises(ValueError, match="every must be a positive int"):
         train_with_progress(None, 10, print, every=bad or -1)
+
+
+STOPPED_BY_CTRL_C = textwrap.dedent(
+    """
+    import signal
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores it
+    from typing import Callable, NamedTuple
+    import jax, jax.numpy as jnp
+    from jrl.progress import Progress, call_stoppable, train_with_progress
+
+    class Toy(NamedTuple):
+        init: Callable
+        update_at: Callable
+
+    def update_at(state, hparams, index):
+        for _ in range(4):
+            state = state @ state
+            state = state / jnp.linalg.norm(state)
+        return state, jnp.sum(state)
+
+    init = lambda key, hparams: jnp.eye(256) + 1e-3 * jax.random.uniform(key, (256, 256))
+    num_updates = 200_000  # minutes to the end
+    progress = Progress("toy", num_updates, min_interval_s=0.5)
+    train = train_with_progress(Toy(init, update_at), num_updates, progress, every=20)
+    key = jax.random.key(0)
+    compiled = jax.jit(train).lower(key, 0.0).compile()
+    call_stoppable(progress, compiled, key, 0.0)
+    print("ran to the end")
+    """
+)
+
+
+def test_ctrl_c_ends_a_compiled_run_at_its_next_callback():
+    child = subprocess.Popen(
+        [sys.executable, "-c", STOPPED_BY_CTRL_C],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = child.stderr.readline()  # the first progress line: the run is running
+        assert "toy:" in first and "of 200000)" in first, first
+        time.sleep(1.0)
+        child.send_signal(signal.SIGINT)
+        stopped = time.perf_counter()
+        out, err = child.communicate(timeout=60)
+        waited = time.perf_counter() - stopped
+    finally:
+        child.kill()
+    assert child.returncode != 0 and "ran to the end" not in out
+    assert err.rstrip().endswith("KeyboardInterrupt"), err[-2000:]
+    assert waited < 20, waited  # not the minutes the whole run takes
+    assert "Exception ignored" not in err and "callback failed" not in err, err[-2000:]
