@@ -23,6 +23,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from jrl.host import compiler_options, release_unused_memory
+from jrl.progress import call_stoppable
 
 
 def product_grid(base: Any, **axes: Sequence[float]) -> Any:
@@ -121,6 +122,7 @@ def run_sweep(
     jit: bool = True,
     sequential: bool = False,
     devices: Sequence[jax.Device] | None = None,
+    progress: Any = None,
 ):
     """Run ``train`` for every grid point and seed: outputs shaped (G, num_seeds, ...).
 
@@ -138,7 +140,16 @@ def run_sweep(
     sequence with ``sequential=True``) — on a CPU host made into N devices
     (``jrl.host.use_cpu_cores(N)`` at the top of the script) that uses N cores.
     The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
+    ``progress``: the ``jrl.progress.Progress`` that ``train`` reports to (built with
+    ``jrl.progress.train_with_progress``); the compiled run then goes through
+    ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
+    ends it within 1% of its updates.
     """
+    if progress is not None and not jit:
+        raise ValueError(
+            "progress= needs jit=True (run_sweep then runs the compiled call); with "
+            "jit=False, pass your own compiled call to jrl.progress.call_stoppable"
+        )
     size = grid_size(grid)
     check_grid(grid, getattr(train, "check_hparams", None))
     keys = jax.random.split(key, num_seeds)
@@ -160,6 +171,8 @@ def run_sweep(
         return fn(keys, grid)
     compiled = jax.jit(fn, compiler_options=compiler_options()).lower(keys, grid).compile()
     release_unused_memory()  # the compiler's freed memory, before the run allocates
+    if progress is not None:
+        return call_stoppable(progress, compiled, keys, grid)
     return compiled(keys, grid)
 
 

@@ -115,3 +115,21 @@ def test_ctrl_c_ends_a_compiled_run_at_its_next_callback():
     assert err.rstrip().endswith("KeyboardInterrupt"), err[-2000:]
     assert waited < 20, waited  # not the minutes the whole run takes
     assert "Exception ignored" not in err and "callback failed" not in err, err[-2000:]
+
+
+def test_run_sweep_with_progress_reports_and_gives_the_same_numbers():
+    env, params = make("CartPole-v1")
+    config = PPOConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 4)
+    agent, grid = make_ppo(config, env, params), stack_grid([PPOHParams(), PPOHParams(lr=1e-3)])
+    progress = Progress("PPO", 4, min_interval_s=0.0, file=io.StringIO())
+    train = train_with_progress(agent, 4, progress)
+    key = jax.random.key(1)
+    _, reported = run_sweep(train, key, grid, 2, progress=progress)
+    _, plain = run_sweep(agent.train, key, grid, 2)
+    assert [line.split(",")[0] for line in progress.lines] == [
+        f"  PPO: {25 * k}% (update {k} of 4)" for k in (1, 2, 3, 4)
+    ]
+    for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(reported), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="progress= needs jit=True"):
+        run_sweep(train, key, grid, 2, jit=False, progress=progress)
