@@ -193,8 +193,9 @@ def record_resume(run_dir: str | Path, from_update: int) -> None:
 
 
 def append_rows(path: str | Path, rows: Iterable[dict]) -> None:
-    """Append JSON lines and make them durable (flush + fsync) before returning."""
-    lines = "".join(json.dumps(row, default=_jsonable) + "\n" for row in rows)
+    """Append JSON lines and make them durable (flush + fsync) before returning; NaN and
+    infinities are written as null, as :func:`write_json` writes them."""
+    lines = "".join(json.dumps(_jsonable(row), allow_nan=False) + "\n" for row in rows)
     with open(path, "a") as file:
         file.write(lines)
         file.flush()

@@ -307,13 +307,14 @@ def make_chunk(built: Built, length: int) -> Callable:
 
 def metric_rows(metrics: Any, first_update: int) -> list[dict]:
     """Rows {grid_point, seed, update, <field>: value} of chunk metrics [G, S, K]; NaN
-    becomes null; rows whose ``active`` is False (a finished tabular run) are dropped."""
+    and infinities become null (strict JSON has neither); rows whose ``active`` is False
+    (a finished tabular run) are dropped."""
     fields = {name: np.asarray(value) for name, value in metrics._asdict().items()}
     active = fields.pop("active", None)
     num_points, num_seeds, length = next(iter(fields.values())).shape[:3]
     # tolist() once per field: Python scalars without a per-element .item().
     columns = {
-        name: np.where(np.isnan(value), None, value).tolist()
+        name: np.where(np.isfinite(value), value, None).tolist()
         if np.issubdtype(value.dtype, np.floating)
         else value.tolist()
         for name, value in fields.items()

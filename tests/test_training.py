@@ -29,6 +29,7 @@ from jrl.training import (
     build,
     load_spec,
     make_init,
+    metric_rows,
     resolve,
     restore_state,
     train,
@@ -587,3 +588,27 @@ def test_eval_of_a_task_that_switched_layouts_in_a_chosen_layout(reference, tmp_
         evaluate_run(run_dir, episodes=1, layout=2)
     with pytest.raises(ValueError, match="CliffWalking-v0 has one"):
         evaluate_run(reference("tabular")[0], episodes=1, layout=1)
+
+
+def test_metric_rows_write_nan_and_infinities_as_null_in_strict_json(tmp_path):
+    from typing import NamedTuple
+
+    from jrl.run_dir import append_rows
+
+    class Metrics(NamedTuple):
+        loss: np.ndarray
+        steps: np.ndarray
+
+    loss = np.array([[[1.5, np.inf, -np.inf, np.nan]]], np.float32)  # [G=1, S=1, K=4]
+    rows = metric_rows(Metrics(loss, np.arange(4)[None, None]), first_update=10)
+    path = tmp_path / "metrics.jsonl"
+    append_rows(path, rows)
+    append_rows(path, [{"x": float("inf"), "y": np.float32(np.nan), "z": [np.float64(2.0)]}])
+
+    def refuse(constant):
+        raise ValueError(f"non-standard JSON literal {constant}")
+
+    parsed = [json.loads(line, parse_constant=refuse) for line in path.read_text().splitlines()]
+    assert [row["loss"] for row in parsed[:4]] == [1.5, None, None, None]
+    assert [row["update"] for row in parsed[:4]] == [10, 11, 12, 13]
+    assert parsed[4] == {"x": None, "y": None, "z": [2.0]}
