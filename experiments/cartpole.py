@@ -46,6 +46,7 @@ from seed_runs import (  # noqa: E402
 from jrl.agents import dqn, ppo  # noqa: E402
 from jrl.envs import make  # noqa: E402
 from jrl.reporting import plot_learning_curves, write_json  # noqa: E402
+from jrl.run_dir import provenance  # noqa: E402
 
 STEPS = 500_000
 PUREJAXRL_EPSILON_ANNEAL_STEPS = 250_000
@@ -161,7 +162,7 @@ def main():
             **curve._asdict(),
         }
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     for label, entry in summary["agents"].items():
         final, greedy = entry["final_return"], entry["greedy_return"]
         print(

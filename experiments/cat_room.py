@@ -27,6 +27,7 @@ from jrl.agents.tabular import TabularConfig, TabularHParams, greedy_episode, ma
 from jrl.envs import make, rollout_frames, save_gif
 from jrl.envs.cat_room import LARGE_TREAT
 from jrl.reporting import plot_curves, smooth, write_json
+from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
 BASE = TabularHParams(alpha=0.1, gamma=0.95, epsilon=0.1)
@@ -164,7 +165,7 @@ def main():
     )
     after = greedy_gif(f"{args.out}/greedy_after.gif", jnp.asarray(best[2]), args.seed)
     summary["gifs"] = {"before": {"return": before}, "after": {"agent": best[0], "return": after}}
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     print("static room (greedy return / fraction of seeds whose greedy cat uses the tall post):")
     for label, figures in summary["static"].items():
         print(

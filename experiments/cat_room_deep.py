@@ -55,6 +55,7 @@ from jrl.agents import dqn, ppo  # noqa: E402
 from jrl.envs import make, rollout_frames, save_gif  # noqa: E402
 from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, LARGE_TREAT, PENALTY, SMALL_TREAT  # noqa: E402
 from jrl.reporting import plot_learning_curves, write_json  # noqa: E402
+from jrl.run_dir import provenance  # noqa: E402
 
 ROOMS = {"static": "CatRoom-v0", "dynamic": "CatRoomDynamic-v0"}
 
@@ -188,7 +189,7 @@ def main():
     random_return = random_policy_return(env, params, jax.random.key(args.seed + 1), 10_000, 100)
     summary = {"seed": args.seed, "random_policy_return": random_return, "rooms": {}}
     for room, env_id in ROOMS.items():
-        curves, xs = {}, {}
+        curves, xs, windows = {}, {}, {}
         summary["rooms"][room] = {"env": env_id}
         for agent in AGENTS:
             steps = int(STEPS[(agent, room)] * args.scale_steps)
@@ -217,7 +218,7 @@ def main():
             if room == "dynamic":
                 entry["greedy_return"]["definition"] += ", in the first arrangement"
             summary["rooms"][room][agent] = entry
-            curves[agent], _ = learning_curves(runs)
+            curves[agent], windows[agent] = learning_curves(runs)
             xs[agent] = runs.timesteps
             print(f"  greedy cat ends: {outcome_fractions(greedy)}")
         _, stats = plot_learning_curves(
@@ -230,9 +231,13 @@ def main():
             hlines={f"random cat ({random_return:.2f})": random_return},
         )
         for agent, curve in stats.items():
-            summary["rooms"][room][agent]["curve"] = {"timesteps": xs[agent], **curve._asdict()}
+            summary["rooms"][room][agent]["curve"] = {
+                "timesteps": xs[agent],
+                "moving_average_rows": windows[agent],
+                **curve._asdict(),
+            }
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     print(f"Wrote {args.out}/results.json, static_room.png, dynamic_room.png and GIFs")
 
 

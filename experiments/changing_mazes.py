@@ -18,6 +18,7 @@ import numpy as np
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
 from jrl.reporting import episodes_by_step, plot_curves, write_json
+from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
 # name: (env id, planning steps, kappa, total steps, step of the change)
@@ -89,7 +90,7 @@ def main():
             ylabel="cumulative reward",
             title=f"{task.capitalize()} maze ({env_id}), n={planning_steps}, kappa={kappa}",
         )
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     print(summary)
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
 from jrl.reporting import plot_curves, smooth, write_json
+from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
 METHODS = ("sarsa", "q_learning")
@@ -64,7 +65,7 @@ def main():
             f"mean_return_episodes_{first}_{args.episodes}": float(returns[:, first:].mean()),
             "greedy_path_length_median": float(np.median(results[method]["greedy_path_lengths"])),
         }
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     plot_curves(
         f"{args.out}/cliff_walking.png",
         {m: smooth(results[m]["returns"], 10) for m in METHODS},

@@ -17,6 +17,7 @@ import numpy as np
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
 from jrl.reporting import plot_curves, write_json
+from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
 PLANNING_STEPS = (0, 5, 50)
@@ -61,7 +62,7 @@ def main():
             "mean_steps_episodes_40_50": float(steps[:, 39:].mean()),
             "greedy_path_length_median": float(np.median(result["greedy_path_lengths"])),
         }
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     plot_curves(
         f"{args.out}/dyna_maze.png",
         {f"{n} planning steps": r["steps_per_episode"][:, 1:] for n, r in results.items()},

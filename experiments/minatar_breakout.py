@@ -45,6 +45,7 @@ from seed_runs import (  # noqa: E402
 from jrl.agents.ppo import PPOConfig, PPOHParams, greedy_episode, make_ppo  # noqa: E402
 from jrl.envs import make  # noqa: E402
 from jrl.reporting import plot_learning_curves, write_json  # noqa: E402
+from jrl.run_dir import provenance  # noqa: E402
 
 ENV_ID = "Breakout-MinAtar"
 FULL_STEPS = 10_000_000
@@ -137,7 +138,7 @@ def main():
         },
     }
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     final, greedy = summary["final_return"], summary["greedy_return"]
     print(
         f"  final return mean {final['mean']:.2f} (per seed {final['per_seed']}), greedy "

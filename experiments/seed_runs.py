@@ -159,6 +159,10 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
     and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run
     are left out of the final returns and listed (:func:`seeds_with_episodes`)."""
     ended = seeds_with_episodes(runs.returns)
+    num_rows = runs.returns.shape[1]
+    last = max(1, round(final_fraction * num_rows))
+    first_step = int(runs.timesteps[-last - 1]) if last < num_rows else 0
+    fell_back = ~np.isfinite(runs.returns[ended][:, -last:]).any(axis=1)
     if not ended.all():  # said once, here, though the curves leave them out too
         print(
             f"note: seeds {np.flatnonzero(~ended).tolist()} ended no episode in their run; "
@@ -170,9 +174,12 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
         "steps_per_seed": int(runs.timesteps[-1]),
         "seeds_without_episodes": np.flatnonzero(~ended).tolist(),
         "final_return": {
-            "definition": f"mean over the last {final_fraction:.0%} of logged rows of "
-            "each row's mean return of the episodes ended in it (rows with none skipped), "
-            "per seed that ended an episode",
+            "definition": f"mean over the last {last} of {num_rows} logged rows (the last "
+            f"{final_fraction:.0%}, at least one: steps {first_step}-{int(runs.timesteps[-1])} "
+            "per seed) of each row's mean return of the episodes ended in it (rows with "
+            "none skipped), per seed that ended an episode; a seed that ended none in "
+            "those rows takes its last logged return (listed in seeds_before_window)",
+            "seeds_before_window": np.flatnonzero(ended)[fell_back].tolist(),
             **final_summary(final_returns(runs.returns[ended], final_fraction)),
         },
         "greedy_return": {
@@ -182,7 +189,8 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
         },
         "returns_per_seed": {
             "definition": "mean return of the episodes ended in each logged row, per seed "
-            "(rows with none carry the last value)",
+            "(rows with none carry the last value before them; rows before a seed's first "
+            "episode take that episode's value: they are not measurements)",
             "timesteps": runs.timesteps,
             "returns": fill_gaps(runs.returns),
         },

@@ -18,6 +18,7 @@ import numpy as np
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
 from jrl.reporting import episodes_by_step, plot_curves, write_json
+from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
 HPARAMS = TabularHParams(alpha=0.5, gamma=1.0, epsilon=0.1)
@@ -76,7 +77,7 @@ def main():
             np.median(results["converged_greedy_path_lengths"])
         ),
     }
-    write_json(f"{args.out}/results.json", summary)
+    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     plot_curves(
         f"{args.out}/windy_gridworld.png",
         {"Sarsa": results["episodes_by_step"]},

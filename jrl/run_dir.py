@@ -151,7 +151,7 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
     return versions
 
 
-def _provenance() -> dict:
+def provenance() -> dict:
     """What this process runs with: git state, package versions, Python, devices, the
     XLA flags and jrl's compiler options (both change the numbers' last bits), command
     line and the time."""
@@ -173,7 +173,7 @@ def _provenance() -> dict:
 
 def write_meta(run_dir: str | Path, seeds: list[int], extra: dict | None = None) -> dict:
     """Write meta.json (provenance of the run) and return it."""
-    meta = {**_provenance(), "seeds": list(seeds), **(extra or {})}
+    meta = {**provenance(), "seeds": list(seeds), **(extra or {})}
     write_json(Path(run_dir) / "meta.json", meta)
     return meta
 
@@ -188,7 +188,7 @@ def record_resume(run_dir: str | Path, from_update: int) -> None:
     """Add this process's provenance to meta.json's ``resumes`` list (the code and
     versions a resumed run continued with may differ from those it began with)."""
     meta = read_meta(run_dir)
-    meta.setdefault("resumes", []).append({**_provenance(), "from_update": from_update})
+    meta.setdefault("resumes", []).append({**provenance(), "from_update": from_update})
     write_json(Path(run_dir) / "meta.json", meta)
 
 

@@ -175,3 +175,17 @@ def test_experiment_summaries_leave_out_a_seed_that_ended_no_episode(capsys):
     assert "seeds [1] ended no episode" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no seed ended an episode"):
         summarize(runs._replace(returns=np.full((3, 4), np.nan)), num_seeds=3)
+
+
+def test_experiment_final_return_says_its_window_and_which_seeds_fell_back():
+    from experiments.seed_runs import SeedRuns, summarize
+
+    # 8 rows, last 25% = 2 rows (steps 600-800); seed 1 ended no episode in them.
+    returns = np.array([[1.0] * 6 + [4.0, 6.0], [2.0, 3.0] + [np.nan] * 6])
+    runs = SeedRuns(np.arange(1, 9) * 100, returns, np.ones((2, 1)), np.ones((2, 1)), None,
+                    1.0, 1.0, 1.0, 1.0)  # fmt: skip
+    final = summarize(runs, num_seeds=2, final_fraction=0.25)["final_return"]
+    assert final["per_seed"] == [5.0, 3.0]
+    assert final["seeds_before_window"] == [1]
+    assert final["definition"].startswith("mean over the last 2 of 8 logged rows")
+    assert "steps 600-800" in final["definition"]
