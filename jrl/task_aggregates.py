@@ -219,7 +219,9 @@ def evaluate_tasks(
     result = {
         "normalize": normalize,
         "episodes": episodes,
+        "max_steps": max_steps,
         "seed": seed,
+        "reps": reps,
         "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
         "methods": {m: {"num_seeds": plan.num_seeds[m]} for m in plan.methods},
         "tasks": {

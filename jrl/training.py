@@ -372,6 +372,12 @@ class Summary:
     rewritten after every chunk without rereading them)."""
 
     FIELDS = ("episode_return", "eval_return")
+    DEFINITIONS = {
+        "final_episode_return": "per seed, the last logged row's mean return of the "
+        "episodes that ended in it (the last update or chunk that ended one; the "
+        "experiments' final_return averages the last 5% of rows instead)",
+        "final_eval_return": "per seed, the mean greedy return of the last periodic evaluation",
+    }
 
     def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
         self.spec = spec
@@ -546,6 +552,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             "seconds_this_call": round(seconds, 3),
             "compile_seconds_this_call": round(compile_s, 3),
             "grid": summary.grid(),
+            "definitions": Summary.DEFINITIONS,
         }
         write_json(run_dir / "summary.json", result)
         return result

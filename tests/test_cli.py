@@ -357,7 +357,10 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     assert "2 task(s)" in table
     for method in methods:
         assert f"| {method} | 3 |" in table and f"| {method} | 3 |" in done.stdout
-    tasks = json.loads((out / "tasks.json").read_text())["tasks"]
+    pooled = json.loads((out / "tasks.json").read_text())
+    assert (pooled["max_steps"], pooled["episodes"]) == (100, 2)  # both decide its numbers
+    assert pooled["reps"] > 0
+    tasks = pooled["tasks"]
     assert list(tasks) == ["CatRoom-v0", "CliffWalking-v0"]
     normalised = {method: [] for method in methods}
     for task, run in (("CatRoom-v0", cat), ("CliffWalking-v0", cliff)):

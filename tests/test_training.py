@@ -134,6 +134,9 @@ def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, referenc
         json.loads((run_dir / "summary.json").read_text())["grid"]
         == json.loads((whole / "summary.json").read_text())["grid"]
     )
+    summary = json.loads((whole / "summary.json").read_text())
+    shown = {name for point in summary["grid"] for name in point if name.startswith("final_")}
+    assert shown and shown <= set(summary["definitions"])  # every final_* field is defined
 
 
 def test_evaluation_curves_have_a_point_per_evaluation(reference):
