@@ -185,12 +185,13 @@ def main():
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    env, params = make_env("CatRoom-v0")
-    random_return = random_policy_return(env, params, jax.random.key(args.seed + 1), 10_000, 100)
-    summary = {"seed": args.seed, "random_policy_return": random_return, "rooms": {}}
+    summary = {"seed": args.seed, "complete": False, "rooms": {}}
     for room, env_id in ROOMS.items():
+        env, params = make_env(env_id)
+        key = jax.random.key(args.seed + 1)
+        random_return = random_policy_return(env, params, key, 10_000, 100)
         curves, xs, windows = {}, {}, {}
-        summary["rooms"][room] = {"env": env_id}
+        summary["rooms"][room] = {"env": env_id, "random_policy_return": random_return}
         for agent in AGENTS:
             steps = int(STEPS[(agent, room)] * args.scale_steps)
             print(f"{agent} in {env_id}: {args.seeds} seeds x {steps} steps")
@@ -236,8 +237,11 @@ def main():
                 "moving_average_rows": windows[agent],
                 **curve._asdict(),
             }
-    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+        # After each room, so that results.json always goes with the figures beside it
+        # (complete: false until the last room is done).
+        summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+        summary["complete"] = room == list(ROOMS)[-1]
+        write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     print(f"Wrote {args.out}/results.json, static_room.png, dynamic_room.png and GIFs")
 
 

@@ -302,11 +302,18 @@ def plot_learning_curves(
                 label,
                 (0.01, y),
                 xycoords=("axes fraction", "data"),
+                xytext=(0, 3),  # above its line, not struck through by it
+                textcoords="offset points",
                 fontsize=8,
                 color="gray",
                 va="bottom",
             )
-        ax.set(xlabel=xlabel, title=f"{name} over seeds, {round(100 * confidence)}% bootstrap CI")
+        band = (
+            f"{round(100 * confidence)}% bootstrap CI"
+            if any(stats.num_seeds > 1 for stats in all_stats.values())
+            else "no interval from one seed"
+        )
+        ax.set(xlabel=xlabel, title=f"{name} over seeds, {band}")
         if ylim is not None:
             ax.set_ylim(*ylim)
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, not 200000
