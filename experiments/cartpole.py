@@ -144,8 +144,7 @@ def main():
             "hparams": hparams._asdict(),
             **summarize(runs, args.seeds),
         }
-        curves[label], windows[label] = learning_curves(runs)
-        xs[label] = runs.timesteps
+        curves[label], xs[label], windows[label] = learning_curves(runs)
     _, stats = plot_learning_curves(
         f"{args.out}/cartpole.png",
         curves,

@@ -219,8 +219,7 @@ def main():
             if room == "dynamic":
                 entry["greedy_return"]["definition"] += ", in the first arrangement"
             summary["rooms"][room][agent] = entry
-            curves[agent], windows[agent] = learning_curves(runs)
-            xs[agent] = runs.timesteps
+            curves[agent], xs[agent], windows[agent] = learning_curves(runs)
             print(f"  greedy cat ends: {outcome_fractions(greedy)}")
         _, stats = plot_learning_curves(
             f"{args.out}/{room}_room.png",

@@ -107,11 +107,11 @@ def main():
     runs, config, hparams = run(args.seeds, args.steps, args.seed)
     env, params = make_env()
     random_return = random_policy_return(env, params, jax.random.key(args.seed + 1))
-    curves, window = learning_curves(runs)
+    curves, timesteps, window = learning_curves(runs)
     _, stats = plot_learning_curves(
         f"{args.out}/minatar_breakout.png",
         {"PPO": curves},
-        x=runs.timesteps,
+        x=timesteps,
         xlabel="environment steps per seed",
         ylabel="episode return (moving average)",
         title=f"{ENV_ID}: PPO, PureJaxRL's MinAtar configuration, "
@@ -132,7 +132,7 @@ def main():
         "hparams": hparams._asdict(),
         **summarize(runs, args.seeds),
         "curve": {
-            "timesteps": runs.timesteps,
+            "timesteps": timesteps,
             "moving_average_rows": window,
             **stats["PPO"]._asdict(),
         },

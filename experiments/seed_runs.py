@@ -145,13 +145,16 @@ def seeds_with_episodes(returns) -> np.ndarray:
     return ended
 
 
-def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, int]:
-    """(float[S', R] episode returns with gaps filled and a trailing moving average over
-    ``window = max(1, R // points)`` rows, window), for the S' seeds that ended an
-    episode (:func:`seeds_with_episodes`)."""
+def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, np.ndarray, int]:
+    """(curves float[S', R'], timesteps int[R'], window): episode returns with gaps
+    filled by the last value before them and a trailing moving average over ``window =
+    max(1, R // points)`` rows, for the S' seeds that ended an episode
+    (:func:`seeds_with_episodes`), from the first row by which every one of them had
+    (before it a seed's curve would hold the return of a later episode)."""
     window = max(1, runs.returns.shape[1] // points)
-    ended = seeds_with_episodes(runs.returns)
-    return smooth(fill_gaps(runs.returns[ended]), window), window
+    returns = runs.returns[seeds_with_episodes(runs.returns)]
+    start = int(np.argmax(np.isfinite(returns), axis=1).max())
+    return smooth(fill_gaps(returns)[:, start:], window), runs.timesteps[start:], window
 
 
 def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> dict:

@@ -170,8 +170,11 @@ def test_experiment_summaries_leave_out_a_seed_that_ended_no_episode(capsys):
     summary = summarize(runs, num_seeds=3, final_fraction=0.25)
     assert summary["seeds_without_episodes"] == [1]
     assert summary["final_return"]["per_seed"] == [5.0, 2.0]
-    curves, window = learning_curves(runs, points=4)
-    np.testing.assert_array_equal(curves, [[3.0, 3.0, 3.0, 5.0], [1.0, 1.0, 2.0, 2.0]])
+    curves, timesteps, window = learning_curves(runs, points=4)
+    # From row 1, the first by which both kept seeds had ended an episode: row 0 of
+    # seed 0 would otherwise show the return of its episode that ends in row 1.
+    np.testing.assert_array_equal(curves, [[3.0, 3.0, 5.0], [1.0, 2.0, 2.0]])
+    np.testing.assert_array_equal(timesteps, [200, 300, 400])
     assert "seeds [1] ended no episode" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no seed ended an episode"):
         summarize(runs._replace(returns=np.full((3, 4), np.nan)), num_seeds=3)
