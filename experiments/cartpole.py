@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_runs import (  # noqa: E402
     learning_curves,
     random_policy_return,
+    return_label,
     summarize,
     train_over_seeds,
 )
@@ -150,8 +151,9 @@ def main():
         curves,
         x=xs,
         xlabel="environment steps per seed",
-        ylabel="episode return (moving average)",
-        title="CartPole-v1, PureJaxRL's default PPO and DQN configurations",
+        ylabel=return_label(windows),
+        title="CartPole-v1, PureJaxRL's default PPO and DQN configurations"
+        + ("" if args.steps == STEPS else f", {args.steps:.2g} steps of their 5e5"),
         hlines={f"random policy ({random_return:.0f})": random_return},
     )
     for label, curve in stats.items():

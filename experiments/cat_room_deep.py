@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_runs import (  # noqa: E402
     learning_curves,
     random_policy_return,
+    return_label,
     summarize,
     train_over_seeds,
 )
@@ -226,7 +227,7 @@ def main():
             curves,
             x=xs,
             xlabel="environment steps per seed",
-            ylabel="episode return (moving average)",
+            ylabel=return_label(windows),
             title=f"{env_id} (grid observation, MLP): rug post +1, tall post +10, furniture -5",
             hlines={f"random cat ({random_return:.2f})": random_return},
         )

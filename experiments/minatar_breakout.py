@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_runs import (  # noqa: E402
     learning_curves,
     random_policy_return,
+    return_label,
     summarize,
     train_over_seeds,
 )
@@ -113,7 +114,7 @@ def main():
         {"PPO": curves},
         x=timesteps,
         xlabel="environment steps per seed",
-        ylabel="episode return (moving average)",
+        ylabel=return_label({"PPO": window}),
         title=f"{ENV_ID}: PPO, PureJaxRL's MinAtar configuration, "
         + (
             "its full 1e7 steps"

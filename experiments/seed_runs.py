@@ -157,6 +157,16 @@ def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, np.nd
     return smooth(fill_gaps(returns)[:, start:], window), runs.timesteps[start:], window
 
 
+def return_label(windows: dict[str, int]) -> str:
+    """The curves' y label: ``episode return``, and the moving-average window of each
+    curve whose window is longer than one row."""
+    smoothed = {label: window for label, window in windows.items() if window > 1}
+    if not smoothed:
+        return "episode return"
+    rows = ", ".join(f"{label} {window}" for label, window in smoothed.items())
+    return f"episode return (trailing mean over rows: {rows})"
+
+
 def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> dict:
     """The results.json entry of one agent: final and greedy returns per seed with mean
     and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run
