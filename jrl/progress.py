@@ -198,4 +198,7 @@ def train_with_progress(
         state = agent.init(key, hparams)
         return jax.lax.scan(step, state, jnp.arange(num_updates, dtype=jnp.int32))
 
+    check = getattr(getattr(agent, "train", None), "check_hparams", None)
+    if check is not None:  # run_sweep's config-aware check (DQN: tau with a hard target)
+        train.check_hparams = check
     return train

@@ -57,8 +57,11 @@ def _static_hint(hparams: Any, names: Sequence[str]) -> str:
     (``PPOConfig`` beside ``PPOHParams``), say so: they decide shapes or loop lengths,
     so they cannot vary inside one compiled sweep."""
     module = sys.modules.get(type(hparams).__module__)
+    paired = type(hparams).__name__.removesuffix("HParams") + "Config"  # PPOHParams: PPOConfig
     for config in vars(module).values() if module else ():
         if not (isinstance(config, type) and dataclasses.is_dataclass(config)):
+            continue
+        if config.__name__ != paired and hasattr(module, paired):
             continue
         static = [name for name in names if name in {f.name for f in dataclasses.fields(config)}]
         if static:
@@ -106,10 +109,15 @@ def stack_grid(points: Sequence[Any]) -> Any:
 
 
 def grid_size(grid: Any) -> int:
-    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(grid)}
-    if len(sizes) != 1 or None in sizes:
+    """G, the number of grid points: every hyperparameter must be shaped (G,)."""
+    leaves = jax.tree_util.tree_leaves_with_path(grid)
+    shapes = {jax.tree_util.keystr(path).lstrip("."): np.shape(leaf) for path, leaf in leaves}
+    sizes = {shape[0] for shape in shapes.values() if len(shape) == 1}
+    if len(sizes) != 1 or any(len(shape) != 1 for shape in shapes.values()) or 0 in sizes:
         raise ValueError(
-            f"every hyperparameter of a grid needs one leading axis of one size, got {sizes}"
+            "every hyperparameter of a grid must be shaped (G,) with one G >= 1 (one value "
+            f"per grid point), got shapes {shapes}: build grids with product_grid or "
+            "stack_grid"
         )
     return sizes.pop()
 
@@ -145,6 +153,8 @@ def run_sweep(
     ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
     ends it within 1% of its updates.
     """
+    if isinstance(num_seeds, bool) or not isinstance(num_seeds, int | np.integer) or num_seeds < 1:
+        raise ValueError(f"num_seeds must be a positive int, got {num_seeds!r}")
     if progress is not None and not jit:
         raise ValueError(
             "progress= needs jit=True (run_sweep then runs the compiled call); with "

@@ -15,7 +15,7 @@ from jrl.agents.dqn import DQNConfig, DQNHParams, make_dqn
 from jrl.agents.ppo import PPOConfig, PPOHParams, make_ppo
 from jrl.envs import make
 from jrl.progress import Progress, train_with_progress
-from jrl.sweep import run_sweep, stack_grid
+from jrl.sweep import product_grid, run_sweep, stack_grid
 
 
 @pytest.mark.parametrize("algo", ["ppo", "dqn"])
@@ -133,3 +133,16 @@ def test_run_sweep_with_progress_reports_and_gives_the_same_numbers():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ValueError, match="progress= needs jit=True"):
         run_sweep(train, key, grid, 2, jit=False, progress=progress)
+
+
+def test_a_progress_train_keeps_the_agents_config_check():
+    env, params = make("CartPole-v1")
+    agent = make_dqn(
+        DQNConfig(target_update="hard", total_timesteps=400, log_frequency=40, learning_starts=64),
+        env,
+        params,
+    )
+    train = train_with_progress(agent, 10, Progress("DQN", 10, file=io.StringIO()))
+    grid = product_grid(DQNHParams(), tau=[0.5, 1.0])
+    with pytest.raises(ValueError, match="tau"):
+        run_sweep(train, jax.random.key(0), grid, 1)

@@ -194,3 +194,32 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset(rows, grid, axes=("epsilon", "alpha"))
     with pytest.raises(ValueError, match=r"axes \['lr'\] are not hyperparameters"):
         to_dataset(rows, grid, axes=("lr",))
+
+
+@pytest.mark.parametrize(
+    "grid",
+    [
+        product_grid(TabularHParams(), alpha=[[0.1, 0.9]]),  # a vector per point
+        product_grid(TabularHParams(), alpha=[]),  # no point
+        TabularHParams(),  # scalars: no grid axis
+    ],
+)
+def test_a_grid_whose_leaves_are_not_one_value_per_point_is_refused(grid):
+    with pytest.raises(ValueError, match=r"must be shaped \(G,\).*'alpha'"):
+        run_sweep(lambda key, hparams: hparams.alpha, jax.random.key(0), grid, 2)
+
+
+@pytest.mark.parametrize("num_seeds", [0, -1, True, 2.0])
+def test_run_sweep_refuses_a_bad_seed_count(num_seeds):
+    grid = stack_grid([TabularHParams()])
+    with pytest.raises(ValueError, match="num_seeds must be a positive int"):
+        run_sweep(lambda key, hparams: hparams.alpha, jax.random.key(0), grid, num_seeds)
+
+
+def test_a_width_in_a_grid_names_the_agents_config():
+    from jrl.agents.dqn import DQNHParams
+    from jrl.agents.ppo import PPOHParams
+
+    for hparams, config in ((PPOHParams(), "PPOConfig"), (DQNHParams(), "DQNConfig")):
+        with pytest.raises(ValueError, match=f"a field of {config}; .* one {config} per value"):
+            product_grid(hparams, hidden_sizes=[(64,), (128,)])
