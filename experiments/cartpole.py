@@ -42,6 +42,7 @@ from seed_runs import (  # noqa: E402
     return_label,
     summarize,
     train_over_seeds,
+    updates_in,
 )
 
 from jrl.agents import dqn, ppo  # noqa: E402
@@ -108,7 +109,7 @@ def run(num_seeds: int = 8, steps: int = STEPS, seed: int = 0, log=print) -> dic
             key,
             num_seeds,
             eval_max_steps=500,
-            num_updates=config.num_updates if module is ppo else config.num_chunks,
+            num_updates=updates_in(config),
             label=label,
         )
         log(
@@ -135,7 +136,6 @@ def main():
         "env": "CartPole-v1",
         "seed": args.seed,
         "random_policy_return": random_return,
-        "devices": [str(device) for device in jax.devices()],
         "agents": {},
     }
     curves, xs, windows = {}, {}, {}

@@ -50,6 +50,7 @@ from seed_runs import (  # noqa: E402
     return_label,
     summarize,
     train_over_seeds,
+    updates_in,
 )
 
 from jrl.agents import dqn, ppo  # noqa: E402
@@ -154,7 +155,7 @@ def run(room: str, agent: str, num_seeds: int = 8, steps: int | None = None, see
         num_seeds,
         eval_episodes=1,  # the room, its start and the greedy policy are deterministic
         eval_max_steps=100,
-        num_updates=config.num_updates if module is ppo else config.num_chunks,
+        num_updates=updates_in(config),
         label=agent,
     )
     arrangements = CAT_ROOM_ARRANGEMENTS if room == "dynamic" else CAT_ROOM_ARRANGEMENTS[:1]

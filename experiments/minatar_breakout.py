@@ -41,6 +41,7 @@ from seed_runs import (  # noqa: E402
     return_label,
     summarize,
     train_over_seeds,
+    updates_in,
 )
 
 from jrl.agents.ppo import PPOConfig, PPOHParams, greedy_episode, make_ppo  # noqa: E402
@@ -86,7 +87,7 @@ def run(num_seeds: int = 8, steps: int = STEPS, seed: int = 0, log=print):
         hparams,
         jax.random.key(seed),
         num_seeds,
-        num_updates=config.num_updates,
+        num_updates=updates_in(config),
         label="PPO",
     )
     log(
@@ -128,7 +129,6 @@ def main():
         "seed": args.seed,
         "random_policy_return": random_return,
         "purejaxrl_full_run_steps": FULL_STEPS,
-        "devices": [str(device) for device in jax.devices()],
         "config": dataclasses.asdict(config),
         "hparams": hparams._asdict(),
         **summarize(runs, args.seeds),

@@ -112,13 +112,24 @@ def train_over_seeds(
     )
 
 
+def updates_in(config) -> int:
+    """The length of an agent's training loop: ``PPOConfig.num_updates`` or
+    ``DQNConfig.num_chunks``."""
+    return config.num_chunks if hasattr(config, "num_chunks") else config.num_updates
+
+
+def final_rows(num_rows: int, fraction: float) -> int:
+    """How many of the last logged rows the final return averages: ``fraction`` of
+    them, at least one."""
+    return max(1, round(fraction * num_rows))
+
+
 def final_returns(returns, fraction: float = 0.05) -> np.ndarray:
     """Per seed, the mean of the logged returns over the last ``fraction`` of rows
     (at least one; NaN rows, where no episode ended, are skipped; a seed with no
     episode ended in them has its last logged return): float[S, R] -> float[S]."""
     returns = np.asarray(returns, np.float64)
-    last = max(1, round(fraction * returns.shape[1]))
-    window = returns[:, -last:]
+    window = returns[:, -final_rows(returns.shape[1], fraction) :]
     ended = np.isfinite(window)
     mean = np.where(ended, window, 0.0).sum(axis=1) / np.maximum(ended.sum(axis=1), 1)
     return np.where(ended.any(axis=1), mean, fill_gaps(returns)[:, -1])
@@ -173,7 +184,7 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
     are left out of the final returns and listed (:func:`seeds_with_episodes`)."""
     ended = seeds_with_episodes(runs.returns)
     num_rows = runs.returns.shape[1]
-    last = max(1, round(final_fraction * num_rows))
+    last = final_rows(num_rows, final_fraction)
     first_step = int(runs.timesteps[-last - 1]) if last < num_rows else 0
     fell_back = ~np.isfinite(runs.returns[ended][:, -last:]).any(axis=1)
     if not ended.all():  # said once, here, though the curves leave them out too
