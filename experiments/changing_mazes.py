@@ -34,9 +34,10 @@ def run(task: str, num_runs: int = 20, seed: int = 0) -> dict:
     path lengths in the final layout (-1 where the goal is not reached)."""
     env_id, planning_steps, kappa, num_steps, _ = TASKS[task]
     env, params = make(env_id)
-    hparams = TabularHParams(alpha=1.0, gamma=0.95, epsilon=0.1, kappa=kappa)
     out = {}
     for method in METHODS:
+        bonus = kappa if method == "dyna_q_plus" else 0.0  # Dyna-Q has no bonus to set
+        hparams = TabularHParams(alpha=1.0, gamma=0.95, epsilon=0.1, kappa=bonus)
         config = TabularConfig(
             algorithm=method,
             planning_steps=planning_steps,

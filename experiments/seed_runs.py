@@ -80,6 +80,7 @@ def train_over_seeds(
         returns, lengths, _ = jax.vmap(evaluate)(jax.random.split(key_eval, eval_episodes))
         return metrics, returns, lengths, state.params
 
+    train_and_evaluate.check_hparams = getattr(agent.train, "check_hparams", None)
     grid = stack_grid([hparams])
     devices = jax.devices() if devices is None else devices
     fn = jax.jit(

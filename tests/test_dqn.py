@@ -233,6 +233,12 @@ def test_a_hard_target_update_rejects_a_tau_it_would_ignore():
         check_hparams(DQNHParams(tau=0.5), DQNConfig())
     check_hparams(DQNHParams(tau=1.0), DQNConfig())
     check_hparams(DQNHParams(tau=0.5), DQNConfig(target_update="polyak"))
+    # Without clipping, max_grad_norm is never read.
+    unclipped = make_train(DQNConfig(clip_gradients=False), env, params)
+    with pytest.raises(ValueError, match="max_grad_norm=.*clip_gradients=False ignores it"):
+        grid = product_grid(DQNHParams(), max_grad_norm=[1, 10])
+        run_sweep(unclipped, jax.random.key(0), grid, 1)
+    check_hparams(DQNHParams(max_grad_norm=1.0), DQNConfig())
 
 
 @pytest.mark.parametrize("delta", [0.5, 10.0, 1e3, 1e7, 1e30])

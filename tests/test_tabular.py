@@ -1,5 +1,7 @@
 """Unit tests of the tabular update rules, exploration, Dyna model and training loop."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -145,7 +147,7 @@ def test_same_key_same_numbers_and_seeds_differ(algorithm):
         lambda key: run_sweep(
             make_train(config, env, params),
             key,
-            stack_grid([TabularHParams(kappa=1e-3)]),
+            stack_grid([TabularHParams(kappa=1e-3 if algorithm == "dyna_q_plus" else 0.0)]),
             3,
             jit=False,
         )
@@ -200,3 +202,43 @@ def test_invalid_settings_are_rejected_before_compiling():
     grid = product_grid(TabularHParams(), algorithm=[0.0, 2.0])
     with pytest.raises(ValueError, match="algorithm"):
         run_sweep(train, jax.random.key(0), grid, 1)
+
+
+@pytest.mark.parametrize(
+    "config, swept, message",
+    [
+        (TabularConfig(), {"temperature": [0.5, 1.0]}, "exploration='epsilon_greedy' ignores"),
+        (
+            TabularConfig(exploration="boltzmann", schedule="linear"),
+            {"epsilon": [0.1, 0.2]},
+            "exploration='boltzmann' ignores",
+        ),
+        (TabularConfig(), {"decay_steps": [100.0, 1000.0]}, "schedule='constant' ignores"),
+        (TabularConfig(), {"epsilon_end": [0.0, 0.05]}, "schedule='constant' ignores"),
+        (TabularConfig(algorithm="dyna_q"), {"kappa": [0.0, 1e-3]}, "Dyna-Q\\+'s exploration"),
+    ],
+)
+def test_a_sweep_over_a_hyperparameter_the_config_ignores_is_rejected(config, swept, message):
+    """Every point of such a grid would run alike; run_sweep says which setting
+    ignores it before anything is traced."""
+    env, params = make("CliffWalking-v0")
+    traced = []
+    train = make_train(dataclasses.replace(config, num_episodes=5), env, params)
+
+    def spied(key, hparams):
+        traced.append(hparams)
+        return train(key, hparams)
+
+    spied.check_hparams = train.check_hparams
+    with pytest.raises(ValueError, match=message):
+        run_sweep(spied, jax.random.key(0), product_grid(TabularHParams(), **swept), 1)
+    assert traced == []
+    # The same values where the config reads them pass (and a default is always fine).
+    reading = TabularConfig(
+        algorithm="dyna_q_plus", exploration="boltzmann", schedule="linear", planning_steps=1
+    )
+    name = next(iter(swept))
+    if name.startswith("epsilon"):
+        reading = dataclasses.replace(reading, exploration="epsilon_greedy")
+    check_hparams(product_grid(TabularHParams(), **swept), reading)
+    check_hparams(TabularHParams(), config)

@@ -358,6 +358,18 @@ def compilations():
             {"agent": "dqn", "config": {"target_update": "hard"}, "hparams": ({"tau": 0.1},)},
             r"hparams\[0\]: tau=0.1 is the Polyak step of target_update='polyak'",
         ),
+        (
+            {"agent": "tabular", "config": {}, "hparams": ({"temperature": 0.5},)},
+            r"hparams\[0\]: temperature=0.5 is a temperature; exploration='epsilon_greedy'",
+        ),
+        (
+            {
+                "agent": "dqn",
+                "config": {"clip_gradients": False},
+                "hparams": ({"max_grad_norm": 1},),
+            },
+            r"hparams\[0\]: max_grad_norm=1.0 is the gradient-norm clip",
+        ),
         ({"hparams": ()}, "at least one grid point"),
         ({"agent": "a2c"}, "unknown agent 'a2c'"),
         ({"env": "CartPole-v9"}, "CartPole-v9"),

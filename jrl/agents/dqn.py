@@ -62,6 +62,7 @@ from jrl.agents.evaluation import (
     with_periodic_evaluation,
 )
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
+from jrl.agents.ignored_hparams import Ignored, reject_ignored
 from jrl.agents.networks import (
     ACTIVATIONS,
     KERNEL_INITS,
@@ -268,8 +269,8 @@ def _positive_int(name: str, value: Any) -> None:
 
 def check_hparams(hparams: DQNHParams, config: DQNConfig | None = None) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles; given
-    the ``config`` they will run with, also a ``tau`` it would ignore (a ``"hard"``
-    target update copies the weights: tau 1)."""
+    the ``config`` they will run with, also one it would ignore set away from its
+    default (:func:`ignored_hparams`)."""
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     for name in ("lr", "max_grad_norm", "huber_delta"):
         if np.any(values[name] <= 0):
@@ -281,19 +282,24 @@ def check_hparams(hparams: DQNHParams, config: DQNConfig | None = None) -> None:
         if np.any(values[name] <= 0) or np.any(values[name] > 1):
             raise ValueError(f"{name} must be in (0, 1], got {values[name]}")
     if config is not None:
-        check_target_update(hparams, config)
+        reject_ignored(hparams, ignored_hparams(config))
 
 
-def check_target_update(hparams: DQNHParams, config: DQNConfig) -> None:
-    """Reject a ``tau`` other than 1 with a ``"hard"`` target update, which copies the
-    weights: the compiled program would ignore it."""
-    tau = np.asarray(hparams.tau)
-    if config.target_update == "hard" and np.any(tau != 1):
-        raise ValueError(
-            f"tau={tau} is the Polyak step of target_update='polyak'; "
-            "target_update='hard' copies the weights and ignores it (set "
-            "target_update='polyak' or leave tau at 1)"
+def ignored_hparams(config: DQNConfig) -> dict[str, Ignored]:
+    """The hyperparameters ``config`` never reads, and why: ``tau`` under a hard target
+    update (it copies the weights: tau 1), ``max_grad_norm`` without clipping."""
+    ignored = {}
+    if config.target_update == "hard":
+        ignored["tau"] = Ignored(
+            "the Polyak step of target_update='polyak'",
+            "target_update='hard' (a copy of the weights)",
+            "set target_update='polyak'",
         )
+    if not config.clip_gradients:
+        ignored["max_grad_norm"] = Ignored(
+            "the gradient-norm clip", "clip_gradients=False", "set clip_gradients=True"
+        )
+    return ignored
 
 
 def huber_loss(error: jax.Array, delta: jax.Array) -> jax.Array:
@@ -694,8 +700,8 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
             jnp.arange(config.num_chunks, dtype=jnp.int32),
         )
 
-    # run_sweep checks a grid with it before compiling: a hard target ignores tau.
-    train.check_hparams = functools.partial(check_target_update, config=config)
+    # run_sweep checks a grid with it before compiling: one the config ignores sweeps nothing.
+    train.check_hparams = functools.partial(check_hparams, config=config)
     return DQN(
         network=network,
         init=init,

@@ -39,6 +39,7 @@ import numpy as np
 
 from jrl.agents import exploration
 from jrl.agents.evaluation import check_step_count, run_episode
+from jrl.agents.ignored_hparams import Ignored, reject_ignored
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -124,7 +125,9 @@ def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) 
     """Reject impossible hyperparameters on the host, before anything compiles; given
     the ``config`` they will run with, also those it would ignore or misread: an
     ``algorithm`` index past ``config.algorithm``'s names (the compiled program would
-    run the last one) and a ``kappa`` without Dyna-Q+."""
+    run the last one), and any hyperparameter :func:`ignored_hparams` lists set away
+    from its default (a ``kappa`` without Dyna-Q+, a temperature under epsilon-greedy
+    exploration, a schedule's end under the constant schedule)."""
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     bounds = {
         "alpha": (0.0, 1.0, False),
@@ -150,11 +153,30 @@ def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) 
     if config is None:
         return
     check_algorithm_index(hparams, config)
-    if np.any(values["kappa"] != 0) and "dyna_q_plus" not in config.algorithms:
-        raise ValueError(
-            f"kappa={values['kappa']} is Dyna-Q+'s exploration bonus; "
-            f"config.algorithm={config.algorithm!r} ignores it (use 'dyna_q_plus' or kappa=0)"
+    reject_ignored(hparams, ignored_hparams(config))
+
+
+def ignored_hparams(config: TabularConfig) -> dict[str, Ignored]:
+    """The hyperparameters ``config`` never reads, and why."""
+    ignored = {}
+    if config.exploration == "epsilon_greedy":
+        names, what, fix = ("temperature", "temperature_end"), "a temperature", "boltzmann"
+    else:
+        names, what, fix = ("epsilon", "epsilon_end"), "an epsilon-greedy rate", "epsilon_greedy"
+    setting = f"exploration={config.exploration!r}"
+    ignored |= dict.fromkeys(names, Ignored(what, setting, f"use exploration={fix!r}"))
+    if config.schedule == "constant":
+        fix = "use schedule='linear' or 'exponential'"
+        ends = Ignored("where the exploration schedule ends", "schedule='constant'", fix)
+        ignored |= dict.fromkeys(("epsilon_end", "temperature_end"), ends)
+        ignored["decay_steps"] = Ignored("the schedule's length", "schedule='constant'", fix)
+    if "dyna_q_plus" not in config.algorithms:
+        ignored["kappa"] = Ignored(
+            "Dyna-Q+'s exploration bonus",
+            f"config.algorithm={config.algorithm!r}",
+            "use 'dyna_q_plus'",
         )
+    return ignored
 
 
 def check_algorithm_index(hparams: TabularHParams, config: TabularConfig) -> None:
@@ -577,8 +599,9 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         return results(state)
 
     # run_sweep checks a grid with it before compiling: an index past config.algorithm
-    # would run the last algorithm silently.
-    train.check_hparams = functools.partial(check_algorithm_index, config=config)
+    # would run the last algorithm silently, a hyperparameter the config ignores would
+    # sweep nothing.
+    train.check_hparams = functools.partial(check_hparams, config=config)
     return Tabular(init=init, update=update, finished=finished, results=results, train=train)
 
 
