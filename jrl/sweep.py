@@ -11,6 +11,7 @@ gives those results named axes (the product grid's hyperparameters, ``seed``, ..
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
 import sys
 from collections.abc import Callable, Sequence
@@ -30,16 +31,29 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
     """Cartesian product of the given values on top of ``base`` (a NamedTuple).
 
     ``product_grid(TabularHParams(), alpha=[0.1, 0.5], epsilon=[0.0, 0.1])`` gives
-    4 grid points, the last named axis varying fastest. Unknown names raise.
+    4 grid points, the last named axis varying fastest. Unknown names, values that are
+    not a non-empty list of numbers, and a value listed twice (as float32, the type
+    the runs hold) raise ValueError.
     """
     fields = base._fields
     unknown = sorted(set(axes) - set(fields))
     if unknown:
+        close = [m for name in unknown for m in difflib.get_close_matches(name, fields, n=1)]
         raise ValueError(
             f"{type(base).__name__} has no field {', '.join(map(repr, unknown))}"
-            f"{_static_hint(base, unknown)}; sweepable fields: {', '.join(fields)}"
+            f"{_static_hint(base, unknown)}"
+            f"{f' (did you mean {close[0]!r}?)' if len(close) == len(unknown) == 1 else ''}"
+            f"; sweepable fields: {', '.join(fields)}"
+        )
+    shaped = {field: np.shape(value) for field, value in base._asdict().items() if np.ndim(value)}
+    if shaped:
+        raise ValueError(
+            f"product_grid's base is one point (a value per field), got shapes {shaped}: "
+            "give the values to sweep as keyword lists"
         )
     names = list(axes)
+    for name in names:
+        axes[name] = _axis_values(name, axes[name])
     points = list(itertools.product(*(axes[name] for name in names)))
     columns = {
         name: np.array([point[i] for point in points], np.float32) for i, name in enumerate(names)
@@ -50,6 +64,46 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
             for field in fields
         }
     )
+
+
+def _axis_values(name: str, values: Any) -> np.ndarray:
+    """``values`` of one product_grid axis as float32[n], or a ValueError saying what
+    an axis needs."""
+    array = None if isinstance(values, str | bytes) else np.asarray(values)
+    if array is None or array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iuf":
+        raise ValueError(
+            f"{name}= needs a non-empty list of numbers to sweep, got {values!r} "
+            f"(one value: {name}=[value])"
+        )
+    check_float32(name, array)
+    as_float32 = array.astype(np.float32)
+    if len(np.unique(as_float32)) != len(as_float32):
+        raise ValueError(
+            f"{name}={array.tolist()} lists one value twice (as float32, what a run holds: "
+            f"{as_float32}); each grid point must be distinct"
+        )
+    return as_float32
+
+
+def check_float32(name: str, values: Any) -> None:
+    """Reject values a run's float32 would change beyond rounding: a nonzero number
+    that becomes 0 or subnormal (lr=1e-50 would train at 0) and an int it cannot hold
+    (2**24 + 1)."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "iuf":
+        return
+    with np.errstate(over="ignore"):  # an overflow is check_grid's "not finite"
+        as_float32 = array.astype(np.float32)
+    if array.dtype.kind in "iu":
+        changed = as_float32.astype(np.float64) != array
+    else:
+        tiny = np.finfo(np.float32).tiny
+        changed = (array != 0) & np.isfinite(array) & (np.abs(as_float32) < tiny)
+    if np.any(changed):
+        raise ValueError(
+            f"{name}={array} does not fit a float32 (runs hold hyperparameters as float32): "
+            f"it would become {as_float32}"
+        )
 
 
 def _static_hint(hparams: Any, names: Sequence[str]) -> str:
@@ -77,7 +131,8 @@ def _static_hint(hparams: Any, names: Sequence[str]) -> str:
 def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles.
 
-    A value that is not a finite number is an error, and so is whatever the
+    A value that is not a finite number is an error, and so is one that float32 (what
+    the runs hold) would zero or alter (:func:`check_float32`), and whatever the
     ``check_hparams`` function of
     the module that defines the grid's type rejects (``jrl.agents.ppo.check_hparams``
     for a ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...), and
@@ -91,8 +146,13 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
     if any(isinstance(leaf, jax.core.Tracer) for _, leaf in leaves):
         return
     for path, leaf in leaves:
-        if not np.all(np.isfinite(np.asarray(leaf, np.float32))):
-            name = jax.tree_util.keystr(path, simple=True, separator=".") or "a hyperparameter"
+        name = jax.tree_util.keystr(path, simple=True, separator=".") or "a hyperparameter"
+        if np.asarray(leaf).dtype.kind not in "biuf":
+            raise ValueError(f"{name} must be a number, got {leaf!r}")
+        check_float32(name, leaf)
+        with np.errstate(over="ignore"):
+            finite = np.all(np.isfinite(np.asarray(leaf, np.float32)))
+        if not finite:
             raise ValueError(
                 f"{name} must be a finite number, got {np.asarray(leaf)} (to turn a clip "
                 "or threshold off, give it a large finite value)"
@@ -105,6 +165,8 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
 
 def stack_grid(points: Sequence[Any]) -> Any:
     """Stack a list of hyperparameter NamedTuples into one grid."""
+    if not points:
+        raise ValueError("stack_grid needs at least one point")
     return jax.tree.map(lambda *leaves: np.asarray(leaves, np.float32), *points)
 
 
@@ -146,7 +208,8 @@ def run_sweep(
     XLA:CPU compiles the whole loop as one kernel. With ``devices`` the runs are
     split over those devices (``shard_map``), each running its share vmapped (in
     sequence with ``sequential=True``) — on a CPU host made into N devices
-    (``jrl.host.use_cpu_cores(N)`` at the top of the script) that uses N cores.
+    (``jrl.host.use_cpu_cores(N)`` at the top of the script) that uses N cores; one
+    device runs them all there (with ``jit=False``, where the caller's ``jit`` puts them).
     The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
     ``progress``: the ``jrl.progress.Progress`` that ``train`` reports to (built with
     ``jrl.progress.train_with_progress``); the compiled run then goes through
@@ -179,6 +242,8 @@ def run_sweep(
     grid = jax.tree.map(jnp.asarray, grid)
     if not jit:
         return fn(keys, grid)
+    if devices is not None and len(devices) == 1:  # the compiled call runs where its inputs are
+        keys, grid = jax.device_put((keys, grid), devices[0])
     compiled = jax.jit(fn, compiler_options=compiler_options()).lower(keys, grid).compile()
     release_unused_memory()  # the compiler's freed memory, before the run allocates
     if progress is not None:
@@ -236,24 +301,39 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
 
     - the grid: with ``axes`` — the names given to :func:`product_grid`, in its order —
       one dimension per name, its coordinates the values swept (G unstacked; a grid
-      that is not that product is refused); without, one dimension ``"grid"``, with
-      every hyperparameter of ``grid`` as a coordinate along it;
+      that is not that product is refused), every other hyperparameter a coordinate
+      over those dimensions; without, one dimension ``"grid"``, with every
+      hyperparameter of ``grid`` as a coordinate along it;
     - ``"seed"`` (0 .. S-1);
     - the rest: ``dims`` names them for every field with that many more axes (e.g.
       ``("update",)`` for PPO's metrics), otherwise ``"<field>_<k>"``.
     """
     import xarray as xr
 
+    if not (hasattr(results, "_asdict") or isinstance(results, dict)):
+        raise ValueError(
+            f"results must be a NamedTuple or a dict of [G, seeds, ...] arrays, got a "
+            f"{type(results).__name__} (run_sweep returns (state, metrics): pass the metrics)"
+        )
     fields = {name: np.asarray(value) for name, value in _fields_of(results).items()}
     size = grid_size(grid)
     columns = {name: np.asarray(v) for name, v in _fields_of(grid).items()}
     unknown = [name for name in axes if name not in columns]
     if unknown:
         raise ValueError(f"axes {unknown} are not hyperparameters of the grid: {list(columns)}")
+    clash = sorted(set(fields) & {*columns, "seed", "grid"})
+    if clash:
+        raise ValueError(
+            f"results field(s) {clash} share a name with the dataset's coordinates (the "
+            "grid's hyperparameters, 'seed', 'grid'): rename them"
+        )
     shape, coords = _product_axes(columns, axes, size)
     grid_dims = list(axes) or ["grid"]
-    if not axes:
-        coords = {name: ("grid", values) for name, values in columns.items()}
+    coords |= {
+        name: (grid_dims, values.reshape(shape))
+        for name, values in columns.items()
+        if name not in axes
+    }
     variables = {}
     for name, value in fields.items():
         if value.ndim < 2 or value.shape[0] != size:

@@ -28,7 +28,10 @@ grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
 _, in_sequence = run_sweep(train, jax.random.key(5), grid, 3, sequential=True,
                            devices=jax.devices())
 _, vmapped = run_sweep(train, jax.random.key(5), grid, 3, devices=jax.devices())
+_, on_second = run_sweep(train, jax.random.key(5), grid, 3, devices=jax.devices()[1:])
 print(json.dumps({"devices": len(jax.devices()),
+                  "one_device": [d.id for d in on_second.episode_returns.devices()],
+                  "on_second": on_second.episode_returns.tolist(),
                   "sequential": in_sequence.episode_returns.tolist(),
                   "vmapped": vmapped.episode_returns.tolist()}))
 """
@@ -97,6 +100,8 @@ def test_sharded_over_two_cpu_devices_equals_one_device_in_sequence_and_vmapped(
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["devices"] == 2
+    assert result["one_device"] == [1]  # devices=[one device] runs there, not on the first
+    np.testing.assert_array_equal(np.array(result["on_second"]), expected.episode_returns)
     np.testing.assert_array_equal(np.array(result["sequential"]), expected.episode_returns)
     np.testing.assert_array_equal(np.array(result["vmapped"]), expected.episode_returns)
 
@@ -194,19 +199,69 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset(rows, grid, axes=("epsilon", "alpha"))
     with pytest.raises(ValueError, match=r"axes \['lr'\] are not hyperparameters"):
         to_dataset(rows, grid, axes=("lr",))
+    with pytest.raises(ValueError, match=r"share a name with the dataset's coordinates"):
+        to_dataset({"alpha": rows.value}, grid)
+    with pytest.raises(ValueError, match=r"got a tuple \(run_sweep returns \(state, metrics\)"):
+        to_dataset((rows, rows), grid)
+
+
+def test_a_dataset_keeps_every_hyperparameter_that_varies_with_its_axes():
+    """A grid where gamma moves with alpha (stack_grid), named by alpha alone: gamma is
+    a coordinate over alpha, not dropped."""
+    grid = stack_grid([TabularHParams(alpha=0.1, gamma=0.9), TabularHParams(alpha=0.5, gamma=0.99)])
+    ds = to_dataset({"r": np.zeros((2, 3))}, grid, axes=("alpha",))
+    assert ds.gamma.dims == ("alpha",)
+    np.testing.assert_allclose(ds.gamma.sel(alpha=0.5), 0.99)
+    assert float(ds.epsilon.sel(alpha=0.1)) == pytest.approx(TabularHParams().epsilon)
 
 
 @pytest.mark.parametrize(
     "grid",
     [
-        product_grid(TabularHParams(), alpha=[[0.1, 0.9]]),  # a vector per point
-        product_grid(TabularHParams(), alpha=[]),  # no point
+        TabularHParams(*[np.zeros((1, 2), np.float32)] * 10),  # a vector per point
+        TabularHParams(*[np.zeros(0, np.float32)] * 10),  # no point
         TabularHParams(),  # scalars: no grid axis
     ],
 )
 def test_a_grid_whose_leaves_are_not_one_value_per_point_is_refused(grid):
     with pytest.raises(ValueError, match=r"must be shaped \(G,\).*'alpha'"):
         run_sweep(lambda key, hparams: hparams.alpha, jax.random.key(0), grid, 2)
+
+
+@pytest.mark.parametrize(
+    "base, axes, message",
+    [
+        (TabularHParams(), {"alpha": 0.5}, r"alpha= needs a non-empty list of numbers"),
+        (TabularHParams(), {"alpha": "0.5"}, r"alpha= needs a non-empty list"),
+        (TabularHParams(), {"alpha": []}, r"alpha= needs a non-empty list"),
+        (TabularHParams(), {"alpha": [[0.1, 0.9]]}, r"alpha= needs a non-empty list"),
+        (TabularHParams(), {"alpha": [0.1, None]}, r"alpha= needs a non-empty list"),
+        (TabularHParams(), {"alpha": [0.1, 0.1]}, r"lists one value twice"),
+        # Distinct in float64, one value as the float32 a run holds.
+        (TabularHParams(), {"alpha": [0.1, 0.1 + 1e-10]}, r"lists one value twice"),
+        (TabularHParams(), {"decay_steps": [2**24 + 1]}, r"does not fit a float32"),
+        (TabularHParams(), {"epsilon": [1e-50]}, r"would become \[0.\]"),
+        (TabularHParams(alpha=np.array([0.1, 0.2])), {"epsilon": [0.1]}, r"base is one point"),
+        (TabularHParams(), {"alhpa": [0.1]}, r"no field 'alhpa' \(did you mean 'alpha'\?\)"),
+    ],
+)
+def test_product_grid_refuses_what_is_not_a_list_of_distinct_float32_values(base, axes, message):
+    with pytest.raises(ValueError, match=message):
+        product_grid(base, **axes)
+
+
+def test_values_a_float32_cannot_hold_are_refused_before_compiling():
+    """A single point (jrl train's, stack_grid's input) is checked as it was given:
+    lr=1e-50 passes 'lr > 0' and would train at lr 0 once the run casts it."""
+    from jrl.agents.ppo import PPOHParams
+
+    with pytest.raises(ValueError, match=r"lr=1e-50 does not fit a float32.*become 0.0"):
+        check_grid(PPOHParams(lr=1e-50))
+    with pytest.raises(ValueError, match=r"gamma must be a number, got '0.99'"):
+        check_grid(PPOHParams(gamma="0.99"))
+    with pytest.raises(ValueError, match="at least one point"):
+        stack_grid([])
+    check_grid(PPOHParams(lr=1e-30, max_grad_norm=1e30))  # small and large, but float32
 
 
 @pytest.mark.parametrize("num_seeds", [0, -1, True, 2.0])
