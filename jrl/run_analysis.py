@@ -196,8 +196,8 @@ def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
         curves,
         x=xs,
         xlabel="environment steps",
-        ylabel=metric,
-        title=metric,
+        ylabel=metric.replace("_", " "),
+        title=f"{metric.replace('_', ' ')} over seeds",
     )
     return Path(out)
 
@@ -205,9 +205,10 @@ def plot_runs(run_dirs, out, metric: str = "episode_return") -> Path:
 def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dict]:
     """({label: float[seeds, T]}, {label: x[T]}) of ``metric`` per run directory and
     grid point, x the environment steps. Updates where no seed logged a value (between
-    periodic evaluations, say) are left out; a seed's missing value elsewhere (no
-    episode ended in that update) holds its last one (``fill_gaps``). A seed with no
-    value yet (a run still early in training) is left out, with a note on stderr."""
+    periodic evaluations, say) are left out, and so are those before every seed has
+    logged a value; a seed's missing value after that (no episode ended in that
+    update) holds its last one (``fill_gaps``). A seed with no value yet (a run still
+    early in training) is left out, with a note on stderr."""
     curves, xs = {}, {}
     names = [Path(run_dir).name for run_dir in run_dirs]
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
@@ -249,8 +250,12 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                     f"plotting the other {int(has_value.sum())}",
                     file=sys.stderr,
                 )
-            curves[label] = fill_gaps(values[has_value][:, logged])
-            xs[label] = x[logged]
+            kept = values[has_value][:, logged]
+            # From the first point by which every kept seed has a value: before it,
+            # fill_gaps would give a seed the value of a later update.
+            start = int(np.argmax(np.isfinite(kept), axis=1).max())
+            curves[label] = fill_gaps(kept)[:, start:]
+            xs[label] = x[logged][start:]
     if not curves:
         raise ValueError(f"no run logged a value of {metric!r} in metrics.jsonl")
     return curves, xs

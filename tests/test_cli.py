@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import imageio.v3 as iio
+import numpy as np
 import pytest
 import yaml
 
@@ -173,6 +174,23 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
     final = [point["final_episode_return"] for point in grid]
     ends = [curve[:, -1].tolist() for label, curve in curves.items() if "again" not in label]
     assert ends == final
+    # Curves start where every seed has ended an episode: no value from a later update.
+    # A second seed (grid point 0's rows again) whose first episode ends 50 updates on.
+    from jrl.run_dir import read_rows
+
+    rows = [row for row in read_rows(tmp_path / "s" / "metrics.jsonl") if row["grid_point"] == 0]
+    first = min(row["update"] for row in rows if row["episode_return"] is not None)
+    late = [
+        {**row, "seed": 1, **({"episode_return": None} if row["update"] < first + 50 else {})}
+        for row in rows
+    ]
+    with open(tmp_path / "again" / "s" / "metrics.jsonl", "a") as file:
+        file.writelines(json.dumps(row) + "\n" for row in late)
+    curves, xs = learning_curves([tmp_path / "again" / "s"])
+    (label, curve), *_ = curves.items()
+    assert curve.shape[0] == 2 and np.isfinite(curve).all()
+    ends = (r for r in late if r["episode_return"] is not None)  # in update order
+    assert xs[label][0] == next(ends)["timesteps"]
 
 
 def test_config_file_then_flags_and_clear_errors(tmp_path):
