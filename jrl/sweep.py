@@ -164,9 +164,14 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
 
 
 def stack_grid(points: Sequence[Any]) -> Any:
-    """Stack a list of hyperparameter NamedTuples into one grid."""
+    """Stack a list of hyperparameter NamedTuples into one grid (float32; a value that
+    float32 would zero or alter is refused first, :func:`check_float32`)."""
     if not points:
         raise ValueError("stack_grid needs at least one point")
+    for i, point in enumerate(points):
+        for path, value in jax.tree_util.tree_flatten_with_path(point)[0]:
+            if not isinstance(value, jax.core.Tracer):
+                check_float32(f"points[{i}]{jax.tree_util.keystr(path)}", value)
     return jax.tree.map(lambda *leaves: np.asarray(leaves, np.float32), *points)
 
 

@@ -261,6 +261,8 @@ def test_values_a_float32_cannot_hold_are_refused_before_compiling():
         check_grid(PPOHParams(gamma="0.99"))
     with pytest.raises(ValueError, match="at least one point"):
         stack_grid([])
+    with pytest.raises(ValueError, match=r"points\[1\].lr=1e-50 does not fit a float32"):
+        stack_grid([PPOHParams(), PPOHParams(lr=1e-50)])
     check_grid(PPOHParams(lr=1e-30, max_grad_norm=1e30))  # small and large, but float32
 
 
