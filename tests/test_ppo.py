@@ -508,3 +508,26 @@ def test_continuous_ppo_learns_pendulum_over_vmapped_seeds(pendulum):
     # The policy narrowed: sigma = exp(log_std) fell from 1.
     assert np.all(np.asarray(state.params["params"]["log_std"]) < 0.0)
     assert np.all(np.isfinite(np.asarray(metrics.total_loss)))
+
+
+def test_configs_take_numpy_scalars_as_python_ones():
+    """num_envs=np.int64(8) (from an np.arange loop) was refused as 'not a positive
+    int'; the configs now hold the Python values, so their checks, hashes and YAML are
+    those of plain ints, bools and floats."""
+    from jrl.agents.dqn import DQNConfig
+    from jrl.agents.reinforce import ReinforceConfig
+    from jrl.agents.tabular import TabularConfig
+
+    ppo = PPOConfig(num_envs=np.int64(8), hidden_sizes=(np.int32(32), 32), anneal_lr=np.bool_(0))
+    assert ppo == PPOConfig(num_envs=8, hidden_sizes=(32, 32), anneal_lr=False)
+    assert type(ppo.num_envs) is int and type(ppo.hidden_sizes[0]) is int
+    assert type(ppo.anneal_lr) is bool and hash(ppo) == hash(
+        PPOConfig(num_envs=8, hidden_sizes=(32, 32), anneal_lr=False)
+    )
+    assert type(DQNConfig(double_dqn=np.bool_(True)).double_dqn) is bool
+    assert type(TabularConfig(num_episodes=np.int64(5)).num_episodes) is int
+    assert type(ReinforceConfig(num_envs=np.int16(2)).num_envs) is int
+    with pytest.raises(ValueError, match="num_envs must be a positive int"):
+        PPOConfig(num_envs=np.int64(0))
+    with pytest.raises(ValueError, match="num_envs must be a positive int"):
+        PPOConfig(num_envs=np.float32(8))

@@ -52,6 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jrl.agents.checks import Ignored, python_scalars, reject_ignored
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -62,7 +63,6 @@ from jrl.agents.evaluation import (
     with_periodic_evaluation,
 )
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
-from jrl.agents.ignored_hparams import Ignored, reject_ignored
 from jrl.agents.networks import (
     ACTIVATIONS,
     KERNEL_INITS,
@@ -167,6 +167,7 @@ class DQNConfig:
     eval_seed: int = 12345
 
     def __post_init__(self):
+        python_scalars(self)
         for name in (
             "num_envs",
             "total_timesteps",

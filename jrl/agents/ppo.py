@@ -67,6 +67,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jrl.agents.checks import python_scalars
 from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public API)
     ActionDistribution,
     action_distribution,
@@ -158,6 +159,7 @@ class PPOConfig:
     eval_seed: int = 12345
 
     def __post_init__(self):
+        python_scalars(self)
         for name in ("num_envs", "num_steps", "total_timesteps", "update_epochs"):
             check_positive_int(name, getattr(self, name))
         check_positive_int("num_minibatches", self.num_minibatches)

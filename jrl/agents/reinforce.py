@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jrl.agents.checks import python_scalars
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -100,6 +101,7 @@ class ReinforceConfig:
     eval_seed: int = 12345
 
     def __post_init__(self):
+        python_scalars(self)
         for name in ("num_envs", "num_steps", "total_timesteps"):
             check_positive_int(name, getattr(self, name))
         check_network_fields(self.network, self.activation, self.hidden_sizes)

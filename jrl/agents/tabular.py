@@ -38,8 +38,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.agents import exploration
+from jrl.agents.checks import Ignored, python_scalars, reject_ignored
 from jrl.agents.evaluation import check_step_count, run_episode
-from jrl.agents.ignored_hparams import Ignored, reject_ignored
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -89,6 +89,7 @@ class TabularConfig:
     steps_per_iteration: int = 16
 
     def __post_init__(self):
+        python_scalars(self)
         if isinstance(self.algorithm, tuple):
             if not self.algorithm or len(set(self.algorithm)) != len(self.algorithm):
                 raise ValueError(f"algorithm tuple needs distinct names, got {self.algorithm!r}")

@@ -1,0 +1,62 @@
+"""Checks shared by the agents' static configs and hyperparameters.
+
+:func:`reject_ignored`: hyperparameters a static config leaves unread must keep their
+defaults. A sweep over a hyperparameter that the compiled program never reads (a
+temperature under epsilon-greedy exploration, a Polyak step with a hard target copy)
+runs every grid point alike and reports the spread of seeds as if it were the effect
+of the value: the agents' ``check_hparams(hparams, config)`` refuse it before compiling.
+
+:func:`python_scalars`: a config's numpy scalars (``num_envs=np.int64(8)`` from an
+``np.arange`` loop) as Python ones, so its checks, its hash and its YAML see plain
+ints, bools and floats.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+
+class Ignored(NamedTuple):
+    """Why ``config`` leaves a hyperparameter unread. what: what the hyperparameter is
+    ("Dyna-Q+'s exploration bonus"); setting: the config setting that ignores it
+    ("config.algorithm='sarsa'"); fix: the setting that would read it."""
+
+    what: str
+    setting: str
+    fix: str
+
+
+def reject_ignored(hparams: Any, ignored: Mapping[str, Ignored]) -> None:
+    """ValueError if a hyperparameter named in ``ignored`` differs from its default
+    (``type(hparams)._field_defaults``, compared in float32 as the run holds it) at any
+    grid point; ``hparams`` is one point or a grid (leaves shaped (G,))."""
+    defaults = type(hparams)._field_defaults
+    for name, why in ignored.items():
+        value, default = np.asarray(getattr(hparams, name)), defaults[name]
+        if np.any(value.astype(np.float32) != np.float32(default)):
+            raise ValueError(
+                f"{name}={value} is {why.what}; {why.setting} ignores it, so every value "
+                f"would run alike ({why.fix}, or leave {name} at its default {default})"
+            )
+
+
+def python_scalars(config: Any) -> None:
+    """Replace the numpy scalars among a frozen dataclass's fields (and inside its tuple
+    fields) by the Python ``int``, ``bool`` or ``float`` they hold; call it first in
+    ``__post_init__``."""
+
+    def plain(value):
+        if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+            return value.item()
+        if isinstance(value, tuple):
+            return tuple(plain(v) for v in value)
+        return value
+
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if plain(value) is not value:
+            object.__setattr__(config, field.name, plain(value))
