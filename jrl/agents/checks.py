@@ -39,8 +39,8 @@ def reject_ignored(hparams: Any, ignored: Mapping[str, Ignored]) -> None:
         value, default = np.asarray(getattr(hparams, name)), defaults[name]
         if np.any(value.astype(np.float32) != np.float32(default)):
             raise ValueError(
-                f"{name}={value} is {why.what}; {why.setting} ignores it, so every value "
-                f"would run alike ({why.fix}, or leave {name} at its default {default})"
+                f"{name}={value} is {why.what}; {why.setting} ignores it, so it would change "
+                f"nothing ({why.fix}, or leave {name} at its default {default})"
             )
 
 
