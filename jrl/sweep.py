@@ -348,7 +348,12 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
         rest = value.shape[2:]
         names = list(dims) if len(dims) == len(rest) else [f"{name}_{k}" for k in range(len(rest))]
         variables[name] = ([*grid_dims, "seed", *names], value.reshape(*shape, *value.shape[1:]))
-    num_seeds = next(iter(fields.values())).shape[1] if fields else 0
+    seeds = {name: value.shape[1] for name, value in fields.items()}
+    if len(set(seeds.values())) > 1:
+        raise ValueError(
+            f"the fields' seed axes (axis 1) differ: {seeds}; give one sweep's results"
+        )
+    num_seeds = next(iter(seeds.values()), 0)
     return xr.Dataset(variables, coords={**coords, "seed": np.arange(num_seeds)})
 
 

@@ -203,6 +203,8 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset({"alpha": rows.value}, grid)
     with pytest.raises(ValueError, match=r"got a tuple \(run_sweep returns \(state, metrics\)"):
         to_dataset((rows, rows), grid)
+    with pytest.raises(ValueError, match=r"seed axes \(axis 1\) differ: \{'a': 4, 'b': 3\}"):
+        to_dataset({"a": rows.value, "b": rows.value[:, :3]}, grid)
 
 
 def test_a_dataset_keeps_every_hyperparameter_that_varies_with_its_axes():
