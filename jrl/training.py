@@ -40,6 +40,7 @@ import yaml
 
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
+from jrl.agents.checks import reject_ignored
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
 from jrl.run_dir import (
@@ -60,7 +61,10 @@ class AgentSpec(NamedTuple):
     """How the driver builds an agent: its static config and sweepable hyperparameter
     types, ``make(config, env, env_params)`` returning (init, update, ...), and how many
     updates a run has (None: until ``finished``, bounded by ``max_updates``);
-    ``check(hparams, config)`` rejects a grid point the config would misread."""
+    ``check(hparams, config)`` rejects a grid point the config would misread;
+    ``ignored(config)`` names the hyperparameters the config never reads, which a new
+    run must leave at their defaults (``jrl.agents.checks.reject_ignored``; runs made
+    before that rule still load)."""
 
     config: type
     hparams: type
@@ -68,6 +72,7 @@ class AgentSpec(NamedTuple):
     num_updates: Callable[[Any], int]
     steps_per_update: Callable[[Any], int]
     check: Callable[[Any, Any], None] | None = None
+    ignored: Callable[[Any], dict] | None = None
 
 
 AGENTS: dict[str, AgentSpec] = {
@@ -80,7 +85,7 @@ AGENTS: dict[str, AgentSpec] = {
         dqn.make_dqn,
         lambda c: c.num_chunks,
         lambda c: c.log_frequency,
-        dqn.check_hparams,
+        ignored=dqn.ignored_hparams,
     ),
     "tabular": AgentSpec(
         tabular.TabularConfig,
@@ -88,7 +93,8 @@ AGENTS: dict[str, AgentSpec] = {
         tabular.make_tabular,
         lambda c: math.ceil(c.max_steps / c.steps_per_iteration),
         lambda c: c.steps_per_iteration,
-        tabular.check_hparams,
+        tabular.check_config_hparams,
+        tabular.ignored_hparams,
     ),
 }
 
@@ -153,6 +159,10 @@ def _coerce(cls: type, values: dict, what: str) -> Any:
     coerced = {}
     defaults = cls() if not dataclasses.is_dataclass(cls) else None
     for name, value in values.items():
+        if isinstance(value, np.generic):  # np.int64(8) from an np.arange loop
+            value = value.item()
+        elif isinstance(value, list | tuple):
+            value = [v.item() if isinstance(v, np.generic) else v for v in value]
         kind = str(fields[name])
         if defaults is not None or kind == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -191,10 +201,11 @@ class Built(NamedTuple):
     finished: Callable | None
 
 
-def _checked(spec: RunSpec) -> tuple[AgentSpec, Any, list]:
+def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]:
     """(agent spec, config, hparams points) of a RunSpec, or a ValueError naming the
     field that is wrong — the agents' own ``__post_init__`` and ``check_hparams``
-    checks included."""
+    checks included; for a ``new_run``, also a hyperparameter the config ignores set
+    away from its default."""
     if spec.agent not in AGENTS:
         raise ValueError(f"unknown agent {spec.agent!r}; choose one of {sorted(AGENTS)}")
     for name in ("num_seeds", "chunk_size", "seed"):
@@ -222,18 +233,21 @@ def _checked(spec: RunSpec) -> tuple[AgentSpec, Any, list]:
             check_grid(point)
             if agent_spec.check is not None:
                 agent_spec.check(point, config)
+            if new_run and agent_spec.ignored is not None:
+                reject_ignored(point, agent_spec.ignored(config))
         except ValueError as error:
             raise ValueError(f"hparams[{i}]: {error}") from None
     return agent_spec, config, points
 
 
-def resolve(spec: RunSpec) -> RunSpec:
+def resolve(spec: RunSpec, new_run: bool = True) -> RunSpec:
     """``spec`` with every static config field and every hyperparameter of every grid
     point spelled out (defaults filled in, types coerced): what config.yaml holds and
     what the checkpoint fingerprint covers, so a change of a default cannot pass for
-    the same run. Checks everything (``ValueError`` naming the field) before compiling.
-    """
-    _, config, points = _checked(spec)
+    the same run. Checks everything (``ValueError`` naming the field) before compiling;
+    ``new_run=False`` (a run directory's own spec, to resume, evaluate or plot) leaves
+    out the rules a run need only meet when it starts (ignored hyperparameters)."""
+    _, config, points = _checked(spec, new_run)
     return dataclasses.replace(
         spec,
         config={f.name: getattr(config, f.name) for f in dataclasses.fields(config)},
@@ -250,8 +264,9 @@ def shown_hparams(agent: str, points: Sequence[dict]) -> list[dict]:
 
 
 def build(spec: RunSpec) -> Built:
-    """Check a RunSpec and build its agent — every error here comes before compiling."""
-    agent_spec, config, points = _checked(spec)
+    """Check a RunSpec and build its agent — every error here comes before compiling
+    (a new run's own rules are :func:`resolve`'s)."""
+    agent_spec, config, points = _checked(spec, new_run=False)
     env, env_params = make(spec.env, **spec.env_overrides)
     agent = agent_spec.make(config, env, env_params)
     keys = jax.random.split(jax.random.key(spec.seed), spec.num_seeds)
@@ -501,7 +516,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     exists, and closes the sinks ``train`` opens."""
     run_dir = Path(run_dir)
     hold = lambda: held.enter_context(_exclusive(run_dir))  # noqa: E731
-    spec = resolve(spec)
+    spec = resolve(spec, new_run=not resume)
     fingerprint = spec.fingerprint()
     checkpoints = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
@@ -702,4 +717,4 @@ def load_spec(run_dir: str | Path) -> RunSpec:
         raise ValueError(f"{path} is not valid YAML: {error}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of run fields, got {type(data).__name__}")
-    return resolve(RunSpec.from_dict(data))
+    return resolve(RunSpec.from_dict(data), new_run=False)

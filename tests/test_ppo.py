@@ -526,6 +526,7 @@ def test_configs_take_numpy_scalars_as_python_ones():
     )
     assert type(DQNConfig(double_dqn=np.bool_(True)).double_dqn) is bool
     assert type(TabularConfig(num_episodes=np.int64(5)).num_episodes) is int
+    assert type(TabularConfig(algorithm=(np.str_("sarsa"),)).algorithm[0]) is str
     assert type(ReinforceConfig(num_envs=np.int16(2)).num_envs) is int
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         PPOConfig(num_envs=np.int64(0))

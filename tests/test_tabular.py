@@ -195,7 +195,9 @@ def test_invalid_settings_are_rejected_before_compiling():
     # kappa is Dyna-Q+'s alone.
     with pytest.raises(ValueError, match="kappa=0.001 is Dyna-Q\\+'s exploration bonus"):
         check_hparams(TabularHParams(kappa=1e-3), TabularConfig(algorithm="sarsa"))
-    check_hparams(TabularHParams(kappa=1e-3), TabularConfig(algorithm="dyna_q_plus"))
+    check_hparams(
+        TabularHParams(kappa=1e-3), TabularConfig(algorithm="dyna_q_plus", planning_steps=5)
+    )
     # An index past config.algorithm, swept directly (the run driver checks it too).
     env, params = make("CliffWalking-v0")
     train = make_train(TabularConfig(algorithm=("sarsa", "q_learning")), env, params)
@@ -216,6 +218,14 @@ def test_invalid_settings_are_rejected_before_compiling():
         (TabularConfig(), {"decay_steps": [100.0, 1000.0]}, "schedule='constant' ignores"),
         (TabularConfig(), {"epsilon_end": [0.0, 0.05]}, "schedule='constant' ignores"),
         (TabularConfig(algorithm="dyna_q"), {"kappa": [0.0, 1e-3]}, "Dyna-Q\\+'s exploration"),
+        # Dyna-Q+ adds its bonus in planning only: without planning steps, none.
+        (TabularConfig(algorithm="dyna_q_plus"), {"kappa": [0.0, 1e-3]}, "planning_steps=0 ig"),
+        # Both settings missing: the fix names both.
+        (
+            TabularConfig(exploration="boltzmann"),
+            {"epsilon_end": [0.0, 0.05]},
+            "use schedule='linear' or 'exponential' with exploration='epsilon_greedy'",
+        ),
     ],
 )
 def test_a_sweep_over_a_hyperparameter_the_config_ignores_is_rejected(config, swept, message):
@@ -242,3 +252,13 @@ def test_a_sweep_over_a_hyperparameter_the_config_ignores_is_rejected(config, sw
         reading = dataclasses.replace(reading, exploration="epsilon_greedy")
     check_hparams(product_grid(TabularHParams(), **swept), reading)
     check_hparams(TabularHParams(), config)
+
+
+def test_an_exponential_schedule_from_or_to_epsilon_zero_is_refused():
+    """It moves geometrically between its ends: epsilon 0 made 0 * inf = NaN actions
+    and a NaN Q-table."""
+    config = TabularConfig(algorithm="expected_sarsa", schedule="exponential")
+    for name in ("epsilon", "epsilon_end"):
+        with pytest.raises(ValueError, match=f"{name}=0.0: schedule='exponential' needs"):
+            check_hparams(TabularHParams(**{name: 0.0}), config)
+    check_hparams(TabularHParams(epsilon=0.0), dataclasses.replace(config, schedule="linear"))

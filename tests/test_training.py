@@ -402,6 +402,43 @@ def test_config_files_read_as_meant():
     assert resolve(resolved) == resolved
     with pytest.raises(ValueError, match=r"unknown run field\(s\) \['seeds'\]"):
         RunSpec.from_dict({"agent": "ppo", "env": "CartPole-v1", "seeds": 3})
+    # Numpy scalars (an np.arange loop in a script) are the Python values they hold.
+    numpy = resolve(
+        RunSpec(
+            agent="tabular",
+            env="CliffWalking-v0",
+            config={"max_steps": np.int64(100_000), "algorithm": [np.str_("sarsa"), "q_learning"]},
+            hparams=({"alpha": np.float32(0.5)},),
+        )
+    )
+    assert numpy == resolved and type(numpy.config["max_steps"]) is int
+
+
+def test_a_run_made_before_the_ignored_hyperparameter_rule_still_loads_and_resumes(
+    tmp_path, monkeypatch
+):
+    """A run directory whose config sets a hyperparameter its config ignores (allowed
+    before b07fba1) is read, plotted and resumed as it was; only new runs are refused."""
+    import jrl.training as training
+    from jrl.run_analysis import learning_curves
+
+    spec = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config={"num_episodes": 30},
+        hparams=({"temperature": 0.5},),  # unread under epsilon-greedy exploration
+        chunk_size=10,
+    )
+    before_the_rule = training.AGENTS["tabular"]._replace(ignored=None)
+    with monkeypatch.context() as patched:
+        patched.setitem(training.AGENTS, "tabular", before_the_rule)
+        assert train(spec, tmp_path / "old", max_chunks=1, progress=False)["status"] == "stopped"
+    with pytest.raises(ValueError, match=r"hparams\[0\]: temperature=0.5 is a temperature"):
+        train(spec, tmp_path / "new", progress=False)
+    assert training.load_spec(tmp_path / "old").hparams[0]["temperature"] == 0.5
+    old = training.load_spec(tmp_path / "old")
+    assert train(old, tmp_path / "old", resume=True, progress=False)["status"] == "complete"
+    assert len(learning_curves([tmp_path / "old"])[0]) == 1  # jrl plot reads it
 
 
 def test_whole_files_get_the_mode_open_gives(tmp_path):

@@ -8,7 +8,7 @@ of the value: the agents' ``check_hparams(hparams, config)`` refuse it before co
 
 :func:`python_scalars`: a config's numpy scalars (``num_envs=np.int64(8)`` from an
 ``np.arange`` loop) as Python ones, so its checks, its hash and its YAML see plain
-ints, bools and floats.
+ints, bools, floats and strings.
 """
 
 from __future__ import annotations
@@ -46,11 +46,11 @@ def reject_ignored(hparams: Any, ignored: Mapping[str, Ignored]) -> None:
 
 def python_scalars(config: Any) -> None:
     """Replace the numpy scalars among a frozen dataclass's fields (and inside its tuple
-    fields) by the Python ``int``, ``bool`` or ``float`` they hold; call it first in
-    ``__post_init__``."""
+    fields) by the Python ``int``, ``bool``, ``float`` or ``str`` they hold; call it
+    first in ``__post_init__``."""
 
     def plain(value):
-        if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        if isinstance(value, np.generic) and value.dtype.kind in "biufU":
             return value.item()
         if isinstance(value, tuple):
             return tuple(plain(v) for v in value)

@@ -153,42 +153,68 @@ def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) 
         )
     if config is None:
         return
-    check_algorithm_index(hparams, config)
+    check_config_hparams(hparams, config)
     reject_ignored(hparams, ignored_hparams(config))
 
 
 def ignored_hparams(config: TabularConfig) -> dict[str, Ignored]:
-    """The hyperparameters ``config`` never reads, and why."""
-    ignored = {}
+    """The hyperparameters ``config`` never reads, and why (with the settings that
+    would read them, all of them where two are missing)."""
+    schedule = "schedule='linear' or 'exponential'"
     if config.exploration == "epsilon_greedy":
-        names, what, fix = ("temperature", "temperature_end"), "a temperature", "boltzmann"
+        unread, what, other = ("temperature", "temperature_end"), "a temperature", "boltzmann"
     else:
-        names, what, fix = ("epsilon", "epsilon_end"), "an epsilon-greedy rate", "epsilon_greedy"
-    setting = f"exploration={config.exploration!r}"
-    ignored |= dict.fromkeys(names, Ignored(what, setting, f"use exploration={fix!r}"))
+        unread, what, other = ("epsilon", "epsilon_end"), "an epsilon-greedy rate", "epsilon_greedy"
+    ignored = {
+        name: Ignored(what, f"exploration={config.exploration!r}", f"use exploration={other!r}")
+        for name in unread
+    }
     if config.schedule == "constant":
-        fix = "use schedule='linear' or 'exponential'"
-        ends = Ignored("where the exploration schedule ends", "schedule='constant'", fix)
-        ignored |= dict.fromkeys(("epsilon_end", "temperature_end"), ends)
-        ignored["decay_steps"] = Ignored("the schedule's length", "schedule='constant'", fix)
+        ends = "where the exploration schedule ends"
+        for name in ("epsilon_end", "temperature_end"):
+            ignored[name] = Ignored(
+                ends,
+                "schedule='constant'",
+                f"use {schedule}" + (f" with exploration={other!r}" if name in unread else ""),
+            )
+        ignored["decay_steps"] = Ignored(
+            "the schedule's length", "schedule='constant'", f"use {schedule}"
+        )
     if "dyna_q_plus" not in config.algorithms:
         ignored["kappa"] = Ignored(
             "Dyna-Q+'s exploration bonus",
             f"config.algorithm={config.algorithm!r}",
-            "use 'dyna_q_plus'",
+            "use algorithm='dyna_q_plus' (alone) with planning_steps > 0",
+        )
+    elif config.planning_steps == 0:
+        ignored["kappa"] = Ignored(
+            "Dyna-Q+'s exploration bonus (added to planning updates only)",
+            "planning_steps=0",
+            "use planning_steps > 0",
         )
     return ignored
 
 
-def check_algorithm_index(hparams: TabularHParams, config: TabularConfig) -> None:
-    """Reject an ``algorithm`` index past ``config.algorithm``'s names: the compiled
-    program would clamp it and run the last one."""
+def check_config_hparams(hparams: TabularHParams, config: TabularConfig) -> None:
+    """Reject hyperparameters ``config`` would misread: an ``algorithm`` index past
+    ``config.algorithm``'s names (the compiled program would clamp it and run the last
+    one), and an epsilon-greedy rate of 0 under the exponential schedule (it
+    interpolates the logs of its ends: 0 gives NaN)."""
     which, names = np.asarray(hparams.algorithm), config.algorithms
     if np.any(which >= len(names)):
         raise ValueError(
             f"algorithm={which} indexes config.algorithm={names!r}, which has "
             f"{len(names)} name(s): give an index below {len(names)}"
         )
+    if config.schedule == "exponential" and config.exploration == "epsilon_greedy":
+        for name in ("epsilon", "epsilon_end"):
+            value = np.asarray(getattr(hparams, name))
+            if np.any(value <= 0):
+                raise ValueError(
+                    f"{name}={value}: schedule='exponential' needs epsilon and epsilon_end "
+                    "> 0 (it moves geometrically between them); use schedule='linear' to "
+                    "reach 0"
+                )
 
 
 class DynaModel(NamedTuple):
