@@ -26,6 +26,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
+import numpy as np
 import tyro
 import yaml
 
@@ -200,8 +201,10 @@ def _parse_grid(
             raise ValueError(f"--grid {item!r}: values must be numbers") from None
         if not values[-1]:
             raise ValueError(f"--grid {item!r}: no values")
-        if len(set(values[-1])) < len(values[-1]):
-            raise ValueError(f"--grid {item!r}: a value is listed twice")
+        if len(set(np.float32(values[-1]).tolist())) < len(values[-1]):
+            raise ValueError(
+                f"--grid {item!r}: a value is listed twice (as float32, as runs hold it)"
+            )
         names.append(name)
     return tuple(
         {**point, **dict(zip(names, product, strict=True))}

@@ -250,6 +250,12 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                     f"plotting the other {int(has_value.sum())}",
                     file=sys.stderr,
                 )
+            infinite = [seed for seed, i in seeds.items() if np.isinf(values[i]).any()]
+            if infinite:  # wherever it is: the cut below must not hide it
+                raise ValueError(
+                    f"{label}: seed(s) {infinite} logged an infinite {metric} (a diverged "
+                    "run?): no curve to draw"
+                )
             kept = values[has_value][:, logged]
             # From the first point by which every kept seed has a value: before it,
             # fill_gaps would give a seed the value of a later update.

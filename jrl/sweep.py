@@ -51,6 +51,10 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
             f"product_grid's base is one point (a value per field), got shapes {shaped}: "
             "give the values to sweep as keyword lists"
         )
+    for field, value in base._asdict().items():
+        if np.asarray(value).dtype.kind not in "biuf":
+            raise ValueError(f"{field} must be a number, got {value!r}")
+        check_float32(field, value)
     names = list(axes)
     for name in names:
         axes[name] = _axis_values(name, axes[name])
@@ -86,23 +90,27 @@ def _axis_values(name: str, values: Any) -> np.ndarray:
 
 
 def check_float32(name: str, values: Any) -> None:
-    """Reject values a run's float32 would change beyond rounding: a nonzero number
-    that becomes 0 or subnormal (lr=1e-50 would train at 0) and an int it cannot hold
-    (2**24 + 1)."""
+    """Reject values a run's float32 would change beyond rounding: a finite number past
+    its largest (3.4e38, it would become inf), a nonzero one below its smallest normal
+    number (1.2e-38: lr=1e-50 would train at 0, 1e-40 with a few bits left) and an int
+    it cannot hold (2**24 + 1)."""
     array = np.asarray(values)
     if array.dtype.kind not in "iuf":
         return
-    with np.errstate(over="ignore"):  # an overflow is check_grid's "not finite"
+    with np.errstate(over="ignore"):
         as_float32 = array.astype(np.float32)
+    limits = np.finfo(np.float32)
     if array.dtype.kind in "iu":
-        changed = as_float32.astype(np.float64) != array
+        changed, why = as_float32.astype(np.float64) != array, "an int float32 cannot hold"
+    elif np.any(np.isfinite(array) & ~np.isfinite(as_float32)):
+        changed, why = np.isfinite(array), f"past float32's largest number ({limits.max:.3g})"
     else:
-        tiny = np.finfo(np.float32).tiny
-        changed = (array != 0) & np.isfinite(array) & (np.abs(as_float32) < tiny)
+        changed = (array != 0) & np.isfinite(array) & (np.abs(array) < limits.tiny)
+        why = f"below float32's smallest normal number ({limits.tiny:.3g})"
     if np.any(changed):
         raise ValueError(
-            f"{name}={array} does not fit a float32 (runs hold hyperparameters as float32): "
-            f"it would become {as_float32}"
+            f"{name}={array} is {why}; runs hold hyperparameters as float32, where it "
+            f"would be {as_float32}"
         )
 
 
@@ -348,6 +356,12 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
         rest = value.shape[2:]
         names = list(dims) if len(dims) == len(rest) else [f"{name}_{k}" for k in range(len(rest))]
         variables[name] = ([*grid_dims, "seed", *names], value.reshape(*shape, *value.shape[1:]))
+    taken = sorted(set(dims) & {*columns, "seed", "grid"})
+    if taken:
+        raise ValueError(
+            f"dims {taken} are names of the dataset's grid dimensions or coordinates (its "
+            "hyperparameters, 'seed', 'grid'): name the extra axes otherwise"
+        )
     seeds = {name: value.shape[1] for name, value in fields.items()}
     if len(set(seeds.values())) > 1:
         raise ValueError(

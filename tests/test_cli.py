@@ -191,6 +191,15 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
     assert curve.shape[0] == 2 and np.isfinite(curve).all()
     ends = (r for r in late if r["episode_return"] is not None)  # in update order
     assert xs[label][0] == next(ends)["timesteps"]
+    # An infinite return, even before every seed has a value, is refused, not cut off.
+    diverged = [{**row, "seed": 2} for row in rows]
+    diverged[first]["episode_return"] = float("inf")
+    with open(tmp_path / "again" / "s" / "metrics.jsonl", "a") as file:
+        file.writelines(json.dumps(row) + "\n" for row in diverged)
+    from jrl.run_analysis import plot_runs
+
+    with pytest.raises(ValueError, match=r"seed\(s\) \[2\] logged an infinite episode_return"):
+        plot_runs([tmp_path / "again" / "s"], tmp_path / "inf.png")
 
 
 def test_config_file_then_flags_and_clear_errors(tmp_path):
@@ -277,6 +286,7 @@ def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
     [
         (["--grid", "alpha=0.1", "--grid", "alpha=0.2,0.3"], "--grid alpha is given twice"),
         (["--grid", "alpha=1e-1,0.1"], "a value is listed twice"),
+        (["--grid", "alpha=0.1,0.1000000000001"], r"a value is listed twice \(as float32"),
         (["--hparams.alpha", "0.9", "--grid", "alpha=0.1,0.2"], "set both by --hparams and"),
         (["--grid", "alpha"], "write NAME=v1,v2"),
         (

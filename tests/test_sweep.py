@@ -203,6 +203,8 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset({"alpha": rows.value}, grid)
     with pytest.raises(ValueError, match=r"got a tuple \(run_sweep returns \(state, metrics\)"):
         to_dataset((rows, rows), grid)
+    with pytest.raises(ValueError, match=r"dims \['alpha'\] are names of the dataset's"):
+        to_dataset(rows, grid, dims=("alpha",))
     with pytest.raises(ValueError, match=r"seed axes \(axis 1\) differ: \{'a': 4, 'b': 3\}"):
         to_dataset({"a": rows.value, "b": rows.value[:, :3]}, grid)
 
@@ -241,8 +243,11 @@ def test_a_grid_whose_leaves_are_not_one_value_per_point_is_refused(grid):
         (TabularHParams(), {"alpha": [0.1, 0.1]}, r"lists one value twice"),
         # Distinct in float64, one value as the float32 a run holds.
         (TabularHParams(), {"alpha": [0.1, 0.1 + 1e-10]}, r"lists one value twice"),
-        (TabularHParams(), {"decay_steps": [2**24 + 1]}, r"does not fit a float32"),
-        (TabularHParams(), {"epsilon": [1e-50]}, r"would become \[0.\]"),
+        (TabularHParams(), {"decay_steps": [2**24 + 1]}, r"an int float32 cannot hold"),
+        (TabularHParams(), {"epsilon": [1e-50]}, r"smallest normal.*would be \[0.\]"),
+        (TabularHParams(), {"decay_steps": [1e39]}, r"past float32's largest.*would be \[inf\]"),
+        (TabularHParams(decay_steps=2**24 + 1), {"alpha": [0.1]}, r"decay_steps=16777217 is an"),
+        (TabularHParams(alpha="0.1"), {"epsilon": [0.1]}, r"alpha must be a number"),
         (TabularHParams(alpha=np.array([0.1, 0.2])), {"epsilon": [0.1]}, r"base is one point"),
         (TabularHParams(), {"alhpa": [0.1]}, r"no field 'alhpa' \(did you mean 'alpha'\?\)"),
     ],
@@ -257,13 +262,13 @@ def test_values_a_float32_cannot_hold_are_refused_before_compiling():
     lr=1e-50 passes 'lr > 0' and would train at lr 0 once the run casts it."""
     from jrl.agents.ppo import PPOHParams
 
-    with pytest.raises(ValueError, match=r"lr=1e-50 does not fit a float32.*become 0.0"):
+    with pytest.raises(ValueError, match=r"lr=1e-50 is below float32's smallest.*be 0.0"):
         check_grid(PPOHParams(lr=1e-50))
     with pytest.raises(ValueError, match=r"gamma must be a number, got '0.99'"):
         check_grid(PPOHParams(gamma="0.99"))
     with pytest.raises(ValueError, match="at least one point"):
         stack_grid([])
-    with pytest.raises(ValueError, match=r"points\[1\].lr=1e-50 does not fit a float32"):
+    with pytest.raises(ValueError, match=r"points\[1\].lr=1e-50 is below float32's smallest"):
         stack_grid([PPOHParams(), PPOHParams(lr=1e-50)])
     check_grid(PPOHParams(lr=1e-30, max_grad_norm=1e30))  # small and large, but float32
 
