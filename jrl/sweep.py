@@ -52,9 +52,7 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
             "give the values to sweep as keyword lists"
         )
     for field, value in base._asdict().items():
-        if np.asarray(value).dtype.kind not in "biuf":
-            raise ValueError(f"{field} must be a number, got {value!r}")
-        check_float32(field, value)
+        check_number(field, value)
     names = list(axes)
     for name in names:
         axes[name] = _axis_values(name, axes[name])
@@ -76,8 +74,8 @@ def _axis_values(name: str, values: Any) -> np.ndarray:
     array = None if isinstance(values, str | bytes) else np.asarray(values)
     if array is None or array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iuf":
         raise ValueError(
-            f"{name}= needs a non-empty list of numbers to sweep, got {values!r} "
-            f"(one value: {name}=[value])"
+            f"{name}= needs a non-empty list of numbers (not bools) to sweep, got "
+            f"{values!r} (one value: {name}=[value])"
         )
     check_float32(name, array)
     as_float32 = array.astype(np.float32)
@@ -87,6 +85,17 @@ def _axis_values(name: str, values: Any) -> np.ndarray:
             f"{as_float32}); each grid point must be distinct"
         )
     return as_float32
+
+
+def check_number(name: str, values: Any) -> None:
+    """Reject a hyperparameter that is not a number (a string, None, a bool: every
+    sweepable field is a rate, coefficient or count, and ``gamma=True`` would run as 1.0),
+    then what :func:`check_float32` rejects."""
+    kind = np.asarray(values).dtype.kind
+    if kind not in "iuf":
+        got = "a bool" if kind == "b" else "not a number"
+        raise ValueError(f"{name} must be a number, got {values!r} ({got})")
+    check_float32(name, values)
 
 
 def check_float32(name: str, values: Any) -> None:
@@ -139,12 +148,12 @@ def _static_hint(hparams: Any, names: Sequence[str]) -> str:
 def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles.
 
-    A value that is not a finite number is an error, and so is one that float32 (what
-    the runs hold) would zero or alter (:func:`check_float32`), and whatever the
-    ``check_hparams`` function of
-    the module that defines the grid's type rejects (``jrl.agents.ppo.check_hparams``
-    for a ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...), and
-    whatever ``check(grid)`` rejects (``run_sweep`` passes a train function's own
+    A value that is not a finite number (a bool is not one here) is an error, and so
+    is one that float32 (what the runs hold) would zero or alter
+    (:func:`check_float32`), and whatever the ``check_hparams`` function of the module
+    that defines the grid's type rejects (``jrl.agents.ppo.check_hparams`` for a
+    ``PPOHParams`` grid: a negative learning rate, gamma above 1, ...), and whatever
+    ``check(grid)`` rejects (``run_sweep`` passes a train function's own
     ``check_hparams`` attribute, which knows its config: the tabular agents' checks
     that an algorithm index names one of ``config.algorithm``). Works on one point or a
     whole grid; a grid of traced values (``run_sweep`` called under ``jit``) cannot be
@@ -155,9 +164,7 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
         return
     for path, leaf in leaves:
         name = jax.tree_util.keystr(path, simple=True, separator=".") or "a hyperparameter"
-        if np.asarray(leaf).dtype.kind not in "biuf":
-            raise ValueError(f"{name} must be a number, got {leaf!r}")
-        check_float32(name, leaf)
+        check_number(name, leaf)
         with np.errstate(over="ignore"):
             finite = np.all(np.isfinite(np.asarray(leaf, np.float32)))
         if not finite:
@@ -173,13 +180,14 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
 
 def stack_grid(points: Sequence[Any]) -> Any:
     """Stack a list of hyperparameter NamedTuples into one grid (float32; a value that
-    float32 would zero or alter is refused first, :func:`check_float32`)."""
+    is not a number or that float32 would zero or alter is refused first,
+    :func:`check_number`)."""
     if not points:
         raise ValueError("stack_grid needs at least one point")
     for i, point in enumerate(points):
         for path, value in jax.tree_util.tree_flatten_with_path(point)[0]:
             if not isinstance(value, jax.core.Tracer):
-                check_float32(f"points[{i}]{jax.tree_util.keystr(path)}", value)
+                check_number(f"points[{i}]{jax.tree_util.keystr(path)}", value)
     return jax.tree.map(lambda *leaves: np.asarray(leaves, np.float32), *points)
 
 

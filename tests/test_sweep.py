@@ -248,6 +248,8 @@ def test_a_grid_whose_leaves_are_not_one_value_per_point_is_refused(grid):
         (TabularHParams(), {"decay_steps": [1e39]}, r"past float32's largest.*would be \[inf\]"),
         (TabularHParams(decay_steps=2**24 + 1), {"alpha": [0.1]}, r"decay_steps=16777217 is an"),
         (TabularHParams(alpha="0.1"), {"epsilon": [0.1]}, r"alpha must be a number"),
+        (TabularHParams(gamma=True), {"alpha": [0.1]}, r"gamma must be a number.*a bool"),
+        (TabularHParams(), {"gamma": [True, False]}, r"gamma= needs .*numbers \(not bools\)"),
         (TabularHParams(alpha=np.array([0.1, 0.2])), {"epsilon": [0.1]}, r"base is one point"),
         (TabularHParams(), {"alhpa": [0.1]}, r"no field 'alhpa' \(did you mean 'alpha'\?\)"),
     ],
@@ -270,6 +272,13 @@ def test_values_a_float32_cannot_hold_are_refused_before_compiling():
         stack_grid([])
     with pytest.raises(ValueError, match=r"points\[1\].lr=1e-50 is below float32's smallest"):
         stack_grid([PPOHParams(), PPOHParams(lr=1e-50)])
+    # gamma=True would run as 1.0, and the string as 0.99: neither is what was meant.
+    with pytest.raises(ValueError, match=r"gamma must be a number, got True \(a bool\)"):
+        check_grid(PPOHParams(gamma=True))
+    with pytest.raises(ValueError, match=r"points\[0\].gamma must be a number, got '0.99'"):
+        stack_grid([PPOHParams(gamma="0.99")])
+    with pytest.raises(ValueError, match=r"points\[0\].gamma must be a number.*a bool"):
+        stack_grid([PPOHParams(gamma=np.bool_(True))])
     check_grid(PPOHParams(lr=1e-30, max_grad_norm=1e30))  # small and large, but float32
 
 
