@@ -77,7 +77,12 @@ class AgentSpec(NamedTuple):
 
 AGENTS: dict[str, AgentSpec] = {
     "ppo": AgentSpec(
-        ppo.PPOConfig, ppo.PPOHParams, ppo.make_ppo, lambda c: c.num_updates, lambda c: c.batch_size
+        ppo.PPOConfig,
+        ppo.PPOHParams,
+        ppo.make_ppo,
+        lambda c: c.num_updates,
+        lambda c: c.batch_size,
+        ignored=ppo.ignored_hparams,
     ),
     "dqn": AgentSpec(
         dqn.DQNConfig,

@@ -213,6 +213,19 @@ def test_check_hparams_rejects_impossible_values(field, value):
         check_hparams(PPOHParams()._replace(**{field: value}))
 
 
+def test_gae_lambda_is_refused_where_one_step_rollouts_never_read_it():
+    """With num_steps=1 every advantage is one TD error, whatever lambda: a sweep over
+    it would run every point alike, so it is refused before anything is traced."""
+    rewards, values, next_values, terminated, done = (a[:1] for a in _gae_inputs(batch=3))
+    one_step = [gae(rewards, values, next_values, terminated, done, 0.9, lam) for lam in (0, 1)]
+    np.testing.assert_array_equal(one_step[0][0], one_step[1][0])
+    config = PPOConfig(num_envs=4, num_steps=1, num_minibatches=2, total_timesteps=8)
+    train = make_train(config, *make("CartPole-v1"))
+    with pytest.raises(ValueError, match=r"gae_lambda=\[0.9.*num_steps=1 .*ignores it"):
+        run_sweep(train, jax.random.key(0), product_grid(PPOHParams(), gae_lambda=[0.9, 0.95]), 1)
+    check_hparams(PPOHParams(gae_lambda=0.5), PPOConfig())  # read with num_steps > 1
+
+
 # ------------------------------------------------------------------------ networks
 
 

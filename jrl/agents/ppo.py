@@ -55,6 +55,7 @@ row's ``eval_return``, NaN in the other rows.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,7 +68,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.checks import python_scalars
+from jrl.agents.checks import Ignored, python_scalars, reject_ignored
 from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public API)
     ActionDistribution,
     action_distribution,
@@ -224,8 +225,10 @@ def check_total_timesteps(total_timesteps: int, batch_size: int) -> None:
         )
 
 
-def check_hparams(hparams: PPOHParams) -> None:
-    """Reject impossible hyperparameters on the host, before anything compiles."""
+def check_hparams(hparams: PPOHParams, config: PPOConfig | None = None) -> None:
+    """Reject impossible hyperparameters on the host, before anything compiles; given
+    the ``config`` they will run with, also one it would ignore set away from its
+    default (:func:`ignored_hparams`)."""
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     for name in ("lr", "clip_eps", "max_grad_norm", "reward_scale"):
         if np.any(values[name] <= 0):
@@ -236,6 +239,24 @@ def check_hparams(hparams: PPOHParams) -> None:
     for name in ("ent_coef", "vf_coef"):
         if np.any(values[name] < 0):
             raise ValueError(f"{name} must be >= 0, got {values[name]}")
+    if config is not None:
+        reject_ignored(hparams, ignored_hparams(config))
+
+
+def ignored_hparams(config: PPOConfig) -> dict[str, Ignored]:
+    """The hyperparameters ``config`` never reads: ``gae_lambda`` when ``num_steps=1``
+    (A_t = delta_t, the trace has no later step to reach). ``clip_eps`` is always read
+    (the ``clip_fraction`` metric), even where one gradient step per update leaves the
+    ratio at 1 and the clip inactive."""
+    if config.num_steps == 1:
+        return {
+            "gae_lambda": Ignored(
+                "GAE's lambda",
+                "num_steps=1 (every advantage is one TD error)",
+                "set num_steps > 1",
+            )
+        }
+    return {}
 
 
 def gae(rewards, values, next_values, terminated, done, gamma, lam):
@@ -604,6 +625,8 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
             jnp.arange(config.num_updates, dtype=jnp.int32),
         )
 
+    # run_sweep checks a grid with it before compiling: one the config ignores sweeps nothing.
+    train.check_hparams = functools.partial(check_hparams, config=config)
     return PPO(
         network=network,
         init=init,
