@@ -118,6 +118,11 @@ def test_dqn_target_rejects_mismatched_shapes():
         ({"num_envs": 0}, "num_envs"),
         ({"total_timesteps": 1e5}, "total_timesteps"),
         ({"buffer_size": 5}, "buffer_size"),
+        # 8 transitions stored before each iteration's gradient step: 4 of them unsampled.
+        (
+            {"num_envs": 2, "train_frequency": 8, "buffer_size": 4, "batch_size": 4},
+            r"buffer_size=4 must hold one iteration's transitions \(.* = 8\)",
+        ),
         ({"batch_size": 20_000}, "batch_size"),
         ({"learning_starts": -1}, "learning_starts"),
         ({"learning_starts": 500_001}, "learning_starts"),
@@ -273,6 +278,19 @@ SMALL = DQNConfig(
     hidden_sizes=(32, 32),
 )
 SMALL_HPARAMS = DQNHParams(tau=0.5)
+
+
+@pytest.mark.timeout(300)
+def test_epsilon_decays_over_the_steps_run_not_the_remainder_dropped():
+    """total_timesteps 2400 in chunks of 500 runs 2000 steps: an epsilon annealed over
+    the whole run (fraction 1) must reach its end there, not stop a sixth short."""
+    config = dataclasses.replace(SMALL, total_timesteps=2_400)
+    assert config.steps_run == 2_000
+    env, params = make("CartPole-v1")
+    hparams = SMALL_HPARAMS._replace(epsilon_end=0.0, epsilon_decay_fraction=1.0)
+    _, metrics = jax.jit(make_train(config, env, params))(jax.random.key(0), hparams)
+    # The last vector step of the run is taken at t = 2000 - num_envs.
+    np.testing.assert_allclose(metrics.epsilon[-1], 1 - 1996 / 2000, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

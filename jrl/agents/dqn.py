@@ -22,7 +22,8 @@ takes one step of Adam, its gradient clipped to global norm ``max_grad_norm``, o
 Every ``target_update_frequency`` steps the target network moves to the online one:
 theta^- <- theta (``target_update="hard"``) or theta^- <- tau theta + (1 - tau) theta^-
 (``"polyak"``). The exploration rate is epsilon_t = epsilon_start + (epsilon_end -
-epsilon_start) min(1, t / (epsilon_decay_fraction * total_timesteps)) at step t, and
+epsilon_start) min(1, t / (epsilon_decay_fraction * steps_run)) at step t (steps_run:
+``total_timesteps`` rounded down to whole chunks, the steps the run takes), and
 actions are epsilon-greedy with ties broken at random (:mod:`jrl.agents.exploration`).
 
 Episode boundaries: the stored s' is ``info["final_observation"]`` (the observation
@@ -88,7 +89,8 @@ class DQNHParams(NamedTuple):
     tau: Polyak step of the target update (with ``target_update="polyak"``; a
     ``"hard"`` update copies the weights, and a tau other than 1 is rejected).
     epsilon_start, epsilon_end: the exploration rate's linear schedule, reached after
-    ``epsilon_decay_fraction * total_timesteps`` steps. max_grad_norm: global
+    ``epsilon_decay_fraction * steps_run`` steps (the run's steps, ``DQNConfig``'s
+    ``steps_run``). max_grad_norm: global
     gradient-norm clip (10, Stable-Baselines3's DQN default; PureJaxRL does not clip).
     huber_delta: where the loss turns from squared to linear (:func:`huber_loss`; a
     delta beyond every TD error is the squared error, with exact gradients). Mnih et
@@ -208,10 +210,11 @@ class DQNConfig:
             raise ValueError(
                 f"hidden_sizes must be a non-empty tuple of positive ints, got {sizes!r}"
             )
-        if self.buffer_size < self.num_envs:
+        if self.buffer_size < self.iteration_steps:
             raise ValueError(
-                f"buffer_size={self.buffer_size} must hold one vector step "
-                f"(num_envs={self.num_envs} transitions)"
+                f"buffer_size={self.buffer_size} must hold one iteration's transitions "
+                f"(max(train_frequency, num_envs) = {self.iteration_steps}), which are "
+                "stored before its gradient steps: a smaller ring overwrites some unsampled"
             )
         if self.batch_size > self.buffer_size:
             raise ValueError(f"batch_size={self.batch_size} exceeds buffer_size={self.buffer_size}")
@@ -234,10 +237,10 @@ class DQNConfig:
             )
         check_step_count("total_timesteps", self.total_timesteps)
         check_step_count("buffer_size", self.buffer_size)
-        if self.learning_starts > self.num_chunks * self.log_frequency:
+        if self.learning_starts > self.steps_run:
             raise ValueError(
                 f"learning_starts={self.learning_starts} is more than the steps run "
-                f"({self.num_chunks * self.log_frequency}): no gradient step would be taken"
+                f"({self.steps_run}): no gradient step would be taken"
             )
         check_eval_every(self.eval_every, self.num_chunks, "chunks (metrics rows)")
 
@@ -261,6 +264,11 @@ class DQNConfig:
     @property
     def num_chunks(self) -> int:
         return self.total_timesteps // self.log_frequency
+
+    @property
+    def steps_run(self) -> int:
+        """Environment steps the run takes: whole chunks of ``log_frequency``."""
+        return self.num_chunks * self.log_frequency
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -522,7 +530,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         return DQNHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
 
     def epsilon_schedule(hparams: DQNHParams):
-        duration = hparams.epsilon_decay_fraction * config.total_timesteps
+        duration = hparams.epsilon_decay_fraction * config.steps_run
         return linear_schedule(hparams.epsilon_start, hparams.epsilon_end, duration)
 
     def init(key: jax.Array, hparams: DQNHParams) -> DQNState:
