@@ -163,6 +163,9 @@ def test_shuffled_indices_fall_back_to_jax_permutation_for_large_n(monkeypatch):
         ({"hidden_sizes": [64, 64]}, "hidden_sizes"),
         ({"network": "transformer"}, "network"),
         ({"activation": "gelu"}, "activation"),
+        # A non-empty string is true: "False" would anneal.
+        ({"anneal_lr": "False"}, "anneal_lr must be a bool"),
+        ({"clip_value_loss": 0}, "clip_value_loss must be a bool"),
     ],
 )
 def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):
@@ -224,6 +227,33 @@ def test_gae_lambda_is_refused_where_one_step_rollouts_never_read_it():
     with pytest.raises(ValueError, match=r"gae_lambda=\[0.9.*num_steps=1 .*ignores it"):
         run_sweep(train, jax.random.key(0), product_grid(PPOHParams(), gae_lambda=[0.9, 0.95]), 1)
     check_hparams(PPOHParams(gae_lambda=0.5), PPOConfig())  # read with num_steps > 1
+
+
+def test_clip_eps_is_refused_where_one_gradient_step_per_update_never_clips():
+    """One gradient step per update is taken at the acting parameters: ratio 1, V =
+    V_old, so no clip binds. Two runs far apart in clip_eps end bit for bit alike."""
+    config = PPOConfig(
+        num_envs=4, num_steps=8, update_epochs=1, num_minibatches=1, total_timesteps=64
+    )
+    train = jax.jit(make_train(config, *make("CartPole-v1")))
+    runs = [train(jax.random.key(0), PPOHParams(clip_eps=eps)) for eps in (0.01, 0.9)]
+    for a, b in zip(*(jax.tree.leaves(run[0].params) for run in runs), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert float(runs[0][1].clip_fraction.max()) == 0.0
+    with pytest.raises(ValueError, match=r"clip_eps=\[0.1.*update_epochs \* num_minibatches = 1"):
+        run_sweep(train, jax.random.key(0), product_grid(PPOHParams(), clip_eps=[0.1, 0.3]), 1)
+    check_hparams(PPOHParams(clip_eps=0.1), PPOConfig(update_epochs=2, num_minibatches=1))
+
+
+def test_train_refuses_another_agents_hyperparameters():
+    """Fields are read by position: REINFORCE's ent_coef would have been PPO's
+    gae_lambda."""
+    from jrl.agents.reinforce import ReinforceHParams
+
+    config = PPOConfig(num_envs=4, num_steps=8, num_minibatches=2, total_timesteps=32)
+    train = make_train(config, *make("CartPole-v1"))
+    with pytest.raises(TypeError, match="hyperparameters must be a PPOHParams, got Reinf"):
+        jax.jit(train)(jax.random.key(0), ReinforceHParams())
 
 
 # ------------------------------------------------------------------------ networks

@@ -78,6 +78,8 @@ def test_returns_to_go_rejects_mismatched_shapes():
         ({"eval_every": 391}, "eval_every"),
         ({"hidden_sizes": ()}, "hidden_sizes"),
         ({"activation": "gelu"}, "activation"),
+        ({"anneal_lr": "False"}, "anneal_lr must be a bool"),
+        ({"normalize_advantages": "no"}, "normalize_advantages must be a bool"),
     ],
 )
 def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):

@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+import jax.numpy as jnp
 import numpy as np
 
 
@@ -42,6 +43,26 @@ def reject_ignored(hparams: Any, ignored: Mapping[str, Ignored]) -> None:
                 f"{name}={value} is {why.what}; {why.setting} ignores it, so it would change "
                 f"nothing ({why.fix}, or leave {name} at its default {default})"
             )
+
+
+def check_bools(config: Any, names: tuple[str, ...]) -> None:
+    """ValueError unless each named field of ``config`` is a bool: ``anneal_lr="False"``
+    is a non-empty string, which Python reads as true."""
+    for name in names:
+        if not isinstance(getattr(config, name), bool):
+            raise ValueError(f"{name} must be a bool, got {getattr(config, name)!r}")
+
+
+def float32_hparams(cls: type, hparams: Any) -> Any:
+    """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
+    the fields would be read by position, and another agent's hyperparameters (a
+    ``ReinforceHParams`` given to PPO) would run with its ent_coef as gae_lambda."""
+    if not isinstance(hparams, cls):
+        raise TypeError(
+            f"hyperparameters must be a {cls.__name__}, got {type(hparams).__name__}: "
+            f"build them as {cls.__name__}(...) (its fields: {', '.join(cls._fields)})"
+        )
+    return cls(*(jnp.asarray(v, jnp.float32) for v in hparams))
 
 
 def python_scalars(config: Any) -> None:

@@ -53,7 +53,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.checks import Ignored, python_scalars, reject_ignored
+from jrl.agents.checks import (
+    Ignored,
+    check_bools,
+    float32_hparams,
+    python_scalars,
+    reject_ignored,
+)
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -188,9 +194,7 @@ class DQNConfig:
             raise ValueError(
                 f"unknown target_update {self.target_update!r}; choose one of {TARGET_UPDATES}"
             )
-        for name in ("double_dqn", "clip_gradients"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        check_bools(self, ("double_dqn", "clip_gradients"))
         if self.network not in TORSOS:
             raise ValueError(f"unknown network {self.network!r}; choose one of {TORSOS}")
         if self.kernel_init not in KERNEL_INITS:
@@ -527,7 +531,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     evaluate = make_evaluate(config, env, env_params, lambda params: greedy_policy(network, params))
 
     def cast(hparams: DQNHParams) -> DQNHParams:
-        return DQNHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+        return float32_hparams(DQNHParams, hparams)
 
     def epsilon_schedule(hparams: DQNHParams):
         duration = hparams.epsilon_decay_fraction * config.steps_run

@@ -74,7 +74,7 @@ def check_step_count(name: str, steps: int) -> None:
 def check_eval_fields(config) -> None:
     """Reject a config's evaluation settings that cannot run: ``eval_every``,
     ``eval_max_steps`` and ``eval_seed`` non-negative ints, ``eval_episodes`` a positive
-    int."""
+    int (``eval_seed`` below 2**32)."""
     for name, least in (
         ("eval_every", 0),
         ("eval_episodes", 1),
@@ -85,6 +85,11 @@ def check_eval_fields(config) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             kind = "a positive" if least else "a non-negative"
             raise ValueError(f"{name} must be {kind} int, got {value!r}")
+    if config.eval_seed >= 2**32:
+        raise ValueError(
+            f"eval_seed={config.eval_seed} must be below 2**32: jax.random.key keeps its "
+            "low 32 bits, so it would give the keys of a small seed"
+        )
 
 
 def check_eval_every(eval_every: int, num_rows: int, rows: str) -> None:

@@ -68,7 +68,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.checks import Ignored, python_scalars, reject_ignored
+from jrl.agents.checks import (
+    Ignored,
+    check_bools,
+    float32_hparams,
+    python_scalars,
+    reject_ignored,
+)
 from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public API)
     ActionDistribution,
     action_distribution,
@@ -165,6 +171,7 @@ class PPOConfig:
             check_positive_int(name, getattr(self, name))
         check_positive_int("num_minibatches", self.num_minibatches)
         check_network_fields(self.network, self.activation, self.hidden_sizes)
+        check_bools(self, ("anneal_lr", "clip_value_loss"))
         check_eval_fields(self)
         if self.batch_size % self.num_minibatches:
             raise ValueError(
@@ -244,19 +251,25 @@ def check_hparams(hparams: PPOHParams, config: PPOConfig | None = None) -> None:
 
 
 def ignored_hparams(config: PPOConfig) -> dict[str, Ignored]:
-    """The hyperparameters ``config`` never reads: ``gae_lambda`` when ``num_steps=1``
-    (A_t = delta_t, the trace has no later step to reach). ``clip_eps`` is always read
-    (the ``clip_fraction`` metric), even where one gradient step per update leaves the
-    ratio at 1 and the clip inactive."""
+    """The hyperparameters ``config`` never reads or never lets act: ``gae_lambda``
+    when ``num_steps=1`` (A_t = delta_t, the trace has no later step to reach);
+    ``clip_eps`` with one gradient step per update (it is taken at the acting
+    parameters: the ratio is 1 and V = V_old, so neither clip binds and
+    ``clip_fraction`` is 0)."""
+    ignored = {}
     if config.num_steps == 1:
-        return {
-            "gae_lambda": Ignored(
-                "GAE's lambda",
-                "num_steps=1 (every advantage is one TD error)",
-                "set num_steps > 1",
-            )
-        }
-    return {}
+        ignored["gae_lambda"] = Ignored(
+            "GAE's lambda",
+            "num_steps=1 (every advantage is one TD error)",
+            "set num_steps > 1",
+        )
+    if config.update_epochs * config.num_minibatches == 1:
+        ignored["clip_eps"] = Ignored(
+            "the ratio and value clip",
+            "update_epochs * num_minibatches = 1 (one gradient step, at the acting parameters)",
+            "take more than one gradient step per update",
+        )
+    return ignored
 
 
 def gae(rewards, values, next_values, terminated, done, gamma, lam):
@@ -505,7 +518,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     )
 
     def cast(hparams: PPOHParams) -> PPOHParams:
-        return PPOHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+        return float32_hparams(PPOHParams, hparams)
 
     def init(key: jax.Array, hparams: PPOHParams) -> PPOState:
         optimizer, _ = make_optimizer(config, cast(hparams))

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.checks import python_scalars
+from jrl.agents.checks import check_bools, float32_hparams, python_scalars
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -105,6 +105,7 @@ class ReinforceConfig:
         for name in ("num_envs", "num_steps", "total_timesteps"):
             check_positive_int(name, getattr(self, name))
         check_network_fields(self.network, self.activation, self.hidden_sizes)
+        check_bools(self, ("anneal_lr", "normalize_advantages"))
         check_eval_fields(self)
         check_total_timesteps(self.total_timesteps, self.batch_size)
         if self.normalize_advantages and self.batch_size < 2:
@@ -225,7 +226,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
     )
 
     def cast(hparams: ReinforceHParams) -> ReinforceHParams:
-        return ReinforceHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+        return float32_hparams(ReinforceHParams, hparams)
 
     def init(key: jax.Array, hparams: ReinforceHParams) -> PPOState:
         optimizer, _ = make_optimizer(config, cast(hparams))

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.agents import exploration
-from jrl.agents.checks import Ignored, python_scalars, reject_ignored
+from jrl.agents.checks import Ignored, float32_hparams, python_scalars, reject_ignored
 from jrl.agents.evaluation import check_step_count, run_episode
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
@@ -485,7 +485,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     num_uniforms = 4 + config.planning_steps
 
     def cast(hparams: TabularHParams) -> TabularHParams:
-        return TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
+        return float32_hparams(TabularHParams, hparams)
 
     def running(state: TabularRunState):
         return (state.episode < num_episodes) & (state.step < config.max_steps)
