@@ -67,6 +67,7 @@ from jrl.agents.evaluation import (
     eval_max_steps,
     make_evaluate,
     run_episode,
+    scan_run,
     with_periodic_evaluation,
 )
 from jrl.agents.exploration import epsilon_greedy_from_uniforms, linear_schedule
@@ -705,13 +706,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
 
     update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
 
-    def train(key: jax.Array, hparams: DQNHParams) -> tuple[DQNState, DQNMetrics]:
-        state = init(key, hparams)
-        return jax.lax.scan(
-            lambda s, index: update_at(s, hparams, index),
-            state,
-            jnp.arange(config.num_chunks, dtype=jnp.int32),
-        )
+    train = scan_run(init, update_at, config.num_chunks)
 
     # run_sweep checks a grid with it before compiling: one the config ignores sweeps nothing.
     train.check_hparams = functools.partial(check_hparams, config=config)

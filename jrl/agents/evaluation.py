@@ -159,3 +159,20 @@ def with_periodic_evaluation(update: Callable, evaluate: Callable, every: int) -
         return state, metrics._replace(eval_return=value)
 
     return update_at
+
+
+def scan_run(init: Callable, update_at: Callable, num_updates: int) -> Callable:
+    """``train(key, hparams) -> (state, metrics)``: ``state = init(key, hparams)``, then
+    ``update_at(state, hparams, index)`` for index = 0 .. num_updates - 1 in one
+    ``lax.scan``, its metrics stacked on a leading [num_updates] axis. The index comes
+    from the scan, not the state, for :func:`with_periodic_evaluation`'s sake."""
+
+    def train(key: jax.Array, hparams):
+        state = init(key, hparams)
+        return jax.lax.scan(
+            lambda s, index: update_at(s, hparams, index),
+            state,
+            jnp.arange(num_updates, dtype=jnp.int32),
+        )
+
+    return train

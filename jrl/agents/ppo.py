@@ -92,6 +92,7 @@ from jrl.agents.evaluation import (
     eval_max_steps,
     make_evaluate,
     run_episode,
+    scan_run,
     with_periodic_evaluation,
 )
 from jrl.agents.networks import (
@@ -630,13 +631,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
 
     update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
 
-    def train(key: jax.Array, hparams: PPOHParams) -> tuple[PPOState, PPOMetrics]:
-        state = init(key, hparams)
-        return jax.lax.scan(
-            lambda s, index: update_at(s, hparams, index),
-            state,
-            jnp.arange(config.num_updates, dtype=jnp.int32),
-        )
+    train = scan_run(init, update_at, config.num_updates)
 
     # run_sweep checks a grid with it before compiling: one the config ignores sweeps nothing.
     train.check_hparams = functools.partial(check_hparams, config=config)

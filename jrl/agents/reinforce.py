@@ -51,6 +51,7 @@ from jrl.agents.evaluation import (
     check_eval_fields,
     eval_max_steps,
     make_evaluate,
+    scan_run,
     with_periodic_evaluation,
 )
 from jrl.agents.ppo import (
@@ -295,13 +296,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
 
     update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
 
-    def train(key: jax.Array, hparams: ReinforceHParams):
-        state = init(key, hparams)
-        return jax.lax.scan(
-            lambda s, index: update_at(s, hparams, index),
-            state,
-            jnp.arange(config.num_updates, dtype=jnp.int32),
-        )
+    train = scan_run(init, update_at, config.num_updates)
 
     return Reinforce(
         network=network,
