@@ -29,7 +29,8 @@ from collections.abc import Callable
 from typing import Any, TextIO
 
 import jax
-import jax.numpy as jnp
+
+from jrl.agents.evaluation import scan_run
 
 
 class RunStopped(Exception):
@@ -188,15 +189,13 @@ def train_with_progress(
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
 
-    def train(key: jax.Array, hparams: Any):
-        def step(state, index):
-            state, metrics = agent.update_at(state, hparams, index)
-            report = ((index + 1) % every == 0) | (index == num_updates - 1)
-            jax.lax.cond(report, lambda: jax.debug.callback(progress, index), lambda: None)
-            return state, metrics
+    def update_at(state, hparams, index):
+        state, metrics = agent.update_at(state, hparams, index)
+        report = ((index + 1) % every == 0) | (index == num_updates - 1)
+        jax.lax.cond(report, lambda: jax.debug.callback(progress, index), lambda: None)
+        return state, metrics
 
-        state = agent.init(key, hparams)
-        return jax.lax.scan(step, state, jnp.arange(num_updates, dtype=jnp.int32))
+    train = scan_run(agent.init, update_at, num_updates)
 
     check = getattr(getattr(agent, "train", None), "check_hparams", None)
     if check is not None:  # run_sweep's config-aware check (DQN: tau with a hard target)
