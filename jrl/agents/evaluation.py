@@ -1,6 +1,7 @@
 """Evaluation episodes: one episode of a policy, as a loop, for any agent, and the
 periodic evaluation on fixed keys that the neural agents run inside their training
-(``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed`` in their configs)."""
+(``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed`` in their configs);
+also :func:`scan_run`, the whole-run loop whose scan index that evaluation keys on."""
 
 from __future__ import annotations
 
