@@ -15,6 +15,7 @@ from jrl.agents.tabular import (
     draw,
     expected_sarsa_target,
     init_model,
+    make_tabular,
     make_train,
     q_learning_target,
     sarsa_target,
@@ -172,6 +173,41 @@ def test_a_grid_point_equals_that_configuration_run_alone():
     np.testing.assert_array_equal(swept.episode_lengths[2, 1], alone.episode_lengths)
 
 
+@pytest.mark.parametrize("algorithm", ["q_learning", "sarsa", "expected_sarsa"])
+def test_every_draw_of_a_step_uses_the_schedule_at_the_next_step_count(monkeypatch, algorithm):
+    """A_{t+1} (and Expected SARSA's policy at S_{t+1}) follows the schedule at count t+1:
+    SARSA's bootstrap action is the action it then takes, so it must not lag a step."""
+    counts = []
+    linear = exploration.SCHEDULES["linear"]
+
+    def logged(start, end, duration):
+        value = linear(start, end, duration)
+
+        def at(count):
+            jax.debug.callback(lambda c: counts.append(int(c)), count)
+            return value(count)
+
+        return at
+
+    monkeypatch.setitem(exploration.SCHEDULES, "linear", logged)
+    env, env_params = make("CliffWalking-v0")
+    config = TabularConfig(
+        algorithm=algorithm,
+        schedule="linear",
+        num_episodes=5,
+        max_steps=6,
+        steps_per_iteration=1,
+    )
+    tabular = make_tabular(config, env, env_params)
+    hparams = TabularHParams(epsilon=1.0, epsilon_end=0.0, decay_steps=4.0)
+    state = tabular.init(jax.random.key(0), hparams)
+    update = jax.jit(tabular.update)
+    for step in range(3):
+        counts.clear()
+        state, _ = jax.block_until_ready(update(state, hparams))
+        assert counts and set(counts) == {step + 1}
+
+
 def test_invalid_settings_are_rejected_before_compiling():
     with pytest.raises(ValueError, match="unknown algorithm 'dqn'.*q_learning"):
         TabularConfig(algorithm="dqn")
@@ -183,6 +219,10 @@ def test_invalid_settings_are_rejected_before_compiling():
         check_hparams(TabularHParams(algorithm=np.array([0.0, 0.5])))
     with pytest.raises(ValueError, match="num_episodes must be a positive int"):
         TabularConfig(num_episodes=0)
+    with pytest.raises(ValueError, match="steps_per_iteration must be a positive int"):
+        TabularConfig(steps_per_iteration=True)
+    with pytest.raises(ValueError, match="planning_steps must be an int >= 0, got True"):
+        TabularConfig(algorithm="dyna_q", planning_steps=True)
     with pytest.raises(ValueError, match="alpha must be in"):
         check_hparams(TabularHParams(alpha=0.0))
     with pytest.raises(ValueError, match="temperature must be > 0"):

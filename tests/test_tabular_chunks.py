@@ -97,10 +97,10 @@ def _reference_make_train(config: TabularConfig, env, env_params):
             targets = []
             for name in algorithms:
                 if name == "sarsa":
-                    bootstrap_action = sample(u_bootstrap, q_next, carry.step)
+                    bootstrap_action = sample(u_bootstrap, q_next, carry.step + 1)
                     targets.append(sarsa_target(q_next, bootstrap_action, reward, discount))
                 elif name == "expected_sarsa":
-                    next_probs = probs(q_next, carry.step)
+                    next_probs = probs(q_next, carry.step + 1)
                     targets.append(expected_sarsa_target(q_next, next_probs, reward, discount))
                 else:
                     targets.append(q_learning_target(q_next, reward, discount))

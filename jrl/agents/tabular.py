@@ -100,10 +100,16 @@ class TabularConfig:
         _one_of("exploration", self.exploration, EXPLORATIONS)
         _one_of("schedule", self.schedule, tuple(exploration.SCHEDULES))
         for name in ("num_episodes", "max_steps", "steps_per_iteration"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
         check_step_count("max_steps", self.max_steps)
-        if not isinstance(self.planning_steps, int) or self.planning_steps < 0:
+        planning_steps = self.planning_steps
+        if (
+            not isinstance(planning_steps, int)
+            or isinstance(planning_steps, bool)
+            or planning_steps < 0
+        ):
             raise ValueError(f"planning_steps must be an int >= 0, got {self.planning_steps!r}")
         if self.planning_steps and self.algorithm not in ("dyna_q", "dyna_q_plus"):
             raise ValueError(
@@ -533,10 +539,10 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
             targets = []
             for name in algorithms:
                 if name == "sarsa":
-                    bootstrap_action = sample(u_bootstrap, q_next, carry.step)
+                    bootstrap_action = sample(u_bootstrap, q_next, carry.step + 1)
                     targets.append(sarsa_target(q_next, bootstrap_action, reward, discount))
                 elif name == "expected_sarsa":
-                    next_probs = probs(q_next, carry.step)
+                    next_probs = probs(q_next, carry.step + 1)
                     targets.append(expected_sarsa_target(q_next, next_probs, reward, discount))
                 else:
                     targets.append(q_learning_target(q_next, reward, discount))
