@@ -702,6 +702,34 @@ def test_gymnax_override_values_are_checked_before_compiling(name, overrides, pr
         make(name, **overrides)
 
 
+@pytest.mark.parametrize(
+    "name, overrides, problem",
+    [
+        ("CliffWalking-v0", {"step_reward": float("nan")}, "step_reward must be a finite number"),
+        ("CatRoom-v0", {"large_treat": float("inf")}, "large_treat must be a finite number"),
+        ("CatRoom-v0", {"penalty": "-5"}, "penalty must be a finite number, got '-5'"),
+        ("CatRoom-v0", {"slip_prob": "0.1"}, "slip_prob must be a finite number, got '0.1'"),
+        ("DynaMaze-v0", {"goal_reward": float("nan")}, "goal_reward must be a finite number"),
+        (
+            "CatRoom-v0",
+            {"max_steps_in_episode": 10**10},
+            "max_steps_in_episode must fit in an int32",
+        ),
+        ("CatRoomDynamic-v0", {"switch_every": 3 * 10**9}, "switch_every must fit in an int32"),
+        (
+            "CartPole-v1",
+            {"max_steps_in_episode": 10**10},
+            "max_steps_in_episode must fit in an int32",
+        ),
+    ],
+)
+def test_grid_task_rewards_and_counts_are_checked_before_compiling(name, overrides, problem):
+    """A NaN reward would run a task whose episodes never score; a count past int32 would
+    fail only while JAX traces the run."""
+    with pytest.raises(ValueError, match=problem):
+        make(name, **overrides)
+
+
 def test_gymnax_overrides_keep_cartpole_consistent():
     """gymnax computes CartPole's total mass and pole mass x length once, for its
     defaults; a heavier pole must change them too, unless they are given."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-from jrl.envs.grid import CellType, GridWorld, grid_params
+from jrl.envs.grid import CellType, GridWorld, finite_number, grid_params
 
 SMALL_TREAT, LARGE_TREAT, PENALTY = 1.0, 10.0, -5.0
 
@@ -28,6 +28,9 @@ SMALL_TREAT, LARGE_TREAT, PENALTY = 1.0, 10.0, -5.0
 def cat_room_legend(
     small_treat: float = SMALL_TREAT, large_treat: float = LARGE_TREAT, penalty: float = PENALTY
 ) -> tuple[CellType, ...]:
+    small_treat = finite_number("small_treat", small_treat)
+    large_treat = finite_number("large_treat", large_treat)
+    penalty = finite_number("penalty", penalty)
     return (
         CellType(".", "floor", (236, 228, 214)),
         CellType("#", "wall", (70, 66, 62), blocks=True),

@@ -44,6 +44,7 @@ from gymnax.environments import environment, spaces
 NO_EFFECT, TERMINATE, RETURN_TO_START = 0, 1, 2
 MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]], dtype=np.int32)  # up, down, left, right
 ACTION_NAMES = ("up", "down", "left", "right", "interact")
+INT32_MIN, INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,19 @@ def whole_number(name: str, value, low: int | None = None) -> int:
         raise ValueError(f"{name} must be a whole number, got {value!r}")
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value!r}")
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise ValueError(f"{name} must fit in an int32 ({INT32_MIN}..{INT32_MAX}), got {value!r}")
     return int(value)
+
+
+def finite_number(name: str, value) -> float:
+    """``value`` as a float: an int or float that is finite; a ValueError otherwise (a
+    NaN reward would run a task whose episodes never score)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return float(value)
 
 
 def grid_params(
@@ -287,8 +300,13 @@ def grid_params(
         raise ValueError("give at least one layout")
     if switch_on not in ("steps", "episodes"):
         raise ValueError(f"switch_on must be 'steps' or 'episodes', got {switch_on!r}")
-    if not 0.0 <= slip_prob <= 1.0:
+    step_reward = finite_number("step_reward", step_reward)
+    if not 0.0 <= finite_number("slip_prob", slip_prob) <= 1.0:
         raise ValueError(f"slip_prob must be in [0, 1], got {slip_prob}")
+    for cell in legend:
+        for field in ("enter_reward", "interact_reward"):
+            if getattr(cell, field) is not None:
+                finite_number(f"{cell.name}'s {field}", getattr(cell, field))
     max_steps_in_episode = whole_number("max_steps_in_episode", max_steps_in_episode, 1)
     if switch_every is not None:
         switch_every = whole_number("switch_every", switch_every, 1)

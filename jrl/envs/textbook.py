@@ -17,6 +17,7 @@ from jrl.envs.grid import (
     TERMINATE,
     CellType,
     GridWorld,
+    finite_number,
     grid_params,
     whole_number,
 )
@@ -31,6 +32,8 @@ Observation = Literal["index", "grid"]
 
 def goal(reward: float | None = None) -> CellType:
     """A goal cell that ends the episode on entry (``None``: the step reward)."""
+    if reward is not None:
+        reward = finite_number("goal_reward", reward)
     return CellType("G", "goal", (90, 180, 90), enter_reward=reward, enter_effect=TERMINATE)
 
 
