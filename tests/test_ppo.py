@@ -157,6 +157,11 @@ def test_shuffled_indices_fall_back_to_jax_permutation_for_large_n(monkeypatch):
         ({"update_epochs": -1}, "update_epochs"),
         ({"total_timesteps": 100}, "total_timesteps"),
         ({"total_timesteps": 2**31}, "total_timesteps"),
+        # Steps fit in int32, but not the 4 * 2**30 gradient steps (optax's counter).
+        (
+            {"num_envs": 1, "num_steps": 2, "num_minibatches": 1, "total_timesteps": 2**31 - 1},
+            "gradient steps",
+        ),
         ({"num_envs": 1, "num_steps": 4, "num_minibatches": 4}, "minibatches of 1 sample"),
         ({"eval_every": 977}, "eval_every"),
         ({"hidden_sizes": ()}, "hidden_sizes"),
@@ -254,6 +259,10 @@ def test_train_refuses_another_agents_hyperparameters():
     train = make_train(config, *make("CartPole-v1"))
     with pytest.raises(TypeError, match="hyperparameters must be a PPOHParams, got Reinf"):
         jax.jit(train)(jax.random.key(0), ReinforceHParams())
+    # A grid given to train itself: gamma of shape (4,) would broadcast against the 4
+    # environments (each its own discount) instead of failing.
+    with pytest.raises(ValueError, match=r"one point of hyperparameters .* 'gamma': \(4,\)"):
+        jax.jit(train)(jax.random.key(0), product_grid(PPOHParams(), gamma=[0.9, 0.99, 0.5, 0.6]))
 
 
 # ------------------------------------------------------------------------ networks

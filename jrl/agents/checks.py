@@ -56,13 +56,23 @@ def check_bools(config: Any, names: tuple[str, ...]) -> None:
 def float32_hparams(cls: type, hparams: Any) -> Any:
     """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
     the fields would be read by position, and another agent's hyperparameters (a
-    ``ReinforceHParams`` given to PPO) would run with its ent_coef as gae_lambda."""
+    ``ReinforceHParams`` given to PPO) would run with its ent_coef as gae_lambda. A
+    field that is not a scalar is a ValueError: a grid handed to an un-vmapped ``train``
+    would broadcast against the run's arrays (gamma of shape (4,) against 4
+    environments: each its own discount) instead of failing."""
     if not isinstance(hparams, cls):
         raise TypeError(
             f"hyperparameters must be a {cls.__name__}, got {type(hparams).__name__}: "
             f"build them as {cls.__name__}(...) (its fields: {', '.join(cls._fields)})"
         )
-    return cls(*(jnp.asarray(v, jnp.float32) for v in hparams))
+    cast = cls(*(jnp.asarray(v, jnp.float32) for v in hparams))
+    shaped = {name: value.shape for name, value in cast._asdict().items() if value.ndim}
+    if shaped:
+        raise ValueError(
+            f"train takes one point of hyperparameters (scalars), got shapes {shaped}: run "
+            "a grid with jrl.sweep.run_sweep (or jax.vmap(train) over its leading axis)"
+        )
+    return cast
 
 
 def python_scalars(config: Any) -> None:
