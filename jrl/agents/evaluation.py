@@ -86,6 +86,7 @@ def check_eval_fields(config) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             kind = "a positive" if least else "a non-negative"
             raise ValueError(f"{name} must be {kind} int, got {value!r}")
+    check_step_count("eval_max_steps", config.eval_max_steps)
     if config.eval_seed >= 2**32:
         raise ValueError(
             f"eval_seed={config.eval_seed} must be below 2**32: jax.random.key keeps its "

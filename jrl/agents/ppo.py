@@ -180,6 +180,10 @@ class PPOConfig:
                 f"num_steps = {self.num_envs} * {self.num_steps} = {self.batch_size}"
             )
         check_total_timesteps(self.total_timesteps, self.batch_size)
+        check_step_count(
+            "gradient steps (num_updates * update_epochs * num_minibatches)",
+            self.num_updates * self.update_epochs * self.num_minibatches,
+        )
         if self.minibatch_size < 2:
             raise ValueError(
                 f"minibatches of {self.minibatch_size} sample (batch {self.batch_size} / "
