@@ -235,7 +235,7 @@ def run_sweep(
     ``progress``: the ``jrl.progress.Progress`` that ``train`` reports to (built with
     ``jrl.progress.train_with_progress``); the compiled run then goes through
     ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
-    ends it within 1% of its updates.
+    ends it within 1% of its updates; not with ``sequential=True`` (a ValueError).
     """
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int | np.integer) or num_seeds < 1:
         raise ValueError(f"num_seeds must be a positive int, got {num_seeds!r}")
@@ -243,6 +243,12 @@ def run_sweep(
         raise ValueError(
             "progress= needs jit=True (run_sweep then runs the compiled call); with "
             "jit=False, pass your own compiled call to jrl.progress.call_stoppable"
+        )
+    if progress is not None and sequential:
+        raise ValueError(
+            "progress= counts the updates of runs that go together; with sequential=True "
+            "the runs go one after another, each from update 0, so it would show 100% "
+            "after the first: drop one of the two"
         )
     size = grid_size(grid)
     check_grid(grid, getattr(train, "check_hparams", None))

@@ -133,6 +133,9 @@ def test_run_sweep_with_progress_reports_and_gives_the_same_numbers():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(ValueError, match="progress= needs jit=True"):
         run_sweep(train, key, grid, 2, jit=False, progress=progress)
+    # In sequence each run counts from update 0: the bar would be full after the first.
+    with pytest.raises(ValueError, match="with sequential=True the runs go one after another"):
+        run_sweep(train, key, grid, 2, sequential=True, progress=progress)
 
 
 def test_a_progress_train_keeps_the_agents_config_check():
