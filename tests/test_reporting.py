@@ -12,7 +12,9 @@ from jrl.reporting import (
     fill_gaps,
     final_summary,
     iqm,
+    mean_and_ci,
     plot_learning_curves,
+    smooth,
     write_json,
 )
 
@@ -101,6 +103,25 @@ def test_fill_gaps_carries_the_last_value_forward_and_the_first_back():
     np.testing.assert_array_equal(
         fill_gaps([2.0, np.inf, np.nan, 5.0, -np.inf]), [2.0, np.inf, np.inf, 5.0, -np.inf]
     )
+
+
+def test_smooth_averages_the_entries_in_its_window_from_the_first():
+    # Window 4: the first three entries average the 1, 2 and 3 there are (not copies of
+    # the first value); a NaN spoils only the windows that hold it.
+    np.testing.assert_allclose(smooth([0.0, 10, 10, 10, 10], 4), [0, 5, 20 / 3, 7.5, 10])
+    rows = smooth(np.array([[0.0, 0, 0, 9, 9, 9], [1, np.nan, 1, 1, 1, 1]]), 3)
+    np.testing.assert_allclose(rows[0], [0, 0, 0, 3, 6, 9])
+    np.testing.assert_array_equal(np.isnan(rows[1]), [False, True, True, True, False, False])
+    np.testing.assert_array_equal(smooth([1.0, 5.0], 1), [1.0, 5.0])
+
+
+def test_mean_and_ci_is_a_student_t_interval():
+    values = np.array([[1.0, 10.0], [2.0, 10.0], [3.0, 10.0], [4.0, 10.0], [5.0, 10.0]])
+    mean, half = mean_and_ci(values)
+    np.testing.assert_allclose(mean, [3.0, 10.0])
+    # t_{0.975, 4} = 2.776 (1.96 would cover ~88% with 5 seeds); std 1.581, sqrt(5).
+    np.testing.assert_allclose(half, [2.7764451 * np.sqrt(2.5) / np.sqrt(5), 0.0], rtol=1e-6)
+    assert mean_and_ci(values[:1])[1].tolist() == [0.0, 0.0]
 
 
 def test_final_summary_is_json_ready():
