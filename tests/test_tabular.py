@@ -17,6 +17,7 @@ from jrl.agents.tabular import (
     init_model,
     make_tabular,
     make_train,
+    plan,
     q_learning_target,
     sarsa_target,
     td_update,
@@ -92,17 +93,42 @@ def test_schedules():
     assert exploration.constant_schedule(0.3)(10**6) == pytest.approx(0.3)
 
 
-def test_dyna_model_records_transitions_and_plannable_pairs():
-    model = update_model(init_model(5, 4), 2, 1, 0.5, 3, False, step=1, all_actions=False)
+def test_dyna_model_records_transitions_and_observed_states():
+    model = update_model(init_model(5, 4), 2, 1, 0.5, 3, False, step=1)
     assert (model.next_state[2, 1], model.reward[2, 1], model.last_tried[2, 1]) == (3, 0.5, 1)
-    assert int(model.num_pairs) == 1 and int(model.pairs[0]) == 2 * 4 + 1
-    again = update_model(model, 2, 1, 0.5, 3, False, step=2, all_actions=False)
-    assert int(again.num_pairs) == 1  # a pair is listed once
-    # Dyna-Q+ plans over every action of a visited state; untried ones stay put.
-    plus = update_model(init_model(5, 4), 2, 1, 0.5, 3, True, step=1, all_actions=True)
-    assert int(plus.num_pairs) == 4
-    assert sorted(np.asarray(plus.pairs[:4]).tolist()) == [8, 9, 10, 11]
-    assert int(plus.next_state[2, 0]) == 2 and float(plus.reward[2, 0]) == 0.0
+    assert int(model.num_states) == 1 and int(model.states[0]) == 2
+    again = update_model(model, 2, 3, 0.5, 4, False, step=2)
+    assert int(again.num_states) == 1  # a state is listed once, whatever its action
+    later = update_model(again, 4, 0, 0.0, 2, True, step=3)
+    assert int(later.num_states) == 2 and np.asarray(later.states[:2]).tolist() == [2, 4]
+    # Untried pairs stay put with reward 0 (what Dyna-Q+ plans with).
+    assert int(later.next_state[2, 0]) == 2 and float(later.reward[2, 0]) == 0.0
+
+
+def test_planning_draws_a_state_then_an_action_tried_there():
+    """Sutton & Barto's figure 8.1: a random observed state, then a random action taken
+    in it. State 0 has one tried action, state 1 three: each state is drawn half the
+    time (uniform over the four pairs would give state 0 a quarter)."""
+    model = init_model(3, 4)
+    for step, (state, action) in enumerate([(0, 2), (1, 0), (1, 1), (1, 3)], start=1):
+        model = update_model(model, state, action, 1.0, 2, True, step)
+    hparams = TabularHParams(alpha=1.0, gamma=0.0)
+    uniforms = jax.random.uniform(jax.random.key(0), (4000, 2))
+
+    def planned_pair(u, bonus):  # alpha 1, gamma 0: the updated entry leaves -1 for r >= 0
+        return jnp.argmax(plan(u[None], -jnp.ones((3, 4)), model, hparams, 5, bonus).ravel())
+
+    counts = np.bincount(
+        np.asarray(jax.vmap(planned_pair, (0, None))(uniforms, False)), minlength=12
+    )
+    assert counts.sum() == 4000 and set(np.flatnonzero(counts)) == {2, 4, 5, 7}
+    assert abs(counts[2] / 4000 - 0.5) < 0.04
+    for pair in (4, 5, 7):
+        assert abs(counts[pair] / 4000 - 1 / 6) < 0.04
+    # Dyna-Q+: every action of an observed state, the state drawn first as well.
+    plus = np.bincount(np.asarray(jax.vmap(planned_pair, (0, None))(uniforms, True)), minlength=12)
+    assert set(np.flatnonzero(plus)) == set(range(8))
+    assert abs(plus[:4].sum() / 4000 - 0.5) < 0.04
 
 
 def test_truncation_bootstraps_from_the_final_observation():

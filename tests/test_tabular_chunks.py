@@ -72,7 +72,7 @@ def _reference_make_train(config: TabularConfig, env, env_params):
     algorithms = config.algorithms
     is_dyna = algorithms[0].startswith("dyna")
     bonus = algorithms[0] == "dyna_q_plus"
-    num_uniforms = 4 + config.planning_steps
+    num_uniforms = 4 + 2 * config.planning_steps
 
     def train(key: jax.Array, hparams: TabularHParams):
         hparams = TabularHParams(*(jnp.asarray(v, jnp.float32) for v in hparams))
@@ -85,7 +85,8 @@ def _reference_make_train(config: TabularConfig, env, env_params):
         def real_step(carry: _Carry, randomness):
             key_env, uniforms = randomness
             active = (carry.episode < num_episodes) & (carry.step < config.max_steps)
-            u_next, u_bootstrap, u_plan = uniforms[:2], uniforms[2:4], uniforms[4:]
+            u_next, u_bootstrap = uniforms[:2], uniforms[2:4]
+            u_plan = uniforms[4:].reshape(config.planning_steps, 2)
             state, action = carry.obs, carry.action
             obs, env_state, reward, terminated, truncated, info = env.step(
                 key_env, carry.env_state, action, env_params
@@ -110,7 +111,7 @@ def _reference_make_train(config: TabularConfig, env, env_params):
             step = carry.step + 1
             if is_dyna:
                 model = update_model(
-                    model, state, action, reward, final_obs, terminated, step, bonus, active
+                    model, state, action, reward, final_obs, terminated, step, active
                 )
                 if config.planning_steps:
                     q = plan(u_plan, q, model, hparams, step, bonus, active)

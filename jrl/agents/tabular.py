@@ -19,11 +19,12 @@ Update rules (Sutton & Barto 2nd ed., chapter 6 and 8), for a transition
 
 On a time-out s' is ``info["final_observation"]`` and the target bootstraps from it;
 on termination it bootstraps from zero. Dyna-Q (section 8.2) adds, after each real
-step, ``planning_steps`` Q-learning updates on transitions drawn uniformly from a
-learned deterministic model of the (s, a) pairs tried so far. Dyna-Q+ (section 8.3)
-plans over every action of every visited state (untried ones modelled as staying
-put with reward 0) and adds the bonus ``kappa * sqrt(tau)``, tau being the number
-of real steps since the pair was last tried.
+step, ``planning_steps`` Q-learning updates on transitions from a learned
+deterministic model, each on a state drawn uniformly from those observed so far and an
+action drawn uniformly from those taken there (the book's tabular Dyna-Q, figure 8.1).
+Dyna-Q+ (section 8.3) plans over every action of every visited state (untried ones
+modelled as staying put with reward 0) and adds the bonus ``kappa * sqrt(tau)``, tau
+being the number of real steps since the pair was last tried.
 """
 
 from __future__ import annotations
@@ -224,19 +225,19 @@ def check_config_hparams(hparams: TabularHParams, config: TabularConfig) -> None
 
 
 class DynaModel(NamedTuple):
-    """A learned deterministic model and the pairs planning may draw from.
+    """A learned deterministic model and the states planning may draw from.
 
-    next_state, reward, terminal, last_tried: [S, A]; pairs: int32[S * A], the
-    flat indices s * A + a that planning draws uniformly from, in order of first
-    observation; num_pairs: how many of them are filled.
+    next_state, reward, terminal, last_tried: [S, A] (last_tried: the step count when
+    the pair was last tried, 0 never); states: int32[S], the observed states in order
+    of first observation; num_states: how many of them are filled.
     """
 
     next_state: jax.Array
     reward: jax.Array
     terminal: jax.Array
     last_tried: jax.Array
-    pairs: jax.Array
-    num_pairs: jax.Array
+    states: jax.Array
+    num_states: jax.Array
 
 
 class TabularState(NamedTuple):
@@ -297,8 +298,8 @@ def init_model(num_states: int, num_actions: int) -> DynaModel:
         reward=jnp.zeros(shape, jnp.float32),
         terminal=jnp.zeros(shape, bool),
         last_tried=jnp.zeros(shape, jnp.int32),
-        pairs=jnp.zeros(num_states * num_actions, jnp.int32),
-        num_pairs=jnp.int32(0),
+        states=jnp.zeros(num_states, jnp.int32),
+        num_states=jnp.int32(0),
     )
 
 
@@ -310,21 +311,14 @@ def update_model(
     next_state,
     terminal,
     step,
-    all_actions: bool,
     active=True,
 ) -> DynaModel:
-    """Record a real transition. With ``all_actions`` (Dyna-Q+) a state seen for the
-    first time adds all its actions to the plannable pairs, else only (s, a)."""
-    num_actions = model.reward.shape[1]
-    if all_actions:
-        is_new = active & ~_visited(model, state)
-        new_pairs = state * num_actions + jnp.arange(num_actions, dtype=jnp.int32)
-    else:
-        is_new = active & ~_tried(model, state, action)
-        new_pairs = jnp.asarray(state * num_actions + action, jnp.int32)[None]
-    start = jnp.minimum(model.num_pairs, model.pairs.shape[0] - new_pairs.shape[0])
-    old = jax.lax.dynamic_slice(model.pairs, (start,), new_pairs.shape)
-    pairs = jax.lax.dynamic_update_slice(model.pairs, jnp.where(is_new, new_pairs, old), (start,))
+    """Record a real transition; a state seen for the first time joins the states
+    planning draws from (:func:`plan`)."""
+    is_new = active & ~_visited(model, state)
+    states = _set_unless_out_of_range(
+        model.states, jnp.where(is_new, model.num_states, model.states.shape[0]), state
+    )
     where = (state, action)
     return DynaModel(
         next_state=model.next_state.at[where].set(
@@ -333,14 +327,9 @@ def update_model(
         reward=model.reward.at[where].set(jnp.where(active, reward, model.reward[where])),
         terminal=model.terminal.at[where].set(jnp.where(active, terminal, model.terminal[where])),
         last_tried=model.last_tried.at[where].set(jnp.where(active, step, model.last_tried[where])),
-        pairs=pairs,
-        num_pairs=model.num_pairs + jnp.where(is_new, new_pairs.shape[0], 0),
+        states=states,
+        num_states=model.num_states + is_new.astype(jnp.int32),
     )
-
-
-def _tried(model: DynaModel, state, action):
-    """Whether (s, a) is among the plannable pairs (steps are counted from 1)."""
-    return model.last_tried[state, action] > 0
 
 
 def _visited(model: DynaModel, state):
@@ -350,21 +339,31 @@ def _visited(model: DynaModel, state):
 def plan(
     uniforms, q_values, model: DynaModel, hparams: TabularHParams, step, bonus: bool, active=True
 ):
-    """One-step tabular Q-learning updates on simulated transitions, one per entry of
-    ``uniforms`` (float[n] in [0, 1), which pick the pairs)."""
+    """One-step tabular Q-learning updates on simulated transitions, one per row of
+    ``uniforms`` (float[n, 2] in [0, 1)): the first picks a state uniformly among the
+    observed ones, the second an action uniformly among those tried there (Dyna-Q) or
+    among all actions (Dyna-Q+, ``bonus``)."""
     num_actions = q_values.shape[1]
     num_steps = uniforms.shape[0]
 
+    def uniform_index(u, count):
+        return jnp.minimum(jnp.floor(u * count), count - 1).astype(jnp.int32)
+
     def one_update(i, q):
-        index = jnp.minimum(jnp.floor(uniforms[i] * model.num_pairs), model.num_pairs - 1)
-        state, action = jnp.divmod(model.pairs[index.astype(jnp.int32)], num_actions)
+        state = model.states[uniform_index(uniforms[i, 0], model.num_states)]
+        if bonus:
+            action = uniform_index(uniforms[i, 1], num_actions)
+        else:
+            tried = model.last_tried[state] > 0
+            nth = uniform_index(uniforms[i, 1], tried.sum())
+            action = jnp.argmax(jnp.cumsum(tried) > nth).astype(jnp.int32)
         reward = model.reward[state, action]
         if bonus:
             tau = (step - model.last_tried[state, action]).astype(jnp.float32)
             reward = reward + hparams.kappa * jnp.sqrt(tau)
         discount = hparams.gamma * (1.0 - model.terminal[state, action])
         target = q_learning_target(q[model.next_state[state, action]], reward, discount)
-        return td_update(q, state, action, target, hparams.alpha, active & (model.num_pairs > 0))
+        return td_update(q, state, action, target, hparams.alpha, active & (model.num_states > 0))
 
     return jax.lax.fori_loop(0, num_steps, one_update, q_values)
 
@@ -488,7 +487,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     algorithms = config.algorithms
     is_dyna = algorithms[0].startswith("dyna")
     bonus = algorithms[0] == "dyna_q_plus"
-    num_uniforms = 4 + config.planning_steps
+    num_uniforms = 4 + 2 * config.planning_steps
 
     def cast(hparams: TabularHParams) -> TabularHParams:
         return float32_hparams(TabularHParams, hparams)
@@ -527,7 +526,8 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
             # it: the updates stay masked, so XLA:CPU compiles their arithmetic as when
             # it could be false (unmasked, it may fuse a multiply-add and round otherwise).
             active = running(carry)
-            u_next, u_bootstrap, u_plan = uniforms[:2], uniforms[2:4], uniforms[4:]
+            u_next, u_bootstrap = uniforms[:2], uniforms[2:4]
+            u_plan = uniforms[4:].reshape(config.planning_steps, 2)
             state, action = carry.obs, carry.action
             obs, env_state, reward, terminated, truncated, info = env.step(
                 key_env, carry.env_state, action, env_params
@@ -552,7 +552,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
             step = carry.step + 1
             if is_dyna:
                 model = update_model(
-                    model, state, action, reward, final_obs, terminated, step, bonus, active
+                    model, state, action, reward, final_obs, terminated, step, active
                 )
                 if config.planning_steps:
                     q = plan(u_plan, q, model, hparams, step, bonus, active)
