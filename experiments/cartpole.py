@@ -93,12 +93,10 @@ def run(num_seeds: int = 8, steps: int = STEPS, seed: int = 0, log=print) -> dic
     """{"PPO": SeedRuns, "DQN": SeedRuns} on CartPole-v1, and the setups used."""
     env, params = make("CartPole-v1")
     key_ppo, key_dqn = jax.random.split(jax.random.key(seed))
+    setups = {"PPO": ppo_setup(steps), "DQN": dqn_setup(steps)}  # both checked before training
     out = {}
-    for label, module, setup, key in [
-        ("PPO", ppo, ppo_setup, key_ppo),
-        ("DQN", dqn, dqn_setup, key_dqn),
-    ]:
-        config, hparams = setup(steps)
+    for label, module, key in [("PPO", ppo, key_ppo), ("DQN", dqn, key_dqn)]:
+        config, hparams = setups[label]
         agent = (ppo.make_ppo if module is ppo else dqn.make_dqn)(config, env, params)
         runs = train_over_seeds(
             agent,
@@ -127,7 +125,7 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    started = time.perf_counter()
+    started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     print(f"PPO and DQN on CartPole-v1: {args.seeds} seeds x {args.steps} steps each")
     results = run(args.seeds, args.steps, args.seed)
     env, params = make("CartPole-v1")
@@ -163,7 +161,7 @@ def main():
             **curve._asdict(),
         }
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     for label, entry in summary["agents"].items():
         final, greedy = entry["final_return"], entry["greedy_return"]
         print(

@@ -141,7 +141,7 @@ def run(room: str, agent: str, num_seeds: int = 8, steps: int | None = None, see
     """Train ``agent`` in ``room`` over seeds: (SeedRuns, config, hparams, greedy
     returns float[S, A] in each arrangement A of the room)."""
     module, setup = AGENTS[agent]
-    steps = steps or STEPS[(agent, room)]
+    steps = STEPS[(agent, room)] if steps is None else steps
     env, params = make_env(ROOMS[room])
     config, hparams = setup(steps)
     built = (ppo.make_ppo if module is ppo else dqn.make_dqn)(config, env, params)
@@ -186,7 +186,11 @@ def main():
         "--scale-steps", type=float, default=1.0, help="multiply every run's length"
     )
     args = parser.parse_args()
-    started = time.perf_counter()
+    if not args.scale_steps > 0:
+        parser.error(f"--scale-steps must be > 0, got {args.scale_steps}")
+    for (agent, _room), steps in STEPS.items():  # every config checked before any training
+        AGENTS[agent][1](int(steps * args.scale_steps))
+    started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     summary = {"seed": args.seed, "complete": False, "rooms": {}}
     for room, env_id in ROOMS.items():
         env, params = make_env(env_id)
@@ -257,7 +261,7 @@ def main():
         # (complete: false until the last room is done).
         summary["wall_seconds"] = round(time.perf_counter() - started, 1)
         summary["complete"] = room == list(ROOMS)[-1]
-        write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+        write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     print(f"Wrote {args.out}/results.json, static_room.png, dynamic_room.png and GIFs")
 
 

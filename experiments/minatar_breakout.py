@@ -104,7 +104,7 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    started = time.perf_counter()
+    started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     print(f"PPO on {ENV_ID}: {args.seeds} seeds x {args.steps} steps each")
     runs, config, hparams = run(args.seeds, args.steps, args.seed)
     env, params = make_env()
@@ -139,7 +139,7 @@ def main():
         },
     }
     summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     final, greedy = summary["final_return"], summary["greedy_return"]
     print(
         f"  final return mean {final['mean']:.2f} (per seed {final['per_seed']}), greedy "
