@@ -317,6 +317,40 @@ def test_same_key_gives_bit_identical_results(small):
 
 
 @pytest.mark.timeout(300)
+def test_same_key_gives_bit_identical_results_from_two_compilations(small):
+    """Built and compiled again, as another process would: anything drawn while tracing
+    (Python's or NumPy's randomness, a dict's order) would tell the runs apart."""
+    _, _, keys, state, metrics = small
+    env, params = make("CartPole-v1")
+    train = make_train(SMALL, env, params.replace(max_steps_in_episode=10))
+    run = jax.jit(jax.vmap(train, in_axes=(0, None)), compiler_options=compiler_options())
+    state_again, metrics_again = run(keys, SMALL_HPARAMS)
+    for a, b in zip(
+        jax.tree.leaves((metrics, state.params, state.target_params)),
+        jax.tree.leaves((metrics_again, state_again.params, state_again.target_params)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.timeout(300)
+def test_a_time_out_bootstraps_from_q_of_the_final_observation():
+    """CartPole cut after every step (reward 1, never terminated): targets bootstrapped
+    from Q(final_observation) make Q = 1 / (1 - gamma) = 2 at gamma 0.5; a time-out
+    taken as a termination would make it 1."""
+    env, params = make("CartPole-v1", max_steps_in_episode=1)
+    config = dataclasses.replace(
+        SMALL, total_timesteps=6_000, buffer_size=2_000, batch_size=64, log_frequency=1_000
+    )
+    agent = make_dqn(config, env, params)
+    state, metrics = jax.jit(agent.train)(jax.random.key(0), DQNHParams(gamma=0.5, lr=1e-3))
+    assert np.all(np.asarray(metrics.episode_length) == 1)
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(1), 64), params)
+    q = np.asarray(agent.network.apply(state.params, obs))
+    assert 1.6 < q.mean() < 2.6, q.mean()
+
+
+@pytest.mark.timeout(300)
 def test_metrics_are_per_chunk(small):
     _, _, _, state, metrics = small
     for leaf in jax.tree.leaves(metrics):
@@ -442,8 +476,10 @@ def test_vmapped_seeds_get_distinct_params_and_data(cartpole):
         kernel, initial.target_params["params"]["torso"]["Dense_0"]["kernel"]
     )
     first_obs = np.asarray(initial.obs)
+    loop_keys = np.asarray(jax.random.key_data(initial.key))  # acting's and sampling's keys
     for i in range(NUM_SEEDS):
         for j in range(i):
+            assert not np.array_equal(loop_keys[i], loop_keys[j])
             assert not np.allclose(kernel[i], kernel[j])
             assert not np.allclose(first_obs[i], first_obs[j])
             assert not np.array_equal(metrics.loss[i], metrics.loss[j])

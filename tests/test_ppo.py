@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jrl.agents.dqn import QNetwork
 from jrl.agents.networks import (
     ActorCritic,
     GaussianActorCritic,
@@ -296,6 +297,8 @@ def _qr_operand_ranks(lowered_text: str) -> list[int]:
     [
         (ActorCritic(2), jnp.zeros(4)),
         (ActorCritic(5, "cnn", (64,), "relu"), jnp.zeros((7, 11, 6))),
+        (GaussianActorCritic(2), jnp.zeros(3)),
+        (QNetwork(2, "mlp", (64, 64), "relu", "orthogonal"), jnp.zeros(4)),
     ],
 )
 def test_init_vmapped_over_seeds_is_distinct_and_batches_qr_only_off_the_cpu(network, obs):
@@ -383,13 +386,45 @@ def test_same_key_gives_bit_identical_results(cartpole):
 
 
 @pytest.mark.timeout(300)
+def test_same_key_gives_bit_identical_results_from_two_compilations():
+    """Built and compiled twice, as two processes would: anything drawn while tracing
+    (Python's or NumPy's randomness, a dict's order) would tell the runs apart."""
+    env, params = make("CartPole-v1", max_steps_in_episode=20)
+    config = PPOConfig(num_envs=4, num_steps=16, total_timesteps=4 * 16 * 8, num_minibatches=2)
+    runs = [
+        jax.jit(make_train(config, env, params))(jax.random.key(5), PPOHParams()) for _ in range(2)
+    ]
+    assert int(np.asarray(runs[0][1].num_episodes).sum()) > 0
+    for a, b in zip(*(jax.tree.leaves((run[0].params, run[1])) for run in runs), strict=True):
+        np.testing.assert_array_equal(a, b)  # NaNs (no episode ended) compare equal
+
+
+@pytest.mark.timeout(300)
+def test_a_time_out_bootstraps_from_the_value_of_the_final_observation():
+    """CartPole cut after every step: reward 1, never terminated. Bootstrapping from
+    V(final_observation) gives V = 1 / (1 - gamma) = 2 at gamma 0.5; a time-out taken as
+    a termination (or the critic's value of the reset state taken as the final one's,
+    all of them the same state) would give 1 (or drift elsewhere)."""
+    env, params = make("CartPole-v1", max_steps_in_episode=1)
+    config = PPOConfig(num_envs=8, num_steps=16, total_timesteps=8 * 16 * 60, num_minibatches=2)
+    ppo = make_ppo(config, env, params)
+    state, metrics = jax.jit(ppo.train)(jax.random.key(0), PPOHParams(gamma=0.5, lr=3e-3))
+    assert np.all(np.asarray(metrics.episode_length) == 1)
+    obs, _ = jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(1), 64), params)
+    values = np.asarray(ppo.network.apply(state.params, obs)[1])
+    assert abs(values.mean() - 2.0) < 0.25, values.mean()
+
+
+@pytest.mark.timeout(300)
 def test_vmapped_seeds_get_distinct_params_and_data(cartpole):
     _, ppo, _, keys, _, metrics = cartpole
     initial = jax.jit(jax.vmap(ppo.init, in_axes=(0, None)))(keys, PPOHParams())
     kernel = np.asarray(initial.params["params"]["actor_torso"]["Dense_0"]["kernel"])
     first_obs = np.asarray(initial.obs)
+    loop_keys = np.asarray(jax.random.key_data(initial.key))  # rollouts' and shuffles' keys
     for i in range(NUM_SEEDS):
         for j in range(i):
+            assert not np.array_equal(loop_keys[i], loop_keys[j])
             assert not np.allclose(kernel[i], kernel[j])
             assert not np.allclose(first_obs[i], first_obs[j])
             assert not np.array_equal(metrics.actor_loss[i], metrics.actor_loss[j])

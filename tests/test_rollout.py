@@ -91,3 +91,29 @@ def test_rollout_with_resets_drawn_ahead_equals_the_one_through_env_step(monkeyp
         )
     for a, b in zip(jax.tree.leaves(ahead), jax.tree.leaves(stepwise), strict=True):
         np.testing.assert_allclose(np.asarray(a, float), np.asarray(b, float), atol=1e-5)
+
+
+def test_rollout_records_the_final_observation_and_bootstraps_from_its_value():
+    """CartPole cut every 8 steps: at an episode's end the next observation is the reset
+    one, but ``final_obs`` must be the state the step reached — by the cart's Euler
+    step, x' = x + 0.02 x_dot — and ``next_values`` the critic's value of it."""
+    env, params = make("CartPole-v1", max_steps_in_episode=8)
+    network = ActorCritic(num_actions=2)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), 4), params
+    )
+    net_params = init_params(network, jax.random.key(1), obs[0])
+    zeros = jnp.zeros(4)
+    out = jax.jit(make_rollout(network, categorical(), env, params, 40))(
+        jax.random.key(2), net_params, env_state, obs, zeros, zeros.astype(jnp.int32)
+    )
+    tr = out.transitions
+    done, terminated = np.asarray(tr.done), np.asarray(tr.terminated)
+    assert (done & ~terminated).sum() >= 4  # time-outs happened ...
+    assert not terminated[~done].any()  # ... and a termination is always an end
+    final_obs, obs = np.asarray(tr.final_obs), np.asarray(tr.obs)
+    np.testing.assert_allclose(final_obs[..., 0], obs[..., 0] + 0.02 * obs[..., 1], atol=1e-6)
+    np.testing.assert_array_equal(obs[1:][~done[:-1]], final_obs[:-1][~done[:-1]])
+    assert not np.allclose(obs[1:][done[:-1]], final_obs[:-1][done[:-1]])  # resets differ
+    _, values = network.apply(net_params, tr.final_obs)
+    np.testing.assert_allclose(out.next_values, values, rtol=1e-6, atol=1e-6)
