@@ -125,6 +125,10 @@ def value_iteration(next_cell, reward, terminal, gamma, iters=500):
 # --------------------------------------------------------------------------- mechanics
 
 # (env id, overrides, from (row, col), action, to (row, col), reward, terminated)
+WALL_ABOVE = "..........\n...#......\nS.........\n.........G"
+WALL_RIGHT = "..........\n..........\nS...#.....\n.........G"
+WIND_2_AT_3 = (0, 0, 0, 2, 0, 0, 0, 0, 0, 0)
+WIND_1_AT_3 = (0, 0, 0, 1, 0, 0, 0, 0, 0, 0)
 MECHANICS = [
     # Windy Gridworld: wind [0,0,0,1,1,1,2,2,1,0], taken from the column moved FROM.
     ("WindyGridworld-v0", {}, (3, 6), RIGHT, (1, 7), -1.0, False),
@@ -138,6 +142,37 @@ MECHANICS = [
     ("WindyGridworld-v0", {}, (0, 0), UP, (0, 0), -1.0, False),  # off the grid
     ("WindyGridworld-v0", {}, (6, 9), RIGHT, (6, 9), -1.0, False),
     ("WindyGridworld-v0", {}, (4, 8), LEFT, (3, 7), -1.0, True),  # pushed into the goal
+    # Wind does not carry the agent through a wall: up from (2, 3) with wind 2 would
+    # pass the wall at (1, 3); right from (2, 3) into the wall at (2, 4) would be blown
+    # past it to (1, 4). Both steps are blocked.
+    (
+        "WindyGridworld-v0",
+        {"layout": WALL_ABOVE, "wind": WIND_2_AT_3},
+        (2, 3),
+        UP,
+        (2, 3),
+        -1.0,
+        False,
+    ),
+    (
+        "WindyGridworld-v0",
+        {"layout": WALL_RIGHT, "wind": WIND_1_AT_3},
+        (2, 3),
+        RIGHT,
+        (2, 3),
+        -1.0,
+        False,
+    ),
+    # A wall the wind does not pass stops nothing: from (3, 3) up with wind 1, to (1, 3).
+    (
+        "WindyGridworld-v0",
+        {"layout": WALL_RIGHT, "wind": WIND_1_AT_3},
+        (3, 3),
+        UP,
+        (1, 3),
+        -1.0,
+        False,
+    ),
     # Cliff Walking: the cliff gives -100 and returns to the start, episode goes on.
     ("CliffWalking-v0", {}, (3, 0), RIGHT, (3, 0), -100.0, False),
     ("CliffWalking-v0", {}, (2, 5), DOWN, (3, 0), -100.0, False),
@@ -695,6 +730,11 @@ def test_unknown_gymnax_override_lists_fields():
         ("Pendulum-v1", {"max_torque": float("inf")}, "max_torque must be a finite number"),
         ("Acrobot-v1", {"available_torque": [1.0, 2.0]}, r"finite numbers of shape \[3\]"),
         ("FourRooms-misc", {"resample_goal_pos": 1}, "must be true or false"),
+        (
+            "DiscountingChain-bsuite",
+            {"reward_timestep": [1.5, 3, 10, 30, 100]},
+            r"must be whole numbers of shape \[5\]",
+        ),
     ],
 )
 def test_gymnax_override_values_are_checked_before_compiling(name, overrides, problem):
@@ -901,9 +941,18 @@ def test_save_gif_keeps_playing_time(tmp_path):
     assert sum(durations) == pytest.approx(len(frames) * 1000 / fps, abs=10 * len(frames))
 
 
-def test_save_gif_rejects_bad_frames(tmp_path):
+def test_save_gif_rejects_bad_frames_and_fps_and_keeps_an_earlier_gif(tmp_path):
     with pytest.raises(ValueError, match="uint8"):
         save_gif(tmp_path / "x.gif", np.zeros((2, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"uint8\[T, h, w, 3\], got uint8\(0, 8, 8, 3\)"):
+        save_gif(tmp_path / "x.gif", np.zeros((0, 8, 8, 3), np.uint8))
+    path = save_gif(tmp_path / "walk.gif", rug_rollout()[0][:3])
+    before = path.read_bytes()
+    for fps in (-1, 0, float("nan"), "6"):
+        with pytest.raises(ValueError, match="fps must be a positive number"):
+            save_gif(path, np.zeros((2, 8, 8, 3), np.uint8), fps=fps)
+    assert path.read_bytes() == before  # (fps=-1 used to leave an unreadable file)
+    assert [p.name for p in tmp_path.iterdir()] == ["walk.gif"]  # no temporary left
 
 
 def test_an_action_out_of_range_is_clipped_not_read_from_another_cell():
@@ -911,8 +960,11 @@ def test_an_action_out_of_range_is_clipped_not_read_from_another_cell():
     key = jax.random.key(0)
     _, state = env.reset(key, params)
     last = env.action_space(params).n - 1
-    for action, same_as in ((last + 1, last), (7, last), (-1, 0)):
-        outcome = env.step(key, state, jnp.int32(action), params)
+    cases = [(jnp.int32(last + 1), last), (jnp.int32(7), last), (jnp.int32(-1), 0)]
+    # An unsigned action is clipped as itself: cast to int32 first, 2**31 would be < 0.
+    cases += [(jnp.uint8(255), last), (jnp.uint32(2**31), last), (jnp.uint32(2**32 - 1), last)]
+    for action, same_as in cases:
+        outcome = env.step(key, state, action, params)
         expected = env.step(key, state, jnp.int32(same_as), params)
         for a, b in zip(jax.tree.leaves(outcome), jax.tree.leaves(expected), strict=True):
             np.testing.assert_array_equal(a, b)
@@ -959,3 +1011,10 @@ def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():
     assert params.replace(slip_prob=0.5).reward is params.reward
     with pytest.raises(ValueError, match=r"no field\(s\) \['step_rewards'\]"):
         params.replace(step_rewards=-5.0)
+    # Wind is gathered by column, an index past its end clamped: a short one would
+    # blow its last entry over every column after it.
+    windy, windy_params = make("WindyGridworld-v0")
+    with pytest.raises(
+        ValueError, match=r"wind needs one entry per column \(10\), got shape \(3,\)"
+    ):
+        windy_params.replace(wind=jnp.array([0, 0, 2]))

@@ -14,7 +14,9 @@ Conventions (Sutton & Barto): cells are (row, col) with row 0 at the top, the
 state index is ``row * width + col``, actions are 0 up, 1 down, 2 left, 3 right and,
 when the legend has interactive cells, 4 interact ("scratch" in the cat room). A
 move off the grid or into a blocking cell leaves the agent where it is. Wind pushes
-the agent ``wind[col]`` rows up, taken from the column it moves *from* (Example 6.5).
+the agent ``wind[col]`` rows up, taken from the column it moves *from* (Example 6.5);
+a blocking cell anywhere between where the move and the wind take it blocks the whole
+step (wind does not carry the agent through a wall).
 Entering a cell gives that cell type's ``enter_reward`` (the step reward where
 unset) and then its ``enter_effect``: end the episode, or send the agent back to the
 start without ending it (the cliff of Example 6.6). Interacting gives the
@@ -195,14 +197,18 @@ def compile_tables(params: GridParams) -> GridParams:
 
     def layout_tables(cell_type, start):
         flat_type = cell_type.reshape(-1)
+        move_row = jnp.clip(rows[:, None] + MOVES[:, 0], 0, height - 1)  # [S, 4]
         target_row = jnp.clip(
             rows[:, None] + MOVES[:, 0] - params.wind[cols][:, None], 0, height - 1
         )
         target_col = jnp.clip(cols[:, None] + MOVES[:, 1], 0, width - 1)
-        target = target_row * width + target_col  # [S, 4]
-        target = jnp.where(
-            params.blocks[flat_type[target]], jnp.arange(height * width)[:, None], target
-        )
+        target = target_row * width + target_col
+        # Rows from the move's to the wind's end, in the target column: [H, S, 4].
+        low, high = jnp.minimum(move_row, target_row), jnp.maximum(move_row, target_row)
+        row = jnp.arange(height)[:, None, None]
+        passed = (row >= low) & (row <= high)
+        blocked = (passed & params.blocks[cell_type[:, target_col]]).any(axis=0)
+        target = jnp.where(blocked, jnp.arange(height * width)[:, None], target)
         moved = target != jnp.arange(height * width)[:, None]
         target_type = flat_type[target]
         enter_reward = jnp.where(moved, params.enter_reward[target_type], params.step_reward)
@@ -247,6 +253,13 @@ def _replace_and_recompile(params: GridParams, **changes) -> GridParams:
     if unknown:
         raise ValueError(f"GridParams has no field(s) {sorted(unknown)}")
     new = dataclasses.replace(params, **changes)
+    if "wind" in changes:  # gathered by column, where an index past the end is clamped
+        width = new.cell_type.shape[-1]
+        if jnp.shape(new.wind) != (width,):
+            raise ValueError(
+                f"wind needs one entry per column ({width}), got shape {jnp.shape(new.wind)}"
+            )
+        new = dataclasses.replace(new, wind=jnp.asarray(new.wind, jnp.int32))
     if changes.keys() & TABLE_SOURCES and not changes.keys() & TABLE_FIELDS:
         return _compile_tables_jit(new)
     return new
@@ -467,7 +480,8 @@ class GridWorld(environment.Environment[GridState, GridParams]):
     def _transition(self, key, state: GridState, action, params: GridParams, may_slip: bool):
         """``step_env``; ``may_slip`` False (slip_prob a concrete zero) stages no slip."""
         # Clipped: an index past the table's row would read another cell's row.
-        action = jnp.clip(jnp.asarray(action, jnp.int32), 0, self._num_actions - 1)
+        # In the action's own dtype first: a uint32 past 2**31 cast to int32 is negative.
+        action = jnp.clip(jnp.asarray(action), 0, self._num_actions - 1).astype(jnp.int32)
 
         def slip(action):
             u_slip, u_action = jax.random.uniform(key, (2,))

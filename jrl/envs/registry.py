@@ -89,7 +89,10 @@ def _gymnax_value(env_name: str, key: str, default, value):
     ):
         kind = "a finite number" if not shape else f"finite numbers of shape {list(shape)}"
         raise ValueError(f"{where} must be {kind}, got {value!r}")
-    return jnp.asarray(number, jnp.result_type(default)) if shape else float(value)
+    dtype = jnp.result_type(default)
+    if jnp.issubdtype(dtype, jnp.integer) and not np.all(number == np.round(number)):
+        raise ValueError(f"{where} must be whole numbers of shape {list(shape)}, got {value!r}")
+    return jnp.asarray(number, dtype) if shape else float(value)
 
 
 def _derived(env_name: str, params, values: dict) -> dict:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.envs.grid import GridParams, GridState, GridWorld
+from jrl.run_dir import write_bytes_atomic
 
 _CAT = """
 .#....#.
@@ -145,14 +146,27 @@ def rollout_frames(
 
 
 def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
-    """Write frames uint8[T, h, w, 3] as a looping GIF; returns the path.
+    """Write frames uint8[T, h, w, 3] (T, h, w >= 1) as a looping GIF at ``fps`` frames
+    per second (> 0); returns the path. Written atomically: a reader, or an earlier GIF
+    at ``path``, never sees half a file.
 
     The GIF writer merges identical consecutive frames into one shown for their total
     time, so a file read back may hold fewer frames than were given."""
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+    if (
+        frames.ndim != 4
+        or frames.shape[-1] != 3
+        or frames.dtype != np.uint8
+        or 0 in frames.shape[:3]
+    ):
         raise ValueError(f"frames must be uint8[T, h, w, 3], got {frames.dtype}{frames.shape}")
+    if (
+        isinstance(fps, bool)
+        or not isinstance(fps, int | float | np.integer | np.floating)
+        or not 0 < fps < np.inf
+    ):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    data = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, frames, duration=1000.0 / fps, loop=0)
+    write_bytes_atomic(path, data)
     return path
