@@ -290,7 +290,7 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
     return 0
 
 
-def _sinks(names, run_dir, spec, run_id=None):
+def _sinks(names, run_dir, spec, run_id=None, resumed=False):
     """The named sinks, checked now (unknown or not installed: an error before anything
     starts) and made by ``training.train`` once the run directory is checked and held."""
     if not names:
@@ -298,7 +298,7 @@ def _sinks(names, run_dir, spec, run_id=None):
     from jrl.sinks import check_sinks, make_sinks
 
     check_sinks(list(names))
-    return lambda: make_sinks(list(names), Path(run_dir), spec.to_dict(), run_id)
+    return lambda: make_sinks(list(names), Path(run_dir), spec.to_dict(), run_id, resumed)
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -327,7 +327,7 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     if any(agent != spec.agent for agent in named_agents):
         raise ValueError(f"{run_dir} is a {spec.agent!r} run, not {named_agents[0]!r}")
     meta = read_meta(run_dir)
-    sinks = _sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"))
+    sinks = _sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"), resumed=True)
     summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
     _print_summary(summary, run_dir)
     return 0
@@ -513,8 +513,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (
         ValueError,
-        FileNotFoundError,
-        FileExistsError,
+        OSError,  # FileNotFoundError, FileExistsError, PermissionError, NotADirectoryError...
         ImportError,
         RunInUseError,
     ) as error:

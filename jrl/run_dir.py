@@ -22,6 +22,7 @@ import importlib.metadata
 import json
 import math
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -151,10 +152,24 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
     return versions
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere, which
+    may be empty): XLA:CPU picks its kernels by instruction set, so runs on other CPUs
+    may differ in the last bits."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def provenance() -> dict:
-    """What this process runs with: git state, package versions, Python, devices, the
-    XLA flags and jrl's compiler options (both change the numbers' last bits), command
-    line and the time."""
+    """What this process runs with: git state, package versions, Python, devices and
+    the host's CPU, the XLA flags and jrl's compiler options (these change the numbers'
+    last bits), command line and the time."""
     import jax
 
     from jrl.host import compiler_options
@@ -164,6 +179,9 @@ def provenance() -> dict:
         "versions": package_versions(),
         "python": sys.version.split()[0],
         "devices": [str(device) for device in jax.devices()],
+        "device_kinds": sorted({device.device_kind for device in jax.devices()}),
+        "cpu": cpu_model(),
+        "host": platform.node(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "compiler_options": compiler_options(),
         "argv": list(sys.argv),

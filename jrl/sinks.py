@@ -86,7 +86,12 @@ class _Closing:
 class TensorBoardSink(_Closing):
     """Event files under ``logdir/grid_point_<g>/``: TensorBoard shows each grid point as
     a run, so one chart per metric overlays the grid points. ``run_names`` (one per grid
-    point, e.g. ``"alpha=0.1"``) replace the ``grid_point_<g>`` directory names."""
+    point, e.g. ``"alpha=0.1"``) replace the ``grid_point_<g>`` directory names.
+
+    ``resumed``: the run continues from a checkpoint, and rows past it may have been
+    written before the process was killed; each grid point's writer then starts with
+    TensorBoard's purge marker at the step of the first row it writes, so the rows run
+    again replace those (instead of the step showing twice)."""
 
     def __init__(
         self,
@@ -94,6 +99,7 @@ class TensorBoardSink(_Closing):
         per_seed: bool = False,
         run_names: Sequence[str] | None = None,
         flush_secs: int = 30,
+        resumed: bool = False,
     ):
         try:
             from tensorboardX import SummaryWriter
@@ -104,9 +110,10 @@ class TensorBoardSink(_Closing):
         self.per_seed = per_seed
         self.run_names = list(run_names) if run_names is not None else None
         self.flush_secs = flush_secs
+        self.resumed = resumed
         self._writers: dict[int, Any] = {}
 
-    def _writer(self, grid_point: int):
+    def _writer(self, grid_point: int, step: int):
         if grid_point not in self._writers:
             if self.run_names is not None and grid_point >= len(self.run_names):
                 raise ValueError(
@@ -114,13 +121,15 @@ class TensorBoardSink(_Closing):
                 )
             name = self.run_names[grid_point] if self.run_names else f"grid_point_{grid_point}"
             self._writers[grid_point] = self._writer_class(
-                logdir=str(self.logdir / name), flush_secs=self.flush_secs
+                logdir=str(self.logdir / name),
+                flush_secs=self.flush_secs,
+                purge_step=step if self.resumed else None,
             )
         return self._writers[grid_point]
 
     def write(self, rows: list[dict]) -> None:
         for grid_point, step, tag, value in _scalars(rows, self.per_seed):
-            self._writer(grid_point).add_scalar(tag, value, global_step=step)
+            self._writer(grid_point, step).add_scalar(tag, value, global_step=step)
 
     def flush(self) -> None:
         for writer in self._writers.values():
@@ -219,20 +228,21 @@ def make_sinks(
     run_dir: str | Path,
     config: Mapping | None = None,
     run_id: str | None = None,
+    resumed: bool = False,
 ) -> list[MetricSink]:
     """The named sinks for a run directory: ``tensorboard`` writes under
     ``run_dir/tensorboard``; ``wandb`` starts a run named after ``run_dir`` (project
     "jrl", files under ``run_dir``, ``config`` as its config; WANDB_MODE and the other
     WANDB_* variables apply), or with ``run_id`` (kept in the run's meta.json) starts or
-    continues the W&B run of that id, so a resumed run logs to the run it began. No
-    names, no sinks."""
+    continues the W&B run of that id, so a resumed run logs to the run it began.
+    ``resumed``: see :class:`TensorBoardSink`. No names, no sinks."""
     check_sinks(names)
     run_dir = Path(run_dir)
     sinks: list[MetricSink] = []
     try:
         for name in names:
             if name == "tensorboard":
-                sinks.append(TensorBoardSink(run_dir / "tensorboard"))
+                sinks.append(TensorBoardSink(run_dir / "tensorboard", resumed=resumed))
             else:
                 resume = {"id": run_id, "resume": "allow"} if run_id else {}
                 sinks.append(

@@ -536,6 +536,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     else:
         _check_new_run_dir(run_dir)
     built, chunks = _built_and_chunks(spec, fingerprint)
+    if not resume:  # before anything compiles: an --out that cannot be written fails here
+        run_dir.mkdir(parents=True, exist_ok=True)
+        hold()
+        _check_new_run_dir(run_dir)  # again: another process may have started a run here
 
     updates_done = 0
     if resume and record is not None:
@@ -551,9 +555,6 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             stale.unlink(missing_ok=True)
         record_resume(run_dir, updates_done)
     else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        hold()
-        _check_new_run_dir(run_dir)  # again: another process may have started a run here
         write_yaml(run_dir / "config.yaml", spec.to_dict())
         write_meta(
             run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}

@@ -2,6 +2,7 @@
 entry point's module."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -14,13 +15,14 @@ import yaml
 pytestmark = pytest.mark.timeout(600)
 
 
-def jrl(*args, cwd=None):
+def jrl(*args, cwd=None, env=None):
     return subprocess.run(
         [sys.executable, "-m", "jrl.cli", *map(str, args)],
         capture_output=True,
         text=True,
         timeout=300,
         cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
     )
 
 
@@ -252,6 +254,13 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
         done = jrl("train", "tabular", "--out", out)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    # An --out that cannot be made (under a file) is an error before anything compiles.
+    done = jrl("train", "ppo", "--out", config / "run", env={"JAX_LOG_COMPILES": "1"})
+    assert done.returncode == 2 and "Not a directory" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and "compilation of jit(init)" not in done.stderr
+    done = jrl("train", "tabular", "--env-overrides", "layout", "99", "--out", tmp_path / "l")
+    assert done.returncode == 2 and "a layout is an ASCII map (a string), got 99" in done.stderr
+    assert not (tmp_path / "l").exists()
 
 
 def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):

@@ -87,6 +87,32 @@ def test_tensorboard_run_names_and_means_only_by_default(tmp_path):
         TensorBoardSink(tmp_path / "other").write([{"step": 1, "seed": 0, "loss": 1.0}])
 
 
+def purge_markers(logdir):
+    """[(run directory, step)] of the SessionLog START events TensorBoard purges at:
+    events of a run at steps >= the marker's, written before it, are dropped."""
+    markers = []
+    for path in sorted(logdir.rglob("events.out.tfevents.*")):
+        data, offset = path.read_bytes(), 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset : offset + 8])
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 16 + length
+            if event.session_log.status == event_pb2.SessionLog.START:
+                markers.append((path.parent.relative_to(logdir).as_posix(), event.step))
+    return markers
+
+
+def test_a_resumed_tensorboard_sink_purges_the_steps_it_writes_again(tmp_path):
+    """A run killed after writing step 200 resumes from its checkpoint at step 100: the
+    rows from step 200 on come again, and TensorBoard must show them once."""
+    with TensorBoardSink(tmp_path) as sink:
+        sink.write(ROWS)
+    assert purge_markers(tmp_path) == []
+    with TensorBoardSink(tmp_path, resumed=True) as sink:
+        sink.write([{**row, "step": 300} for row in ROWS[4:6]] + ROWS[4:6])
+    assert purge_markers(tmp_path) == [("grid_point_0", 200)]  # its first step, sorted
+
+
 def test_make_sinks_builds_the_named_sinks_and_rejects_unknown_ones(tmp_path):
     assert make_sinks([], tmp_path) == []  # off by default
     (sink,) = make_sinks(["tensorboard"], tmp_path / "run")

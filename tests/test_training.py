@@ -22,7 +22,7 @@ import yaml
 
 from jrl import checkpoint
 from jrl.host import compiler_options
-from jrl.run_dir import load_yaml, read_rows, read_yaml
+from jrl.run_dir import cpu_model, load_yaml, read_rows, read_yaml
 from jrl.training import (
     RunInUseError,
     RunSpec,
@@ -574,6 +574,7 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
         assert meta["seeds"] == list(range(spec.num_seeds)) and meta["versions"]["jax"]
         # What else decides the numbers' last bits (README, "Same seed, same numbers").
         assert meta["compiler_options"] == compiler_options() and "xla_flags" in meta
+        assert meta["device_kinds"] == ["cpu"] and meta["cpu"] == cpu_model()
         assert meta["fingerprint"] == resolve(spec).fingerprint()
         partial = read_rows(run_dir / "metrics.jsonl")
         assert partial == rows[: len(partial)]

@@ -154,6 +154,8 @@ def parse_layout(ascii_map: str, legend: Sequence[CellType]) -> tuple[np.ndarray
     start (a floor cell, the legend's first type). Raises ``ValueError`` naming the
     row and column of ragged rows, unknown symbols, or a missing/duplicate start.
     """
+    if not isinstance(ascii_map, str):
+        raise ValueError(f"a layout is an ASCII map (a string), got {ascii_map!r}")
     rows = [line.strip() for line in ascii_map.strip("\n").splitlines()]
     rows = [row for row in rows if row]
     if not rows:
