@@ -770,6 +770,18 @@ def test_grid_task_rewards_and_counts_are_checked_before_compiling(name, overrid
         make(name, **overrides)
 
 
+def test_grid_rewards_take_numpy_and_jax_scalars():
+    for value in (np.float32(-2.0), np.array(-2.0), jnp.float32(-2.0), -2):
+        _, params = make("CliffWalking-v0", step_reward=value)
+        assert float(params.step_reward) == -2.0
+    _, params = make("CatRoom-v0", large_treat=jnp.float32(3.0), slip_prob=np.array(0.25))
+    assert float(params.slip_prob) == 0.25
+    with pytest.raises(ValueError, match="step_reward must be a finite number"):
+        make("CliffWalking-v0", step_reward=np.array([-1.0, -2.0]))
+    with pytest.raises(ValueError, match="slip_prob must be a finite number, got True"):
+        make("CatRoom-v0", slip_prob=True)
+
+
 def test_gymnax_overrides_keep_cartpole_consistent():
     """gymnax computes CartPole's total mass and pole mass x length once, for its
     defaults; a heavier pole must change them too, unless they are given."""
@@ -1018,3 +1030,6 @@ def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():
         ValueError, match=r"wind needs one entry per column \(10\), got shape \(3,\)"
     ):
         windy_params.replace(wind=jnp.array([0, 0, 2]))
+    with pytest.raises(ValueError, match="wind must be whole numbers"):
+        windy_params.replace(wind=[0.9] * 10)  # an int cast would make it calm
+    assert windy_params.replace(wind=np.ones(10, np.int64)).wind.dtype == jnp.int32

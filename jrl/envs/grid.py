@@ -256,12 +256,12 @@ def _replace_and_recompile(params: GridParams, **changes) -> GridParams:
         raise ValueError(f"GridParams has no field(s) {sorted(unknown)}")
     new = dataclasses.replace(params, **changes)
     if "wind" in changes:  # gathered by column, where an index past the end is clamped
-        width = new.cell_type.shape[-1]
-        if jnp.shape(new.wind) != (width,):
-            raise ValueError(
-                f"wind needs one entry per column ({width}), got shape {jnp.shape(new.wind)}"
-            )
-        new = dataclasses.replace(new, wind=jnp.asarray(new.wind, jnp.int32))
+        width, wind = new.cell_type.shape[-1], jnp.asarray(new.wind)
+        if wind.shape != (width,):
+            raise ValueError(f"wind needs one entry per column ({width}), got shape {wind.shape}")
+        if not jnp.issubdtype(wind.dtype, jnp.integer):
+            raise ValueError(f"wind must be whole numbers (an int array), got {new.wind!r}")
+        new = dataclasses.replace(new, wind=wind.astype(jnp.int32))
     if changes.keys() & TABLE_SOURCES and not changes.keys() & TABLE_FIELDS:
         return _compile_tables_jit(new)
     return new
@@ -285,13 +285,20 @@ def whole_number(name: str, value, low: int | None = None) -> int:
 
 
 def finite_number(name: str, value) -> float:
-    """``value`` as a float: an int or float that is finite; a ValueError otherwise (a
-    NaN reward would run a task whose episodes never score)."""
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+    """``value`` as a float: a finite int or float (a Python, NumPy or JAX scalar); a
+    ValueError otherwise (a NaN reward would run a task whose episodes never score)."""
+    try:
+        number = np.asarray(value)
+    except Exception:  # a traced value: grid tasks are made outside jit
+        number = None
+    if (
+        number is None
+        or number.shape != ()
+        or not np.issubdtype(number.dtype, np.number)
+        or not np.isfinite(number)
+    ):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+    return float(number)
 
 
 def grid_params(
