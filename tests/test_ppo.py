@@ -581,6 +581,20 @@ def test_continuous_ppo_learns_pendulum_over_vmapped_seeds(pendulum):
     assert np.all(np.isfinite(np.asarray(metrics.total_loss)))
 
 
+@pytest.mark.timeout(300)
+def test_greedy_episode_takes_env_params_as_a_traced_argument(pendulum):
+    """Pendulum's action bounds come from env_params (max_torque): passed into a jitted
+    evaluation as an argument they are traced, and the clip must take them so."""
+    ppo, (state, _, (greedy_return, _, _)) = pendulum
+    env, params = make("Pendulum-v1")
+    params_seed_0 = jax.tree.map(lambda leaf: leaf[0], state.params)
+    key = jax.random.split(jax.random.key(0), 2)[0]
+    episode = jax.jit(
+        lambda env_params: greedy_episode(key, env, env_params, ppo.network, params_seed_0, 200)
+    )
+    np.testing.assert_allclose(episode(params)[0], greedy_return[0], rtol=1e-5)
+
+
 def test_configs_take_numpy_scalars_as_python_ones():
     """num_envs=np.int64(8) (from an np.arange loop) was refused as 'not a positive
     int'; the configs now hold the Python values, so their checks, hashes and YAML are

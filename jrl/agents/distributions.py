@@ -101,7 +101,7 @@ def diag_gaussian(low: Any, high: Any) -> ActionDistribution:
     """Diagonal Gaussian over (mean, log_std) float[..., d]; actions float[..., d],
     sampled as a = mu + sigma * eps, eps ~ N(0, I), unclipped, and clipped to
     [low, high] (scalars or float[d]) only by ``to_env``."""
-    low, high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+    low, high = jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32)  # may be traced
 
     def noise(key, dist):
         mean = dist[0]
