@@ -341,6 +341,17 @@ def envs() -> None:
         print(f"{name:28s} {'jrl' if name in REGISTRY else 'gymnax'}")
 
 
+def _warn_if_incomplete(run_dir, state: dict) -> None:
+    """Say on stderr when the checkpoint evaluated is not a finished run's."""
+    if state["run_status"] != "complete":
+        print(
+            f"jrl eval: {run_dir} is {state['run_status'] or 'without a summary'}: "
+            f"evaluated its checkpoint after {state['updates_done']} of "
+            f"{state['total_updates']} updates",
+            file=sys.stderr,
+        )
+
+
 def evaluate(
     run_dirs: Annotated[list[Path], tyro.conf.Positional],
     episodes: int = 10,
@@ -388,6 +399,12 @@ def evaluate(
 
         if out is None:
             raise ValueError(f"pooling {len(run_dirs)} runs as tasks needs --out DIR")
+        for run_dir in run_dirs:  # each run keeps its own report in RUN/eval
+            if Path(run_dir).resolve() in (Path(out).resolve(), *Path(out).resolve().parents):
+                raise ValueError(
+                    f"--out {out} is inside the run directory {run_dir}; give a directory "
+                    "outside the runs"
+                )
         plan = task_aggregates.plan_pool(run_dirs)  # refuse mismatches before evaluating
         references = task_aggregates.parse_references(reference, plan.tasks)
         result = task_aggregates.evaluate_tasks(
@@ -402,6 +419,8 @@ def evaluate(
             references,
             plan=plan,
         )
+        for run_dir, state in result["checkpoints"].items():
+            _warn_if_incomplete(run_dir, state)
         for task, entry in result["tasks"].items():
             print(
                 f"task {task}: low {entry['low']:.2f}, high {entry['high']:.2f} ({entry['source']})"
@@ -420,14 +439,7 @@ def evaluate(
             "episodes begin in layout 0: evaluated there (--layout N for another)",
             file=sys.stderr,
         )
-    state = result["checkpoint"]
-    if state["run_status"] != "complete":
-        print(
-            f"jrl eval: {run_dirs[0]} is {state['run_status'] or 'without a summary'}: "
-            f"evaluated its checkpoint after {state['updates_done']} of "
-            f"{state['total_updates']} updates",
-            file=sys.stderr,
-        )
+    _warn_if_incomplete(run_dirs[0], result["checkpoint"])
     for point in result["grid"]:
         print(
             f"grid point {point['grid_point']}: mean return {point['mean']:.2f}, "

@@ -115,7 +115,7 @@ def plan_pool(run_dirs) -> PoolPlan:
 
 def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
     """``["CatRoom-v0=0,10", ...]`` -> {task: (low, high)}; ValueError for an unknown
-    task, a malformed item or low >= high."""
+    task, a malformed item, a bound that is not finite or low >= high."""
     references = {}
     for item in items:
         task, _, values = item.rpartition("=")
@@ -125,6 +125,8 @@ def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
             raise ValueError(f"--reference {item!r}: expected TASK=LOW,HIGH") from None
         if task not in tasks:
             raise ValueError(f"--reference {item!r}: no task {task!r}; the tasks are {tasks}")
+        if not (np.isfinite(low) and np.isfinite(high)):
+            raise ValueError(f"--reference {item!r}: LOW and HIGH must be finite")
         if not low < high:
             raise ValueError(f"--reference {item!r}: LOW must be below HIGH")
         references[task] = (low, high)
@@ -174,9 +176,11 @@ def evaluate_tasks(
             f"{missing} have none (give --reference 'TASK=LOW,HIGH' for each)"
         )
     per_seed = {}  # run directory -> float[G, S]
+    checkpoints = {}  # run directory -> the checkpoint evaluated and the run's status
     for run_dir in plan.specs:
         result = evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
         per_seed[run_dir] = np.asarray(result["returns"], np.float64).mean(axis=-1)
+        checkpoints[str(run_dir)] = result["checkpoint"]
     raw = {
         task: {m: per_seed[plan.where[task][m][0]][plan.where[task][m][1]] for m in plan.methods}
         for task in plan.tasks
@@ -224,6 +228,7 @@ def evaluate_tasks(
         "reps": reps,
         "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
         "methods": {m: {"num_seeds": plan.num_seeds[m]} for m in plan.methods},
+        "checkpoints": checkpoints,
         "tasks": {
             task: {
                 **bounds[task],

@@ -351,7 +351,7 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     import scipy.stats
 
     from jrl.cli import main
-    from jrl.task_aggregates import evaluate_tasks, plan_pool
+    from jrl.task_aggregates import evaluate_tasks, parse_references, plan_pool
 
     cat, cliff = tmp_path / "cat", tmp_path / "cliff"
     sweep_q_init("CatRoom-v0", cat)
@@ -386,9 +386,16 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         evaluate_tasks([cat, cliff], tmp_path / "mixed", normalize="none", references=mixed)
     assert not (cat / "eval.json").exists()
 
+    # A pooled report inside a run would overwrite that run's own report (RUN/eval).
+    assert main(["eval", str(cat), str(cliff), "--out", str(cat / "eval")]) == 2
+    assert "is inside the run directory" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="LOW and HIGH must be finite"):
+        parse_references(["CatRoom-v0=-inf,inf"], ["CatRoom-v0"])
+
     out = tmp_path / "pooled"
     done = jrl("eval", cat, cliff, "--out", out, "--episodes", "2", "--max-steps", "100")
     assert done.returncode == 0, done.stderr
+    assert "evaluated its checkpoint after" not in done.stderr  # both runs complete
     methods = ["tabular q_init=0", "tabular q_init=5"]
     table = (out / "aggregates.md").read_text()
     assert "2 task(s)" in table
@@ -424,3 +431,11 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         image = iio.imread(out / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
         assert image.std() > 0  # not blank
+    # A pooled run that did not finish is said so, as one run alone is, and recorded.
+    summary = json.loads((cat / "summary.json").read_text())
+    (cat / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    assert main(["eval", str(cat), str(cliff), "--out", str(out), "--episodes", "2"]) == 0
+    assert f"{cat} is interrupted: evaluated its checkpoint after" in capsys.readouterr().err
+    states = json.loads((out / "tasks.json").read_text())["checkpoints"]
+    assert states[str(cat)]["run_status"] == "interrupted"
+    assert states[str(cliff)]["run_status"] == "complete"
