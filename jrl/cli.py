@@ -399,8 +399,9 @@ def evaluate(
 
         if out is None:
             raise ValueError(f"pooling {len(run_dirs)} runs as tasks needs --out DIR")
+        target = Path(out).resolve()
         for run_dir in run_dirs:  # each run keeps its own report in RUN/eval
-            if Path(run_dir).resolve() in (Path(out).resolve(), *Path(out).resolve().parents):
+            if Path(run_dir).resolve() in (target, *target.parents):
                 raise ValueError(
                     f"--out {out} is inside the run directory {run_dir}; give a directory "
                     "outside the runs"

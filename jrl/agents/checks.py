@@ -53,6 +53,12 @@ def check_bools(config: Any, names: tuple[str, ...]) -> None:
             raise ValueError(f"{name} must be a bool, got {getattr(config, name)!r}")
 
 
+def check_positive_int(name: str, value: Any) -> None:
+    """ValueError unless ``value`` is an int >= 1 (a bool is not: True would run as 1)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+
+
 def float32_hparams(cls: type, hparams: Any) -> Any:
     """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
     the fields would be read by position, and another agent's hyperparameters (a

@@ -56,6 +56,7 @@ import optax
 from jrl.agents.checks import (
     Ignored,
     check_bools,
+    check_positive_int,
     float32_hparams,
     python_scalars,
     reject_ignored,
@@ -186,7 +187,7 @@ class DQNConfig:
             "target_update_frequency",
             "log_frequency",
         ):
-            _positive_int(name, getattr(self, name))
+            check_positive_int(name, getattr(self, name))
         check_eval_fields(self)
         starts = self.learning_starts
         if not isinstance(starts, int) or isinstance(starts, bool) or starts < 0:
@@ -274,11 +275,6 @@ class DQNConfig:
     def steps_run(self) -> int:
         """Environment steps the run takes: whole chunks of ``log_frequency``."""
         return self.num_chunks * self.log_frequency
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_hparams(hparams: DQNHParams, config: DQNConfig | None = None) -> None:

@@ -71,6 +71,7 @@ import optax
 from jrl.agents.checks import (
     Ignored,
     check_bools,
+    check_positive_int,
     float32_hparams,
     python_scalars,
     reject_ignored,
@@ -219,11 +220,6 @@ def check_network_fields(network: str, activation: str, hidden_sizes: Any) -> No
         raise ValueError(
             f"hidden_sizes must be a non-empty tuple of positive ints, got {hidden_sizes!r}"
         )
-
-
-def check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
 def check_total_timesteps(total_timesteps: int, batch_size: int) -> None:

@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.checks import check_bools, float32_hparams, python_scalars
+from jrl.agents.checks import check_bools, check_positive_int, float32_hparams, python_scalars
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -59,7 +59,6 @@ from jrl.agents.ppo import (
     adam_with_schedule,
     check_env,
     check_network_fields,
-    check_positive_int,
     check_total_timesteps,
     greedy_policy,
     init_state,

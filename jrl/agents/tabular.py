@@ -39,7 +39,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jrl.agents import exploration
-from jrl.agents.checks import Ignored, float32_hparams, python_scalars, reject_ignored
+from jrl.agents.checks import (
+    Ignored,
+    check_positive_int,
+    float32_hparams,
+    python_scalars,
+    reject_ignored,
+)
 from jrl.agents.evaluation import check_step_count, run_episode
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
@@ -101,16 +107,10 @@ class TabularConfig:
         _one_of("exploration", self.exploration, EXPLORATIONS)
         _one_of("schedule", self.schedule, tuple(exploration.SCHEDULES))
         for name in ("num_episodes", "max_steps", "steps_per_iteration"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_positive_int(name, getattr(self, name))
         check_step_count("max_steps", self.max_steps)
-        planning_steps = self.planning_steps
-        if (
-            not isinstance(planning_steps, int)
-            or isinstance(planning_steps, bool)
-            or planning_steps < 0
-        ):
+        steps = self.planning_steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"planning_steps must be an int >= 0, got {self.planning_steps!r}")
         if self.planning_steps and self.algorithm not in ("dyna_q", "dyna_q_plus"):
             raise ValueError(
