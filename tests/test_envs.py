@@ -460,31 +460,41 @@ def test_counters_survive_auto_reset_and_blocking_maze_switches_at_1000():
     np.testing.assert_array_equal(dones, steps % 7 == 0)
     np.testing.assert_array_equal(episodes, steps // 7)
     np.testing.assert_array_equal(times, steps % 7)
-    # state.layout is the layout the next transition uses: 0 for steps 1..1000, 1 after.
-    np.testing.assert_array_equal(layouts, steps >= 1000)
+    # state.layout is the episode's: the first begun after 1000 steps (at 1001) is in 1.
+    np.testing.assert_array_equal(layouts, steps >= 1001)
 
 
-def test_blocking_maze_switches_after_1000_steps():
+def test_blocking_maze_switches_when_an_episode_begins_after_1000_steps():
     env, params = env_of("BlockingMaze-v0", max_steps_in_episode=7)
     # Mid-episode near step 1000 of the run: time 5 of 7, episode 142.
     _, state = env.reset(KEY, params)
     state = state.replace(total_steps=jnp.int32(996), time=jnp.int32(5), episode=jnp.int32(142))
     trace = []
-    for _ in range(5):
+    for _ in range(9):
         _, state, _, _, truncated, _ = env.step(KEY, state, LEFT, params)
         trace.append((int(state.total_steps), int(state.episode), int(state.layout)))
-    # state.layout is the layout the next transition uses: 1 once 1000 steps are done.
-    assert trace == [(997, 142, 0), (998, 143, 0), (999, 143, 0), (1000, 143, 1), (1001, 143, 1)]
+    # Episode 143 began at step 998 and keeps layout 0 past step 1000; 144 begins in 1.
+    assert trace == [(997, 142, 0)] + [(t, 143, 0) for t in range(998, 1005)] + [(1005, 144, 1)]
     walls = np.asarray(params.cell_type[:, 3])
     np.testing.assert_array_equal(walls[0], [1, 1, 1, 1, 1, 1, 1, 1, 0])
     np.testing.assert_array_equal(walls[1], [0, 1, 1, 1, 1, 1, 1, 1, 1])
     # The dynamics follow the layout: up from (4, 0) is blocked before, open after.
-    for total, expected in ((999, (4, 0)), (1000, (3, 0))):
+    for layout, expected in ((0, (4, 0)), (1, (3, 0))):
         from_cell = state_at(env, params, 4, 0).replace(
-            total_steps=jnp.int32(total), layout=jnp.int32(total // 1000)
+            total_steps=jnp.int32(999 + layout), layout=jnp.int32(layout)
         )
         info = env.step(KEY, from_cell, UP, params)[5]
         assert divmod(int(info["final_observation"]), env.width) == expected
+
+
+def test_blocking_maze_never_walls_the_agent_in():
+    """Into the old gap (3, 8) on the 1000th step: the gap is a wall in layout 1, and a
+    switch then would leave the agent inside it (it walked out through the wall)."""
+    env, params = env_of("BlockingMaze-v0")
+    below_gap = state_at(env, params, 4, 8).replace(total_steps=jnp.int32(999))
+    _, state, *_ = env.step(KEY, below_gap, UP, params)
+    assert divmod(int(state.cell), env.width) == (3, 8) and int(state.total_steps) == 1000
+    assert not bool(params.blocks[params.cell_type[state.layout].reshape(-1)[state.cell]])
 
 
 def test_blocking_maze_layout_via_reset_and_step_counts():
@@ -495,7 +505,7 @@ def test_blocking_maze_layout_via_reset_and_step_counts():
     for _ in range(4):
         _, state, *_ = env.step(KEY, state, LEFT, params)
         seen.append((int(state.total_steps), int(state.episode), int(state.layout)))
-    assert seen == [(1, 0, 0), (2, 1, 0), (3, 1, 1), (4, 2, 1)]
+    assert seen == [(1, 0, 0), (2, 1, 0), (3, 1, 0), (4, 2, 1)]
 
 
 def test_cat_room_dynamic_switches_and_cycles():
@@ -815,6 +825,10 @@ def test_malformed_map(layout, problem):
 def test_malformed_settings():
     with pytest.raises(ValueError, match="one size"):
         make("BlockingMaze-v0", layouts=("S..\n..G", "S.\n.G"))
+    # One map given as ``layouts`` (a string is a sequence of one-letter "maps").
+    for name in ("BlockingMaze-v0", "CatRoomDynamic-v0"):
+        with pytest.raises(ValueError, match=r"got one string: pass \[layout\]"):
+            make(name, layouts="S..\n..G")
     with pytest.raises(ValueError, match="wind needs one entry per column"):
         make("WindyGridworld-v0", wind=(0, 1))
     with pytest.raises(ValueError, match="slip_prob"):
@@ -996,8 +1010,9 @@ def test_params_in_one_layout_play_that_layout_from_reset():
         for action in range(4):
             next_obs = env.step(key, state, jnp.int32(action), fixed)[0]
             assert int(next_obs) == int(params.next_cell[layout, state.cell, action])
-    with pytest.raises(ValueError, match=r"layout must be in \[0, 2\)"):
-        params.in_layout(2)
+    for layout in (2, -1, jnp.int32(2), np.int64(-1)):
+        with pytest.raises(ValueError, match=r"layout must be in \[0, 2\)"):
+            params.in_layout(layout)
 
 
 def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():

@@ -22,11 +22,14 @@ unset) and then its ``enter_effect``: end the episode, or send the agent back to
 start without ending it (the cliff of Example 6.6). Interacting gives the
 ``interact_reward`` of the cell the agent stands on and may end the episode.
 
-Several layouts make a non-stationary task: the layout in use is
+Several layouts make a non-stationary task: an episode is played in layout
 ``counter // switch_every`` (clamped to the last layout, or cycled), where the
 counter is the number of environment steps (Blocking and Shortcut mazes) or of
-episodes begun (the dynamic cat room) since ``reset``. These counters live in the
-state and survive the auto-reset inside ``step``.
+episodes begun (the dynamic cat room) since ``reset``, counted when the episode
+begins. These counters live in the state and survive the auto-reset inside ``step``.
+A step-counted switch thus waits for the episode under way to end, as in the
+reference code of Sutton & Barto's Figures 8.4 and 8.5 (ShangtongZhang's
+``chapter08/maze.py``): switching mid-episode could wall the agent in where it stood.
 """
 
 from __future__ import annotations
@@ -121,7 +124,11 @@ class GridParams(environment.EnvParams):
         changing task had switched to (``reset`` begins in layout 0). ``layout`` may be
         traced (vmapped over runs that ended in different layouts)."""
         num_layouts = self.cell_type.shape[0]
-        if isinstance(layout, int | np.integer) and not 0 <= layout < num_layouts:
+        try:
+            concrete = int(layout)
+        except (jax.errors.ConcretizationTypeError, TypeError):
+            concrete = None  # traced: checked by whoever chose it
+        if concrete is not None and not 0 <= concrete < num_layouts:
             raise ValueError(f"layout must be in [0, {num_layouts}), got {layout}")
         take = lambda table: table[layout][None]  # noqa: E731
         return self.replace(
@@ -138,7 +145,7 @@ class GridParams(environment.EnvParams):
 class GridState(environment.EnvState):
     """cell: int32 state index; time: steps in this episode; episode: episodes begun
     since ``reset`` (0 for the first); total_steps: steps since ``reset``; layout: the
-    layout index the next transition uses."""
+    layout index of this episode (chosen when it began)."""
 
     cell: jax.Array
     time: jax.Array
@@ -318,6 +325,10 @@ def grid_params(
     The legend's first type is the floor. The interact action exists when any type
     has an interact reward or ends the episode on interaction.
     """
+    if isinstance(layouts, str):
+        raise ValueError(
+            "layouts is a sequence of ASCII maps, got one string: pass [layout] for one map"
+        )
     if not layouts:
         raise ValueError("give at least one layout")
     if switch_on not in ("steps", "episodes"):
@@ -377,7 +388,7 @@ def grid_params(
 
 
 def layout_index(params: GridParams, episode: jax.Array, total_steps: jax.Array) -> jax.Array:
-    """Layout in use after ``episode`` episodes begun and ``total_steps`` steps."""
+    """Layout of an episode begun as number ``episode`` after ``total_steps`` steps."""
     num_layouts = params.cell_type.shape[0]
     if num_layouts == 1:
         return jnp.zeros_like(jnp.asarray(episode, jnp.int32))
@@ -501,13 +512,12 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             # A real branch when slip_prob is not batched: deterministic tasks draw nothing.
             action = jax.lax.cond(params.slip_prob > 0, slip, lambda a: a, action)
         index = (state.layout * self.num_states + state.cell) * self._num_actions + action
-        total_steps = state.total_steps + 1
         next_state = GridState(
             cell=params.next_cell.reshape(-1)[index],
             time=state.time + 1,
             episode=state.episode,
-            total_steps=total_steps,
-            layout=layout_index(params, state.episode, total_steps),
+            total_steps=state.total_steps + 1,
+            layout=state.layout,
         )
         terminated = params.terminal.reshape(-1)[index]
         reward = params.reward.reshape(-1)[index]
