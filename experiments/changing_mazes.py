@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 
 import jax
-import numpy as np
 
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
@@ -47,10 +46,7 @@ def run(task: str, num_runs: int = 20, seed: int = 0) -> dict:
         state, metrics = run_sweep(
             make_train(config, env, params), jax.random.key(seed), stack_grid([hparams]), num_runs
         )
-        lengths = []
-        for q in np.asarray(state.q_values[0]):
-            path, reached = env.greedy_path(params, q, layout=env.num_layouts - 1)
-            lengths.append(len(path) if reached else -1)
+        lengths = env.greedy_path_lengths(params, state.q_values[0], layout=env.num_layouts - 1)
         # The goal gives +1 and every other step 0: cumulative reward = episodes completed.
         out[method] = {
             "cumulative_reward": episodes_by_step(metrics.episode_lengths[0], num_steps),

@@ -26,16 +26,16 @@ HPARAMS = TabularHParams(alpha=0.5, gamma=1.0, epsilon=0.1)
 
 def run(num_runs: int = 50, num_episodes: int = 500, seed: int = 0) -> dict:
     """Per-episode sums of rewards float[num_runs, num_episodes] per method, the final
-    Q-tables, and the greedy path length of each run's final Q-table."""
+    Q-tables, and the greedy path length of each run's final Q-table (-1 where the
+    greedy policy never reaches the goal)."""
     env, params = make("CliffWalking-v0")
     out = {}
     for method in METHODS:
         train = make_train(TabularConfig(algorithm=method, num_episodes=num_episodes), env, params)
         state, metrics = run_sweep(train, jax.random.key(seed), stack_grid([HPARAMS]), num_runs)
-        q_values = np.asarray(state.q_values[0])
         out[method] = {
             "returns": np.asarray(metrics.episode_returns[0]),
-            "greedy_path_lengths": [len(env.greedy_path(params, q)[0]) for q in q_values],
+            "greedy_path_lengths": env.greedy_path_lengths(params, state.q_values[0]),
         }
     return out
 
@@ -61,9 +61,11 @@ def main():
     first = 100 if args.episodes > 100 else 0
     for method in METHODS:
         returns = results[method]["returns"]
+        lengths = np.array(results[method]["greedy_path_lengths"])
         summary[method] = {
             f"mean_return_episodes_{first}_{args.episodes}": float(returns[:, first:].mean()),
-            "greedy_path_length_median": float(np.median(results[method]["greedy_path_lengths"])),
+            "greedy_path_length_median": float(np.median(lengths)),
+            "greedy_path_reached": float(np.mean(lengths > 0)),
         }
     write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
     plot_curves(

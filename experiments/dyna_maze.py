@@ -36,10 +36,7 @@ def run(num_runs: int = 30, num_episodes: int = 50, seed: int = 0) -> dict:
         )
         out[n] = {
             "steps_per_episode": np.asarray(metrics.episode_lengths[0]),
-            "greedy_path_lengths": [
-                len(path) if reached else -1
-                for path, reached in (env.greedy_path(params, q) for q in state.q_values[0])
-            ],
+            "greedy_path_lengths": env.greedy_path_lengths(params, state.q_values[0]),
         }
     return out
 

@@ -42,18 +42,11 @@ def run(num_runs: int = 50, seed: int = 0, converged_episodes: int = 500) -> dic
     return {
         "episodes_by_step": episodes_by_step(metrics.episode_lengths[0], NUM_STEPS),
         "episodes_completed": np.asarray(metrics.num_completed[0]),
-        "sarsa_greedy_path_lengths": _path_lengths(env, params, state.q_values[0]),
-        "converged_greedy_path_lengths": _path_lengths(env, params, converged_state.q_values[0]),
+        "sarsa_greedy_path_lengths": env.greedy_path_lengths(params, state.q_values[0]),
+        "converged_greedy_path_lengths": env.greedy_path_lengths(
+            params, converged_state.q_values[0]
+        ),
     }
-
-
-def _path_lengths(env, params, q_values) -> list[int]:
-    """Greedy path length per run (-1 where the greedy policy never reaches the goal)."""
-    lengths = []
-    for q in np.asarray(q_values):
-        path, reached = env.greedy_path(params, q)
-        lengths.append(len(path) if reached else -1)
-    return lengths
 
 
 def main():

@@ -14,6 +14,7 @@ from jrl.agents.tabular import (
     check_hparams,
     draw,
     expected_sarsa_target,
+    greedy_episode,
     init_model,
     make_tabular,
     make_train,
@@ -328,3 +329,15 @@ def test_an_exponential_schedule_from_or_to_epsilon_zero_is_refused():
         with pytest.raises(ValueError, match=f"{name}=0.0: schedule='exponential' needs"):
             check_hparams(TabularHParams(**{name: 0.0}), config)
     check_hparams(TabularHParams(epsilon=0.0), dataclasses.replace(config, schedule="linear"))
+
+
+def test_greedy_episode_takes_a_numpy_q_table():
+    """The experiments hold Q-tables as NumPy arrays; the episode indexes the table with
+    a traced observation, which a NumPy array refuses unless it is made a JAX one."""
+    env, params = make("CliffWalking-v0")
+    q_values = np.zeros((env.num_states, 4), np.float32)
+    for cell in range(24, 35):  # up from the start (36), right along row 2, down to 47
+        q_values[cell, 3] = 1.0
+    q_values[36, 0], q_values[35, 1] = 1.0, 1.0
+    total, length, terminated = greedy_episode(jax.random.key(0), env, params, q_values, 50)
+    assert (float(total), int(length), bool(terminated)) == (-13.0, 13, True)

@@ -24,8 +24,10 @@ def test_cliff_walking_sarsa_is_safer_than_q_learning(cliff):
 
 def test_cliff_walking_q_learning_greedy_path_is_the_shortest(cliff):
     assert np.median(cliff["q_learning"]["greedy_path_lengths"]) == 13
-    # Sarsa's greedy path keeps away from the edge: longer than 13.
-    assert np.median(cliff["sarsa"]["greedy_path_lengths"]) > 13
+    # Sarsa's greedy path keeps away from the edge: longer than 13, and it gets there
+    # (-1 marks a greedy policy that loops).
+    sarsa = np.array(cliff["sarsa"]["greedy_path_lengths"])
+    assert np.mean(sarsa > 0) >= 0.8 and np.median(sarsa[sarsa > 0]) > 13
 
 
 def test_windy_gridworld_episodes_by_8000_steps_and_shortest_path():

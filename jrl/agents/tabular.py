@@ -645,7 +645,9 @@ def make_train(config: TabularConfig, env, env_params):
 
 def greedy_episode(key, env, env_params, q_values, max_steps: int):
     """Return and length of one episode of the greedy policy (ties broken at random),
-    cut at ``max_steps``: (return float32, length int32, terminated bool)."""
+    cut at ``max_steps``: (return float32, length int32, terminated bool). ``q_values``
+    float[S, A] may be a NumPy array (it is indexed by a traced observation)."""
+    q_values = jnp.asarray(q_values)
     return run_episode(
         key,
         env,

@@ -581,6 +581,16 @@ class GridWorld(environment.Environment[GridState, GridParams]):
             path.append(cell)
         return path, False
 
+    def greedy_path_lengths(self, params: GridParams, q_values, layout: int = 0) -> list[int]:
+        """Steps the greedy policy of each Q-table in ``q_values`` float[R, S, A] takes
+        from the start to the end of an episode in ``layout``; -1 where it never ends
+        one (it loops: :meth:`greedy_path` gives up after 4 * num_states steps)."""
+        lengths = []
+        for q in np.asarray(q_values):
+            path, reached = self.greedy_path(params, q, layout)
+            lengths.append(len(path) if reached else -1)
+        return lengths
+
 
 def describe(env: GridWorld, params: Any = None) -> str:
     """The layouts as text, one block per layout."""
