@@ -131,6 +131,12 @@ def test_dqn_target_rejects_mismatched_shapes():
         ({"eval_every": 51}, "eval_every"),
         ({"train_frequency": 4}, "train_frequency"),
         ({"target_update_frequency": 505}, "target_update_frequency"),
+        # No target update after learning starts: the target stays the initial network.
+        ({"target_update_frequency": 1_000_000}, "target_update_frequency=1000000: no target"),
+        (
+            {"learning_starts": 400_000, "target_update_frequency": 300_000},
+            r"no target update would come after the first gradient step \(at step 400000",
+        ),
         ({"log_frequency": 1005}, "log_frequency"),
         ({"total_timesteps": 5000}, "total_timesteps"),
         ({"target_update": "soft"}, "target_update"),
@@ -147,6 +153,7 @@ def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):
         DQNConfig(**kwargs)
     # The limits themselves are runs: the last iteration's gradient step, the last row.
     DQNConfig(learning_starts=500_000, eval_every=50)
+    DQNConfig(learning_starts=400_000, target_update_frequency=250_000)
 
 
 @pytest.mark.parametrize("network, obs_shape", [("mlp", (4,)), ("cnn", (5, 5, 3))])

@@ -248,6 +248,17 @@ class DQNConfig:
                 f"learning_starts={self.learning_starts} is more than the steps run "
                 f"({self.steps_run}): no gradient step would be taken"
             )
+        first_learning = max(steps, -(-self.learning_starts // steps) * steps)
+        first_target_move = -(-first_learning // self.target_update_frequency) * (
+            self.target_update_frequency
+        )
+        if first_target_move > self.steps_run:
+            raise ValueError(
+                f"target_update_frequency={self.target_update_frequency}: no target update "
+                f"would come after the first gradient step (at step {first_learning}; the "
+                f"run ends at {self.steps_run}), so every target would be the initial "
+                "network's: lower it or run longer"
+            )
         check_eval_every(self.eval_every, self.num_chunks, "chunks (metrics rows)")
 
     @property
