@@ -182,3 +182,23 @@ def test_render_a_trained_ppo_run_on_pendulum(tmp_path):
     actions = [np.asarray(act(jax.random.key(k), obs)) for k in range(3)]
     assert actions[0].shape == (1,) and abs(float(actions[0][0])) <= 2.0  # within bounds
     assert all(np.array_equal(actions[0], a) for a in actions)  # greedy: no sampling
+
+
+def test_a_wrapped_environment_is_refused_naming_what_to_give_instead():
+    """gymnax wrappers pass ``step_env`` to the inner environment: an episode stepped
+    without auto-reset mixed the wrapper's reset with the inner step (a shape error for
+    FlattenObservationWrapper, "cannot be rendered" from episode_frames)."""
+    from gymnax.wrappers.purerl import FlattenObservationWrapper, LogWrapper
+
+    from jrl.envs.render import rollout_states
+
+    policy = lambda key, obs: jnp.int32(0)  # noqa: E731
+    key = jax.random.key(0)
+    for name in ("CatRoom-v0", "Breakout-MinAtar"):
+        env, params = make(name, **({"observation": "grid"} if name == "CatRoom-v0" else {}))
+        for wrapped in (FlattenObservationWrapper(env), LogWrapper(env)):
+            message = f"{type(wrapped).__name__} wraps the env"
+            with pytest.raises(ValueError, match=message):
+                rollout_states(wrapped, params, policy, key, 3)
+            with pytest.raises(ValueError, match=message):
+                episode_frames(name, wrapped, params, policy, key, 3)

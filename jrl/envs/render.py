@@ -84,6 +84,20 @@ def render(env: GridWorld, state: GridState, params: GridParams | None = None, c
     return jnp.round(image).astype(jnp.uint8)
 
 
+def refuse_wrapped(env) -> None:
+    """ValueError for a gymnax wrapper: stepping without auto-reset (``step_env``) would
+    mix the wrapper's reset with the inner environment's step."""
+    from gymnax.wrappers.purerl import GymnaxWrapper
+
+    if isinstance(env, GymnaxWrapper):
+        raise ValueError(
+            f"{type(env).__name__} wraps the environment, and the episode is stepped "
+            "without auto-reset, which gymnax wrappers do not pass through: give the "
+            "environment it wraps and make the policy do the wrapper's change to the "
+            "observation (for FlattenObservationWrapper: obs.reshape(-1))"
+        )
+
+
 def rollout_states(
     env,
     params,
@@ -98,8 +112,10 @@ def rollout_states(
     float32[num_steps], dones bool[num_steps]): index 0 is the reset. Steps past the
     end of the episode (terminated, or ``state.time`` at ``max_steps_in_episode``)
     repeat its last state and observation with zero reward; ``step_env`` does not
-    auto-reset, so the last state is where the episode ended.
+    auto-reset, so the last state is where the episode ended. A gymnax wrapper
+    (``GymnaxWrapper``) is refused: its ``step_env`` is the inner environment's.
     """
+    refuse_wrapped(env)
     key_reset, key_steps = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
 

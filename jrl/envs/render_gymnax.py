@@ -26,7 +26,7 @@ import jax
 import numpy as np
 
 from jrl.envs.grid import GridWorld
-from jrl.envs.render import rollout_frames, rollout_states
+from jrl.envs.render import refuse_wrapped, rollout_frames, rollout_states
 
 BACKGROUND = (255, 255, 255)
 TRACK = (0, 0, 0)
@@ -262,7 +262,8 @@ def episode_frames(
     action`` on environment ``name`` (``env``, ``params``); past the episode's end the
     last frame repeats. ``cell_px``: pixels per grid cell (grid worlds: a multiple of
     8, default 24; image observations: default 16). ValueError, before anything runs,
-    for an environment that cannot be rendered."""
+    for an environment that cannot be rendered or is wrapped (see ``rollout_states``)."""
+    refuse_wrapped(env)
     if isinstance(env, GridWorld):
         frames, _, _ = rollout_frames(env, params, policy, key, num_steps, cell_px or 24)
         return np.asarray(frames)
