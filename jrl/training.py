@@ -40,7 +40,7 @@ import yaml
 
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
-from jrl.agents.checks import reject_ignored
+from jrl.agents.checks import check_positive_int, check_seed, reject_ignored
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
 from jrl.run_dir import (
@@ -213,11 +213,9 @@ def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]
     away from its default."""
     if spec.agent not in AGENTS:
         raise ValueError(f"unknown agent {spec.agent!r}; choose one of {sorted(AGENTS)}")
-    for name in ("num_seeds", "chunk_size", "seed"):
-        value = getattr(spec, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < int(name != "seed"):
-            kind = "a non-negative" if name == "seed" else "a positive"
-            raise ValueError(f"{name} must be {kind} int, got {value!r}")
+    for name in ("num_seeds", "chunk_size"):
+        check_positive_int(name, getattr(spec, name))
+    check_seed("seed", spec.seed)
     if not isinstance(spec.env, str):
         raise ValueError(f"env must be an environment id (a string), got {spec.env!r}")
     for name in ("config", "env_overrides"):

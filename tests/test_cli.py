@@ -128,6 +128,8 @@ def test_train_eval_render_plot_a_cat(tmp_path):
         (("eval", run, "--episodes", "0"), "--episodes and --max-steps must be >= 1"),
         (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
         (("render", run, "--fps", "0"), "render needs fps > 0"),
+        (("eval", run, "--seed", str(2**32 + 5)), "--seed must be an int in [0, 2**32)"),
+        (("render", run, "--seed", "-1"), "--seed must be an int in [0, 2**32), got -1"),
     ]:
         done = jrl(*args)
         assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -374,7 +374,10 @@ def compilations():
         ({"agent": "a2c"}, "unknown agent 'a2c'"),
         ({"env": "CartPole-v9"}, "CartPole-v9"),
         ({"num_seeds": 0}, "num_seeds must be a positive int"),
-        ({"seed": "zero"}, "seed must be a non-negative int"),
+        ({"seed": "zero"}, r"seed must be an int in \[0, 2\*\*32\), got 'zero'"),
+        # key(2**32 + 3) holds key(3)'s data: the run would repeat seed 3's numbers.
+        ({"seed": 2**32 + 3}, r"seed must be an int in \[0, 2\*\*32\), got 4294967299"),
+        ({"seed": 2**63}, r"seed must be an int in \[0, 2\*\*32\)"),
         ({"chunk_size": 2.5}, "chunk_size must be a positive int"),
     ],
 )

@@ -59,6 +59,16 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
+def check_seed(name: str, value: Any) -> None:
+    """ValueError unless ``value`` is an int in [0, 2**32): ``jax.random.key`` keeps a
+    seed's low 32 bits, so 2**32 + 3 would give seed 3's keys (and 2**63 overflows)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
+        raise ValueError(
+            f"{name} must be an int in [0, 2**32), got {value!r} (jax.random.key keeps a "
+            "seed's low 32 bits: a larger one would repeat a smaller seed's keys)"
+        )
+
+
 def float32_hparams(cls: type, hparams: Any) -> Any:
     """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
     the fields would be read by position, and another agent's hyperparameters (a

@@ -10,6 +10,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+from jrl.agents.checks import check_seed
+
 
 def run_episode(
     key: jax.Array,
@@ -87,11 +89,7 @@ def check_eval_fields(config) -> None:
             kind = "a positive" if least else "a non-negative"
             raise ValueError(f"{name} must be {kind} int, got {value!r}")
     check_step_count("eval_max_steps", config.eval_max_steps)
-    if config.eval_seed >= 2**32:
-        raise ValueError(
-            f"eval_seed={config.eval_seed} must be below 2**32: jax.random.key keeps its "
-            "low 32 bits, so it would give the keys of a small seed"
-        )
+    check_seed("eval_seed", config.eval_seed)
 
 
 def check_eval_every(eval_every: int, num_rows: int, rows: str) -> None:
