@@ -85,15 +85,24 @@ def cpu_xla_flags(existing: str, num_devices: int) -> str:
     return " ".join([*kept, f"{DEVICE_COUNT_FLAG}={num_devices}", *added])
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (``os.cpu_count()`` counts the machine's)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def use_cpu_cores(num_devices: int | None = None) -> int:
-    """Make this process's CPU into ``num_devices`` XLA devices (default: one per core)
-    with :data:`CPU_FLAGS`, by rewriting ``XLA_FLAGS``; returns the device count.
+    """Make this process's CPU into ``num_devices`` XLA devices (default: one per core
+    it may run on — its CPU affinity, as Slurm's ``--cpus-per-task``, ``taskset`` or a
+    container's cpuset leave it) with :data:`CPU_FLAGS`, by rewriting ``XLA_FLAGS``;
+    returns the device count.
 
     Must run before JAX initialises its backend (before the first ``jax.devices()``,
     array or compile): XLA reads the flags once, so afterwards they would be ignored
     silently — this raises ``RuntimeError`` instead.
     """
-    count = (os.cpu_count() or 1) if num_devices is None else num_devices
+    count = usable_cores() if num_devices is None else num_devices
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
         raise ValueError(f"num_devices must be a positive int, got {num_devices!r}")
     from jax._src import xla_bridge

@@ -76,6 +76,27 @@ def test_bad_counts_and_a_started_backend_are_refused():
         use_cpu_cores(2)
 
 
+def test_one_device_per_core_this_process_may_use():
+    """Under Slurm's --cpus-per-task or taskset a process may use fewer cores than the
+    machine has: one device per machine core would run the extra devices' seeds on the
+    same cores, each device's share taking as long as the whole."""
+    script = (
+        "import os, sys; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "import jrl.host; print(jrl.host.use_cpu_cores(), os.cpu_count())"
+    )
+    environment = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    devices, machine_cores = map(int, done.stdout.split())
+    assert devices == 1 and machine_cores == os.cpu_count() > 1  # the CI machine has 2
+
+
 def test_compiler_options_are_the_cpu_ones_here_and_a_copy():
     assert jax.default_backend() == "cpu"
     options = compiler_options()

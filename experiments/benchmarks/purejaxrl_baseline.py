@@ -47,6 +47,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jrl.host import usable_cores
+
 
 def purejaxrl_dir() -> Path | None:
     """The checkout named by $PUREJAXRL_DIR, or None when unset."""
@@ -305,7 +307,7 @@ def compare(
     speedups = []
     for num_seeds in seed_counts:
         impls = ["jrl", "purejaxrl"] if baseline else ["jrl"]
-        if one_device and num_seeds > 1 and (os.cpu_count() or 1) > 1:
+        if one_device and num_seeds > 1 and usable_cores() > 1:
             impls.insert(1, "jrl_one_device")
         if paired:
             row = _paired_children(script, impls, num_seeds, steps, repeats, budget_s)

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import os
 
+from jrl.host import usable_cores  # imports no JAX
+
 # Must be set before jax initialises its backend: one CPU device per core, and XLA:CPU
 # allowed to emit a whole while loop (without scatters) as one kernel instead of one
 # call per operation.
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "")
-    + f" --xla_force_host_platform_device_count={os.cpu_count()}"
+    + f" --xla_force_host_platform_device_count={usable_cores()}"
     + " --xla_backend_extra_options=xla_cpu_small_while_loop_byte_threshold=1000000000"
 )
 
