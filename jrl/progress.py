@@ -184,7 +184,18 @@ def train_with_progress(
     """``train(key, hparams) -> (state, metrics[num_updates])`` of ``agent`` (anything
     with ``init(key, hparams)`` and ``update_at(state, hparams, index)``: PPO, DQN and
     REINFORCE), calling ``progress(index)`` on the host after every ``every``-th update
-    (default: every 1% of the run) and after the last."""
+    (default: every 1% of the run) and after the last. ``num_updates`` must be the
+    agent's (``agent.num_updates``: PPO's and REINFORCE's updates, DQN's chunks) and, for
+    a :class:`Progress`, its count: a shorter loop would cut the run short, a longer
+    one run past the config's total_timesteps (PPO's annealed rate turned negative)."""
+    counts = {"num_updates": num_updates}
+    if hasattr(agent, "num_updates"):
+        counts["the agent's num_updates"] = agent.num_updates
+    if isinstance(progress, Progress):
+        counts["the Progress's num_updates"] = progress.num_updates
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{name} {value}" for name, value in counts.items())
+        raise ValueError(f"train_with_progress needs one length of the run, got {shown}")
     every = every or max(1, num_updates // 100)
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")

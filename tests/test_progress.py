@@ -26,7 +26,12 @@ def test_progress_reports_every_kth_update_once_and_changes_no_number(algo):
         agent, hparams, num_updates = make_ppo(config, env, params), PPOHParams(), 10
     else:
         config = DQNConfig(
-            num_envs=2, total_timesteps=400, log_frequency=40, learning_starts=64, batch_size=16
+            num_envs=2,
+            total_timesteps=400,
+            log_frequency=40,
+            learning_starts=64,
+            batch_size=16,
+            target_update_frequency=40,
         )
         agent, hparams, num_updates = make_dqn(config, env, params), DQNHParams(), 10
     seen = []
@@ -131,6 +136,12 @@ def test_run_sweep_with_progress_reports_and_gives_the_same_numbers():
     ]
     for a, b in zip(jax.tree.leaves(plain), jax.tree.leaves(reported), strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # One length of the run: a shorter loop cut it short, a longer one ran past
+    # total_timesteps with the annealed learning rate below zero.
+    with pytest.raises(ValueError, match="num_updates 3, the agent's num_updates 4"):
+        train_with_progress(agent, 3, lambda index: None)
+    with pytest.raises(ValueError, match="the Progress's num_updates 5"):
+        train_with_progress(agent, 4, Progress("PPO", 5, file=io.StringIO()))
     with pytest.raises(ValueError, match="progress= needs jit=True"):
         run_sweep(train, key, grid, 2, jit=False, progress=progress)
     # In sequence each run counts from update 0: the bar would be full after the first.
@@ -141,7 +152,13 @@ def test_run_sweep_with_progress_reports_and_gives_the_same_numbers():
 def test_a_progress_train_keeps_the_agents_config_check():
     env, params = make("CartPole-v1")
     agent = make_dqn(
-        DQNConfig(target_update="hard", total_timesteps=400, log_frequency=40, learning_starts=64),
+        DQNConfig(
+            target_update="hard",
+            total_timesteps=400,
+            log_frequency=40,
+            learning_starts=64,
+            target_update_frequency=40,
+        ),
         env,
         params,
     )

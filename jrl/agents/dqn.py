@@ -472,6 +472,7 @@ class DQN(NamedTuple):
     unbatched), with the evaluation when ``eval_every`` says. evaluate(params) ->
     float32: the mean greedy return on the evaluation keys. train(key, hparams) ->
     (DQNState, DQNMetrics[num_chunks]).
+    num_updates: U, the ``update_at`` calls of a whole run.
     """
 
     network: nn.Module
@@ -480,6 +481,7 @@ class DQN(NamedTuple):
     train: Callable
     update_at: Callable
     evaluate: Callable
+    num_updates: int
 
 
 def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]]:
@@ -724,6 +726,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         train=train,
         update_at=update_at,
         evaluate=evaluate,
+        num_updates=config.num_chunks,
     )
 
 

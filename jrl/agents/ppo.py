@@ -382,6 +382,7 @@ class PPO(NamedTuple):
     (``jrl.agents.evaluation.with_periodic_evaluation``). evaluate(params) -> float32:
     the mean greedy return on the evaluation keys. train(key, hparams) -> (PPOState,
     PPOMetrics[U]): ``update_at`` for index 0 .. U-1.
+    num_updates: U, the ``update_at`` calls of a whole run.
     """
 
     network: nn.Module
@@ -391,6 +392,7 @@ class PPO(NamedTuple):
     distribution: ActionDistribution
     update_at: Callable
     evaluate: Callable
+    num_updates: int
 
 
 SHUFFLE_POSITION_BITS_MAX = 24
@@ -643,6 +645,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
         distribution=distribution,
         update_at=update_at,
         evaluate=evaluate,
+        num_updates=config.num_updates,
     )
 
 

@@ -197,7 +197,8 @@ class Reinforce(NamedTuple):
     """The pure functions of one configured REINFORCE (what ``make_reinforce`` returns):
     network, init(key, hparams) -> PPOState, update(state, hparams) -> (PPOState,
     ReinforceMetrics), update_at and evaluate as :class:`~jrl.agents.ppo.PPO`'s,
-    train(key, hparams) -> (PPOState, ReinforceMetrics[U])."""
+    train(key, hparams) -> (PPOState, ReinforceMetrics[U]). num_updates: U,
+    the ``update_at`` calls of a whole run."""
 
     network: nn.Module
     init: Callable
@@ -205,6 +206,7 @@ class Reinforce(NamedTuple):
     train: Callable
     update_at: Callable
     evaluate: Callable
+    num_updates: int
 
 
 def make_optimizer(config: ReinforceConfig, hparams: ReinforceHParams):
@@ -304,6 +306,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
         train=train,
         update_at=update_at,
         evaluate=evaluate,
+        num_updates=config.num_updates,
     )
 
 
