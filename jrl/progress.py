@@ -18,10 +18,7 @@ on ``KeyboardInterrupt`` it stops the run, waits for it to abort, and re-raises.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import signal
 import sys
 import threading
 import time
@@ -31,6 +28,7 @@ from typing import Any, TextIO
 import jax
 
 from jrl.agents.evaluation import scan_run
+from jrl.interrupts import exit_at_once, watch_signals
 
 
 class RunStopped(Exception):
@@ -66,49 +64,40 @@ def wait_until_stopped() -> None:
 def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
     """``jax.block_until_ready(fn(*args))``, where ``fn`` runs a loop built by
     :func:`train_with_progress` reporting to ``progress``: a Ctrl-C (SIGINT) ends the
-    run at its next callback instead of its end, then propagates as KeyboardInterrupt.
+    run at its next callback instead of its end, then raises KeyboardInterrupt; a
+    second Ctrl-C ends the process at once.
 
-    On one device XLA:CPU runs the computation inside the call, where Python's handler
-    cannot run until it returns; so a thread learns of the signal from Python's
-    wake-up fd (``signal.set_wakeup_fd``, written by the C-level handler at once) and
-    stops ``progress``.
+    The Ctrl-C is heard as it arrives (:func:`jrl.interrupts.watch_signals`): on one
+    device XLA:CPU runs the computation inside the call, where Python's own handler
+    could not run until it returned.
     """
+    presses = []
+
+    def on_sigint(number):
+        presses.append(number)
+        if len(presses) > 1:
+            exit_at_once(f"{progress.label}: second Ctrl-C: exiting at once")
+        progress.stop()
+        print(
+            f"{progress.label}: Ctrl-C: stopping at the next progress report "
+            "(Ctrl-C again to exit at once)",
+            file=progress.file or sys.stderr,
+            flush=True,
+        )
+
     progress.start()
-    with _stop_on_sigint(progress):
+    with watch_signals(on_sigint):
         try:
-            return jax.block_until_ready(fn(*args))
+            result = jax.block_until_ready(fn(*args))
         except (KeyboardInterrupt, jax.errors.JaxRuntimeError) as error:
             if not isinstance(error, KeyboardInterrupt) and not progress.stopped:
                 raise
             progress.stop()
-            wait_until_stopped()
-            raise KeyboardInterrupt from None
-
-
-@contextlib.contextmanager
-def _stop_on_sigint(progress: Progress):
-    handled = callable(signal.getsignal(signal.SIGINT))  # not ignored, not default
-    if threading.current_thread() is not threading.main_thread() or not handled:
-        yield
-        return
-    read, write = os.pipe()
-    os.set_blocking(write, False)
-    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-
-    def watch():
-        while data := os.read(read, 64):  # b"" once the write end is closed
-            if signal.SIGINT in data:
-                progress.stop()
-
-    watcher = threading.Thread(target=watch, name="jrl-progress-sigint", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        signal.set_wakeup_fd(previous)
-        os.close(write)
-        watcher.join()
-        os.close(read)
+        else:
+            if not progress.stopped:
+                return result
+        wait_until_stopped()
+    raise KeyboardInterrupt
 
 
 def _duration(seconds: float) -> str:

@@ -43,6 +43,7 @@ from jrl.agents import dqn, ppo, tabular
 from jrl.agents.checks import check_positive_int, check_seed, reject_ignored
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
+from jrl.interrupts import exit_at_once, watch_signals
 from jrl.run_dir import (
     RunInUseError,
     append_rows,
@@ -353,19 +354,24 @@ def metric_rows(metrics: Any, first_update: int) -> list[dict]:
 
 class _Stop:
     """While installed, the first SIGTERM or SIGINT sets a flag (the loop checkpoints
-    and stops after its chunk); a second SIGINT raises KeyboardInterrupt at once (the
-    files are written atomically, so even that leaves a resumable run)."""
+    and stops after its chunk) and says so at once, even while a chunk runs; a second
+    SIGINT ends the process at once (:func:`jrl.interrupts.exit_at_once`: the files are
+    written atomically, so it leaves a run that resumes from its last checkpoint, as
+    after SIGKILL)."""
 
     def __init__(self):
         self.signal: int | None = None
 
     @contextlib.contextmanager
     def installed(self):
-        handlers = {}
-
-        def handle(number, frame):
-            if self.signal is not None and number == signal.SIGINT:
-                raise KeyboardInterrupt
+        def on_signal(number):
+            if self.signal is not None:
+                if number == signal.SIGINT:
+                    exit_at_once(
+                        "jrl: second Ctrl-C: exiting at once; the run resumes from its last "
+                        "checkpoint (jrl train --resume RUN_DIR)"
+                    )
+                return
             self.signal = number
             print(
                 f"jrl: got {signal.Signals(number).name}: finishing the chunk, then a "
@@ -374,14 +380,8 @@ class _Stop:
                 flush=True,
             )
 
-        for number in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(ValueError):  # not the main thread: leave them alone
-                handlers[number] = signal.signal(number, handle)
-        try:
+        with watch_signals(on_signal, (signal.SIGTERM, signal.SIGINT)):
             yield self
-        finally:
-            for number, handler in handlers.items():
-                signal.signal(number, handler)
 
 
 class Summary:

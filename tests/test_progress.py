@@ -1,6 +1,7 @@
 """Progress from inside a run compiled whole (jrl.progress)."""
 
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -71,11 +72,15 @@ def test_progress_rejects_a_bad_update_count(bad):
 
 STOPPED_BY_CTRL_C = textwrap.dedent(
     """
-    import signal
+    import signal, sys
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if the parent ignores it
+    devices, every = int(sys.argv[1]), int(sys.argv[2])
+    import jrl.host
+    jrl.host.use_cpu_cores(devices)
     from typing import Callable, NamedTuple
     import jax, jax.numpy as jnp
-    from jrl.progress import Progress, call_stoppable, train_with_progress
+    from jrl.progress import Progress, train_with_progress
+    from jrl.sweep import run_sweep
 
     class Toy(NamedTuple):
         init: Callable
@@ -90,23 +95,34 @@ STOPPED_BY_CTRL_C = textwrap.dedent(
     init = lambda key, hparams: jnp.eye(256) + 1e-3 * jax.random.uniform(key, (256, 256))
     num_updates = 200_000  # minutes to the end
     progress = Progress("toy", num_updates, min_interval_s=0.5)
-    train = train_with_progress(Toy(init, update_at), num_updates, progress, every=20)
-    key = jax.random.key(0)
-    compiled = jax.jit(train).lower(key, 0.0).compile()
-    call_stoppable(progress, compiled, key, 0.0)
+    train = train_with_progress(Toy(init, update_at), num_updates, progress, every=every)
+    print("compiling", file=sys.stderr, flush=True)
+    run_sweep(train, jax.random.key(0), jnp.zeros((1,)), devices, devices=jax.devices(),
+              progress=progress)
     print("ran to the end")
     """
 )
 
 
-def test_ctrl_c_ends_a_compiled_run_at_its_next_callback():
-    child = subprocess.Popen(
-        [sys.executable, "-c", STOPPED_BY_CTRL_C],
+def start_toy_run(devices: int, every: int) -> subprocess.Popen:
+    environment = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
+    return subprocess.Popen(
+        [sys.executable, "-c", STOPPED_BY_CTRL_C, str(devices), str(every)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=environment,
     )
+
+
+@pytest.mark.parametrize("devices", [1, 2])
+def test_ctrl_c_ends_a_compiled_run_at_its_next_callback(devices):
+    """On two devices the KeyboardInterrupt of Python's own handler landed while the
+    stopped run's error was being handled, before its wait: JAX printed the error
+    twice at exit, as ignored exceptions."""
+    child = start_toy_run(devices, every=20)
     try:
+        assert "compiling" in child.stderr.readline()
         first = child.stderr.readline()  # the first progress line: the run is running
         assert "toy:" in first and "of 200000)" in first, first
         time.sleep(1.0)
@@ -117,9 +133,28 @@ def test_ctrl_c_ends_a_compiled_run_at_its_next_callback():
     finally:
         child.kill()
     assert child.returncode != 0 and "ran to the end" not in out
+    assert "toy: Ctrl-C: stopping at the next progress report" in err
     assert err.rstrip().endswith("KeyboardInterrupt"), err[-2000:]
     assert waited < 20, waited  # not the minutes the whole run takes
     assert "Exception ignored" not in err and "callback failed" not in err, err[-2000:]
+
+
+def test_a_second_ctrl_c_exits_at_once():
+    """No progress report for minutes (every update 10**6: only the last one reports),
+    so the first Ctrl-C's stop would wait for the end; the second ends the process."""
+    child = start_toy_run(1, every=10**6)
+    try:
+        assert "compiling" in child.stderr.readline()
+        time.sleep(4.0)  # compiled (a second or two) and running
+        child.send_signal(signal.SIGINT)
+        time.sleep(1.0)
+        assert child.poll() is None  # the first one waits for a report
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=10)
+    finally:
+        child.kill()
+    assert child.returncode == 130 and "ran to the end" not in out
+    assert "toy: second Ctrl-C: exiting at once" in err, err[-2000:]
 
 
 def test_run_sweep_with_progress_reports_and_gives_the_same_numbers():

@@ -6,13 +6,16 @@ Each agent's uninterrupted run is made once (module fixture) and its compiled ch
 are reused in this process (``jrl.training`` keeps the last few); only the killed
 processes compile again."""
 
+import contextlib
 import json
 import os
+import queue
 import random
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -593,6 +596,48 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert read_rows(run_dir / "metrics.jsonl") == rows
     assert_same_state(restore_state(run_dir)[1], state)
     assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_ctrl_c_is_heard_during_a_chunk_and_a_second_one_exits_at_once(tmp_path):
+    """The main thread waits in XLA for a whole chunk, where Python's signal handlers
+    cannot run: the first Ctrl-C was acknowledged only when the chunk ended, and a
+    second one before then merged into it, so "Ctrl-C again to stop at once" did not."""
+    spec = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",  # a chunk of 20000 x 4096 steps: tens of seconds here
+        config={"num_episodes": 10**8, "max_steps": 10**9, "steps_per_iteration": 4096},
+        num_seeds=1,
+        chunk_size=20000,
+    )
+    run_dir = tmp_path / "long"
+    process = start_cli(run_dir, spec)
+    lines = queue.Queue()
+    read = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr])
+    read.daemon = True
+    read.start()
+
+    def wait_for_line(text, seconds):
+        deadline = time.perf_counter() + seconds
+        while (left := deadline - time.perf_counter()) > 0:
+            with contextlib.suppress(queue.Empty):
+                if text in (line := lines.get(timeout=left)):
+                    return line
+        raise AssertionError(f"no {text!r} on stderr within {seconds} s")
+
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "meta.json").exists() and time.time() < deadline:
+            assert process.poll() is None, process.communicate()[1][-2000:]
+            time.sleep(0.1)
+        time.sleep(3.0)  # compiling or in the first chunk: the main thread is in XLA
+        process.send_signal(signal.SIGINT)
+        wait_for_line("got SIGINT: finishing the chunk", 5)
+        assert process.poll() is None  # it goes on with the chunk
+        process.send_signal(signal.SIGINT)
+        wait_for_line("second Ctrl-C: exiting at once", 5)
+        assert process.wait(timeout=10) == 130
+    finally:
+        process.kill()
 
 
 def test_run_directory_lock_refuses_a_second_holder_and_tolerates_no_locking(

@@ -1,0 +1,65 @@
+"""Signals heard while the main thread waits inside a compiled call.
+
+Python runs a signal handler in the main thread, between bytecodes: while that thread
+waits in XLA (a compiled run, ``block_until_ready``) a Ctrl-C is only noticed when the
+call returns, and two Ctrl-Cs before then count as one. :func:`watch_signals` hears
+each signal as it arrives instead: its handlers do nothing in the main thread, and a
+watcher thread reads the signal numbers that Python's C-level handler writes to the
+wake-up fd (``signal.set_wakeup_fd``) at once, calling ``on_signal(number)`` for each.
+Nothing is raised in the main thread, so no KeyboardInterrupt lands in the middle of
+the code that cleans up after a stopped run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+
+EXIT_AT_ONCE = 128 + signal.SIGINT  # a shell's status for a process ended by Ctrl-C
+
+
+@contextlib.contextmanager
+def watch_signals(
+    on_signal: Callable[[int], None], numbers: Sequence[int] = (signal.SIGINT,)
+) -> Iterator[bool]:
+    """While in the block, call ``on_signal(number)`` from a watcher thread as each of
+    ``numbers`` arrives; yields True. Outside the main thread (where signals cannot be
+    handled) this does nothing and yields False; so it does for a signal that the process
+    ignores or leaves to the system's default (a parent's ``SIG_IGN`` is respected)."""
+    numbers = [n for n in numbers if callable(signal.getsignal(n))]
+    if threading.current_thread() is not threading.main_thread() or not numbers:
+        yield False
+        return
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    previous = {n: signal.signal(n, lambda *_: None) for n in numbers}
+
+    def watch():
+        while data := os.read(read, 64):  # b"" once the write end is closed
+            for number in data:
+                if number in previous:
+                    on_signal(number)
+
+    watcher = threading.Thread(target=watch, name="jrl-signals", daemon=True)
+    watcher.start()
+    try:
+        yield True
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        signal.set_wakeup_fd(previous_fd)
+        os.close(write)
+        watcher.join()
+        os.close(read)
+
+
+def exit_at_once(message: str) -> None:
+    """Print ``message`` and end the process now (status 130, as a Ctrl-C), from any
+    thread: what a second Ctrl-C asks for while the main thread waits in XLA."""
+    print(message, file=sys.stderr, flush=True)
+    os._exit(EXIT_AT_ONCE)
