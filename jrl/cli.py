@@ -537,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
     ) as error:
         print(f"jrl {command}: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # a second Ctrl-C: the files are whole, the run resumable
+    except KeyboardInterrupt:  # before the chunk loop hears signals: the files are whole
         print(f"jrl {command}: interrupted", file=sys.stderr)
         return 130
 

@@ -234,3 +234,16 @@ def test_dqn_benchmark_rejects_steps_it_would_not_run():
     done = run_benchmark("dqn_cartpole.py", "--steps", "12345")
     assert done.returncode == 2
     assert "--steps must be a multiple of 5000, got 12345" in done.stderr
+
+
+def test_make_bench_runs_every_benchmark_and_only_benchmarks():
+    """`make bench` runs each script in the Makefile's BENCHMARKS without arguments: a
+    benchmark left out would go unmeasured, a tool that needs arguments (thunk_profile's
+    --algo) failed the target after every benchmark had run. A new script must be
+    listed there or named here as not a benchmark."""
+    makefile = (BENCHMARKS.parents[1] / "Makefile").read_text()
+    (line,) = [row for row in makefile.splitlines() if row.startswith("BENCHMARKS =")]
+    listed = set(line.split("=", 1)[1].split())
+    not_benchmarks = {"purejaxrl_baseline", "numpy_cliff_baseline", "thunk_profile"}
+    scripts = {path.stem for path in BENCHMARKS.glob("*.py")}
+    assert listed == scripts - not_benchmarks and not_benchmarks <= scripts
