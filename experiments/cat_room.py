@@ -118,6 +118,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    run_provenance = provenance()  # the start, the code run
     summary = {
         "config": {
             "seeds": args.seeds,
@@ -165,7 +166,7 @@ def main():
     )
     after = greedy_gif(f"{args.out}/greedy_after.gif", jnp.asarray(best[2]), args.seed)
     summary["gifs"] = {"before": {"return": before}, "after": {"agent": best[0], "return": after}}
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     print("static room (greedy return / fraction of seeds whose greedy cat uses the tall post):")
     for label, figures in summary["static"].items():
         print(

@@ -61,6 +61,7 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    run_provenance = provenance()  # the start, the code run
     summary = {
         "config": {
             "alpha": 1.0,
@@ -87,7 +88,7 @@ def main():
             ylabel="cumulative reward",
             title=f"{task.capitalize()} maze ({env_id}), n={planning_steps}, kappa={kappa}",
         )
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     print(summary)
 
 

@@ -47,6 +47,7 @@ def main():
     parser.add_argument("--episodes", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    run_provenance = provenance()  # the start, the code run
     results = run(args.runs, args.episodes, args.seed)
     summary = {
         "config": {
@@ -67,7 +68,7 @@ def main():
             "greedy_path_length_median": float(np.median(lengths)),
             "greedy_path_reached": float(np.mean(lengths > 0)),
         }
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     plot_curves(
         f"{args.out}/cliff_walking.png",
         {m: smooth(results[m]["returns"], 10) for m in METHODS},

@@ -47,6 +47,7 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    run_provenance = provenance()  # the start, the code run
     results = run(args.runs, seed=args.seed)
     summary = {
         "config": {**HPARAMS._asdict(), "runs": args.runs, "episodes": 50, "seed": args.seed},
@@ -59,7 +60,7 @@ def main():
             "mean_steps_episodes_40_50": float(steps[:, 39:].mean()),
             "greedy_path_length_median": float(np.median(result["greedy_path_lengths"])),
         }
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     plot_curves(
         f"{args.out}/dyna_maze.png",
         {f"{n} planning steps": r["steps_per_episode"][:, 1:] for n, r in results.items()},

@@ -55,6 +55,7 @@ def main():
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    run_provenance = provenance()  # the start, the code run
     results = run(args.runs, args.seed)
     completed = results["episodes_completed"]
     summary = {
@@ -70,7 +71,7 @@ def main():
             np.median(results["converged_greedy_path_lengths"])
         ),
     }
-    write_json(f"{args.out}/results.json", {**summary, "provenance": provenance()})
+    write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     plot_curves(
         f"{args.out}/windy_gridworld.png",
         {"Sarsa": results["episodes_by_step"]},
