@@ -7,8 +7,10 @@ Q-learning with optimistic initial values. The rug post (+1) is three steps from
 start; the tall post (+10) is far, past the furniture (-5): undirected exploration
 settles for the rug, exploration that is planned or optimistic finds the tall post.
 
-Writes to --out: results.json, static_room.png, dynamic_room.png,
-greedy_before.gif and greedy_after.gif (the greedy policy before and after learning).
+Writes to --out: results.json (per agent and room the figures printed, per-seed values
+with mean and IQM and bootstrap intervals, and the learning curve), static_room.png and
+dynamic_room.png (mean and IQM over seeds, bootstrap bands), greedy_before.gif and
+greedy_after.gif (the greedy policy before and after learning).
 
     python experiments/cat_room.py --out results/cat_room
 """
@@ -26,7 +28,7 @@ from jrl.agents.exploration import epsilon_greedy
 from jrl.agents.tabular import TabularConfig, TabularHParams, greedy_episode, make_train
 from jrl.envs import make, rollout_frames, save_gif
 from jrl.envs.cat_room import LARGE_TREAT
-from jrl.reporting import plot_curves, smooth, write_json
+from jrl.reporting import final_summary, plot_learning_curves, smooth, write_json
 from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
@@ -150,16 +152,27 @@ def main():
                 periods = returns.reshape(len(returns), -1, SWITCH_EVERY)[:, 1:]
                 figures["mean_return_first_20_after_change"] = float(periods[..., :20].mean())
                 figures["mean_return_last_20_before_next"] = float(periods[..., -20:].mean())
+            # The outcome is bimodal (rug or tall post): the IQM and the per-seed values
+            # say what the mean alone hides.
+            figures["return_last_50_episodes"] = final_summary(returns[:, -50:].mean(axis=1))
+            if room == "static":
+                figures["greedy_return"] = final_summary(greedy)
             summary[room][label] = figures
             if room == "static" and (best is None or greedy.mean() > best[1]):
                 best = (label, greedy.mean(), result["q_values"][int(np.argmax(greedy))])
-        plot_curves(
+        _, curves = plot_learning_curves(
             f"{args.out}/{room}_room.png",
             {label: smooth(r["returns"], 20) for label, r in results.items()},
             xlabel="episode",
             ylabel="return (20-episode average)",
             title=f"{env_id}: rug post +1, tall post +10, furniture -5",
         )
+        for label, stats in curves.items():
+            summary[room][label]["curve"] = {
+                "definition": "per episode, the 20-episode trailing average of the return; "
+                "mean and IQM over seeds with 95% percentile-bootstrap intervals",
+                **{name: np.asarray(value).tolist() for name, value in stats._asdict().items()},
+            }
     env, _ = make("CatRoom-v0")
     before = greedy_gif(
         f"{args.out}/greedy_before.gif", jnp.zeros((env.num_states, env.num_actions)), args.seed

@@ -1,6 +1,8 @@
 """Sutton & Barto's published numbers (shared/REFERENCE.md), held as ranges over
 vmapped seeds, through the same code the experiments/ scripts run."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -77,3 +79,32 @@ def test_cat_room_exploration_decides_which_post():
     # Exploiting early: epsilon-greedy settles for the rug post (+1) and never the furniture.
     assert np.mean(greedy == 1.0) >= 0.8
     assert np.all(greedy >= 0)
+
+
+def test_cat_room_script_writes_mean_and_iqm_with_bootstrap_intervals(tmp_path, monkeypatch):
+    """`make demo`'s results: the outcome is bimodal (rug or tall post), so each agent's
+    figures come with per-seed values, mean and IQM and their intervals, and the curve."""
+    monkeypatch.setattr(
+        cat_room, "ROOMS", {"static": ("CatRoom-v0", 60), "dynamic": ("CatRoomDynamic-v0", 200)}
+    )
+    monkeypatch.setattr("sys.argv", ["cat_room.py", "--out", str(tmp_path), "--seeds", "3"])
+    cat_room.main()
+    results = json.loads((tmp_path / "results.json").read_text())
+    for room, episodes in (("static", 60), ("dynamic", 200)):
+        assert set(results[room]) == set(cat_room.AGENTS)
+        assert (tmp_path / f"{room}_room.png").stat().st_size > 0
+        for figures in results[room].values():
+            last = figures["return_last_50_episodes"]
+            assert len(last["per_seed"]) == 3 and last["iqm_ci"][0] <= last["iqm_ci"][1]
+            assert last["mean"] == pytest.approx(np.mean(last["per_seed"]))
+            assert last["mean"] == pytest.approx(figures["mean_return_last_50_episodes"])
+            curve = {
+                name: np.array(values)
+                for name, values in figures["curve"].items()
+                if name != "definition"
+            }
+            assert curve["mean"].shape == curve["iqm"].shape == (episodes,)
+            assert np.all(curve["iqm_low"] <= curve["iqm_high"])
+            if room == "static":
+                greedy = figures["greedy_return"]
+                assert greedy["mean"] == pytest.approx(figures["greedy_return_mean"])
