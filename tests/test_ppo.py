@@ -37,7 +37,7 @@ from jrl.agents.ppo import (
 )
 from jrl.envs import make
 from jrl.host import compiler_options
-from jrl.sweep import product_grid, run_sweep
+from jrl.sweep import product_grid, run_sweep, stack_grid
 
 # ---------------------------------------------------------------------------- GAE
 
@@ -260,6 +260,11 @@ def test_train_refuses_another_agents_hyperparameters():
     train = make_train(config, *make("CartPole-v1"))
     with pytest.raises(TypeError, match="hyperparameters must be a PPOHParams, got Reinf"):
         jax.jit(train)(jax.random.key(0), ReinforceHParams())
+    # A grid of another agent's, through run_sweep's check: it lacks clip_eps (KeyError).
+    from jrl.agents.dqn import DQNHParams
+
+    with pytest.raises(TypeError, match="hyperparameters must be a PPOHParams, got DQNHParams"):
+        run_sweep(train, jax.random.key(0), stack_grid([DQNHParams()]), 1)
     # A grid given to train itself: gamma of shape (4,) would broadcast against the 4
     # environments (each its own discount) instead of failing.
     with pytest.raises(ValueError, match=r"one point of hyperparameters .* 'gamma': \(4,\)"):

@@ -69,6 +69,16 @@ def check_seed(name: str, value: Any) -> None:
         )
 
 
+def check_hparams_type(cls: type, hparams: Any) -> None:
+    """TypeError unless ``hparams`` (one point or a grid) is a ``cls``: another agent's
+    hyperparameters would be read by position, or fail on a field they lack."""
+    if not isinstance(hparams, cls):
+        raise TypeError(
+            f"hyperparameters must be a {cls.__name__}, got {type(hparams).__name__}: "
+            f"build them as {cls.__name__}(...) (its fields: {', '.join(cls._fields)})"
+        )
+
+
 def float32_hparams(cls: type, hparams: Any) -> Any:
     """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
     the fields would be read by position, and another agent's hyperparameters (a
@@ -76,11 +86,7 @@ def float32_hparams(cls: type, hparams: Any) -> Any:
     field that is not a scalar is a ValueError: a grid handed to an un-vmapped ``train``
     would broadcast against the run's arrays (gamma of shape (4,) against 4
     environments: each its own discount) instead of failing."""
-    if not isinstance(hparams, cls):
-        raise TypeError(
-            f"hyperparameters must be a {cls.__name__}, got {type(hparams).__name__}: "
-            f"build them as {cls.__name__}(...) (its fields: {', '.join(cls._fields)})"
-        )
+    check_hparams_type(cls, hparams)
     cast = cls(*(jnp.asarray(v, jnp.float32) for v in hparams))
     shaped = {name: value.shape for name, value in cast._asdict().items() if value.ndim}
     if shaped:

@@ -56,6 +56,7 @@ import optax
 from jrl.agents.checks import (
     Ignored,
     check_bools,
+    check_hparams_type,
     check_positive_int,
     float32_hparams,
     python_scalars,
@@ -292,6 +293,7 @@ def check_hparams(hparams: DQNHParams, config: DQNConfig | None = None) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles; given
     the ``config`` they will run with, also one it would ignore set away from its
     default (:func:`ignored_hparams`)."""
+    check_hparams_type(DQNHParams, hparams)
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     for name in ("lr", "max_grad_norm", "huber_delta"):
         if np.any(values[name] <= 0):

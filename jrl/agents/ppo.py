@@ -71,6 +71,7 @@ import optax
 from jrl.agents.checks import (
     Ignored,
     check_bools,
+    check_hparams_type,
     check_positive_int,
     float32_hparams,
     python_scalars,
@@ -237,6 +238,7 @@ def check_hparams(hparams: PPOHParams, config: PPOConfig | None = None) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles; given
     the ``config`` they will run with, also one it would ignore set away from its
     default (:func:`ignored_hparams`)."""
+    check_hparams_type(PPOHParams, hparams)
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     for name in ("lr", "clip_eps", "max_grad_norm", "reward_scale"):
         if np.any(values[name] <= 0):

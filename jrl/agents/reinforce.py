@@ -45,7 +45,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jrl.agents.checks import check_bools, check_positive_int, float32_hparams, python_scalars
+from jrl.agents.checks import (
+    check_bools,
+    check_hparams_type,
+    check_positive_int,
+    float32_hparams,
+    python_scalars,
+)
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -126,6 +132,7 @@ class ReinforceConfig:
 
 def check_hparams(hparams: ReinforceHParams) -> None:
     """Reject impossible hyperparameters on the host, before anything compiles."""
+    check_hparams_type(ReinforceHParams, hparams)
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     for name in ("lr", "max_grad_norm"):
         if np.any(values[name] <= 0):

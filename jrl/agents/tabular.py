@@ -41,6 +41,7 @@ import numpy as np
 from jrl.agents import exploration
 from jrl.agents.checks import (
     Ignored,
+    check_hparams_type,
     check_positive_int,
     float32_hparams,
     python_scalars,
@@ -136,6 +137,7 @@ def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) 
     run the last one), and any hyperparameter :func:`ignored_hparams` lists set away
     from its default (a ``kappa`` without Dyna-Q+, a temperature under epsilon-greedy
     exploration, a schedule's end under the constant schedule)."""
+    check_hparams_type(TabularHParams, hparams)
     values = {name: np.asarray(value) for name, value in hparams._asdict().items()}
     bounds = {
         "alpha": (0.0, 1.0, False),
