@@ -27,10 +27,9 @@ def watch_signals(
     on_signal: Callable[[int], None], numbers: Sequence[int] = (signal.SIGINT,)
 ) -> Iterator[bool]:
     """While in the block, call ``on_signal(number)`` from a watcher thread as each of
-    ``numbers`` arrives; yields True. Outside the main thread (where signals cannot be
-    handled) this does nothing and yields False; so it does for a signal that the process
-    ignores or leaves to the system's default (a parent's ``SIG_IGN`` is respected)."""
-    numbers = [n for n in numbers if callable(signal.getsignal(n))]
+    ``numbers`` arrives, whatever the handler before (SIGTERM's is the system default,
+    which ends the process); yields True. Outside the main thread (where signals cannot
+    be handled) this does nothing and yields False."""
     if threading.current_thread() is not threading.main_thread() or not numbers:
         yield False
         return

@@ -19,6 +19,7 @@ on ``KeyboardInterrupt`` it stops the run, waits for it to abort, and re-raises.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import time
@@ -86,7 +87,9 @@ def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
         )
 
     progress.start()
-    with watch_signals(on_sigint):
+    # A parent's SIG_IGN (a job started in the background) or SIG_DFL is left alone.
+    watched = (signal.SIGINT,) if callable(signal.getsignal(signal.SIGINT)) else ()
+    with watch_signals(on_sigint, watched):
         try:
             result = jax.block_until_ready(fn(*args))
         except (KeyboardInterrupt, jax.errors.JaxRuntimeError) as error:
