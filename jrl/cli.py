@@ -117,13 +117,16 @@ def _load_file(path: Path) -> dict:
 
 
 def _defaults_from_file(agent: str, path: Path | None):
-    """(an instance of the agent's run dataclass with the file's values, the file's
-    grid points), every field validated; no file: the defaults and one empty point."""
+    """(an instance of the agent's run dataclass with the file's values but no
+    env_overrides, the file's grid points, the file's env_overrides), every field
+    validated; no file: the defaults, one empty point and no overrides. The overrides
+    stay out of the default: tyro would make a non-empty dict's keys fixed flags
+    (--env-overrides.slip-prob), refusing ``--env-overrides NAME VALUE`` for others."""
     from jrl import training
 
     cls = _run_dataclass(agent)
     if path is None:
-        return cls(), ({},)
+        return cls(), ({},), {}
     data = _load_file(path)
     if data.get("agent", agent) != agent:
         raise ValueError(f"{path} is a {data['agent']!r} run, not {agent!r}")
@@ -136,12 +139,11 @@ def _defaults_from_file(agent: str, path: Path | None):
         env=spec.env,
         config=training.AGENTS[agent].config(**spec.config),
         hparams=hparams_cls(**spec.hparams[0]),
-        env_overrides=dict(spec.env_overrides),
         num_seeds=spec.num_seeds,
         seed=spec.seed,
         chunk_size=spec.chunk_size,
     )
-    return default, spec.hparams
+    return default, spec.hparams, dict(spec.env_overrides)
 
 
 def _flagged_hparams(argv: list[str], run) -> dict:
@@ -239,7 +241,7 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     argv, config_files = _pop_option(argv, "--config-file")
     if len(config_files) > 1:
         raise ValueError("--config-file is given more than once")
-    default, file_points = _defaults_from_file(
+    default, file_points, file_overrides = _defaults_from_file(
         agent, Path(config_files[0]) if config_files else None
     )
     if not sweep and any(arg == "--grid" or arg.startswith("--grid=") for arg in argv):
@@ -259,6 +261,7 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
         "--config-file FILE.yaml|json (a RUN_DIR/config.yaml, say) sets fields first; "
         "--hparams.NAME flags then apply to every grid point of the file.",
     )
+    run = dataclasses.replace(run, env_overrides={**file_overrides, **run.env_overrides})
     flagged = _flagged_hparams(argv, run)
     points = tuple({**point, **flagged} for point in file_points)
     if sweep:

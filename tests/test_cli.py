@@ -325,6 +325,22 @@ def test_env_overrides_and_grid_names_read_as_on_the_command_line():
     assert [point["q_init"] for point in spec.hparams] == [0.0, 5.0]
 
 
+def test_env_overrides_flags_go_on_top_of_a_config_files(tmp_path):
+    """A file's env_overrides given to tyro as the default made its keys fixed flags
+    (--env-overrides.slip-prob): --env-overrides NAME VALUE no longer parsed."""
+    from jrl.cli import parse_run
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "env: CatRoom-v0\nenv_overrides: {slip_prob: 0.1, max_steps_in_episode: 40}\n"
+    )
+    argv = ["--config-file", str(config), "--env-overrides", "max_steps_in_episode", "50"]
+    _, spec = parse_run("tabular", argv)
+    assert spec.env_overrides == {"slip_prob": 0.1, "max_steps_in_episode": 50}
+    _, spec = parse_run("tabular", ["--config-file", str(config)])
+    assert spec.env_overrides == {"slip_prob": 0.1, "max_steps_in_episode": 40}
+
+
 def sweep_q_init(env, out):
     """A tiny tabular sweep: q_init 0 (greedy from the start) and 5 (optimistic), 3 seeds."""
     done = jrl(
