@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import secrets
 import sys
 from collections.abc import Collection
@@ -450,7 +451,12 @@ def evaluate(
     for point in result["grid"]:
         print(
             f"grid point {point['grid_point']}: mean return {point['mean']:.2f}, "
-            f"IQM {point['iqm']:.2f} [{point['iqm_ci'][0]:.2f}, {point['iqm_ci'][1]:.2f}]"
+            f"IQM {point['iqm']:.2f} "
+            + (
+                f"[{point['iqm_ci'][0]:.2f}, {point['iqm_ci'][1]:.2f}]"
+                if math.isfinite(point["iqm_ci"][0])
+                else "(one seed: no interval)"
+            )
         )
 
 

@@ -114,7 +114,9 @@ def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: flo
     """rliable's stratified-bootstrap percentile intervals, one seeded bootstrap per
     entry: (point {name: [k]}, interval {name: [2, k]}). An entry is one algorithm's
     scores, or a list of several algorithms' scores that ``func`` takes together
-    (resampled independently)."""
+    (resampled independently). An entry with one run (of an algorithm it holds) gets a
+    NaN interval: every resample of one run is that run, and a zero-width interval
+    would claim a certainty one seed cannot give."""
     from rliable import library
 
     if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
@@ -132,7 +134,10 @@ def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: flo
                 {algorithm: values}, func, reps=reps, confidence_interval_size=confidence
             )
             point[algorithm] = np.asarray(p[algorithm])
-            interval[algorithm] = np.asarray(i[algorithm])
+            interval[algorithm] = np.asarray(i[algorithm], np.float64)
+            members = values if isinstance(values, list) else [values]
+            if any(np.shape(member)[0] == 1 for member in members):
+                interval[algorithm] = np.full_like(interval[algorithm], np.nan)
     finally:
         np.random.set_state(saved)  # noqa: NPY002
     return point, interval
@@ -313,7 +318,8 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
     rows = []
     for algorithm, point in stats.point.items():
         low, high = stats.interval[algorithm]
-        cells = [f"{p:.{digits}g} [{lo:.{digits}g}, {hi:.{digits}g}]"
+        cells = [f"{p:.{digits}g} " + (f"[{lo:.{digits}g}, {hi:.{digits}g}]"
+                                        if np.isfinite(lo) else "[one run: no interval]")
                  for p, lo, hi in zip(point, low, high, strict=True)]  # fmt: skip
         rows.append([algorithm, str(stats.num_runs[algorithm]), *cells])
     caption = (

@@ -81,6 +81,19 @@ def test_the_seed_fixes_the_numbers_and_algorithms_do_not_disturb_each_other():
     assert np.random.rand() == expected  # noqa: NPY002
 
 
+def test_one_run_has_no_interval():
+    """Every bootstrap resample of one run is that run: rliable's interval has zero
+    width, a certainty one seed cannot give (jrl eval of a one-seed run printed it)."""
+    scores = {"one": np.array([[3.0, 4.0]]), "three": np.array([[1.0, 2.0], [2, 3], [5, 6]])}
+    aggregates = stats.aggregate(scores, reps=200, gamma=None)
+    assert np.isnan(aggregates.interval["one"]).all()
+    assert np.isfinite(aggregates.interval["three"]).all()
+    assert np.all(aggregates.interval["three"][0] < aggregates.interval["three"][1])
+    assert "3.5 [one run: no interval]" in stats.format_table(aggregates)
+    improvement = stats.probability_of_improvement(scores, [("one", "three")], reps=100)
+    assert np.isnan(improvement.interval[("one", "three")]).all()
+
+
 def test_table_and_json_hold_every_algorithm():
     scores = {"ppo": _scores(10), "dqn": _scores(6, seed=1, mean=0.5), "q learning": _scores(4)}
     result = stats.aggregate(scores, reps=REPS)
