@@ -427,9 +427,10 @@ class Summary:
         return points
 
 
-# What a new run's directory may hold before its config.yaml: the lock, and the sinks'
-# folders (``jrl.sinks``; the command line opens the sinks before training starts).
-MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard"}
+# What a new run's directory may hold before its config.yaml: the lock, the sinks'
+# folders (``jrl.sinks``; the command line opens the sinks before training starts), and
+# meta.json (written just before config.yaml: a process killed between the two leaves it).
+MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard", "meta.json"}
 
 
 def _check_new_run_dir(run_dir: Path) -> None:
@@ -553,10 +554,12 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             stale.unlink(missing_ok=True)
         record_resume(run_dir, updates_done)
     else:
-        write_yaml(run_dir / "config.yaml", spec.to_dict())
+        # meta.json first: config.yaml marks a run, and a resume of a run without its
+        # meta.json would lose the fingerprint, the seeds and the sinks it began with.
         write_meta(
             run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}
         )
+        write_yaml(run_dir / "config.yaml", spec.to_dict())
         metrics_path.write_text("")
     if callable(sinks):
         sinks = sinks()

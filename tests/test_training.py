@@ -598,6 +598,32 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeypatch):
+    """A process killed between the two: with config.yaml first, the resume found a run
+    without meta.json and wrote one holding only its resumes (no fingerprint, seeds or
+    sinks). With meta.json first, the directory holds no run yet, and the same command
+    starts it again there."""
+    from jrl import training
+
+    run_dir = tmp_path / "run"
+    spec = SPECS["tabular"]
+
+    def killed(path, data):
+        assert (run_dir / "meta.json").exists()
+        raise SystemExit("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(training, "write_yaml", killed)
+        with pytest.raises(SystemExit, match="killed"):
+            train(spec, run_dir, progress=False)
+    assert not (run_dir / "config.yaml").exists()
+    with pytest.raises(FileNotFoundError, match="holds no run"):
+        train(spec, run_dir, resume=True, progress=False)
+    assert train(spec, run_dir, progress=False)["status"] == "complete"
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["fingerprint"] == resolve(spec).fingerprint() and "resumes" not in meta
+
+
 def test_ctrl_c_is_heard_during_a_chunk_and_a_second_one_exits_at_once(tmp_path):
     """The main thread waits in XLA for a whole chunk, where Python's signal handlers
     cannot run: the first Ctrl-C was acknowledged only when the chunk ended, and a
