@@ -113,6 +113,7 @@ def evaluate_run(
     profiles. ``checkpoint`` in the result says which state was evaluated (updates done,
     of how many, and the run's status then)."""
     built, state, info = training.restore_state(run_dir)
+    check_finite(run_dir, state)
     env_params = params_in_layout(built, layout)
     episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
     keys = jax.random.split(jax.random.key(seed), episodes)
@@ -155,6 +156,20 @@ def evaluate_run(
     }
     write_json(Path(run_dir) / "eval.json", result)
     return result
+
+
+def check_finite(run_dir, state) -> None:
+    """ValueError naming the runs of ``state`` [G, S, ...] whose learned values hold NaN
+    or inf: a diverged run's greedy policy is no policy (argmax of NaN logits is action
+    0), and its returns would pass for one."""
+    finite = np.asarray(training.finite_runs(state))
+    if not finite.all():
+        runs = [(int(g), int(s)) for g, s in zip(*np.nonzero(~finite), strict=True)]
+        raise ValueError(
+            f"{run_dir}: the learned values of runs (grid point, seed) {runs} hold NaN or "
+            "inf: they diverged (summary.json lists them under 'diverged'), and their "
+            "greedy policies would pass for policies"
+        )
 
 
 def render_run(

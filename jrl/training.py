@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import yaml
 
@@ -395,6 +396,8 @@ class Summary:
         "episodes that ended in it (the last update or chunk that ended one; the "
         "experiments' final_return averages the last 5% of rows instead)",
         "final_eval_return": "per seed, the mean greedy return of the last periodic evaluation",
+        "diverged": "runs whose learned values (parameters or Q-table) held NaN or inf at "
+        "the end of a chunk, with the update count by which they did",
     }
 
     def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
@@ -427,10 +430,41 @@ class Summary:
         return points
 
 
+def _learned(state: Any) -> Any:
+    """What a run learns, where a diverged run shows it: the network parameters (PPO,
+    DQN) or the Q-table (tabular)."""
+    return state.params if hasattr(state, "params") else state.q_values
+
+
+@jax.jit
+def finite_runs(state: Any) -> jax.Array:
+    """bool[G, S]: whether each run's learned values are all finite."""
+    leaves = jax.tree.leaves(_learned(state))
+    return jnp.stack([jnp.isfinite(x).reshape(*x.shape[:2], -1).all(axis=-1) for x in leaves]).all(
+        axis=0
+    )
+
+
 # What a new run's directory may hold before its config.yaml: the lock, the sinks'
 # folders (``jrl.sinks``; the command line opens the sinks before training starts), and
 # meta.json (written just before config.yaml: a process killed between the two leaves it).
 MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard", "meta.json"}
+
+
+def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int, spec) -> None:
+    """Add the runs whose learned values are no longer all finite (``finite``
+    bool[G, S]) to ``diverged``, saying so on stderr once per run: their later metrics
+    are NaN, written as null like a row in which no episode ended."""
+    for g, seed in zip(*np.nonzero(~finite), strict=True):
+        if (int(g), int(seed)) not in diverged:
+            diverged[int(g), int(seed)] = updates_done
+            print(
+                f"jrl: grid point {g} seed {seed} diverged: its learned values hold NaN or "
+                f"inf by update {updates_done} (its later metrics are null; summary.json "
+                "lists it under 'diverged')",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def _check_new_run_dir(run_dir: Path) -> None:
@@ -565,6 +599,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         sinks = sinks()
         held.callback(lambda: [sink.close() for sink in sinks])
     summary = Summary(spec, _read_metrics(metrics_path) if resume else ())
+    # (grid point, seed) -> the update count by which its learned values held NaN or inf
+    diverged: dict[tuple[int, int], int] = {}
+    if resume and (run_dir / "summary.json").exists():
+        for entry in json.loads((run_dir / "summary.json").read_text()).get("diverged", []):
+            diverged[entry["grid_point"], entry["seed"]] = entry["by_update"]
 
     def write_summary(status: str, seconds: float, compile_s: float) -> dict:
         result = {
@@ -574,6 +613,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             "seconds_this_call": round(seconds, 3),
             "compile_seconds_this_call": round(compile_s, 3),
             "grid": summary.grid(),
+            "diverged": [
+                {"grid_point": g, "seed": seed, "by_update": update}
+                for (g, seed), update in sorted(diverged.items())
+            ],
             "definitions": Summary.DEFINITIONS,
         }
         write_json(run_dir / "summary.json", result)
@@ -616,11 +659,13 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             bar = _progress(progress, built, updates_done)  # after compiling: a true rate
             while in_flight is not None:
                 state, metrics, length = in_flight
+                finite = finite_runs(state)
                 taken = checkpoint.snapshot(state)  # waits for the chunk; state is donated next
                 metrics = jax.device_get(metrics)
                 in_flight = dispatch(state, updates_done + length)
                 rows = metric_rows(metrics, updates_done)
                 updates_done += length
+                _note_diverged(diverged, np.asarray(finite), updates_done, built.spec)
                 append_rows(metrics_path, rows)
                 summary.add(rows)
                 for sink in sinks:

@@ -598,6 +598,33 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_a_diverged_run_is_named_and_not_evaluated(tmp_path, capsys):
+    """Its NaN metrics are written as null, like a row in which no episode ended: the
+    summary kept a finite return from before it diverged and jrl eval played the greedy
+    policy of NaN logits (action 0) as if it were one."""
+    from jrl.run_analysis import evaluate_run
+
+    spec = RunSpec(
+        agent="ppo",
+        env="CartPole-v1",
+        config={"total_timesteps": 4096, "num_steps": 64},
+        hparams=({"lr": 1e30, "max_grad_norm": 1e30}, {"lr": 1e-3}),  # Adam steps of 1e30
+        num_seeds=2,
+        chunk_size=4,
+    )
+    run_dir = tmp_path / "diverged"
+    assert train(spec, run_dir, max_chunks=2, progress=False)["status"] == "stopped"
+    expected = [{"grid_point": 0, "seed": seed, "by_update": 4} for seed in (0, 1)]
+    assert json.loads((run_dir / "summary.json").read_text())["diverged"] == expected
+    assert "grid point 0 seed 1 diverged: its learned values hold NaN or inf by update 4" in (
+        capsys.readouterr().err
+    )
+    summary = train(spec, run_dir, resume=True, progress=False)  # kept across a resume
+    assert summary["status"] == "complete" and summary["diverged"] == expected
+    with pytest.raises(ValueError, match=r"runs \(grid point, seed\) \[\(0, 0\), \(0, 1\)\]"):
+        evaluate_run(run_dir, 2, 0, 100, False, 0.0, None)
+
+
 def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeypatch):
     """A process killed between the two: with config.yaml first, the resume found a run
     without meta.json and wrote one holding only its resumes (no fingerprint, seeds or
