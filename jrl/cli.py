@@ -391,7 +391,7 @@ def evaluate(
         raise ValueError("jrl eval needs at least one run directory")
     if episodes < 1 or max_steps < 1:
         raise ValueError(f"--episodes and --max-steps must be >= 1, got {episodes} and {max_steps}")
-    from jrl.agents.checks import check_seed
+    from jrl.seeds import check_seed
 
     check_seed("--seed", seed)
     if not 0 <= epsilon <= 1:
@@ -475,7 +475,7 @@ def render(
     its continuous twin), and any environment with (H, W, C) observations (the MinAtar
     games), channel by colour."""
     from jrl import run_analysis
-    from jrl.agents.checks import check_seed
+    from jrl.seeds import check_seed
 
     check_seed("--seed", seed)
     path = run_analysis.render_run(run_dir, out, env, random, seed, max_steps, fps)

@@ -41,7 +41,7 @@ import yaml
 
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
-from jrl.agents.checks import check_positive_int, check_seed, reject_ignored
+from jrl.agents.checks import check_positive_int, reject_ignored
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
@@ -56,6 +56,7 @@ from jrl.run_dir import (
     write_meta,
     write_yaml,
 )
+from jrl.seeds import check_seed
 from jrl.sweep import check_grid, stack_grid, vmap_or_call
 
 

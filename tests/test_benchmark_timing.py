@@ -170,8 +170,8 @@ def test_benchmarks_reject_a_repeat_count_below_one():
 
 def test_compare_adds_ours_on_one_device_beyond_one_seed(tmp_path, monkeypatch):
     script, log = fake_benchmark(tmp_path, monkeypatch)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
     baseline = load_baseline()
+    monkeypatch.setattr(baseline, "usable_cores", lambda: 2)  # even where one core is ours
     report = baseline.compare(str(script), "fake", [1, 8], 2048, repeats=1, budget_s=0.0)
     assert "jrl_one_device" not in report["seeds_1"]
     row = report["seeds_8"]

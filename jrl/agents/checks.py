@@ -59,16 +59,6 @@ def check_positive_int(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
 
 
-def check_seed(name: str, value: Any) -> None:
-    """ValueError unless ``value`` is an int in [0, 2**32): ``jax.random.key`` keeps a
-    seed's low 32 bits, so 2**32 + 3 would give seed 3's keys (and 2**63 overflows)."""
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**32:
-        raise ValueError(
-            f"{name} must be an int in [0, 2**32), got {value!r} (jax.random.key keeps a "
-            "seed's low 32 bits: a larger one would repeat a smaller seed's keys)"
-        )
-
-
 def check_hparams_type(cls: type, hparams: Any) -> None:
     """TypeError unless ``hparams`` (one point or a grid) is a ``cls``: another agent's
     hyperparameters would be read by position, or fail on a field they lack."""

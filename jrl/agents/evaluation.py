@@ -10,7 +10,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jrl.agents.checks import check_seed
+from jrl.seeds import check_seed
 
 
 def run_episode(
