@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 EXIT_AT_ONCE = 128 + signal.SIGINT  # a shell's status for a process ended by Ctrl-C
 
@@ -33,28 +34,45 @@ def watch_signals(
     if threading.current_thread() is not threading.main_thread() or not numbers:
         yield False
         return
-    read, write = os.pipe()
-    os.set_blocking(write, False)
-    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    previous = {n: signal.signal(n, lambda *_: None) for n in numbers}
+    # Until the last step of the teardown the handlers only count (nothing raises in
+    # between, so no watcher, wake-up fd or handler outlives the block); a signal that
+    # came after the wake-up fd was put back is sent again to the handler restored.
+    handled: list[int] = []
+    seen: list[int] = []
+    previous: dict[int, Any] = {}
+    read = write = previous_fd = watcher = None
 
     def watch():
         while data := os.read(read, 64):  # b"" once the write end is closed
             for number in data:
                 if number in previous:
+                    seen.append(number)
                     on_signal(number)
 
-    watcher = threading.Thread(target=watch, name="jrl-signals", daemon=True)
-    watcher.start()
     try:
+        read, write = os.pipe()
+        os.set_blocking(write, False)
+        watcher = threading.Thread(target=watch, name="jrl-signals", daemon=True)
+        watcher.start()
+        previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        # SIGINT last: until its handler is swapped, a Ctrl-C raises KeyboardInterrupt.
+        for number in sorted(set(numbers), key=lambda number: number == signal.SIGINT):
+            previous[number] = signal.signal(number, lambda number, _: handled.append(number))
         yield True
     finally:
+        if previous_fd is not None:
+            signal.set_wakeup_fd(previous_fd)
+        if write is not None:
+            os.close(write)
+        if watcher is not None:
+            watcher.join()
+        if read is not None:
+            os.close(read)
         for number, handler in previous.items():
             signal.signal(number, handler)
-        signal.set_wakeup_fd(previous_fd)
-        os.close(write)
-        watcher.join()
-        os.close(read)
+        for number in previous:
+            if handled.count(number) > seen.count(number):
+                signal.raise_signal(number)
 
 
 def exit_at_once(message: str) -> None:

@@ -96,10 +96,9 @@ def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
             if not isinstance(error, KeyboardInterrupt) and not progress.stopped:
                 raise
             progress.stop()
-        else:
-            if not progress.stopped:
-                return result
-        wait_until_stopped()
+    if not progress.stopped:  # read after the watcher is done: a late Ctrl-C counts too
+        return result
+    wait_until_stopped()
     raise KeyboardInterrupt
 
 

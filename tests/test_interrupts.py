@@ -1,0 +1,71 @@
+"""jrl.interrupts.watch_signals: signals heard by a watcher thread, and nothing of it
+left behind when the block ends, however it ends."""
+
+import signal
+import threading
+import time
+
+import pytest
+
+from jrl.interrupts import watch_signals
+
+
+def watchers() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "jrl-signals"]
+
+
+def wait_for(condition, seconds=5.0):
+    deadline = time.perf_counter() + seconds
+    while not condition() and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_signals_reach_the_watcher_and_everything_is_put_back():
+    """SIGTERM's handler is the system default (it would end the process): watched all
+    the same, as Slurm's preemption must be."""
+    heard = []
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    previous_fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(previous_fd)
+    with watch_signals(heard.append, (signal.SIGTERM, signal.SIGINT)) as watching:
+        assert watching and len(watchers()) == 1
+        signal.raise_signal(signal.SIGTERM)  # default: the process would end here
+        signal.raise_signal(signal.SIGINT)  # default: KeyboardInterrupt here
+        assert wait_for(lambda: len(heard) == 2)
+    assert heard == [signal.SIGTERM, signal.SIGINT]
+    assert {number: signal.getsignal(number) for number in before} == before
+    assert signal.set_wakeup_fd(previous_fd) == previous_fd and watchers() == []
+
+
+def test_an_exception_in_the_block_puts_everything_back():
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt), watch_signals(lambda number: None):
+        raise KeyboardInterrupt
+    assert signal.getsignal(signal.SIGINT) is before and watchers() == []
+    # The default handler is back: the next Ctrl-C raises again.
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+
+
+def test_outside_the_main_thread_nothing_is_watched():
+    result = []
+
+    def run():
+        with watch_signals(lambda number: None) as watching:
+            result.append(watching)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert result == [False] and watchers() == []
+
+
+def test_a_signal_the_watcher_did_not_see_goes_to_the_restored_handler():
+    """One that arrives after the wake-up fd is put back reaches only the block's own
+    handler (here called as Python calls it): it is sent again on the way out, so a
+    late Ctrl-C still raises KeyboardInterrupt instead of vanishing."""
+    heard = []
+    with pytest.raises(KeyboardInterrupt), watch_signals(heard.append):
+        signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
+    assert heard == [] and watchers() == []
