@@ -316,9 +316,11 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         shown = "n/a" if mean is None else f"{mean:.2f}"
         evaluated = point.get("mean_final_eval_return")
         greedy = "" if evaluated is None else f"; last evaluation (greedy) {evaluated:.2f}"
+        lost = point.get("diverged_seeds")
+        diverged = "" if not lost else f" (seeds {lost} diverged: left out)"
         print(
             f"  grid point {i} {point['hparams'] or '(defaults)'}: final episode return "
-            f"(mean over seeds) {shown}{greedy}"
+            f"(mean over seeds) {shown}{greedy}{diverged}"
         )
 
 
@@ -448,7 +450,17 @@ def evaluate(
             file=sys.stderr,
         )
     _warn_if_incomplete(run_dirs[0], result["checkpoint"])
+    if result["diverged"]:
+        runs = [(entry["grid_point"], entry["seed"]) for entry in result["diverged"]]
+        print(
+            f"jrl eval: runs (grid point, seed) {runs} diverged (NaN or inf in what they "
+            "learned): left out",
+            file=sys.stderr,
+        )
     for point in result["grid"]:
+        if point["mean"] is None:
+            print(f"grid point {point['grid_point']}: every seed diverged")
+            continue
         print(
             f"grid point {point['grid_point']}: mean return {point['mean']:.2f}, "
             f"IQM {point['iqm']:.2f} "

@@ -111,25 +111,43 @@ def evaluate_run(
     bootstrap interval (rliable, via ``jrl.stats``); written to RUN_DIR/eval.json, with
     RUN_DIR/eval/ holding the aggregate table (markdown), its PNG and the performance
     profiles. ``checkpoint`` in the result says which state was evaluated (updates done,
-    of how many, and the run's status then)."""
+    of how many, and the run's status then). Runs whose learned values hold NaN or
+    inf (diverged) are listed under ``diverged``, their returns NaN (null), and left out
+    of the statistics; a grid point with no other run has none."""
     built, state, info = training.restore_state(run_dir)
-    check_finite(run_dir, state)
+    finite = np.asarray(training.finite_runs(state))
     env_params = params_in_layout(built, layout)
     episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
-    returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0])
+    returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0], np.float64)
+    # A diverged run's greedy policy is no policy (argmax of NaN logits: action 0).
+    returns[~finite] = np.nan
     per_seed = returns.mean(axis=-1)
-    scores = {f"grid_point_{g}": per_seed[g][:, None] for g in range(per_seed.shape[0])}
-    # Raw returns: no target, so no optimality gap.
-    aggregates = stats.aggregate(scores, reps=2000, seed=seed, gamma=None)
+    kept = [g for g in range(per_seed.shape[0]) if finite[g].any()]
+    scores = {f"grid_point_{g}": per_seed[g][finite[g]][:, None] for g in kept}
     xlabel = "sampled return" if sampled else "greedy return"
-    stats.write_report(
-        Path(run_dir) / "eval", scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel
-    )
+    if scores:
+        # Raw returns: no target, so no optimality gap.
+        aggregates = stats.aggregate(scores, reps=2000, seed=seed, gamma=None)
+        stats.write_report(
+            Path(run_dir) / "eval", scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel
+        )
     iqm = stats.AGGREGATES.index("IQM")
     summary_path = Path(run_dir) / "summary.json"
     status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else None
+
+    def point(g: int) -> dict:
+        entry = {"grid_point": g, "hparams": dict(built.spec.hparams[g])}
+        if g not in kept:
+            return {**entry, "mean": None, "iqm": None, "iqm_ci": [None, None]}
+        return {
+            **entry,
+            "mean": float(per_seed[g][finite[g]].mean()),
+            "iqm": float(aggregates.point[f"grid_point_{g}"][iqm]),
+            "iqm_ci": [float(v) for v in aggregates.interval[f"grid_point_{g}"][:, iqm]],
+        }
+
     result = {
         "episodes": episodes,
         "seed": seed,
@@ -143,33 +161,14 @@ def evaluate_run(
         },
         "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
         "returns": returns.tolist(),
-        "grid": [
-            {
-                "grid_point": g,
-                "hparams": dict(built.spec.hparams[g]),
-                "mean": float(per_seed[g].mean()),
-                "iqm": float(aggregates.point[f"grid_point_{g}"][iqm]),
-                "iqm_ci": [float(v) for v in aggregates.interval[f"grid_point_{g}"][:, iqm]],
-            }
-            for g in range(per_seed.shape[0])
+        "diverged": [
+            {"grid_point": int(g), "seed": int(s)}
+            for g, s in zip(*np.nonzero(~finite), strict=True)
         ],
+        "grid": [point(g) for g in range(per_seed.shape[0])],
     }
     write_json(Path(run_dir) / "eval.json", result)
     return result
-
-
-def check_finite(run_dir, state) -> None:
-    """ValueError naming the runs of ``state`` [G, S, ...] whose learned values hold NaN
-    or inf: a diverged run's greedy policy is no policy (argmax of NaN logits is action
-    0), and its returns would pass for one."""
-    finite = np.asarray(training.finite_runs(state))
-    if not finite.all():
-        runs = [(int(g), int(s)) for g, s in zip(*np.nonzero(~finite), strict=True)]
-        raise ValueError(
-            f"{run_dir}: the learned values of runs (grid point, seed) {runs} hold NaN or "
-            "inf: they diverged (summary.json lists them under 'diverged'), and their "
-            "greedy policies would pass for policies"
-        )
 
 
 def render_run(

@@ -179,6 +179,13 @@ def evaluate_tasks(
     checkpoints = {}  # run directory -> the checkpoint evaluated and the run's status
     for run_dir in plan.specs:
         result = evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
+        if result["diverged"]:
+            runs = [(entry["grid_point"], entry["seed"]) for entry in result["diverged"]]
+            raise ValueError(
+                f"{run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf in what "
+                "they learned): pooled tasks need every method's seeds; evaluate the run "
+                "alone (jrl eval RUN_DIR), which leaves them out"
+            )
         per_seed[run_dir] = np.asarray(result["returns"], np.float64).mean(axis=-1)
         checkpoints[str(run_dir)] = result["checkpoint"]
     raw = {

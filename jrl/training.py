@@ -30,7 +30,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -412,21 +412,27 @@ class Summary:
                 if row.get(field) is not None:
                     self.last[field][row["grid_point"], row["seed"]] = row[field]
 
-    def grid(self) -> list[dict]:
+    def grid(self, diverged: Collection[tuple[int, int]] = ()) -> list[dict]:
         """Per grid point: its hyperparameters that are not all at their defaults
         (config.yaml holds every one), each seed's last logged episode return and their
-        mean; the same of the evaluation return when the run has evaluated."""
+        mean; the same of the evaluation return when the run has evaluated. Seeds in
+        ``diverged`` ((grid point, seed) pairs) are listed and left out of the means:
+        their returns are those of NaN parameters (argmax of NaN logits: action 0)."""
         points = []
         shown = shown_hparams(self.spec.agent, self.spec.hparams)
         for g, hparams in enumerate(shown):
             point = {"hparams": hparams}
+            lost = [s for s in range(self.spec.num_seeds) if (g, s) in diverged]
+            if lost:
+                point["diverged_seeds"] = lost
             for field in self.FIELDS:
                 last = self.last[field]
-                values = [last[g, s] for s in range(self.spec.num_seeds) if (g, s) in last]
-                if field != "episode_return" and not values:
+                seeds = [s for s in range(self.spec.num_seeds) if (g, s) in last]
+                if field != "episode_return" and not seeds:
                     continue
-                point[f"final_{field}"] = values
-                point[f"mean_final_{field}"] = float(np.mean(values)) if values else None
+                kept = [last[g, s] for s in seeds if s not in lost]
+                point[f"final_{field}"] = [last[g, s] for s in seeds]
+                point[f"mean_final_{field}"] = float(np.mean(kept)) if kept else None
             points.append(point)
         return points
 
@@ -454,15 +460,17 @@ MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard", "meta.json"}
 
 def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int, spec) -> None:
     """Add the runs whose learned values are no longer all finite (``finite``
-    bool[G, S]) to ``diverged``, saying so on stderr once per run: their later metrics
-    are NaN, written as null like a row in which no episode ended."""
+    bool[G, S]) to ``diverged``, saying so on stderr once per run: their losses are NaN
+    from then on (written as null, like a row in which no episode ended) and their
+    returns those of a degenerate policy."""
     for g, seed in zip(*np.nonzero(~finite), strict=True):
         if (int(g), int(seed)) not in diverged:
             diverged[int(g), int(seed)] = updates_done
             print(
                 f"jrl: grid point {g} seed {seed} diverged: its learned values hold NaN or "
-                f"inf by update {updates_done} (its later metrics are null; summary.json "
-                "lists it under 'diverged')",
+                f"inf by update {updates_done} (its losses are null from then on, its "
+                "returns those of a policy of NaN parameters; summary.json lists it under "
+                "'diverged' and leaves it out of the means)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -613,7 +621,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             "total_updates": built.total_updates,
             "seconds_this_call": round(seconds, 3),
             "compile_seconds_this_call": round(compile_s, 3),
-            "grid": summary.grid(),
+            "grid": summary.grid(diverged),
             "diverged": [
                 {"grid_point": g, "seed": seed, "by_update": update}
                 for (g, seed), update in sorted(diverged.items())

@@ -598,10 +598,10 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert not list(run_dir.glob(".*.tmp"))
 
 
-def test_a_diverged_run_is_named_and_not_evaluated(tmp_path, capsys):
-    """Its NaN metrics are written as null, like a row in which no episode ended: the
-    summary kept a finite return from before it diverged and jrl eval played the greedy
-    policy of NaN logits (action 0) as if it were one."""
+def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
+    """Its NaN losses are written as null, like a row in which no episode ended, and its
+    returns are those of NaN logits' argmax (action 0): the summary averaged them as a
+    final return and jrl eval played that policy as if it were one."""
     from jrl.run_analysis import evaluate_run
 
     spec = RunSpec(
@@ -621,8 +621,18 @@ def test_a_diverged_run_is_named_and_not_evaluated(tmp_path, capsys):
     )
     summary = train(spec, run_dir, resume=True, progress=False)  # kept across a resume
     assert summary["status"] == "complete" and summary["diverged"] == expected
-    with pytest.raises(ValueError, match=r"runs \(grid point, seed\) \[\(0, 0\), \(0, 1\)\]"):
-        evaluate_run(run_dir, 2, 0, 100, False, 0.0, None)
+    # Their returns (action 0 forever: ~9 on CartPole) are listed, not averaged.
+    point = summary["grid"][0]
+    assert point["diverged_seeds"] == [0, 1] and point["mean_final_episode_return"] is None
+    assert len(point["final_episode_return"]) == 2
+    assert "diverged_seeds" not in summary["grid"][1]
+    assert summary["grid"][1]["mean_final_episode_return"] is not None
+    # jrl eval evaluates the others and leaves the diverged ones out, by name.
+    result = evaluate_run(run_dir, 2, 0, 100, False, 0.0, None)
+    assert result["diverged"] == [{"grid_point": 0, "seed": s} for s in (0, 1)]
+    assert result["grid"][0]["mean"] is None and result["grid"][1]["mean"] is not None
+    assert np.isnan(np.asarray(result["returns"], float)[0]).all()
+    assert np.isfinite(np.asarray(result["returns"], float)[1]).all()
 
 
 def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeypatch):
