@@ -506,6 +506,19 @@ def plot(
     from jrl import run_analysis
 
     run_analysis.plot_runs(run_dirs, out, metric)
+    for run_dir in run_dirs:
+        summary_path = Path(run_dir) / "summary.json"
+        diverged = (
+            json.loads(summary_path.read_text()).get("diverged") if summary_path.exists() else None
+        )
+        if diverged:
+            runs = [(entry["grid_point"], entry["seed"]) for entry in diverged]
+            print(
+                f"jrl plot: {run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf "
+                "in what they learned; listed by update in summary.json): their curves "
+                "after that are a degenerate policy's, or end there",
+                file=sys.stderr,
+            )
     print(f"wrote {out}")
 
 

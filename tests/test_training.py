@@ -633,6 +633,11 @@ def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
     assert result["grid"][0]["mean"] is None and result["grid"][1]["mean"] is not None
     assert np.isnan(np.asarray(result["returns"], float)[0]).all()
     assert np.isfinite(np.asarray(result["returns"], float)[1]).all()
+    from jrl.cli import main
+
+    capsys.readouterr()
+    assert main(["plot", str(run_dir), "--out", str(tmp_path / "curves.png")]) == 0
+    assert "runs (grid point, seed) [(0, 0), (0, 1)] diverged" in capsys.readouterr().err
 
 
 def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeypatch):
