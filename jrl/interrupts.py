@@ -36,7 +36,7 @@ def watch_signals(
         return
     # Until the last step of the teardown the handlers only count (nothing raises in
     # between, so no watcher, wake-up fd or handler outlives the block); a signal that
-    # came after the wake-up fd was put back is sent again to the handler restored.
+    # came after the wake-up fd was put back is handed to the handler restored.
     handled: list[int] = []
     seen: list[int] = []
     previous: dict[int, Any] = {}
@@ -70,9 +70,14 @@ def watch_signals(
             os.close(read)
         for number, handler in previous.items():
             signal.signal(number, handler)
-        for number in previous:
+        for number, handler in previous.items():
             if handled.count(number) > seen.count(number):
-                signal.raise_signal(number)
+                # Called, not raised again: raising would also write the signal to the
+                # wake-up fd put back, whose owner (an outer watcher, asyncio) has had it.
+                if callable(handler):
+                    handler(number, None)
+                else:
+                    signal.raise_signal(number)
 
 
 def exit_at_once(message: str) -> None:

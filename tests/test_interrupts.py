@@ -1,6 +1,7 @@
 """jrl.interrupts.watch_signals: signals heard by a watcher thread, and nothing of it
 left behind when the block ends, however it ends."""
 
+import os
 import signal
 import threading
 import time
@@ -69,3 +70,20 @@ def test_a_signal_the_watcher_did_not_see_goes_to_the_restored_handler():
     with pytest.raises(KeyboardInterrupt), watch_signals(heard.append):
         signal.getsignal(signal.SIGINT)(signal.SIGINT, None)
     assert heard == [] and watchers() == []
+
+
+def test_a_late_signal_reaches_an_outer_watcher_once():
+    """Nested blocks: a signal that comes after the inner block put the outer's wake-up
+    fd back is written there by Python (the outer watcher hears it) and also reaches the
+    inner block's handler; raising it again wrote it a second time, and an outer
+    jrl train took one Ctrl-C for two (exiting at once)."""
+    outer, inner = [], []
+    with watch_signals(outer.append):
+        outer_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(outer_fd)
+        with watch_signals(inner.append):
+            os.write(outer_fd, bytes([signal.SIGINT]))  # what Python's C handler writes
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # and then the handler
+        assert wait_for(lambda: len(outer) >= 1)
+        time.sleep(0.2)
+    assert outer == [signal.SIGINT] and inner == [] and watchers() == []
