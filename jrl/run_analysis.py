@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def evaluate_run(
     profiles. ``checkpoint`` in the result says which state was evaluated (updates done,
     of how many, and the run's status then). Runs whose learned values hold NaN or
     inf (diverged) are listed under ``diverged``, their returns NaN (null), and left out
-    of the statistics; a grid point with no other run has none."""
+    of the statistics; a grid point with no other run has none, and with no run left at
+    all there is no report (an earlier RUN_DIR/eval/ is removed)."""
     built, state, info = training.restore_state(run_dir)
     finite = np.asarray(training.finite_runs(state))
     env_params = params_in_layout(built, layout)
@@ -127,12 +129,13 @@ def evaluate_run(
     kept = [g for g in range(per_seed.shape[0]) if finite[g].any()]
     scores = {f"grid_point_{g}": per_seed[g][finite[g]][:, None] for g in kept}
     xlabel = "sampled return" if sampled else "greedy return"
+    report = Path(run_dir) / "eval"
     if scores:
         # Raw returns: no target, so no optimality gap.
         aggregates = stats.aggregate(scores, reps=2000, seed=seed, gamma=None)
-        stats.write_report(
-            Path(run_dir) / "eval", scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel
-        )
+        stats.write_report(report, scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel)
+    elif report.exists():  # an earlier evaluation's, of runs that have diverged since
+        shutil.rmtree(report)
     iqm = stats.AGGREGATES.index("IQM")
     summary_path = Path(run_dir) / "summary.json"
     status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else None

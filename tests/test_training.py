@@ -633,6 +633,16 @@ def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
     assert result["grid"][0]["mean"] is None and result["grid"][1]["mean"] is not None
     assert np.isnan(np.asarray(result["returns"], float)[0]).all()
     assert np.isfinite(np.asarray(result["returns"], float)[1]).all()
+    assert (run_dir / "eval" / "aggregates.md").exists()
+    # Every run diverged (as if grid point 1 had too): no report, not the last one's.
+    from jrl import training
+
+    all_diverged = lambda state: np.zeros((2, 2), bool)  # noqa: E731
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "finite_runs", all_diverged)
+        result = evaluate_run(run_dir, 2, 0, 100, False, 0.0, None)
+    assert [point["mean"] for point in result["grid"]] == [None, None]
+    assert not (run_dir / "eval").exists()
     from jrl.cli import main
 
     capsys.readouterr()
