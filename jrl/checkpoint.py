@@ -111,6 +111,8 @@ class Saver:
     latest.json naming a complete checkpoint."""
 
     def __init__(self, directory: str | Path, keep: int = 2):
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive int (checkpoints kept), got {keep!r}")
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keep = keep

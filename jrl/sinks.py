@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from numbers import Real
 from pathlib import Path
@@ -124,6 +126,10 @@ class TensorBoardSink(_Closing):
                 logdir=str(self.logdir / name),
                 flush_secs=self.flush_secs,
                 purge_step=step if self.resumed else None,
+                # The file is named by the second and the host and opened with "wb": a
+                # writer opened again within the second (a resume in the same process)
+                # would empty the earlier one without this.
+                filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
             )
         return self._writers[grid_point]
 

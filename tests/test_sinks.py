@@ -111,6 +111,10 @@ def test_a_resumed_tensorboard_sink_purges_the_steps_it_writes_again(tmp_path):
     with TensorBoardSink(tmp_path, resumed=True) as sink:
         sink.write([{**row, "step": 300} for row in ROWS[4:6]] + ROWS[4:6])
     assert purge_markers(tmp_path) == [("grid_point_0", 200)]  # its first step, sorted
+    # Reopened within the second: the first writer's file (step 100) is still there.
+    assert len(list((tmp_path / "grid_point_0").glob("events.out.tfevents.*"))) == 2
+    steps = [step for step, _ in read_scalars(tmp_path)[("grid_point_0", "loss")]]
+    assert 100 in steps and 300 in steps
 
 
 def test_make_sinks_builds_the_named_sinks_and_rejects_unknown_ones(tmp_path):

@@ -262,6 +262,13 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
         load_spec(run_dir)
 
 
+@pytest.mark.parametrize("keep", [0, -1, 1.5, True])
+def test_saver_keeps_at_least_one_checkpoint(keep, tmp_path):
+    """keep=0 sliced [:-0], an empty list: it deleted nothing and kept every checkpoint."""
+    with pytest.raises(ValueError, match="keep must be a positive int"):
+        checkpoint.Saver(tmp_path, keep=keep)
+
+
 def test_a_save_cut_short_leaves_latest_naming_the_checkpoint_before(tmp_path, capsys):
     """A second Ctrl-C can end the wait for orbax's background save early, and the
     process exits before the save is finished (only its temporary directory is left):
