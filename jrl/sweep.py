@@ -370,6 +370,9 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
         rest = value.shape[2:]
         names = list(dims) if len(dims) == len(rest) else [f"{name}_{k}" for k in range(len(rest))]
         variables[name] = ([*grid_dims, "seed", *names], value.reshape(*shape, *value.shape[1:]))
+    repeated = sorted({name for name in dims if list(dims).count(name) > 1})
+    if repeated:
+        raise ValueError(f"dims {repeated} are given more than once: each axis needs its name")
     taken = sorted(set(dims) & {*columns, "seed", "grid"})
     if taken:
         raise ValueError(

@@ -205,6 +205,8 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset((rows, rows), grid)
     with pytest.raises(ValueError, match=r"dims \['alpha'\] are names of the dataset's"):
         to_dataset(rows, grid, dims=("alpha",))
+    with pytest.raises(ValueError, match=r"dims \['u'\] are given more than once"):
+        to_dataset({"m": np.zeros((6, 4, 2, 3))}, grid, dims=("u", "u"))
     with pytest.raises(ValueError, match=r"seed axes \(axis 1\) differ: \{'a': 4, 'b': 3\}"):
         to_dataset({"a": rows.value, "b": rows.value[:, :3]}, grid)
 
