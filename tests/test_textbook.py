@@ -108,3 +108,28 @@ def test_cat_room_script_writes_mean_and_iqm_with_bootstrap_intervals(tmp_path, 
             if room == "static":
                 greedy = figures["greedy_return"]
                 assert greedy["mean"] == pytest.approx(figures["greedy_return_mean"])
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "script", [cat_room, changing_mazes, cliff_walking, dyna_maze, windy_gridworld]
+)
+def test_experiments_take_their_provenance_before_they_train(script, monkeypatch, tmp_path):
+    """results.json's provenance says when the run started and what code ran it: taken
+    when the results were written, its 'started' was the end and its git state the
+    end's (a source edited during a run would have been recorded as what made it)."""
+    order = []
+    monkeypatch.setattr(script, "provenance", lambda: order.append("provenance") or {})
+
+    def run(*args, **kwargs):
+        order.append("run")
+        raise _Stop
+
+    monkeypatch.setattr(script, "run", run)
+    monkeypatch.setattr("sys.argv", [script.__name__, "--out", str(tmp_path)])
+    with pytest.raises(_Stop):
+        script.main()
+    assert order == ["provenance", "run"]
