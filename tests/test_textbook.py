@@ -88,8 +88,13 @@ def test_cat_room_script_writes_mean_and_iqm_with_bootstrap_intervals(tmp_path, 
         cat_room, "ROOMS", {"static": ("CatRoom-v0", 60), "dynamic": ("CatRoomDynamic-v0", 200)}
     )
     monkeypatch.setattr("sys.argv", ["cat_room.py", "--out", str(tmp_path), "--seeds", "3"])
+    trained = []
+    monkeypatch.setattr(cat_room, "provenance", lambda: {"taken_after": len(trained)})
+    run = cat_room.run
+    monkeypatch.setattr(cat_room, "run", lambda *a, **k: trained.append(1) or run(*a, **k))
     cat_room.main()
     results = json.loads((tmp_path / "results.json").read_text())
+    assert results["provenance"] == {"taken_after": 0} and trained  # taken at the start
     for room, episodes in (("static", 60), ("dynamic", 200)):
         assert set(results[room]) == set(cat_room.AGENTS)
         assert (tmp_path / f"{room}_room.png").stat().st_size > 0
@@ -110,26 +115,38 @@ def test_cat_room_script_writes_mean_and_iqm_with_bootstrap_intervals(tmp_path, 
                 assert greedy["mean"] == pytest.approx(figures["greedy_return_mean"])
 
 
-class _Stop(Exception):
-    pass
-
-
 @pytest.mark.parametrize(
-    "script", [cat_room, changing_mazes, cliff_walking, dyna_maze, windy_gridworld]
+    "script, argv",
+    [
+        (changing_mazes, ["--runs", "2"]),
+        (cliff_walking, ["--runs", "2", "--episodes", "20"]),
+        (dyna_maze, ["--runs", "2"]),
+        (windy_gridworld, ["--runs", "2"]),
+    ],
+    ids=lambda value: getattr(value, "__name__", "").rsplit(".", 1)[-1] or None,
 )
-def test_experiments_take_their_provenance_before_they_train(script, monkeypatch, tmp_path):
+def test_experiments_write_the_provenance_taken_before_they_train(
+    script, argv, monkeypatch, tmp_path
+):
     """results.json's provenance says when the run started and what code ran it: taken
     when the results were written, its 'started' was the end and its git state the
-    end's (a source edited during a run would have been recorded as what made it)."""
+    end's (a source edited during a run would have been recorded as what made it).
+    cat_room.py's is checked by the test of its results above."""
     order = []
-    monkeypatch.setattr(script, "provenance", lambda: order.append("provenance") or {})
 
-    def run(*args, **kwargs):
+    def provenance():
+        order.append("provenance")
+        return {"taken_after": order.count("run")}  # runs before this provenance
+
+    run = script.run
+
+    def recorded_run(*args, **kwargs):
         order.append("run")
-        raise _Stop
+        return run(*args, **kwargs)
 
-    monkeypatch.setattr(script, "run", run)
-    monkeypatch.setattr("sys.argv", [script.__name__, "--out", str(tmp_path)])
-    with pytest.raises(_Stop):
-        script.main()
-    assert order == ["provenance", "run"]
+    monkeypatch.setattr(script, "provenance", provenance)
+    monkeypatch.setattr(script, "run", recorded_run)
+    monkeypatch.setattr("sys.argv", [script.__name__, "--out", str(tmp_path), *argv])
+    script.main()
+    written = json.loads((tmp_path / "results.json").read_text())["provenance"]
+    assert written == {"taken_after": 0} and order[0] == "provenance" and "run" in order
