@@ -145,7 +145,7 @@ def test_a_second_ctrl_c_exits_at_once():
     child = start_toy_run(1, every=10**6)
     try:
         assert "compiling" in child.stderr.readline()
-        time.sleep(4.0)  # compiled (a second or two) and running
+        time.sleep(6.0)  # compiled (about a second here) and running
         child.send_signal(signal.SIGINT)
         time.sleep(1.0)
         assert child.poll() is None  # the first one waits for a report
