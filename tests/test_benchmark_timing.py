@@ -247,3 +247,16 @@ def test_make_bench_runs_every_benchmark_and_only_benchmarks():
     not_benchmarks = {"purejaxrl_baseline", "numpy_cliff_baseline", "thunk_profile"}
     scripts = {path.stem for path in BENCHMARKS.glob("*.py")}
     assert listed == scripts - not_benchmarks and not_benchmarks <= scripts
+
+
+def test_ppo_steps_per_second_counts_the_steps_run():
+    """Both PPOs run whole updates of 4 envs x 128 steps and drop the rest: 1023 steps
+    asked run 512, and steps/s divided by 1023 claimed twice the real rate."""
+    spec = importlib.util.spec_from_file_location("ppo_bench", BENCHMARKS / "ppo_cartpole.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.steps_run(1023) == 512 and module.steps_run(500_000) == 499_712
+    from jrl.agents.ppo import PPOConfig
+
+    config = PPOConfig(num_envs=4, num_steps=128, total_timesteps=500_000)
+    assert module.steps_run(500_000) == config.num_updates * 4 * 128

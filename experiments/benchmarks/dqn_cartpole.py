@@ -11,8 +11,9 @@ any TD error, and ``clip_gradients=False``), flax's default LeCun-normal weights
 2.5e5 steps reached 258 against 440). Each (implementation, seed count)
 runs in its own process, their timed calls alternating; timings, devices and
 ``final_return`` (the mean return at the end: the last 5% of logged rows, averaged
-over seeds) and the third process at more than one seed (ours on one CPU device,
-``speedup_one_device``) as in ppo_cartpole.py.
+over seeds; ours a row's mean return of the episodes that ended in it, PureJaxRL's
+its LogWrapper's held last return) and the third process at more than one seed (ours
+on one CPU device, ``speedup_one_device``) as in ppo_cartpole.py.
 PureJaxRL runs as its ``dqn.py`` ``main`` does: ``jit(vmap(make_train(config)))``
 over the seed keys, also for one seed.
 

@@ -26,8 +26,11 @@ runs as its ``ppo.py`` does: ``jit(make_train(config))(key)`` for one seed, and
 third process runs ours on one CPU device too (``jrl_one_device``; the row's
 ``speedup_one_device``), since the recommended run uses both cores and PureJaxRL's
 one device program does not (``--no-one-device`` leaves it out). ``final_return``: the
-mean return of the episodes that ended in the last 5% of updates, averaged over
-seeds. ``peak_rss_mb``: the process's peak resident memory. ``speedup`` (per seed
+mean return at the end, averaged over seeds — for ours the mean of each update's mean
+return of the episodes that ended in it over the last 5% of updates, for PureJaxRL's
+the mean over the episodes that ended in those updates (estimators a few points apart
+on the same episodes). ``steps_per_s`` counts the steps run: whole updates of 4 x 128
+(5e5 asked, 499,712 run). ``peak_rss_mb``: the process's peak resident memory. ``speedup`` (per seed
 count) = our steps/s / PureJaxRL's; the top-level ``speedup`` is the smaller.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/ppo_cartpole.py \
@@ -120,11 +123,18 @@ def measure(impl: str, num_seeds: int, steps: int, timing: dict) -> dict:
     return {
         "devices": devices,
         **times,
-        "steps_per_s": round(num_seeds * steps / times["run_s"]),
+        "steps_per_s": round(num_seeds * steps_run(steps) / times["run_s"]),
         "final_return": round(final, 1),
         "peak_rss_mb": round(baseline.peak_rss_mb()),
         **baseline.device_memory(),
     }
+
+
+def steps_run(steps: int) -> int:
+    """The steps per seed both PPOs take for ``steps`` asked: whole updates of NUM_ENVS x
+    NUM_STEPS (4 x 128), the remainder dropped (5e5 asked: 499,712 run)."""
+    batch = PUREJAXRL_CONFIG["NUM_ENVS"] * PUREJAXRL_CONFIG["NUM_STEPS"]
+    return steps // batch * batch
 
 
 def main() -> None:
@@ -139,7 +149,14 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.seeds[0], args.steps, timing)))
     else:
         options = baseline.compare_options(args)
-        report = baseline.compare(__file__, "ppo_cartpole", args.seeds, args.steps, **options)
+        report = baseline.compare(
+            __file__,
+            "ppo_cartpole",
+            args.seeds,
+            args.steps,
+            steps_run=steps_run(args.steps),
+            **options,
+        )
         print(json.dumps(report))
 
 

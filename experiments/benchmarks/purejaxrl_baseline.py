@@ -281,6 +281,7 @@ def compare(
     budget_s: float = 0.0,
     paired: bool = True,
     one_device: bool = True,
+    steps_run: int | None = None,
 ) -> dict:
     """Run ``script --child IMPL --seeds S --steps N`` (IMPL: jrl, purejaxrl) in fresh
     processes for each seed count S; returns the report (one dict for the JSON line)
@@ -301,9 +302,15 @@ def compare(
     have run and each implementation's calls total under ``budget_s`` seconds;
     ``speedup_rounds`` lists each round's PureJaxRL time / ours. Unpaired, each process
     makes its own calls by the same rule (:func:`time_compiled`) before the next starts
-    (``gpu_seeds.sh``: two processes need not share one GPU's memory)."""
+    (``gpu_seeds.sh``: two processes need not share one GPU's memory).
+    ``steps_run``: the steps per seed the runs take for ``steps`` asked (PPO drops the
+    remainder of a whole update), reported as ``steps_per_seed``; default ``steps``."""
     baseline = purejaxrl_dir() is not None
-    report: dict = {"benchmark": benchmark, "steps_per_seed": steps, "paired": paired}
+    report: dict = {
+        "benchmark": benchmark,
+        "steps_per_seed": steps if steps_run is None else steps_run,
+        "paired": paired,
+    }
     speedups = []
     for num_seeds in seed_counts:
         impls = ["jrl", "purejaxrl"] if baseline else ["jrl"]
