@@ -451,7 +451,7 @@ def evaluate(
         )
     _warn_if_incomplete(run_dirs[0], result["checkpoint"])
     if result["diverged"]:
-        runs = [(entry["grid_point"], entry["seed"]) for entry in result["diverged"]]
+        runs = run_analysis.diverged_runs(result["diverged"])
         print(
             f"jrl eval: runs (grid point, seed) {runs} diverged (NaN or inf in what they "
             "learned): left out",
@@ -512,7 +512,7 @@ def plot(
             json.loads(summary_path.read_text()).get("diverged") if summary_path.exists() else None
         )
         if diverged:
-            runs = [(entry["grid_point"], entry["seed"]) for entry in diverged]
+            runs = run_analysis.diverged_runs(diverged)
             print(
                 f"jrl plot: {run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf "
                 "in what they learned; listed by update in summary.json): their curves "

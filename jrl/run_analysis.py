@@ -174,6 +174,11 @@ def evaluate_run(
     return result
 
 
+def diverged_runs(entries) -> list[tuple[int, int]]:
+    """(grid point, seed) of each entry of a summary.json's or eval.json's ``diverged``."""
+    return [(entry["grid_point"], entry["seed"]) for entry in entries]
+
+
 def render_run(
     run_dir, out, env_name: str, random: bool, seed: int, max_steps: int, fps: float = 6.0
 ) -> Path:

@@ -159,7 +159,7 @@ def evaluate_tasks(
     holds, plus ``table`` (the markdown table). ``plan``: ``plan_pool(run_dirs)`` when
     the caller has made it already."""
     from jrl.envs import make
-    from jrl.run_analysis import evaluate_run
+    from jrl.run_analysis import diverged_runs, evaluate_run
 
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
@@ -180,7 +180,7 @@ def evaluate_tasks(
     for run_dir in plan.specs:
         result = evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
         if result["diverged"]:
-            runs = [(entry["grid_point"], entry["seed"]) for entry in result["diverged"]]
+            runs = diverged_runs(result["diverged"])
             raise ValueError(
                 f"{run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf in what "
                 "they learned): pooled tasks need every method's seeds; evaluate the run "

@@ -458,7 +458,7 @@ def finite_runs(state: Any) -> jax.Array:
 MADE_BEFORE_CONFIG = {".lock", "wandb", "tensorboard", "meta.json"}
 
 
-def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int, spec) -> None:
+def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int) -> None:
     """Add the runs whose learned values are no longer all finite (``finite``
     bool[G, S]) to ``diverged``, saying so on stderr once per run: their losses are NaN
     from then on (written as null, like a row in which no episode ended) and their
@@ -674,7 +674,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 in_flight = dispatch(state, updates_done + length)
                 rows = metric_rows(metrics, updates_done)
                 updates_done += length
-                _note_diverged(diverged, np.asarray(finite), updates_done, built.spec)
+                _note_diverged(diverged, np.asarray(finite), updates_done)
                 append_rows(metrics_path, rows)
                 summary.add(rows)
                 for sink in sinks:

@@ -126,8 +126,8 @@ class GridParams(environment.EnvParams):
         num_layouts = self.cell_type.shape[0]
         try:
             concrete = int(layout)
-        except (jax.errors.ConcretizationTypeError, TypeError):
-            concrete = None  # traced: checked by whoever chose it
+        except TypeError:  # traced (a ConcretizationTypeError): checked by whoever chose it
+            concrete = None
         if concrete is not None and not 0 <= concrete < num_layouts:
             raise ValueError(f"layout must be in [0, {num_layouts}), got {layout}")
         take = lambda table: table[layout][None]  # noqa: E731
