@@ -260,3 +260,22 @@ def test_ppo_steps_per_second_counts_the_steps_run():
 
     config = PPOConfig(num_envs=4, num_steps=128, total_timesteps=500_000)
     assert module.steps_run(500_000) == config.num_updates * 4 * 128
+
+
+def test_final_return_weighted_by_counts_is_the_mean_over_the_episodes():
+    """ppo_cartpole.py's two return columns are one estimator: ours from per-update means
+    and episode counts, PureJaxRL's from per-step episode records."""
+    baseline = load_baseline()
+    rng = np.random.default_rng(0)
+    seeds, rows, steps = 2, 40, 6
+    ended = rng.random((seeds, rows, steps)) < 0.3
+    ended[:, -2:, 0] = True  # every seed ends episodes in its last rows
+    episode_returns = rng.uniform(0, 500, (seeds, rows, steps))
+    counts = ended.sum(axis=2)
+    with np.errstate(invalid="ignore"):
+        row_means = np.where(ended, episode_returns, 0).sum(axis=2) / counts
+    per_episode = baseline.final_return(episode_returns, ended)
+    weighted = baseline.final_return(row_means, counts=counts)
+    assert weighted == pytest.approx(per_episode, rel=1e-12)
+    unweighted = baseline.final_return(row_means)
+    assert unweighted != pytest.approx(per_episode, rel=1e-6)

@@ -26,12 +26,12 @@ runs as its ``ppo.py`` does: ``jit(make_train(config))(key)`` for one seed, and
 third process runs ours on one CPU device too (``jrl_one_device``; the row's
 ``speedup_one_device``), since the recommended run uses both cores and PureJaxRL's
 one device program does not (``--no-one-device`` leaves it out). ``final_return``: the
-mean return at the end, averaged over seeds — for ours the mean of each update's mean
-return of the episodes that ended in it over the last 5% of updates, for PureJaxRL's
-the mean over the episodes that ended in those updates (estimators a few points apart
-on the same episodes). ``steps_per_s`` counts the steps run: whole updates of 4 x 128
-(5e5 asked, 499,712 run). ``peak_rss_mb``: the process's peak resident memory. ``speedup`` (per seed
-count) = our steps/s / PureJaxRL's; the top-level ``speedup`` is the smaller.
+mean return at the end, averaged over seeds — for both, the mean over the episodes that
+ended in the last 5% of updates (ours from each update's mean and count of episodes,
+PureJaxRL's from its per-step episode records). ``steps_per_s`` counts the steps run:
+whole updates of 4 x 128 (5e5 asked, 499,712 run). ``peak_rss_mb``: the process's peak
+resident memory. ``speedup`` (per seed count) = our steps/s / PureJaxRL's; the
+top-level ``speedup`` is the smaller.
 
     PUREJAXRL_DIR=/path/to/purejaxrl python experiments/benchmarks/ppo_cartpole.py \
         [--seeds 1 64] [--steps 500000] [--repeats 5] [--repeat-budget-s 30] [--unpaired] \
@@ -108,7 +108,7 @@ def measure(impl: str, num_seeds: int, steps: int, timing: dict) -> dict:
         times, metrics = baseline.time_compiled(
             fn, jax.random.key(0), after_compile=jrl.host.release_unused_memory, **timing
         )
-        final = baseline.final_return(metrics.episode_return[0])
+        final = baseline.final_return(metrics.episode_return[0], counts=metrics.num_episodes[0])
     else:
         module = baseline.load_purejaxrl("ppo")
         train = module.make_train({**PUREJAXRL_CONFIG, "TOTAL_TIMESTEPS": steps})

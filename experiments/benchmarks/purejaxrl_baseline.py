@@ -191,14 +191,21 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def final_return(returns, ended=None, fraction: float = 0.05) -> float:
+def final_return(returns, ended=None, fraction: float = 0.05, counts=None) -> float:
     """Mean over seeds of the mean return at the end of training (last ``fraction`` of
     the logged rows).
 
     returns: [seeds, rows] per-row mean returns (NaN: no episode ended), or with
-    ``ended`` [seeds, rows, ...] returns and a mask of the entries that count."""
+    ``ended`` [seeds, rows, ...] returns and a mask of the entries that count. With
+    ``counts`` ([seeds, rows], the episodes each row's mean is over) each seed's figure
+    is the mean over those episodes (rows weighted by their counts), as ``ended`` gives
+    from per-episode entries; without, the mean of the rows' means."""
     returns = np.asarray(returns, np.float64)
     last = max(1, int(round(returns.shape[1] * fraction)))
+    if counts is not None:
+        counts = np.asarray(counts, np.float64)[:, -last:]
+        sums = np.where(counts > 0, returns[:, -last:], 0.0) * counts
+        return float(np.mean(sums.sum(axis=1) / counts.sum(axis=1)))
     if ended is None:
         return float(np.mean(np.nanmean(returns[:, -last:], axis=1)))
     ended = np.asarray(ended, bool)[:, -last:]
