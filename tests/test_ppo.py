@@ -288,6 +288,24 @@ def test_orthogonal_matches_flax_and_the_conv_is_a_conv():
     np.testing.assert_allclose(patches_3x3(x) @ kernel, conv.apply(conv_params, x), atol=1e-5)
 
 
+@pytest.mark.parametrize(
+    "network, setting",
+    [
+        (ActorCritic(2, torso="CNN"), "torso 'CNN'"),
+        (ActorCritic(2, activation="gelu"), "activation 'gelu'"),
+        (GaussianActorCritic(1, torso="rnn"), "torso 'rnn'"),
+        (QNetwork(2, kernel_init="orthgonal"), "kernel_init 'orthgonal'"),
+        (QNetwork(2, torso="cnn", activation="Relu"), "activation 'Relu'"),
+    ],
+)
+def test_networks_built_directly_refuse_unknown_settings(network, setting):
+    """A misspelt name is an error, not another network (a misspelt kernel_init built
+    LeCun-normal weights; a misspelt torso or activation was a bare KeyError)."""
+    obs = jnp.zeros((5, 5, 3)) if "cnn" in repr(network) else jnp.zeros((4,))
+    with pytest.raises(ValueError, match=f"unknown {setting}; choose one of"):
+        init_params(network, jax.random.key(0), obs)
+
+
 def _qr_operand_ranks(lowered_text: str) -> list[int]:
     """Ranks of the operand of every QR (LAPACK or cuSOLVER geqrf) in lowered StableHLO."""
     shapes = re.findall(

@@ -53,6 +53,12 @@ def check_bools(config: Any, names: tuple[str, ...]) -> None:
             raise ValueError(f"{name} must be a bool, got {getattr(config, name)!r}")
 
 
+def check_choice(name: str, value: Any, choices) -> None:
+    """Reject a ``value`` of setting ``name`` that is not one of ``choices``, naming them."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {tuple(choices)}")
+
+
 def check_positive_int(name: str, value: Any) -> None:
     """ValueError unless ``value`` is an int >= 1 (a bool is not: True would run as 1)."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:

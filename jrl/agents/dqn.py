@@ -56,6 +56,7 @@ import optax
 from jrl.agents.checks import (
     Ignored,
     check_bools,
+    check_choice,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -193,21 +194,11 @@ class DQNConfig:
         starts = self.learning_starts
         if not isinstance(starts, int) or isinstance(starts, bool) or starts < 0:
             raise ValueError(f"learning_starts must be a non-negative int, got {starts!r}")
-        if self.target_update not in TARGET_UPDATES:
-            raise ValueError(
-                f"unknown target_update {self.target_update!r}; choose one of {TARGET_UPDATES}"
-            )
+        check_choice("target_update", self.target_update, TARGET_UPDATES)
         check_bools(self, ("double_dqn", "clip_gradients"))
-        if self.network not in TORSOS:
-            raise ValueError(f"unknown network {self.network!r}; choose one of {TORSOS}")
-        if self.kernel_init not in KERNEL_INITS:
-            raise ValueError(
-                f"unknown kernel_init {self.kernel_init!r}; choose one of {KERNEL_INITS}"
-            )
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"unknown activation {self.activation!r}; choose one of {tuple(ACTIVATIONS)}"
-            )
+        check_choice("network", self.network, TORSOS)
+        check_choice("kernel_init", self.kernel_init, KERNEL_INITS)
+        check_choice("activation", self.activation, ACTIVATIONS)
         sizes = self.hidden_sizes
         if (
             not isinstance(sizes, tuple)
@@ -386,6 +377,7 @@ class QNetwork(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
+        check_choice("torso", self.torso, TORSOS)
         cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
         torso = cls(tuple(self.hidden_sizes), self.activation, self.kernel_init, name="torso")
         features = torso(obs.astype(jnp.float32))

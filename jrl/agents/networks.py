@@ -39,6 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl.agents.checks import check_choice
+
 TORSOS = ("mlp", "cnn")
 KERNEL_INITS = ("orthogonal", "lecun_normal")
 """Weight initialisations of the dense layers: ``"orthogonal"`` (Saxe et al. 2014,
@@ -100,6 +102,7 @@ def dense(
 ) -> nn.Dense:
     """A dense layer, biases zero, weights from :data:`KERNEL_INITS` (``scale``: the
     orthogonal gain)."""
+    check_choice("kernel_init", kernel_init, KERNEL_INITS)
     weights = orthogonal(scale) if kernel_init == "orthogonal" else nn.initializers.lecun_normal()
     return nn.Dense(features, kernel_init=weights, bias_init=nn.initializers.zeros, name=name)
 
@@ -113,6 +116,7 @@ class MLPTorso(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        check_choice("activation", self.activation, ACTIVATIONS)
         act = ACTIVATIONS[self.activation]
         for width in self.hidden_sizes:
             x = act(dense(width, np.sqrt(2.0), kernel_init=self.kernel_init)(x))
@@ -148,6 +152,7 @@ class CNNTorso(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
+        check_choice("activation", self.activation, ACTIVATIONS)
         act = ACTIVATIONS[self.activation]
         gain, init = np.sqrt(2.0), self.kernel_init
         for i, channels in enumerate(CNN_CHANNELS):
@@ -168,6 +173,7 @@ class ActorCritic(nn.Module):
     activation: str = "tanh"
 
     def _torso(self, name: str) -> nn.Module:
+        check_choice("torso", self.torso, TORSOS)
         cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
         return cls(tuple(self.hidden_sizes), self.activation, name=name)
 
@@ -196,6 +202,7 @@ class GaussianActorCritic(nn.Module):
     log_std_init: float = 0.0
 
     def _torso(self, name: str) -> nn.Module:
+        check_choice("torso", self.torso, TORSOS)
         cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
         return cls(tuple(self.hidden_sizes), self.activation, name=name)
 

@@ -71,6 +71,7 @@ import optax
 from jrl.agents.checks import (
     Ignored,
     check_bools,
+    check_choice,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -209,10 +210,8 @@ class PPOConfig:
 
 def check_network_fields(network: str, activation: str, hidden_sizes: Any) -> None:
     """Reject a torso name, activation or width tuple the networks cannot build."""
-    if network not in TORSOS:
-        raise ValueError(f"unknown network {network!r}; choose one of {TORSOS}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {tuple(ACTIVATIONS)}")
+    check_choice("network", network, TORSOS)
+    check_choice("activation", activation, ACTIVATIONS)
     if (
         not isinstance(hidden_sizes, tuple)
         or not hidden_sizes
