@@ -359,7 +359,8 @@ class _Stop:
     and stops after its chunk) and says so at once, even while a chunk runs; a second
     SIGINT ends the process at once (:func:`jrl.interrupts.exit_at_once`: the files are
     written atomically, so it leaves a run that resumes from its last checkpoint, as
-    after SIGKILL)."""
+    after SIGKILL). A SIGINT the process was started to ignore (``jrl train ... &`` in a
+    script: the shell's Ctrl-C is not for its background jobs) stays ignored."""
 
     def __init__(self):
         self.signal: int | None = None
@@ -382,7 +383,8 @@ class _Stop:
                 flush=True,
             )
 
-        with watch_signals(on_signal, (signal.SIGTERM, signal.SIGINT)):
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        with watch_signals(on_signal, (signal.SIGTERM,) + (() if ignored else (signal.SIGINT,))):
             yield self
 
 

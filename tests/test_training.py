@@ -725,6 +725,27 @@ def test_ctrl_c_is_heard_during_a_chunk_and_a_second_one_exits_at_once(tmp_path)
         process.kill()
 
 
+def test_a_sigint_the_process_ignores_stays_ignored_and_sigterm_still_stops():
+    """``jrl train ... &`` in a script starts with SIGINT ignored (POSIX): a Ctrl-C at
+    the script stopped every background run, and a second one killed them."""
+    from jrl.training import _Stop
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with _Stop().installed() as stop:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert stop.signal is None
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.perf_counter() + 5
+            while stop.signal is None and time.perf_counter() < deadline:
+                time.sleep(0.01)
+            assert stop.signal == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_run_directory_lock_refuses_a_second_holder_and_tolerates_no_locking(
     tmp_path, monkeypatch, capsys
 ):
