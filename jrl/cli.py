@@ -348,10 +348,16 @@ def envs() -> None:
 
 
 def _warn_if_incomplete(run_dir, state: dict) -> None:
-    """Say on stderr when the checkpoint evaluated is not a finished run's."""
+    """Say on stderr when the checkpoint evaluated is not a finished run's; a run whose
+    summary says "running" but whose lock nobody holds was killed or crashed."""
+    from jrl.training import in_use
+
+    status = state["run_status"] or "without a summary"
+    if status == "running" and not in_use(run_dir):
+        status = f"not running (killed or crashed; jrl train --resume {run_dir} goes on)"
     if state["run_status"] != "complete":
         print(
-            f"jrl eval: {run_dir} is {state['run_status'] or 'without a summary'}: "
+            f"jrl eval: {run_dir} is {status}: "
             f"evaluated its checkpoint after {state['updates_done']} of "
             f"{state['total_updates']} updates",
             file=sys.stderr,

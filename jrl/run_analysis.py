@@ -236,6 +236,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
         names = [str(run_dir) for run_dir in run_dirs]
     for run_dir, name in zip(run_dirs, names, strict=True):
+        spec = training.load_spec(run_dir)  # a path that holds no run says so
         every = read_rows(Path(run_dir) / "metrics.jsonl")
         rows = [row for row in every if metric in row]
         if not rows:
@@ -244,7 +245,6 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                 f"{run_dir}: no rows with {metric!r} in metrics.jsonl"
                 + (f"; its metrics: {', '.join(known)}" if known else " (no rows yet)")
             )
-        spec = training.load_spec(run_dir)
         shown = training.shown_hparams(spec.agent, spec.hparams)  # what tells points apart
         for g in sorted({row["grid_point"] for row in rows}):
             point_rows = [row for row in rows if row["grid_point"] == g]

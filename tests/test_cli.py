@@ -456,4 +456,15 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     assert f"{cat} is interrupted: evaluated its checkpoint after" in capsys.readouterr().err
     states = json.loads((out / "tasks.json").read_text())["checkpoints"]
     assert states[str(cat)]["run_status"] == "interrupted"
+    # "running" in the summary of a run whose lock nobody holds: it was killed.
+    from jrl.training import _exclusive
+
+    (cat / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    assert main(["eval", str(cat), "--episodes", "2"]) == 0
+    assert f"{cat} is not running (killed or crashed; jrl train --resume" in (
+        capsys.readouterr().err
+    )
+    with _exclusive(cat):
+        assert main(["eval", str(cat), "--episodes", "2"]) == 0
+    assert f"{cat} is running: evaluated its checkpoint after" in capsys.readouterr().err
     assert states[str(cliff)]["run_status"] == "complete"

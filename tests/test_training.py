@@ -161,6 +161,9 @@ def test_evaluation_curves_have_a_point_per_evaluation(reference):
     assert len(ended) > 2 * len(x)  # a point per update with an episode end, not per evaluation
     with pytest.raises(ValueError, match="no rows with 'entropy'.*its metrics: .*episode_return"):
         learning_curves([reference("tabular")[0]], "entropy")
+    # A mistyped path is no run, not a run with "no rows yet".
+    with pytest.raises(FileNotFoundError, match="no_such_run holds no run"):
+        learning_curves([whole.parent / "no_such_run"])
 
 
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
