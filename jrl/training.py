@@ -406,6 +406,7 @@ class Summary:
     def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
         self.spec = spec
         self.last: dict[str, dict[tuple[int, int], float]] = {f: {} for f in self.FIELDS}
+        self.timesteps: dict[tuple[int, int], int] = {}
         self.add(rows)
 
     def add(self, rows: Sequence[dict]) -> None:
@@ -413,6 +414,13 @@ class Summary:
             for field in self.FIELDS:
                 if row.get(field) is not None:
                     self.last[field][row["grid_point"], row["seed"]] = row[field]
+            if row.get("timesteps") is not None:
+                self.timesteps[row["grid_point"], row["seed"]] = row["timesteps"]
+
+    def steps_taken(self) -> int:
+        """Environment steps taken by all runs, from each run's last logged row (a
+        tabular run that has ended its episodes logs no more, and takes no more)."""
+        return int(sum(self.timesteps.values()))
 
     def grid(self, diverged: Collection[tuple[int, int]] = ()) -> list[dict]:
         """Per grid point: its hyperparameters that are not all at their defaults
@@ -682,7 +690,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             # Pipelined: chunk i+1 is started before chunk i's rows, checkpoint and
             # summary are written, so the host's work overlaps the device's.
             in_flight = dispatch(state, updates_done)
-            bar = _progress(progress, built, updates_done)  # after compiling: a true rate
+            bar = _progress(progress, built, summary.steps_taken())  # after compiling
             while in_flight is not None:
                 state, metrics, length = in_flight
                 finite = finite_runs(state)
@@ -703,7 +711,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 )
                 write_summary("running", time.perf_counter() - start, compile_s)
                 if bar is not None:
-                    bar.update(length * built.steps_per_update * _runs(built))
+                    bar.update(summary.steps_taken() - bar.n)
         finally:
             saver.close()
             if bar is not None:
@@ -765,9 +773,9 @@ def _runs(built: Built) -> int:
     return len(built.spec.hparams) * built.spec.num_seeds
 
 
-def _progress(enabled: bool, built: Built, updates_done: int):
-    """A tqdm bar of environment steps over all runs (so its rate is the throughput),
-    or None."""
+def _progress(enabled: bool, built: Built, steps_taken: int):
+    """A tqdm bar of the environment steps taken over all runs (so its rate is the
+    throughput), from ``steps_taken`` on, or None."""
     if not enabled:
         return None
     from tqdm import tqdm
@@ -776,7 +784,7 @@ def _progress(enabled: bool, built: Built, updates_done: int):
     # A tabular run ends when its episodes are done: its step cap is no ETA.
     return tqdm(
         total=None if built.finished else built.total_updates * steps,
-        initial=updates_done * steps,
+        initial=steps_taken,
         unit="step",
         unit_scale=True,
         desc=f"{built.spec.agent} {built.spec.env} ({_runs(built)} runs)",

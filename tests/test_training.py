@@ -193,6 +193,33 @@ def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys)
     assert "4.10k/16.4k [" in err and "<00:" in err
 
 
+def test_progress_bar_of_tabular_runs_counts_the_steps_they_took(reference, tmp_path, monkeypatch):
+    """A tabular run ends at its episode budget, within a chunk: the bar counted every
+    chunk's whole step allowance for every run (~30x the steps taken, on CatRoom)."""
+    from jrl import training
+
+    _, rows, _ = reference("tabular")
+    last = {}
+    for row in rows:
+        last[row["grid_point"], row["seed"]] = row["timesteps"]
+    bars = []
+
+    def kept(*args):
+        bars.append(make_bar(*args))
+        return bars[-1]
+
+    make_bar = training._progress
+    monkeypatch.setattr(training, "_progress", kept)
+    summary = train(SPECS["tabular"], tmp_path / "whole", progress=True)
+    assert bars[0].n == sum(last.values())
+    assert bars[0].n < summary["updates_done"] * 16 * 4  # not every run took every step
+    run_dir = tmp_path / "resumed"
+    train(SPECS["tabular"], run_dir, progress=True, max_chunks=2)
+    train(SPECS["tabular"], run_dir, resume=True, progress=True)
+    assert bars[1].n == 2 * 10 * 16 * 4
+    assert bars[2].initial == bars[1].n and bars[2].n == sum(last.values())
+
+
 def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(reference, tmp_path):
     # A kill after the first chunk's rows were appended but before its checkpoint
     # (written in the background) was complete.
