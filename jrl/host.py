@@ -35,6 +35,7 @@ the last bits, so compare runs compiled the same way.
 from __future__ import annotations
 
 import os
+import sys
 
 CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-reduce",)
 """XLA flags jrl recommends on CPU hosts (see the module docstring)."""
@@ -76,13 +77,31 @@ def compiler_options() -> dict:
     return dict(CPU_COMPILER_OPTIONS) if jax.default_backend() == "cpu" else {}
 
 
+def _flag_name(flag: str) -> str:
+    return flag.split("=", 1)[0]
+
+
 def cpu_xla_flags(existing: str, num_devices: int) -> str:
     """``existing`` XLA_FLAGS with the device count set to ``num_devices`` (replacing
-    any count already there) and :data:`CPU_FLAGS` added where absent; other flags are
-    kept as they were."""
-    kept = [flag for flag in existing.split() if not flag.startswith(DEVICE_COUNT_FLAG)]
-    added = [flag for flag in CPU_FLAGS if flag not in kept]
+    any count already there) and each of :data:`CPU_FLAGS` added unless ``existing``
+    sets that flag already (to any value: XLA would keep only the last one, so adding
+    ours would silently undo the user's); other flags are kept as they were."""
+    kept = [flag for flag in existing.split() if _flag_name(flag) != DEVICE_COUNT_FLAG]
+    names = {_flag_name(flag) for flag in kept}
+    added = [flag for flag in CPU_FLAGS if _flag_name(flag) not in names]
     return " ".join([*kept, f"{DEVICE_COUNT_FLAG}={num_devices}", *added])
+
+
+def device_count_flag(flags: str) -> int | None:
+    """The device count an XLA_FLAGS string sets (its last, as XLA reads it), or None."""
+    counts = [flag for flag in flags.split() if _flag_name(flag) == DEVICE_COUNT_FLAG]
+    if not counts:
+        return None
+    value = counts[-1].partition("=")[2]
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"XLA_FLAGS sets {DEVICE_COUNT_FLAG} to {value!r}, not a count") from None
 
 
 def usable_cores() -> int:
@@ -93,18 +112,24 @@ def usable_cores() -> int:
 
 
 def use_cpu_cores(num_devices: int | None = None) -> int:
-    """Make this process's CPU into ``num_devices`` XLA devices (default: one per core
-    it may run on — its CPU affinity, as Slurm's ``--cpus-per-task``, ``taskset`` or a
-    container's cpuset leave it) with :data:`CPU_FLAGS`, by rewriting ``XLA_FLAGS``;
-    returns the device count.
+    """Make this process's CPU into ``num_devices`` XLA devices (default: the count
+    ``XLA_FLAGS`` sets already, if it does — the user's choice — else one per core the
+    process may run on: its CPU affinity, as Slurm's ``--cpus-per-task``, ``taskset``
+    or a container's cpuset leave it) with :data:`CPU_FLAGS` (a flag ``XLA_FLAGS``
+    sets already keeps its value), by rewriting ``XLA_FLAGS``; returns the device count.
 
     Must run before JAX initialises its backend (before the first ``jax.devices()``,
     array or compile): XLA reads the flags once, so afterwards they would be ignored
     silently — this raises ``RuntimeError`` instead.
     """
-    count = usable_cores() if num_devices is None else num_devices
+    existing = os.environ.get("XLA_FLAGS", "")
+    count = num_devices
+    if count is None:
+        count = device_count_flag(existing)
+        if count is None:
+            count = usable_cores()
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-        raise ValueError(f"num_devices must be a positive int, got {num_devices!r}")
+        raise ValueError(f"the device count must be a positive int, got {count!r}")
     from jax._src import xla_bridge
 
     if xla_bridge.backends_are_initialized():
@@ -112,7 +137,15 @@ def use_cpu_cores(num_devices: int | None = None) -> int:
             "jrl.host.use_cpu_cores() must run before JAX initialises its backend (the "
             "first jax.devices(), array or compile); call it at the top of the script"
         )
-    os.environ["XLA_FLAGS"] = cpu_xla_flags(os.environ.get("XLA_FLAGS", ""), count)
+    names = {_flag_name(flag): flag for flag in existing.split()}
+    for flag in CPU_FLAGS:
+        if names.get(_flag_name(flag), flag) != flag:
+            print(
+                f"jrl: XLA_FLAGS sets {names[_flag_name(flag)]}, kept in place of jrl's "
+                f"{flag} (see jrl.host: without it runs on several CPU devices grow in memory)",
+                file=sys.stderr,
+            )
+    os.environ["XLA_FLAGS"] = cpu_xla_flags(existing, count)
     import jax
 
     found = len(jax.devices("cpu"))

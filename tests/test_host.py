@@ -17,6 +17,7 @@ from jrl.host import (
     DEVICE_COUNT_FLAG,
     compiler_options,
     cpu_xla_flags,
+    device_count_flag,
     use_cpu_cores,
 )
 
@@ -66,6 +67,30 @@ def test_flags_set_the_device_count_once_and_keep_other_flags():
     assert "--xla_dump_to=/tmp/x" in flags
     assert all(flags.count(flag) == 1 for flag in CPU_FLAGS)
     assert cpu_xla_flags("", 3).split() == [f"{DEVICE_COUNT_FLAG}=3", *CPU_FLAGS]
+    # A flag of ours the user set to another value keeps theirs: XLA reads the last one.
+    theirs = "--xla_cpu_experimental_ynn_fusion_type=-dot"
+    assert CPU_FLAGS == ("--xla_cpu_experimental_ynn_fusion_type=-reduce",)
+    assert cpu_xla_flags(theirs, 2).split() == [theirs, f"{DEVICE_COUNT_FLAG}=2"]
+
+
+def test_a_device_count_already_in_xla_flags_is_kept_unless_one_is_asked():
+    """use_cpu_cores() replaced a count the user had set with one per core, silently."""
+    script = "import jrl.host, jax; print(jrl.host.use_cpu_cores(), len(jax.devices()))"
+    flags = f"{DEVICE_COUNT_FLAG}=3 --xla_cpu_experimental_ynn_fusion_type=-dot"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "XLA_FLAGS": flags},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split() == ["3", "3"]
+    assert "XLA_FLAGS sets --xla_cpu_experimental_ynn_fusion_type=-dot, kept" in done.stderr
+    assert device_count_flag(f"--xla_dump_to=/x {DEVICE_COUNT_FLAG}=4") == 4
+    assert device_count_flag("--xla_dump_to=/x") is None
+    with pytest.raises(ValueError, match="not a count"):
+        device_count_flag(f"{DEVICE_COUNT_FLAG}=two")
 
 
 def test_bad_counts_and_a_started_backend_are_refused():
