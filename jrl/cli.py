@@ -423,6 +423,16 @@ def evaluate(
                 )
         plan = task_aggregates.plan_pool(run_dirs)  # refuse mismatches before evaluating
         references = task_aggregates.parse_references(reference, plan.tasks)
+        for method, fields in plan.config_differences.items():
+            shown = "; ".join(
+                f"{field}: " + ", ".join(f"{v} on {task}" for task, v in by_task.items())
+                for field, by_task in fields.items()
+            )
+            print(
+                f"jrl eval: method {method!r} pools runs whose configs differ between tasks "
+                f"({shown}); run each setting on every task to compare them as methods",
+                file=sys.stderr,
+            )
         result = task_aggregates.evaluate_tasks(
             run_dirs,
             out,

@@ -3,9 +3,15 @@ each agent's grid point a method, returns normalised per task and aggregated wit
 rliable through ``jrl.stats`` (what ``jrl eval RUN_A RUN_B ... --out DIR`` does).
 
 A task is a run's environment with its overrides (``CatRoom-v0``,
-``CatRoom-v0 slip_prob=0.1``); a method is the agent with the grid point's
+``CatRoom-v0 slip_prob=0.1``); a method is the agent with the config fields that differ
+between its runs on one task (``tabular algorithm=sarsa``: a tabular config's tuple of
+algorithms counts as the one each grid point runs) and the grid point's
 hyperparameters that differ from the agent's defaults in any pooled run
-(``tabular alpha=0.1``; ``ppo`` alone when none does). One run directory per task
+(``tabular alpha=0.1``; ``ppo`` alone when neither does). Config fields that differ
+between a method's tasks only (a budget, a CNN on grids and an MLP on vectors) leave
+it one method; ``PoolPlan.config_differences`` lists them (``jrl eval`` says so, and
+tasks.json keeps them), since they may be more than a task's needs (Sarsa on one
+task and Q-learning on the other pool as one "tabular"). One run directory per task
 holding the same grid is the usual case; several run directories of one task (a PPO
 run and a DQN run on CartPole-v1) add their methods to it. Every task must hold every
 method, each method once, with the same number of seeds on every task (rliable's
@@ -50,18 +56,39 @@ NORMALIZE = ("random,best", "none")
 
 class PoolPlan(NamedTuple):
     """tasks: task labels in order; methods: method labels in order; where[task][method]:
-    (run directory, grid point); num_seeds[method]."""
+    (run directory, grid point); num_seeds[method]; config_differences[method]: {field:
+    {task: value}} for the config fields whose values differ between the method's tasks
+    (methods without any left out)."""
 
     tasks: list[str]
     methods: list[str]
     where: dict[str, dict[str, tuple[Path, int]]]
     num_seeds: dict[str, int]
     specs: dict[Path, training.RunSpec]
+    config_differences: dict[str, dict[str, dict[str, str]]]
 
 
 def task_label(spec: training.RunSpec) -> str:
     overrides = " ".join(f"{k}={v}" for k, v in sorted(spec.env_overrides.items()))
     return f"{spec.env} {overrides}".strip()
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_format(v) for v in value)
+    return str(value)
+
+
+def point_setting(spec: training.RunSpec, g: int) -> tuple[dict, dict]:
+    """(config, hyperparameters) grid point ``g`` of ``spec`` runs, with a tabular
+    config's tuple of algorithms resolved to the one the point runs (its ``algorithm``
+    index means another algorithm in a tuple of another order)."""
+    config, hparams = dict(spec.config), dict(spec.hparams[g])
+    if spec.agent == "tabular" and isinstance(config.get("algorithm"), (list, tuple)):
+        config["algorithm"] = config["algorithm"][int(hparams.pop("algorithm", 0))]
+    return config, hparams
 
 
 def plan_pool(run_dirs) -> PoolPlan:
@@ -72,18 +99,39 @@ def plan_pool(run_dirs) -> PoolPlan:
     if len({d.resolve() for d in run_dirs}) != len(run_dirs):
         raise ValueError(f"a run directory is given twice: {[str(d) for d in run_dirs]}")
     specs = {d: training.load_spec(d) for d in run_dirs}
+    settings = {
+        (d, g): point_setting(spec, g)
+        for d, spec in specs.items()
+        for g, _ in enumerate(spec.hparams)
+    }
     by_agent: dict[str, list[dict]] = {}
-    for spec in specs.values():
-        by_agent.setdefault(spec.agent, []).extend(spec.hparams)
+    # agent -> task -> field -> the values its points there have
+    configs: dict[str, dict[str, dict[str, set]]] = {}
+    for (d, _), (config, hparams) in settings.items():
+        agent, task = specs[d].agent, task_label(specs[d])
+        by_agent.setdefault(agent, []).append(hparams)
+        fields = configs.setdefault(agent, {}).setdefault(task, {})
+        for field, value in config.items():
+            fields.setdefault(field, set()).add(_format(value))
     where: dict[str, dict[str, tuple[Path, int]]] = {}
     seeds: dict[str, dict[str, int]] = {}
+    differences: dict[str, dict[str, dict[str, str]]] = {}
     for run_dir, spec in specs.items():
-        # The hyperparameters that tell apart any two points of this agent, in every run.
+        # The hyperparameters that tell apart any two points of this agent, in every run,
+        # and the config fields that tell apart two of its points on one task.
         names = set().union(*training.shown_hparams(spec.agent, by_agent[spec.agent]))
+        fields = {
+            field
+            for values in configs[spec.agent].values()
+            for field, seen in values.items()
+            if len(seen) > 1
+        }
         task = task_label(spec)
-        for g, point in enumerate(spec.hparams):
-            shown = " ".join(f"{k}={point[k]:g}" for k in point if k in names)
-            method = f"{spec.agent} {shown}".strip()
+        for g in range(len(spec.hparams)):
+            config, point = settings[run_dir, g]
+            shown = [f"{k}={_format(config[k])}" for k in config if k in fields]
+            shown += [f"{k}={point[k]:g}" for k in point if k in names]
+            method = " ".join([spec.agent, *shown])
             if method in where.setdefault(task, {}):
                 other, other_g = where[task][method]
                 raise ValueError(
@@ -92,6 +140,9 @@ def plan_pool(run_dirs) -> PoolPlan:
                 )
             where[task][method] = (run_dir, g)
             seeds.setdefault(method, {})[task] = spec.num_seeds
+            for field, value in config.items():
+                if field not in fields:
+                    differences.setdefault(method, {}).setdefault(field, {})[task] = _format(value)
     tasks = list(where)
     methods = list(dict.fromkeys(m for task in tasks for m in where[task]))
     for task in tasks:
@@ -110,7 +161,12 @@ def plan_pool(run_dirs) -> PoolPlan:
                 "rliable needs the same runs of a method on every task"
             )
     num_seeds = {method: next(iter(seeds[method].values())) for method in methods}
-    return PoolPlan(tasks, methods, where, num_seeds, specs)
+    config_differences = {
+        method: {f: by_task for f, by_task in fields.items() if len(set(by_task.values())) > 1}
+        for method, fields in differences.items()
+    }
+    config_differences = {m: fields for m, fields in config_differences.items() if fields}
+    return PoolPlan(tasks, methods, where, num_seeds, specs, config_differences)
 
 
 def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
@@ -234,7 +290,12 @@ def evaluate_tasks(
         "seed": seed,
         "reps": reps,
         "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
-        "methods": {m: {"num_seeds": plan.num_seeds[m]} for m in plan.methods},
+        "methods": {
+            m: {"num_seeds": plan.num_seeds[m], "config_differences": plan.config_differences[m]}
+            if m in plan.config_differences
+            else {"num_seeds": plan.num_seeds[m]}
+            for m in plan.methods
+        },
         "checkpoints": checkpoints,
         "tasks": {
             task: {

@@ -397,6 +397,50 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         plan_pool([cat, same_task])
     with pytest.raises(ValueError, match="given twice"):
         plan_pool([cat, cat / ".." / "cat"])
+    # Config fields that differ between an agent's runs on one task name its methods; a
+    # difference between tasks only is one method, listed (it pooled Sarsa on one task
+    # with Q-learning on another as "tabular" silently, and refused Sarsa and Q-learning
+    # on one task as a method given twice).
+    cat_config = yaml.safe_load((cat / "config.yaml").read_text())
+
+    def run_with(name, source, **changes):
+        path = tmp_path / name
+        path.mkdir()
+        (path / "config.yaml").write_text(
+            yaml.safe_dump({**source, "config": {**source["config"], **changes}})
+        )
+        return path
+
+    sarsa_cat = run_with("sarsa_cat", cat_config, algorithm="sarsa")
+    plan = plan_pool([cat, sarsa_cat])
+    assert plan.methods == [
+        f"tabular algorithm={name} q_init={q}" for name in ("q_learning", "sarsa") for q in (0, 5)
+    ]
+    assert plan.config_differences == {}
+    sarsa_cliff = run_with("sarsa_cliff", config, algorithm="sarsa")
+    plan = plan_pool([cat, sarsa_cliff])
+    assert plan.methods == ["tabular q_init=0", "tabular q_init=5"]
+    assert plan.config_differences["tabular q_init=0"]["algorithm"] == {
+        "CatRoom-v0": "q_learning",
+        "CliffWalking-v0": "sarsa",
+    }
+    capsys.readouterr()
+    # (sarsa_cliff has no checkpoint: it fails there, before cat is evaluated)
+    assert main(["eval", str(sarsa_cliff), str(cat), "--out", str(tmp_path / "mixed")]) == 2
+    assert (
+        "method 'tabular q_init=0' pools runs whose configs differ between tasks (algorithm: "
+        "sarsa on CliffWalking-v0, q_learning on CatRoom-v0" in capsys.readouterr().err
+    )
+    # A tuple of algorithms: each point is the one its index picks, whatever the order.
+    point = {**cat_config["hparams"][0]}
+    both = {**cat_config, "hparams": [{**point, "algorithm": 0.0}, {**point, "algorithm": 1.0}]}
+    forward = run_with("forward", both, algorithm=["sarsa", "q_learning"])
+    backward = run_with(
+        "backward", {**both, "env": "CliffWalking-v0"}, algorithm=["q_learning", "sarsa"]
+    )
+    plan = plan_pool([forward, backward])
+    assert plan.where["CatRoom-v0"]["tabular algorithm=sarsa"] == (forward, 0)
+    assert plan.where["CliffWalking-v0"]["tabular algorithm=sarsa"] == (backward, 1)
     assert main(["eval", str(cat), str(cliff)]) == 2
     assert "needs --out DIR" in capsys.readouterr().err
     with pytest.raises(ValueError, match=r"references must name every task or none: \['Cliff"):
