@@ -47,7 +47,7 @@ from seed_runs import (  # noqa: E402
 
 from jrl.agents import dqn, ppo  # noqa: E402
 from jrl.envs import make  # noqa: E402
-from jrl.reporting import plot_learning_curves, write_json  # noqa: E402
+from jrl.reporting import check_experiment_args, plot_learning_curves, write_json  # noqa: E402
 from jrl.run_dir import provenance  # noqa: E402
 
 STEPS = 500_000
@@ -125,6 +125,7 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    check_experiment_args(parser, args)
     started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     print(f"PPO and DQN on CartPole-v1: {args.seeds} seeds x {args.steps} steps each")
     results = run(args.seeds, args.steps, args.seed)

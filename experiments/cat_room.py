@@ -28,7 +28,13 @@ from jrl.agents.exploration import epsilon_greedy
 from jrl.agents.tabular import TabularConfig, TabularHParams, greedy_episode, make_train
 from jrl.envs import make, rollout_frames, save_gif
 from jrl.envs.cat_room import LARGE_TREAT
-from jrl.reporting import final_summary, plot_learning_curves, smooth, write_json
+from jrl.reporting import (
+    check_experiment_args,
+    final_summary,
+    plot_learning_curves,
+    smooth,
+    write_json,
+)
 from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
@@ -120,6 +126,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    check_experiment_args(parser, args)
     run_provenance = provenance()  # the start, the code run
     summary = {
         "config": {

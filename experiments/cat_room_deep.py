@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -56,7 +57,7 @@ from seed_runs import (  # noqa: E402
 from jrl.agents import dqn, ppo  # noqa: E402
 from jrl.envs import make, rollout_frames, save_gif  # noqa: E402
 from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, LARGE_TREAT, PENALTY, SMALL_TREAT  # noqa: E402
-from jrl.reporting import plot_learning_curves, write_json  # noqa: E402
+from jrl.reporting import check_experiment_args, plot_learning_curves, write_json  # noqa: E402
 from jrl.run_dir import provenance  # noqa: E402
 
 ROOMS = {"static": "CatRoom-v0", "dynamic": "CatRoomDynamic-v0"}
@@ -186,10 +187,14 @@ def main():
         "--scale-steps", type=float, default=1.0, help="multiply every run's length"
     )
     args = parser.parse_args()
-    if not args.scale_steps > 0:
-        parser.error(f"--scale-steps must be > 0, got {args.scale_steps}")
-    for (agent, _room), steps in STEPS.items():  # every config checked before any training
-        AGENTS[agent][1](int(steps * args.scale_steps))
+    if not (math.isfinite(args.scale_steps) and args.scale_steps > 0):
+        parser.error(f"--scale-steps must be finite and > 0, got {args.scale_steps}")
+    for (agent, room), steps in STEPS.items():  # every config checked before any training
+        try:
+            AGENTS[agent][1](int(steps * args.scale_steps))
+        except ValueError as error:
+            parser.error(f"--scale-steps {args.scale_steps}: {agent} in the {room} room: {error}")
+    check_experiment_args(parser, args)
     started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     summary = {"seed": args.seed, "complete": False, "rooms": {}}
     for room, env_id in ROOMS.items():

@@ -16,7 +16,7 @@ import jax
 
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
-from jrl.reporting import episodes_by_step, plot_curves, write_json
+from jrl.reporting import check_experiment_args, episodes_by_step, plot_curves, write_json
 from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
@@ -61,6 +61,7 @@ def main():
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    check_experiment_args(parser, args)
     run_provenance = provenance()  # the start, the code run
     summary = {
         "config": {

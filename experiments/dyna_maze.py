@@ -16,7 +16,7 @@ import numpy as np
 
 from jrl.agents.tabular import TabularConfig, TabularHParams, make_train
 from jrl.envs import make
-from jrl.reporting import plot_curves, write_json
+from jrl.reporting import check_experiment_args, plot_curves, write_json
 from jrl.run_dir import provenance
 from jrl.sweep import run_sweep, stack_grid
 
@@ -47,6 +47,7 @@ def main():
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    check_experiment_args(parser, args)
     run_provenance = provenance()  # the start, the code run
     results = run(args.runs, seed=args.seed)
     summary = {

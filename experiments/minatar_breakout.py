@@ -46,7 +46,7 @@ from seed_runs import (  # noqa: E402
 
 from jrl.agents.ppo import PPOConfig, PPOHParams, greedy_episode, make_ppo  # noqa: E402
 from jrl.envs import make  # noqa: E402
-from jrl.reporting import plot_learning_curves, write_json  # noqa: E402
+from jrl.reporting import check_experiment_args, plot_learning_curves, write_json  # noqa: E402
 from jrl.run_dir import provenance  # noqa: E402
 
 ENV_ID = "Breakout-MinAtar"
@@ -104,6 +104,7 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    check_experiment_args(parser, args)
     started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     print(f"PPO on {ENV_ID}: {args.seeds} seeds x {args.steps} steps each")
     runs, config, hparams = run(args.seeds, args.steps, args.seed)

@@ -7,11 +7,16 @@ beside the mean, each with a percentile-bootstrap confidence interval over seeds
 one task rliable's stratified bootstrap is the plain bootstrap over runs; it is written
 here in NumPy so that one set of resampled seeds serves every step of a curve at once
 (``jrl.stats`` has rliable's own aggregates across tasks and algorithms).
+
+The experiment scripts check their ``--seed`` and ``--out`` here before they train
+(:func:`check_experiment_args`).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -20,6 +25,36 @@ import numpy as np
 
 from jrl.run_dir import write_bytes_atomic
 from jrl.run_dir import write_json as write_json  # the experiments' results.json writer
+from jrl.seeds import check_seed
+
+
+def make_out_dir(path: str | Path) -> Path:
+    """Create the directory ``path`` (and its parents) and check that a file can be
+    made in it, as :func:`write_json` and :func:`save_figure` make theirs (one is
+    created and removed). OSError (NotADirectoryError where a parent is a file,
+    PermissionError, ...) if not: better before a run's training than at its first
+    result after it."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    handle, probe = tempfile.mkstemp(dir=path, prefix=".write-probe.", suffix=".tmp")
+    os.close(handle)
+    os.unlink(probe)
+    return path
+
+
+def check_experiment_args(parser, args) -> Path:
+    """Check an experiment script's ``args.seed`` (:func:`jrl.seeds.check_seed`: it must
+    give a JAX key of its own) and then create its ``args.out`` (:func:`make_out_dir`),
+    right after ``parser.parse_args()`` and before anything compiles. A bad one exits
+    through ``parser.error`` (status 2, the message on stderr). Returns the directory."""
+    try:
+        check_seed("--seed", args.seed)
+    except ValueError as error:
+        parser.error(str(error))
+    try:
+        return make_out_dir(args.out)
+    except OSError as error:
+        parser.error(f"--out {args.out}: {error}")
 
 
 def save_figure(fig, path: str | Path) -> Path:

@@ -1,0 +1,174 @@
+"""The experiment scripts' command lines: a bad --out or --seed ends the script with
+argparse's usage error (status 2) before it trains, not with a traceback after."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from experiments import (
+    cat_room,
+    cat_room_deep,
+    changing_mazes,
+    cliff_walking,
+    dyna_maze,
+    windy_gridworld,
+)
+from jrl.reporting import make_out_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_ERROR = "--seed must be an int in [0, 2**32)"
+
+
+def test_make_out_dir_makes_the_directory_and_leaves_it_empty(tmp_path):
+    out = make_out_dir(tmp_path / "a" / "b")
+    assert out.is_dir() and not list(out.iterdir())
+    assert make_out_dir(out) == out  # an existing directory is fine
+
+
+def test_make_out_dir_refuses_a_file_or_a_path_under_one(tmp_path):
+    file = tmp_path / "file"
+    file.write_text("")
+    with pytest.raises(NotADirectoryError):
+        make_out_dir(file / "out")
+    with pytest.raises(FileExistsError):
+        make_out_dir(file)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+def test_make_out_dir_refuses_a_directory_it_cannot_write(tmp_path):
+    tmp_path.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError):
+            make_out_dir(tmp_path)
+    finally:
+        tmp_path.chmod(0o700)
+
+
+class Trained(Exception):
+    """Raised by a script's ``run`` in place of training."""
+
+
+def never_train(*args, **kwargs):
+    raise Trained
+
+
+@pytest.mark.parametrize(
+    "module, args, message",
+    [
+        (cliff_walking, ["--seed", str(2**32)], SEED_ERROR),
+        (windy_gridworld, ["--seed", "-1"], SEED_ERROR),
+        (cat_room, ["--seed", str(2**63)], SEED_ERROR),
+        (dyna_maze, ["--out", "{file}/out"], "--out {file}/out: [Errno 20] Not a directory"),
+        (changing_mazes, ["--out", "{file}"], "--out {file}: [Errno 17] File exists"),
+    ],
+)
+def test_tabular_scripts_refuse_a_bad_seed_or_out_before_training(
+    module, args, message, tmp_path, monkeypatch, capsys
+):
+    file = tmp_path / "file"
+    file.write_text("")
+    args = [arg.format(file=file) for arg in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "out")]
+    monkeypatch.setattr(module, "run", never_train)
+    monkeypatch.setattr(sys, "argv", [module.__file__, *args])
+    with pytest.raises(SystemExit) as exit_:
+        module.main()
+    assert exit_.value.code == 2
+    assert message.format(file=file) in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # a bad seed makes no directory
+
+
+@pytest.mark.parametrize(
+    "scale, message",
+    [
+        ("inf", "--scale-steps must be finite and > 0, got inf"),
+        ("nan", "--scale-steps must be finite and > 0, got nan"),
+        ("1e-9", "--scale-steps 1e-09: PPO in the static room: total_timesteps must be"),
+    ],
+)
+def test_cat_room_deep_refuses_a_scale_that_makes_no_run(
+    scale, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(cat_room_deep, "run", never_train)
+    out = tmp_path / "out"
+    argv = ["cat_room_deep.py", "--scale-steps", scale, "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exit_:
+        cat_room_deep.main()
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_good_arguments_make_the_out_directory_and_go_on_to_train(tmp_path, monkeypatch):
+    monkeypatch.setattr(cliff_walking, "run", never_train)
+    out = tmp_path / "new" / "out"
+    monkeypatch.setattr(sys, "argv", ["cliff_walking.py", "--out", str(out), "--seed", "7"])
+    with pytest.raises(Trained):
+        cliff_walking.main()
+    assert out.is_dir()
+
+
+# The neural scripts make their CPU devices when run as scripts: run them as such, all at
+# once. Their arguments are small enough that a script that failed to check would end
+# soon (in its own error or the timeout) rather than after a long training run.
+SCRIPT_CASES = {
+    "cartpole bad --out": (
+        "cartpole.py",
+        ["--seeds", "1", "--steps", "5000", "--out", "{file}/out"],
+        "--out {file}/out: [Errno 20] Not a directory",
+    ),
+    "minatar_breakout --seed 2**32": (
+        "minatar_breakout.py",
+        ["--seeds", "1", "--steps", "8192", "--seed", str(2**32), "--out", "{tmp}/out"],
+        SEED_ERROR,
+    ),
+    "cat_room_deep bad --out": (
+        "cat_room_deep.py",
+        ["--seeds", "1", "--scale-steps", "0.05", "--out", "{file}/out"],
+        "--out {file}/out: [Errno 20] Not a directory",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def script_runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("scripts")
+    file = tmp / "file"
+    file.write_text("")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    started = {}
+    for name, (script, args, _) in SCRIPT_CASES.items():
+        command = [sys.executable, str(ROOT / "experiments" / script)]
+        command += [arg.format(file=file, tmp=tmp) for arg in args]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        started[name] = process
+    done = {}
+    for name, process in started.items():
+        try:
+            stdout, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        done[name] = (process.returncode, stdout, stderr)
+    return file, tmp, done
+
+
+@pytest.mark.parametrize("name", list(SCRIPT_CASES))
+def test_neural_scripts_refuse_bad_arguments_before_training(name, script_runs):
+    file, tmp, done = script_runs
+    returncode, stdout, stderr = done[name]
+    message = SCRIPT_CASES[name][2].format(file=file)
+    assert returncode == 2, stderr[-2000:]
+    assert message in stderr
+    assert stdout == ""  # stopped before the script's first line of training output
+    assert not (tmp / "out").exists()
