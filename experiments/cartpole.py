@@ -13,6 +13,12 @@ and ``clip_gradients=False``), flax's default LeCun-normal weights (ours:
 huber_loss``'s gradient is exact at any delta; ``optax.huber_loss``'s, used before
 2026-12-04 late, was off by ~1e-5 at delta 1000 and zero at 1e30.)
 
+--steps sets another length, which is not a prefix of PureJaxRL's run: PPO's learning
+rate anneals to 0 over it, and DQN runs whole chunks of 5,000 steps (--steps rounds
+down), its epsilon still annealing over exactly 2.5e5 of them. A DQN run shorter than
+2.5e5 steps anneals epsilon over all of it, and one shorter than 2e4 steps learns from
+half way through (not from 1e4 steps); the figure's title says so.
+
 Writes to --out: results.json (per agent: final and greedy returns per seed with mean
 and IQM and bootstrap CIs, steps/s, compile seconds) and cartpole.png (mean and IQM
 learning curves over seeds).
@@ -52,6 +58,7 @@ from jrl.run_dir import provenance  # noqa: E402
 
 STEPS = 500_000
 PUREJAXRL_EPSILON_ANNEAL_STEPS = 250_000
+PUREJAXRL_LEARNING_STARTS = 10_000
 
 
 def ppo_setup(steps: int = STEPS):
@@ -60,14 +67,16 @@ def ppo_setup(steps: int = STEPS):
 
 
 def dqn_setup(steps: int = STEPS):
-    """PureJaxRL's CartPole DQN: (DQNConfig, DQNHParams). Its epsilon anneals over a
-    fixed 2.5e5 steps (half of the default run)."""
+    """PureJaxRL's CartPole DQN for ``steps`` steps, rounded down to whole chunks
+    (``config.steps_run``): (DQNConfig, DQNHParams). Epsilon anneals over exactly 2.5e5
+    steps (half of the default run), or over the whole run when it is shorter; a run of
+    fewer than 2e4 steps learns from half way through rather than from 1e4 steps."""
     config = dqn.DQNConfig(
         num_envs=10,
         total_timesteps=steps,
         buffer_size=10_000,
         batch_size=128,
-        learning_starts=min(10_000, steps // 2),
+        learning_starts=0,  # set below from the steps run
         train_frequency=10,
         target_update_frequency=500,
         target_update="hard",
@@ -77,16 +86,37 @@ def dqn_setup(steps: int = STEPS):
         clip_gradients=False,
         kernel_init="lecun_normal",
     )
+    config = dataclasses.replace(
+        config, learning_starts=min(PUREJAXRL_LEARNING_STARTS, config.steps_run // 2)
+    )
     hparams = dqn.DQNHParams(
         lr=2.5e-4,
         gamma=0.99,
         tau=1.0,
         epsilon_start=1.0,
         epsilon_end=0.05,
-        epsilon_decay_fraction=min(1.0, PUREJAXRL_EPSILON_ANNEAL_STEPS / steps),
+        epsilon_decay_fraction=min(1.0, PUREJAXRL_EPSILON_ANNEAL_STEPS / config.steps_run),
         huber_delta=1e3,
     )
     return config, hparams
+
+
+def dqn_departures(config: dqn.DQNConfig, hparams: dqn.DQNHParams) -> list[str]:
+    """How a short run's DQN setup departs from PureJaxRL's, in words (none at 2.5e5
+    steps and more)."""
+    departures = []
+    anneal = round(float(hparams.epsilon_decay_fraction) * config.steps_run)
+    if anneal != PUREJAXRL_EPSILON_ANNEAL_STEPS:
+        departures.append(
+            f"DQN's epsilon anneals over {anneal:,} steps of {config.steps_run:,} "
+            f"(theirs: {PUREJAXRL_EPSILON_ANNEAL_STEPS:,})"
+        )
+    if config.learning_starts != PUREJAXRL_LEARNING_STARTS:
+        departures.append(
+            f"DQN learns from step {config.learning_starts:,} "
+            f"(theirs: {PUREJAXRL_LEARNING_STARTS:,})"
+        )
+    return departures
 
 
 def run(num_seeds: int = 8, steps: int = STEPS, seed: int = 0, log=print) -> dict:
@@ -152,7 +182,8 @@ def main():
         xlabel="environment steps per seed",
         ylabel=return_label(windows),
         title="CartPole-v1, PureJaxRL's default PPO and DQN configurations"
-        + ("" if args.steps == STEPS else f", {args.steps:.2g} steps of their 5e5"),
+        + ("" if args.steps == STEPS else f" run for {args.steps:,} steps (theirs: {STEPS:,})")
+        + "".join(f"\n{departure}" for departure in dqn_departures(*results["DQN"][1:])),
         hlines={f"random policy ({random_return:.0f})": random_return},
     )
     for label, curve in stats.items():

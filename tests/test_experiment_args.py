@@ -1,14 +1,18 @@
 """The experiment scripts' command lines: a bad --out or --seed ends the script with
-argparse's usage error (status 2) before it trains, not with a traceback after."""
+argparse's usage error (status 2) before it trains, not with a traceback after; and
+cartpole.py's DQN anneals epsilon over PureJaxRL's 2.5e5 steps."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from experiments import (
+    cartpole,
     cat_room,
     cat_room_deep,
     changing_mazes,
@@ -16,6 +20,8 @@ from experiments import (
     dyna_maze,
     windy_gridworld,
 )
+from jrl.agents import dqn
+from jrl.agents.checks import float32_hparams
 from jrl.reporting import make_out_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,3 +178,32 @@ def test_neural_scripts_refuse_bad_arguments_before_training(name, script_runs):
     assert message in stderr
     assert stdout == ""  # stopped before the script's first line of training output
     assert not (tmp / "out").exists()
+
+
+def epsilon_at(config, hparams, steps):
+    """The agent's exploration rate after each of ``steps`` (float32, as it trains)."""
+    schedule = dqn.epsilon_schedule(config, float32_hparams(dqn.DQNHParams, hparams))
+    return np.asarray(schedule(jnp.asarray(steps, jnp.int32)))
+
+
+@pytest.mark.parametrize("steps", [499_999, 500_000, 260_000])
+def test_cartpole_dqn_epsilon_ends_at_step_250k_as_purejaxrl(steps):
+    config, hparams = cartpole.dqn_setup(steps)
+    # One vector step (10 steps) before 250,000, epsilon is 10 * 0.95 / 250,000 above its end.
+    before, at = epsilon_at(config, hparams, [249_990, 250_000])
+    assert before == pytest.approx(0.05 + 3.8e-5, abs=1e-6)
+    assert at == pytest.approx(0.05, abs=1e-6)
+    assert config.learning_starts == 10_000
+    assert cartpole.dqn_departures(config, hparams) == []
+
+
+def test_a_short_cartpole_dqn_run_anneals_over_all_of_it_and_says_so():
+    config, hparams = cartpole.dqn_setup(19_999)  # whole chunks of 5,000: 15,000 steps
+    assert config.steps_run == 15_000 and config.learning_starts == 7_500
+    before, at = epsilon_at(config, hparams, [14_990, 15_000])
+    assert before == pytest.approx(0.05 + 9.5 / 15_000, abs=1e-6)
+    assert at == pytest.approx(0.05, abs=1e-6)
+    assert cartpole.dqn_departures(config, hparams) == [
+        "DQN's epsilon anneals over 15,000 steps of 15,000 (theirs: 250,000)",
+        "DQN learns from step 7,500 (theirs: 10,000)",
+    ]

@@ -520,6 +520,14 @@ def draw_chunk_noise(key: jax.Array, config: DQNConfig, buffer_size: jax.Array) 
     )
 
 
+def epsilon_schedule(config: DQNConfig, hparams: DQNHParams) -> Callable[[jax.Array], jax.Array]:
+    """The exploration rate as a function of the steps taken t: ``epsilon_start`` to
+    ``epsilon_end`` linearly over ``epsilon_decay_fraction * config.steps_run`` steps,
+    then ``epsilon_end`` (``train`` gives it its float32 hyperparameters)."""
+    duration = hparams.epsilon_decay_fraction * config.steps_run
+    return linear_schedule(hparams.epsilon_start, hparams.epsilon_end, duration)
+
+
 def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     """Build the pure functions of DQN on ``env`` (a gymnax-API environment)."""
     num_actions, obs_shape = _check_env(config, env, env_params)
@@ -536,10 +544,6 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
 
     def cast(hparams: DQNHParams) -> DQNHParams:
         return float32_hparams(DQNHParams, hparams)
-
-    def epsilon_schedule(hparams: DQNHParams):
-        duration = hparams.epsilon_decay_fraction * config.steps_run
-        return linear_schedule(hparams.epsilon_start, hparams.epsilon_end, duration)
 
     def init(key: jax.Array, hparams: DQNHParams) -> DQNState:
         hparams = cast(hparams)
@@ -595,7 +599,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         has started, then the target update when due, with ``noise`` this iteration's
         slice of the chunk's (leading axis dropped). Returns the new state and sums for
         the chunk's metrics."""
-        epsilon_at = epsilon_schedule(hparams)
+        epsilon_at = epsilon_schedule(config, hparams)
 
         def env_step(carry, step_noise):
             buffer, env_state, obs, ep_return, ep_length, timesteps = carry
