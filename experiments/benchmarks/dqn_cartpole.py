@@ -75,9 +75,10 @@ def jrl_config(steps: int):
     hparams = DQNHParams(
         lr=2.5e-4,
         gamma=0.99,
-        # PureJaxRL's epsilon anneals over 2.5e5 steps; ours over a fraction of the run
-        # (at most all of it: below 2.5e5 steps ours reaches 0.05 at the end, its not).
-        epsilon_decay_fraction=min(1.0, 25e4 / steps),
+        # PureJaxRL's epsilon anneals over 2.5e5 steps; ours over a fraction of the steps
+        # run (whole chunks; at most all of them: below 2.5e5 steps ours reaches 0.05 at
+        # the end, its not).
+        epsilon_decay_fraction=min(1.0, 25e4 / config.steps_run),
         huber_delta=1e3,
     )
     return config, hparams
