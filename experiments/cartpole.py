@@ -155,6 +155,10 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        ppo_setup(args.steps), dqn_setup(args.steps)
+    except ValueError as error:
+        parser.error(f"--steps {args.steps}: {error}")
     check_experiment_args(parser, args)
     started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     print(f"PPO and DQN on CartPole-v1: {args.seeds} seeds x {args.steps} steps each")

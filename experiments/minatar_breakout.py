@@ -104,6 +104,10 @@ def main():
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    try:
+        setup(args.steps)
+    except ValueError as error:
+        parser.error(f"--steps {args.steps}: {error}")
     check_experiment_args(parser, args)
     started, run_provenance = time.perf_counter(), provenance()  # the start, the code run
     print(f"PPO on {ENV_ID}: {args.seeds} seeds x {args.steps} steps each")

@@ -131,6 +131,11 @@ SCRIPT_CASES = {
         ["--seeds", "1", "--steps", "8192", "--seed", str(2**32), "--out", "{tmp}/out"],
         SEED_ERROR,
     ),
+    "cartpole --steps below one update": (
+        "cartpole.py",
+        ["--seeds", "1", "--steps", "10", "--out", "{tmp}/out"],
+        "--steps 10: total_timesteps=10 is less than one update's batch",
+    ),
     "cat_room_deep bad --out": (
         "cat_room_deep.py",
         ["--seeds", "1", "--scale-steps", "0.05", "--out", "{file}/out"],
