@@ -367,6 +367,13 @@ class _Stop:
 
     @contextlib.contextmanager
     def installed(self):
+        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        at_once = (
+            "SIGKILL stops it at once; it resumes from its last checkpoint"
+            if ignored
+            else "Ctrl-C again to stop at once"
+        )
+
         def on_signal(number):
             if self.signal is not None:
                 if number == signal.SIGINT:
@@ -378,12 +385,11 @@ class _Stop:
             self.signal = number
             print(
                 f"jrl: got {signal.Signals(number).name}: finishing the chunk, then a "
-                "checkpoint and exit (Ctrl-C again to stop at once)",
+                f"checkpoint and exit ({at_once})",
                 file=sys.stderr,
                 flush=True,
             )
 
-        ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         with watch_signals(on_signal, (signal.SIGTERM,) + (() if ignored else (signal.SIGINT,))):
             yield self
 

@@ -755,7 +755,7 @@ def test_ctrl_c_is_heard_during_a_chunk_and_a_second_one_exits_at_once(tmp_path)
         process.kill()
 
 
-def test_a_sigint_the_process_ignores_stays_ignored_and_sigterm_still_stops():
+def test_a_sigint_the_process_ignores_stays_ignored_and_sigterm_still_stops(capsys):
     """``jrl train ... &`` in a script starts with SIGINT ignored (POSIX): a Ctrl-C at
     the script stopped every background run, and a second one killed them."""
     from jrl.training import _Stop
@@ -772,6 +772,8 @@ def test_a_sigint_the_process_ignores_stays_ignored_and_sigterm_still_stops():
                 time.sleep(0.01)
             assert stop.signal == signal.SIGTERM
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        said = capsys.readouterr().err  # not "Ctrl-C again", which it ignores
+        assert "got SIGTERM: finishing the chunk, then a checkpoint and exit (SIGKILL" in said
     finally:
         signal.signal(signal.SIGINT, previous)
 
