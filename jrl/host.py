@@ -112,20 +112,24 @@ def usable_cores() -> int:
 
 
 def use_cpu_cores(num_devices: int | None = None) -> int:
-    """Make this process's CPU into ``num_devices`` XLA devices (default: the count
-    ``XLA_FLAGS`` sets already, if it does — the user's choice — else one per core the
+    """Make this process's CPU into ``num_devices`` XLA devices (default: the count the
+    user set already — JAX's ``jax_num_cpu_devices`` (``JAX_NUM_CPU_DEVICES``), which JAX
+    reads before ``XLA_FLAGS``, or the ``XLA_FLAGS`` device count — else one per core the
     process may run on: its CPU affinity, as Slurm's ``--cpus-per-task``, ``taskset``
     or a container's cpuset leave it) with :data:`CPU_FLAGS` (a flag ``XLA_FLAGS``
-    sets already keeps its value), by rewriting ``XLA_FLAGS``; returns the device count.
+    sets already keeps its value), by setting both; returns the device count.
 
     Must run before JAX initialises its backend (before the first ``jax.devices()``,
     array or compile): XLA reads the flags once, so afterwards they would be ignored
     silently — this raises ``RuntimeError`` instead.
     """
+    import jax
+
     existing = os.environ.get("XLA_FLAGS", "")
     count = num_devices
     if count is None:
-        count = device_count_flag(existing)
+        configured = jax.config.jax_num_cpu_devices  # -1 when not set
+        count = configured if configured > 0 else device_count_flag(existing)
         if count is None:
             count = usable_cores()
     if not isinstance(count, int) or isinstance(count, bool) or count < 1:
@@ -146,7 +150,7 @@ def use_cpu_cores(num_devices: int | None = None) -> int:
                 file=sys.stderr,
             )
     os.environ["XLA_FLAGS"] = cpu_xla_flags(existing, count)
-    import jax
+    jax.config.update("jax_num_cpu_devices", count)
 
     found = len(jax.devices("cpu"))
     if found != count:

@@ -87,6 +87,18 @@ def test_a_device_count_already_in_xla_flags_is_kept_unless_one_is_asked():
     )
     assert done.stdout.split() == ["3", "3"]
     assert "XLA_FLAGS sets --xla_cpu_experimental_ynn_fusion_type=-dot, kept" in done.stderr
+    # JAX's own setting, which JAX reads first: kept, and a count asked for wins over it
+    # (both were a RuntimeError: "asked for 2 CPU devices, JAX has 3").
+    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    for asked, expected in (("", "3"), ("1", "1")):
+        done = subprocess.run(
+            [sys.executable, "-c", script.replace("use_cpu_cores()", f"use_cpu_cores({asked})")],
+            env={**environment, "JAX_NUM_CPU_DEVICES": "3"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.stdout.split() == [expected, expected], done.stderr[-2000:]
     assert device_count_flag(f"--xla_dump_to=/x {DEVICE_COUNT_FLAG}=4") == 4
     assert device_count_flag("--xla_dump_to=/x") is None
     with pytest.raises(ValueError, match="not a count"):
@@ -153,9 +165,14 @@ def test_two_device_runs_do_not_grow_with_jrl_flags():
     assert ours["growth_mb"] < 30, ours
     # The control: XLA's defaults hand the sum to YNNPACK and the process grows (about
     # 100 MB over these 60k iterations with jaxlib 0.10.2). If this starts failing
-    # after a jaxlib upgrade, XLA fixed the growth and CPU_FLAGS may be dropped.
-    default = _growth("default")
-    assert default["devices"] == 2 and default["ynn_reduce"]
+    # after a jaxlib upgrade, XLA fixed the growth and CPU_FLAGS may be dropped. How much
+    # it grows depends on how the threads meet (5 to 90 MB on a host busy with other
+    # work): up to three tries.
+    for _ in range(3):
+        default = _growth("default")
+        assert default["devices"] == 2 and default["ynn_reduce"]
+        if default["growth_mb"] > 50:
+            break
     assert default["growth_mb"] > 50, default
 
 
