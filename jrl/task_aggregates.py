@@ -3,11 +3,12 @@ each agent's grid point a method, returns normalised per task and aggregated wit
 rliable through ``jrl.stats`` (what ``jrl eval RUN_A RUN_B ... --out DIR`` does).
 
 A task is a run's environment with its overrides (``CatRoom-v0``,
-``CatRoom-v0 slip_prob=0.1``); a method is the agent with the config fields that differ
-between its runs on one task (``tabular algorithm=sarsa``: a tabular config's tuple of
-algorithms counts as the one each grid point runs) and the grid point's
+``CatRoom-v0 slip_prob=0.1``); a method is the agent with the grid point's
 hyperparameters that differ from the agent's defaults in any pooled run
-(``tabular alpha=0.1``; ``ppo`` alone when neither does). Config fields that differ
+(``tabular alpha=0.1``; ``ppo`` alone when none does), and with the config fields that
+differ between two of its points on one task whose hyperparameters are the same
+(``tabular algorithm=sarsa``: a tabular config's tuple of algorithms counts as the one
+each grid point runs; :data:`BOOKKEEPING_FIELDS` never count). Config fields that differ
 between a method's tasks only (a budget, a CNN on grids and an MLP on vectors) leave
 it one method; ``PoolPlan.config_differences`` lists them (``jrl eval`` says so, and
 tasks.json keeps them), since they may be more than a task's needs (Sarsa on one
@@ -52,6 +53,17 @@ from jrl.agents import evaluation
 from jrl.run_dir import write_json
 
 NORMALIZE = ("random,best", "none")
+
+BOOKKEEPING_FIELDS = (
+    "eval_every",
+    "eval_episodes",
+    "eval_max_steps",
+    "eval_seed",
+    "log_frequency",
+    "steps_per_iteration",
+)
+"""Config fields that change how a run is measured or batched, not what it learns by:
+they never name a method (they may differ between the runs pooled)."""
 
 
 class PoolPlan(NamedTuple):
@@ -105,33 +117,39 @@ def plan_pool(run_dirs) -> PoolPlan:
         for g, _ in enumerate(spec.hparams)
     }
     by_agent: dict[str, list[dict]] = {}
-    # agent -> task -> field -> the values its points there have
-    configs: dict[str, dict[str, dict[str, set]]] = {}
-    for (d, _), (config, hparams) in settings.items():
-        agent, task = specs[d].agent, task_label(specs[d])
-        by_agent.setdefault(agent, []).append(hparams)
-        fields = configs.setdefault(agent, {}).setdefault(task, {})
-        for field, value in config.items():
-            fields.setdefault(field, set()).add(_format(value))
+    for (d, _), (_, hparams) in settings.items():
+        by_agent.setdefault(specs[d].agent, []).append(hparams)
+    # The hyperparameters that tell apart any two points of an agent, in every run.
+    names = {
+        agent: set().union(*training.shown_hparams(agent, points))
+        for agent, points in by_agent.items()
+    }
+    hparam_labels = {
+        (d, g): " ".join(f"{k}={point[k]:g}" for k in point if k in names[specs[d].agent])
+        for (d, g), (_, point) in settings.items()
+    }
+    # The config fields that tell apart two points of an agent on one task whose
+    # hyperparameters do not (Sarsa and Q-learning), bookkeeping fields aside.
+    alike: dict[tuple[str, str, str], list[dict]] = {}
+    for (d, g), (config, _) in settings.items():
+        key = (specs[d].agent, task_label(specs[d]), hparam_labels[d, g])
+        alike.setdefault(key, []).append(config)
+    method_fields: dict[str, set[str]] = {agent: set() for agent in by_agent}
+    for (agent, _, _), group in alike.items():
+        for field in group[0]:
+            values = {_format(config.get(field)) for config in group}
+            if len(values) > 1 and field not in BOOKKEEPING_FIELDS:
+                method_fields[agent].add(field)
     where: dict[str, dict[str, tuple[Path, int]]] = {}
     seeds: dict[str, dict[str, int]] = {}
     differences: dict[str, dict[str, dict[str, str]]] = {}
     for run_dir, spec in specs.items():
-        # The hyperparameters that tell apart any two points of this agent, in every run,
-        # and the config fields that tell apart two of its points on one task.
-        names = set().union(*training.shown_hparams(spec.agent, by_agent[spec.agent]))
-        fields = {
-            field
-            for values in configs[spec.agent].values()
-            for field, seen in values.items()
-            if len(seen) > 1
-        }
+        fields = method_fields[spec.agent]
         task = task_label(spec)
         for g in range(len(spec.hparams)):
-            config, point = settings[run_dir, g]
+            config, _ = settings[run_dir, g]
             shown = [f"{k}={_format(config[k])}" for k in config if k in fields]
-            shown += [f"{k}={point[k]:g}" for k in point if k in names]
-            method = " ".join([spec.agent, *shown])
+            method = " ".join([spec.agent, *shown, hparam_labels[run_dir, g]]).strip()
             if method in where.setdefault(task, {}):
                 other, other_g = where[task][method]
                 raise ValueError(
@@ -151,7 +169,8 @@ def plan_pool(run_dirs) -> PoolPlan:
             runs = sorted({str(d) for d, _ in where[task].values()})
             raise ValueError(
                 f"task {task!r} ({', '.join(runs)}) lacks method(s) {missing}; every task "
-                f"needs every method (the grid points' hyperparameters must match), got "
+                "needs every method (the grid points' hyperparameters, and the config "
+                f"fields that name methods, must match), got "
                 f"{ {t: list(where[t]) for t in tasks} }"
             )
     for method, counts in seeds.items():

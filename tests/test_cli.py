@@ -411,12 +411,20 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         )
         return path
 
-    sarsa_cat = run_with("sarsa_cat", cat_config, algorithm="sarsa")
-    plan = plan_pool([cat, sarsa_cat])
+    sarsa_cat = run_with("sarsa_cat", cat_config, algorithm="sarsa", steps_per_iteration=32)
+    plan = plan_pool([cat, sarsa_cat])  # (a speed knob is no part of a method's name)
     assert plan.methods == [
         f"tabular algorithm={name} q_init={q}" for name in ("q_learning", "sarsa") for q in (0, 5)
     ]
     assert plan.config_differences == {}
+    # A grid split over two runs of one task, with other budgets or speed knobs, pools
+    # as one grid: fields name methods only where the hyperparameters do not.
+    first, second = cat_config["hparams"][:1], cat_config["hparams"][1:]
+    split = [
+        run_with("split0", {**cat_config, "hparams": first}, steps_per_iteration=32),
+        run_with("split1", {**cat_config, "hparams": second}, num_episodes=40),
+    ]
+    assert plan_pool([*split, cliff]).methods == ["tabular q_init=0", "tabular q_init=5"]
     sarsa_cliff = run_with("sarsa_cliff", config, algorithm="sarsa")
     plan = plan_pool([cat, sarsa_cliff])
     assert plan.methods == ["tabular q_init=0", "tabular q_init=5"]
