@@ -217,6 +217,8 @@ def test_chunk_noise_samples_only_slots_filled_by_each_iteration():
         ("CatRoom-v0", {"observation": "grid"}, DQNConfig(), "vector observations"),
         ("CartPole-v1", {}, DQNConfig(network="cnn"), "grid observations"),
         ("Pendulum-v1", {}, DQNConfig(), "discrete actions"),
+        # Not a jrl grid: no observation='grid' to point to.
+        ("FrozenLake-misc", {}, DQNConfig(), "a scalar index (the tabular agents learn"),
     ],
 )
 def test_make_train_rejects_an_env_the_network_cannot_read(name, overrides, config, message):

@@ -736,6 +736,9 @@ def test_unknown_gymnax_override_lists_fields():
     [
         ("CartPole-v1", {"max_steps_in_episode": "200"}, "must be a whole number, got '200'"),
         ("CartPole-v1", {"max_steps_in_episode": 0}, "must be >= 1, got 0"),
+        # A float default (100.0): any number passed, and 0 made evaluations play no step.
+        ("BernoulliBandit-misc", {"max_steps_in_episode": 0}, "must be >= 1, got 0"),
+        ("BernoulliBandit-misc", {"max_steps_in_episode": 2.5}, "must be a whole number"),
         ("CartPole-v1", {"gravity": "9.8"}, "gravity must be a finite number"),
         ("Pendulum-v1", {"max_torque": float("inf")}, "max_torque must be a finite number"),
         ("Acrobot-v1", {"available_torque": [1.0, 2.0]}, r"finite numbers of shape \[3\]"),
@@ -750,6 +753,21 @@ def test_unknown_gymnax_override_lists_fields():
 def test_gymnax_override_values_are_checked_before_compiling(name, overrides, problem):
     with pytest.raises(ValueError, match=f"{name} setting .*{problem}"):
         make(name, **overrides)
+
+
+def test_a_float_time_limit_stays_a_float_and_a_failed_download_says_so(monkeypatch):
+    _, params = make("BernoulliBandit-misc", max_steps_in_episode=50)
+    assert params.max_steps_in_episode == 50.0 and isinstance(params.max_steps_in_episode, float)
+    import urllib.error
+
+    import gymnax
+
+    def offline(name):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(gymnax, "make", offline)
+    with pytest.raises(OSError, match="could not make MNISTBandit-bsuite: .* downloads MNIST"):
+        make("MNISTBandit-bsuite")
 
 
 @pytest.mark.parametrize(

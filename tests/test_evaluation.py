@@ -134,6 +134,9 @@ def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
     assert eval_max_steps(ppo.PPOConfig(eval_every=1, eval_max_steps=7), object()) == 7
     with pytest.raises(ValueError, match="set eval_max_steps"):
         eval_max_steps(config, object())
+    no_steps = make("BernoulliBandit-misc")[1].replace(max_steps_in_episode=0.0)
+    with pytest.raises(ValueError, match="max_steps_in_episode is 0.0, which plays no step"):
+        eval_max_steps(config, no_steps)
 
 
 def play_in_python(key, env, params, act, max_steps):

@@ -109,12 +109,18 @@ def eval_max_steps(config, env_params) -> int:
         return config.eval_max_steps
     limit = getattr(env_params, "max_steps_in_episode", None)
     try:
-        return int(limit)
+        steps = int(limit)
     except (TypeError, jax.errors.ConcretizationTypeError):
         raise ValueError(
             "eval_max_steps=0 takes the environment's time limit, but its params have no "
             f"concrete max_steps_in_episode (got {limit!r}); set eval_max_steps"
         ) from None
+    if steps < 1:
+        raise ValueError(
+            f"eval_max_steps=0 takes the environment's time limit, but its "
+            f"max_steps_in_episode is {limit!r}, which plays no step; set eval_max_steps"
+        )
+    return steps
 
 
 def make_evaluate(config, env, env_params, policy: Callable) -> Callable:

@@ -58,9 +58,13 @@ def observation_shape(torso: str, env, env_params) -> tuple[int, ...]:
     wanted = {"mlp": 1, "cnn": 3}[torso]
     if len(obs_shape) != wanted:
         kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
+        from jrl.envs.grid import GridWorld
+
         hint = (
             " (jrl grids: make(..., observation='grid') with network='cnn'; on the command "
             "line --env-overrides observation grid --config.network cnn)"
+            if not obs_shape and isinstance(env, GridWorld)
+            else " (the tabular agents learn from a scalar index)"
             if not obs_shape
             else ""
         )

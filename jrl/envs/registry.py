@@ -45,7 +45,13 @@ def make(name: str, **overrides):
         _check_overrides(name, overrides, allowed)
         return factory(**overrides)
     if name in gymnax.registered_envs:
-        env, params = gymnax.make(name)
+        try:
+            env, params = gymnax.make(name)
+        except OSError as error:  # URLError too
+            raise OSError(
+                f"gymnax could not make {name}: {error} (MNISTBandit-bsuite downloads MNIST "
+                "when made, which needs the network)"
+            ) from error
         allowed = [field.name for field in dataclasses.fields(params)]
         _check_overrides(name, overrides, allowed)
         values = {k: _gymnax_value(name, k, getattr(params, k), v) for k, v in overrides.items()}
@@ -74,8 +80,9 @@ def _gymnax_value(env_name: str, key: str, default, value):
         if not isinstance(value, bool | np.bool_):
             raise ValueError(f"{where} must be true or false, got {value!r}")
         return bool(value)
-    if isinstance(default, int):
-        return whole_number(where, value, low=1 if key == "max_steps_in_episode" else None)
+    if isinstance(default, int) or key == "max_steps_in_episode":  # BernoulliBandit's: 100.0
+        number = whole_number(where, value, low=1 if key == "max_steps_in_episode" else None)
+        return number if isinstance(default, int) else float(number)
     shape = np.shape(default)
     try:
         number = np.asarray(value, dtype=np.float64)
