@@ -96,6 +96,26 @@ def params_in_layout(built: training.Built, layout: int | None):
     return built.env_params.in_layout(layout)
 
 
+def _note_shorter_cut(built: training.Built, max_steps: int) -> None:
+    """Say on stderr when ``max_steps`` cuts episodes before the run's own evaluation
+    does (``eval_max_steps``, or the environment's time limit): their returns differ
+    from its ``eval_return``."""
+    own = getattr(built.config, "eval_max_steps", 0) or getattr(
+        built.env_params, "max_steps_in_episode", None
+    )
+    try:
+        own = int(own)
+    except (TypeError, ValueError):
+        return
+    if max_steps < own:
+        print(
+            f"jrl eval: episodes are cut at --max-steps {max_steps}, before the run's own "
+            f"evaluation cut ({own} steps), so returns may differ from its eval_return; "
+            f"--max-steps {own} plays as it does",
+            file=sys.stderr,
+        )
+
+
 def evaluate_run(
     run_dir: str | Path,
     episodes: int = 10,
@@ -119,6 +139,7 @@ def evaluate_run(
     built, state, info = training.restore_state(run_dir)
     finite = np.asarray(training.finite_runs(state))
     env_params = params_in_layout(built, layout)
+    _note_shorter_cut(built, max_steps)
     episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
