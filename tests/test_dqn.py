@@ -214,7 +214,6 @@ def test_chunk_noise_samples_only_slots_filled_by_each_iteration():
     "name, overrides, config, message",
     [
         ("CatRoom-v0", {}, DQNConfig(), "observation='grid'"),
-        ("CatRoom-v0", {"observation": "grid"}, DQNConfig(), "vector observations"),
         ("CartPole-v1", {}, DQNConfig(network="cnn"), "grid observations"),
         ("Pendulum-v1", {}, DQNConfig(), "discrete actions"),
         # Not a jrl grid: no observation='grid' to point to.

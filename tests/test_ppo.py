@@ -189,7 +189,6 @@ def test_config_derived_sizes():
     "name, overrides, config, message",
     [
         ("CatRoom-v0", {}, PPOConfig(), "observation='grid'"),
-        ("CatRoom-v0", {"observation": "grid"}, PPOConfig(), "vector observations"),
         ("CartPole-v1", {}, PPOConfig(network="cnn"), "grid observations"),
         ("Pendulum-v1", {}, PPOConfig(network="cnn"), "grid observations"),
     ],
@@ -304,6 +303,56 @@ def test_networks_built_directly_refuse_unknown_settings(network, setting):
     obs = jnp.zeros((5, 5, 3)) if "cnn" in repr(network) else jnp.zeros((4,))
     with pytest.raises(ValueError, match=f"unknown {setting}; choose one of"):
         init_params(network, jax.random.key(0), obs)
+
+
+def test_the_mlp_flattens_observations_of_higher_rank():
+    """bsuite's Catch observes [10, 5]: the MLP reads it as 50 features, the same
+    function as on the flattened vector, and PPO, REINFORCE and DQN take it (the MLP
+    refused any rank but 1 and the CNN any but 3, so no agent could run Catch)."""
+    from jrl.agents import dqn, ppo, reinforce
+
+    obs = jax.random.normal(jax.random.key(0), (3, 10, 5))
+    for flat, folded in (
+        (ActorCritic(3), ActorCritic(3, obs_ndim=2)),
+        (QNetwork(3), QNetwork(3, obs_ndim=2)),
+    ):
+        params = init_params(folded, jax.random.key(1), obs[0])
+        np.testing.assert_array_equal(
+            jax.tree.map(np.shape, params),
+            jax.tree.map(np.shape, init_params(flat, jax.random.key(1), obs[0].reshape(50))),
+        )
+        for got, want in zip(
+            jax.tree.leaves(folded.apply(params, obs)),
+            jax.tree.leaves(flat.apply(params, obs.reshape(3, 50))),
+            strict=True,
+        ):
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    env, params = make("Catch-bsuite")
+    dqn_config = dqn.DQNConfig(
+        num_envs=2,
+        total_timesteps=200,
+        buffer_size=64,
+        batch_size=8,
+        learning_starts=40,
+        train_frequency=2,
+        target_update_frequency=20,
+        log_frequency=100,
+    )
+    for module, config, hparams, first_layer in (
+        (ppo, PPOConfig(num_envs=2, num_steps=8, total_timesteps=32), PPOHParams(), "actor_torso"),
+        (
+            reinforce,
+            reinforce.ReinforceConfig(num_envs=2, num_steps=16, total_timesteps=32),
+            reinforce.ReinforceHParams(),
+            "actor_torso",
+        ),
+        (dqn, dqn_config, dqn.DQNHParams(), "torso"),
+    ):
+        state, metrics = jax.jit(module.make_train(config, env, params))(jax.random.key(0), hparams)
+        kernel = state.params["params"][first_layer]["Dense_0"]["kernel"]
+        assert kernel.shape[0] == 50, module.__name__
+        returns = np.asarray(metrics.episode_return)
+        assert np.isfinite(returns).any() and np.all(np.abs(returns[np.isfinite(returns)]) <= 1)
 
 
 def _qr_operand_ranks(lowered_text: str) -> list[int]:

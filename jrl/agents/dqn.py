@@ -78,11 +78,10 @@ from jrl.agents.networks import (
     ACTIVATIONS,
     KERNEL_INITS,
     TORSOS,
-    CNNTorso,
-    MLPTorso,
     dense,
     init_params,
     observation_shape,
+    torso_module,
 )
 from jrl.agents.replay import ReplayBuffer, buffer_add, buffer_gather, buffer_init
 
@@ -139,7 +138,7 @@ class DQNConfig:
     global norm to ``hparams.max_grad_norm``; False traces no clipping (PureJaxRL's DQN
     does not clip; the norm and rescale cost ~10% of a CartPole iteration on a CPU).
     log_frequency: steps per metrics row.
-    network: ``"mlp"`` for vector observations, ``"cnn"`` for grid observations
+    network: ``"mlp"`` for vector observations (others flattened), ``"cnn"`` for grid observations
     [H, W, C] (its dense layer has ``hidden_sizes[-1]`` units); hidden_sizes,
     activation: the torso's (PureJaxRL's Q-network is 120, 84, ReLU). kernel_init: the
     weights' initialisation, one of ``KERNEL_INITS``: ``"orthogonal"`` (PPO's) or
@@ -374,12 +373,13 @@ class QNetwork(nn.Module):
     hidden_sizes: Sequence[int] = (120, 84)
     activation: str = "relu"
     kernel_init: str = "orthogonal"
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        check_choice("torso", self.torso, TORSOS)
-        cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
-        torso = cls(tuple(self.hidden_sizes), self.activation, self.kernel_init, name="torso")
+        torso = torso_module(
+            self.torso, self.hidden_sizes, self.activation, self.obs_ndim, "torso", self.kernel_init
+        )
         features = torso(obs.astype(jnp.float32))
         return dense(self.num_actions, 1.0, "head", self.kernel_init)(features)
 
@@ -532,7 +532,12 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     """Build the pure functions of DQN on ``env`` (a gymnax-API environment)."""
     num_actions, obs_shape = _check_env(config, env, env_params)
     network = QNetwork(
-        num_actions, config.network, config.hidden_sizes, config.activation, config.kernel_init
+        num_actions,
+        config.network,
+        config.hidden_sizes,
+        config.activation,
+        config.kernel_init,
+        obs_ndim=len(obs_shape),
     )
     num_envs = config.num_envs
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))

@@ -3,7 +3,8 @@
 Two torsos, chosen by name (``TORSOS``):
 
 - ``"mlp"``: dense layers of static widths over vector observations ``float[..., D]``
-  (PureJaxRL's PPO network: 2 x 64, tanh).
+  (PureJaxRL's PPO network: 2 x 64, tanh); observations of higher rank (bsuite's
+  Catch, [10, 5]; a one-hot grid) are flattened first (``obs_ndim``).
 - ``"cnn"``: a small convolutional torso for jrl's gridworld observations
   ``float[..., H, W, C]`` (``jrl.envs.make("CatRoom-v0", observation="grid")``): two
   3x3 convolutions (16 channels each, SAME padding, stride 1 — the grids are small)
@@ -52,12 +53,12 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {"tanh": nn.tanh, "re
 
 def observation_shape(torso: str, env, env_params) -> tuple[int, ...]:
     """The shape of ``env``'s observations, or a ValueError when the ``torso`` (one of
-    :data:`TORSOS`) cannot read them: the MLP reads vectors [D], the CNN grids
-    [H, W, C]."""
+    :data:`TORSOS`) cannot read them: the MLP reads arrays of any rank >= 1 (flattened:
+    bsuite's Catch observes [10, 5]), the CNN grids [H, W, C]."""
     obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
     wanted = {"mlp": 1, "cnn": 3}[torso]
-    if len(obs_shape) != wanted:
-        kind = "vector observations [D]" if wanted == 1 else "grid observations [H, W, C]"
+    if len(obs_shape) != wanted and not (torso == "mlp" and obs_shape):
+        kind = "array observations [D, ...]" if wanted == 1 else "grid observations [H, W, C]"
         from jrl.envs.grid import GridWorld
 
         hint = (
@@ -112,16 +113,21 @@ def dense(
 
 
 class MLPTorso(nn.Module):
-    """float[..., D] -> float[..., hidden_sizes[-1]]: dense + activation per width."""
+    """float[..., D] -> float[..., hidden_sizes[-1]]: dense + activation per width.
+    With ``obs_ndim`` k > 1, inputs are [..., D_1, ..., D_k], flattened to D_1 ... D_k
+    features first."""
 
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     kernel_init: str = "orthogonal"
+    obs_ndim: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         check_choice("activation", self.activation, ACTIVATIONS)
         act = ACTIVATIONS[self.activation]
+        if self.obs_ndim > 1:
+            x = x.reshape(*x.shape[: x.ndim - self.obs_ndim], -1)
         for width in self.hidden_sizes:
             x = act(dense(width, np.sqrt(2.0), kernel_init=self.kernel_init)(x))
         return x
@@ -165,6 +171,21 @@ class CNNTorso(nn.Module):
         return act(dense(self.hidden_sizes[-1], gain, "Dense_0", init)(x))
 
 
+def torso_module(
+    torso: str,
+    hidden_sizes: Sequence[int],
+    activation: str,
+    obs_ndim: int = 1,
+    name: str | None = None,
+    kernel_init: str = "orthogonal",
+) -> nn.Module:
+    """The torso named ``torso`` (:data:`TORSOS`); ``obs_ndim``: the MLP's input rank."""
+    check_choice("torso", torso, TORSOS)
+    if torso == "mlp":
+        return MLPTorso(tuple(hidden_sizes), activation, kernel_init, obs_ndim, name=name)
+    return CNNTorso(tuple(hidden_sizes), activation, kernel_init, name=name)
+
+
 class ActorCritic(nn.Module):
     """Observations [..., *obs_shape] -> (logits float[..., num_actions], value float[...]).
 
@@ -175,11 +196,10 @@ class ActorCritic(nn.Module):
     torso: str = "mlp"
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
+    obs_ndim: int = 1
 
     def _torso(self, name: str) -> nn.Module:
-        check_choice("torso", self.torso, TORSOS)
-        cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
-        return cls(tuple(self.hidden_sizes), self.activation, name=name)
+        return torso_module(self.torso, self.hidden_sizes, self.activation, self.obs_ndim, name)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -204,11 +224,10 @@ class GaussianActorCritic(nn.Module):
     hidden_sizes: Sequence[int] = (64, 64)
     activation: str = "tanh"
     log_std_init: float = 0.0
+    obs_ndim: int = 1
 
     def _torso(self, name: str) -> nn.Module:
-        check_choice("torso", self.torso, TORSOS)
-        cls = {"mlp": MLPTorso, "cnn": CNNTorso}[self.torso]
-        return cls(tuple(self.hidden_sizes), self.activation, name=name)
+        return torso_module(self.torso, self.hidden_sizes, self.activation, self.obs_ndim, name)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[tuple[jax.Array, jax.Array], jax.Array]:

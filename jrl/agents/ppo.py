@@ -433,12 +433,15 @@ def shuffled_indices(key: jax.Array, n: int) -> jax.Array:
 
 
 def make_network(
-    config: PPOConfig, num_actions: int, continuous: bool = False
+    config: PPOConfig, num_actions: int, continuous: bool = False, obs_ndim: int = 1
 ) -> ActorCritic | GaussianActorCritic:
     """The actor-critic for ``config``: a categorical head over ``num_actions`` actions,
-    or (``continuous``) a Gaussian head of dimension ``num_actions``."""
+    or (``continuous``) a Gaussian head of dimension ``num_actions``; ``obs_ndim``: the
+    observations' rank (an MLP flattens them)."""
     cls = GaussianActorCritic if continuous else ActorCritic
-    return cls(num_actions, config.network, config.hidden_sizes, config.activation)
+    return cls(
+        num_actions, config.network, config.hidden_sizes, config.activation, obs_ndim=obs_ndim
+    )
 
 
 def check_env(config, env, env_params) -> tuple[ActionDistribution, int, tuple[int, ...]]:
@@ -512,7 +515,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     """Build the pure functions of PPO on ``env`` (a gymnax-API environment); the policy
     is categorical or diagonal-Gaussian as the env's action space asks."""
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
-    network = make_network(config, num_actions, distribution.continuous)
+    network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     num_envs = config.num_envs
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
     if config.eval_every:

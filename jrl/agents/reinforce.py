@@ -226,7 +226,7 @@ def make_optimizer(config: ReinforceConfig, hparams: ReinforceHParams):
 def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
     """Build REINFORCE with a baseline on ``env`` (gymnax API, discrete or Box actions)."""
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
-    network = make_network(config, num_actions, distribution.continuous)
+    network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
     if config.eval_every:
         eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
