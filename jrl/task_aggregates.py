@@ -48,7 +48,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
-from jrl import stats, training
+from jrl import checkpoint, stats, training
 from jrl.agents import evaluation
 from jrl.run_dir import write_json
 
@@ -250,6 +250,12 @@ def evaluate_tasks(
             f"with normalize 'none', references must name every task or none: "
             f"{missing} have none (give --reference 'TASK=LOW,HIGH' for each)"
         )
+    for run_dir in plan.specs:  # before evaluating any: each run writes its eval.json
+        if checkpoint.latest(Path(run_dir) / "checkpoints") is None:
+            raise ValueError(
+                f"{run_dir} has no checkpoint yet (no chunk has finished): train it "
+                f"(jrl train --resume {run_dir}) or leave it out of the pool"
+            )
     per_seed = {}  # run directory -> float[G, S]
     checkpoints = {}  # run directory -> the checkpoint evaluated and the run's status
     for run_dir in plan.specs:

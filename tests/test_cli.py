@@ -433,12 +433,15 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         "CliffWalking-v0": "sarsa",
     }
     capsys.readouterr()
-    # (sarsa_cliff has no checkpoint: it fails there, before cat is evaluated)
-    assert main(["eval", str(sarsa_cliff), str(cat), "--out", str(tmp_path / "mixed")]) == 2
+    # (sarsa_cliff has no checkpoint: refused before any run is evaluated)
+    assert main(["eval", str(cat), str(sarsa_cliff), "--out", str(tmp_path / "mixed")]) == 2
+    said = capsys.readouterr().err
     assert (
         "method 'tabular q_init=0' pools runs whose configs differ between tasks (algorithm: "
-        "sarsa on CliffWalking-v0, q_learning on CatRoom-v0" in capsys.readouterr().err
+        "q_learning on CatRoom-v0, sarsa on CliffWalking-v0" in said
     )
+    assert f"{sarsa_cliff} has no checkpoint yet (no chunk has finished)" in said
+    assert not (cat / "eval.json").exists()
     # A tuple of algorithms: each point is the one its index picks, whatever the order.
     point = {**cat_config["hparams"][0]}
     both = {**cat_config, "hparams": [{**point, "algorithm": 0.0}, {**point, "algorithm": 1.0}]}
