@@ -46,7 +46,12 @@ def check_experiment_args(parser, args) -> Path:
     """Check an experiment script's ``args.seed`` (:func:`jrl.seeds.check_seed`: it must
     give a JAX key of its own) and then create its ``args.out`` (:func:`make_out_dir`),
     right after ``parser.parse_args()`` and before anything compiles. A bad one exits
-    through ``parser.error`` (status 2, the message on stderr). Returns the directory."""
+    through ``parser.error`` (status 2, the message on stderr); so does a count of
+    ``--runs``, ``--seeds`` or ``--episodes`` below 1. Returns the directory."""
+    for name in ("runs", "seeds", "episodes"):
+        count = getattr(args, name, None)
+        if count is not None and count < 1:
+            parser.error(f"--{name} must be >= 1, got {count}")
     try:
         check_seed("--seed", args.seed)
     except ValueError as error:

@@ -67,6 +67,9 @@ def never_train(*args, **kwargs):
         (cat_room, ["--seed", str(2**63)], SEED_ERROR),
         (dyna_maze, ["--out", "{file}/out"], "--out {file}/out: [Errno 20] Not a directory"),
         (changing_mazes, ["--out", "{file}"], "--out {file}: [Errno 17] File exists"),
+        (cliff_walking, ["--episodes", "0"], "--episodes must be >= 1, got 0"),
+        (dyna_maze, ["--runs", "0"], "--runs must be >= 1, got 0"),
+        (cat_room, ["--seeds", "-2"], "--seeds must be >= 1, got -2"),
     ],
 )
 def test_tabular_scripts_refuse_a_bad_seed_or_out_before_training(
