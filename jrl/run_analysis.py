@@ -98,15 +98,16 @@ def params_in_layout(built: training.Built, layout: int | None):
 
 def _note_shorter_cut(built: training.Built, max_steps: int) -> None:
     """Say on stderr when ``max_steps`` cuts episodes before the run's own evaluation
-    does (``eval_max_steps``, or the environment's time limit): their returns differ
-    from its ``eval_return``."""
-    own = getattr(built.config, "eval_max_steps", 0) or getattr(
-        built.env_params, "max_steps_in_episode", None
-    )
+    does (``eval_max_steps``, or the environment's time limit, whichever comes first)
+    in a run that evaluates (``eval_every`` > 0): their returns differ from its
+    ``eval_return``."""
+    if not getattr(built.config, "eval_every", 0):
+        return
     try:
-        own = int(own)
+        limit = int(getattr(built.env_params, "max_steps_in_episode", None))
     except (TypeError, ValueError):
         return
+    own = min(built.config.eval_max_steps or limit, limit)
     if max_steps < own:
         print(
             f"jrl eval: episodes are cut at --max-steps {max_steps}, before the run's own "

@@ -139,6 +139,30 @@ def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
         eval_max_steps(config, no_steps)
 
 
+def test_jrl_eval_says_when_its_cut_comes_before_the_runs_evaluation_cut(capsys):
+    """Its returns then differ from eval_return (Freeway-MinAtar's limit is 2500, jrl
+    eval's default cut 1000); runs that never evaluated have no eval_return to differ
+    from, and a cut past the time limit is the time limit."""
+    from types import SimpleNamespace
+
+    from jrl.agents import tabular
+    from jrl.run_analysis import _note_shorter_cut
+
+    cartpole = make("CartPole-v1")[1]
+    cases = [
+        (ppo.PPOConfig(eval_every=1), cartpole, 100, "cut (500 steps)"),
+        (ppo.PPOConfig(eval_every=1, eval_max_steps=50), cartpole, 100, None),
+        (ppo.PPOConfig(eval_every=1, eval_max_steps=2000), cartpole, 500, None),
+        (ppo.PPOConfig(eval_every=1, eval_max_steps=2000), cartpole, 400, "cut (500 steps)"),
+        (ppo.PPOConfig(), cartpole, 100, None),
+        (tabular.TabularConfig(), make("CliffWalking-v0")[1], 1000, None),
+    ]
+    for config, env_params, max_steps, said in cases:
+        _note_shorter_cut(SimpleNamespace(config=config, env_params=env_params), max_steps)
+        err = capsys.readouterr().err
+        assert (said in err) if said else err == "", (config, max_steps, err)
+
+
 def play_in_python(key, env, params, act, max_steps):
     """run_episode's contract, one step at a time on the host: step t acts and steps with
     the halves of fold_in(key, t); stop when the episode ends or after max_steps."""
