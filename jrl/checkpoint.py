@@ -219,8 +219,9 @@ def check_fingerprint(record: dict, directory: str | Path, fingerprint: str) -> 
     if saved != fingerprint:
         raise CheckpointError(
             f"the checkpoint in {directory} was written by another configuration "
-            f"(fingerprint {saved}, this run {fingerprint}); resume with the "
-            "run's own config.yaml or start a new run directory"
+            f"(fingerprint {saved}, this run {fingerprint}): was the run's config.yaml "
+            "edited? Put the original back (meta.json's argv is the command that started "
+            "it), or start a new run directory"
         )
 
 

@@ -517,8 +517,10 @@ def _check_started_with(run_dir: Path, fingerprint: str) -> None:
     if started is not None and started != fingerprint:
         raise checkpoint.CheckpointError(
             f"{run_dir} was started with another configuration (fingerprint {started}, "
-            f"this run {fingerprint}); resume with the run's own config.yaml "
-            "(jrl train --resume) or start a new run directory"
+            f"this run {fingerprint}): was its config.yaml edited? A run's configuration "
+            "cannot change on resume; put the original back (meta.json's argv is the "
+            "command that started it), or start a new run directory (jrl train --config-file "
+            f"{run_dir}/config.yaml with the change)"
         )
 
 
