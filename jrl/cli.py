@@ -370,7 +370,7 @@ def evaluate(
     seed: int = 12345,
     max_steps: int = 1000,
     sampled: bool = False,
-    epsilon: float = 0.05,
+    epsilon: float | None = None,
     out: Path | None = None,
     normalize: Literal["random,best", "none"] = "random,best",
     reference: tuple[str, ...] = (),
@@ -378,7 +378,7 @@ def evaluate(
 ) -> None:
     """Episodes of every trained run in RUN_DIR on fixed evaluation keys (the same keys
     for every seed): greedy, or with --sampled as the policy samples (PPO from its
-    distribution; DQN and tabular epsilon-greedy with --epsilon). Writes
+    distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by default). Writes
     RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
     interval per grid point, and RUN_DIR/eval/ with the rliable table (IQM, mean,
     median, optimality gap), its PNG and performance profiles.
@@ -402,6 +402,9 @@ def evaluate(
     from jrl.seeds import check_seed
 
     check_seed("--seed", seed)
+    if epsilon is not None and not sampled:
+        raise ValueError("--epsilon applies to --sampled evaluations (greedy ones take none)")
+    epsilon = 0.05 if epsilon is None else epsilon
     if not 0 <= epsilon <= 1:
         raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")
     from jrl import run_analysis
@@ -423,6 +426,12 @@ def evaluate(
                 )
         plan = task_aggregates.plan_pool(run_dirs)  # refuse mismatches before evaluating
         references = task_aggregates.parse_references(reference, plan.tasks)
+        from jrl.reporting import make_out_dir
+
+        try:  # before any run is evaluated (each writes its own eval.json)
+            make_out_dir(out)
+        except OSError as error:
+            raise ValueError(f"--out {out}: {error}") from None
         for method, fields in plan.config_differences.items():
             shown = "; ".join(
                 f"{field}: " + ", ".join(f"{v} on {task}" for task, v in by_task.items())
@@ -491,14 +500,15 @@ def evaluate(
 def render(
     run_dir: Annotated[Path | None, tyro.conf.Positional] = None,
     out: Path = Path("episode.gif"),
-    env: str = "CatRoom-v0",
+    env: str | None = None,
     random: bool = False,
     seed: int = 0,
     max_steps: int = 200,
     fps: float = 6.0,
 ) -> None:
     """A GIF of one episode: the greedy policy of RUN_DIR's first run, or (--random) a
-    uniformly random policy on RUN_DIR's environment (no run directory: on --env).
+    uniformly random policy on RUN_DIR's environment (no run directory: on --env,
+    CatRoom-v0 by default).
     Renders jrl's grid worlds, CartPole-v1, Acrobot-v1, Pendulum-v1, MountainCar-v0 (and
     its continuous twin), and any environment with (H, W, C) observations (the MinAtar
     games), channel by colour."""
@@ -506,6 +516,9 @@ def render(
     from jrl.seeds import check_seed
 
     check_seed("--seed", seed)
+    if run_dir is not None and env is not None:
+        raise ValueError(f"--env applies without a run directory; {run_dir} has its own")
+    env = "CatRoom-v0" if env is None else env
     path = run_analysis.render_run(run_dir, out, env, random, seed, max_steps, fps)
     print(f"wrote {path}")
 

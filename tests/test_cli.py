@@ -44,7 +44,7 @@ def test_help_and_argument_errors_answer_before_jax_is_imported():
         "import sys\n"
         "from jrl.cli import main\n"
         "codes = [main(['--help']), main(['eval', 'run', '--episodes', '0']),\n"
-        "         main(['plot']), main(['eval', 'run', '--epsilon', '2'])]\n"
+        "         main(['plot']), main(['eval', 'run', '--sampled', '--epsilon', '2'])]\n"
         "print(codes, 'jax' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
@@ -128,6 +128,9 @@ def test_train_eval_render_plot_a_cat(tmp_path):
         (("eval", run, "--episodes", "0"), "--episodes and --max-steps must be >= 1"),
         (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
         (("render", run, "--fps", "0"), "render needs fps > 0"),
+        # Options the command would ignore (it evaluated greedily, drew the run's env):
+        (("eval", run, "--epsilon", "0.5"), "--epsilon applies to --sampled evaluations"),
+        (("render", run, "--env", "CartPole-v1"), "--env applies without a run directory"),
         (("eval", run, "--seed", str(2**32 + 5)), "--seed must be an int in [0, 2**32)"),
         (("render", run, "--seed", "-1"), "--seed must be an int in [0, 2**32), got -1"),
     ]:
@@ -441,6 +444,12 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         "q_learning on CatRoom-v0, sarsa on CliffWalking-v0" in said
     )
     assert f"{sarsa_cliff} has no checkpoint yet (no chunk has finished)" in said
+    assert not (cat / "eval.json").exists()
+    # An --out that cannot be a directory is refused before any run is evaluated.
+    file = tmp_path / "a_file"
+    file.write_text("")
+    assert main(["eval", str(cat), str(cliff), "--out", str(file)]) == 2
+    assert f"--out {file}: [Errno 17] File exists" in capsys.readouterr().err
     assert not (cat / "eval.json").exists()
     # A tuple of algorithms: each point is the one its index picks, whatever the order.
     point = {**cat_config["hparams"][0]}
