@@ -243,6 +243,8 @@ def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]
                 reject_ignored(point, agent_spec.ignored(config))
         except ValueError as error:
             raise ValueError(f"hparams[{i}]: {error}") from None
+    if new_run and spec.agent == "tabular":
+        tabular.check_every_algorithm_runs(points, config)
     return agent_spec, config, points
 
 

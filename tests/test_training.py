@@ -437,7 +437,7 @@ def test_config_files_read_as_meant():
     spec = RunSpec.from_dict(
         load_yaml(
             "agent: tabular\nenv: CliffWalking-v0\nconfig: {max_steps: 1e5, "
-            "algorithm: [sarsa, q_learning]}\nhparams: [{alpha: 5e-1}]\n"
+            "algorithm: [sarsa, q_learning]}\nhparams: [{alpha: 5e-1}, {algorithm: 1}]\n"
         )
     )
     resolved = resolve(spec)
@@ -453,7 +453,7 @@ def test_config_files_read_as_meant():
             agent="tabular",
             env="CliffWalking-v0",
             config={"max_steps": np.int64(100_000), "algorithm": [np.str_("sarsa"), "q_learning"]},
-            hparams=({"alpha": np.float32(0.5)},),
+            hparams=({"alpha": np.float32(0.5)}, {"algorithm": np.int64(1)}),
         )
     )
     assert numpy == resolved and type(numpy.config["max_steps"]) is int
@@ -854,3 +854,18 @@ def test_metric_rows_write_nan_and_infinities_as_null_in_strict_json(tmp_path):
     assert [row["loss"] for row in parsed[:4]] == [1.5, None, None, None]
     assert [row["update"] for row in parsed[:4]] == [10, 11, 12, 13]
     assert parsed[4] == {"x": None, "y": None, "z": [2.0]}
+
+
+def test_a_tuple_of_algorithms_needs_a_grid_point_for_each():
+    """--config.algorithm sarsa q_learning with no grid over hparams.algorithm ran Sarsa
+    alone while config.yaml named both."""
+    both = {"algorithm": ("sarsa", "q_learning")}
+    with pytest.raises(ValueError, match=r"no grid point runs \['q_learning'\]"):
+        resolve(RunSpec(agent="tabular", env="CliffWalking-v0", config=both))
+    swept = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config=both,
+        hparams=({"algorithm": 0}, {"algorithm": 1}),
+    )
+    assert resolve(swept).config["algorithm"] == ("sarsa", "q_learning")

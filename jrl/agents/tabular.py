@@ -204,6 +204,20 @@ def ignored_hparams(config: TabularConfig) -> dict[str, Ignored]:
     return ignored
 
 
+def check_every_algorithm_runs(points, config: TabularConfig) -> None:
+    """Reject a ``config.algorithm`` tuple some name of which no grid point in ``points``
+    (TabularHParams) runs: the run would record both and compute one."""
+    names = config.algorithms
+    used = {int(np.asarray(point.algorithm)) for point in points}
+    unused = [name for i, name in enumerate(names) if i not in used]
+    if len(names) > 1 and unused:
+        raise ValueError(
+            f"config.algorithm={names!r}, but no grid point runs {unused} (hparams.algorithm "
+            f"is the index each point runs; here {sorted(used)}): sweep it (jrl sweep tabular "
+            "... --grid algorithm=0,1) or name one algorithm"
+        )
+
+
 def check_config_hparams(hparams: TabularHParams, config: TabularConfig) -> None:
     """Reject hyperparameters ``config`` would misread: an ``algorithm`` index past
     ``config.algorithm``'s names (the compiled program would clamp it and run the last
