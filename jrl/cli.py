@@ -576,6 +576,20 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 named = [a for a in rest if a in training.AGENTS]
                 return _resume(Path(run_dirs[0]), "--no-progress" not in rest, named)
+            if rest[:1] in (["-h"], ["--help"]):
+                agents = "|".join(sorted(training.AGENTS))
+                print(
+                    f"usage: jrl {command} {{{agents}}} [OPTIONS]  (jrl {command} AGENT --help "
+                    "lists every option: the agent's config and hyperparameter fields, --env, "
+                    "--out, --num-seeds, ...)"
+                    + (
+                        "\n       jrl train --resume RUN_DIR [--no-progress]  (goes on with a "
+                        "stopped run; its config.yaml decides everything else)"
+                        if command == "train"
+                        else "\n       (--grid NAME=V1,V2 ... sweeps hyperparameters)"
+                    )
+                )
+                return 0
             if not rest or rest[0] not in training.AGENTS:
                 print(
                     f"{usage}\njrl {command} AGENT: AGENT is one of {sorted(training.AGENTS)}"
@@ -584,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{sorted(training.AGENTS)}",
                     file=sys.stderr,
                 )
-                return 0 if rest[:1] in (["-h"], ["--help"]) else 2
+                return 2
             return _train(rest[0], rest[1:], sweep=command == "sweep")
         functions = {"envs": envs, "eval": evaluate, "render": render, "plot": plot}
         if command not in functions:

@@ -54,6 +54,19 @@ def test_help_and_argument_errors_answer_before_jax_is_imported():
     assert "--epsilon must be in [0, 1]" in done.stderr
 
 
+def test_train_help_without_an_agent_names_both_forms_on_stdout(capsys):
+    """It wrote a two-line usage to stderr (`jrl train --help | less` was empty) and never
+    named the --resume form."""
+    from jrl.cli import main
+
+    assert main(["train", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "jrl train {dqn|ppo|tabular} [OPTIONS]" in out
+    assert "jrl train --resume RUN_DIR [--no-progress]" in out
+    assert main(["sweep", "-h"]) == 0 and "--grid NAME=V1,V2" in capsys.readouterr().out
+    assert main(["train"]) == 2 and "AGENT is one of" in capsys.readouterr().err
+
+
 def test_help_documents_every_field():
     done = jrl("train", "ppo", "--help")
     assert done.returncode == 0, done.stderr
