@@ -364,8 +364,9 @@ class _Stop:
     after SIGKILL). A SIGINT the process was started to ignore (``jrl train ... &`` in a
     script: the shell's Ctrl-C is not for its background jobs) stays ignored."""
 
-    def __init__(self):
+    def __init__(self, run_dir: str | Path = "RUN_DIR"):
         self.signal: int | None = None
+        self.run_dir = run_dir
 
     @contextlib.contextmanager
     def installed(self):
@@ -381,7 +382,7 @@ class _Stop:
                 if number == signal.SIGINT:
                     exit_at_once(
                         "jrl: second Ctrl-C: exiting at once; the run resumes from its last "
-                        "checkpoint (jrl train --resume RUN_DIR)"
+                        f"checkpoint (jrl train --resume {self.run_dir})"
                     )
                 return
             self.signal = number
@@ -667,7 +668,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         return result
 
     all_finished = chunks.get("finished")
-    stop = _Stop()
+    stop = _Stop(run_dir)
     saver = checkpoint.Saver(checkpoints)
     bar = None
     start, chunks_run, compile_s = time.perf_counter(), 0, 0.0

@@ -752,7 +752,8 @@ def test_ctrl_c_is_heard_during_a_chunk_and_a_second_one_exits_at_once(tmp_path)
         wait_for_line("got SIGINT: finishing the chunk", 5)
         assert process.poll() is None  # it goes on with the chunk
         process.send_signal(signal.SIGINT)
-        wait_for_line("second Ctrl-C: exiting at once", 5)
+        line = wait_for_line("second Ctrl-C: exiting at once", 5)
+        assert f"(jrl train --resume {run_dir})" in line  # the run's, not a placeholder
         assert process.wait(timeout=10) == 130
     finally:
         process.kill()
