@@ -13,7 +13,7 @@ import numpy as np
 
 from jrl import stats, training
 from jrl.agents import exploration
-from jrl.agents.evaluation import run_episode
+from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import read_rows, write_json
 
@@ -107,7 +107,7 @@ def _note_shorter_cut(built: training.Built, max_steps: int) -> None:
         limit = int(getattr(built.env_params, "max_steps_in_episode", None))
     except (TypeError, ValueError):
         return
-    own = min(built.config.eval_max_steps or limit, limit)
+    own = min(eval_max_steps(built.config, built.env_params), limit)
     if max_steps < own:
         print(
             f"jrl eval: episodes are cut at --max-steps {max_steps}, before the run's own "

@@ -114,7 +114,7 @@ def plan_pool(run_dirs) -> PoolPlan:
     settings = {
         (d, g): point_setting(spec, g)
         for d, spec in specs.items()
-        for g, _ in enumerate(spec.hparams)
+        for g in range(len(spec.hparams))
     }
     by_agent: dict[str, list[dict]] = {}
     for (d, _), (_, hparams) in settings.items():
@@ -143,24 +143,22 @@ def plan_pool(run_dirs) -> PoolPlan:
     where: dict[str, dict[str, tuple[Path, int]]] = {}
     seeds: dict[str, dict[str, int]] = {}
     differences: dict[str, dict[str, dict[str, str]]] = {}
-    for run_dir, spec in specs.items():
+    for (run_dir, g), (config, _) in settings.items():
+        spec, task = specs[run_dir], task_label(specs[run_dir])
         fields = method_fields[spec.agent]
-        task = task_label(spec)
-        for g in range(len(spec.hparams)):
-            config, _ = settings[run_dir, g]
-            shown = [f"{k}={_format(config[k])}" for k in config if k in fields]
-            method = " ".join([spec.agent, *shown, hparam_labels[run_dir, g]]).strip()
-            if method in where.setdefault(task, {}):
-                other, other_g = where[task][method]
-                raise ValueError(
-                    f"method {method!r} appears twice on task {task!r}: {other} grid point "
-                    f"{other_g} and {run_dir} grid point {g}; pool one of them"
-                )
-            where[task][method] = (run_dir, g)
-            seeds.setdefault(method, {})[task] = spec.num_seeds
-            for field, value in config.items():
-                if field not in fields:
-                    differences.setdefault(method, {}).setdefault(field, {})[task] = _format(value)
+        shown = [f"{k}={_format(config[k])}" for k in config if k in fields]
+        method = " ".join([spec.agent, *shown, hparam_labels[run_dir, g]]).strip()
+        if method in where.setdefault(task, {}):
+            other, other_g = where[task][method]
+            raise ValueError(
+                f"method {method!r} appears twice on task {task!r}: {other} grid point "
+                f"{other_g} and {run_dir} grid point {g}; pool one of them"
+            )
+        where[task][method] = (run_dir, g)
+        seeds.setdefault(method, {})[task] = spec.num_seeds
+        for field, value in config.items():
+            if field not in fields:
+                differences.setdefault(method, {}).setdefault(field, {})[task] = _format(value)
     tasks = list(where)
     methods = list(dict.fromkeys(m for task in tasks for m in where[task]))
     for task in tasks:
