@@ -267,7 +267,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                 f"{run_dir}: no rows with {metric!r} in metrics.jsonl"
                 + (f"; its metrics: {', '.join(known)}" if known else " (no rows yet)")
             )
-        shown = training.shown_hparams(spec.agent, spec.hparams)  # what tells points apart
+        shown = training.shown_hparams(spec.agent, spec.hparams, spec.config)  # tells points apart
         for g in sorted({row["grid_point"] for row in rows}):
             point_rows = [row for row in rows if row["grid_point"] == g]
             seeds = {seed: i for i, seed in enumerate(sorted({row["seed"] for row in point_rows}))}
@@ -285,7 +285,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             logged = np.isfinite(values).any(axis=0)
             if not logged.any():
                 continue
-            label = " ".join([name, *(f"{k}={v:g}" for k, v in shown[g].items())])
+            label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
             has_value = np.isfinite(values).any(axis=1)
             if not has_value.all():
                 missing = [seed for seed, i in seeds.items() if not has_value[i]]
@@ -309,3 +309,8 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     if not curves:
         raise ValueError(f"no run logged a value of {metric!r} in metrics.jsonl")
     return curves, xs
+
+
+def _shown(value) -> str:
+    """A hyperparameter's value in a label: numbers as ``:g``, names as they are."""
+    return value if isinstance(value, str) else f"{value:g}"

@@ -263,12 +263,18 @@ def resolve(spec: RunSpec, new_run: bool = True) -> RunSpec:
     )
 
 
-def shown_hparams(agent: str, points: Sequence[dict]) -> list[dict]:
+def shown_hparams(agent: str, points: Sequence[dict], config: dict | None = None) -> list[dict]:
     """Each grid point's values of the hyperparameters that differ from the agent's
-    defaults in any point (what tells the points, and the run, apart)."""
+    defaults in any point (what tells the points, and the run, apart). Given the run's
+    ``config``, a tabular point's ``algorithm`` index is shown as the name it runs."""
     defaults = AGENTS[agent].hparams()._asdict()
     names = [n for n in defaults if any(n in p and p[n] != defaults[n] for p in points)]
-    return [{name: point.get(name, defaults[name]) for name in names} for point in points]
+    shown = [{name: point.get(name, defaults[name]) for name in names} for point in points]
+    algorithms = (config or {}).get("algorithm")
+    if agent == "tabular" and isinstance(algorithms, list | tuple) and "algorithm" in names:
+        for point in shown:
+            point["algorithm"] = algorithms[int(point["algorithm"])]
+    return shown
 
 
 def build(spec: RunSpec) -> Built:
@@ -438,7 +444,7 @@ class Summary:
         ``diverged`` ((grid point, seed) pairs) are listed and left out of the means:
         their returns are those of NaN parameters (argmax of NaN logits: action 0)."""
         points = []
-        shown = shown_hparams(self.spec.agent, self.spec.hparams)
+        shown = shown_hparams(self.spec.agent, self.spec.hparams, self.spec.config)
         for g, hparams in enumerate(shown):
             point = {"hparams": hparams}
             lost = [s for s in range(self.spec.num_seeds) if (g, s) in diverged]

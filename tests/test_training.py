@@ -35,6 +35,7 @@ from jrl.training import (
     metric_rows,
     resolve,
     restore_state,
+    shown_hparams,
     train,
 )
 
@@ -870,3 +871,31 @@ def test_a_tuple_of_algorithms_needs_a_grid_point_for_each():
         hparams=({"algorithm": 0}, {"algorithm": 1}),
     )
     assert resolve(swept).config["algorithm"] == ("sarsa", "q_learning")
+
+
+def test_a_tabular_point_shows_the_algorithm_it_runs_by_name(tmp_path):
+    """The summary and the curves' labels showed {'algorithm': 0.0} for Sarsa."""
+    from jrl.run_analysis import learning_curves
+
+    both = ["sarsa", "q_learning"]
+    points = [{"algorithm": 1.0}, {"algorithm": 0.0, "alpha": 0.3}]
+    shown = shown_hparams("tabular", points, {"algorithm": both})
+    assert [point["algorithm"] for point in shown] == ["q_learning", "sarsa"]
+    assert shown[1]["alpha"] == 0.3
+    # Without the config (or one algorithm) the index is all there is to show.
+    assert shown_hparams("tabular", points)[0]["algorithm"] == 1.0
+
+    spec = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        num_seeds=1,
+        config={"algorithm": both, "num_episodes": 3},
+        hparams=({"algorithm": 1}, {"algorithm": 0}),
+    )
+    summary = train(spec, tmp_path / "run", progress=False)
+    assert [point["hparams"] for point in summary["grid"]] == [
+        {"algorithm": "q_learning"},
+        {"algorithm": "sarsa"},
+    ]
+    curves, _ = learning_curves([tmp_path / "run"])
+    assert sorted(curves) == ["run algorithm=q_learning", "run algorithm=sarsa"]
