@@ -41,6 +41,7 @@ import numpy as np
 from jrl.agents import exploration
 from jrl.agents.checks import (
     Ignored,
+    check_choice,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -102,11 +103,11 @@ class TabularConfig:
             if not self.algorithm or len(set(self.algorithm)) != len(self.algorithm):
                 raise ValueError(f"algorithm tuple needs distinct names, got {self.algorithm!r}")
             for name in self.algorithm:
-                _one_of("algorithm", name, ONE_STEP_ALGORITHMS)
+                check_choice("algorithm", name, ONE_STEP_ALGORITHMS)
         else:
-            _one_of("algorithm", self.algorithm, ALGORITHMS)
-        _one_of("exploration", self.exploration, EXPLORATIONS)
-        _one_of("schedule", self.schedule, tuple(exploration.SCHEDULES))
+            check_choice("algorithm", self.algorithm, ALGORITHMS)
+        check_choice("exploration", self.exploration, EXPLORATIONS)
+        check_choice("schedule", self.schedule, tuple(exploration.SCHEDULES))
         for name in ("num_episodes", "max_steps", "steps_per_iteration"):
             check_positive_int(name, getattr(self, name))
         check_step_count("max_steps", self.max_steps)
@@ -123,11 +124,6 @@ class TabularConfig:
     def algorithms(self) -> tuple[str, ...]:
         """The algorithm names this config compiles (``hparams.algorithm`` indexes them)."""
         return self.algorithm if isinstance(self.algorithm, tuple) else (self.algorithm,)
-
-
-def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(allowed)}")
 
 
 def check_hparams(hparams: TabularHParams, config: TabularConfig | None = None) -> None:
