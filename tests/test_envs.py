@@ -21,6 +21,7 @@ import pytest
 
 from jrl.envs import make, registered_envs, render, rollout_frames, save_gif
 from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, CAT_ROOM_LAYOUT
+from jrl.envs.grid import TERMINATE, CellType, grid_params
 from jrl.envs.registry import REGISTRY
 
 UP, DOWN, LEFT, RIGHT, SCRATCH = 0, 1, 2, 3, 4
@@ -838,6 +839,24 @@ def test_gymnax_overrides_keep_cartpole_consistent():
 def test_malformed_map(layout, problem):
     with pytest.raises(ValueError, match=problem):
         make("DynaMaze-v0", layout=layout)
+
+
+@pytest.mark.parametrize(
+    "legend, problem",
+    [
+        # Every X would have become the goal: the lava drawn there silently gone.
+        (("X", "X"), r"cell types share a symbol \('X' for lava, goal\)"),
+        (("X", "S"), r"cell type 'goal' is spelt 'S', the start's symbol"),
+        (("X", "GG"), r"cell type 'goal' needs a one-character symbol, got 'GG'"),
+    ],
+    ids=["repeated", "start-symbol", "two-characters"],
+)
+def test_a_legend_needs_one_symbol_per_cell_type(legend, problem):
+    floor = CellType(".", "floor", (0, 0, 0))
+    lava = CellType(legend[0], "lava", (1, 0, 0), enter_reward=-10.0, enter_effect=TERMINATE)
+    goal = CellType(legend[1], "goal", (0, 1, 0), enter_reward=10.0, enter_effect=TERMINATE)
+    with pytest.raises(ValueError, match=problem):
+        grid_params(["S.X"], (floor, lava, goal))
 
 
 def test_malformed_settings():

@@ -159,7 +159,9 @@ def parse_layout(ascii_map: str, legend: Sequence[CellType]) -> tuple[np.ndarray
 
     Leading/trailing blank lines and common indentation are ignored. ``S`` marks the
     start (a floor cell, the legend's first type). Raises ``ValueError`` naming the
-    row and column of ragged rows, unknown symbols, or a missing/duplicate start.
+    row and column of ragged rows, unknown symbols, or a missing/duplicate start, and
+    naming the cell types of a legend whose symbols repeat, are spelt ``S`` or are
+    not one character.
     """
     if not isinstance(ascii_map, str):
         raise ValueError(f"a layout is an ASCII map (a string), got {ascii_map!r}")
@@ -174,6 +176,7 @@ def parse_layout(ascii_map: str, legend: Sequence[CellType]) -> tuple[np.ndarray
                 f"ragged map: row {r} has {len(row)} symbols, row 0 has {width}; "
                 "every row must have the same width"
             )
+    _check_legend(legend)
     index = {cell.symbol: i for i, cell in enumerate(legend)}
     known = "".join(sorted(index)) + START_SYMBOL
     cell_type = np.zeros((len(rows), width), dtype=np.int32)
@@ -193,6 +196,30 @@ def parse_layout(ascii_map: str, legend: Sequence[CellType]) -> tuple[np.ndarray
     if len(starts) != 1:
         raise ValueError(f"a map needs exactly one start {START_SYMBOL!r}, found {len(starts)}")
     return cell_type, starts[0]
+
+
+def _check_legend(legend: Sequence[CellType]) -> None:
+    """ValueError unless every cell type has its own one-character symbol other than
+    the start's: a repeated symbol would map every such cell to the last type named
+    (lava drawn as a goal), and a type spelt ``S`` could never be placed."""
+    if not legend:
+        raise ValueError("the legend needs at least one cell type (the floor first)")
+    owners: dict[str, list[str]] = {}
+    for cell in legend:
+        if not isinstance(cell.symbol, str) or len(cell.symbol) != 1:
+            raise ValueError(
+                f"cell type {cell.name!r} needs a one-character symbol, got {cell.symbol!r}"
+            )
+        if cell.symbol == START_SYMBOL:
+            raise ValueError(
+                f"cell type {cell.name!r} is spelt {START_SYMBOL!r}, the start's symbol in "
+                "every map: give it another symbol"
+            )
+        owners.setdefault(cell.symbol, []).append(cell.name)
+    repeated = {symbol: names for symbol, names in owners.items() if len(names) > 1}
+    if repeated:
+        said = "; ".join(f"{symbol!r} for {', '.join(names)}" for symbol, names in repeated.items())
+        raise ValueError(f"cell types share a symbol ({said}): give each type its own")
 
 
 def compile_tables(params: GridParams) -> GridParams:
@@ -336,6 +363,7 @@ def grid_params(
     step_reward = finite_number("step_reward", step_reward)
     if not 0.0 <= finite_number("slip_prob", slip_prob) <= 1.0:
         raise ValueError(f"slip_prob must be in [0, 1], got {slip_prob}")
+    _check_legend(legend)
     for cell in legend:
         for field in ("enter_reward", "interact_reward"):
             if getattr(cell, field) is not None:
