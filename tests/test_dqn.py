@@ -11,6 +11,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jrl.agents.dqn import (
@@ -24,6 +25,7 @@ from jrl.agents.dqn import (
     make_dqn,
     make_train,
 )
+from jrl.agents.exploration import epsilon_greedy_from_uniforms
 from jrl.agents.replay import buffer_add, buffer_init, buffer_sample
 from jrl.envs import make
 from jrl.host import compiler_options
@@ -107,6 +109,114 @@ def test_dqn_target_rejects_mismatched_shapes():
         dqn_target(REWARD[:2], TERMINATED, NEXT_Q_TARGET, 0.5)
     with pytest.raises(AssertionError):
         dqn_target(REWARD, TERMINATED, NEXT_Q_TARGET, 0.5, NEXT_Q_ONLINE[:, :1])
+
+
+def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bool):
+    """One chunk of DQN written out step by step from Mnih et al. 2015 (van Hasselt et
+    al. 2016 for the double target), on the chunk's own noise: a Python list as the
+    replay ring, epsilon-greedy acting, Huber loss, clip + Adam, then the target moved
+    every ``target_update_frequency`` steps by Polyak's tau (or copied). -> (params,
+    target_params)."""
+    env, env_params = make("CartPole-v1", max_steps_in_episode=3)
+    step = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+    noise = draw_chunk_noise(jax.random.fold_in(state.key, 0), config, state.buffer.size)
+    optimizer = optax.chain(
+        optax.clip_by_global_norm(hparams.max_grad_norm), optax.adam(hparams.lr)
+    )
+    params, target, opt_state = state.params, state.target_params, state.opt_state
+    ring, obs, env_state, t = [], state.obs, state.env_state, 0
+    rows = jnp.arange(config.batch_size)
+    act = jax.vmap(epsilon_greedy_from_uniforms, in_axes=(0, 0, None))  # tested on its own
+    duration = hparams.epsilon_decay_fraction * config.steps_run
+
+    def huber(error, delta):
+        small = jnp.abs(error) <= delta
+        return jnp.where(small, 0.5 * error**2, delta * (jnp.abs(error) - 0.5 * delta))
+
+    for i in range(config.iterations_per_chunk):
+        for v in range(config.vector_steps_per_iteration):
+            fraction = min(1.0, t / duration)
+            epsilon = hparams.epsilon_start + fraction * (
+                hparams.epsilon_end - hparams.epsilon_start
+            )
+            q = agent.network.apply(params, obs)
+            action = act(noise.act_uniforms[i, v], q, jnp.float32(epsilon))
+            next_obs, env_state, reward, terminated, _, info = step(
+                noise.env_keys[i, v], env_state, action, env_params
+            )
+            for n in range(config.num_envs):
+                item = (obs[n], action[n], reward[n], terminated[n], info["final_observation"][n])
+                if len(ring) < config.buffer_size:
+                    ring.append(item)
+                else:
+                    ring[(t + n) % config.buffer_size] = item
+            obs, t = next_obs, t + config.num_envs
+        if t >= config.learning_starts:
+            for g in range(config.gradient_steps_per_iteration):
+                batch = [ring[slot] for slot in np.asarray(noise.slots[i, g])]
+                o, a, r, term, o_next = (jnp.stack(column) for column in zip(*batch, strict=True))
+                q_target = agent.network.apply(target, o_next)
+                chooser = agent.network.apply(params, o_next) if double_dqn else q_target
+                bootstrap = q_target[rows, jnp.argmax(chooser, -1)]
+                y = r + hparams.gamma * (1.0 - term.astype(jnp.float32)) * bootstrap
+
+                def loss(p, o=o, a=a, y=y):
+                    error = agent.network.apply(p, o)[rows, a] - y
+                    return huber(error, hparams.huber_delta).mean()
+
+                updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
+                params = optax.apply_updates(params, updates)
+        if t % config.target_update_frequency == 0:
+            target = optax.incremental_update(params, target, hparams.tau if polyak else 1.0)
+    return params, target
+
+
+def _largest_difference(a, b) -> float:
+    return max(
+        float(jnp.abs(x - y).max())
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
+
+
+@pytest.mark.parametrize("double_dqn, target_update", [(True, "polyak"), (False, "hard")])
+def test_a_chunk_equals_dqn_written_out_step_by_step(double_dqn, target_update):
+    """Two environments stepping together, a ring of 10 slots that wraps six times, two
+    gradient steps per iteration, time-outs every 3 steps: jrl's chunk ends on the parameters
+    and target of the written-out algorithm — and not on those of the other target
+    rule or of a target that stays put, so a double_dqn flag or a Polyak step that
+    training ignored (or a tau applied the wrong way round) would show."""
+    config = DQNConfig(
+        num_envs=2,
+        total_timesteps=64,
+        buffer_size=10,
+        batch_size=4,
+        learning_starts=4,
+        train_frequency=1,
+        target_update_frequency=16,
+        target_update=target_update,
+        double_dqn=double_dqn,
+        log_frequency=64,
+        hidden_sizes=(8,),
+    )
+    polyak = target_update == "polyak"
+    # A large step, so that online and target networks part enough to choose
+    # different next actions.
+    hparams = DQNHParams(lr=3e-2, tau=0.3 if polyak else 1.0, huber_delta=0.5, gamma=0.9)
+    env, env_params = make("CartPole-v1", max_steps_in_episode=3)
+    agent = make_dqn(config, env, env_params)
+    state = agent.init(jax.random.key(0), hparams)
+    after, _ = agent.update(state, hparams)
+    params, target = _reference_chunk(agent, config, hparams, state, double_dqn, polyak)
+    assert _largest_difference(after.params, params) < 1e-6
+    assert _largest_difference(after.target_params, target) < 1e-6
+    moved = _largest_difference(after.params, state.params)
+    assert moved > 1e-3
+    other_rule, _ = _reference_chunk(agent, config, hparams, state, not double_dqn, polyak)
+    assert _largest_difference(after.params, other_rule) > 1e-4
+    if polyak:
+        _, copied = _reference_chunk(agent, config, hparams, state, double_dqn, polyak=False)
+        assert _largest_difference(after.target_params, copied) > 1e-4
+        assert _largest_difference(after.target_params, state.target_params) > 1e-4
 
 
 # ------------------------------------------------------------------ configuration
@@ -351,7 +461,8 @@ def test_metrics_are_per_chunk(small):
     np.testing.assert_array_equal(metrics.gradient_steps[0], [76, 125, 125, 125])
     assert np.all(np.isfinite(np.asarray(metrics.loss)))
     assert np.all(np.asarray(state.timesteps) == 2000)
-    # Polyak steps of 0.5 leave the target between old and new online parameters.
+    # Polyak steps of 0.5 keep the target apart from the online network (the step
+    # itself is checked by hand in test_a_chunk_equals_dqn_written_out_step_by_step).
     for a, b in zip(
         jax.tree.leaves(state.params), jax.tree.leaves(state.target_params), strict=True
     ):
