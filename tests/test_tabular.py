@@ -70,20 +70,38 @@ def test_epsilon_greedy_probs_share_greedy_mass_among_ties():
     np.testing.assert_allclose(probs, [0.05, 0.45, 0.45, 0.05], rtol=1e-6)
 
 
+def _softmax_by_hand(q_values, temperature):
+    weights = np.exp(np.asarray(q_values, np.float64) / temperature)
+    return weights / weights.sum()
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.7, 5.0])
+def test_boltzmann_probs_are_softmax_of_q_over_temperature(temperature):
+    """pi(a) = exp(Q(a)/T) / sum_b exp(Q(b)/T) (Sutton & Barto 2.8): a low temperature
+    is nearly greedy, a high one nearly uniform."""
+    q_values = jnp.array([1.0, 3.0, 3.0, 0.0])
+    probs = exploration.boltzmann_probs(q_values, temperature)
+    np.testing.assert_allclose(probs, _softmax_by_hand(q_values, temperature), rtol=1e-5)
+
+
+# The probabilities each sampler should follow, computed by hand (not by the module).
+Q_SAMPLED = [1.0, 3.0, 3.0, 0.0]
+
+
 @pytest.mark.parametrize(
-    "sample, probs, param",
+    "sample, param, expected",
     [
-        (exploration.epsilon_greedy, exploration.epsilon_greedy_probs, 0.2),
-        (exploration.epsilon_greedy, exploration.epsilon_greedy_probs, 0.0),
-        (exploration.boltzmann, exploration.boltzmann_probs, 0.7),
+        (exploration.epsilon_greedy, 0.2, [0.05, 0.45, 0.45, 0.05]),
+        (exploration.epsilon_greedy, 0.0, [0.0, 0.5, 0.5, 0.0]),
+        (exploration.boltzmann, 0.7, _softmax_by_hand(Q_SAMPLED, 0.7)),
     ],
 )
-def test_samplers_follow_their_probabilities(sample, probs, param):
-    q_values = jnp.array([1.0, 3.0, 3.0, 0.0])
+def test_samplers_follow_their_probabilities(sample, param, expected):
+    q_values = jnp.array(Q_SAMPLED)
     keys = jax.random.split(jax.random.key(0), 40_000)
     actions = jax.jit(jax.vmap(lambda k: sample(k, q_values, param)))(keys)
     frequencies = np.bincount(np.asarray(actions), minlength=4) / len(keys)
-    np.testing.assert_allclose(frequencies, probs(q_values, param), atol=0.01)
+    np.testing.assert_allclose(frequencies, expected, atol=0.01)
 
 
 def test_schedules():
