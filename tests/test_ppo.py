@@ -11,6 +11,7 @@ import re
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jrl.agents.dqn import QNetwork
@@ -144,6 +145,126 @@ def test_shuffled_indices_fall_back_to_jax_permutation_for_large_n(monkeypatch):
     monkeypatch.setattr(ppo, "SHUFFLE_POSITION_BITS_MAX", 2)
     key = jax.random.key(5)
     np.testing.assert_array_equal(shuffled_indices(key, 8), jax.random.permutation(key, 8))
+
+
+# ------------------------------------------------------------- one update by hand
+
+
+def _policy_by_hand(head, continuous: bool):
+    """(log_prob(action), entropy) of the network's head, written out: a categorical
+    over logits, or a diagonal Gaussian of (mean, log std)."""
+    if continuous:
+        mean, log_std = head
+
+        def log_prob(action):
+            z = (action - mean) / jnp.exp(log_std)
+            return jnp.sum(-0.5 * z**2 - log_std - 0.5 * jnp.log(2 * jnp.pi), axis=-1)
+
+        entropy = jnp.sum(log_std + 0.5 * jnp.log(2 * jnp.pi * jnp.e), axis=-1)
+        entropy = jnp.broadcast_to(entropy, mean.shape[:-1])
+        return log_prob, entropy
+    log_pi = jax.nn.log_softmax(head)
+    return (
+        lambda action: jnp.take_along_axis(log_pi, action[..., None], -1)[..., 0],
+        -jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1),
+    )
+
+
+def _update_by_hand(agent, env_name, config, hp, state, clip_value):
+    """One PPO update (Schulman et al. 2017, as PureJaxRL's ppo.py) on jrl's own rollout
+    and shuffles: GAE by a Python loop over time, per-minibatch advantage
+    normalisation, the clipped surrogate, the value loss clipped around the rollout's
+    values (``clip_value``; max or min of the two errors), the entropy bonus, then
+    global-norm clip and Adam (eps 1e-5) at the rate annealed per minibatch step.
+    -> (params, whether the value clip bound at some step)."""
+    from jrl.agents.rollout import make_rollout
+
+    env, env_params = make(env_name, max_steps_in_episode=5)
+    key_rollout, key_epochs = jax.random.split(jax.random.fold_in(state.key, state.update))
+    rollout = make_rollout(agent.network, agent.distribution, env, env_params, config.num_steps)
+    out = rollout(
+        key_rollout,
+        state.params,
+        state.env_state,
+        state.obs,
+        state.episode_return,
+        state.episode_length,
+    )
+    steps = out.transitions
+    reward = np.asarray(steps.reward) * hp.reward_scale
+    value, next_value = np.asarray(steps.value), np.asarray(out.next_values)
+    terminated, done = np.asarray(steps.terminated), np.asarray(steps.done)
+    advantage, trace = np.zeros_like(reward), np.zeros(reward.shape[1])
+    for t in reversed(range(reward.shape[0])):
+        delta = reward[t] + hp.gamma * (1 - terminated[t]) * next_value[t] - value[t]
+        trace = delta + hp.gamma * hp.gae_lambda * (1 - done[t]) * trace
+        advantage[t] = trace
+    size = config.batch_size
+    obs = steps.obs.reshape(size, *steps.obs.shape[2:])
+    action = steps.action.reshape(size, *steps.action.shape[2:])
+    old_log_prob, old_value = steps.log_prob.reshape(size), steps.value.reshape(size)
+    advantage = jnp.asarray(advantage.reshape(size))
+    target = advantage + old_value
+    continuous = agent.distribution.continuous
+    bound = []
+
+    def loss(params, rows):
+        head, v = agent.network.apply(params, obs[rows])
+        log_prob, entropy = _policy_by_hand(head, continuous)
+        ratio = jnp.exp(log_prob(action[rows]) - old_log_prob[rows])
+        a = advantage[rows]
+        a = (a - a.mean()) / (a.std() + 1e-8)
+        clipped_ratio = jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps)
+        actor = -jnp.minimum(ratio * a, clipped_ratio * a).mean()
+        moved = v - old_value[rows]
+        bound.append(bool(jnp.any(jnp.abs(jax.lax.stop_gradient(moved)) > hp.clip_eps)))
+        v_clipped = old_value[rows] + jnp.clip(moved, -hp.clip_eps, hp.clip_eps)
+        errors = jnp.square(v - target[rows]), jnp.square(v_clipped - target[rows])
+        critic = 0.5 * clip_value(*errors).mean()
+        return actor + hp.vf_coef * critic - hp.ent_coef * entropy.mean()
+
+    steps_per_update = config.update_epochs * config.num_minibatches
+    lr = lambda count: hp.lr * (1 - (count // steps_per_update) / config.num_updates)  # noqa: E731
+    optimizer = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(lr, eps=1e-5))
+    params, opt_state = state.params, state.opt_state
+    for key in jax.random.split(key_epochs, config.update_epochs):
+        for rows in shuffled_indices(key, size).reshape(config.num_minibatches, -1):
+            grads = jax.grad(loss)(params, rows)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            params = optax.apply_updates(params, updates)
+    return params, any(bound)
+
+
+def _largest_difference(a, b) -> float:
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return max(float(jnp.abs(x - y).max()) for x, y in pairs)
+
+
+@pytest.mark.parametrize("env_name", ["CartPole-v1", "Pendulum-v1"])
+def test_an_update_equals_ppo_written_out_by_hand(env_name):
+    """The second update of a run (the rate already annealed once), with time-outs
+    inside the rollout and rewards scaled: jrl's parameters are those of PPO written out
+    with hand-made distributions — and not those of the value clip taken the other way
+    (min instead of max of the two errors), which binds here."""
+    env, env_params = make(env_name, max_steps_in_episode=5)
+    config = PPOConfig(
+        num_envs=3,
+        num_steps=8,
+        total_timesteps=48,
+        num_minibatches=2,
+        update_epochs=3,
+        hidden_sizes=(16,),
+    )
+    hp = PPOHParams(lr=3e-2, reward_scale=0.5)
+    agent = make_ppo(config, env, env_params)
+    state, _ = agent.update(agent.init(jax.random.key(0), hp), hp)
+    after, _ = agent.update(state, hp)
+    params, clip_bound = _update_by_hand(agent, env_name, config, hp, state, jnp.maximum)
+    assert clip_bound
+    assert _largest_difference(after.params, params) < 1e-5
+    assert _largest_difference(after.params, state.params) > 1e-3
+    other_clip, _ = _update_by_hand(agent, env_name, config, hp, state, jnp.minimum)
+    assert _largest_difference(after.params, other_clip) > 1e-4
 
 
 # ------------------------------------------------------------------ configuration
