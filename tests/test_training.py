@@ -167,6 +167,24 @@ def test_evaluation_curves_have_a_point_per_evaluation(reference):
         learning_curves([whole.parent / "no_such_run"])
 
 
+def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(reference, tmp_path):
+    """README: the final eval_return equals `jrl eval`'s (same keys, split from
+    key(eval_seed); same cut, CartPole's time limit below --max-steps' default). The
+    DQN run's last row evaluates its final state, which `jrl eval` plays from the
+    checkpoint."""
+    from jrl.cli import evaluate
+
+    whole, rows, _ = reference("dqn")
+    last = [row for row in rows if row["update"] == rows[-1]["update"]]
+    assert all(row["eval_return"] is not None for row in last)
+    run_dir = shutil.copytree(whole, tmp_path / "run")
+    evaluate([run_dir], episodes=SPECS["dqn"].config["eval_episodes"])
+    returns = np.asarray(json.loads((run_dir / "eval.json").read_text())["returns"])
+    assert returns.shape == (1, 2, 2) and len({*returns.ravel()}) > 1
+    for row in last:
+        assert row["eval_return"] == pytest.approx(returns[0, row["seed"]].mean(), rel=1e-6)
+
+
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
     """A run read early in training, where one seed has not ended an episode: its other
     seeds are plotted, and stderr says which seed is missing."""
