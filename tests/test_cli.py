@@ -381,10 +381,13 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     """`jrl eval RUN_A RUN_B --out DIR`: each run's environment a task, each grid point a
     method; the pooled table is rliable's over the per-run eval.json scores, normalised
     per task between a random policy and the best seed."""
+    import jax
     import numpy as np
     import scipy.stats
 
+    from jrl.agents.evaluation import random_policy_returns
     from jrl.cli import main
+    from jrl.envs import make as make_env
     from jrl.task_aggregates import evaluate_tasks, parse_references, plan_pool
 
     cat, cliff = tmp_path / "cat", tmp_path / "cliff"
@@ -506,8 +509,13 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         evaluation = json.loads((run / "eval.json").read_text())
         per_seed = np.mean(evaluation["returns"], axis=-1)  # [grid point, seed]
         low, high = tasks[task]["low"], tasks[task]["high"]
-        # 1 is the best seed's score on the task; 0 a random policy's, below any seed's
-        # on these tasks.
+        # 1 is the best seed's score on the task; 0 the mean return of a uniformly
+        # random policy on jrl eval's keys (split from key(12345), --seed's default), cut
+        # where the runs' episodes were; below any seed's on these tasks.
+        env, env_params = make_env(task)
+        keys = jax.random.split(jax.random.key(12345), 2)
+        random = random_policy_returns(keys, env, env_params, 100)
+        assert low == pytest.approx(float(np.mean(random)), rel=1e-6)
         assert high == per_seed.max() and low < per_seed.min()
         for g, method in enumerate(methods):
             np.testing.assert_allclose(tasks[task]["scores"][method], per_seed[g])
