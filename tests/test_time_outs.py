@@ -2,7 +2,9 @@
 after every step (reward 1, never terminated), values bootstrapped from the value of
 ``info["final_observation"]`` reach 1 / (1 - gamma) = 2 at gamma 0.5. An agent that
 took the time-out as a termination (``done`` where ``terminated`` belongs) would learn
-1; one that bootstrapped from the reset state's value instead would drift elsewhere."""
+1. (Bootstrapping from the reset state's value instead would not show here: on CartPole
+it is about the final state's. That ``final_observation`` is the state bootstrapped
+from is checked in tests/test_rollout.py, and for DQN's replay in tests/test_dqn.py.)"""
 
 import jax
 import numpy as np
