@@ -75,6 +75,17 @@ def check_hparams_type(cls: type, hparams: Any) -> None:
         )
 
 
+def check_config_type(cls: type, config: Any) -> None:
+    """TypeError unless ``config`` is a ``cls``: another agent's config (a
+    ``ReinforceConfig`` given to PPO) would be read field by field and fail while
+    tracing, on the first field it lacks, with an AttributeError that names neither."""
+    if not isinstance(config, cls):
+        raise TypeError(
+            f"config must be a {cls.__name__}, got {type(config).__name__}: build it as "
+            f"{cls.__name__}(...) (each agent's make_train takes its own config)"
+        )
+
+
 def float32_hparams(cls: type, hparams: Any) -> Any:
     """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
     the fields would be read by position, and another agent's hyperparameters (a

@@ -57,6 +57,7 @@ from jrl.agents.checks import (
     Ignored,
     check_bools,
     check_choice,
+    check_config_type,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -530,6 +531,7 @@ def epsilon_schedule(config: DQNConfig, hparams: DQNHParams) -> Callable[[jax.Ar
 
 def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     """Build the pure functions of DQN on ``env`` (a gymnax-API environment)."""
+    check_config_type(DQNConfig, config)
     num_actions, obs_shape = _check_env(config, env, env_params)
     network = QNetwork(
         num_actions,

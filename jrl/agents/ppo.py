@@ -72,6 +72,7 @@ from jrl.agents.checks import (
     Ignored,
     check_bools,
     check_choice,
+    check_config_type,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -514,6 +515,7 @@ def init_state(
 def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     """Build the pure functions of PPO on ``env`` (a gymnax-API environment); the policy
     is categorical or diagonal-Gaussian as the env's action space asks."""
+    check_config_type(PPOConfig, config)
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
     network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     num_envs = config.num_envs

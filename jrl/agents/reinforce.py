@@ -47,6 +47,7 @@ import optax
 
 from jrl.agents.checks import (
     check_bools,
+    check_config_type,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -225,6 +226,7 @@ def make_optimizer(config: ReinforceConfig, hparams: ReinforceHParams):
 
 def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
     """Build REINFORCE with a baseline on ``env`` (gymnax API, discrete or Box actions)."""
+    check_config_type(ReinforceConfig, config)
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
     network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)

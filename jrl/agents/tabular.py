@@ -42,6 +42,7 @@ from jrl.agents import exploration
 from jrl.agents.checks import (
     Ignored,
     check_choice,
+    check_config_type,
     check_hparams_type,
     check_positive_int,
     float32_hparams,
@@ -493,6 +494,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     Any driver that calls ``update`` until ``finished`` — K iterations per jitted call,
     with a checkpoint between calls — gives bit for bit what ``train`` gives.
     """
+    check_config_type(TabularConfig, config)
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes

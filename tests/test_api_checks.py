@@ -1,0 +1,51 @@
+"""Checks at the public entry points, each raised on the host before anything runs: an
+agent's factory given another agent's config, hyperparameter values given to ``train``
+(and ``init``/``update``) directly, None and mixed types in a grid, count fields past
+int32, evaluation arguments, and run_sweep's key, flags and devices.
+
+Cheap on purpose: every check fires before a training run compiles, so each test
+builds an agent (or less) and no test trains one."""
+
+import pytest
+
+from jrl.agents import dqn, ppo, reinforce, tabular
+from jrl.envs import make
+
+pytestmark = pytest.mark.timeout(600)
+
+PPO_CONFIG = ppo.PPOConfig(num_envs=2, num_steps=8, total_timesteps=32, num_minibatches=2)
+REINFORCE_CONFIG = reinforce.ReinforceConfig(num_envs=2, num_steps=8, total_timesteps=32)
+DQN_CONFIG = dqn.DQNConfig()
+TABULAR_CONFIG = tabular.TabularConfig(num_episodes=3, max_steps=100)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    return make("CartPole-v1")
+
+
+@pytest.fixture(scope="module")
+def cliff():
+    return make("CliffWalking-v0")
+
+
+@pytest.mark.parametrize(
+    "factory, expected, config",
+    [
+        (ppo.make_ppo, "PPOConfig", REINFORCE_CONFIG),
+        (ppo.make_train, "PPOConfig", REINFORCE_CONFIG),
+        (reinforce.make_reinforce, "ReinforceConfig", PPO_CONFIG),
+        (reinforce.make_train, "ReinforceConfig", PPO_CONFIG),
+        (dqn.make_dqn, "DQNConfig", PPO_CONFIG),
+        (dqn.make_train, "DQNConfig", PPO_CONFIG),
+        (tabular.make_tabular, "TabularConfig", PPO_CONFIG),
+        (tabular.make_train, "TabularConfig", DQN_CONFIG),
+    ],
+)
+def test_factories_refuse_another_agents_config(factory, expected, config, cartpole, cliff):
+    """Another agent's config fails at the factory, naming the class it wants (it got
+    as far as tracing before, with an AttributeError on the first field it lacks)."""
+    env = cliff if expected == "TabularConfig" else cartpole
+    got = type(config).__name__
+    with pytest.raises(TypeError, match=f"config must be a {expected}, got {got}"):
+        factory(config, *env)
