@@ -159,7 +159,7 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
     whole grid; a grid of traced values (``run_sweep`` called under ``jit``) cannot be
     read and is left alone.
     """
-    leaves, _ = jax.tree_util.tree_flatten_with_path(grid)
+    leaves = _leaves_with_path(grid)
     if any(isinstance(leaf, jax.core.Tracer) for _, leaf in leaves):
         return
     for path, leaf in leaves:
@@ -178,14 +178,29 @@ def check_grid(grid: Any, check: Callable[[Any], None] | None = None) -> None:
             check_values(grid)
 
 
+def _leaves_with_path(tree: Any) -> list:
+    """(path, leaf) of every leaf of ``tree``, a None among them: ``jax.tree`` takes None
+    for an empty subtree, so a field set to None would vanish from every check and
+    fail later, inside the run (``jnp.asarray(None)``) or its checks."""
+    return jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda leaf: leaf is None)[0]
+
+
 def stack_grid(points: Sequence[Any]) -> Any:
-    """Stack a list of hyperparameter NamedTuples into one grid (float32; a value that
-    is not a number or that float32 would zero or alter is refused first,
+    """Stack a list of hyperparameter NamedTuples, all of one type, into one grid
+    (float32; points of two types are a TypeError, and a value that is not a number —
+    None included — or that float32 would zero or alter is refused first,
     :func:`check_number`)."""
     if not points:
         raise ValueError("stack_grid needs at least one point")
+    types = list(dict.fromkeys(type(point) for point in points))
+    if len(types) > 1:
+        first = next(i for i, point in enumerate(points) if type(point) is not types[0])
+        raise TypeError(
+            f"stack_grid stacks points of one hyperparameter type, got {types[0].__name__} "
+            f"(points[0]) and {types[1].__name__} (points[{first}]): one grid runs one agent"
+        )
     for i, point in enumerate(points):
-        for path, value in jax.tree_util.tree_flatten_with_path(point)[0]:
+        for path, value in _leaves_with_path(point):
             if not isinstance(value, jax.core.Tracer):
                 check_number(f"points[{i}]{jax.tree_util.keystr(path)}", value)
     return jax.tree.map(lambda *leaves: np.asarray(leaves, np.float32), *points)

@@ -10,6 +10,7 @@ import pytest
 
 from jrl.agents import dqn, ppo, reinforce, tabular
 from jrl.envs import make
+from jrl.sweep import check_grid, stack_grid
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -49,3 +50,20 @@ def test_factories_refuse_another_agents_config(factory, expected, config, cartp
     got = type(config).__name__
     with pytest.raises(TypeError, match=f"config must be a {expected}, got {got}"):
         factory(config, *env)
+
+
+def test_stack_grid_refuses_none_naming_the_field():
+    """None is no number: ``jax.tree`` took it for an empty subtree, so stack_grid let it
+    through and run_sweep failed in jnp.asarray (or in a comparison with None)."""
+    with pytest.raises(ValueError, match=r"points\[1\]\.q_init must be a number, got None"):
+        stack_grid([tabular.TabularHParams(), tabular.TabularHParams(q_init=None)])
+
+
+def test_check_grid_refuses_none_naming_the_field():
+    with pytest.raises(ValueError, match="gamma must be a number, got None"):
+        check_grid(ppo.PPOHParams(gamma=None))
+
+
+def test_stack_grid_refuses_points_of_two_types():
+    with pytest.raises(TypeError, match=r"PPOHParams \(points\[0\]\) and DQNHParams"):
+        stack_grid([ppo.PPOHParams(), ppo.PPOHParams(), dqn.DQNHParams()])
