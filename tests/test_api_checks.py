@@ -67,3 +67,11 @@ def test_check_grid_refuses_none_naming_the_field():
 def test_stack_grid_refuses_points_of_two_types():
     with pytest.raises(TypeError, match=r"PPOHParams \(points\[0\]\) and DQNHParams"):
         stack_grid([ppo.PPOHParams(), ppo.PPOHParams(), dqn.DQNHParams()])
+
+
+@pytest.mark.parametrize("name", ["num_episodes", "steps_per_iteration"])
+def test_tabular_config_bounds_its_counts_by_int32(name):
+    """Past int32 the config was accepted and tracing failed with a raw OverflowError."""
+    tabular.TabularConfig(**{name: 2**31 - 1})
+    with pytest.raises(ValueError, match=f"{name}=2147483648 is more than the int32"):
+        tabular.TabularConfig(**{name: 2**31})

@@ -66,8 +66,8 @@ MAX_TIMESTEPS = 2**31 - 1  # the agents' step counters (and ``timesteps`` metric
 
 
 def check_step_count(name: str, steps: int) -> None:
-    """Reject a run length (``name``: total_timesteps, max_steps) that int32 step
-    counters cannot hold."""
+    """Reject a count (``name``: total_timesteps, max_steps, num_episodes) that the
+    run's int32 step and episode counters cannot hold."""
     if steps > MAX_TIMESTEPS:
         raise ValueError(
             f"{name}={steps} is more than the int32 step counters hold ({MAX_TIMESTEPS})"

@@ -111,7 +111,8 @@ class TabularConfig:
         check_choice("schedule", self.schedule, tuple(exploration.SCHEDULES))
         for name in ("num_episodes", "max_steps", "steps_per_iteration"):
             check_positive_int(name, getattr(self, name))
-        check_step_count("max_steps", self.max_steps)
+            # The run counts episodes and steps, and loops over an iteration's, in int32.
+            check_step_count(name, getattr(self, name))
         steps = self.planning_steps
         if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"planning_steps must be an int >= 0, got {self.planning_steps!r}")
