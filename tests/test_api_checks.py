@@ -6,9 +6,13 @@ int32, evaluation arguments, and run_sweep's key, flags and devices.
 Cheap on purpose: every check fires before a training run compiles, so each test
 builds an agent (or less) and no test trains one."""
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from jrl.agents import dqn, ppo, reinforce, tabular
+from jrl.agents.evaluation import random_policy_returns, run_episode
 from jrl.envs import make
 from jrl.sweep import check_grid, stack_grid
 
@@ -75,3 +79,46 @@ def test_tabular_config_bounds_its_counts_by_int32(name):
     tabular.TabularConfig(**{name: 2**31 - 1})
     with pytest.raises(ValueError, match=f"{name}=2147483648 is more than the int32"):
         tabular.TabularConfig(**{name: 2**31})
+
+
+@pytest.fixture(scope="module")
+def windy():
+    return make("WindyGridworld-v0")
+
+
+@pytest.mark.parametrize("shape", [(48, 4), (70, 6), (70,), (4, 70)])
+def test_greedy_episode_refuses_a_q_table_of_another_shape(shape, windy):
+    """A table of CliffWalking's 48 states read Windy's states 48..69 as its last row
+    (JAX clamps the index), and a sixth action went to an env with four."""
+    with pytest.raises(ValueError, match=r"shaped \(num_states, num_actions\) = \(70, 4\)"):
+        tabular.greedy_episode(jax.random.key(0), *windy, np.zeros(shape, np.float32), 50)
+
+
+@pytest.mark.parametrize("max_steps", [0, -3, 2**31, 10.0, True, "100"])
+def test_evaluation_episodes_refuse_a_max_steps_that_is_no_steps_count(max_steps, windy):
+    """0 or less played no step and reported an episode of return 0; past int32 the loop
+    failed while tracing with a raw OverflowError."""
+    env, params = windy
+    act = lambda key, obs: jnp.int32(0)  # noqa: E731
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match="max_steps"):
+        run_episode(key, env, params, act, max_steps)
+    with pytest.raises(ValueError, match="max_steps"):
+        random_policy_returns(jax.random.split(key, 2), env, params, max_steps)
+    with pytest.raises(ValueError, match="max_steps"):
+        tabular.greedy_episode(key, env, params, np.zeros((70, 4), np.float32), max_steps)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        jax.random.split(jax.random.key(0), 0),  # no episode: a mean of NaN
+        jax.random.key(0),  # one key, not a batch of them
+        jax.random.PRNGKey(0),  # its raw (2,) words would be read as two keys
+        3,
+    ],
+    ids=["no keys", "one typed key", "one raw key", "int"],
+)
+def test_random_policy_returns_needs_a_batch_of_keys(keys, windy):
+    with pytest.raises(ValueError, match="keys must be N >= 1 PRNG keys"):
+        random_policy_returns(keys, *windy, 10)

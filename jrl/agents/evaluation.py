@@ -6,9 +6,11 @@ also :func:`scan_run`, the whole-run loop whose scan index that evaluation keys 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jrl.seeds import check_seed
 
@@ -29,8 +31,10 @@ def run_episode(
     played; under ``vmap`` the loop runs until every episode has ended and the ended
     ones stay as they were. Step t acts and steps with the halves of
     ``jax.random.fold_in(key, t)`` — under JAX's default (partitionable) threefry the
-    same keys as ``jax.random.split(key, max_steps)[t]``.
+    same keys as ``jax.random.split(key, max_steps)[t]``. ``max_steps`` is an int >= 1
+    (:func:`check_episode_steps`).
     """
+    check_episode_steps(max_steps)
     obs, state = env.reset(key, env_params)
 
     def running(carry):
@@ -53,7 +57,16 @@ def run_episode(
 
 def random_policy_returns(keys: jax.Array, env, env_params, max_steps: int) -> jax.Array:
     """float32[N]: the return of one episode of the uniformly random policy (the action
-    space's ``sample``) per key of ``keys`` [N], each cut at ``max_steps`` steps."""
+    space's ``sample``) per key of ``keys`` [N] (N >= 1), each cut at ``max_steps``
+    steps (an int >= 1)."""
+    shape = key_batch_shape(keys)
+    if shape is None or len(shape) != 1 or shape[0] < 1:
+        got = f"shape {shape}" if shape is not None else repr(keys)
+        raise ValueError(
+            "random_policy_returns plays one episode per key: keys must be N >= 1 PRNG keys "
+            f"(jax.random.split(key, N)), got {got}"
+        )
+    check_episode_steps(max_steps)
     space = env.action_space(env_params)
 
     def episode(key):
@@ -72,6 +85,34 @@ def check_step_count(name: str, steps: int) -> None:
         raise ValueError(
             f"{name}={steps} is more than the int32 step counters hold ({MAX_TIMESTEPS})"
         )
+
+
+def check_episode_steps(max_steps: Any) -> None:
+    """ValueError unless ``max_steps``, where an episode is cut, is an int >= 1 that the
+    episode loop's int32 counter holds: 0 or less played no step and returned 0 as if an
+    episode had been played, and a larger one overflowed while tracing."""
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
+        raise ValueError(
+            f"max_steps must be an int >= 1 (the steps an episode may take before it is cut), "
+            f"got {max_steps!r}"
+        )
+    check_step_count("max_steps", int(max_steps))
+
+
+def key_batch_shape(keys: Any) -> tuple[int, ...] | None:
+    """The batch shape of an array of PRNG keys — a typed key array's shape
+    (``jax.random.key``: () for one key), all but the last axis of raw uint32 keys
+    (``jax.random.PRNGKey``: (2,) for one key under the default threefry) — or None for
+    anything that is not keys (an int seed, floats)."""
+    dtype = getattr(keys, "dtype", None)
+    if dtype is None:
+        return None
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return tuple(keys.shape)
+    width = jax.eval_shape(jax.random.PRNGKey, 0).shape[-1]  # words per raw key
+    if dtype == np.uint32 and keys.ndim >= 1 and keys.shape[-1] == width:
+        return tuple(keys.shape[:-1])
+    return None
 
 
 def check_eval_fields(config) -> None:

@@ -660,8 +660,17 @@ def make_train(config: TabularConfig, env, env_params):
 
 def greedy_episode(key, env, env_params, q_values, max_steps: int):
     """Return and length of one episode of the greedy policy (ties broken at random),
-    cut at ``max_steps``: (return float32, length int32, terminated bool). ``q_values``
-    float[S, A] may be a NumPy array (it is indexed by a traced observation)."""
+    cut at ``max_steps`` (an int >= 1): (return float32, length int32, terminated bool).
+    ``q_values`` float[S, A] may be a NumPy array (it is indexed by a traced
+    observation); S and A must be the environment's numbers of states and actions."""
+    expected = (num_states_of(env, env_params), int(env.action_space(env_params).n))
+    if np.shape(q_values) != expected:
+        raise ValueError(
+            f"q_values must be shaped (num_states, num_actions) = {expected} for "
+            f"{env.name}, got {np.shape(q_values)}: a table of another environment "
+            "would be indexed out of its range (JAX clamps the index) or act with actions "
+            "the environment has not got"
+        )
     q_values = jnp.asarray(q_values)
     return run_episode(
         key,
