@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from jrl.agents.evaluation import key_batch_shape
 from jrl.host import compiler_options, release_unused_memory
 from jrl.progress import call_stoppable
 
@@ -251,7 +252,9 @@ def run_sweep(
     ``jrl.progress.train_with_progress``); the compiled run then goes through
     ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
     ends it within 1% of its updates; not with ``sequential=True`` (a ValueError).
+    ``key`` is one PRNG key, or a ValueError says so.
     """
+    _check_key(key)
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int | np.integer) or num_seeds < 1:
         raise ValueError(f"num_seeds must be a positive int, got {num_seeds!r}")
     if progress is not None and not jit:
@@ -291,6 +294,19 @@ def run_sweep(
     if progress is not None:
         return call_stoppable(progress, compiled, keys, grid)
     return compiled(keys, grid)
+
+
+def _check_key(key: Any) -> None:
+    """ValueError unless ``key`` is one PRNG key (typed, shape (); or raw uint32 words,
+    shape (2,)): jax.random's own errors for an int seed or a batch of keys advise
+    ``jax.vmap``, which is not what run_sweep needs."""
+    if key_batch_shape(key) == ():
+        return
+    got = f"shape {key.shape} and dtype {key.dtype}" if hasattr(key, "dtype") else repr(key)
+    raise ValueError(
+        "key must be one PRNG key (jax.random.key(seed)); run_sweep splits it into "
+        f"num_seeds keys itself, got {got}"
+    )
 
 
 def vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:

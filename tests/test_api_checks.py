@@ -14,7 +14,7 @@ import pytest
 from jrl.agents import dqn, ppo, reinforce, tabular
 from jrl.agents.evaluation import random_policy_returns, run_episode
 from jrl.envs import make
-from jrl.sweep import check_grid, stack_grid
+from jrl.sweep import check_grid, product_grid, run_sweep, stack_grid
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -122,3 +122,29 @@ def test_evaluation_episodes_refuse_a_max_steps_that_is_no_steps_count(max_steps
 def test_random_policy_returns_needs_a_batch_of_keys(keys, windy):
     with pytest.raises(ValueError, match="keys must be N >= 1 PRNG keys"):
         random_policy_returns(keys, *windy, 10)
+
+
+@pytest.fixture(scope="module")
+def tabular_sweep(cliff):
+    """(train, grid) of a tabular run small enough that a check the sweep misses costs
+    little; with the checks, nothing compiles."""
+    train = tabular.make_train(TABULAR_CONFIG, *cliff)
+    return train, product_grid(tabular.TabularHParams(), alpha=[0.1, 0.5])
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        0,
+        jax.random.split(jax.random.key(0), 4),
+        jax.random.split(jax.random.PRNGKey(0), 4),
+        np.zeros(2, np.float32),
+    ],
+    ids=["int seed", "typed keys", "raw keys", "float words"],
+)
+def test_run_sweep_needs_one_key(key, tabular_sweep):
+    """jax.random's own errors advised jax.vmap ("split accepts a single key") or spoke
+    of key data; run_sweep splits its one key into num_seeds keys itself."""
+    train, grid = tabular_sweep
+    with pytest.raises(ValueError, match=r"key must be one PRNG key \(jax.random.key\(seed\)\)"):
+        run_sweep(train, key, grid, num_seeds=4)
