@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
+from jrl.agents.checks import check_bool
 from jrl.agents.evaluation import key_batch_shape
 from jrl.host import compiler_options, release_unused_memory
 from jrl.progress import call_stoppable
@@ -252,11 +253,16 @@ def run_sweep(
     ``jrl.progress.train_with_progress``); the compiled run then goes through
     ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
     ends it within 1% of its updates; not with ``sequential=True`` (a ValueError).
-    ``key`` is one PRNG key, or a ValueError says so.
+    ``key`` is one PRNG key, ``jit`` and ``sequential`` are bools and ``devices`` holds
+    ``jax.Device`` objects (``jax.devices()``), or a ValueError says so.
     """
     _check_key(key)
     if isinstance(num_seeds, bool) or not isinstance(num_seeds, int | np.integer) or num_seeds < 1:
         raise ValueError(f"num_seeds must be a positive int, got {num_seeds!r}")
+    check_bool("jit", jit)
+    check_bool("sequential", sequential)
+    if devices is not None:
+        devices = _checked_devices(devices)
     if progress is not None and not jit:
         raise ValueError(
             "progress= needs jit=True (run_sweep then runs the compiled call); with "
@@ -307,6 +313,20 @@ def _check_key(key: Any) -> None:
         "key must be one PRNG key (jax.random.key(seed)); run_sweep splits it into "
         f"num_seeds keys itself, got {got}"
     )
+
+
+def _checked_devices(devices: Any) -> list:
+    """``devices`` as a list of ``jax.Device``, or a ValueError: an entry that is not one
+    (a platform name "cpu", an index 0) failed inside ``jax.device_put``."""
+    if isinstance(devices, jax.Device | str) or not hasattr(devices, "__iter__"):
+        raise ValueError(f"devices= takes a list of jax.Device (jax.devices()), got {devices!r}")
+    devices = list(devices)
+    for i, device in enumerate(devices):
+        if not isinstance(device, jax.Device):
+            raise ValueError(
+                f"devices[{i}] must be a jax.Device (an entry of jax.devices()), got {device!r}"
+            )
+    return devices
 
 
 def vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:

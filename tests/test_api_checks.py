@@ -148,3 +148,30 @@ def test_run_sweep_needs_one_key(key, tabular_sweep):
     train, grid = tabular_sweep
     with pytest.raises(ValueError, match=r"key must be one PRNG key \(jax.random.key\(seed\)\)"):
         run_sweep(train, key, grid, num_seeds=4)
+
+
+@pytest.mark.parametrize("flag", ["jit", "sequential"])
+@pytest.mark.parametrize("value", ["False", 0, None])
+def test_run_sweep_flags_must_be_bools(flag, value, tabular_sweep):
+    """sequential="False" is a non-empty string: it ran the sweep in sequence."""
+    train, grid = tabular_sweep
+    with pytest.raises(ValueError, match=f"{flag} must be a bool"):
+        run_sweep(train, jax.random.key(0), grid, 1, **{flag: value})
+
+
+@pytest.mark.parametrize(
+    "devices, match",
+    [
+        (["cpu"], r"devices\[0\] must be a jax.Device"),
+        ([0], r"devices\[0\] must be a jax.Device"),
+        (lambda: [jax.devices()[0], "cpu"], r"devices\[1\] must be a jax.Device"),
+        (lambda: jax.devices()[0], "devices= takes a list of jax.Device"),
+    ],
+    ids=["platform name", "index", "second entry", "one device"],
+)
+def test_run_sweep_devices_must_be_devices(devices, match, tabular_sweep):
+    """Such entries failed inside jax.device_put, or were read as a sequence."""
+    train, grid = tabular_sweep
+    devices = devices() if callable(devices) else devices
+    with pytest.raises(ValueError, match=match):
+        run_sweep(train, jax.random.key(0), grid, 1, devices=devices)

@@ -45,12 +45,17 @@ def reject_ignored(hparams: Any, ignored: Mapping[str, Ignored]) -> None:
             )
 
 
+def check_bool(name: str, value: Any) -> None:
+    """ValueError unless ``value`` (setting ``name``) is a bool: ``anneal_lr="False"`` is
+    a non-empty string, which Python reads as true."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be a bool, got {value!r}")
+
+
 def check_bools(config: Any, names: tuple[str, ...]) -> None:
-    """ValueError unless each named field of ``config`` is a bool: ``anneal_lr="False"``
-    is a non-empty string, which Python reads as true."""
+    """:func:`check_bool` on each named field of ``config``."""
     for name in names:
-        if not isinstance(getattr(config, name), bool):
-            raise ValueError(f"{name} must be a bool, got {getattr(config, name)!r}")
+        check_bool(name, getattr(config, name))
 
 
 def check_choice(name: str, value: Any, choices) -> None:
