@@ -20,7 +20,17 @@ pytestmark = pytest.mark.timeout(600)
 
 PPO_CONFIG = ppo.PPOConfig(num_envs=2, num_steps=8, total_timesteps=32, num_minibatches=2)
 REINFORCE_CONFIG = reinforce.ReinforceConfig(num_envs=2, num_steps=8, total_timesteps=32)
-DQN_CONFIG = dqn.DQNConfig()
+DQN_CONFIG = dqn.DQNConfig(  # a hard target copy: tau unread
+    num_envs=4,
+    total_timesteps=2_000,
+    buffer_size=500,
+    batch_size=32,
+    learning_starts=200,
+    train_frequency=4,
+    target_update_frequency=100,
+    log_frequency=500,
+    hidden_sizes=(32, 32),
+)
 TABULAR_CONFIG = tabular.TabularConfig(num_episodes=3, max_steps=100)
 
 
@@ -175,3 +185,70 @@ def test_run_sweep_devices_must_be_devices(devices, match, tabular_sweep):
     devices = devices() if callable(devices) else devices
     with pytest.raises(ValueError, match=match):
         run_sweep(train, jax.random.key(0), grid, 1, devices=devices)
+
+
+AGENTS = {  # name: (factory, config, the env's fixture)
+    "ppo": (ppo.make_ppo, PPO_CONFIG, "cartpole"),
+    "reinforce": (reinforce.make_reinforce, REINFORCE_CONFIG, "cartpole"),
+    "dqn": (dqn.make_dqn, DQN_CONFIG, "cartpole"),
+    "tabular": (tabular.make_tabular, TABULAR_CONFIG, "cliff"),
+    "tabular, two algorithms": (
+        tabular.make_tabular,
+        tabular.TabularConfig(algorithm=("sarsa", "q_learning"), num_episodes=3, max_steps=100),
+        "cliff",
+    ),
+}
+BAD_HPARAMS = [  # (agent, hyperparameters run_sweep refuses, its message)
+    pytest.param("ppo", ppo.PPOHParams(gamma=1.5), r"gamma must be in \[0, 1\]", id="ppo gamma"),
+    pytest.param("ppo", ppo.PPOHParams(lr=-1.0), "lr must be > 0", id="ppo lr"),
+    pytest.param("ppo", ppo.PPOHParams(lr=float("nan")), "lr must be a finite", id="ppo nan"),
+    pytest.param("ppo", ppo.PPOHParams(lr=1e-50), "float32's smallest normal", id="ppo 1e-50"),
+    pytest.param(
+        "reinforce", reinforce.ReinforceHParams(lr=-1.0), "lr must be > 0", id="reinforce"
+    ),
+    # Only the check that knows the config refuses it.
+    pytest.param("dqn", dqn.DQNHParams(tau=0.5), "target_update='hard' .* ignores", id="dqn tau"),
+    pytest.param(
+        "tabular, two algorithms",
+        tabular.TabularHParams(algorithm=7.0),
+        "indexes config.algorithm",
+        id="tabular index",
+    ),
+    pytest.param("tabular", tabular.TabularHParams(alpha=-0.5), "alpha must be in", id="alpha"),
+    pytest.param("tabular", tabular.TabularHParams(epsilon=3.0), "epsilon must be", id="epsilon"),
+]
+
+
+def _build(name, request):
+    factory, config, env = AGENTS[name]
+    return factory(config, *request.getfixturevalue(env))
+
+
+@pytest.mark.parametrize("agent, hparams, match", BAD_HPARAMS)
+def test_train_called_directly_checks_concrete_hparams_as_run_sweep_does(
+    agent, hparams, match, request
+):
+    """train(key, hparams) with concrete values, eager or jitted over hyperparameters it
+    closes over, refuses what run_sweep refuses, with its message: before, it trained
+    (lr=-1 ascended the loss, a tabular index 7 ran the last algorithm)."""
+    train = _build(agent, request).train
+    key = jax.random.key(0)
+    with pytest.raises(ValueError, match=match):
+        run_sweep(train, key, stack_grid([hparams]), 1)
+    with pytest.raises(ValueError, match=match) as on_one_point:
+        check_grid(hparams, getattr(train, "check_hparams", None))  # run_sweep's check
+    with pytest.raises(ValueError, match=match) as eager:
+        train(key, hparams)
+    assert str(eager.value) == str(on_one_point.value)
+    with pytest.raises(ValueError, match=match):
+        jax.jit(lambda key: train(key, hparams))(key)
+
+
+@pytest.mark.parametrize("agent, hparams, match", BAD_HPARAMS)
+def test_init_and_update_called_directly_check_concrete_hparams(agent, hparams, match, request):
+    agent = _build(agent, request)
+    with pytest.raises(ValueError, match=match):
+        agent.init(jax.random.key(0), hparams)
+    state = agent.init(jax.random.key(0), type(hparams)())
+    with pytest.raises(ValueError, match=match):
+        agent.update(state, hparams)

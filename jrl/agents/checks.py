@@ -14,7 +14,7 @@ ints, bools, floats and strings.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax.numpy as jnp
@@ -91,22 +91,33 @@ def check_config_type(cls: type, config: Any) -> None:
         )
 
 
-def float32_hparams(cls: type, hparams: Any) -> Any:
+def float32_hparams(cls: type, hparams: Any, check: Callable | None = None) -> Any:
     """``hparams`` as a ``cls`` of float32 arrays. Anything but a ``cls`` is a TypeError:
     the fields would be read by position, and another agent's hyperparameters (a
     ``ReinforceHParams`` given to PPO) would run with its ent_coef as gae_lambda. A
     field that is not a scalar is a ValueError: a grid handed to an un-vmapped ``train``
     would broadcast against the run's arrays (gamma of shape (4,) against 4
-    environments: each its own discount) instead of failing."""
+    environments: each its own discount) instead of failing.
+
+    Values that are not traced (``train(key, hparams)`` called eagerly, or jitted over
+    hyperparameters it closes over) are then checked as ``jrl.sweep.run_sweep`` checks a
+    grid, with the same errors (``jrl.sweep.check_grid`` with ``check``: the agent's
+    ``check_hparams`` bound to its config), so a negative learning rate or a gamma of 1.5
+    fails here instead of training. Traced values (``jax.jit(train)(key, hparams)``,
+    ``jax.vmap``, run_sweep's own compiled runs, which it checked before compiling)
+    cannot be read and pass unchecked."""
+    from jrl.sweep import check_grid  # here: jrl.sweep imports this module
+
     check_hparams_type(cls, hparams)
-    cast = cls(*(jnp.asarray(v, jnp.float32) for v in hparams))
-    shaped = {name: value.shape for name, value in cast._asdict().items() if value.ndim}
+    shaped = {name: np.shape(value) for name, value in hparams._asdict().items()}
+    shaped = {name: shape for name, shape in shaped.items() if shape}
     if shaped:
         raise ValueError(
             f"train takes one point of hyperparameters (scalars), got shapes {shaped}: run "
             "a grid with jrl.sweep.run_sweep (or jax.vmap(train) over its leading axis)"
         )
-    return cast
+    check_grid(hparams, check)  # returns at once when any value is traced
+    return cls(*(jnp.asarray(v, jnp.float32) for v in hparams))
 
 
 def python_scalars(config: Any) -> None:

@@ -549,8 +549,12 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
     evaluate = make_evaluate(config, env, env_params, lambda params: greedy_policy(network, params))
 
+    # What run_sweep checks a grid with (train.check_hparams, below); cast checks concrete
+    # hyperparameters with it too.
+    check = functools.partial(check_hparams, config=config)
+
     def cast(hparams: DQNHParams) -> DQNHParams:
-        return float32_hparams(DQNHParams, hparams)
+        return float32_hparams(DQNHParams, hparams, check)
 
     def init(key: jax.Array, hparams: DQNHParams) -> DQNState:
         hparams = cast(hparams)
@@ -723,7 +727,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     train = scan_run(init, update_at, config.num_chunks)
 
     # run_sweep checks a grid with it before compiling: one the config ignores sweeps nothing.
-    train.check_hparams = functools.partial(check_hparams, config=config)
+    train.check_hparams = check
     return DQN(
         network=network,
         init=init,
@@ -737,7 +741,15 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
 
 def make_train(config: DQNConfig, env, env_params) -> Callable:
     """``train(key, hparams) -> (DQNState, DQNMetrics)``: a whole DQN run (pure; jit/vmap
-    it, or hand it to ``jrl.sweep.run_sweep``)."""
+    it, or hand it to ``jrl.sweep.run_sweep``).
+
+    Hyperparameters with concrete values (an eager call, or ``jax.jit(lambda key:
+    train(key, hparams))``) are checked as ``jrl.sweep.run_sweep`` checks a grid, before
+    anything compiles. Traced ones (``jax.jit(train)(key, hparams)``, ``jax.vmap(train)``)
+    cannot be read, so a negative lr or a gamma of 1.5 would run: hand them to
+    ``run_sweep``, which checks its grid first, or check them with
+    ``jrl.sweep.check_grid(hparams, train.check_hparams)``.
+    """
     return make_dqn(config, env, env_params).train
 
 

@@ -526,8 +526,12 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
         config, env, env_params, lambda params: greedy_policy(network, distribution, params)
     )
 
+    # What run_sweep checks a grid with (train.check_hparams, below); cast checks concrete
+    # hyperparameters with it too.
+    check = functools.partial(check_hparams, config=config)
+
     def cast(hparams: PPOHParams) -> PPOHParams:
-        return float32_hparams(PPOHParams, hparams)
+        return float32_hparams(PPOHParams, hparams, check)
 
     def init(key: jax.Array, hparams: PPOHParams) -> PPOState:
         optimizer, _ = make_optimizer(config, cast(hparams))
@@ -642,7 +646,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     train = scan_run(init, update_at, config.num_updates)
 
     # run_sweep checks a grid with it before compiling: one the config ignores sweeps nothing.
-    train.check_hparams = functools.partial(check_hparams, config=config)
+    train.check_hparams = check
     return PPO(
         network=network,
         init=init,
@@ -657,7 +661,15 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
 
 def make_train(config: PPOConfig, env, env_params) -> Callable:
     """``train(key, hparams) -> (PPOState, PPOMetrics)``: a whole PPO run (pure; jit/vmap
-    it, or hand it to ``jrl.sweep.run_sweep``)."""
+    it, or hand it to ``jrl.sweep.run_sweep``).
+
+    Hyperparameters with concrete values (an eager call, or ``jax.jit(lambda key:
+    train(key, hparams))``) are checked as ``jrl.sweep.run_sweep`` checks a grid, before
+    anything compiles. Traced ones (``jax.jit(train)(key, hparams)``, ``jax.vmap(train)``)
+    cannot be read, so a negative lr or a gamma of 1.5 would run: hand them to
+    ``run_sweep``, which checks its grid first, or check them with
+    ``jrl.sweep.check_grid(hparams, train.check_hparams)``.
+    """
     return make_ppo(config, env, env_params).train
 
 

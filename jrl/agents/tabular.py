@@ -504,8 +504,12 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     bonus = algorithms[0] == "dyna_q_plus"
     num_uniforms = 4 + 2 * config.planning_steps
 
+    # What run_sweep checks a grid with (train.check_hparams, below); cast checks concrete
+    # hyperparameters with it too.
+    check = functools.partial(check_hparams, config=config)
+
     def cast(hparams: TabularHParams) -> TabularHParams:
-        return float32_hparams(TabularHParams, hparams)
+        return float32_hparams(TabularHParams, hparams, check)
 
     def running(state: TabularRunState):
         return (state.episode < num_episodes) & (state.step < config.max_steps)
@@ -649,12 +653,20 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     # run_sweep checks a grid with it before compiling: an index past config.algorithm
     # would run the last algorithm silently, a hyperparameter the config ignores would
     # sweep nothing.
-    train.check_hparams = functools.partial(check_hparams, config=config)
+    train.check_hparams = check
     return Tabular(init=init, update=update, finished=finished, results=results, train=train)
 
 
 def make_train(config: TabularConfig, env, env_params):
-    """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it)."""
+    """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it).
+
+    Hyperparameters with concrete values (an eager call, or ``jax.jit(lambda key:
+    train(key, hparams))``) are checked as ``jrl.sweep.run_sweep`` checks a grid, before
+    anything compiles. Traced ones (``jax.jit(train)(key, hparams)``, ``jax.vmap(train)``)
+    cannot be read, so an alpha of -0.5 or an algorithm index past config.algorithm's
+    names would run: hand them to ``run_sweep``, which checks its grid first, or check
+    them with ``jrl.sweep.check_grid(hparams, train.check_hparams)``.
+    """
     return make_tabular(config, env, env_params).train
 
 
