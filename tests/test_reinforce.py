@@ -7,6 +7,7 @@ timeout (the jaxlib 0.10-0.11 CPU deadlock of REFERENCE.md is a silent hang).
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from jrl.agents.ppo import gae
@@ -92,6 +93,96 @@ def test_check_hparams_rejects_impossible_values(field, value):
     check_hparams(ReinforceHParams())
     with pytest.raises(ValueError, match=field):
         check_hparams(ReinforceHParams()._replace(**{field: value}))
+
+
+# ------------------------------------------------------------- one update by hand
+
+
+def _update_by_hand(agent, config, hp, state, baseline: bool):
+    """One REINFORCE update with a learned baseline (Williams 1992; Sutton & Barto
+    13.4) on jrl's own rollout: returns-to-go by a Python loop over time (a time-out
+    bootstraps from V(final observation), a termination from 0), the advantage G - V(s)
+    (G alone without ``baseline``), optionally standardised, the policy-gradient loss
+    -mean(log pi(a|s) A), the baseline's 0.5 mean((V - G)^2), the entropy bonus, then
+    global-norm clip and Adam (eps 1e-5) at the annealed rate. -> (params, losses)."""
+    from jrl.agents.distributions import categorical
+    from jrl.agents.rollout import make_rollout
+
+    env, env_params = make("CartPole-v1", max_steps_in_episode=5)
+    rollout = make_rollout(agent.network, categorical(), env, env_params, config.num_steps)
+    out = rollout(
+        jax.random.fold_in(state.key, state.update),
+        state.params,
+        state.env_state,
+        state.obs,
+        state.episode_return,
+        state.episode_length,
+    )
+    steps = out.transitions
+    reward, next_value = np.asarray(steps.reward), np.asarray(out.next_values)
+    terminated, done = np.asarray(steps.terminated), np.asarray(steps.done)
+    returns, following = np.zeros_like(reward), np.zeros(reward.shape[1])
+    for t in reversed(range(reward.shape[0])):
+        # An episode that ends here (or the rollout's last step) starts a new sum.
+        ahead = np.where(done[t] | (t == reward.shape[0] - 1), next_value[t], following)
+        following = reward[t] + hp.gamma * (1 - terminated[t]) * ahead
+        returns[t] = following
+    size = config.batch_size
+    obs = steps.obs.reshape(size, *steps.obs.shape[2:])
+    action = steps.action.reshape(size)
+    returns = jnp.asarray(returns.reshape(size))
+
+    def loss(params):
+        logits, value = agent.network.apply(params, obs)
+        log_pi = jax.nn.log_softmax(logits)
+        log_prob = jnp.take_along_axis(log_pi, action[:, None], -1)[:, 0]
+        advantage = jax.lax.stop_gradient(returns - value if baseline else returns)
+        if config.normalize_advantages:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+        actor = -(log_prob * advantage).mean()
+        critic = 0.5 * jnp.square(value - returns).mean()
+        entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1).mean()
+        total = actor + hp.vf_coef * critic - hp.ent_coef * entropy
+        return total, (actor, critic, total)
+
+    lr = hp.lr * (1 - int(state.update) / config.num_updates)
+    optimizer = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(lr, eps=1e-5))
+    grads, losses = jax.grad(loss, has_aux=True)(state.params)
+    updates, _ = optimizer.update(grads, state.opt_state, state.params)
+    return optax.apply_updates(state.params, updates), losses
+
+
+def _largest_difference(a, b) -> float:
+    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    return max(float(jnp.abs(x - y).max()) for x, y in pairs)
+
+
+@pytest.mark.parametrize("normalize_advantages", [False, True])
+def test_an_update_equals_reinforce_with_a_baseline_written_out(normalize_advantages):
+    """The second update (the rate annealed once), episodes cut every 5 steps inside the
+    rollout: jrl's losses and parameters are those written out above, and not those of
+    REINFORCE without its baseline."""
+    env, env_params = make("CartPole-v1", max_steps_in_episode=5)
+    config = ReinforceConfig(
+        num_envs=3,
+        num_steps=8,
+        total_timesteps=72,
+        hidden_sizes=(16,),
+        anneal_lr=True,
+        normalize_advantages=normalize_advantages,
+    )
+    hp = ReinforceHParams(lr=3e-2, gamma=0.9)
+    agent = make_reinforce(config, env, env_params)
+    state, _ = agent.update(agent.init(jax.random.key(0), hp), hp)
+    after, metrics = agent.update(state, hp)
+    params, (actor, critic, total) = _update_by_hand(agent, config, hp, state, baseline=True)
+    assert float(metrics.actor_loss) == pytest.approx(float(actor), rel=1e-5, abs=1e-6)
+    assert float(metrics.value_loss) == pytest.approx(float(critic), rel=1e-5)
+    assert float(metrics.total_loss) == pytest.approx(float(total), rel=1e-5, abs=1e-6)
+    assert _largest_difference(after.params, params) < 1e-6
+    assert _largest_difference(after.params, state.params) > 1e-3
+    without, _ = _update_by_hand(agent, config, hp, state, baseline=False)
+    assert _largest_difference(after.params, without) > 1e-4
 
 
 # ------------------------------------------------------------------- CartPole run
