@@ -320,6 +320,20 @@ def test_saver_keeps_at_least_one_checkpoint(keep, tmp_path):
         checkpoint.Saver(tmp_path, keep=keep)
 
 
+@pytest.mark.parametrize("keep", [1, 2])
+def test_saver_keeps_the_newest_checkpoints_and_deletes_the_rest(keep, tmp_path):
+    """Each DQN checkpoint holds its replay buffer: older ones must go, records too."""
+    saver = checkpoint.Saver(tmp_path, keep=keep)
+    for chunk in range(1, 6):
+        state = {"w": np.full(4, chunk, np.float32)}
+        saver.save(chunk, state, {"fingerprint": "f", "updates_done": chunk})
+    saver.close()
+    kept = [f"chunk_{chunk:08d}" for chunk in range(6 - keep, 6)]
+    assert sorted(p.name for p in tmp_path.glob("chunk_*") if p.is_dir()) == kept
+    assert sorted(p.name for p in tmp_path.glob("chunk_*.json")) == [f"{k}.json" for k in kept]
+    assert json.loads((tmp_path / "latest.json").read_text())["path"] == kept[-1]
+
+
 def test_a_save_cut_short_leaves_latest_naming_the_checkpoint_before(tmp_path, capsys):
     """A second Ctrl-C can end the wait for orbax's background save early, and the
     process exits before the save is finished (only its temporary directory is left):
