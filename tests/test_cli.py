@@ -534,6 +534,29 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         image = iio.imread(out / name)
         assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
         assert image.std() > 0  # not blank
+    # Given references normalise each task between them (a task label may hold '=': the
+    # environment's overrides); --normalize none keeps raw returns.
+    given = {"CatRoom-v0": (0.0, 10.0), "CliffWalking-v0": (-100.0, -13.0)}
+    for normalize, references in (("random,best", given), ("none", None)):
+        result = evaluate_tasks(
+            [cat, cliff],
+            tmp_path / f"pooled_{normalize}",
+            episodes=2,
+            max_steps=100,
+            normalize=normalize,
+            references=references,
+            reps=50,
+        )
+        for task, entry in result["tasks"].items():
+            low, high = given[task] if references else (0.0, 1.0)
+            assert (entry["low"], entry["high"]) == (low, high)
+            assert entry["source"] == ("given" if references else "none")
+            for method in methods:
+                raw = np.asarray(entry["scores"][method])
+                np.testing.assert_allclose(entry["normalised"][method], (raw - low) / (high - low))
+    assert parse_references(["CatRoom-v0 slip_prob=0.1=0,10"], ["CatRoom-v0 slip_prob=0.1"]) == {
+        "CatRoom-v0 slip_prob=0.1": (0.0, 10.0)
+    }
     # A pooled run that did not finish is said so, as one run alone is, and recorded.
     summary = json.loads((cat / "summary.json").read_text())
     (cat / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
