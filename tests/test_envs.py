@@ -935,6 +935,28 @@ def test_render_shape_and_agent(name, cell_px):
     np.testing.assert_array_equal(cells_changed, expected)
 
 
+@pytest.mark.parametrize(
+    "name, layout", [("CatRoom-v0", 0), ("BlockingMaze-v0", 0), ("BlockingMaze-v0", 1)]
+)
+def test_render_draws_every_cell_in_its_legend_colour(name, layout):
+    """The centre pixel of every cell the agent is not on is the legend colour of that
+    cell's type in the layout in use: walls, posts and the goal, not all floor; and
+    BlockingMaze's second layout, whose wall gap moved from (3, 8) to (3, 0), not its
+    first."""
+    cell_px = 8
+    env, params = env_of(name)
+    _, state = env.reset(KEY, params)
+    state = state.replace(layout=jnp.asarray(layout, state.layout.dtype))
+    image = np.asarray(draw(name, cell_px)(state))
+    types = np.asarray(params.cell_type[layout])
+    others = np.ones(types.shape, bool)
+    others[divmod(int(state.cell), env.width)] = False  # the agent's cell holds its sprite
+    assert len(np.unique(types[others])) >= 3  # floor, wall and more to tell apart
+    centres = image[cell_px // 2 :: cell_px, cell_px // 2 :: cell_px]
+    colours = np.array([cell.color for cell in env.legend], np.uint8)
+    np.testing.assert_array_equal(centres[others], colours[types][others])
+
+
 def test_render_rejects_bad_cell_px():
     env, params = env_of("CatRoom-v0")
     with pytest.raises(ValueError, match="cell_px"):
