@@ -29,6 +29,12 @@ def test_aggregates_on_hand_examples():
     result = stats.aggregate({"a": one_task}, reps=REPS)
     assert _point(result, "a", "IQM") == pytest.approx(4.5)
     assert _point(result, "a", "Mean") == pytest.approx(4.5)
+    # Skewed runs, where the IQM and the mean part: sorted 0, 0 | 0, 1, 2, 3 | 50, 100,
+    # so the IQM is (0 + 1 + 2 + 3) / 4 = 1.5 and the mean 156 / 8 = 19.5.
+    skewed = np.array([100.0, 0.0, 3.0, 0.0, 50.0, 1.0, 0.0, 2.0])[:, None]
+    result = stats.aggregate({"s": skewed}, reps=REPS)
+    assert _point(result, "s", "IQM") == pytest.approx(1.5)
+    assert _point(result, "s", "Mean") == pytest.approx(19.5)
     # Two tasks: mean and median are over the per-task means (2 and 10 here, and 20 for
     # a third), the IQM over all run x task scores; optimality gap with target 5:
     # 5 - mean(min(score, 5)) = 5 - (1 + 2 + 3 + 5 + 5 + 5) / 6 = 1.5.
@@ -125,8 +131,10 @@ def test_profiles_and_iqm_curves():
     np.testing.assert_allclose(profiles.point["a"], [1.0, 0.5, 0.0])  # fraction above tau
     np.testing.assert_allclose(profiles.point["b"], [1.0, 0.75, 0.0])
     assert profiles.interval["a"].shape == (2, 3)
-    # A curve whose step t holds 1..8 + t: the IQM at step t is 4.5 + t.
-    curve = np.arange(1.0, 9.0)[:, None, None] + np.arange(5.0)
+    # A curve whose step t holds 1, ..., 7, 100 (plus t): the IQM at step t cuts 1, 2 and
+    # 7, 100, leaving (3 + 4 + 5 + 6) / 4 + t = 4.5 + t (the mean is 128 / 8 + t = 16 + t).
+    runs = np.array([1.0, 2, 3, 4, 5, 6, 7, 100])
+    curve = runs[:, None, None] + np.arange(5.0)
     curves = stats.iqm_curves({"a": curve}, steps=np.arange(5) * 100, reps=REPS)
     np.testing.assert_allclose(curves.point["a"], 4.5 + np.arange(5))
     low, high = curves.interval["a"]
