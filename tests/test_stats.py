@@ -127,10 +127,21 @@ def test_table_and_json_hold_every_algorithm():
 
 def test_profiles_and_iqm_curves():
     scores = {"a": np.arange(1.0, 9.0)[:, None], "b": np.arange(1.0, 9.0)[:, None] + 2}
-    profiles = stats.performance_profiles(scores, taus=[0.0, 4.5, 100.0], reps=REPS)
-    np.testing.assert_allclose(profiles.point["a"], [1.0, 0.5, 0.0])  # fraction above tau
-    np.testing.assert_allclose(profiles.point["b"], [1.0, 0.75, 0.0])
-    assert profiles.interval["a"].shape == (2, 3)
+    profiles = stats.performance_profiles(scores, taus=[0.0, 4.0, 4.5, 100.0], reps=REPS)
+    # The fraction strictly above tau: at tau 4.0, 5..8 of 1..8 (a score equal to tau
+    # is not above it; counting it would give 5 / 8).
+    np.testing.assert_allclose(profiles.point["a"], [1.0, 0.5, 0.5, 0.0])
+    np.testing.assert_allclose(profiles.point["b"], [1.0, 0.75, 0.75, 0.0])
+    low, high = profiles.interval["a"]
+    assert profiles.interval["a"].shape == (2, 4)
+    # Every resample of 1..8 is above 0 and below 100: those bands have no width.
+    assert low[0] == high[0] == 1.0 and low[3] == high[3] == 0.0
+    # At tau 4.0 and 4.5 a resample's fraction is Binomial(8, 1/2) / 8, whose 2.5% and
+    # 97.5% quantiles are 1/8 and 7/8 (P(X <= 0) = 1/256, P(X <= 1) = 9/256); 200
+    # resamples land within 1/8 of them: a band around the point, not on it.
+    for i in (1, 2):
+        assert 0.125 <= low[i] <= 0.25 and 0.75 <= high[i] <= 0.875
+        assert low[i] < profiles.point["a"][i] < high[i]
     # A curve whose step t holds 1, ..., 7, 100 (plus t): the IQM at step t cuts 1, 2 and
     # 7, 100, leaving (3 + 4 + 5 + 6) / 4 + t = 4.5 + t (the mean is 128 / 8 + t = 16 + t).
     runs = np.array([1.0, 2, 3, 4, 5, 6, 7, 100])
