@@ -52,6 +52,23 @@ def test_curve_stats_bands_contain_their_estimates_and_narrow_with_more_seeds():
     assert width(curve_stats(many, num_resamples=2000)) == pytest.approx(0.277, rel=0.15)
 
 
+def test_the_iqm_band_is_the_iqms_not_the_means():
+    """19 seeds at 1.0 and one at 1000 (20 seeds): a resample's IQM cuts 5 seeds at each
+    end, so it stays 1 unless the outlier is drawn 6 or more times of 20 (Binomial(20,
+    1/20): P = 0.00033, far under 2.5%): the IQM band is exactly [1, 1]. A resample's
+    mean is 1 + 999 X / 20 for X draws of the outlier, whose 97.5% quantile is 3 (P(X <=
+    2) = 0.925): the mean band reaches 1 + 999 * 3 / 20 = 150.85. A second step, every
+    seed at 5, has zero-width bands at 5."""
+    outlier = np.array([1.0] * 19 + [1000.0])
+    values = np.stack([outlier, np.full(20, 5.0)], axis=1)  # [20 seeds, 2 steps]
+    stats = curve_stats(values, num_resamples=500)
+    np.testing.assert_allclose(stats.iqm, [1.0, 5.0])
+    np.testing.assert_allclose(stats.mean, [50.95, 5.0])
+    np.testing.assert_array_equal(stats.iqm_low, [1.0, 5.0])
+    np.testing.assert_array_equal(stats.iqm_high, [1.0, 5.0])
+    assert stats.mean_low[0] == 1.0 and stats.mean_high[0] > 100.0  # X = 2 gives 100.9
+
+
 def test_bootstrap_is_reproducible_and_a_constant_has_a_zero_band():
     values = np.random.default_rng(1).normal(size=(6, 4))
     a = bootstrap_ci(values, lambda x: x.mean(axis=1), num_resamples=300, seed=3)
@@ -130,6 +147,11 @@ def test_final_summary_is_json_ready():
     assert summary["iqm"] == pytest.approx(2.5)
     assert summary["iqm_ci"][0] <= 2.5 <= summary["iqm_ci"][1]
     json.dumps(summary)
+    # One outlier of 20 seeds moves the mean and its band, not the IQM's (see
+    # test_the_iqm_band_is_the_iqms_not_the_means for the numbers).
+    summary = final_summary([1.0] * 19 + [1000.0], num_resamples=200)
+    assert summary["iqm"] == 1.0 and summary["iqm_ci"] == [1.0, 1.0]
+    assert summary["mean"] == pytest.approx(50.95) and summary["mean_ci"][1] > 100.0
 
 
 def test_plot_learning_curves_writes_a_png_and_checks_x(tmp_path):
