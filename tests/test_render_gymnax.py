@@ -76,6 +76,14 @@ def test_pendulum_acrobot_and_car_follow_their_state():
     assert rows.min() < 125 - 250 / 4.4
     rows, cols = links(np.pi / 2, 0.0)  # straight out to the right
     assert cols.min() >= 125 - 6 and cols.max() > 240
+    # The second link bends by joint_angle2 at the elbow: with the first link hanging
+    # (elbow at row 125 + 250 / 4.4 = 181.8), theta2 = pi/2 points it right, to column
+    # 181.8 (links 0.2 * 250 / 4.4 = 11.4 px wide), and -pi/2 left, to 68.2; hanging
+    # straight (theta2 = 0), it would reach row 238.6, in columns 119 .. 131.
+    rows, cols = links(0.0, np.pi / 2)
+    assert cols.max() > 175 and cols.min() >= 125 - 6 and rows.max() < 195
+    rows, cols = links(0.0, -np.pi / 2)
+    assert cols.min() < 75 and cols.max() <= 125 + 6 and rows.max() < 195
     params = mountain_car.EnvParams()
     where = [
         pixels_of(
