@@ -114,6 +114,7 @@ class TensorBoardSink(_Closing):
         self.flush_secs = flush_secs
         self.resumed = resumed
         self._writers: dict[int, Any] = {}
+        self._opened: set[int] = set()  # grid points that have had a writer
 
     def _writer(self, grid_point: int, step: int):
         if grid_point not in self._writers:
@@ -125,12 +126,15 @@ class TensorBoardSink(_Closing):
             self._writers[grid_point] = self._writer_class(
                 logdir=str(self.logdir / name),
                 flush_secs=self.flush_secs,
-                purge_step=step if self.resumed else None,
+                # The purge marker once per grid point: a later writer of this
+                # process (after a flush) writes rows no one wrote before.
+                purge_step=step if self.resumed and grid_point not in self._opened else None,
                 # The file is named by the second and the host and opened with "wb": a
                 # writer opened again within the second (a resume in the same process)
                 # would empty the earlier one without this.
                 filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
             )
+            self._opened.add(grid_point)
         return self._writers[grid_point]
 
     def write(self, rows: list[dict]) -> None:
@@ -138,8 +142,12 @@ class TensorBoardSink(_Closing):
             self._writer(grid_point, step).add_scalar(tag, value, global_step=step)
 
     def flush(self) -> None:
-        for writer in self._writers.values():
-            writer.flush()
+        """Put every row written so far on disk. tensorboardX's own ``flush`` flushes the
+        file but not the events its writer thread still holds in its queue (written up
+        to ``flush_secs`` later: a kill in between lost checkpointed rows for good), so
+        each writer is closed, which drains the queue; the next row opens a new event
+        file (one per grid point per flush: per chunk under ``jrl.training.train``)."""
+        self.close()
 
     def close(self) -> None:
         for writer in self._writers.values():

@@ -117,6 +117,25 @@ def test_a_resumed_tensorboard_sink_purges_the_steps_it_writes_again(tmp_path):
     assert 100 in steps and 300 in steps
 
 
+def test_a_flushed_tensorboard_sink_has_every_row_on_disk(tmp_path):
+    """jrl train flushes its sinks before each chunk's checkpoint. tensorboardX's flush
+    left the events its writer thread still held in its queue in memory (up to 30 s):
+    a kill then lost rows that the resumed run, starting after the checkpoint, never
+    writes again. The resumed sink's purge marker stays one per grid point."""
+    sink = TensorBoardSink(tmp_path, resumed=True)
+    for chunk, rows in enumerate((ROWS[:4], ROWS[4:6])):
+        sink.write(rows)
+        sink.flush()
+        on_disk = read_scalars(tmp_path)[("grid_point_0", "loss")]
+        assert sorted(on_disk) == [(100, 0.5), (200, 0.3125)][: chunk + 1]
+        assert read_scalars(tmp_path)[("grid_point_1", "loss")] == [(100, 1.5)]
+    sink.write([{**row, "step": 300} for row in ROWS[4:6]])
+    sink.close()
+    assert purge_markers(tmp_path) == [("grid_point_0", 100), ("grid_point_1", 100)]
+    steps = sorted(step for step, _ in read_scalars(tmp_path)[("grid_point_0", "loss")])
+    assert steps == [100, 200, 300]
+
+
 def test_make_sinks_builds_the_named_sinks_and_rejects_unknown_ones(tmp_path):
     assert make_sinks([], tmp_path) == []  # off by default
     (sink,) = make_sinks(["tensorboard"], tmp_path / "run")
