@@ -143,6 +143,21 @@ def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, referenc
     assert shown and shown <= set(summary["definitions"])  # every final_* field is defined
 
 
+def test_jrl_train_runs_the_numbers_run_sweep_does(reference):
+    """README: the tabular agents give the same numbers in jrl train's chunks as in one
+    run_sweep call on the root key (every grid point seeing the same seed keys)."""
+    from jrl.agents.tabular import make_train
+    from jrl.sweep import run_sweep
+
+    spec = SPECS["tabular"]
+    whole, _, state = reference("tabular")
+    built = build(resolve(spec))
+    train_fn = make_train(built.config, built.env, built.env_params)
+    swept, _ = run_sweep(train_fn, jax.random.key(spec.seed), built.grid, spec.num_seeds)
+    np.testing.assert_array_equal(np.asarray(state.q_values), np.asarray(swept.q_values))
+    assert not np.array_equal(state.q_values[0, 0], state.q_values[0, 1])  # seeds differ
+
+
 def test_evaluation_curves_have_a_point_per_evaluation(reference):
     """``jrl plot --metric eval_return`` draws the evaluations only (no filled steps
     between them); episode returns keep a point per update in which an episode ended
