@@ -103,8 +103,11 @@ def test_dqn_and_reinforce_evaluate_in_their_rows():
     agent = reinforce.make_reinforce(
         reinforce.ReinforceConfig(**{**config.__dict__, "eval_every": 4}), env, params
     )
-    returns = np.asarray(run(agent, reinforce.ReinforceHParams())[1].eval_return)
+    evaluated = run(agent, reinforce.ReinforceHParams())
+    returns = np.asarray(evaluated[1].eval_return)
     assert np.isnan(returns[:, :3]).all() and np.isfinite(returns[:, 3]).all()
+    plain = reinforce.make_reinforce(config, env, params)
+    assert_same_training(evaluated, run(plain, reinforce.ReinforceHParams()))
 
 
 @pytest.mark.parametrize(

@@ -14,17 +14,22 @@ import pytest
 
 from jrl.agents.dqn import DQNConfig, DQNHParams, make_dqn
 from jrl.agents.ppo import PPOConfig, PPOHParams, make_ppo
+from jrl.agents.reinforce import ReinforceConfig, ReinforceHParams, make_reinforce
 from jrl.envs import make
 from jrl.progress import Progress, train_with_progress
 from jrl.sweep import product_grid, run_sweep, stack_grid
 
 
-@pytest.mark.parametrize("algo", ["ppo", "dqn"])
+@pytest.mark.parametrize("algo", ["ppo", "dqn", "reinforce"])
 def test_progress_reports_every_kth_update_once_and_changes_no_number(algo):
     env, params = make("CartPole-v1")
     if algo == "ppo":
         config = PPOConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 10)
         agent, hparams, num_updates = make_ppo(config, env, params), PPOHParams(), 10
+    elif algo == "reinforce":
+        config = ReinforceConfig(num_envs=2, num_steps=16, total_timesteps=2 * 16 * 10)
+        agent, hparams = make_reinforce(config, env, params), ReinforceHParams()
+        num_updates = 10
     else:
         config = DQNConfig(
             num_envs=2,
