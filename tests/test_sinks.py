@@ -197,18 +197,21 @@ def read_wandb_records(path):
     return records
 
 
-def wandb_history(run_root):
-    """[{key: value}] of every ``log`` call of the one offline run under run_root/wandb,
-    less wandb's own ``_step``, ``_runtime`` and ``_timestamp``."""
-    (path,) = glob.glob(str(run_root / "wandb" / "offline-run-*" / "run-*.wandb"))
+def wandb_history(run_root, files: int = 1):
+    """[{key: value}] of every ``log`` call of the offline run under run_root/wandb (one
+    file, or with ``files`` that many: a resumed run adds one of the same run id), less
+    wandb's own ``_step``, ``_runtime`` and ``_timestamp``."""
+    paths = sorted(glob.glob(str(run_root / "wandb" / "offline-run-*" / "run-*.wandb")))
+    assert len(paths) == files, paths
     history = []
-    for record in read_wandb_records(type(run_root)(path)):
-        if record.WhichOneof("record_type") == "history":
-            items = {
-                item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                for item in record.history.item
-            }
-            history.append({k: v for k, v in items.items() if not k.startswith("_")})
+    for path in paths:
+        for record in read_wandb_records(type(run_root)(path)):
+            if record.WhichOneof("record_type") == "history":
+                items = {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+                history.append({k: v for k, v in items.items() if not k.startswith("_")})
     return history
 
 
@@ -270,6 +273,57 @@ def test_wandb_offline_run_holds_the_means_over_seeds(tmp_path, wandb_offline):
             "loss/grid_point_0/seed_1": 0.5,
         },
     ]
+
+
+def test_jrl_train_resume_feeds_the_sinks_the_rows_after_the_checkpoint(tmp_path, wandb_offline):
+    """A run stopped after its first chunk, then `jrl train --resume`: TensorBoard and W&B
+    hold every row of metrics.jsonl once, the resumed TensorBoard writer's purge marker
+    at the first step it wrote."""
+    from jrl.run_dir import read_rows
+    from jrl.sinks import make_sinks
+    from jrl.training import RunSpec, train
+
+    spec = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config={"num_episodes": 40},
+        num_seeds=2,
+        chunk_size=40,
+    )
+    run, names, run_id = tmp_path / "run", ["tensorboard", "wandb"], "0123456789abcdef"
+    stopped = train(
+        spec,
+        run,
+        max_chunks=1,
+        progress=False,
+        sinks=lambda: make_sinks(names, run, spec.to_dict(), run_id),
+        meta={"sinks": names, "wandb_id": run_id},
+    )
+    assert stopped["status"] == "stopped"
+    first_chunk = max(row["timesteps"] for row in read_rows(run / "metrics.jsonl"))
+    done = subprocess.run(
+        [sys.executable, "-m", "jrl.cli", "train", "--resume", str(run), "--no-progress"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = {}  # timesteps -> mean over the seeds that ended an episode
+    for row in read_rows(run / "metrics.jsonl"):
+        if row["episode_return"] is not None:
+            expected.setdefault(row["timesteps"], []).append(row["episode_return"])
+    expected = {step: sum(returns) / len(returns) for step, returns in expected.items()}
+    assert min(expected) <= first_chunk < max(expected)  # rows on both sides of the stop
+    tensorboard = dict(read_scalars(run / "tensorboard")[("grid_point_0", "episode_return")])
+    assert sorted(tensorboard) == sorted(expected)
+    for step, mean in expected.items():
+        assert tensorboard[step] == pytest.approx(mean)
+    ((directory, purge_step),) = purge_markers(run / "tensorboard")
+    assert directory == "grid_point_0" and purge_step > first_chunk
+    logged = {
+        entry["step"]: entry["episode_return/grid_point_0"]
+        for entry in wandb_history(run, files=2)
+        if "episode_return/grid_point_0" in entry
+    }
+    assert logged == pytest.approx(expected)
 
 
 def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
