@@ -16,6 +16,7 @@ from jrl.agents.tabular import (
     expected_sarsa_target,
     greedy_episode,
     init_model,
+    make_policy,
     make_tabular,
     make_train,
     plan,
@@ -359,3 +360,42 @@ def test_greedy_episode_takes_a_numpy_q_table():
     q_values[36, 0], q_values[35, 1] = 1.0, 1.0
     total, length, terminated = greedy_episode(jax.random.key(0), env, params, q_values, 50)
     assert (float(total), int(length), bool(terminated)) == (-13.0, 13, True)
+
+
+def test_sarsa_after_a_time_out_acts_from_the_reset_state():
+    """Cut after every step, greedy: once Q(start, right) = -100 < Q(start, up), an
+    episode's first action never walks into the cliff. The action Sarsa drew for its
+    bootstrap from the final state (all ties there) fell a quarter of the time."""
+    env, params = make("CliffWalking-v0", max_steps_in_episode=1)
+    config = TabularConfig(algorithm="sarsa", num_episodes=4000, max_steps=4000)
+    _, metrics = jax.jit(make_train(config, env, params))(
+        jax.random.key(0), TabularHParams(alpha=0.5, epsilon=0.0)
+    )
+    assert (np.asarray(metrics.episode_returns)[2000:] == -100).sum() == 0
+
+
+def test_dyna_model_does_not_record_time_outs_as_terminal():
+    """One step per episode never reaches the maze's goal: no modelled transition ends an
+    episode, so planning keeps bootstrapping through the time-outs."""
+    env, params = make("DynaMaze-v0", max_steps_in_episode=1)
+    config = TabularConfig(algorithm="dyna_q", planning_steps=2, num_episodes=50, max_steps=50)
+    state, _ = jax.jit(make_train(config, env, params))(jax.random.key(0), TabularHParams())
+    assert int(state.model.terminal.sum()) == 0
+
+
+def test_planning_does_not_bootstrap_past_a_terminal_transition():
+    model = update_model(init_model(2, 1), 0, 0, 1.0, 1, True, 1)  # 0 -> 1, r 1, terminal
+    q_values = jnp.zeros((2, 1)).at[1, 0].set(10.0)
+    hparams = TabularHParams(alpha=1.0, gamma=0.5)
+    q_values = plan(jnp.zeros((1, 2)), q_values, model, hparams, 2, False)
+    assert float(q_values[0, 0]) == 1.0  # r alone, not 1 + 0.5 * 10
+
+
+def test_boltzmann_uses_the_temperature_hyperparameter():
+    """Under the constant schedule the policy's temperature is ``temperature``, not the
+    schedule's end: softmax([0, 1] / 1)."""
+    config = TabularConfig(exploration="boltzmann")
+    _, probs = make_policy(config, TabularHParams(temperature=1.0, temperature_end=0.1))
+    e = np.e
+    expected = [1 / (1 + e), e / (1 + e)]
+    np.testing.assert_allclose(probs(jnp.array([0.0, 1.0]), 0), expected, rtol=1e-6)
