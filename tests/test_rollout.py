@@ -117,3 +117,20 @@ def test_rollout_records_the_final_observation_and_bootstraps_from_its_value():
     assert not np.allclose(obs[1:][done[:-1]], final_obs[:-1][done[:-1]])  # resets differ
     _, values = network.apply(net_params, tr.final_obs)
     np.testing.assert_allclose(out.next_values, values, rtol=1e-6, atol=1e-6)
+
+
+def test_rollout_episode_return_counts_every_reward():
+    """CartPole cut at 8 steps pays +1 a step: each finished episode's return equals its
+    length, and none exceeds 8 (a return that dropped its last reward, or carried over
+    between episodes, would not)."""
+    env, params = make("CartPole-v1", max_steps_in_episode=8)
+    network = ActorCritic(num_actions=2)
+    keys = jax.random.split(jax.random.key(0), 4)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    weights = init_params(network, jax.random.key(1), obs[0])
+    zeros = jnp.zeros(4)
+    rollout = jax.jit(make_rollout(network, categorical(), env, params, 40))
+    out = rollout(jax.random.key(2), weights, state, obs, zeros, zeros.astype(jnp.int32))
+    assert int(out.stats.count) >= 4
+    assert float(out.stats.return_sum) == float(out.stats.length_sum)
+    assert float(out.stats.return_sum) / int(out.stats.count) <= 8.0
