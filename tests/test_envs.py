@@ -21,7 +21,7 @@ import pytest
 
 from jrl.envs import make, registered_envs, render, rollout_frames, save_gif
 from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, CAT_ROOM_LAYOUT
-from jrl.envs.grid import TERMINATE, CellType, grid_params
+from jrl.envs.grid import TERMINATE, CellType, grid_params, layout_index
 from jrl.envs.registry import REGISTRY
 
 UP, DOWN, LEFT, RIGHT, SCRATCH = 0, 1, 2, 3, 4
@@ -1107,3 +1107,41 @@ def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():
     with pytest.raises(ValueError, match="wind must be whole numbers"):
         windy_params.replace(wind=[0.9] * 10)  # an int cast would make it calm
     assert windy_params.replace(wind=np.ones(10, np.int64)).wind.dtype == jnp.int32
+
+
+def test_a_changed_maze_stays_changed():
+    """Examples 8.2 and 8.3 change the maze once (after 1000 and 3000 steps) and keep it
+    changed; the moving cat room moves its furniture every 100 episodes (README)."""
+    for name, switch in (("BlockingMaze-v0", 1000), ("ShortcutMaze-v0", 3000)):
+        _, params = make(name)
+        assert int(params.switch_every) == switch
+        steps = (switch - 1, switch, 2 * switch, 10**6)
+        assert [int(layout_index(params, 0, t)) for t in steps] == [0, 1, 1, 1]
+    assert int(make("CatRoomDynamic-v0")[1].switch_every) == 100
+
+
+def test_cartpole_overrides_recompute_derived_fields():
+    _, params = make("CartPole-v1", masspole=0.5)  # masscart 1.0, length 0.5
+    assert float(params.total_mass) == pytest.approx(1.5)
+    assert float(params.polemass_length) == pytest.approx(0.25)
+    _, params = make("CartPole-v1", length=1.0)  # masspole 0.1
+    assert float(params.polemass_length) == pytest.approx(0.1)
+
+
+def test_replacing_step_reward_alone_rebuilds_the_tables():
+    env, params = make("CliffWalking-v0")
+    _, state = env.reset(jax.random.key(0), params)
+    step = env.step(jax.random.key(0), state, jnp.int32(2), params.replace(step_reward=-5.0))
+    assert float(step[2]) == -5.0
+
+
+def test_each_layout_begins_at_its_own_start():
+    env, params = make(
+        "BlockingMaze-v0",
+        layouts=("S....\n....G", ".....\n.S..G"),
+        switch_after=1,
+        max_steps_in_episode=1,
+    )
+    _, state = env.reset(jax.random.key(0), params)
+    _, state, *_ = env.step(jax.random.key(0), state, 0, params)
+    assert (int(state.layout), int(state.cell)) == (1, 6)
