@@ -298,3 +298,30 @@ def test_a_width_in_a_grid_names_the_agents_config():
     for hparams, config in ((PPOHParams(), "PPOConfig"), (DQNHParams(), "DQNConfig")):
         with pytest.raises(ValueError, match=f"a field of {config}; .* one {config} per value"):
             product_grid(hparams, hidden_sizes=[(64,), (128,)])
+
+
+UNEVEN_SHARDS = """
+import jax, numpy as np
+from jrl.agents.tabular import TabularHParams
+from jrl.sweep import run_sweep, stack_grid
+assert len(jax.devices()) == 2
+train = lambda key, hparams: jax.random.uniform(key) + hparams.alpha
+grid = stack_grid([TabularHParams(alpha=0.5)])
+one = run_sweep(train, jax.random.key(0), grid, 3, sequential=True)
+two = run_sweep(train, jax.random.key(0), grid, 3, devices=jax.devices())
+np.testing.assert_array_equal(np.asarray(two), np.asarray(one))
+"""
+
+
+@pytest.mark.timeout(300)
+def test_sharded_sweep_whose_runs_do_not_divide_by_the_devices():
+    """Three runs on two devices are padded to four: each seed keeps its own result."""
+    environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    done = subprocess.run(
+        [sys.executable, "-c", UNEVEN_SHARDS],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
