@@ -213,3 +213,19 @@ def test_a_short_cartpole_dqn_run_anneals_over_all_of_it_and_says_so():
         "DQN's epsilon anneals over 15,000 steps of 15,000 (theirs: 250,000)",
         "DQN learns from step 7,500 (theirs: 10,000)",
     ]
+
+
+@pytest.mark.parametrize("seed", [0, 2**31, 2**32 - 1])
+def test_every_seed_jax_keys_tell_apart_is_accepted(seed):
+    """jax.random.key keeps a seed's low 32 bits: all of [0, 2**32) are distinct seeds."""
+    from jrl.seeds import check_seed
+
+    check_seed("--seed", seed)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**32 + 3, True, 1.0])
+def test_a_seed_outside_32_bits_or_not_an_int_is_refused(seed):
+    from jrl.seeds import check_seed
+
+    with pytest.raises(ValueError, match=r"--seed must be an int in \[0, 2\*\*32\)"):
+        check_seed("--seed", seed)
