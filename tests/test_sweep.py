@@ -29,7 +29,13 @@ _, in_sequence = run_sweep(train, jax.random.key(5), grid, 3, sequential=True,
                            devices=jax.devices())
 _, vmapped = run_sweep(train, jax.random.key(5), grid, 3, devices=jax.devices())
 _, on_second = run_sweep(train, jax.random.key(5), grid, 3, devices=jax.devices()[1:])
+# Three runs on two devices, padded to four.
+toy = lambda key, hparams: jax.random.uniform(key) + hparams.alpha
+one_point = stack_grid([TabularHParams(alpha=0.5)])
+uneven_one = run_sweep(toy, jax.random.key(0), one_point, 3, sequential=True)
+uneven_two = run_sweep(toy, jax.random.key(0), one_point, 3, devices=jax.devices())
 print(json.dumps({"devices": len(jax.devices()),
+                  "uneven_one": uneven_one.tolist(), "uneven_two": uneven_two.tolist(),
                   "one_device": [d.id for d in on_second.episode_returns.devices()],
                   "on_second": on_second.episode_returns.tolist(),
                   "sequential": in_sequence.episode_returns.tolist(),
@@ -84,11 +90,9 @@ def test_one_program_of_several_algorithms_equals_each_alone(cliff):
     assert not np.array_equal(together.episode_returns[0], together.episode_returns[1])
 
 
-def test_sharded_over_two_cpu_devices_equals_one_device_in_sequence_and_vmapped(cliff):
-    env, params = cliff
-    train = make_train(TabularConfig(algorithm="sarsa", num_episodes=40), env, params)
-    grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
-    _, expected = run_sweep(train, jax.random.key(5), grid, 3, sequential=True)
+@pytest.fixture(scope="module")
+def on_two_devices():
+    """SHARDED_SCRIPT's results, in a process whose CPU is made into two devices."""
     environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
     done = subprocess.run(
         [sys.executable, "-c", SHARDED_SCRIPT],
@@ -96,9 +100,19 @@ def test_sharded_over_two_cpu_devices_equals_one_device_in_sequence_and_vmapped(
         capture_output=True,
         text=True,
         timeout=240,
-        check=True,
     )
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_sharded_over_two_cpu_devices_equals_one_device_in_sequence_and_vmapped(
+    cliff, on_two_devices
+):
+    env, params = cliff
+    train = make_train(TabularConfig(algorithm="sarsa", num_episodes=40), env, params)
+    grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
+    _, expected = run_sweep(train, jax.random.key(5), grid, 3, sequential=True)
+    result = on_two_devices
     assert result["devices"] == 2
     assert result["one_device"] == [1]  # devices=[one device] runs there, not on the first
     np.testing.assert_array_equal(np.array(result["on_second"]), expected.episode_returns)
@@ -300,28 +314,7 @@ def test_a_width_in_a_grid_names_the_agents_config():
             product_grid(hparams, hidden_sizes=[(64,), (128,)])
 
 
-UNEVEN_SHARDS = """
-import jax, numpy as np
-from jrl.agents.tabular import TabularHParams
-from jrl.sweep import run_sweep, stack_grid
-assert len(jax.devices()) == 2
-train = lambda key, hparams: jax.random.uniform(key) + hparams.alpha
-grid = stack_grid([TabularHParams(alpha=0.5)])
-one = run_sweep(train, jax.random.key(0), grid, 3, sequential=True)
-two = run_sweep(train, jax.random.key(0), grid, 3, devices=jax.devices())
-np.testing.assert_array_equal(np.asarray(two), np.asarray(one))
-"""
-
-
-@pytest.mark.timeout(300)
-def test_sharded_sweep_whose_runs_do_not_divide_by_the_devices():
+def test_sharded_sweep_whose_runs_do_not_divide_by_the_devices(on_two_devices):
     """Three runs on two devices are padded to four: each seed keeps its own result."""
-    environment = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
-    done = subprocess.run(
-        [sys.executable, "-c", UNEVEN_SHARDS],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr
+    assert on_two_devices["devices"] == 2
+    np.testing.assert_array_equal(on_two_devices["uneven_two"], on_two_devices["uneven_one"])

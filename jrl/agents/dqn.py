@@ -741,14 +741,8 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
 
 def make_train(config: DQNConfig, env, env_params) -> Callable:
     """``train(key, hparams) -> (DQNState, DQNMetrics)``: a whole DQN run (pure; jit/vmap
-    it, or hand it to ``jrl.sweep.run_sweep``).
-
-    Hyperparameters with concrete values (an eager call, or ``jax.jit(lambda key:
-    train(key, hparams))``) are checked as ``jrl.sweep.run_sweep`` checks a grid, before
-    anything compiles. Traced ones (``jax.jit(train)(key, hparams)``, ``jax.vmap(train)``)
-    cannot be read, so a negative lr or a gamma of 1.5 would run: hand them to
-    ``run_sweep``, which checks its grid first, or check them with
-    ``jrl.sweep.check_grid(hparams, train.check_hparams)``.
+    it, or hand it to ``jrl.sweep.run_sweep``). Concrete hyperparameters are checked as
+    run_sweep checks a grid; traced ones cannot be (:func:`~jrl.agents.checks.float32_hparams`).
     """
     return make_dqn(config, env, env_params).train
 

@@ -321,12 +321,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
 
 def make_train(config: ReinforceConfig, env, env_params) -> Callable:
     """``train(key, hparams) -> (PPOState, ReinforceMetrics)``: a whole REINFORCE run.
-
-    Hyperparameters with concrete values (an eager call, or ``jax.jit(lambda key:
-    train(key, hparams))``) are checked as ``jrl.sweep.run_sweep`` checks a grid, before
-    anything compiles. Traced ones (``jax.jit(train)(key, hparams)``, ``jax.vmap(train)``)
-    cannot be read, so a negative lr or a gamma of 1.5 would run: hand them to
-    ``run_sweep``, which checks its grid first, or check them with
-    ``jrl.sweep.check_grid(hparams)``.
+    Concrete hyperparameters are checked as ``jrl.sweep.run_sweep`` checks a grid; traced
+    ones cannot be (:func:`~jrl.agents.checks.float32_hparams`).
     """
     return make_reinforce(config, env, env_params).train

@@ -659,13 +659,9 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
 
 def make_train(config: TabularConfig, env, env_params):
     """Build ``train(key, hparams) -> (TabularState, TabularMetrics)`` (pure; jit/vmap it).
-
-    Hyperparameters with concrete values (an eager call, or ``jax.jit(lambda key:
-    train(key, hparams))``) are checked as ``jrl.sweep.run_sweep`` checks a grid, before
-    anything compiles. Traced ones (``jax.jit(train)(key, hparams)``, ``jax.vmap(train)``)
-    cannot be read, so an alpha of -0.5 or an algorithm index past config.algorithm's
-    names would run: hand them to ``run_sweep``, which checks its grid first, or check
-    them with ``jrl.sweep.check_grid(hparams, train.check_hparams)``.
+    Concrete hyperparameters are checked as ``jrl.sweep.run_sweep`` checks a grid (an
+    alpha of -0.5, an algorithm index past config.algorithm's names); traced ones cannot
+    be (:func:`~jrl.agents.checks.float32_hparams`).
     """
     return make_tabular(config, env, env_params).train
 
