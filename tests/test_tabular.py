@@ -177,11 +177,27 @@ def test_training_loop_bookkeeping():
 
 def test_step_budget_stops_the_run_and_keeps_unfinished_episode_out():
     env, params = make("WindyGridworld-v0")
-    train = make_train(TabularConfig(num_episodes=1000, max_steps=500), env, params)
+    train = make_train(TabularConfig(num_episodes=1000, max_steps=5000), env, params)
     _, metrics = jax.jit(train)(jax.random.key(0), TabularHParams())
     assert int(metrics.num_steps) == 500
     assert int(metrics.episode_lengths.sum()) <= 500
     assert np.all(np.asarray(metrics.episode_lengths[int(metrics.num_completed) :]) == 0)
+
+
+def test_a_step_budget_sizes_the_episode_buffers_not_a_huge_episode_count():
+    # No run completes more episodes than it takes steps: an episode count left at 10**7
+    # beside a step budget of 5000 must give the run with 5000 (10**7 slots would be
+    # 80 MB a run; 10**9, 8 GB).
+    env, params = make("WindyGridworld-v0")
+    key, hparams = jax.random.key(2), TabularHParams()
+    huge = make_train(TabularConfig(num_episodes=10**7, max_steps=5000), env, params)
+    _, metrics = jax.jit(huge)(key, hparams)
+    assert metrics.episode_returns.shape == metrics.episode_lengths.shape == (5000,)
+    _, same = jax.jit(make_train(TabularConfig(num_episodes=5000, max_steps=5000), env, params))(
+        key, hparams
+    )
+    jax.tree.map(np.testing.assert_array_equal, metrics, same)
+    assert int(metrics.num_steps) == 5000 and int(metrics.num_completed) > 0
 
 
 @pytest.mark.timeout(300)

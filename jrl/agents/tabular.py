@@ -260,7 +260,8 @@ class TabularState(NamedTuple):
 
 
 class TabularMetrics(NamedTuple):
-    """episode_returns, episode_lengths: [num_episodes] (zeros past num_completed);
+    """episode_returns, episode_lengths: [min(num_episodes, max_steps)] (zeros past
+    num_completed; an episode takes at least one step, so no run completes more);
     num_completed: episodes finished; num_steps: environment steps taken."""
 
     episode_returns: jax.Array
@@ -435,10 +436,10 @@ class TabularRunState(NamedTuple):
     env_state, obs: the environment's. action: the action to take in ``obs`` (SARSA
     picks it when it bootstraps). step, episode: environment steps taken and episodes
     completed (int32). episode_return, episode_length: of the episode under way.
-    returns, lengths: float32[num_episodes], int32[num_episodes] of completed episodes
-    (zeros past ``episode``). key: the next iteration's key; an iteration draws its
-    random numbers and its successor's key from it in one :func:`draw`, so they depend
-    on where the run is, not on how it was cut into calls.
+    returns, lengths: float32[E], int32[E] of completed episodes, E =
+    min(num_episodes, max_steps) (zeros past ``episode``). key: the next iteration's
+    key; an iteration draws its random numbers and its successor's key from it in one
+    :func:`draw`, so they depend on where the run is, not on how it was cut into calls.
     """
 
     q_values: jax.Array
@@ -499,6 +500,9 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     num_states = num_states_of(env, env_params)
     num_actions = env.action_space(env_params).n
     num_episodes = config.num_episodes
+    # No run completes more episodes than it takes steps: a step budget with an episode
+    # count left huge must not size huge buffers.
+    episode_slots = min(num_episodes, config.max_steps)
     algorithms = config.algorithms
     is_dyna = algorithms[0].startswith("dyna")
     bonus = algorithms[0] == "dyna_q_plus"
@@ -530,8 +534,8 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
             episode=jnp.int32(0),
             episode_return=jnp.float32(0.0),
             episode_length=jnp.int32(0),
-            returns=jnp.zeros(num_episodes, jnp.float32),
-            lengths=jnp.zeros(num_episodes, jnp.int32),
+            returns=jnp.zeros(episode_slots, jnp.float32),
+            lengths=jnp.zeros(episode_slots, jnp.int32),
             key=key_steps,
         )
 
@@ -584,7 +588,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
 
             episode_return = carry.episode_return + reward
             episode_length = carry.episode_length + 1
-            slot = jnp.where(done, carry.episode, num_episodes)
+            slot = jnp.where(done, carry.episode, episode_slots)
             return TabularRunState(
                 q_values=q,
                 model=model,
@@ -625,7 +629,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         # One iteration ends at most steps_per_iteration episodes: read just those slots.
         index = state.episode + jnp.arange(config.steps_per_iteration)
         ended = index < new.episode
-        index = jnp.minimum(index, num_episodes - 1)
+        index = jnp.minimum(index, episode_slots - 1)
         count = ended.sum()
 
         def mean_over_ended(values):
