@@ -235,3 +235,72 @@ def test_experiment_final_return_says_its_window_and_which_seeds_fell_back():
     assert final["seeds_before_window"] == [1]
     assert final["definition"].startswith("mean over the last 2 of 8 logged rows")
     assert "steps 600-800" in final["definition"]
+
+
+def test_plot_learning_curves_bands_are_at_the_confidence_asked(tmp_path):
+    from jrl.reporting import curve_stats, plot_learning_curves
+
+    values = np.random.default_rng(0).normal(size=(10, 3))
+    _, returned = plot_learning_curves(
+        tmp_path / "c.png",
+        {"a": values},
+        xlabel="",
+        ylabel="",
+        title="",
+        confidence=0.5,
+        num_resamples=200,
+    )
+    expected = curve_stats(values, 200, 0.5)
+    for field in ("mean_low", "mean_high", "iqm_low", "iqm_high"):
+        np.testing.assert_array_equal(getattr(returned["a"], field), getattr(expected, field))
+
+
+def test_final_summary_min_and_max_are_over_all_seeds():
+    from jrl.reporting import final_summary
+
+    summary = final_summary([9.0, 1.0, 5.0], num_resamples=20)
+    assert (summary["min"], summary["max"]) == (1.0, 9.0)
+    assert summary["per_seed"] == [9.0, 1.0, 5.0] and summary["confidence"] == 0.95
+
+
+def test_experiment_greedy_return_is_per_seed_over_its_episodes():
+    from experiments.seed_runs import SeedRuns, summarize
+
+    greedy = np.array([[1.0, 3.0], [10.0, 10.0], [5.0, 7.0]])  # [3 seeds, 2 episodes]
+    runs = SeedRuns(
+        np.arange(1, 5) * 100,
+        np.ones((3, 4)),
+        greedy,
+        np.ones((3, 2), np.int32),
+        None,
+        1.0,
+        1.0,
+        1.0,
+        1.0,
+    )
+    summary = summarize(runs, num_seeds=3)["greedy_return"]
+    assert summary["per_seed"] == [2.0, 10.0, 6.0]
+    assert summary["mean"] == pytest.approx(6.0) and summary["iqm"] == pytest.approx(6.0)
+    assert summary["definition"].endswith("mean of 2 episodes per seed")
+
+
+def test_experiment_final_return_is_over_the_last_5_percent_by_default():
+    from experiments.seed_runs import SeedRuns, summarize
+
+    returns = np.arange(100.0)[None].repeat(2, axis=0)  # 100 rows, row r returned r
+    runs = SeedRuns(
+        np.arange(1, 101) * 10, returns, np.ones((2, 1)), np.ones((2, 1)), None, 1.0, 1.0, 1.0, 1.0
+    )
+    final = summarize(runs, num_seeds=2)["final_return"]
+    assert final["per_seed"] == [97.0, 97.0]  # rows 95..99
+    assert final["definition"].startswith("mean over the last 5 of 100 logged rows (the last 5%")
+
+
+def test_episodes_by_step_counts_an_episode_from_the_step_it_ends():
+    from jrl.reporting import episodes_by_step
+
+    # Episodes of 3 and 2 steps end at steps 3 and 5; the zero is no episode.
+    np.testing.assert_array_equal(episodes_by_step([3, 2, 0], 6), [0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(
+        episodes_by_step([[1, 1, 0], [2, 0, 0]], 3), [[1, 2, 2], [0, 1, 1]]
+    )

@@ -229,3 +229,33 @@ def test_probability_of_improvement_on_a_hand_example_and_against_mann_whitney()
     np.testing.assert_array_equal(again.interval[("a", "b")], result.interval[("a", "b")])
     with pytest.raises(ValueError, match="two algorithms of scores"):
         stats.probability_of_improvement({"a": a, "b": b}, [("a", "c")])
+
+
+def test_iqm_curves_pool_runs_and_tasks_as_aggregate_does():
+    # 4 runs x 2 tasks: 0,1,2,3 and 10,20,30,40. The IQM over all 8 run x task scores
+    # cuts 0, 1 and 30, 40: (2 + 3 + 10 + 20) / 4 = 8.75 (per-task IQMs averaged: 13.25;
+    # a 20% trim: 11).
+    scores = np.array([[0.0, 10], [1, 20], [2, 30], [3, 40]])
+    curves = stats.iqm_curves({"a": np.stack([scores, scores + 1], axis=-1)}, reps=50)
+    np.testing.assert_allclose(curves.point["a"], [8.75, 9.75])
+    aggregate = stats.aggregate({"a": scores}, reps=50, gamma=None)
+    assert aggregate.point["a"][aggregate.metrics.index("IQM")] == pytest.approx(8.75)
+
+
+def test_default_taus_span_every_algorithms_scores():
+    scores = {"a": np.array([[2.0], [3.0]]), "b": np.array([[-1.0], [5.0]])}
+    profiles = stats.performance_profiles(scores, reps=20)
+    assert profiles.taus.shape == (101,)
+    assert (profiles.taus[0], profiles.taus[-1]) == (-1.0, 5.0)
+    # At the lowest tau, b's lower run (-1) is not above it: half b's runs are.
+    assert profiles.point["b"][0] == 0.5 and profiles.point["a"][0] == 1.0
+
+
+def test_report_json_is_the_aggregate_at_the_seed_given(tmp_path):
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.normal(size=(6, 2)), "b": rng.normal(size=(4, 2))}
+    paths = stats.write_report(tmp_path, scores, reps=100, seed=5, confidence=0.9, gamma=None)
+    written = json.loads(paths["json"].read_text())
+    assert (written["seed"], written["reps"], written["confidence"]) == (5, 100, 0.9)
+    expected = stats.to_dict(stats.aggregate(scores, reps=100, seed=5, confidence=0.9, gamma=None))
+    assert written == json.loads(json.dumps(expected))

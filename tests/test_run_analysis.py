@@ -1,0 +1,131 @@
+"""What jrl eval and jrl plot compute from a run directory (jrl.run_analysis) and from
+runs pooled as tasks (jrl.task_aggregates): kept seeds, eval.json against its report,
+learning-curve alignment, normalisation by references, refusals."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def small_tabular_run(tmp_path_factory):
+    from jrl.training import RunSpec, train
+
+    spec = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config={"num_episodes": 30},
+        hparams=({"alpha": 0.5}, {"alpha": 0.1}),
+        num_seeds=3,
+        chunk_size=10,
+    )
+    run_dir = tmp_path_factory.mktemp("runs") / "run"
+    assert train(spec, run_dir, progress=False)["status"] == "complete"
+    return run_dir
+
+
+def test_a_grid_point_with_one_diverged_seed_keeps_its_other_seeds(small_tabular_run, monkeypatch):
+    from jrl import training
+    from jrl.run_analysis import evaluate_run
+
+    one_diverged = np.array([[True, False, True], [True, True, True]])
+    monkeypatch.setattr(training, "finite_runs", lambda state: one_diverged)
+    result = evaluate_run(small_tabular_run, episodes=3, seed=0, max_steps=100)
+    assert result["diverged"] == [{"grid_point": 0, "seed": 1}]
+    returns = np.asarray(result["returns"], float)  # [grid point, seed, episode]
+    assert returns.shape == (2, 3, 3) and np.isnan(returns[0, 1]).all()
+    point = result["grid"][0]
+    assert point["mean"] == pytest.approx(returns[0, [0, 2]].mean())
+    assert point["iqm"] is not None and point["iqm_ci"][0] <= point["iqm"] <= point["iqm_ci"][1]
+
+
+def test_eval_json_iqm_and_its_interval_are_the_reports(small_tabular_run):
+    from jrl.run_analysis import evaluate_run
+
+    result = evaluate_run(
+        small_tabular_run, episodes=3, seed=7, max_steps=100, sampled=True, epsilon=0.3
+    )
+    report = json.loads((small_tabular_run / "eval" / "aggregates.json").read_text())
+    for g, point in enumerate(result["grid"]):
+        iqm = report["algorithms"][f"grid_point_{g}"]["IQM"]
+        assert point["iqm"] == pytest.approx(iqm["point"])
+        assert point["iqm_ci"] == pytest.approx([iqm["low"], iqm["high"]])
+        per_seed = np.asarray(result["returns"])[g].mean(axis=-1)
+        assert point["mean"] == pytest.approx(per_seed.mean())
+
+
+def _write_rows(run_dir, returns, metric="episode_return"):
+    """metrics.jsonl of grid point 0 with returns[seed][update] (None: no episode)."""
+    rows = [
+        {"grid_point": 0, "seed": s, "update": u, "timesteps": 10 * (u + 1), metric: value}
+        for s, by_update in enumerate(returns)
+        for u, value in enumerate(by_update)
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_learning_curves_start_when_every_seed_has_a_value(small_tabular_run, tmp_path):
+    from jrl.run_analysis import learning_curves
+
+    run_dir = shutil.copytree(small_tabular_run, tmp_path / "run")
+    _write_rows(run_dir, [[1.0, 2.0, 3.0, 4.0], [None, None, 5.0, 6.0], [None, 7.0, None, 8.0]])
+    ((label, values),) = learning_curves([run_dir])[0].items()
+    # Seed 1's first episode ends in update 2: from there (before it, seed 1 would show
+    # the return of its later episode); seed 2's gap in update 2 holds its value of update 1.
+    np.testing.assert_array_equal(values, [[3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    np.testing.assert_array_equal(learning_curves([run_dir])[1][label], [30, 40])
+
+
+@pytest.fixture(scope="module")
+def two_tasks(tmp_path_factory):
+    from jrl.training import RunSpec, train
+
+    root = tmp_path_factory.mktemp("tasks")
+    runs = []
+    for env in ("CatRoom-v0", "CliffWalking-v0"):
+        spec = RunSpec(
+            agent="tabular",
+            env=env,
+            config={"num_episodes": 30},
+            hparams=({"q_init": 0.0}, {"q_init": 5.0}),
+            num_seeds=3,
+            chunk_size=10,
+        )
+        assert train(spec, root / env, progress=False)["status"] == "complete"
+        runs.append(root / env)
+    return runs
+
+
+def test_pooled_scores_normalised_by_references_keep_the_optimality_gap(two_tasks, tmp_path):
+    from jrl.task_aggregates import evaluate_tasks
+
+    given = {"CatRoom-v0": (0.0, 10.0), "CliffWalking-v0": (-100.0, -13.0)}
+    result = evaluate_tasks(
+        two_tasks,
+        tmp_path / "out",
+        episodes=2,
+        max_steps=100,
+        normalize="none",
+        references=given,
+        reps=50,
+    )
+    report = json.loads((tmp_path / "out" / "aggregates.json").read_text())
+    assert report["optimality_gap_target"] == 1.0  # normalised scores: target 1
+    for method in ("tabular q_init=0", "tabular q_init=5"):
+        assert "Optimality gap" in report["algorithms"][method]
+    assert "Optimality gap" in result["table"]
+
+
+def test_a_task_no_run_beats_random_on_is_refused(two_tasks, tmp_path, monkeypatch):
+    from jrl import task_aggregates
+
+    # A random policy better than every run (as on a task nothing learned): normalising
+    # by (random, best) would turn the scale upside down.
+    monkeypatch.setattr(task_aggregates, "random_policy_returns", lambda *a, **k: np.full(2, 1e3))
+    with pytest.raises(ValueError, match="beats the random policy's"):
+        task_aggregates.evaluate_tasks(
+            two_tasks, tmp_path / "out", episodes=2, max_steps=100, reps=50
+        )
+    assert not (tmp_path / "out").exists()
