@@ -116,6 +116,7 @@ def test_dqn_and_reinforce_evaluate_in_their_rows():
         ("eval_every", -1, "eval_every must be a non-negative int"),
         ("eval_every", 2.5, "eval_every must be a non-negative int"),
         ("eval_episodes", 0, "eval_episodes must be a positive int"),
+        ("eval_episodes", 2**31, "eval_episodes=2147483648 is more than the int32"),
         ("eval_max_steps", -5, "eval_max_steps must be a non-negative int"),
         ("eval_max_steps", 2**31, "eval_max_steps=2147483648 is more than the int32"),
         ("eval_seed", True, "eval_seed must be a non-negative int"),

@@ -118,7 +118,7 @@ def key_batch_shape(keys: Any) -> tuple[int, ...] | None:
 def check_eval_fields(config) -> None:
     """Reject a config's evaluation settings that cannot run: ``eval_every``,
     ``eval_max_steps`` and ``eval_seed`` non-negative ints, ``eval_episodes`` a positive
-    int (``eval_seed`` below 2**32)."""
+    int (``eval_seed`` below 2**32, the two counts within int32)."""
     for name, least in (
         ("eval_every", 0),
         ("eval_episodes", 1),
@@ -130,6 +130,7 @@ def check_eval_fields(config) -> None:
             kind = "a positive" if least else "a non-negative"
             raise ValueError(f"{name} must be {kind} int, got {value!r}")
     check_step_count("eval_max_steps", config.eval_max_steps)
+    check_step_count("eval_episodes", config.eval_episodes)
     check_seed("eval_seed", config.eval_seed)
 
 
