@@ -2,12 +2,14 @@
 training, a real branch under ``vmap``, and clear errors. Tiny budgets: each agent is
 compiled with and without evaluation once (module fixtures)."""
 
+from types import SimpleNamespace
+
 import jax
 import numpy as np
 import pytest
 
 from jrl.agents import dqn, ppo, reinforce
-from jrl.agents.evaluation import eval_max_steps, run_episode
+from jrl.agents.evaluation import eval_max_steps, make_evaluate, run_episode
 from jrl.envs import make
 
 pytestmark = pytest.mark.timeout(300)
@@ -205,3 +207,18 @@ def test_run_episode_plays_one_episode_and_stops(name, overrides, max_steps):
     assert length.min() > 0 and length.max() <= max_steps
     if max_steps == 12:
         assert (length == 12).all() and not terminated.any()
+
+
+def test_evaluation_uses_the_configs_eval_seed():
+    env, env_params = make("CartPole-v1")
+    space = env.action_space(env_params)
+    act = lambda key, obs: space.sample(key)  # noqa: E731
+
+    def by_hand(seed):
+        keys = jax.random.split(jax.random.key(seed), 6)
+        return np.mean([float(run_episode(k, env, env_params, act, 200)[0]) for k in keys])
+
+    config = SimpleNamespace(eval_max_steps=200, eval_seed=7, eval_episodes=6)
+    value = float(jax.jit(make_evaluate(config, env, env_params, lambda params: act))(None))
+    assert value == pytest.approx(by_hand(7), rel=1e-6)
+    assert value != pytest.approx(by_hand(12345), rel=1e-6)

@@ -206,3 +206,16 @@ def test_release_unused_memory_gives_back_what_compiling_freed():
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["released"] is True
     assert result["after"] < result["before"] - 100, result
+
+
+def test_device_count_flag_is_the_last_one_as_xla_reads_it():
+    from jrl.host import DEVICE_COUNT_FLAG, device_count_flag
+
+    assert device_count_flag(f"{DEVICE_COUNT_FLAG}=2 --xla_dump_to=/x {DEVICE_COUNT_FLAG}=5") == 5
+
+
+def test_compiler_options_are_none_off_the_cpu(monkeypatch):
+    from jrl.host import compiler_options
+
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert compiler_options() == {}

@@ -7,8 +7,11 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -206,3 +209,34 @@ def test_a_progress_train_keeps_the_agents_config_check():
     grid = product_grid(DQNHParams(), tau=[0.5, 1.0])
     with pytest.raises(ValueError, match="tau"):
         run_sweep(train, jax.random.key(0), grid, 1)
+
+
+def test_progress_estimates_the_time_left_from_the_rate_so_far(monkeypatch):
+    import jrl.progress as progress_module
+
+    clock = iter([0.0, 10.0, 3725.0])
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    progress = progress_module.Progress("PPO", 200, min_interval_s=0.0, file=out)  # t = 0
+    progress(49)  # t = 10 s: 50 of 200 done, 150 to go at 0.2 s each
+    progress(99)  # t = 3725 s: 100 of 200, as long again
+    assert progress.lines == [
+        "  PPO: 25% (update 50 of 200), 0m10s elapsed, ~0m30s left",
+        "  PPO: 50% (update 100 of 200), 1h02m05s elapsed, ~1h02m05s left",
+    ]
+
+
+class Toy(NamedTuple):
+    init: Callable
+    update_at: Callable
+
+
+def test_train_with_progress_reports_every_percent_by_default():
+    from jrl.progress import train_with_progress
+
+    seen = []
+    toy = Toy(lambda key, hparams: jnp.float32(0), lambda s, h, i: (s + 1, s))
+    train = train_with_progress(toy, 300, lambda index: seen.append(int(index)))
+    jax.block_until_ready(jax.jit(train)(jax.random.key(0), None))
+    jax.effects_barrier()
+    assert seen == list(range(2, 300, 3))  # every 3rd update (1% of 300), the last included

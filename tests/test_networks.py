@@ -1,0 +1,97 @@
+"""The networks as their docstrings give them ("37 implementation details"
+initialisation: orthogonal torsos of gain sqrt(2), heads of 0.01 and 1.0, zero biases;
+layers in hidden_sizes' order; the CNN's activations) and the greedy mode."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jrl.agents.distributions import categorical
+from jrl.agents.dqn import QNetwork
+from jrl.agents.networks import ActorCritic, CNNTorso, GaussianActorCritic, init_params
+
+
+def _gram(w):  # over the shorter side: the one whose vectors can be orthogonal
+    w = np.asarray(w)
+    return w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
+
+
+def _assert_orthogonal(kernel, gain):
+    gram = _gram(kernel)
+    np.testing.assert_allclose(gram, gain**2 * np.eye(len(gram)), atol=1e-5 + 1e-4 * gain**2)
+
+
+@pytest.mark.parametrize(
+    "network",
+    [ActorCritic(3, hidden_sizes=(64, 32)), GaussianActorCritic(3, hidden_sizes=(64, 32))],
+)
+def test_actor_critic_init_is_the_documented_one(network):
+    """Separate actor and critic torsos of hidden_sizes in order, orthogonal with gain
+    sqrt(2); heads gain 0.01 (policy) and 1.0 (value); every bias zero."""
+    params = init_params(network, jax.random.key(0), jnp.zeros(5))["params"]
+    for torso in ("actor_torso", "critic_torso"):
+        layers = params[torso]
+        assert [layers[f"Dense_{i}"]["kernel"].shape for i in range(2)] == [(5, 64), (64, 32)]
+        for layer in layers.values():
+            _assert_orthogonal(layer["kernel"], np.sqrt(2.0))
+    assert params["actor_head"]["kernel"].shape == (32, 3)
+    _assert_orthogonal(params["actor_head"]["kernel"], 0.01)
+    assert params["critic_head"]["kernel"].shape == (32, 1)
+    _assert_orthogonal(params["critic_head"]["kernel"], 1.0)
+    biases = [
+        leaf for path, leaf in jax.tree_util.tree_leaves_with_path(params) if path[-1].key == "bias"
+    ]
+    assert len(biases) == 6 and all(np.all(np.asarray(b) == 0) for b in biases)
+    # The critic reads its own torso: changing the actor's leaves the value as it was.
+    obs = jax.random.normal(jax.random.key(1), (4, 5))
+    moved = jax.tree.map(lambda x: x, params)
+    moved["actor_torso"] = jax.tree.map(lambda x: x + 1.0, params["actor_torso"])
+    _, value = network.apply({"params": params}, obs)
+    _, value_moved = network.apply({"params": moved}, obs)
+    np.testing.assert_array_equal(value, value_moved)
+
+
+def test_gaussian_log_std_starts_at_log_std_init():
+    network = GaussianActorCritic(2, log_std_init=-0.5)
+    params = init_params(network, jax.random.key(0), jnp.zeros(3))
+    np.testing.assert_array_equal(params["params"]["log_std"], [-0.5, -0.5])
+    (_, log_std), _ = network.apply(params, jnp.ones((4, 3)))
+    np.testing.assert_array_equal(log_std, np.full((4, 2), -0.5))
+
+
+def test_q_network_layers_follow_hidden_sizes_in_order():
+    params = init_params(QNetwork(2), jax.random.key(0), jnp.zeros(4))["params"]  # (120, 84)
+    assert params["torso"]["Dense_0"]["kernel"].shape == (4, 120)
+    assert params["torso"]["Dense_1"]["kernel"].shape == (120, 84)
+    assert params["head"]["kernel"].shape == (84, 2)
+
+
+def test_cnn_torso_is_two_relu_convolutions_then_a_relu_dense():
+    """CNNTorso == relu(Conv 3x3 SAME) x 2, flatten, relu(Dense), with the same weights
+    as flax's nn.Conv / nn.Dense (kernel [9 C, ch] reshaped to [3, 3, C, ch])."""
+    x = jax.random.normal(jax.random.key(0), (2, 5, 6, 3))
+    torso = CNNTorso((32,))
+    params = torso.init(jax.random.key(1), x)["params"]
+    # Non-zero biases, so a dropped bias or activation shows too.
+    params = jax.tree.map(
+        lambda leaf: leaf + 0.1 * jax.random.normal(jax.random.key(2), leaf.shape), params
+    )
+    h, channels = x, 3
+    for i in range(2):
+        layer = params[f"Conv_{i}"]
+        out = layer["kernel"].shape[-1]
+        conv = nn.Conv(out, (3, 3), padding="SAME")
+        kernel = layer["kernel"].reshape(3, 3, channels, out)
+        h = nn.relu(conv.apply({"params": {"kernel": kernel, "bias": layer["bias"]}}, h))
+        channels = out
+    h = h.reshape(2, -1)
+    dense = params["Dense_0"]
+    expected = nn.relu(h @ dense["kernel"] + dense["bias"])
+    np.testing.assert_allclose(torso.apply({"params": params}, x), expected, atol=1e-5)
+
+
+def test_categorical_mode_is_the_most_likely_action():
+    mode = categorical().mode(jnp.array([[0.0, 2.0, 1.0], [3.0, -1.0, 0.5]]))
+    np.testing.assert_array_equal(mode, [1, 0])
