@@ -1,0 +1,223 @@
+"""What the chunk loop keeps and a run directory records: update counts and step
+budgets, the rows (none after a run ends), summary.json's figures, sinks flushed before
+each checkpoint, the newest checkpoint and its fingerprint, stale temporary files,
+git state and XLA flags, a second SIGTERM."""
+
+import os
+import signal
+import subprocess
+import time
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+
+from jrl import checkpoint, training
+from jrl.run_dir import read_rows
+from jrl.training import RunSpec, build, resolve, train
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _by_run(rows):
+    runs = {}
+    for row in rows:
+        runs.setdefault((row["grid_point"], row["seed"]), []).append(row)
+    return runs
+
+
+def test_a_ppo_run_stops_at_its_update_count_and_its_summary_reads_the_rows(tmp_path):
+    """10 updates in chunks of 4: the last chunk is 2 updates; summary.json's
+    final_* and mean_final_* are the rows' last values and their mean."""
+    spec = RunSpec(
+        agent="ppo",
+        env="CartPole-v1",
+        config={"total_timesteps": 2560, "num_steps": 64, "eval_every": 5, "eval_episodes": 2},
+        num_seeds=2,
+        chunk_size=4,
+    )
+    summary = train(spec, tmp_path / "run", progress=False)
+    assert summary["status"] == "complete"
+    assert summary["updates_done"] == summary["total_updates"] == 10
+    runs = _by_run(read_rows(tmp_path / "run" / "metrics.jsonl"))
+    assert all([row["update"] for row in rows] == list(range(10)) for rows in runs.values())
+    (point,) = summary["grid"]
+    for field in ("episode_return", "eval_return"):
+        last = [
+            [row[field] for row in runs[0, seed] if row[field] is not None][-1]
+            for seed in range(spec.num_seeds)
+        ]
+        assert point[f"final_{field}"] == pytest.approx(last)
+        assert point[f"mean_final_{field}"] == pytest.approx(np.mean(last))
+    assert len(set(point["final_episode_return"])) == 2  # the mean is no seed's value
+
+
+def test_a_tabular_run_takes_its_step_budget_and_its_rows_stop_where_it_ends(tmp_path):
+    """max_steps 100 in iterations of 16 is 7 updates, the last of 4 steps; a seed
+    that has done its episodes logs no more rows, and rows carry no internal
+    ``active`` column."""
+    capped = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config={"num_episodes": 10**6, "max_steps": 100, "steps_per_iteration": 16},
+        chunk_size=4,
+    )
+    summary = train(capped, tmp_path / "capped", progress=False)
+    assert summary["updates_done"] == summary["total_updates"] == 7
+    assert read_rows(tmp_path / "capped" / "metrics.jsonl")[-1]["timesteps"] == 100
+
+    episodes = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config={"num_episodes": 30, "steps_per_iteration": 16},
+        num_seeds=2,
+        chunk_size=10,
+    )
+    train(episodes, tmp_path / "episodes", progress=False)
+    runs = _by_run(read_rows(tmp_path / "episodes" / "metrics.jsonl"))
+    assert len({len(rows) for rows in runs.values()}) == 2  # the seeds end apart
+    for rows in runs.values():
+        steps = [row["timesteps"] for row in rows]
+        assert steps == sorted(set(steps))  # every row took steps
+        assert rows[-1]["num_episodes"] > 0  # the last row ended its last episode
+        assert sum(row["num_episodes"] for row in rows) == 30
+        assert all("active" not in row for row in rows)
+
+
+def test_resume_removes_writes_a_kill_cut_short(tmp_path):
+    """A kill in the middle of an atomic write leaves its temporary file."""
+    spec = RunSpec(agent="tabular", env="CliffWalking-v0", config={"num_episodes": 30})
+    run_dir = tmp_path / "run"
+    train(spec, run_dir, progress=False, max_chunks=1)
+    for name in (".summary.json.k1.tmp", ".metrics.jsonl.k2.tmp"):
+        (run_dir / name).write_text("{half")
+    assert train(spec, run_dir, resume=True, progress=False)["status"] == "complete"
+    assert not list(run_dir.glob(".*.tmp"))
+
+
+def test_every_chunks_sink_rows_are_flushed_before_its_checkpoint(tmp_path, monkeypatch):
+    """TensorBoard's rows must be on disk before the chunk's checkpoint is, or a
+    kill after the checkpoint loses them for good (the resume does not write them)."""
+    events = []
+
+    class Recorder:
+        def write(self, rows):
+            events.append("write")
+
+        def flush(self):
+            events.append("flush")
+
+        def close(self):
+            pass
+
+    save = checkpoint.Saver.save
+
+    def recorded(self, chunk, state, info):
+        events.append("save")
+        return save(self, chunk, state, info)
+
+    monkeypatch.setattr(checkpoint.Saver, "save", recorded)
+    spec = RunSpec(agent="tabular", env="CliffWalking-v0", config={"num_episodes": 30})
+    train(spec, tmp_path / "run", progress=False, max_chunks=2, sinks=[Recorder()])
+    assert events == ["write", "flush", "save"] * 2
+
+
+def test_latest_falls_back_to_the_newest_recorded_checkpoint(tmp_path):
+    """Two checkpoints are kept: a lost latest.json must not send a resume back to
+    the older one."""
+    saver = checkpoint.Saver(tmp_path, keep=2)
+    for chunk in (10, 20):
+        saver.save(chunk, {"w": np.full(3, chunk, np.float32)}, {"fingerprint": "f", "n": chunk})
+    saver.close()
+    (tmp_path / "latest.json").unlink()
+    assert checkpoint.latest(tmp_path)["info"]["n"] == 20
+    state, info = checkpoint.restore(tmp_path, {"w": np.zeros(3, np.float32)}, "f")
+    assert info["n"] == 20 and (state["w"] == 20).all()
+
+
+def test_restore_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    """restore() itself (what restore_state, and so jrl eval, call) checks the
+    fingerprint: a config.yaml edited after training is not evaluated as if it ran."""
+    checkpoint.save(tmp_path, 1, {"w": np.ones(3, np.float32)}, {"fingerprint": "A"})
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+        checkpoint.restore(tmp_path, {"w": np.zeros(3, np.float32)}, "B")
+
+
+def test_a_run_with_nan_in_any_leaf_is_not_finite():
+    """One layer's parameters gone NaN is a diverged run."""
+
+    class State(NamedTuple):
+        params: dict
+
+    params = {
+        "bias": np.array([[[0.0, 0.0], [np.nan, 0.0]]], np.float32),  # [G=1, S=2, 2]
+        "kernel": np.ones((1, 2, 3, 3), np.float32),
+    }
+    np.testing.assert_array_equal(np.asarray(training.finite_runs(State(params))), [[True, False]])
+
+
+def test_read_rows_raises_on_a_complete_line_that_is_not_json(tmp_path):
+    """Only a last line without its newline is a torn write."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"update": 0}\n{"upd\n')
+    with pytest.raises(ValueError, match="metrics.jsonl:2"):
+        read_rows(path)
+
+
+def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
+    """meta.json's dirty flag."""
+    from jrl.run_dir import git_state
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-c", "user.email=a@b", "-c", "user.name=a", *args],
+            cwd=tmp_path, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q")
+    (tmp_path / "f.py").write_text("x = 1\n")
+    git("add", "f.py")
+    git("commit", "-qm", "c")
+    assert git_state(tmp_path) == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    (tmp_path / "f.py").write_text("x = 2\n")
+    assert git_state(tmp_path)["dirty"] is True
+
+
+def test_provenance_records_the_xla_flags(monkeypatch):
+    """README: XLA_FLAGS change the numbers' last bits; meta.json records them."""
+    from jrl.run_dir import provenance
+
+    monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+    assert provenance()["xla_flags"] == "--xla_cpu_enable_fast_math=false"
+
+
+def test_a_tabular_progress_bar_has_no_step_total():
+    """A tabular run ends at its episode budget: its step cap is no ETA."""
+    spec = resolve(RunSpec(agent="tabular", env="CliffWalking-v0"))
+    bar = training._progress(True, build(spec), 0)
+    try:
+        assert bar.total is None
+    finally:
+        bar.close()
+
+
+def test_a_second_sigterm_does_not_exit_at_once(monkeypatch):
+    """Only a second Ctrl-C ends the process at once; a repeated SIGTERM (Slurm,
+    a second `kill`) still lets the chunk finish and be checkpointed."""
+    calls = []
+    monkeypatch.setattr(training, "exit_at_once", calls.append)
+
+    def wait_for(condition):
+        deadline = time.perf_counter() + 5
+        while not condition() and time.perf_counter() < deadline:
+            time.sleep(0.01)
+
+    with training._Stop().installed() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_for(lambda: stop.signal is not None)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.3)
+        assert stop.signal == signal.SIGTERM and calls == []
+        os.kill(os.getpid(), signal.SIGINT)
+        wait_for(lambda: calls)
+        assert len(calls) == 1 and "second Ctrl-C" in calls[0]
