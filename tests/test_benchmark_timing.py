@@ -1,13 +1,18 @@
-"""experiments/benchmarks/purejaxrl_baseline.py's timing: the side-by-side benchmarks
-report the median of repeated calls of one compiled run, bounded by a count and a time
-budget, and pass those settings on to the processes they start."""
+"""The benchmarks' timing and figures: the side-by-side benchmarks report the median of
+repeated calls of one compiled run, bounded by a count and a time budget, and pass those
+settings on to the processes they start; every benchmark's JSON fields (ratios and which
+way they divide, steps run, memory after compiling, final-return windows) checked from
+made-up timings whose every figure is known (a fake clock, children and runs)."""
 
 from __future__ import annotations
 
+import gc
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import jax
 import jax.numpy as jnp
@@ -17,17 +22,15 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "experiments" / "benchmarks"
 
 
-def load_baseline():
-    spec = importlib.util.spec_from_file_location(
-        "purejaxrl_baseline", BENCHMARKS / "purejaxrl_baseline.py"
-    )
+def load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 def test_time_compiled_repeats_up_to_the_count_within_the_budget():
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     fn = jax.jit(lambda x: jnp.cumsum(x) * 2.0)
     x = jnp.arange(1000.0)
 
@@ -85,7 +88,7 @@ def fake_benchmark(tmp_path, monkeypatch, mode: str = ""):
 def test_compare_unpaired_passes_the_timing_options_to_its_children(tmp_path, monkeypatch):
     script, _ = fake_benchmark(tmp_path, monkeypatch)
     monkeypatch.delenv("PUREJAXRL_DIR")
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     report = baseline.compare(str(script), "fake", [1, 8], 2048, 4, 12.5, paired=False)
     assert report["seeds_8"]["jrl"]["argv"] == [
         "--child",
@@ -104,7 +107,7 @@ def test_compare_unpaired_passes_the_timing_options_to_its_children(tmp_path, mo
 
 def test_compare_paired_alternates_the_two_processes_calls(tmp_path, monkeypatch):
     script, log = fake_benchmark(tmp_path, monkeypatch)
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     report = baseline.compare(str(script), "fake", [1], 2048, repeats=3, budget_s=1e9)
     # Both compile before any timed call; then rounds of ours/theirs, theirs/ours, ...
     assert log.read_text().split("\n")[:-1] == [
@@ -126,7 +129,7 @@ def test_compare_paired_alternates_the_two_processes_calls(tmp_path, monkeypatch
 
 def test_compare_paired_stops_at_the_budget(tmp_path, monkeypatch):
     script, _ = fake_benchmark(tmp_path, monkeypatch)
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     # After round one PureJaxRL's calls total 1.0 s, round two 3.0 s: a 2.5 s budget
     # allows a second round but not a third, though ours is far under it.
     report = baseline.compare(str(script), "fake", [1], 2048, repeats=5, budget_s=2.5)
@@ -136,14 +139,14 @@ def test_compare_paired_stops_at_the_budget(tmp_path, monkeypatch):
 
 def test_compare_paired_reports_a_failed_child(tmp_path, monkeypatch):
     script, _ = fake_benchmark(tmp_path, monkeypatch, mode="--fail")
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     with pytest.raises(RuntimeError, match="purejaxrl with 1 seeds failed:\n.*the baseline broke"):
         baseline.compare(str(script), "fake", [1], 2048, repeats=2, budget_s=1e9)
 
 
 def test_ppo_benchmark_paced_child_reports_each_timed_call(monkeypatch):
     monkeypatch.delenv("PUREJAXRL_DIR", raising=False)
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     script = str(BENCHMARKS / "ppo_cartpole.py")
     report = baseline.compare(script, "ppo_cartpole", [1], 2048, repeats=2, budget_s=1000)
     row = report["seeds_1"]["jrl"]
@@ -170,7 +173,7 @@ def test_benchmarks_reject_a_repeat_count_below_one():
 
 def test_compare_adds_ours_on_one_device_beyond_one_seed(tmp_path, monkeypatch):
     script, log = fake_benchmark(tmp_path, monkeypatch)
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     monkeypatch.setattr(baseline, "usable_cores", lambda: 2)  # even where one core is ours
     report = baseline.compare(str(script), "fake", [1, 8], 2048, repeats=1, budget_s=0.0)
     assert "jrl_one_device" not in report["seeds_1"]
@@ -205,7 +208,7 @@ def test_purejaxrl_sees_gymnax_legacy_api_and_a_qr_free_orthogonal(tmp_path, mon
     monkeypatch.setattr(sys, "path", list(sys.path))
     before = set(sys.modules)
     try:
-        module = load_baseline().load_purejaxrl("ppo")
+        module = load("purejaxrl_baseline").load_purejaxrl("ppo")
     finally:  # its stand-ins for brax, navix, ... stay out of the other tests
         for name in set(sys.modules) - before:
             if sys.modules[name].__spec__ is None:  # made, not imported
@@ -265,7 +268,7 @@ def test_ppo_steps_per_second_counts_the_steps_run():
 def test_final_return_weighted_by_counts_is_the_mean_over_the_episodes():
     """ppo_cartpole.py's two return columns are one estimator: ours from per-update means
     and episode counts, PureJaxRL's from per-step episode records."""
-    baseline = load_baseline()
+    baseline = load("purejaxrl_baseline")
     rng = np.random.default_rng(0)
     seeds, rows, steps = 2, 40, 6
     ended = rng.random((seeds, rows, steps)) < 0.3
@@ -279,3 +282,213 @@ def test_final_return_weighted_by_counts_is_the_mean_over_the_episodes():
     assert weighted == pytest.approx(per_episode, rel=1e-12)
     unweighted = baseline.final_return(row_means)
     assert unweighted != pytest.approx(per_episode, rel=1e-6)
+
+
+class Clock:
+    """A stand-in for the ``time`` module whose perf_counter moves only when told."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def process_time(self):
+        return self.now
+
+
+FIGURES = {  # (steps_per_s by seed count, compile_s, peak_rss_mb) of each fake child
+    "jrl": ({1: 300.0, 8: 800.0}, 2.0, 50.0),
+    "jrl_one_device": ({8: 200.0}, 2.0, 50.0),
+    "purejaxrl": ({1: 100.0, 8: 100.0}, 8.0, 200.0),
+}
+
+ASYMMETRIC_CHILD = f"""
+import json, sys
+args = sys.argv[1:]
+impl, seeds = args[args.index("--child") + 1], int(args[args.index("--seeds") + 1])
+rates, compile_s, rss = {FIGURES!r}[impl]
+print(json.dumps({{"steps_per_s": rates[seeds], "compile_s": compile_s, "peak_rss_mb": rss,
+                  "run_s_all": [1.0]}}))
+"""
+
+
+def test_compare_ratios_divide_ours_by_theirs_and_report_the_smaller_speedup(tmp_path, monkeypatch):
+    script = tmp_path / "child.py"
+    script.write_text(ASYMMETRIC_CHILD)
+    (tmp_path / "purejaxrl" / "purejaxrl").mkdir(parents=True)
+    (tmp_path / "purejaxrl" / "purejaxrl" / "ppo.py").write_text("")
+    monkeypatch.setenv("PUREJAXRL_DIR", str(tmp_path / "purejaxrl"))
+    baseline = load("purejaxrl_baseline")
+    monkeypatch.setattr(baseline, "usable_cores", lambda: 2)
+    report = baseline.compare(str(script), "fake", [1, 8], 1023, paired=False, steps_run=512)
+    assert report["steps_per_seed"] == 512
+    assert report["seeds_1"]["speedup"] == 3.0 and report["seeds_8"]["speedup"] == 8.0
+    assert report["speedup"] == 3.0  # the smaller
+    assert report["seeds_8"]["speedup_one_device"] == 2.0  # 200 / 100
+    assert report["seeds_8"]["compile_ratio"] == 0.25  # ours / theirs
+    assert report["seeds_8"]["memory_ratio"] == 0.25
+
+
+def test_time_compiled_reports_the_median_call_and_memory_after_compiling(monkeypatch):
+    baseline = load("purejaxrl_baseline")
+    clock, rss = Clock(), [0.0]
+    durations = iter([1.0, 5.0, 2.0])
+
+    def call(x):
+        clock.now += next(durations)
+        rss[0] = 300.0  # running raises the peak
+        return x
+
+    def compile_():
+        clock.now += 7.0
+        rss[0] = 100.0
+        return call
+
+    fn = SimpleNamespace(lower=lambda *args: SimpleNamespace(compile=compile_))
+    monkeypatch.setattr(baseline, "time", clock)
+    monkeypatch.setattr(baseline, "peak_rss_mb", lambda: rss[0])
+    times, out = baseline.time_compiled(fn, 1.0, repeats=3, budget_s=1e9)
+    assert times == {
+        "compile_s": 7.0,
+        "run_s": 2.0,  # the median of 1, 5, 2
+        "run_s_all": [1.0, 5.0, 2.0],
+        "peak_rss_compiled_mb": 100,
+    }
+
+
+def test_final_return_averages_the_last_5_percent_of_rows():
+    baseline = load("purejaxrl_baseline")
+    returns = np.tile(np.arange(40.0), (2, 1))  # 40 rows: the last 2 count
+    assert baseline.final_return(returns) == 38.5
+    assert baseline.final_return(np.tile(np.arange(100.0), (3, 1))) == 97.0  # rows 95..99
+
+
+def test_ppo_benchmark_measure_counts_steps_run_and_weights_rows_by_episodes(monkeypatch):
+    ppo_cartpole = load("ppo_cartpole")
+    baseline = ppo_cartpole.baseline
+    returns = np.ones((1, 1, 40))  # [grid point, seed, row]; the last 2 rows count
+    returns[0, 0, -2:] = [10.0, 40.0]
+    counts = np.ones((1, 1, 40), np.int32)
+    counts[0, 0, -2:] = [3, 1]
+    metrics = SimpleNamespace(episode_return=returns, num_episodes=counts)
+    times = {"compile_s": 1.0, "run_s": 2.0, "run_s_all": [2.0], "peak_rss_compiled_mb": 1}
+    monkeypatch.setattr(baseline, "child_devices", lambda impl: 1)
+    monkeypatch.setattr(baseline, "time_compiled", lambda *a, **k: (times, metrics))
+    row = ppo_cartpole.measure("jrl", 1, 1023, {})
+    assert row["steps_per_s"] == 256  # 512 steps run (one update), not 1023, in 2 s
+    assert row["final_return"] == 17.5  # (3 x 10 + 1 x 40) / 4 episodes
+
+
+def test_grid_throughput_figures_from_known_times(monkeypatch, capsys):
+    grid_throughput = load("grid_throughput")
+    clock = Clock()
+    # Per row: the warm-up call, then the three timed repeats.
+    durations = {
+        "jrl CatRoom-v0 (index obs)": [9.0, 1.0, 4.0, 2.0],  # median 2, best 1
+        "jrl CatRoom-v0 (grid obs)": [9.0, 4.0, 4.0, 4.0],
+        "jrl CatRoom-v0 (index obs, slip 1/3)": [9.0, 5.0, 5.0, 5.0],
+        "gymnax FourRooms-misc": [9.0, 6.0, 9.0, 8.0],  # median 8, best 6
+        "null env": [9.0, 0.5, 0.5, 0.5],
+    }
+    order = iter(durations)
+
+    def make_run(env, params, num_envs, num_steps):
+        times = iter(durations[next(order)])
+
+        def call(key):
+            clock.now += next(times)
+            return SimpleNamespace(block_until_ready=lambda: None)
+
+        def compile_():
+            clock.now += 3.0
+            return call
+
+        return SimpleNamespace(lower=lambda key: SimpleNamespace(compile=compile_))
+
+    monkeypatch.setattr(grid_throughput, "make_run", make_run)
+    monkeypatch.setattr(grid_throughput, "time", clock)
+    argv = ["grid_throughput.py", "--num-envs", "10", "--num-steps", "100", "--repeats", "3"]
+    monkeypatch.setattr(sys, "argv", argv)
+    grid_throughput.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["ours"]["compile_s"] == 3.0
+    assert result["ours"]["run_s"] == 2.0 and result["ours"]["run_s_min_max"] == [1.0, 4.0]
+    assert result["ours"]["steps_per_s"] == 500 and result["baseline"]["steps_per_s"] == 125
+    assert result["speedup"] == 4.0  # ours / baseline, medians
+    assert result["speedup_grid_obs"] == 2.0
+    assert result["speedup_same_slip"] == 1.6
+    assert result["speedup_best_of_repeats"] == 6.0  # baseline's best 6 s / ours 1 s
+    assert result["speedup_ceiling"] == 16.0
+    assert result["meets_target"] is True
+
+
+def test_tabular_cliff_speedups_from_known_times(monkeypatch, capsys):
+    monkeypatch.setenv("XLA_FLAGS", "")  # the script's import appends to it: restored after
+    tabular_cliff = load("tabular_cliff")
+    clock = Clock()
+    returns = np.zeros((2, 2, 500))
+    returns[:, :, 100:] = -20.0  # episodes 100..499
+    returns[1] -= 5.0  # Q-learning
+    metrics = SimpleNamespace(episode_returns=returns, num_steps=np.full((2, 2), 1000))
+    measured = iter([(4.0, 1.0, 0.5, {"all": metrics}), (3.0, 1.5, 0.8, {"all": metrics})])
+    monkeypatch.setattr(tabular_cliff, "measure", lambda *a: next(measured))
+
+    def run_numpy_cliff(num_runs, num_episodes, seed):
+        clock.now += 10.0
+        r = returns.copy()
+        return {"sarsa": r[0], "q_learning": r[1], "steps": 8000}
+
+    monkeypatch.setattr(tabular_cliff, "run_numpy_cliff", run_numpy_cliff)
+    monkeypatch.setattr(tabular_cliff, "time", clock)
+    monkeypatch.setattr(sys, "argv", ["tabular_cliff.py", "--runs", "2", "--repeats", "1"])
+    try:
+        tabular_cliff.main()
+    finally:
+        gc.unfreeze()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["ours_steps"] == 4000 and result["ours_steps_per_s"] == 8000
+    assert result["baseline_s"] == 10.0 and result["baseline_steps_per_s"] == 800
+    assert result["speedup"] == 20.0  # baseline / ours
+    assert result["speedup_with_compile"] == 2.0  # 10 / (4 compile + 1 first call)
+    assert result["speedup_one_device"] == 12.5
+    assert result["ours_mean_return_ep100_500"] == {"sarsa": -20.0, "q_learning": -25.0}
+    assert result["baseline_mean_return_ep100_500"] == {"sarsa": -20.0, "q_learning": -25.0}
+
+
+def test_product_floor_gradient_steps_of_purejaxrls_cartpole_runs():
+    product_floor = load("product_floor")
+    # PPO: 976 updates x 4 epochs x 4 minibatches of 128.
+    assert product_floor.gradient_steps("ppo", 500_000) == (
+        15_616,
+        128,
+        [[4, 64, 64, 2], [4, 64, 64, 1]],
+        0,
+    )
+    # DQN: one step per 10 transitions from 10,000 to 500,000.
+    assert product_floor.gradient_steps("dqn", 500_000) == (
+        49_000,
+        128,
+        [[4, 120, 84, 2], [4, 120, 84, 2]],
+        1,
+    )
+
+
+def test_product_floor_ratios_from_known_times(monkeypatch, capsys):
+    product_floor = load("product_floor")
+    products = {a: {"products_s": 4.0, "products_us_per_step": 1.0} for a in ("ppo", "dqn")}
+    done = SimpleNamespace(returncode=0, stdout=json.dumps(products) + "\n", stderr="")
+    monkeypatch.setattr(product_floor.subprocess, "run", lambda *a, **k: done)
+    monkeypatch.setattr(
+        product_floor, "run_seconds", lambda algo, steps: {"jrl": 10.0, "purejaxrl": 15.0}
+    )
+    monkeypatch.setattr(sys, "argv", ["product_floor.py"])
+    product_floor.main()
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for algo in ("ppo", "dqn"):
+        row = report[algo]
+        assert row["speedup"] == 1.5  # theirs / ours
+        assert row["products_fraction"] == 0.4  # products / ours
+        assert row["speedup_bound"] == 3.75  # theirs / products
+        assert row["other_s_at_1_5x"] == 6.0  # 15 / 1.5 - 4
+        assert row["other_s_jrl"] == 6.0

@@ -1,10 +1,18 @@
-"""Which number goes into which field of the textbook experiments' results.json: each
-script's main() run on made-up results whose every figure is known (no training)."""
+"""Which number goes into which field of the experiments' results.json (the textbook
+scripts, CartPole, MinAtar Breakout and the deep cat rooms, seed_runs.train_over_seeds):
+each script's main() run on made-up results whose every figure is known (no training)."""
 
+import copy
 import json
+from types import SimpleNamespace
+from typing import NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+
+from experiments.seed_runs import SeedRuns
 
 
 def _main(script, monkeypatch, tmp_path, fake_run, *argv):
@@ -126,3 +134,203 @@ def test_windy_gridworld_results_keep_sarsa_and_converged_paths_apart(monkeypatc
     assert results["episodes_completed_by_8000_steps"] == {"mean": 160.0, "min": 150, "max": 170}
     assert results["sarsa_greedy_path_length_median"] == 17.0
     assert results["converged_greedy_path_length_median"] == 15.0
+
+
+def fake_runs(num_seeds, rows, every, returns, compile_s=3.0, compile_cpu_s=5.0):
+    return SeedRuns(
+        timesteps=np.arange(1, rows + 1) * every,
+        returns=np.asarray(returns, float),
+        greedy_returns=np.arange(num_seeds * 2, dtype=float).reshape(num_seeds, 2),
+        greedy_lengths=np.ones((num_seeds, 2), np.int32),
+        final_params={"w": np.arange(num_seeds, dtype=np.float32)[:, None]},
+        compile_s=compile_s,
+        compile_cpu_s=compile_cpu_s,
+        run_s=2.0,
+        steps_per_s=1234.0,
+    )
+
+
+def test_cartpole_results_put_each_agents_figures_in_its_own_entry(monkeypatch, tmp_path):
+    from experiments import cartpole
+
+    nan = np.nan
+    # PPO: 3 seeds x 40 rows of 512 steps; seed 1's first episode ends in row 3.
+    ppo_returns = np.tile(np.arange(40.0), (3, 1))
+    ppo_returns[1, :3] = nan
+    # DQN: 3 seeds x 10 rows of 5000; seed 0 ends no episode, seed 2 none in the last row.
+    dqn_returns = np.array([[nan] * 10, np.arange(10.0) + 100, [7.0] * 9 + [nan]])
+
+    def fake_run(num_seeds, steps, seed=0, log=print):
+        return {
+            "PPO": (fake_runs(3, 40, 512, ppo_returns), *cartpole.ppo_setup(steps)),
+            "DQN": (fake_runs(3, 10, 5000, dqn_returns, 4.0, 6.0), *cartpole.dqn_setup(steps)),
+        }
+
+    monkeypatch.setattr(cartpole, "random_policy_return", lambda *a, **k: 22.5)
+    results = _main(cartpole, monkeypatch, tmp_path, fake_run, "--seeds", "3", "--steps", "50000")
+    ppo, dqn = results["agents"]["PPO"], results["agents"]["DQN"]
+    assert results["random_policy_return"] == 22.5
+    assert (ppo["steps_per_seed"], dqn["steps_per_seed"]) == (40 * 512, 50_000)
+    assert (ppo["compile_seconds"], ppo["compile_cpu_seconds"]) == (3.0, 5.0)
+    assert (dqn["compile_seconds"], dqn["compile_cpu_seconds"]) == (4.0, 6.0)
+    assert dqn["seeds_without_episodes"] == [0]
+    assert dqn["final_return"]["seeds_before_window"] == [2]  # seed 2, not its index 1
+    assert dqn["final_return"]["per_seed"] == [109.0, 7.0]
+    # Gaps filled (no null) in the per-seed returns: seed 1's first rows take row 3's value.
+    assert ppo["returns_per_seed"]["returns"][1][:4] == [3.0, 3.0, 3.0, 3.0]
+    assert dqn["returns_per_seed"]["returns"][2][-1] == 7.0
+    # Each curve's x axis is its own agent's, from the first row every seed had an episode.
+    assert ppo["curve"]["timesteps"] == [512 * r for r in range(4, 41)]
+    assert len(ppo["curve"]["mean"]) == len(ppo["curve"]["timesteps"])
+    assert dqn["curve"]["timesteps"] == [5000 * r for r in range(1, 11)]
+    assert len(dqn["curve"]["mean"]) == len(dqn["curve"]["timesteps"])
+
+
+def test_minatar_curve_x_axis_starts_where_the_curve_does(monkeypatch, tmp_path):
+    from experiments import minatar_breakout
+
+    returns = np.tile(np.arange(60.0), (2, 1))
+    returns[1, :5] = np.nan  # seed 1's first episode ends in row 5
+
+    def fake_run(num_seeds, steps, seed=0, log=print):
+        return (fake_runs(2, 60, 8192, returns), *minatar_breakout.setup(steps))
+
+    monkeypatch.setattr(minatar_breakout, "random_policy_return", lambda *a, **k: 0.5)
+    results = _main(
+        minatar_breakout, monkeypatch, tmp_path, fake_run, "--seeds", "2", "--steps", "491520"
+    )
+    assert results["curve"]["timesteps"] == [8192 * r for r in range(6, 61)]
+    assert len(results["curve"]["mean"]) == len(results["curve"]["timesteps"])
+    assert results["steps_per_seed"] == 60 * 8192
+    assert results["purejaxrl_full_run_steps"] == 10_000_000
+
+
+def test_minatar_setup_is_purejaxrls_minatar_configuration():
+    """The docstring's configuration: 64 envs x 128 steps, 4 epochs x 8 minibatches, Adam
+    5e-3, gamma 0.99, GAE 0.95, clip 0.2, entropy 0.01, value 0.5, grad norm 0.5, 64-64
+    ReLU, 1e7 steps by default."""
+    from experiments import minatar_breakout
+
+    config, hparams = minatar_breakout.setup()
+    assert (config.num_envs, config.num_steps) == (64, 128)
+    assert (config.update_epochs, config.num_minibatches) == (4, 8)
+    assert config.hidden_sizes == (64, 64) and config.activation == "relu"
+    assert config.total_timesteps == 10_000_000 and config.anneal_lr
+    assert hparams._asdict() == {
+        "lr": 5e-3,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_eps": 0.2,
+        "ent_coef": 0.01,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "reward_scale": 1.0,
+    }
+
+
+def test_cat_room_deep_results_outcomes_random_cat_and_completeness(monkeypatch, tmp_path):
+    from experiments import cat_room_deep
+
+    greedy = {
+        "static": np.array([[10.0], [1.0], [-5.0], [0.0]]),  # [4 seeds, 1 arrangement]
+        "dynamic": np.array([[10.0, 10.0, 1.0, -5.0]] * 4),  # [4 seeds, 4 arrangements]
+    }
+
+    def fake_run(room, agent, num_seeds=8, steps=None, seed=0):
+        runs = fake_runs(4, 20, 100, np.tile(np.arange(20.0), (4, 1)))
+        config, hparams = cat_room_deep.AGENTS[agent][1](steps)
+        return runs, config, hparams, greedy[room], None
+
+    # The random cat returns 1.0 in the static room, 2, 4, 6, 8 in the dynamic room's
+    # four arrangements (in that order).
+    randoms = iter([1.0, 2.0, 4.0, 6.0, 8.0])
+    monkeypatch.setattr(cat_room_deep, "random_policy_return", lambda *a, **k: next(randoms))
+    monkeypatch.setattr(cat_room_deep, "greedy_gif", lambda *a, **k: 10.0)
+    written = []
+    real_write = cat_room_deep.write_json
+    monkeypatch.setattr(
+        cat_room_deep,
+        "write_json",
+        lambda path, data: (written.append(copy.deepcopy(data)), real_write(path, data))[1],
+    )
+    results = _main(cat_room_deep, monkeypatch, tmp_path, fake_run, "--seeds", "4")
+    assert [w["complete"] for w in written] == [False, True]  # after each room
+    static, dynamic = results["rooms"]["static"], results["rooms"]["dynamic"]
+    assert static["random_policy_return"] == 1.0
+    assert dynamic["random_policy_return_per_arrangement"] == [2.0, 4.0, 6.0, 8.0]
+    assert dynamic["random_policy_return"] == 5.0  # their mean
+    for agent in cat_room_deep.AGENTS:
+        outcomes = static[agent]["greedy_outcomes"]
+        assert [outcomes[k] for k in ("tall_post", "rug_post", "furniture", "wandered")] == [
+            0.25,
+            0.25,
+            0.25,
+            0.25,
+        ]
+        outcomes = dynamic[agent]["greedy_outcomes"]
+        assert [outcomes[k] for k in ("tall_post", "rug_post", "furniture", "wandered")] == [
+            0.5,
+            0.25,
+            0.25,
+            0.0,
+        ]
+        assert not static[agent]["greedy_return"]["definition"].endswith("first arrangement")
+        assert dynamic[agent]["greedy_return"]["definition"].endswith(", in the first arrangement")
+
+
+def test_cat_room_deep_greedy_in_arrangements_is_seeds_by_arrangements():
+    """float[S, A]: seed s's policy (its parameter is s) in arrangement a scores
+    100000 s + a number that tells the arrangements apart."""
+    from experiments import cat_room_deep
+    from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS
+
+    def tag(room):  # differs between the four layouts
+        return jnp.sum(room.cell_type[0] * jnp.arange(77.0).reshape(7, 11))
+
+    def greedy_episode(key, env, room, network, params, max_steps):
+        return (params * 100_000.0 + tag(room),)
+
+    module = SimpleNamespace(greedy_episode=greedy_episode)
+    params = jnp.arange(3.0)  # 3 seeds
+    out = cat_room_deep.greedy_in_arrangements(module, None, params, CAT_ROOM_ARRANGEMENTS)
+    tags = [
+        float(tag(cat_room_deep.make_env("CatRoom-v0", layout=a)[1])) for a in CAT_ROOM_ARRANGEMENTS
+    ]
+    assert len(set(tags)) == 4
+    np.testing.assert_array_equal(out, [[100_000.0 * s + t for t in tags] for s in range(3)])
+
+
+class _Metrics(NamedTuple):
+    timesteps: jax.Array
+    episode_return: jax.Array
+
+
+class _State(NamedTuple):
+    params: jax.Array
+
+
+def test_train_over_seeds_steps_per_second_and_its_evaluation_keys():
+    """steps/s counts every seed's steps; the greedy episodes draw their own keys, not
+    the ones the training run splits from its key (the run's final "parameters" here are
+    what it drew from those)."""
+    from experiments.seed_runs import train_over_seeds
+    from jrl.agents.ppo import PPOHParams
+
+    E = 3
+
+    def train(key, hparams):
+        draws = jax.vmap(jax.random.uniform)(jax.random.split(key, E))
+        metrics = _Metrics(jnp.arange(1, 5) * 100, jnp.arange(4.0))
+        return _State(params=draws), metrics
+
+    def greedy_episode(key, env, env_params, network, params, max_steps):
+        return jax.random.uniform(key), jnp.int32(1), None
+
+    agent = SimpleNamespace(train=train, network=None)
+    runs = train_over_seeds(
+        agent, greedy_episode, None, None, PPOHParams(), jax.random.key(0), 2, eval_episodes=E,
+        devices=jax.devices()[:1],
+    )  # fmt: skip
+    assert runs.steps_per_s == pytest.approx(2 * 400 / runs.run_s)
+    assert runs.greedy_returns.shape == (2, E)
+    assert not np.isin(runs.greedy_returns, runs.final_params).any()
