@@ -23,6 +23,7 @@ from jrl.envs import make, registered_envs, render, rollout_frames, save_gif
 from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, CAT_ROOM_LAYOUT
 from jrl.envs.grid import TERMINATE, CellType, grid_params, layout_index
 from jrl.envs.registry import REGISTRY
+from jrl.envs.render import rollout_states
 
 UP, DOWN, LEFT, RIGHT, SCRATCH = 0, 1, 2, 3, 4
 KEY = jax.random.key(0)
@@ -1145,3 +1146,86 @@ def test_each_layout_begins_at_its_own_start():
     _, state = env.reset(jax.random.key(0), params)
     _, state, *_ = env.step(jax.random.key(0), state, 0, params)
     assert (int(state.layout), int(state.cell)) == (1, 6)
+
+
+def test_params_in_one_layout_observe_and_score_that_layout():
+    env, params = make("CatRoomDynamic-v0", observation="grid")
+    tall = [cell.name for cell in env.legend].index("tall post")
+    for layout in range(env.num_layouts):
+        fixed = params.in_layout(layout)
+        obs, state = env.reset(KEY, fixed)
+        np.testing.assert_array_equal(np.asarray(obs[..., 1:]), params.object_planes[layout])
+        post = int(np.flatnonzero(np.asarray(params.cell_type[layout]).reshape(-1) == tall)[0])
+        _, _, reward, terminated, *_ = env.step(
+            KEY, state.replace(cell=jnp.int32(post)), SCRATCH, fixed
+        )
+        assert float(reward) == 10.0 and bool(terminated), layout
+
+
+def test_replacing_the_start_rebuilds_the_tables():
+    env, params = make("CliffWalking-v0")
+    moved = params.replace(start=jnp.array([0], jnp.int32))
+    _, state = env.reset(KEY, moved)
+    assert int(state.cell) == 0
+    obs, *_ = env.step(KEY, state.replace(cell=jnp.int32(2 * 12 + 5)), 1, moved)  # into the cliff
+    assert int(obs) == 0  # back to the new start, not the old one (36)
+
+
+def test_replacing_the_map_rebuilds_the_tables():
+    env, params = make("CliffWalking-v0")
+    walled = params.replace(cell_type=params.cell_type.at[0, 2, 1].set(1))  # a wall at (2, 1)
+    _, state = env.reset(KEY, walled)
+    obs = env.step(KEY, state.replace(cell=jnp.int32(2 * 12)), 3, walled)[0]  # right from (2, 0)
+    assert int(obs) == 2 * 12
+
+
+def test_the_dynamic_cat_room_has_the_static_rooms_time_limit_and_rewards():
+    _, static = make("CatRoom-v0")
+    _, dynamic = make("CatRoomDynamic-v0")
+    assert int(static.max_steps_in_episode) == int(dynamic.max_steps_in_episode) == 100
+    for field in ("step_reward", "slip_prob", "enter_reward", "interact_reward"):
+        np.testing.assert_array_equal(getattr(static, field), getattr(dynamic, field))
+
+
+def test_rollout_states_ends_the_episode_at_the_time_limit():
+    env, params = make("WindyGridworld-v0", max_steps_in_episode=3)
+    right = lambda key, obs: jnp.int32(3)  # noqa: E731
+    states, _, rewards, dones = rollout_states(env, params, right, KEY, 6)
+    np.testing.assert_array_equal(states.cell, [30, 31, 32, 33, 33, 33, 33])
+    np.testing.assert_array_equal(rewards, [-1, -1, -1, 0, 0, 0])
+    np.testing.assert_array_equal(dones, [False, False, True, False, False, False])
+
+
+def test_save_gif_writes_a_looping_gif(tmp_path):
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    frames[1], frames[2, :4] = 255, 128
+    path = save_gif(tmp_path / "a.gif", frames)
+    assert iio.immeta(path).get("loop") == 0  # 0: loop forever
+
+
+@pytest.mark.parametrize(
+    "floor",
+    [
+        CellType(".", "lava", (0, 0, 0), enter_effect=TERMINATE),
+        CellType(".", "rock", (0, 0, 0), blocks=True),
+    ],
+)
+def test_a_legend_whose_first_type_is_not_free_floor_is_refused(floor):
+    goal = CellType("G", "goal", (0, 1, 0), enter_reward=1.0, enter_effect=TERMINATE)
+    with pytest.raises(ValueError, match="first cell type is the floor: it must be free"):
+        grid_params(["S..G"], (floor, goal))
+
+
+def test_an_int_array_override_of_a_gymnax_param_keeps_its_dtype():
+    _, default = make("DiscountingChain-bsuite")
+    _, params = make("DiscountingChain-bsuite", reward_timestep=[1, 3, 10, 30, 100])
+    assert params.reward_timestep.dtype == default.reward_timestep.dtype
+    np.testing.assert_array_equal(params.reward_timestep, [1, 3, 10, 30, 100])
+
+
+def test_a_type_that_only_ends_the_episode_on_interaction_gives_the_interact_action():
+    floor = CellType(".", "floor", (0, 0, 0))
+    button = CellType("B", "exit button", (9, 9, 9), interact_terminates=True)
+    params = grid_params(["S.B"], (floor, button))
+    assert params.next_cell.shape[-1] == 5
+    assert bool(params.terminal[0, 2, 4]) and float(params.reward[0, 2, 4]) == -1.0

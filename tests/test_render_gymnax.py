@@ -210,3 +210,11 @@ def test_a_wrapped_environment_is_refused_naming_what_to_give_instead():
                 rollout_states(wrapped, params, policy, key, 3)
             with pytest.raises(ValueError, match=message):
                 episode_frames(name, wrapped, params, policy, key, 3)
+
+
+def test_episode_frames_of_a_grid_world_default_to_24_pixels_a_cell():
+    env, params = make("CatRoom-v0")
+    frames = episode_frames(
+        "CatRoom-v0", env, params, lambda k, o: jnp.int32(0), jax.random.key(0), 2
+    )
+    assert frames.shape == (3, 7 * 24, 11 * 24, 3)

@@ -11,7 +11,7 @@ from gymnax.wrappers.purerl import FlattenObservationWrapper
 import jrl.agents.rollout as rollout_module
 from jrl.agents.distributions import categorical, diag_gaussian
 from jrl.agents.networks import ActorCritic, init_params
-from jrl.agents.rollout import make_rollout, resets_drawn_ahead, step_with_reset
+from jrl.agents.rollout import EpisodeStats, make_rollout, resets_drawn_ahead, step_with_reset
 from jrl.envs import make
 
 
@@ -134,3 +134,28 @@ def test_rollout_episode_return_counts_every_reward():
     assert int(out.stats.count) >= 4
     assert float(out.stats.return_sum) == float(out.stats.length_sum)
     assert float(out.stats.return_sum) / int(out.stats.count) <= 8.0
+
+
+def test_episode_stats_means_are_mean_return_and_mean_length():
+    stats = EpisodeStats(jnp.float32(-30.0), jnp.int32(15), jnp.int32(2))
+    assert [float(x) for x in stats.means()] == [-15.0, 7.5]
+    assert all(
+        np.isnan(float(x)) for x in EpisodeStats(jnp.float32(0), jnp.int32(0), jnp.int32(0)).means()
+    )
+
+
+def test_rollout_steps_each_environment_with_its_own_key():
+    """slip_prob 1: every move is drawn from the environment's key, whatever the policy
+    does; 8 environments from one start must not walk in lockstep."""
+    env, params = make("CatRoom-v0", observation="grid", slip_prob=1.0)
+    network = ActorCritic(num_actions=5, obs_ndim=3)
+    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), 8), params
+    )
+    weights = init_params(network, jax.random.key(1), obs[0])
+    zeros = jnp.zeros(8)
+    out = jax.jit(make_rollout(network, categorical(), env, params, 20))(
+        jax.random.key(2), weights, state, obs, zeros, zeros.astype(jnp.int32)
+    )
+    cells = np.asarray(out.transitions.final_obs[..., 0]).reshape(20, 8, -1).argmax(-1)
+    assert max(len(set(row.tolist())) for row in cells) > 1

@@ -318,3 +318,29 @@ def test_sharded_sweep_whose_runs_do_not_divide_by_the_devices(on_two_devices):
     """Three runs on two devices are padded to four: each seed keeps its own result."""
     assert on_two_devices["devices"] == 2
     np.testing.assert_array_equal(on_two_devices["uneven_two"], on_two_devices["uneven_one"])
+
+
+def test_product_grid_keeps_the_bases_values_of_the_fields_not_swept():
+    grid = product_grid(TabularHParams(alpha=0.2, q_init=5.0), epsilon=[0.05, 0.1])
+    np.testing.assert_allclose(grid.alpha, [0.2, 0.2])
+    np.testing.assert_allclose(grid.q_init, [5.0, 5.0])
+    np.testing.assert_allclose(grid.epsilon, [0.05, 0.1])
+
+
+def test_a_single_run_is_called_without_vmap():
+    batched = []
+
+    def train(key, hparams):
+        batched.append(isinstance(hparams.alpha, jax.core.Tracer))
+        return hparams.alpha
+
+    run_sweep(train, jax.random.key(0), stack_grid([TabularHParams()]), 1, jit=False)
+    assert batched == [False]
+    run_sweep(
+        train,
+        jax.random.key(0),
+        stack_grid([TabularHParams(), TabularHParams(alpha=0.2)]),
+        1,
+        jit=False,
+    )
+    assert batched == [False, True]  # two grid points: vmapped
