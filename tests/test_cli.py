@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
+from jrl import cli
+
 pytestmark = pytest.mark.timeout(600)
 
 
@@ -576,3 +578,71 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         assert main(["eval", str(cat), "--episodes", "2"]) == 0
     assert f"{cat} is running: evaluated its checkpoint after" in capsys.readouterr().err
     assert states[str(cliff)]["run_status"] == "complete"
+
+
+def fake_eval_result(**grid_point):
+    return {
+        "num_layouts": 1,
+        "checkpoint": {"run_status": "complete", "updates_done": 3, "total_updates": 3},
+        "diverged": None,
+        "grid": [{"grid_point": 0, "mean": 7.0, "iqm": 5.0, "iqm_ci": [4.0, 6.0], **grid_point}],
+    }
+
+
+def test_print_summary_says_complete_n_of_n_when_every_update_ran(capsys, tmp_path):
+    point = {"hparams": {}, "mean_final_episode_return": 1.0}
+    cli._print_summary(
+        {"status": "complete", "updates_done": 5, "total_updates": 5, "grid": [point]}, tmp_path
+    )
+    assert capsys.readouterr().out.splitlines()[0] == f"complete: 5/5 updates in {tmp_path}"
+    cli._print_summary(
+        {"status": "complete", "updates_done": 3, "total_updates": 5, "grid": [point]}, tmp_path
+    )
+    assert "every run ended within 3 updates (cap 5)" in capsys.readouterr().out
+
+
+def test_eval_sampled_default_epsilon_and_printed_iqm(monkeypatch, capsys, tmp_path):
+    from jrl import run_analysis
+
+    calls = []
+
+    def evaluate_run(*args):
+        calls.append(args)
+        return fake_eval_result()
+
+    monkeypatch.setattr(run_analysis, "evaluate_run", evaluate_run)
+    assert cli.main(["eval", str(tmp_path), "--sampled"]) == 0
+    assert calls[0][5] == 0.05  # the documented default epsilon
+    out = capsys.readouterr().out
+    assert "mean return 7.00, IQM 5.00 [4.00, 6.00]" in out
+
+
+def test_eval_reference_without_pooling_is_refused(capsys, tmp_path):
+    assert cli.main(["eval", str(tmp_path), "--reference", "CatRoom-v0=0,10"]) == 2
+    assert "--reference applies to runs pooled as tasks" in capsys.readouterr().err
+
+
+def test_resume_refuses_other_flags_and_honours_no_progress(monkeypatch, capsys, tmp_path):
+    assert cli.main(["train", "--resume", str(tmp_path), "--num-seeds", "4"]) == 2
+    assert "usage: jrl train --resume RUN_DIR [--no-progress]" in capsys.readouterr().err
+    calls = []
+    monkeypatch.setattr(cli, "_resume", lambda *args: calls.append(args) or 0)
+    assert cli.main(["train", "--resume", str(tmp_path), "--no-progress"]) == 0
+    assert cli.main(["train", "--resume", str(tmp_path)]) == 0
+    assert [progress for _, progress, _ in calls] == [False, True]
+
+
+def test_render_without_a_run_directory_defaults_to_catroom(monkeypatch, capsys, tmp_path):
+    from jrl import run_analysis
+
+    calls = []
+    monkeypatch.setattr(run_analysis, "render_run", lambda *args: calls.append(args) or "x.gif")
+    assert cli.main(["render", "--random", "--out", str(tmp_path / "x.gif")]) == 0
+    assert calls[0][2] == "CatRoom-v0"
+
+
+def test_an_unknown_sink_is_refused_before_the_run_directory_is_made(capsys, tmp_path):
+    argv = ["train", "tabular", "--env", "CliffWalking-v0", "--out", str(tmp_path / "r")]
+    assert cli.main([*argv, "--sinks", "tensorbord", "--no-progress"]) == 2
+    assert "unknown sink 'tensorbord'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

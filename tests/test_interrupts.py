@@ -87,3 +87,13 @@ def test_a_late_signal_reaches_an_outer_watcher_once():
         assert wait_for(lambda: len(outer) >= 1)
         time.sleep(0.2)
     assert outer == [signal.SIGINT] and inner == [] and watchers() == []
+
+
+def test_watching_no_signals_watches_nothing():
+    import threading
+
+    from jrl.interrupts import watch_signals
+
+    with watch_signals(lambda number: None, ()) as watching:
+        assert watching is False
+        assert not [t for t in threading.enumerate() if t.name == "jrl-signals"]

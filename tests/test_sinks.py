@@ -388,3 +388,19 @@ def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
         "train", "tabular", "--env", "CliffWalking-v0", "--out", str(run), "--sinks", "wandb"
     )
     assert "already holds a run" in stderr
+
+
+def test_tensorboard_sink_with_too_few_run_names_says_so(tmp_path):
+    sink = TensorBoardSink(tmp_path, run_names=["a", "b"])
+    with pytest.raises(ValueError, match=r"grid_point 2 has no run name \(2 given\)"):
+        sink.write([{"step": 1, "grid_point": 2, "seed": 0, "loss": 1.0}])
+    sink.close()
+
+
+def test_closing_a_wandb_sink_finishes_its_run(tmp_path, wandb_offline):
+    import wandb
+
+    sink = WandbSink(project="jrl-test", name="close", directory=tmp_path)
+    assert wandb.run is not None
+    sink.close()
+    assert wandb.run is None  # finished: a resume in this process starts afresh
