@@ -69,15 +69,21 @@ def test_resets_are_drawn_ahead_only_for_gymnaxs_own_step_and_within_the_size_li
     assert not resets_drawn_ahead(room, room_params, 512)
 
 
+def _rollout_args(env, params, network, num_envs):
+    """make_rollout's arguments for ``num_envs`` environments just reset: (key, network
+    parameters, environment states, observations, episode returns and lengths so far)."""
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), num_envs), params
+    )
+    net_params = init_params(network, jax.random.key(1), obs[0])
+    zeros = jnp.zeros(num_envs)
+    return jax.random.key(2), net_params, env_state, obs, zeros, zeros.astype(jnp.int32)
+
+
 def test_rollout_with_resets_drawn_ahead_equals_the_one_through_env_step(monkeypatch):
     env, params = make("CartPole-v1")
     network = ActorCritic(num_actions=2)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(jax.random.key(0), 4), params
-    )
-    net_params = init_params(network, jax.random.key(1), obs[0])
-    zeros = jnp.zeros(4)
-    args = (jax.random.key(2), net_params, env_state, obs, zeros, zeros.astype(jnp.int32))
+    args = _rollout_args(env, params, network, 4)
 
     ahead = jax.jit(make_rollout(network, categorical(), env, params, 64))(*args)
     monkeypatch.setattr(rollout_module, "RESET_DRAWS_MAX_BYTES", 0)
@@ -99,14 +105,9 @@ def test_rollout_records_the_final_observation_and_bootstraps_from_its_value():
     step, x' = x + 0.02 x_dot — and ``next_values`` the critic's value of it."""
     env, params = make("CartPole-v1", max_steps_in_episode=8)
     network = ActorCritic(num_actions=2)
-    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(jax.random.key(0), 4), params
-    )
-    net_params = init_params(network, jax.random.key(1), obs[0])
-    zeros = jnp.zeros(4)
-    out = jax.jit(make_rollout(network, categorical(), env, params, 40))(
-        jax.random.key(2), net_params, env_state, obs, zeros, zeros.astype(jnp.int32)
-    )
+    args = _rollout_args(env, params, network, 4)
+    out = jax.jit(make_rollout(network, categorical(), env, params, 40))(*args)
+    net_params = args[1]
     tr = out.transitions
     done, terminated = np.asarray(tr.done), np.asarray(tr.terminated)
     assert (done & ~terminated).sum() >= 4  # time-outs happened ...
@@ -125,12 +126,8 @@ def test_rollout_episode_return_counts_every_reward():
     between episodes, would not)."""
     env, params = make("CartPole-v1", max_steps_in_episode=8)
     network = ActorCritic(num_actions=2)
-    keys = jax.random.split(jax.random.key(0), 4)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-    weights = init_params(network, jax.random.key(1), obs[0])
-    zeros = jnp.zeros(4)
-    rollout = jax.jit(make_rollout(network, categorical(), env, params, 40))
-    out = rollout(jax.random.key(2), weights, state, obs, zeros, zeros.astype(jnp.int32))
+    args = _rollout_args(env, params, network, 4)
+    out = jax.jit(make_rollout(network, categorical(), env, params, 40))(*args)
     assert int(out.stats.count) >= 4
     assert float(out.stats.return_sum) == float(out.stats.length_sum)
     assert float(out.stats.return_sum) / int(out.stats.count) <= 8.0
@@ -149,13 +146,7 @@ def test_rollout_steps_each_environment_with_its_own_key():
     does; 8 environments from one start must not walk in lockstep."""
     env, params = make("CatRoom-v0", observation="grid", slip_prob=1.0)
     network = ActorCritic(num_actions=5, obs_ndim=3)
-    obs, state = jax.vmap(env.reset, in_axes=(0, None))(
-        jax.random.split(jax.random.key(0), 8), params
-    )
-    weights = init_params(network, jax.random.key(1), obs[0])
-    zeros = jnp.zeros(8)
-    out = jax.jit(make_rollout(network, categorical(), env, params, 20))(
-        jax.random.key(2), weights, state, obs, zeros, zeros.astype(jnp.int32)
-    )
+    args = _rollout_args(env, params, network, 8)
+    out = jax.jit(make_rollout(network, categorical(), env, params, 20))(*args)
     cells = np.asarray(out.transitions.final_obs[..., 0]).reshape(20, 8, -1).argmax(-1)
     assert max(len(set(row.tolist())) for row in cells) > 1
