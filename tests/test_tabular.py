@@ -177,7 +177,7 @@ def test_training_loop_bookkeeping():
 
 def test_step_budget_stops_the_run_and_keeps_unfinished_episode_out():
     env, params = make("WindyGridworld-v0")
-    train = make_train(TabularConfig(num_episodes=1000, max_steps=5000), env, params)
+    train = make_train(TabularConfig(num_episodes=1000, max_steps=500), env, params)
     _, metrics = jax.jit(train)(jax.random.key(0), TabularHParams())
     assert int(metrics.num_steps) == 500
     assert int(metrics.episode_lengths.sum()) <= 500
