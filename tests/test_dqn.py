@@ -266,27 +266,6 @@ def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):
     DQNConfig(learning_starts=400_000, target_update_frequency=250_000)
 
 
-@pytest.mark.parametrize("network, obs_shape", [("mlp", (4,)), ("cnn", (5, 5, 3))])
-def test_kernel_init_orthogonal_or_lecun_normal(network, obs_shape):
-    """Orthogonal weights have orthogonal rows or columns (scaled by the gain, sqrt 2 in
-    the torso); LeCun-normal ones are draws of variance 1 / fan_in, not orthogonal."""
-    from jrl.agents.dqn import QNetwork
-
-    def first_kernel(kernel_init):
-        net = QNetwork(2, network, (256,), "relu", kernel_init)
-        params = net.init(jax.random.key(0), jnp.zeros(obs_shape))["params"]["torso"]
-        return np.asarray(params["Conv_0" if network == "cnn" else "Dense_0"]["kernel"])
-
-    def gram(w):  # over the shorter side: the one whose vectors can be orthogonal
-        return w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
-
-    orthogonal, lecun = first_kernel("orthogonal"), first_kernel("lecun_normal")
-    eye = np.eye(min(orthogonal.shape))
-    np.testing.assert_allclose(gram(orthogonal), 2.0 * eye, atol=1e-4)
-    assert np.abs(gram(lecun) * (1 - eye)).max() > 0.1
-    assert lecun.std() == pytest.approx(1 / np.sqrt(lecun.shape[0]), rel=0.15)
-
-
 def test_config_derived_loop_sizes():
     config = DQNConfig(num_envs=4, train_frequency=1, total_timesteps=10_000, log_frequency=1000)
     assert config.iteration_steps == 4 and config.gradient_steps_per_iteration == 4

@@ -259,21 +259,10 @@ def test_cat_room_deep_results_outcomes_random_cat_and_completeness(monkeypatch,
     assert static["random_policy_return"] == 1.0
     assert dynamic["random_policy_return_per_arrangement"] == [2.0, 4.0, 6.0, 8.0]
     assert dynamic["random_policy_return"] == 5.0  # their mean
+    outcomes = ("tall_post", "rug_post", "furniture", "wandered")
     for agent in cat_room_deep.AGENTS:
-        outcomes = static[agent]["greedy_outcomes"]
-        assert [outcomes[k] for k in ("tall_post", "rug_post", "furniture", "wandered")] == [
-            0.25,
-            0.25,
-            0.25,
-            0.25,
-        ]
-        outcomes = dynamic[agent]["greedy_outcomes"]
-        assert [outcomes[k] for k in ("tall_post", "rug_post", "furniture", "wandered")] == [
-            0.5,
-            0.25,
-            0.25,
-            0.0,
-        ]
+        for room, expected in ((static, [0.25] * 4), (dynamic, [0.5, 0.25, 0.25, 0.0])):
+            assert [room[agent]["greedy_outcomes"][k] for k in outcomes] == expected
         assert not static[agent]["greedy_return"]["definition"].endswith("first arrangement")
         assert dynamic[agent]["greedy_return"]["definition"].endswith(", in the first arrangement")
 

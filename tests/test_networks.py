@@ -23,6 +23,23 @@ def _assert_orthogonal(kernel, gain):
     np.testing.assert_allclose(gram, gain**2 * np.eye(len(gram)), atol=1e-5 + 1e-4 * gain**2)
 
 
+@pytest.mark.parametrize("network, obs_shape", [("mlp", (4,)), ("cnn", (5, 5, 3))])
+def test_kernel_init_orthogonal_or_lecun_normal(network, obs_shape):
+    """Orthogonal weights have orthogonal rows or columns (scaled by the gain, sqrt 2 in
+    the torso); LeCun-normal ones are draws of variance 1 / fan_in, not orthogonal."""
+
+    def first_kernel(kernel_init):
+        net = QNetwork(2, network, (256,), "relu", kernel_init)
+        params = net.init(jax.random.key(0), jnp.zeros(obs_shape))["params"]["torso"]
+        return np.asarray(params["Conv_0" if network == "cnn" else "Dense_0"]["kernel"])
+
+    orthogonal, lecun = first_kernel("orthogonal"), first_kernel("lecun_normal")
+    eye = np.eye(min(orthogonal.shape))
+    np.testing.assert_allclose(_gram(orthogonal), 2.0 * eye, atol=1e-4)
+    assert np.abs(_gram(lecun) * (1 - eye)).max() > 0.1
+    assert lecun.std() == pytest.approx(1 / np.sqrt(lecun.shape[0]), rel=0.15)
+
+
 @pytest.mark.parametrize(
     "network",
     [ActorCritic(3, hidden_sizes=(64, 32)), GaussianActorCritic(3, hidden_sizes=(64, 32))],
