@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import math
 import os
-import uuid
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from numbers import Real
 from pathlib import Path
@@ -129,10 +129,11 @@ class TensorBoardSink(_Closing):
                 # The purge marker once per grid point: a later writer of this
                 # process (after a flush) writes rows no one wrote before.
                 purge_step=step if self.resumed and grid_point not in self._opened else None,
-                # The file is named by the second and the host and opened with "wb": a
-                # writer opened again within the second (a resume in the same process)
-                # would empty the earlier one without this.
-                filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}",
+                # The file is named by the second and the host, then this: TensorBoard
+                # reads a run's files in name order, so those of one second (a flush per
+                # chunk) must sort as written; and it is opened with "wb", so a writer
+                # opened again within the second must not take the earlier one's name.
+                filename_suffix=f".{time.time_ns()}.{os.getpid()}",
             )
             self._opened.add(grid_point)
         return self._writers[grid_point]

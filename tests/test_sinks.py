@@ -11,6 +11,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -134,6 +135,23 @@ def test_a_flushed_tensorboard_sink_has_every_row_on_disk(tmp_path):
     assert purge_markers(tmp_path) == [("grid_point_0", 100), ("grid_point_1", 100)]
     steps = sorted(step for step, _ in read_scalars(tmp_path)[("grid_point_0", "loss")])
     assert steps == [100, 200, 300]
+
+
+def test_a_flushed_tensorboard_sinks_event_files_sort_in_the_order_written(tmp_path, monkeypatch):
+    """TensorBoard reads a run directory's event files in the order of their names, and a
+    step at or below one it has read drops the later ones it holds (RustBoard's
+    preemption). Each flush starts a new file, named by the second: the files of one
+    second must still sort as written, or a run's earlier chunks hide its later ones."""
+    from tensorboardX import event_file_writer
+
+    monkeypatch.setattr(event_file_writer, "time", SimpleNamespace(time=lambda: 1.7e9))
+    sink = TensorBoardSink(tmp_path)
+    for step in range(1, 13):
+        sink.write([{"step": step, "grid_point": 0, "seed": 0, "loss": float(step)}])
+        sink.flush()
+    assert len(list((tmp_path / "grid_point_0").glob("events.out.tfevents.1700000000.*"))) == 12
+    steps = [step for step, _ in read_scalars(tmp_path)[("grid_point_0", "loss")]]
+    assert steps == list(range(1, 13))
 
 
 def test_make_sinks_builds_the_named_sinks_and_rejects_unknown_ones(tmp_path):
