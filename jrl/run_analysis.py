@@ -252,7 +252,8 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     periodic evaluations, say) are left out, and so are those before every seed has
     logged a value; a seed's missing value after that (no episode ended in that
     update) holds its last one (``fill_gaps``). A seed with no value yet (a run still
-    early in training) is left out, with a note on stderr."""
+    early in training) is left out, with a note on stderr, and so is a grid point none
+    of whose seeds has one."""
     curves, xs = {}, {}
     names = [Path(run_dir).name for run_dir in run_dirs]
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
@@ -283,9 +284,13 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                 x[t] = max(x[t], row.get("timesteps", row["update"]))
             # Updates no seed logged (a periodic evaluation's other rows) are not points.
             logged = np.isfinite(values).any(axis=0)
-            if not logged.any():
-                continue
             label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
+            if not logged.any():
+                print(
+                    f"jrl plot: {label}: no seed logged {metric} yet; left out",
+                    file=sys.stderr,
+                )
+                continue
             has_value = np.isfinite(values).any(axis=1)
             if not has_value.all():
                 missing = [seed for seed, i in seeds.items() if not has_value[i]]

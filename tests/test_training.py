@@ -202,7 +202,8 @@ def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(reference
 
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
     """A run read early in training, where one seed has not ended an episode: its other
-    seeds are plotted, and stderr says which seed is missing."""
+    seeds are plotted, and stderr says which seed is missing (or which run, where no
+    seed of it has)."""
     from jrl.run_analysis import learning_curves, plot_runs
 
     whole, rows, _ = reference("ppo")
@@ -216,6 +217,14 @@ def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_pat
     assert values.shape[0] == 1 and both.shape[0] == 2 and np.isfinite(values).all()
     assert f"seed(s) [{seeds[1]}] logged no episode_return yet" in capsys.readouterr().err
     assert plot_runs([early], tmp_path / "early.png").stat().st_size > 0
+    # Beside another run, a run none of whose seeds has ended an episode is named too.
+    none_yet = shutil.copytree(whole, tmp_path / "none_yet")
+    rows = [{**row, "episode_return": None} for row in rows]
+    (none_yet / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    capsys.readouterr()
+    assert list(learning_curves([early, none_yet])[0]) == [label]
+    said = f"{label.replace('early', 'none_yet')}: no seed logged episode_return yet; left out"
+    assert said in capsys.readouterr().err
 
 
 def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys):
