@@ -31,7 +31,7 @@ import numpy as np
 import tyro
 import yaml
 
-from jrl.run_dir import RunInUseError, read_meta
+from jrl.run_dir import RunInUseError, read_meta, read_summary
 
 if TYPE_CHECKING:
     from jrl import training
@@ -354,7 +354,14 @@ def _warn_if_incomplete(run_dir, state: dict) -> None:
 
     status = state["run_status"] or "without a summary"
     if status == "running" and not in_use(run_dir):
-        status = f"not running (killed or crashed; jrl train --resume {run_dir} goes on)"
+        now = read_summary(run_dir)
+        if now and now["status"] != "running" and now["updates_done"] > state["updates_done"]:
+            status = (
+                f"{now['status']} now, after {now['updates_done']} updates (it went on while "
+                f"it was evaluated; jrl eval {run_dir} again evaluates its newest checkpoint)"
+            )
+        else:
+            status = f"not running (killed or crashed; jrl train --resume {run_dir} goes on)"
     if state["run_status"] != "complete":
         print(
             f"jrl eval: {run_dir} is {status}: "
@@ -536,10 +543,7 @@ def plot(
 
     run_analysis.plot_runs(run_dirs, out, metric)
     for run_dir in run_dirs:
-        summary_path = Path(run_dir) / "summary.json"
-        diverged = (
-            json.loads(summary_path.read_text()).get("diverged") if summary_path.exists() else None
-        )
+        diverged = (read_summary(run_dir) or {}).get("diverged")
         if diverged:
             runs = run_analysis.diverged_runs(diverged)
             print(

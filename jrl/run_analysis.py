@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.reporting import fill_gaps, plot_learning_curves
-from jrl.run_dir import read_rows, write_json
+from jrl.run_dir import read_rows, read_summary, write_json
 
 
 def restore_run(run_dir: str | Path):
@@ -159,8 +158,7 @@ def evaluate_run(
     elif report.exists():  # an earlier evaluation's, of runs that have diverged since
         shutil.rmtree(report)
     iqm = stats.AGGREGATES.index("IQM")
-    summary_path = Path(run_dir) / "summary.json"
-    status = json.loads(summary_path.read_text())["status"] if summary_path.exists() else None
+    status = info["run_status"] if "run_status" in info else _old_status(Path(run_dir), info)
 
     def point(g: int) -> dict:
         entry = {"grid_point": g, "hparams": dict(built.spec.hparams[g])}
@@ -194,6 +192,16 @@ def evaluate_run(
     }
     write_json(Path(run_dir) / "eval.json", result)
     return result
+
+
+def _old_status(run_dir: Path, info: dict) -> str | None:
+    """The run's status at a checkpoint whose record does not hold it (written before
+    jrl kept it there): summary.json's where that describes the same update, "running"
+    where the run has moved on since, None without a summary."""
+    summary = read_summary(run_dir)
+    if summary is None:
+        return None
+    return summary["status"] if summary["updates_done"] == info["updates_done"] else "running"
 
 
 def diverged_runs(entries) -> list[tuple[int, int]]:

@@ -202,6 +202,12 @@ def read_meta(run_dir: str | Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_summary(run_dir: str | Path) -> dict | None:
+    """The run's summary.json (None where there is none)."""
+    path = Path(run_dir) / "summary.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def record_resume(run_dir: str | Path, from_update: int) -> None:
     """Add this process's provenance to meta.json's ``resumes`` list (the code and
     versions a resumed run continued with may differ from those it began with)."""

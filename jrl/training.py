@@ -702,6 +702,12 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         chunks_run += 1
         return (*chunks[length](state, built.grid, np.int32(first)), length)
 
+    def final_status() -> str:
+        """The status of a run that starts no more chunks."""
+        if updates_done >= built.total_updates or ended_early:
+            return "complete"
+        return "interrupted" if stop.signal is not None else "stopped"
+
     with stop.installed():
         try:
             # Pipelined: chunk i+1 is started before chunk i's rows, checkpoint and
@@ -723,9 +729,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                     sink.write(rows)
                     if hasattr(sink, "flush"):  # on disk before the chunk's checkpoint is
                         sink.flush()
-                saver.save(
-                    updates_done, taken, {"fingerprint": fingerprint, "updates_done": updates_done}
-                )
+                # The run's status at this checkpoint, for jrl eval (summary.json may
+                # have moved on by the time the checkpoint is read).
+                status = "running" if in_flight is not None else final_status()
+                info = {"fingerprint": fingerprint, "updates_done": updates_done}
+                saver.save(updates_done, taken, {**info, "run_status": status})
                 write_summary("running", time.perf_counter() - start, compile_s)
                 if bar is not None:
                     bar.update(summary.steps_taken() - bar.n)
@@ -733,10 +741,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             saver.close()
             if bar is not None:
                 bar.close()
-    if updates_done >= built.total_updates or ended_early:
-        status = "complete"
-    else:
-        status = "interrupted" if stop.signal is not None else "stopped"
+    status = final_status()
     result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":
         print(

@@ -152,7 +152,11 @@ def test_train_eval_render_plot_a_cat(tmp_path):
         done = jrl(*args)
         assert done.returncode == 2 and message in done.stderr, done.stderr
     assert json.loads((run / "eval.json").read_text()) == sampled  # left as it was
+    # A checkpoint taken as the run was interrupted (the record keeps the status).
     (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    record = json.loads((run / "checkpoints" / "latest.json").read_text())
+    record["info"]["run_status"] = "interrupted"
+    (run / "checkpoints" / "latest.json").write_text(json.dumps(record))
     done = jrl("eval", run, "--episodes", "1")
     assert done.returncode == 0, done.stderr
     assert f"{run} is interrupted: evaluated its checkpoint after" in done.stderr
@@ -559,9 +563,18 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     assert parse_references(["CatRoom-v0 slip_prob=0.1=0,10"], ["CatRoom-v0 slip_prob=0.1"]) == {
         "CatRoom-v0 slip_prob=0.1": (0.0, 10.0)
     }
-    # A pooled run that did not finish is said so, as one run alone is, and recorded.
+    # A pooled run that did not finish is said so, as one run alone is, and recorded: the
+    # status its checkpoint was taken in (a SIGTERM's, say), which the record keeps.
     summary = json.loads((cat / "summary.json").read_text())
-    (cat / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    record = json.loads((cat / "checkpoints" / "latest.json").read_text())
+    assert record["info"]["run_status"] == "complete"
+
+    def checkpoint_taken(status):
+        info = {**record["info"], "run_status": status}
+        (cat / "checkpoints" / "latest.json").write_text(json.dumps({**record, "info": info}))
+        (cat / "summary.json").write_text(json.dumps({**summary, "status": status}))
+
+    checkpoint_taken("interrupted")
     assert main(["eval", str(cat), str(cliff), "--out", str(out), "--episodes", "2"]) == 0
     assert f"{cat} is interrupted: evaluated its checkpoint after" in capsys.readouterr().err
     states = json.loads((out / "tasks.json").read_text())["checkpoints"]
@@ -569,7 +582,7 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     # "running" in the summary of a run whose lock nobody holds: it was killed.
     from jrl.training import _exclusive
 
-    (cat / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    checkpoint_taken("running")
     assert main(["eval", str(cat), "--episodes", "2"]) == 0
     assert f"{cat} is not running (killed or crashed; jrl train --resume" in (
         capsys.readouterr().err

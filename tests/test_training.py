@@ -200,6 +200,39 @@ def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(reference
         assert row["eval_return"] == pytest.approx(returns[0, row["seed"]].mean(), rel=1e-6)
 
 
+def test_jrl_eval_reports_the_status_of_the_checkpoint_it_read(reference, tmp_path, capsys):
+    """A run that goes on while `jrl eval` plays its checkpoint: summary.json has moved on
+    (complete) by the time the episodes end, but the checkpoint read was taken while the
+    run was under way, and eval.json and stderr say so."""
+    from jrl.cli import evaluate
+
+    whole, _, _ = reference("dqn")
+    run_dir = shutil.copytree(whole, tmp_path / "run")
+    latest = run_dir / "checkpoints" / "latest.json"
+    assert json.loads(latest.read_text())["info"]["run_status"] == "complete"
+    earlier = sorted((run_dir / "checkpoints").glob("chunk_*.json"))[0]
+    record = json.loads(earlier.read_text())
+    assert record["info"] == {**record["info"], "run_status": "running", "updates_done": 22}
+    latest.write_text(earlier.read_text())  # the newest checkpoint when jrl eval began
+    capsys.readouterr()
+    evaluate([run_dir], episodes=2)
+    evaluated = json.loads((run_dir / "eval.json").read_text())["checkpoint"]
+    assert evaluated == {"updates_done": 22, "total_updates": 24, "run_status": "running"}
+    said = capsys.readouterr().err
+    assert f"{run_dir} is complete now, after 24 updates (it went on while it was" in said
+    assert "evaluated its checkpoint after 22 of 24 updates" in said
+    # A record from before it kept the status: summary.json's, if of the same update.
+    del record["info"]["run_status"]
+    latest.write_text(json.dumps(record))
+    evaluate([run_dir], episodes=2)
+    assert json.loads((run_dir / "eval.json").read_text())["checkpoint"]["run_status"] == "running"
+    final = json.loads((run_dir / "checkpoints" / "chunk_00000024.json").read_text())
+    del final["info"]["run_status"]
+    latest.write_text(json.dumps(final))
+    evaluate([run_dir], episodes=2)
+    assert json.loads((run_dir / "eval.json").read_text())["checkpoint"]["run_status"] == "complete"
+
+
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
     """A run read early in training, where one seed has not ended an episode: its other
     seeds are plotted, and stderr says which seed is missing (or which run, where no
