@@ -114,9 +114,10 @@ def assert_rows_are_a_whole_run(rows, spec):
     last = [row for row in rows if row["update"] == rows[-1]["update"]]
     assert len({json.dumps({**row, "seed": 0}) for row in last}) == len(last)
     every = spec.config.get("eval_every")
-    if every:  # evaluated after every `every`-th update, counted across chunks
+    if every:  # evaluated after every `every`-th update, counted across chunks, and the last
         for row in rows:
-            assert (row["eval_return"] is not None) == ((row["update"] + 1) % every == 0), row
+            due = (row["update"] + 1) % every == 0 or row["update"] == last[0]["update"]
+            assert (row["eval_return"] is not None) == due, row
 
 
 @pytest.mark.parametrize("agent", sorted(SPECS))
@@ -169,7 +170,8 @@ def test_evaluation_curves_have_a_point_per_evaluation(reference):
     x = learning_curves([whole], "eval_return")[1][label]
     every, batch = SPECS["ppo"].config["eval_every"], 4 * SPECS["ppo"].config["num_steps"]
     updates = len(rows) // SPECS["ppo"].num_seeds
-    np.testing.assert_array_equal(x, batch * np.arange(every, updates + 1, every))
+    assert updates % every  # so the last update's evaluation is one of its own
+    np.testing.assert_array_equal(x, batch * np.array([*range(every, updates, every), updates]))
     assert values.shape == (2, len(x)) and np.isfinite(values).all()
     returns = [(row["update"], row["episode_return"]) for row in rows]
     ended = sorted({u for u, value in returns if value is not None and np.isfinite(value)})
@@ -182,18 +184,19 @@ def test_evaluation_curves_have_a_point_per_evaluation(reference):
         learning_curves([whole.parent / "no_such_run"])
 
 
-def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(reference, tmp_path):
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(agent, reference, tmp_path):
     """README: the final eval_return equals `jrl eval`'s (same keys, split from
     key(eval_seed); same cut, CartPole's time limit below --max-steps' default). The
-    DQN run's last row evaluates its final state, which `jrl eval` plays from the
-    checkpoint."""
+    run's last row evaluates its final state, which `jrl eval` plays from the
+    checkpoint — also where eval_every does not divide the updates (PPO's 32 by 5)."""
     from jrl.cli import evaluate
 
-    whole, rows, _ = reference("dqn")
+    whole, rows, _ = reference(agent)
     last = [row for row in rows if row["update"] == rows[-1]["update"]]
     assert all(row["eval_return"] is not None for row in last)
     run_dir = shutil.copytree(whole, tmp_path / "run")
-    evaluate([run_dir], episodes=SPECS["dqn"].config["eval_episodes"])
+    evaluate([run_dir], episodes=SPECS[agent].config["eval_episodes"])
     returns = np.asarray(json.loads((run_dir / "eval.json").read_text())["returns"])
     assert returns.shape == (1, 2, 2) and len({*returns.ravel()}) > 1
     for row in last:

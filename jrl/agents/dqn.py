@@ -33,7 +33,7 @@ from zero.
 
 Metrics are reduced inside the loop: one row per chunk of ``log_frequency`` steps (no
 array of length total_timesteps is ever built). With ``eval_every = k > 0`` every k-th
-chunk ends with ``eval_episodes`` greedy episodes (argmax Q) on fixed evaluation keys
+chunk, and the last, ends with ``eval_episodes`` greedy episodes (argmax Q) on fixed evaluation keys
 (``jrl.agents.evaluation``): their mean return is the row's ``eval_return``.
 :func:`make_dqn` also gives the one-chunk ``update`` (and ``update_at``, with the
 evaluation) so a host loop can run, log and checkpoint chunk by chunk.
@@ -152,7 +152,8 @@ class DQNConfig:
     -104 against -96 at 1e5; the cat rooms (``experiments/cat_room_deep.py``'s Double
     DQN) 9.7 against 9.8 static, 8.9 against 7.1 moving; MinAtar Breakout (CNN, 4 seeds
     x 2e5 steps) 7.4 against 7.7 — hence the default.
-    eval_every: evaluate after every ``eval_every``-th chunk (metrics row; 0: never):
+    eval_every: evaluate after every ``eval_every``-th chunk (metrics row; 0: never)
+    and after the last:
     the mean return of ``eval_episodes`` greedy episodes, each cut at ``eval_max_steps``
     steps (0: the environment's time limit), on keys split from
     ``jax.random.key(eval_seed)``, the same for every seed and every evaluation.
@@ -722,7 +723,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
         )
         return state, metrics
 
-    update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
+    update_at = with_periodic_evaluation(update, evaluate, config.eval_every, config.num_chunks)
 
     train = scan_run(init, update_at, config.num_chunks)
 

@@ -183,11 +183,14 @@ def make_evaluate(config, env, env_params, policy: Callable) -> Callable:
     return evaluate
 
 
-def with_periodic_evaluation(update: Callable, evaluate: Callable, every: int) -> Callable:
+def with_periodic_evaluation(
+    update: Callable, evaluate: Callable, every: int, num_updates: int
+) -> Callable:
     """``update_at(state, hparams, index) -> (state, metrics)``: ``update(state,
-    hparams)``, then, when ``(index + 1) % every == 0``, ``metrics.eval_return =
-    evaluate(state.params)`` (the update's own NaN stays otherwise); ``every = 0``
-    evaluates never.
+    hparams)``, then, when ``(index + 1) % every == 0`` or the update is the run's last
+    (``index + 1 == num_updates``), ``metrics.eval_return = evaluate(state.params)``
+    (the update's own NaN stays otherwise); ``every = 0`` evaluates never. So the last
+    evaluation is always of the final parameters, whatever ``every`` divides.
 
     ``index`` is the number of the update (0, 1, ...). Pass the loop's index (``lax.scan``
     over ``jnp.arange``), not a counter in the state: under ``vmap`` over seeds a
@@ -199,7 +202,7 @@ def with_periodic_evaluation(update: Callable, evaluate: Callable, every: int) -
         if not every:
             return state, metrics
         value = jax.lax.cond(
-            (index + 1) % every == 0,
+            ((index + 1) % every == 0) | (index + 1 == num_updates),
             evaluate,
             lambda params: jnp.float32(jnp.nan),
             state.params,

@@ -47,8 +47,8 @@ The action distributions live in ``jrl.agents.distributions``, the rollout in
 REINFORCE (``jrl.agents.reinforce``).
 
 Metrics are reduced inside the loop: one row per update (no array of length
-total_timesteps is ever built). With ``eval_every = k > 0`` every k-th update also
-plays ``eval_episodes`` greedy episodes (the distribution's mode) on fixed evaluation
+total_timesteps is ever built). With ``eval_every = k > 0`` every k-th update, and the
+last, also plays ``eval_episodes`` greedy episodes (the distribution's mode) on fixed evaluation
 keys inside the compiled run (``jrl.agents.evaluation``): their mean return is the
 row's ``eval_return``, NaN in the other rows.
 """
@@ -150,9 +150,10 @@ class PPOConfig:
     value loss (PureJaxRL's choice) or the plain squared error.
 
     Evaluation inside the run (``jrl.agents.evaluation``): after every ``eval_every``-th
-    update (0: never) the mean return of ``eval_episodes`` greedy episodes, each cut at
-    ``eval_max_steps`` steps (0: the environment's time limit), on keys split from
-    ``jax.random.key(eval_seed)`` — the same keys for every seed and every evaluation.
+    update (0: never) and after the last, the mean return of ``eval_episodes`` greedy
+    episodes, each cut at ``eval_max_steps`` steps (0: the environment's time limit), on
+    keys split from ``jax.random.key(eval_seed)`` — the same keys for every seed and
+    every evaluation.
     """
 
     num_envs: int = 4
@@ -641,7 +642,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
         )
         return new_state, metrics
 
-    update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
+    update_at = with_periodic_evaluation(update, evaluate, config.eval_every, config.num_updates)
 
     train = scan_run(init, update_at, config.num_updates)
 

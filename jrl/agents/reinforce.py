@@ -28,7 +28,7 @@ state, so G_t is a Monte-Carlo return inside the rollout, cut where the data end
 
 ``make_train(config, env, env_params)`` returns ``train(key, hparams) -> (PPOState,
 ReinforceMetrics)`` (one metrics row per update; ``eval_return`` every ``eval_every``
-updates, as PPO's), to ``jit`` and ``vmap`` over seeds and
+updates and after the last, as PPO's), to ``jit`` and ``vmap`` over seeds and
 the traced :class:`ReinforceHParams` (``jrl.sweep.run_sweep``).
 """
 
@@ -304,7 +304,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
         )
         return new_state, metrics
 
-    update_at = with_periodic_evaluation(update, evaluate, config.eval_every)
+    update_at = with_periodic_evaluation(update, evaluate, config.eval_every, config.num_updates)
 
     train = scan_run(init, update_at, config.num_updates)
 
