@@ -125,7 +125,7 @@ def test_dqn_and_reinforce_evaluate_in_their_rows():
         ("eval_seed", True, "eval_seed must be a non-negative int"),
         # key(2**32 + 5) holds the key data of key(5): the same evaluation episodes.
         ("eval_seed", 2**32 + 5, r"eval_seed must be an int in \[0, 2\*\*32\), got 4294967301"),
-        ("eval_every", 10**9, "eval_every=1000000000 is more than the run's"),
+        ("eval_every", 10**9, "eval_every=1000000000 is more than the run's .*: only the last"),
     ],
 )
 def test_bad_evaluation_settings_are_refused_naming_the_field(field, value, message):

@@ -136,11 +136,13 @@ def check_eval_fields(config) -> None:
 
 def check_eval_every(eval_every: int, num_rows: int, rows: str) -> None:
     """Reject an ``eval_every`` longer than the run's ``num_rows`` metrics rows (its
-    ``rows``: updates, chunks): no evaluation would run."""
+    ``rows``: updates, chunks): only the last would be evaluated, which
+    ``eval_every=num_rows`` says plainly."""
     if eval_every > num_rows:
         raise ValueError(
-            f"eval_every={eval_every} is more than the run's {num_rows} {rows}: no "
-            "evaluation would run (eval_every=0 turns evaluation off)"
+            f"eval_every={eval_every} is more than the run's {num_rows} {rows}: only the "
+            f"last would be evaluated; eval_every={num_rows} evaluates just that one "
+            "(eval_every=0 turns evaluation off)"
         )
 
 
