@@ -7,9 +7,11 @@ complete, so a kill leaves the previous checkpoint intact), plus
 holds: a fingerprint of the run configuration and the path, shape and dtype of every
 leaf. Each checkpoint's record is also kept beside it (``chunk_<n>.json``), so a
 missing or damaged latest.json falls back to the newest of those. :func:`restore`
-compares that description with the state it is asked to fill and raises
+compares that description with the state it is asked to fill, and the checkpoint's
+files with their sizes and CRC-32s recorded at the save, and raises
 :class:`CheckpointError` naming the difference — a checkpoint of another
-configuration, or damaged files — before any array is read.
+configuration, or a file missing, cut short or changed since — before any array is
+read.
 
 Typed PRNG keys are stored as their raw ``key_data`` and wrapped again on restore;
 empty arrays (which orbax refuses) as one zero, rebuilt from the description.
@@ -21,6 +23,7 @@ import json
 import math
 import shutil
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -144,6 +147,7 @@ class Saver:
             )
             self._pending = None
             return
+        self._pending["files"] = _file_digests(self.directory / newest)
         write_json(self.directory / f"{newest}.json", self._pending)
         write_json(self.directory / LATEST, self._pending)
         self._pending = None
@@ -161,6 +165,51 @@ def _complete(directory: Path) -> list[Path]:
     """The checkpoint directories orbax finished (it writes to a temporary name first),
     oldest first."""
     return [p for p in sorted(directory.glob("chunk_*")) if p.is_dir() and "tmp" not in p.name]
+
+
+def _crc32(file: Path) -> int:
+    crc = 0
+    with open(file, "rb") as stream:
+        while block := stream.read(1 << 20):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _file_digests(path: Path) -> dict[str, list[int]]:
+    """{file under the checkpoint directory ``path``: [size in bytes, CRC-32]}."""
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    return {f.relative_to(path).as_posix(): [f.stat().st_size, _crc32(f)] for f in files}
+
+
+def _check_files(directory: Path, record: dict) -> None:
+    """Raise CheckpointError if a file of ``record``'s checkpoint is missing or differs
+    from what was saved (a record from before they were recorded passes), naming the
+    newest other recorded checkpoint to resume from instead."""
+    path = directory / record["path"]
+    for name, (size, crc) in record.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            problem = "is missing"
+        elif file.stat().st_size != size:
+            problem = f"has {file.stat().st_size} bytes, {size} when it was saved"
+        elif _crc32(file) != crc:
+            problem = "has changed since it was saved (its CRC-32 differs)"
+        else:
+            continue
+        others = [
+            c.with_name(f"{c.name}.json")
+            for c in _complete(directory)
+            if c != path and c.with_name(f"{c.name}.json").exists()
+        ]
+        instead = (
+            f"; {others[-1]} is the record of an earlier checkpoint: copied over "
+            f"{directory / LATEST}, it resumes from there"
+            if others
+            else ""
+        )
+        raise CheckpointError(
+            f"could not read checkpoint {path}: its file {name} {problem}{instead}"
+        )
 
 
 def _read_record(path: Path) -> dict:
@@ -233,7 +282,8 @@ def restore(
 
     Raises CheckpointError if there is none, if it was written for another
     configuration (``fingerprint`` differs) or another state structure (leaf paths,
-    shapes or dtypes differ: named), or if its files are damaged. ``record``: the
+    shapes or dtypes differ: named), or if its files are damaged (missing, or their size
+    or CRC-32 not as saved: named, before orbax reads them). ``record``: the
     checkpoint's record if the caller has read it (:func:`latest`) already."""
     directory = Path(directory).resolve()
     record = record or latest(directory)
@@ -254,6 +304,7 @@ def restore(
             f"the checkpoint in {directory} holds a different state: "
             + "; ".join(d for d in details if d)
         )
+    _check_files(directory, record)
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), _to_storable(like))
     checkpointer = ocp.StandardCheckpointer()
     try:

@@ -3,12 +3,14 @@ budgets, the rows (none after a run ends), summary.json's figures, sinks flushed
 each checkpoint, the newest checkpoint and its fingerprint, stale temporary files,
 git state and XLA flags, a second SIGTERM."""
 
+import json
 import os
 import signal
 import subprocess
 import time
 from typing import NamedTuple
 
+import jax
 import numpy as np
 import pytest
 
@@ -141,6 +143,53 @@ def test_restore_refuses_a_checkpoint_of_another_configuration(tmp_path):
     checkpoint.save(tmp_path, 1, {"w": np.ones(3, np.float32)}, {"fingerprint": "A"})
     with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
         checkpoint.restore(tmp_path, {"w": np.zeros(3, np.float32)}, "B")
+
+
+def test_a_checkpoint_whose_files_changed_since_the_save_is_refused_by_name(tmp_path, capfd):
+    """Bytes flipped inside a data file kept its size and orbax read it without a word
+    (the run resumed from garbage); a file deleted or cut short failed inside orbax
+    with asyncio tracebacks around the error. Each file's size and CRC-32, recorded at
+    the save, are checked first, and the error names the file and the checkpoint
+    before it, whose record resumes from there."""
+    state = {"w": np.arange(50_000, dtype=np.float32), "n": np.arange(3, dtype=np.int32)}
+    like = jax.tree.map(np.zeros_like, state)
+    saver = checkpoint.Saver(tmp_path, keep=2)
+    for chunk in (10, 20):
+        saver.save(chunk, jax.tree.map(lambda x, c=chunk: x + c, state), {"fingerprint": "f"})
+    saver.close()
+    newest = tmp_path / "chunk_00000020"
+    largest = max((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    name = largest.relative_to(newest).as_posix()
+    original = largest.read_bytes()
+    flipped = bytearray(original)
+    middle = len(flipped) // 2
+    flipped[middle : middle + 64] = bytes(b ^ 0xFF for b in flipped[middle : middle + 64])
+    earlier = tmp_path / "chunk_00000010.json"
+    capfd.readouterr()
+    for damage, problem in [
+        (bytes(flipped), "has changed since it was saved"),
+        (original[: len(original) // 2], f"has {len(original) // 2} bytes, {len(original)} when"),
+        (None, "is missing"),
+    ]:
+        if damage is None:
+            largest.unlink()
+        else:
+            largest.write_bytes(damage)
+        with pytest.raises(checkpoint.CheckpointError) as refused:
+            checkpoint.restore(tmp_path, like, "f")
+        said = str(refused.value)
+        assert f"could not read checkpoint {newest}: its file {name} {problem}" in said
+        assert f"{earlier} is the record of an earlier checkpoint" in said
+        assert capfd.readouterr().err == ""
+    # As the message says: that record over latest.json resumes from the earlier one.
+    (tmp_path / "latest.json").write_text(earlier.read_text())
+    restored, _ = checkpoint.restore(tmp_path, like, "f")
+    np.testing.assert_array_equal(restored["w"], state["w"] + 10)
+    # A record from before the files were recorded is read as it was.
+    record = json.loads(earlier.read_text())
+    del record["files"]
+    (tmp_path / "latest.json").write_text(json.dumps(record))
+    np.testing.assert_array_equal(checkpoint.restore(tmp_path, like, "f")[0]["n"], [10, 11, 12])
 
 
 def test_a_run_with_nan_in_any_leaf_is_not_finite():
