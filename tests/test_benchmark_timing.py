@@ -454,6 +454,17 @@ def test_tabular_cliff_speedups_from_known_times(monkeypatch, capsys):
     assert result["speedup_one_device"] == 12.5
     assert result["ours_mean_return_ep100_500"] == {"sarsa": -20.0, "q_learning": -25.0}
     assert result["baseline_mean_return_ep100_500"] == {"sarsa": -20.0, "q_learning": -25.0}
+    # Budgets it cannot report on are refused before anything runs (the mean of episodes
+    # 100..500 of a 100-episode run was NaN, written into the JSON line as such).
+    for argv, said in [
+        (["--episodes", "100"], "--episodes must be > 100"),
+        (["--runs", "0"], "--runs must be >= 1, got 0"),
+        (["--baseline-repeats", "0"], "--baseline-repeats must be >= 1"),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["tabular_cliff.py", *argv])
+        with pytest.raises(SystemExit) as exited:
+            tabular_cliff.main()
+        assert exited.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_product_floor_gradient_steps_of_purejaxrls_cartpole_runs():

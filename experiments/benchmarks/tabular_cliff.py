@@ -103,6 +103,14 @@ def main():
         "--baseline-repeats", type=int, default=3, help="NumPy loop runs (median; default 3)"
     )
     args = parser.parse_args()
+    for name in ("runs", "repeats", "baseline_repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.episodes <= 100:  # the returns reported are of episodes 100..
+        parser.error(
+            f"--episodes must be > 100 (returns are averaged from episode 100 on), "
+            f"got {args.episodes}"
+        )
     make("CliffWalking-v0")  # import-time work out of the timings
     # JAX's one-time set-up of tracing, lowering (MLIR) and the CPU client happens on
     # the first jit of the process, whatever it compiles: like the imports, it is not
