@@ -10,6 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
+from gymnax.environments import environment, spaces
 
 from jrl.agents import dqn, ppo, reinforce, tabular
 from jrl.agents.evaluation import random_policy_returns, run_episode
@@ -252,3 +254,89 @@ def test_init_and_update_called_directly_check_concrete_hparams(agent, hparams, 
     state = agent.init(jax.random.key(0), type(hparams)())
     with pytest.raises(ValueError, match=match):
         agent.update(state, hparams)
+
+
+@struct.dataclass
+class ChainState(environment.EnvState):
+    position: jax.Array
+    time: int
+
+
+class Chain(environment.Environment):
+    """A researcher's own gymnax environment: a chain of 5 states, right (action 1) ends
+    it at the last with +1. ``reward_shape``, ``declared``: the reward's shape and the
+    observation size its space declares (one-hot observations are of 5), to get them
+    wrong; ``box_actions``: a Box action space (its sign picks the move)."""
+
+    def __init__(self, onehot=True, reward_shape=(), declared=5, box_actions=False):
+        self.onehot, self.reward_shape = onehot, reward_shape
+        self.declared, self.box_actions = declared, box_actions
+
+    @property
+    def default_params(self):
+        return environment.EnvParams(max_steps_in_episode=20)
+
+    def observe(self, position):
+        return jax.nn.one_hot(position, 5) if self.onehot else position
+
+    def step_env(self, key, state, action, params):
+        move = jnp.where(jnp.sum(action) > 0, 1, -1) if self.box_actions else 2 * action - 1
+        position = jnp.clip(state.position + move, 0, 4)
+        reward = jnp.broadcast_to(jnp.where(position == 4, 1.0, 0.0), self.reward_shape)
+        state = ChainState(position=position, time=state.time + 1)
+        return self.observe(position), state, reward, position == 4, {}
+
+    def reset_env(self, key, params):
+        return self.observe(jnp.int32(0)), ChainState(position=jnp.int32(0), time=0)
+
+    def action_space(self, params=None):
+        return spaces.Box(-1.0, 1.0, (1,)) if self.box_actions else spaces.Discrete(2)
+
+    def observation_space(self, params):
+        return spaces.Box(0.0, 1.0, (self.declared,)) if self.onehot else spaces.Discrete(5)
+
+
+AGENTS = {  # make_train, config, hparams
+    "ppo": (ppo.make_train, PPO_CONFIG, ppo.PPOHParams()),
+    "reinforce": (reinforce.make_train, REINFORCE_CONFIG, reinforce.ReinforceHParams()),
+    "dqn": (dqn.make_train, DQN_CONFIG, dqn.DQNHParams()),
+}
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_an_environment_whose_outputs_differ_from_its_spaces_is_refused(agent):
+    """A reward of shape (1,) (a Box(1) action's error left unsummed) failed deep in the
+    rollout's scan (carry types); an observation of another size than the space
+    declares, inside flax. Both are named before anything is traced for training."""
+    make_train, config, _ = AGENTS[agent]
+    with pytest.raises(ValueError, match=r"Chain's step returns a reward of shape \(1,\); it"):
+        make_train(config, Chain(reward_shape=(1,)), None)
+    said = r"Chain's reset returns observations of shape \(5,\), but its observation_space "
+    with pytest.raises(ValueError, match=said + r"declares \(3,\)"):
+        make_train(config, Chain(declared=3), None)
+
+
+def test_tabular_refuses_box_actions_and_a_vector_reward():
+    with pytest.raises(ValueError, match="tabular agents need discrete actions; Chain has Box"):
+        tabular.make_train(TABULAR_CONFIG, Chain(onehot=False, box_actions=True), None)
+    with pytest.raises(ValueError, match=r"Chain's step returns a reward of shape \(1,\)"):
+        tabular.make_train(TABULAR_CONFIG, Chain(onehot=False, reward_shape=(1,)), None)
+
+
+@pytest.mark.parametrize("agent", AGENTS)
+def test_env_params_none_is_the_environments_defaults(agent):
+    """gymnax's reset and step take params=None for the defaults; PPO's and REINFORCE's
+    rollout calls step_env, which does not, and failed while tracing."""
+    make_train, config, hparams = AGENTS[agent]
+    env, key = Chain(), jax.random.key(0)
+    shapes = jax.eval_shape(make_train(config, env, None), key, hparams)
+    assert shapes == jax.eval_shape(make_train(config, env, env.default_params), key, hparams)
+
+
+def test_dqn_takes_a_raw_uint32_key_as_run_sweep_does(cartpole):
+    """run_sweep accepts a raw key (jax.random.PRNGKey); DQN's chunk noise reshaped its
+    environment keys without their trailing axis of two words, and failed to trace."""
+    train = dqn.make_train(DQN_CONFIG, *cartpole)
+    raw = jax.eval_shape(train, jax.random.PRNGKey(0), dqn.DQNHParams())
+    typed = jax.eval_shape(train, jax.random.key(0), dqn.DQNHParams())
+    assert jax.tree.map(lambda x: x.shape, raw[1]) == jax.tree.map(lambda x: x.shape, typed[1])

@@ -17,6 +17,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -136,3 +137,36 @@ def python_scalars(config: Any) -> None:
         value = getattr(config, field.name)
         if plain(value) is not value:
             object.__setattr__(config, field.name, plain(value))
+
+
+def env_params_or_default(env, env_params):
+    """``env_params``, or where it is None ``env.default_params`` (what gymnax's own
+    ``reset`` and ``step`` take None for; the agents also call the environment's
+    ``step_env``, which does not)."""
+    return env.default_params if env_params is None else env_params
+
+
+def check_env_outputs(env, env_params) -> None:
+    """Raise ValueError unless ``env``'s ``reset`` and ``step`` (traced abstractly:
+    nothing runs) return observations of the shape its observation space declares (the
+    networks and tables are sized from the space) and a scalar reward, terminated and
+    truncated (the agents keep one of each per environment)."""
+    key = jax.random.key(0)
+    obs, state = jax.eval_shape(env.reset, key, env_params)
+    action = jax.eval_shape(env.action_space(env_params).sample, key)
+    next_obs, _, reward, terminated, truncated, _ = jax.eval_shape(
+        lambda k, s, a: env.step(k, s, a, env_params), key, state, action
+    )
+    declared = tuple(env.observation_space(env_params).shape)
+    for what, shape in (("reset", obs.shape), ("step", next_obs.shape)):
+        if tuple(shape) != declared:
+            raise ValueError(
+                f"{env.name}'s {what} returns observations of shape {tuple(shape)}, but its "
+                f"observation_space declares {declared}: make them agree"
+            )
+    for name, value in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
+        if value.shape != ():
+            raise ValueError(
+                f"{env.name}'s step returns a {name} of shape {value.shape}; it must be a "
+                "scalar (one per environment: sum or index a vector reward)"
+            )

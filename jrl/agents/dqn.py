@@ -58,8 +58,10 @@ from jrl.agents.checks import (
     check_bools,
     check_choice,
     check_config_type,
+    check_env_outputs,
     check_hparams_type,
     check_positive_int,
+    env_params_or_default,
     float32_hparams,
     python_scalars,
     reject_ignored,
@@ -485,6 +487,7 @@ def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]
     if not hasattr(action_space, "n"):
         raise ValueError(f"DQN needs discrete actions; {env.name} has {action_space}")
     obs_shape = observation_shape(config.network, env, env_params)
+    check_env_outputs(env, env_params)
     return int(action_space.n), obs_shape
 
 
@@ -512,7 +515,8 @@ def draw_chunk_noise(key: jax.Array, config: DQNConfig, buffer_size: jax.Array) 
     )
     return ChunkNoise(
         act_uniforms=jax.random.uniform(key_act, (chunk, vector_steps, num_envs, 2)),
-        env_keys=env_keys.reshape(chunk, vector_steps, num_envs),
+        # (a raw uint32 key's splits carry a trailing axis of its two words)
+        env_keys=env_keys.reshape(chunk, vector_steps, num_envs, *env_keys.shape[1:]),
         slots=jax.random.randint(
             key_slots,
             (chunk, config.gradient_steps_per_iteration, config.batch_size),
@@ -533,6 +537,7 @@ def epsilon_schedule(config: DQNConfig, hparams: DQNHParams) -> Callable[[jax.Ar
 def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     """Build the pure functions of DQN on ``env`` (a gymnax-API environment)."""
     check_config_type(DQNConfig, config)
+    env_params = env_params_or_default(env, env_params)
     num_actions, obs_shape = _check_env(config, env, env_params)
     network = QNetwork(
         num_actions,

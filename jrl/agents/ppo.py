@@ -73,8 +73,10 @@ from jrl.agents.checks import (
     check_bools,
     check_choice,
     check_config_type,
+    check_env_outputs,
     check_hparams_type,
     check_positive_int,
+    env_params_or_default,
     float32_hparams,
     python_scalars,
     reject_ignored,
@@ -448,9 +450,11 @@ def make_network(
 
 def check_env(config, env, env_params) -> tuple[ActionDistribution, int, tuple[int, ...]]:
     """(distribution, number of actions or action dimension, observation shape) of
-    ``env``, or a ValueError that says what the network cannot read."""
+    ``env``, or a ValueError that says what the network cannot read (or where the
+    environment's outputs differ from its spaces: ``check_env_outputs``)."""
     distribution, num_actions = action_distribution(env.action_space(env_params))
     obs_shape = observation_shape(config.network, env, env_params)
+    check_env_outputs(env, env_params)
     return distribution, num_actions, obs_shape
 
 
@@ -517,6 +521,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     """Build the pure functions of PPO on ``env`` (a gymnax-API environment); the policy
     is categorical or diagonal-Gaussian as the env's action space asks."""
     check_config_type(PPOConfig, config)
+    env_params = env_params_or_default(env, env_params)
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
     network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     num_envs = config.num_envs

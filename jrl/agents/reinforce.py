@@ -50,6 +50,7 @@ from jrl.agents.checks import (
     check_config_type,
     check_hparams_type,
     check_positive_int,
+    env_params_or_default,
     float32_hparams,
     python_scalars,
 )
@@ -227,6 +228,7 @@ def make_optimizer(config: ReinforceConfig, hparams: ReinforceHParams):
 def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
     """Build REINFORCE with a baseline on ``env`` (gymnax API, discrete or Box actions)."""
     check_config_type(ReinforceConfig, config)
+    env_params = env_params_or_default(env, env_params)
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
     network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)

@@ -43,8 +43,10 @@ from jrl.agents.checks import (
     Ignored,
     check_choice,
     check_config_type,
+    check_env_outputs,
     check_hparams_type,
     check_positive_int,
+    env_params_or_default,
     float32_hparams,
     python_scalars,
     reject_ignored,
@@ -497,8 +499,13 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     with a checkpoint between calls — gives bit for bit what ``train`` gives.
     """
     check_config_type(TabularConfig, config)
+    env_params = env_params_or_default(env, env_params)
     num_states = num_states_of(env, env_params)
-    num_actions = env.action_space(env_params).n
+    action_space = env.action_space(env_params)
+    if not hasattr(action_space, "n"):
+        raise ValueError(f"tabular agents need discrete actions; {env.name} has {action_space}")
+    num_actions = int(action_space.n)
+    check_env_outputs(env, env_params)
     num_episodes = config.num_episodes
     # No run completes more episodes than it takes steps: a step budget with an episode
     # count left huge must not size huge buffers.
