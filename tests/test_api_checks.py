@@ -296,19 +296,19 @@ class Chain(environment.Environment):
         return spaces.Box(0.0, 1.0, (self.declared,)) if self.onehot else spaces.Discrete(5)
 
 
-AGENTS = {  # make_train, config, hparams
+MAKE_TRAIN = {  # make_train, config, hparams
     "ppo": (ppo.make_train, PPO_CONFIG, ppo.PPOHParams()),
     "reinforce": (reinforce.make_train, REINFORCE_CONFIG, reinforce.ReinforceHParams()),
     "dqn": (dqn.make_train, DQN_CONFIG, dqn.DQNHParams()),
 }
 
 
-@pytest.mark.parametrize("agent", AGENTS)
+@pytest.mark.parametrize("agent", MAKE_TRAIN)
 def test_an_environment_whose_outputs_differ_from_its_spaces_is_refused(agent):
     """A reward of shape (1,) (a Box(1) action's error left unsummed) failed deep in the
     rollout's scan (carry types); an observation of another size than the space
     declares, inside flax. Both are named before anything is traced for training."""
-    make_train, config, _ = AGENTS[agent]
+    make_train, config, _ = MAKE_TRAIN[agent]
     with pytest.raises(ValueError, match=r"Chain's step returns a reward of shape \(1,\); it"):
         make_train(config, Chain(reward_shape=(1,)), None)
     said = r"Chain's reset returns observations of shape \(5,\), but its observation_space "
@@ -323,11 +323,11 @@ def test_tabular_refuses_box_actions_and_a_vector_reward():
         tabular.make_train(TABULAR_CONFIG, Chain(onehot=False, reward_shape=(1,)), None)
 
 
-@pytest.mark.parametrize("agent", AGENTS)
+@pytest.mark.parametrize("agent", MAKE_TRAIN)
 def test_env_params_none_is_the_environments_defaults(agent):
     """gymnax's reset and step take params=None for the defaults; PPO's and REINFORCE's
     rollout calls step_env, which does not, and failed while tracing."""
-    make_train, config, hparams = AGENTS[agent]
+    make_train, config, hparams = MAKE_TRAIN[agent]
     env, key = Chain(), jax.random.key(0)
     shapes = jax.eval_shape(make_train(config, env, None), key, hparams)
     assert shapes == jax.eval_shape(make_train(config, env, env.default_params), key, hparams)
