@@ -199,7 +199,7 @@ def _check_files(directory: Path, record: dict) -> None:
         others = [
             c.with_name(f"{c.name}.json")
             for c in _complete(directory)
-            if c != path and c.with_name(f"{c.name}.json").exists()
+            if c.name < path.name and c.with_name(f"{c.name}.json").exists()
         ]
         instead = (
             f"; {others[-1]} is the record of an earlier checkpoint: copied over "
@@ -284,11 +284,32 @@ def restore(
     configuration (``fingerprint`` differs) or another state structure (leaf paths,
     shapes or dtypes differ: named), or if its files are damaged (missing, or their size
     or CRC-32 not as saved: named, before orbax reads them). ``record``: the
-    checkpoint's record if the caller has read it (:func:`latest`) already."""
+    checkpoint's record if the caller has read it (:func:`latest`) already.
+
+    Without ``record``, a run may be training in ``directory`` meanwhile (``jrl eval``
+    of a run under way): it removes a checkpoint once two newer ones are saved, so a
+    checkpoint that goes while it is read is given up for the newest recorded since."""
     directory = Path(directory).resolve()
+    given = record is not None
     record = record or latest(directory)
     if record is None:
         raise CheckpointError(f"no checkpoint in {directory} (no {LATEST})")
+    tries = 0
+    while True:
+        _check_record(record, directory, like, fingerprint)
+        try:
+            return _read(directory, record, like)
+        except CheckpointError:
+            tries += 1
+            newer = None if given or tries == 5 else latest(directory)
+            if newer is None or newer["path"] == record["path"]:
+                raise
+            record = newer
+
+
+def _check_record(record: dict, directory: Path, like: Any, fingerprint: str) -> None:
+    """Raise CheckpointError unless ``record`` is of this configuration and of a state
+    shaped like ``like``."""
     check_fingerprint(record, directory, fingerprint)
     wanted, saved = describe(like), record.get("leaves", {})
     if wanted != saved:
@@ -304,6 +325,10 @@ def restore(
             f"the checkpoint in {directory} holds a different state: "
             + "; ".join(d for d in details if d)
         )
+
+
+def _read(directory: Path, record: dict, like: Any) -> tuple[Any, dict]:
+    """(state, info) of ``record``'s checkpoint, its files checked first."""
     _check_files(directory, record)
     target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), _to_storable(like))
     checkpointer = ocp.StandardCheckpointer()

@@ -5,6 +5,7 @@ git state and XLA flags, a second SIGTERM."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -190,6 +191,36 @@ def test_a_checkpoint_whose_files_changed_since_the_save_is_refused_by_name(tmp_
     del record["files"]
     (tmp_path / "latest.json").write_text(json.dumps(record))
     np.testing.assert_array_equal(checkpoint.restore(tmp_path, like, "f")[0]["n"], [10, 11, 12])
+
+
+def test_a_checkpoint_removed_while_it_is_read_gives_way_to_the_newest(tmp_path, monkeypatch):
+    """jrl eval of a run under way: the run removes a checkpoint once two newer ones are
+    saved, and a reader slower than that failed as if the checkpoint were damaged. The
+    newest recorded checkpoint is read instead; a resume, which passes the record it
+    read under the run's lock, still fails on a checkpoint that has gone."""
+    like = {"w": np.zeros(3, np.float32)}
+    saver = checkpoint.Saver(tmp_path, keep=2)
+    for chunk in (10, 20):
+        saver.save(chunk, {"w": np.full(3, chunk, np.float32)}, {"fingerprint": "f", "n": chunk})
+    saver.wait()
+    check_files = checkpoint._check_files
+
+    def training_goes_on(directory, record):  # two more chunks saved as it is read
+        if record["path"] == "chunk_00000020":
+            for chunk in (30, 40):
+                saver.save(chunk, {"w": np.full(3, chunk, np.float32)}, {"fingerprint": "f"})
+                saver.wait()
+            assert not (tmp_path / "chunk_00000020").exists()
+        check_files(directory, record)
+
+    monkeypatch.setattr(checkpoint, "_check_files", training_goes_on)
+    state, _ = checkpoint.restore(tmp_path, like, "f")
+    assert (np.asarray(state["w"]) == 40).all()
+    saver.close()
+    gone = json.loads((tmp_path / "chunk_00000030.json").read_text())
+    shutil.rmtree(tmp_path / "chunk_00000030")
+    with pytest.raises(checkpoint.CheckpointError, match="chunk_00000030: its file .* missing"):
+        checkpoint.restore(tmp_path, like, "f", record=gone)
 
 
 def test_a_run_with_nan_in_any_leaf_is_not_finite():
