@@ -22,6 +22,7 @@ import functools
 import json
 import math
 import secrets
+import shlex
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -348,27 +349,34 @@ def envs() -> None:
 
 
 def _warn_if_incomplete(run_dir, state: dict) -> None:
-    """Say on stderr when the checkpoint evaluated is not a finished run's; a run whose
-    summary says "running" but whose lock nobody holds was killed or crashed."""
+    """Say on stderr when the checkpoint evaluated is not a finished run's, and what the
+    run is now: a process may hold it (running, or resumed since the checkpoint was
+    taken), or a checkpoint of a run under way whose lock nobody holds is a killed or
+    crashed run's (or one that went on to end while it was evaluated)."""
     from jrl.training import in_use
 
+    if state["run_status"] == "complete":
+        return
     status = state["run_status"] or "without a summary"
-    if status == "running" and not in_use(run_dir):
+    quoted = shlex.quote(str(run_dir))
+    if in_use(run_dir):
+        if status != "running":
+            status = f"running again (its checkpoint was taken when it was {status})"
+    elif status == "running":
         now = read_summary(run_dir)
         if now and now["status"] != "running" and now["updates_done"] > state["updates_done"]:
             status = (
                 f"{now['status']} now, after {now['updates_done']} updates (it went on while "
-                f"it was evaluated; jrl eval {run_dir} again evaluates its newest checkpoint)"
+                f"it was evaluated; jrl eval {quoted} again evaluates its newest checkpoint)"
             )
         else:
-            status = f"not running (killed or crashed; jrl train --resume {run_dir} goes on)"
-    if state["run_status"] != "complete":
-        print(
-            f"jrl eval: {run_dir} is {status}: "
-            f"evaluated its checkpoint after {state['updates_done']} of "
-            f"{state['total_updates']} updates",
-            file=sys.stderr,
-        )
+            status = f"not running (killed or crashed; jrl train --resume {quoted} goes on)"
+    print(
+        f"jrl eval: {run_dir} is {status}: "
+        f"evaluated its checkpoint after {state['updates_done']} of "
+        f"{state['total_updates']} updates",
+        file=sys.stderr,
+    )
 
 
 def evaluate(

@@ -42,6 +42,7 @@ raw and normalised scores.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import NamedTuple
 
@@ -252,7 +253,7 @@ def evaluate_tasks(
         if checkpoint.latest(Path(run_dir) / "checkpoints") is None:
             raise ValueError(
                 f"{run_dir} has no checkpoint yet (no chunk has finished): train it "
-                f"(jrl train --resume {run_dir}) or leave it out of the pool"
+                f"(jrl train --resume {shlex.quote(str(run_dir))}) or leave it out of the pool"
             )
     per_seed = {}  # run directory -> float[G, S]
     checkpoints = {}  # run directory -> the checkpoint evaluated and the run's status

@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 import os
+import shlex
 import signal
 import sys
 import time
@@ -388,7 +389,7 @@ class _Stop:
                 if number == signal.SIGINT:
                     exit_at_once(
                         "jrl: second Ctrl-C: exiting at once; the run resumes from its last "
-                        f"checkpoint (jrl train --resume {self.run_dir})"
+                        f"checkpoint (jrl train --resume {shlex.quote(str(self.run_dir))})"
                     )
                 return
             self.signal = number
@@ -529,7 +530,7 @@ def _check_started_with(run_dir: Path, fingerprint: str) -> None:
             f"this run {fingerprint}): was its config.yaml edited? A run's configuration "
             "cannot change on resume; put the original back (meta.json's argv is the "
             "command that started it), or start a new run directory (jrl train --config-file "
-            f"{run_dir}/config.yaml with the change)"
+            f"{shlex.quote(str(run_dir / 'config.yaml'))} with the change)"
         )
 
 
@@ -746,7 +747,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     if status == "interrupted":
         print(
             f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} updates "
-            f"(checkpointed); resume with: jrl train --resume {run_dir}",
+            f"(checkpointed); resume with: jrl train --resume {shlex.quote(str(run_dir))}",
             file=sys.stderr,
         )
     return result

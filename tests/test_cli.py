@@ -590,6 +590,12 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     with _exclusive(cat):
         assert main(["eval", str(cat), "--episodes", "2"]) == 0
     assert f"{cat} is running: evaluated its checkpoint after" in capsys.readouterr().err
+    # A checkpoint taken as the run was interrupted, which a process has resumed since.
+    checkpoint_taken("interrupted")
+    with _exclusive(cat):
+        assert main(["eval", str(cat), "--episodes", "2"]) == 0
+    said = "is running again (its checkpoint was taken when it was interrupted): evaluated"
+    assert f"{cat} {said}" in capsys.readouterr().err
     assert states[str(cliff)]["run_status"] == "complete"
 
 

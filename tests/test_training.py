@@ -684,7 +684,7 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     spec = SPECS[agent]
     whole, rows, state = reference(agent)
     total_updates = 1 + max(row["update"] for row in rows)
-    run_dir = tmp_path / "killed"
+    run_dir = tmp_path / "killed run"  # a path that needs quoting in a shell command
     done = 0
     for number, how in enumerate(signals):
         process = start_cli(run_dir, spec if number == 0 else None)
@@ -703,7 +703,8 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
             assert summary["status"] == "running"
         else:  # the chunk under way is finished and checkpointed, then a clean exit
             assert process.returncode == 0, err[-2000:]
-            assert f"{how.name}" in err and f"resume with: jrl train --resume {run_dir}" in err
+            resume = f"resume with: jrl train --resume '{run_dir}'\n"
+            assert f"{how.name}" in err and resume in err
             assert summary["status"] == "interrupted" and summary["updates_done"] == done
         assert 2 * spec.chunk_size <= done < total_updates
         # Every file is readable as it was left, and the CLI ran the same spec as the API.
