@@ -184,18 +184,19 @@ def _file_digests(path: Path) -> dict[str, list[int]]:
 def _check_files(directory: Path, record: dict) -> None:
     """Raise CheckpointError if a file of ``record``'s checkpoint is missing or differs
     from what was saved (a record from before they were recorded passes), naming the
-    newest other recorded checkpoint to resume from instead."""
+    newest earlier recorded checkpoint to resume from instead."""
     path = directory / record["path"]
     for name, (size, crc) in record.get("files", {}).items():
-        file = path / name
-        if not file.is_file():
+        try:
+            on_disk = (path / name).stat().st_size
+            if on_disk != size:
+                problem = f"has {on_disk} bytes, {size} when it was saved"
+            elif _crc32(path / name) != crc:
+                problem = "has changed since it was saved (its CRC-32 differs)"
+            else:
+                continue
+        except FileNotFoundError:  # (also one removed as it is read: a run went on)
             problem = "is missing"
-        elif file.stat().st_size != size:
-            problem = f"has {file.stat().st_size} bytes, {size} when it was saved"
-        elif _crc32(file) != crc:
-            problem = "has changed since it was saved (its CRC-32 differs)"
-        else:
-            continue
         others = [
             c.with_name(f"{c.name}.json")
             for c in _complete(directory)

@@ -193,27 +193,31 @@ def test_a_checkpoint_whose_files_changed_since_the_save_is_refused_by_name(tmp_
     np.testing.assert_array_equal(checkpoint.restore(tmp_path, like, "f")[0]["n"], [10, 11, 12])
 
 
-def test_a_checkpoint_removed_while_it_is_read_gives_way_to_the_newest(tmp_path, monkeypatch):
+@pytest.mark.parametrize("removed_before", ["_check_files", "_crc32"])
+def test_a_checkpoint_removed_while_it_is_read_gives_way_to_the_newest(
+    removed_before, tmp_path, monkeypatch
+):
     """jrl eval of a run under way: the run removes a checkpoint once two newer ones are
     saved, and a reader slower than that failed as if the checkpoint were damaged. The
-    newest recorded checkpoint is read instead; a resume, which passes the record it
-    read under the run's lock, still fails on a checkpoint that has gone."""
+    newest recorded checkpoint is read instead — also when the files go between the
+    size check and the CRC's read of one —; a resume, which passes the record it read
+    under the run's lock, still fails on a checkpoint that has gone."""
     like = {"w": np.zeros(3, np.float32)}
     saver = checkpoint.Saver(tmp_path, keep=2)
     for chunk in (10, 20):
         saver.save(chunk, {"w": np.full(3, chunk, np.float32)}, {"fingerprint": "f", "n": chunk})
     saver.wait()
-    check_files = checkpoint._check_files
+    read = getattr(checkpoint, removed_before)
 
-    def training_goes_on(directory, record):  # two more chunks saved as it is read
-        if record["path"] == "chunk_00000020":
+    def training_goes_on(directory, *rest):  # two more chunks saved as it is read
+        if "chunk_00000020" in str(directory / (rest[0]["path"] if rest else "")):
             for chunk in (30, 40):
                 saver.save(chunk, {"w": np.full(3, chunk, np.float32)}, {"fingerprint": "f"})
                 saver.wait()
             assert not (tmp_path / "chunk_00000020").exists()
-        check_files(directory, record)
+        return read(directory, *rest)
 
-    monkeypatch.setattr(checkpoint, "_check_files", training_goes_on)
+    monkeypatch.setattr(checkpoint, removed_before, training_goes_on)
     state, _ = checkpoint.restore(tmp_path, like, "f")
     assert (np.asarray(state["w"]) == 40).all()
     saver.close()
