@@ -6,6 +6,8 @@ int32, evaluation arguments, and run_sweep's key, flags and devices.
 Cheap on purpose: every check fires before a training run compiles, so each test
 builds an agent (or less) and no test trains one."""
 
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -340,3 +342,22 @@ def test_dqn_takes_a_raw_uint32_key_as_run_sweep_does(cartpole):
     raw = jax.eval_shape(train, jax.random.PRNGKey(0), dqn.DQNHParams())
     typed = jax.eval_shape(train, jax.random.key(0), dqn.DQNHParams())
     assert jax.tree.map(lambda x: x.shape, raw[1]) == jax.tree.map(lambda x: x.shape, typed[1])
+
+
+class MinimalSpaces(Chain):
+    """Spaces that hold only what the tabular agents read: ``n``."""
+
+    def action_space(self, params=None):
+        return SimpleNamespace(n=2)
+
+    def observation_space(self, params):
+        return SimpleNamespace(n=5)
+
+
+def test_spaces_are_read_by_what_the_agents_need_of_them():
+    """The environment check sampled the action space and read the observation space's
+    shape: spaces holding only ``n``, which the tabular agent reads, were refused with an
+    AttributeError."""
+    train = tabular.make_train(TABULAR_CONFIG, MinimalSpaces(onehot=False), None)
+    returns = jax.eval_shape(train, jax.random.key(0), tabular.TabularHParams())[1]
+    assert returns.episode_returns.shape == (TABULAR_CONFIG.num_episodes,)

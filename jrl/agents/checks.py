@@ -153,11 +153,16 @@ def check_env_outputs(env, env_params) -> None:
     truncated (the agents keep one of each per environment)."""
     key = jax.random.key(0)
     obs, state = jax.eval_shape(env.reset, key, env_params)
-    action = jax.eval_shape(env.action_space(env_params).sample, key)
+    space = env.action_space(env_params)  # read as the agents read it: n, or a shape
+    action = (
+        jax.ShapeDtypeStruct((), jnp.int32)
+        if hasattr(space, "n")
+        else jax.ShapeDtypeStruct(tuple(space.shape), jnp.float32)
+    )
     next_obs, _, reward, terminated, truncated, _ = jax.eval_shape(
         lambda k, s, a: env.step(k, s, a, env_params), key, state, action
     )
-    declared = tuple(env.observation_space(env_params).shape)
+    declared = tuple(getattr(env.observation_space(env_params), "shape", ()))
     for what, shape in (("reset", obs.shape), ("step", next_obs.shape)):
         if tuple(shape) != declared:
             raise ValueError(
