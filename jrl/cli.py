@@ -352,17 +352,19 @@ def _warn_if_incomplete(run_dir, state: dict) -> None:
     """Say on stderr when the checkpoint evaluated is not a finished run's, and what the
     run is now: a process may hold it (running, or resumed since the checkpoint was
     taken), or a checkpoint of a run under way whose lock nobody holds is a killed or
-    crashed run's (or one that went on to end while it was evaluated)."""
+    crashed run's (or one that went on to end while it was evaluated). Where the file
+    system cannot lock, the checkpoint's status is all there is to say."""
     from jrl.training import in_use
 
     if state["run_status"] == "complete":
         return
     status = state["run_status"] or "without a summary"
     quoted = shlex.quote(str(run_dir))
-    if in_use(run_dir):
+    held = in_use(run_dir)
+    if held:
         if status != "running":
             status = f"running again (its checkpoint was taken when it was {status})"
-    elif status == "running":
+    elif status == "running" and held is False:
         now = read_summary(run_dir)
         if now and now["status"] != "running" and now["updates_done"] > state["updates_done"]:
             status = (

@@ -563,17 +563,19 @@ def _exclusive(run_dir: Path):
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def in_use(run_dir: str | Path) -> bool:
-    """Whether a process holds ``run_dir``'s lock (a run under way); True also where
-    the file system cannot lock, since then nobody can tell."""
+def in_use(run_dir: str | Path) -> bool | None:
+    """Whether a process holds ``run_dir``'s lock (a run under way); None where the
+    file system cannot lock, since then nobody can tell."""
     path = Path(run_dir) / ".lock"
     if not path.exists():
         return False
     with open(path) as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:  # BlockingIOError: held; others: no locks on this file system
+        except BlockingIOError:
             return True
+        except OSError:  # no locks on this file system
+            return None
         fcntl.flock(lock, fcntl.LOCK_UN)
     return False
 

@@ -608,6 +608,42 @@ def fake_eval_result(**grid_point):
     }
 
 
+def test_eval_tells_a_held_run_from_one_on_a_file_system_without_locks(
+    capsys, tmp_path, monkeypatch
+):
+    """A stopped run's checkpoint: "running again" only while a process holds the lock;
+    where flock fails (Lustre mounted without locks: jrl runs unlocked there) nobody can
+    tell, and the checkpoint's status is what is said — every stopped or preempted run
+    read "running again" there."""
+    import errno
+    import fcntl
+
+    from jrl import training
+
+    state = {"run_status": "stopped", "updates_done": 20, "total_updates": 50}
+    (tmp_path / ".lock").write_text("")
+    said = f"{tmp_path} is stopped: evaluated its checkpoint after 20 of 50 updates"
+    assert training.in_use(tmp_path) is False
+    cli._warn_if_incomplete(tmp_path, state)
+    assert said in capsys.readouterr().err
+    with training._exclusive(tmp_path):
+        assert training.in_use(tmp_path) is True
+        cli._warn_if_incomplete(tmp_path, state)
+    assert "is running again (its checkpoint was taken when it was stopped)" in (
+        capsys.readouterr().err
+    )
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert training.in_use(tmp_path) is None
+    cli._warn_if_incomplete(tmp_path, state)
+    assert said in capsys.readouterr().err
+    cli._warn_if_incomplete(tmp_path, {**state, "run_status": "running"})
+    assert f"{tmp_path} is running: evaluated" in capsys.readouterr().err  # not "killed"
+
+
 def test_print_summary_says_complete_n_of_n_when_every_update_ran(capsys, tmp_path):
     point = {"hparams": {}, "mean_final_episode_return": 1.0}
     cli._print_summary(
