@@ -734,9 +734,12 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                         sink.flush()
                 # The run's status at this checkpoint, for jrl eval (summary.json may
                 # have moved on by the time the checkpoint is read).
-                status = "running" if in_flight is not None else final_status()
-                info = {"fingerprint": fingerprint, "updates_done": updates_done}
-                saver.save(updates_done, taken, {**info, "run_status": status})
+                info = {
+                    "fingerprint": fingerprint,
+                    "updates_done": updates_done,
+                    "run_status": "running" if in_flight is not None else final_status(),
+                }
+                saver.save(updates_done, taken, info)
                 write_summary("running", time.perf_counter() - start, compile_s)
                 if bar is not None:
                     bar.update(summary.steps_taken() - bar.n)
