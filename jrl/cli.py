@@ -234,6 +234,32 @@ def _pop_option(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
     return rest, values
 
 
+def _join_repeated(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
+    """(argv with every ``flag V ...`` joined into its first, the values in order): tyro
+    keeps only the last of a repeated flag that takes several values, so ``--sinks
+    tensorboard --sinks wandb`` fed wandb alone. Values run to the next ``--`` option,
+    as they do for tyro; argv comes back unchanged where the flag is given once."""
+    rest, values, first, count = [], [], None, 0
+    args = iter(argv)
+    arg = next(args, None)
+    while arg is not None:
+        name, equals, inline = arg.partition("=")
+        if name != flag:
+            rest.append(arg)
+            arg = next(args, None)
+            continue
+        count += 1
+        first = len(rest) if first is None else first
+        values += [inline] if equals else []
+        arg = next(args, None)
+        while arg is not None and not arg.startswith("--") and arg != "-h":
+            values.append(arg)
+            arg = next(args, None)
+    if count < 2:
+        return argv, values
+    return [*rest[:first], flag, *values, *rest[first:]], values
+
+
 def parse_run(agent: str, argv: list[str], sweep: bool = False):
     """(the parsed run dataclass, its resolved RunSpec) of ``jrl train|sweep AGENT
     ARGV``: the config file first, flags on top, the --grid product last; every field
@@ -249,6 +275,12 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     if not sweep and any(arg == "--grid" or arg.startswith("--grid=") for arg in argv):
         raise ValueError(f"--grid makes a sweep: jrl sweep {agent} ... --grid NAME=v1,v2")
     argv, grid_items = _pop_option(argv, "--grid") if sweep else (argv, [])
+    argv, _ = _join_repeated(argv, "--sinks")
+    argv, overrides = _join_repeated(argv, "--env-overrides")
+    names = overrides[::2]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"--env-overrides sets {twice} more than once: give each name once")
     run = tyro.cli(
         type(default),
         default=default,
@@ -405,7 +437,8 @@ def evaluate(
     the same seeds (checked first). Returns are normalised per task: --normalize
     random,best maps a uniformly random policy's mean return on the same keys to 0 and
     the best seed's score on the task to 1 (none: raw returns); --reference
-    'TASK=LOW,HIGH' sets a task's two ends instead. DIR gets the rliable table over
+    'TASK=LOW,HIGH' sets a task's two ends instead (one per task: repeat the flag or list
+    them after one). DIR gets the rliable table over
     runs x tasks (aggregates.md, .json, .png), performance_profiles.png and
     tasks.json.
 
@@ -618,6 +651,8 @@ def main(argv: list[str] | None = None) -> int:
         if command not in functions:
             print(f"jrl: unknown command {command!r}\n{usage}", file=sys.stderr)
             return 2
+        if command == "eval":
+            rest, _ = _join_repeated(rest, "--reference")
         tyro.cli(functions[command], args=rest, prog=f"jrl {command}")
         return 0
     except (

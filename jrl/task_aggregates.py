@@ -189,7 +189,8 @@ def plan_pool(run_dirs) -> PoolPlan:
 
 def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
     """``["CatRoom-v0=0,10", ...]`` -> {task: (low, high)}; ValueError for an unknown
-    task, a malformed item, a bound that is not finite or low >= high."""
+    task, a task named twice, a malformed item, a bound that is not finite or low >=
+    high."""
     references = {}
     for item in items:
         task, _, values = item.rpartition("=")
@@ -203,6 +204,8 @@ def parse_references(items, tasks) -> dict[str, tuple[float, float]]:
             raise ValueError(f"--reference {item!r}: LOW and HIGH must be finite")
         if not low < high:
             raise ValueError(f"--reference {item!r}: LOW must be below HIGH")
+        if task in references:
+            raise ValueError(f"--reference names task {task!r} twice: give each task once")
         references[task] = (low, high)
     return references
 

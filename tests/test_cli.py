@@ -347,6 +347,53 @@ def test_env_overrides_and_grid_names_read_as_on_the_command_line():
     assert [point["q_init"] for point in spec.hparams] == [0.0, 5.0]
 
 
+def test_repeated_multi_value_flags_add_their_values():
+    """tyro keeps the last of a repeated flag that takes several values: `--sinks
+    tensorboard --sinks wandb` fed wandb alone, and of two `--env-overrides` the first was
+    dropped without a word."""
+    from jrl.cli import parse_run
+
+    argv = ["--env", "CatRoom-v0", "--env-overrides", "slip_prob", "0.1", "--num-seeds", "2"]
+    run, spec = parse_run(
+        "tabular",
+        [
+            *argv,
+            "--sinks",
+            "tensorboard",
+            "--env-overrides=max_steps_in_episode",
+            "50",
+            "--sinks",
+            "wandb",
+            "jsonl",
+        ],
+    )
+    assert spec.env_overrides == {"slip_prob": 0.1, "max_steps_in_episode": 50}
+    assert run.sinks == ("tensorboard", "wandb", "jsonl") and spec.num_seeds == 2
+    with pytest.raises(ValueError, match=r"--env-overrides sets \['slip_prob'\] more than once"):
+        parse_run("tabular", [*argv, "--env-overrides", "slip_prob", "0.2"])
+
+
+def test_eval_reads_every_repeated_reference(tmp_path, capsys):
+    """`jrl eval A B --out D --reference A=.. --reference B=..` (as its own error message
+    asks) kept the last reference only and normalised the other task between a random
+    policy and its best seed without a word; a task named twice is refused."""
+    from jrl.cli import main, parse_run
+
+    runs = []
+    for env in ("CatRoom-v0", "CliffWalking-v0"):
+        _, spec = parse_run("tabular", ["--env", env])
+        (tmp_path / env).mkdir()
+        (tmp_path / env / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+        runs.append(str(tmp_path / env))
+    argv = ["eval", *runs, "--out", str(tmp_path / "pool")]
+    cat, cliff, cat_again = "CatRoom-v0=0,10", "CliffWalking-v0=-100,0", "CatRoom-v0=0,1"
+    assert main([*argv, "--reference", cat, "--reference", cliff, cat_again]) == 2
+    assert "--reference names task 'CatRoom-v0' twice" in capsys.readouterr().err
+    # Read whole, the references get as far as the runs (which have no checkpoint here).
+    assert main([*argv, "--reference", cat, "--reference", cliff]) == 2
+    assert "has no checkpoint yet" in capsys.readouterr().err
+
+
 def test_env_overrides_flags_go_on_top_of_a_config_files(tmp_path):
     """A file's env_overrides given to tyro as the default made its keys fixed flags
     (--env-overrides.slip-prob): --env-overrides NAME VALUE no longer parsed."""
