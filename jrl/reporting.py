@@ -2,10 +2,11 @@
 their figures.
 
 Aggregates follow Agarwal et al. 2021 ("Deep RL at the Edge of the Statistical
-Precipice", rliable): the interquartile mean (IQM, the mean of the middle 50% of runs)
-beside the mean, each with a percentile-bootstrap confidence interval over seeds. With
-one task rliable's stratified bootstrap is the plain bootstrap over runs; it is written
-here in NumPy so that one set of resampled seeds serves every step of a curve at once
+Precipice", rliable): the interquartile mean (IQM, the mean of the middle 50% of runs:
+floor(n / 4) of n cut at each end, so with fewer than 4 runs it is the mean) beside the
+mean, each with a percentile-bootstrap confidence interval over seeds. With one task
+rliable's stratified bootstrap is the plain bootstrap over runs; it is written here in
+NumPy so that one set of resampled seeds serves every step of a curve at once
 (``jrl.stats`` has rliable's own aggregates across tasks and algorithms).
 
 The experiment scripts check their ``--seed`` and ``--out`` here before they train

@@ -13,7 +13,8 @@ algorithms; the tasks (and steps) may not. Aggregates, over all runs x tasks
 (``rliable.metrics``):
 
     IQM             interquartile mean: the mean of the middle 50% of all run x task
-                    scores (25% trimmed at each end)
+                    scores (floor(n / 4) of the n cut at each end, as rliable's
+                    ``aggregate_iqm``: with fewer than 4 scores, their mean)
     Mean, Median    of the per-task means over runs
     Optimality gap  gamma - mean(min(score, gamma)): how far short of the target gamma
                     (normalised scores; ``gamma=None`` leaves it out, as for raw returns)
