@@ -316,8 +316,9 @@ def _check_key(key: Any) -> None:
 
 
 def _checked_devices(devices: Any) -> list:
-    """``devices`` as a list of ``jax.Device``, or a ValueError: an entry that is not one
-    (a platform name "cpu", an index 0) failed inside ``jax.device_put``."""
+    """``devices`` as a list of distinct ``jax.Device``, or a ValueError: an entry that is
+    not one (a platform name "cpu", an index 0) failed inside ``jax.device_put``, one
+    given twice only after compiling."""
     if isinstance(devices, jax.Device | str) or not hasattr(devices, "__iter__"):
         raise ValueError(f"devices= takes a list of jax.Device (jax.devices()), got {devices!r}")
     devices = list(devices)
@@ -325,6 +326,11 @@ def _checked_devices(devices: Any) -> list:
         if not isinstance(device, jax.Device):
             raise ValueError(
                 f"devices[{i}] must be a jax.Device (an entry of jax.devices()), got {device!r}"
+            )
+        if device in devices[:i]:
+            raise ValueError(
+                f"devices[{i}] is {device}, which devices[{devices.index(device)}] is too: "
+                "give each device once"
             )
     return devices
 

@@ -180,11 +180,13 @@ def test_run_sweep_flags_must_be_bools(flag, value, tabular_sweep):
         ([0], r"devices\[0\] must be a jax.Device"),
         (lambda: [jax.devices()[0], "cpu"], r"devices\[1\] must be a jax.Device"),
         (lambda: jax.devices()[0], "devices= takes a list of jax.Device"),
+        (lambda: jax.devices()[:1] * 2, r"devices\[1\] is .*, which devices\[0\] is too"),
     ],
-    ids=["platform name", "index", "second entry", "one device"],
+    ids=["platform name", "index", "second entry", "one device", "a device twice"],
 )
 def test_run_sweep_devices_must_be_devices(devices, match, tabular_sweep):
-    """Such entries failed inside jax.device_put, or were read as a sequence."""
+    """Such entries failed inside jax.device_put, or were read as a sequence; a device
+    given twice failed after the whole compile, in JAX's sharding code."""
     train, grid = tabular_sweep
     devices = devices() if callable(devices) else devices
     with pytest.raises(ValueError, match=match):
