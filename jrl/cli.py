@@ -184,6 +184,7 @@ def _parse_grid(
 
     names, values = [], []
     known = training.AGENTS[agent].hparams._fields
+    varied = [name for name in known if len({point.get(name) for point in base}) > 1]
     for item in items:
         name, equals, listed = item.partition("=")
         name = name.replace("-", "_")  # as --hparams.q-init
@@ -193,6 +194,11 @@ def _parse_grid(
             raise ValueError(f"--grid {name} is given twice; list all its values in one --grid")
         if name in fixed:
             raise ValueError(f"{[name]} set both by --hparams and by --grid: choose one")
+        if name in varied:
+            raise ValueError(
+                f"--grid {name}: the config file's grid points differ in {varied}, and the "
+                f"grid would replace their {name} values; sweep {name} in the file instead"
+            )
         if name not in known:
             config_fields = {f.name for f in dataclasses.fields(training.AGENTS[agent].config)}
             why = " (a static setting: one run per value)" if name in config_fields else ""
@@ -301,12 +307,13 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
     if sweep:
         points = _parse_grid(grid_items, agent, points, fixed=flagged)
     spec = training.resolve(_spec(agent, run, points))
-    repeated = [i for i, point in enumerate(spec.hparams) if point in spec.hparams[:i]]
+    held = [{name: np.float32(value).item() for name, value in p.items()} for p in spec.hparams]
+    repeated = [i for i, point in enumerate(held) if point in held[:i]]
     if repeated:
         raise ValueError(
-            f"grid point(s) {repeated} repeat earlier points: a --hparams flag or --grid "
-            "replaced a hyperparameter the config file's points differ in, or a point is "
-            "listed twice"
+            f"grid point(s) {repeated} repeat earlier points: a --hparams flag replaced a "
+            "hyperparameter the config file's points differ in, or a point is listed twice "
+            "(as float32, as runs hold it)"
         )
     return run, spec
 

@@ -324,16 +324,30 @@ def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
         (["--grid", "alpha"], "write NAME=v1,v2"),
         (
             ["--config-file", "{file}", "--grid", "alpha=0.5,0.7"],
-            r"grid point\(s\) \[2, 3\] repeat",
+            r"--grid alpha: the config file's grid points differ in \['alpha'\]",
         ),
+        # Tuned pairs: a grid on one of them made distinct points, and the file's values
+        # of it were gone without a word.
+        (
+            ["--config-file", "{pairs}", "--grid", "alpha=0.5,0.7"],
+            r"differ in \['alpha', 'epsilon'\], and the grid would replace their alpha",
+        ),
+        (["--config-file", "{file}", "--hparams.alpha", "0.5"], r"\[1\] repeat earlier"),
+        # Equal as float32, as the runs hold them: the same run twice (as --grid refuses).
+        (["--config-file", "{close}"], r"\[1\] repeat earlier points.*\(as float32"),
     ],
 )
 def test_sweep_grids_that_would_drop_or_repeat_points_are_refused(argv, message, tmp_path):
     from jrl.cli import parse_run
 
-    config = tmp_path / "two.yaml"
-    config.write_text("hparams: [{alpha: 0.1}, {alpha: 0.3}]\n")
-    argv = [arg.format(file=config) for arg in argv]
+    files = {
+        "file": "hparams: [{alpha: 0.1}, {alpha: 0.3}]",
+        "pairs": "hparams: [{alpha: 0.1, epsilon: 0.05}, {alpha: 0.3, epsilon: 0.2}]",
+        "close": "hparams: [{alpha: 0.1}, {alpha: 0.1000000001}]",
+    }
+    for name, text in files.items():
+        (tmp_path / f"{name}.yaml").write_text(text + "\n")
+    argv = [arg.format(**{name: tmp_path / f"{name}.yaml" for name in files}) for arg in argv]
     with pytest.raises(ValueError, match=message):
         parse_run("tabular", argv, sweep=True)
 
