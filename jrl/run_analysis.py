@@ -293,6 +293,8 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             # Updates no seed logged (a periodic evaluation's other rows) are not points.
             logged = np.isfinite(values).any(axis=0)
             label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
+            if label in curves:  # points alike as float32 (a Python-made spec may hold them)
+                label = f"{label} (grid point {g})"
             if not logged.any():
                 print(
                     f"jrl plot: {label}: no seed logged {metric} yet; left out",
@@ -325,5 +327,6 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
 
 
 def _shown(value) -> str:
-    """A hyperparameter's value in a label: numbers as ``:g``, names as they are."""
-    return value if isinstance(value, str) else f"{value:g}"
+    """A hyperparameter's value in a label: names as they are, numbers as
+    ``training.shown_number``."""
+    return value if isinstance(value, str) else training.shown_number(value)

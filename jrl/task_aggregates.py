@@ -88,7 +88,7 @@ def task_label(spec: training.RunSpec) -> str:
 
 def _format(value) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return training.shown_number(value)
     if isinstance(value, (list, tuple)):
         return ",".join(_format(v) for v in value)
     return str(value)
@@ -126,7 +126,9 @@ def plan_pool(run_dirs) -> PoolPlan:
         for agent, points in by_agent.items()
     }
     hparam_labels = {
-        (d, g): " ".join(f"{k}={point[k]:g}" for k in point if k in names[specs[d].agent])
+        (d, g): " ".join(
+            f"{k}={training.shown_number(point[k])}" for k in point if k in names[specs[d].agent]
+        )
         for (d, g), (_, point) in settings.items()
     }
     # The config fields that tell apart two points of an agent on one task whose

@@ -278,6 +278,13 @@ def shown_hparams(agent: str, points: Sequence[dict], config: dict | None = None
     return shown
 
 
+def shown_number(value: float) -> str:
+    """A hyperparameter's value in a label, with the 9 significant digits that tell any
+    two float32 values apart (``:g``'s 6 showed 1e6 and 1e6 + 1, or 0.5 and 0.5000001,
+    as one label, and ``jrl plot`` drew one of the two points)."""
+    return f"{value:.9g}"
+
+
 def build(spec: RunSpec) -> Built:
     """Check a RunSpec and build its agent — every error here comes before compiling
     (a new run's own rules are :func:`resolve`'s)."""

@@ -78,6 +78,34 @@ def test_learning_curves_start_when_every_seed_has_a_value(small_tabular_run, tm
     np.testing.assert_array_equal(learning_curves([run_dir])[1][label], [30, 40])
 
 
+def test_learning_curves_label_every_grid_point_apart(small_tabular_run, tmp_path):
+    """Labels showed numbers with 6 significant digits: points alpha=0.5 and 0.5000001
+    (distinct as float32, as runs hold them) were one label, and one curve was dropped."""
+    import yaml
+
+    from jrl.run_analysis import learning_curves
+
+    run_dir = shutil.copytree(small_tabular_run, tmp_path / "run")
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["hparams"][0]["alpha"], config["hparams"][1]["alpha"] = 0.5, 0.5000001
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    rows = [
+        {"grid_point": g, "seed": s, "update": 0, "timesteps": 10, "episode_return": 10.0 * g}
+        for g in (0, 1)
+        for s in range(3)
+    ]
+    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    curves, _ = learning_curves([run_dir])
+    assert {label: values.max() for label, values in curves.items()} == {
+        "run alpha=0.5": 0.0,
+        "run alpha=0.5000001": 10.0,
+    }
+    # Points alike even as float32 (a spec made in Python may repeat one) keep both curves.
+    config["hparams"][1]["alpha"] = 0.5
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    assert list(learning_curves([run_dir])[0]) == ["run", "run (grid point 1)"]
+
+
 @pytest.fixture(scope="module")
 def two_tasks(tmp_path_factory):
     from jrl.training import RunSpec, train
