@@ -120,8 +120,10 @@ def _load_file(path: Path) -> dict:
 
 def _defaults_from_file(agent: str, path: Path | None):
     """(an instance of the agent's run dataclass with the file's values but no
-    env_overrides, the file's grid points, the file's env_overrides), every field
-    validated; no file: the defaults, one empty point and no overrides. The overrides
+    env_overrides, the file's grid points, the file's env_overrides), every field's name
+    and type checked — its rules across fields are checked once the flags are on top
+    (a file may be completed by them); no file: the defaults, one empty point and no
+    overrides. The overrides
     stay out of the default: tyro would make a non-empty dict's keys fixed flags
     (--env-overrides.slip-prob), refusing ``--env-overrides NAME VALUE`` for others."""
     from jrl import training
@@ -133,19 +135,17 @@ def _defaults_from_file(agent: str, path: Path | None):
     if data.get("agent", agent) != agent:
         raise ValueError(f"{path} is a {data['agent']!r} run, not {agent!r}")
     fields = {"chunk_size": CHUNK_SIZES[agent]} | {k: v for k, v in data.items() if k != "agent"}
-    spec = training.resolve(
-        training.RunSpec.from_dict({"agent": agent, "env": cls().env, **fields})
-    )
-    hparams_cls = _hparams_dataclass(agent)
+    spec = training.RunSpec.from_dict({"agent": agent, "env": cls().env, **fields})
+    config, points = training.coerced_fields(spec)
     default = cls(
         env=spec.env,
-        config=training.AGENTS[agent].config(**spec.config),
-        hparams=hparams_cls(**spec.hparams[0]),
+        config=config,
+        hparams=_hparams_dataclass(agent)(**points[0]._asdict()),
         num_seeds=spec.num_seeds,
         seed=spec.seed,
         chunk_size=spec.chunk_size,
     )
-    return default, spec.hparams, dict(spec.env_overrides)
+    return default, tuple(point._asdict() for point in points), dict(spec.env_overrides)
 
 
 def _flagged_hparams(argv: list[str], run) -> dict:

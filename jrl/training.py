@@ -154,9 +154,10 @@ class RunSpec:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _coerce(cls: type, values: dict, what: str) -> Any:
+def _coerce(cls: type, values: dict, what: str, validate: bool = True) -> Any:
     """Build ``cls(**values)`` (a config dataclass or hparams NamedTuple), naming any
-    unknown field and any value of the wrong type in the error."""
+    unknown field and any value of the wrong type in the error; ``validate=False``
+    leaves a dataclass's ``__post_init__`` (its checks across fields) unrun."""
     fields = (
         {f.name: f.type for f in dataclasses.fields(cls)}
         if dataclasses.is_dataclass(cls)
@@ -189,6 +190,17 @@ def _coerce(cls: type, values: dict, what: str) -> Any:
             raise ValueError(f"{what}.{name} must be true or false, got {value!r}")
         else:
             coerced[name] = value
+    if not validate and dataclasses.is_dataclass(cls):
+        instance = object.__new__(cls)
+        for field in dataclasses.fields(cls):
+            if field.name in coerced:
+                value = coerced[field.name]
+            elif field.default is not dataclasses.MISSING:
+                value = field.default
+            else:
+                value = field.default_factory()
+            object.__setattr__(instance, field.name, value)
+        return instance
     try:
         return cls(**coerced)
     except (TypeError, ValueError) as error:
@@ -210,6 +222,35 @@ class Built(NamedTuple):
     finished: Callable | None
 
 
+def coerced_fields(spec: RunSpec) -> tuple[Any, list]:
+    """(config, hparams points) of ``spec``, each field's type checked and coerced and
+    unknown fields refused, but no rule across fields checked (the config's
+    ``__post_init__`` unrun): a config file's fields, which the command line's flags
+    may yet change before :func:`resolve` checks the whole."""
+    _check_shape(spec)
+    agent_spec = AGENTS[spec.agent]
+    config = _coerce(agent_spec.config, dict(spec.config), "config", validate=False)
+    points = [
+        _coerce(agent_spec.hparams, dict(p), f"hparams[{i}]") for i, p in enumerate(spec.hparams)
+    ]
+    return config, points
+
+
+def _check_shape(spec: RunSpec) -> None:
+    """ValueError unless the agent is known and config, env_overrides and hparams are
+    mappings (at least one grid point)."""
+    if spec.agent not in AGENTS:
+        raise ValueError(f"unknown agent {spec.agent!r}; choose one of {sorted(AGENTS)}")
+    for name in ("config", "env_overrides"):
+        if not isinstance(getattr(spec, name), dict):
+            raise ValueError(f"{name} must be a mapping of fields, got {getattr(spec, name)!r}")
+    if not spec.hparams:
+        raise ValueError("hparams needs at least one grid point")
+    for i, point in enumerate(spec.hparams):
+        if not isinstance(point, dict):
+            raise ValueError(f"hparams[{i}] must be a mapping of hyperparameters, got {point!r}")
+
+
 def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]:
     """(agent spec, config, hparams points) of a RunSpec, or a ValueError naming the
     field that is wrong — the agents' own ``__post_init__`` and ``check_hparams``
@@ -222,14 +263,7 @@ def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]
     check_seed("seed", spec.seed)
     if not isinstance(spec.env, str):
         raise ValueError(f"env must be an environment id (a string), got {spec.env!r}")
-    for name in ("config", "env_overrides"):
-        if not isinstance(getattr(spec, name), dict):
-            raise ValueError(f"{name} must be a mapping of fields, got {getattr(spec, name)!r}")
-    if not spec.hparams:
-        raise ValueError("hparams needs at least one grid point")
-    for i, point in enumerate(spec.hparams):
-        if not isinstance(point, dict):
-            raise ValueError(f"hparams[{i}] must be a mapping of hyperparameters, got {point!r}")
+    _check_shape(spec)
     agent_spec = AGENTS[spec.agent]
     config = _coerce(agent_spec.config, dict(spec.config), "config")
     points = [

@@ -408,6 +408,52 @@ def test_eval_reads_every_repeated_reference(tmp_path, capsys):
     assert "has no checkpoint yet" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "agent, file, flags, held, refused",
+    [
+        (
+            "tabular",
+            "config: {algorithm: [q_learning, sarsa], num_episodes: 20}",
+            ["--grid", "algorithm=0,1"],
+            {"algorithm": ("q_learning", "sarsa"), "num_episodes": 20},
+            "no grid point runs ['sarsa']",
+        ),
+        (
+            "tabular",
+            "hparams: [{decay_steps: 100}]",
+            ["--config.schedule", "linear"],
+            {"schedule": "linear"},
+            "schedule='constant' ignores it",
+        ),
+        (
+            "dqn",
+            "config: {total_timesteps: 2000}",
+            ["--config.log-frequency", "500"],
+            {"total_timesteps": 2000, "log_frequency": 500},
+            "total_timesteps=2000 is less than one chunk",
+        ),
+    ],
+    ids=["algorithms and their grid", "schedule and its length", "budget and its chunk"],
+)
+def test_a_config_file_is_checked_with_the_flags_on_top(
+    agent, file, flags, held, refused, tmp_path, capsys
+):
+    """The file was checked alone, before its flags: a file and flags that together make
+    a valid run were refused (its error even suggested the command it refused)."""
+    from jrl.cli import parse_run
+
+    config = tmp_path / "base.yaml"
+    config.write_text(file + "\n")
+    _, spec = parse_run(agent, ["--config-file", str(config), *flags], sweep=True)
+    assert {name: spec.config[name] for name in held} == held
+    # Alone, the file is still refused before anything compiles (tyro reports an error
+    # of the config dataclass's own checks and exits with status 2).
+    with pytest.raises((ValueError, SystemExit)) as error:
+        parse_run(agent, ["--config-file", str(config)], sweep=True)
+    said = " ".join((str(error.value) + capsys.readouterr().err).split()).replace("│ ", "")
+    assert refused in said
+
+
 def test_env_overrides_flags_go_on_top_of_a_config_files(tmp_path):
     """A file's env_overrides given to tyro as the default made its keys fixed flags
     (--env-overrides.slip-prob): --env-overrides NAME VALUE no longer parsed."""
