@@ -337,6 +337,16 @@ def test_env_params_none_is_the_environments_defaults(agent):
     assert shapes == jax.eval_shape(make_train(config, env, env.default_params), key, hparams)
 
 
+@pytest.mark.parametrize("agent", MAKE_TRAIN)
+def test_env_params_of_another_environment_are_refused(agent, cartpole):
+    """Acrobot's params given with CartPole failed while tracing, with an AttributeError
+    from inside gymnax's step."""
+    make_train, config, _ = MAKE_TRAIN[agent]
+    acrobot_params = make("Acrobot-v1")[1]
+    with pytest.raises(ValueError, match=r"env_params is a .*acrobot.EnvParams, but CartPole-v1"):
+        make_train(config, cartpole[0], acrobot_params)
+
+
 def test_dqn_takes_a_raw_uint32_key_as_run_sweep_does(cartpole):
     """run_sweep accepts a raw key (jax.random.PRNGKey); DQN's chunk noise reshaped its
     environment keys without their trailing axis of two words, and failed to trace."""

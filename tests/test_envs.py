@@ -1073,6 +1073,28 @@ def test_params_in_one_layout_play_that_layout_from_reset():
     for layout in (2, -1, jnp.int32(2), np.int64(-1)):
         with pytest.raises(ValueError, match=r"layout must be in \[0, 2\)"):
             params.in_layout(layout)
+    # 1.5 passed as 1 and failed in JAX's indexing; True, as a boolean mask.
+    for layout in (1.5, True, jnp.float32(1), np.bool_(True)):
+        with pytest.raises(ValueError, match=r"layout must be a whole number in \[0, 2\)"):
+            params.in_layout(layout)
+
+
+def test_a_grid_refuses_the_params_of_a_grid_of_another_shape():
+    """CliffWalking (4 x 12) given WindyGridworld's params (7 x 10) played the windy
+    task, its observations past the 48 states its space declares (a tabular agent's
+    table clamped them onto other rows without a word)."""
+    env, params = make("CliffWalking-v0")
+    windy = make("WindyGridworld-v0")[1]
+    key = jax.random.key(0)
+    shown = r"a grid of 7 x 10 cells, 4 actions and 3 cell types, but the environment has 4 x 12"
+    with pytest.raises(ValueError, match=shown):
+        env.reset(key, windy)
+    with pytest.raises(ValueError, match=shown):
+        env.step(key, env.reset(key, params)[1], 0, windy)
+    # Params of the same task in other layouts or with other values are its own.
+    env.reset(key, params.replace(step_reward=jnp.float32(-2.0)))
+    maze, maze_params = make("BlockingMaze-v0")
+    assert int(maze.reset(key, maze_params.in_layout(1))[0]) == int(maze_params.start[1])
 
 
 def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():

@@ -142,8 +142,18 @@ def python_scalars(config: Any) -> None:
 def env_params_or_default(env, env_params):
     """``env_params``, or where it is None ``env.default_params`` (what gymnax's own
     ``reset`` and ``step`` take None for; the agents also call the environment's
-    ``step_env``, which does not)."""
-    return env.default_params if env_params is None else env_params
+    ``step_env``, which does not). ValueError for params of another class than the
+    environment's own (another environment's: a raw AttributeError while tracing)."""
+    default = env.default_params
+    if env_params is None:
+        return default
+    if dataclasses.is_dataclass(default) and not isinstance(env_params, type(default)):
+        raise ValueError(
+            f"env_params is a {type(env_params).__module__}.{type(env_params).__name__}, "
+            f"but {env.name} takes {type(default).__module__}.{type(default).__name__}: "
+            "pass its own (env.default_params, or a replace of them), or None"
+        )
+    return env_params
 
 
 def check_env_outputs(env, env_params) -> None:

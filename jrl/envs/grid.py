@@ -124,6 +124,11 @@ class GridParams(environment.EnvParams):
         changing task had switched to (``reset`` begins in layout 0). ``layout`` may be
         traced (vmapped over runs that ended in different layouts)."""
         num_layouts = self.cell_type.shape[0]
+        dtype = getattr(layout, "dtype", None)
+        if isinstance(layout, bool | float) or (
+            dtype is not None and not jnp.issubdtype(dtype, jnp.integer)
+        ):  # int() cut 1.5 to 1 after the range check; True indexed as a mask
+            raise ValueError(f"layout must be a whole number in [0, {num_layouts}), got {layout!r}")
         try:
             concrete = int(layout)
         except TypeError:  # traced (a ConcretizationTypeError): checked by whoever chose it
@@ -517,8 +522,26 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         objects = params.object_planes[state.layout]
         return jnp.concatenate([agent.reshape(self.height, self.width, 1), objects], axis=-1)
 
+    def check_params(self, params: GridParams) -> None:
+        """ValueError unless ``params`` are of a grid of this one's size, cell types and
+        actions (shapes only: free under ``jit``). Another task's params played that task
+        here, with cell indices outside this grid's observation space."""
+        if not isinstance(params, GridParams):
+            raise ValueError(f"{self.name} takes GridParams, got {type(params).__name__}")
+        got = (*params.cell_type.shape[1:], params.next_cell.shape[-1])
+        got += (params.enter_reward.shape[-1],)
+        want = (self.height, self.width, self._num_actions, len(self.legend))
+        if got != want:
+            shown = "{} x {} cells, {} actions and {} cell types".format
+            raise ValueError(
+                f"{self.name}'s params are of a grid of {shown(*got)}, but the environment "
+                f"has {shown(*want)}: pass the params of the same task (env.default_params, "
+                "or a replace of them)"
+            )
+
     def reset_env(self, key: jax.Array, params: GridParams) -> tuple[jax.Array, GridState]:
         del key  # the start cell of each layout is fixed
+        self.check_params(params)
         state = self._begin_episode(params, 0, 0)
         return self.get_obs(state, params), state
 
@@ -527,6 +550,7 @@ class GridWorld(environment.Environment[GridState, GridParams]):
 
     def _transition(self, key, state: GridState, action, params: GridParams, may_slip: bool):
         """``step_env``; ``may_slip`` False (slip_prob a concrete zero) stages no slip."""
+        self.check_params(params)
         # Clipped: an index past the table's row would read another cell's row.
         # In the action's own dtype first: a uint32 past 2**31 cast to int32 is negative.
         action = jnp.clip(jnp.asarray(action), 0, self._num_actions - 1).astype(jnp.int32)
