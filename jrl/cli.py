@@ -356,8 +356,12 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         shown = "n/a" if mean is None else f"{mean:.2f}"
         evaluated = point.get("mean_final_eval_return")
         greedy = "" if evaluated is None else f"; last evaluation (greedy) {evaluated:.2f}"
-        lost = point.get("diverged_seeds")
+        lost = point.get("diverged_seeds") or []
         diverged = "" if not lost else f" (seeds {lost} diverged: left out)"
+        finals = point.get("final_episode_return", [])
+        waiting = [s for s, v in enumerate(finals) if v is None and s not in lost]
+        if waiting and mean is not None:
+            diverged += f" (seeds {waiting} have ended no episode: left out)"
         print(
             f"  grid point {i} {point['hparams'] or '(defaults)'}: final episode return "
             f"(mean over seeds) {shown}{greedy}{diverged}"

@@ -452,10 +452,12 @@ class Summary:
 
     FIELDS = ("episode_return", "eval_return")
     DEFINITIONS = {
-        "final_episode_return": "per seed, the last logged row's mean return of the "
-        "episodes that ended in it (the last update or chunk that ended one; the "
-        "experiments' final_return averages the last 5% of rows instead)",
-        "final_eval_return": "per seed, the mean greedy return of the last periodic evaluation",
+        "final_episode_return": "per seed (seed i at index i; null while a seed has ended "
+        "no episode), the last logged row's mean return of the episodes that ended in it "
+        "(the last update or chunk that ended one; the experiments' final_return averages "
+        "the last 5% of rows instead); mean_final_episode_return is over the seeds with one",
+        "final_eval_return": "per seed, the mean greedy return of the last periodic "
+        "evaluation (null before a seed's first)",
         "diverged": "runs whose learned values (parameters or Q-table) held NaN or inf at "
         "the end of a chunk, with the update count by which they did",
     }
@@ -493,12 +495,11 @@ class Summary:
             if lost:
                 point["diverged_seeds"] = lost
             for field in self.FIELDS:
-                last = self.last[field]
-                seeds = [s for s in range(self.spec.num_seeds) if (g, s) in last]
-                if field != "episode_return" and not seeds:
+                values = [self.last[field].get((g, s)) for s in range(self.spec.num_seeds)]
+                if field != "episode_return" and all(v is None for v in values):
                     continue
-                kept = [last[g, s] for s in seeds if s not in lost]
-                point[f"final_{field}"] = [last[g, s] for s in seeds]
+                kept = [v for s, v in enumerate(values) if v is not None and s not in lost]
+                point[f"final_{field}"] = values
                 point[f"mean_final_{field}"] = float(np.mean(kept)) if kept else None
             points.append(point)
         return points

@@ -763,6 +763,30 @@ def test_print_summary_says_complete_n_of_n_when_every_update_ran(capsys, tmp_pa
     assert "every run ended within 3 updates (cap 5)" in capsys.readouterr().out
 
 
+def test_summary_keeps_each_seed_at_its_index_and_says_who_is_left_out(capsys, tmp_path):
+    """A seed that had ended no episode was left out of final_episode_return, so the
+    values after it moved to the wrong seeds, and the mean "over seeds" was over fewer
+    without a word (PPO on the cat room: 1 of 6 seeds, printed as the mean)."""
+    from jrl.training import RunSpec, Summary
+
+    spec = RunSpec(agent="tabular", env="CliffWalking-v0", num_seeds=4)
+    rows = [
+        {"grid_point": 0, "seed": s, "update": 0, "timesteps": 9, "episode_return": r}
+        for s, r in ((0, -20.0), (1, None), (2, -10.0), (3, None))
+    ]
+    summary = Summary(spec, rows)
+    summary.add([{**rows[3], "update": 1, "episode_return": -30.0}])
+    (point,) = summary.grid(diverged=[(0, 0)])
+    assert point["final_episode_return"] == [-20.0, None, -10.0, -30.0]
+    assert point["mean_final_episode_return"] == -20.0  # seeds 2 and 3: 0 diverged
+    assert "final_eval_return" not in point
+    cli._print_summary(
+        {"status": "complete", "updates_done": 2, "total_updates": 2, "grid": [point]}, tmp_path
+    )
+    said = capsys.readouterr().out
+    assert "(seeds [0] diverged: left out) (seeds [1] have ended no episode: left out)" in said
+
+
 def test_eval_sampled_default_epsilon_and_printed_iqm(monkeypatch, capsys, tmp_path):
     from jrl import run_analysis
 
