@@ -11,7 +11,9 @@ or, as ``jrl.training`` writes them to metrics.jsonl, with ``"timesteps"`` (envi
 steps: the x axis then) and ``"update"`` in place of ``"step"``; neither is logged as a
 metric. Both sinks log, for every grid point and metric, the mean over the seeds of the
 rows in one ``write`` call that share the step (NaN or null values, e.g. a return where
-no episode ended, are left out of the mean; a metric with no value is not logged);
+no episode ended, are left out of the mean; a metric with no value is not logged;
+rows with ``"update"`` share the step of their update, the most ``"timesteps"`` of
+its seeds, since a tabular seed that ends its episodes within an update stops short);
 with ``per_seed=True`` every seed's value too. Non-numeric and boolean fields are
 skipped.
 
@@ -46,6 +48,7 @@ def _scalars(rows: Sequence[Mapping], per_seed: bool) -> Iterator[tuple[int, int
     """(grid_point, step, tag, value): tag is the metric for the mean over seeds and
     ``<metric>/seed_<s>`` for one seed; ordered by grid point, step, then first seen."""
     grouped: dict[tuple[int, int], dict[str, list[tuple[int, float]]]] = {}
+    steps: dict[tuple[int, int], int] = {}  # group -> its x value
     for row in rows:
         step_key = next((key for key in STEP_KEYS if key in row), None)
         missing = [key for key in ROW_KEYS[1:] if key not in row] + (
@@ -56,7 +59,13 @@ def _scalars(rows: Sequence[Mapping], per_seed: bool) -> Iterator[tuple[int, int
                 f"a metric row needs step (or timesteps, update), grid_point, seed; "
                 f"missing {missing}: {row}"
             )
-        values = grouped.setdefault((int(row["grid_point"]), int(row[step_key])), {})
+        # jrl.training's rows group by update, at the most steps a seed took by then: a
+        # tabular seed that ends its last episode within an update has taken fewer, and
+        # grouped by its own steps it made a point of its own (one seed's value).
+        by = "update" if step_key == "timesteps" and "update" in row else step_key
+        group = (int(row["grid_point"]), int(row[by]))
+        steps[group] = max(steps.get(group, 0), int(row[step_key]))
+        values = grouped.setdefault(group, {})
         for name, value in row.items():
             if (
                 name in ROW_KEYS
@@ -66,7 +75,8 @@ def _scalars(rows: Sequence[Mapping], per_seed: bool) -> Iterator[tuple[int, int
             ):
                 continue
             values.setdefault(name, []).append((int(row["seed"]), float(value)))
-    for (grid_point, step), metrics in sorted(grouped.items()):
+    for (grid_point, position), metrics in sorted(grouped.items()):
+        step = steps[grid_point, position]
         for name, by_seed in metrics.items():
             finite = [value for _, value in by_seed if math.isfinite(value)]
             if finite:

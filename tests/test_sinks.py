@@ -72,6 +72,27 @@ def test_tensorboard_scalars_round_trip(tmp_path):
     assert not any(tag.startswith(("active", "note")) for _, tag in scalars)
 
 
+def test_rows_of_one_update_share_a_step_where_a_seed_stopped_short(tmp_path):
+    """A tabular seed that ends its last episode within an update has taken fewer steps
+    than the others by then; grouped by each row's own steps, the tail of a run was a
+    point per seed, each one seed's value read as the grid point's mean."""
+    rows = [
+        {"grid_point": 0, "seed": s, "update": u, "timesteps": t, "episode_return": r}
+        for s, u, t, r in (
+            (0, 7, 112, -31.0),
+            (1, 7, 112, -132.0),
+            (0, 8, 128, -36.0),
+            (1, 8, 121, -17.0),  # seed 1 ended its last episode 7 steps into update 8
+        )
+    ]
+    with TensorBoardSink(tmp_path / "tb") as sink:
+        sink.write(rows)
+    assert read_scalars(tmp_path / "tb")[("grid_point_0", "episode_return")] == [
+        (112, -81.5),
+        (128, -26.5),
+    ]
+
+
 def test_tensorboard_run_names_and_means_only_by_default(tmp_path):
     sink = TensorBoardSink(tmp_path, run_names=["alpha=0.1", "alpha=0.5"])
     sink.write(ROWS)
@@ -324,10 +345,14 @@ def test_jrl_train_resume_feeds_the_sinks_the_rows_after_the_checkpoint(tmp_path
         capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    expected = {}  # timesteps -> mean over the seeds that ended an episode
-    for row in read_rows(run / "metrics.jsonl"):
+    rows = read_rows(run / "metrics.jsonl")
+    step_of = {}  # update -> the most steps a seed took by its end: the sinks' x value
+    for row in rows:
+        step_of[row["update"]] = max(step_of.get(row["update"], 0), row["timesteps"])
+    expected = {}  # step -> mean over the seeds that ended an episode in that update
+    for row in rows:
         if row["episode_return"] is not None:
-            expected.setdefault(row["timesteps"], []).append(row["episode_return"])
+            expected.setdefault(step_of[row["update"]], []).append(row["episode_return"])
     expected = {step: sum(returns) / len(returns) for step, returns in expected.items()}
     assert min(expected) <= first_chunk < max(expected)  # rows on both sides of the stop
     tensorboard = dict(read_scalars(run / "tensorboard")[("grid_point_0", "episode_return")])
@@ -355,11 +380,15 @@ def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
         capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    expected = {}  # (grid point, timesteps) -> returns of the seeds that ended an episode
-    for line in (run / "metrics.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    step_of = {}  # (grid point, update) -> the most steps a seed took by its end
+    for row in rows:
+        key = (row["grid_point"], row["update"])
+        step_of[key] = max(step_of.get(key, 0), row["timesteps"])
+    expected = {}  # (grid point, step) -> returns of the seeds that ended an episode
+    for row in rows:
         if row["episode_return"] is not None:
-            key = (row["grid_point"], row["timesteps"])
+            key = (row["grid_point"], step_of[row["grid_point"], row["update"]])
             expected.setdefault(key, []).append(row["episode_return"])
     assert {g for g, _ in expected} == {0, 1}
     logged = {}
