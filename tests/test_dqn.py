@@ -65,6 +65,27 @@ def test_replay_rejects_a_batch_larger_than_the_ring():
         buffer_init({"x": jnp.zeros(1)}, capacity=0)
 
 
+def test_replay_refuses_a_batch_it_would_store_wrongly():
+    """A transition of another shape was broadcast into the slots (4 scalars filled 4
+    slots with the whole vector), and a float reward cut by an int slot (0.5 -> 0)."""
+    buffer = buffer_init({"obs": jnp.zeros(4), "reward": 0}, capacity=8)
+    rewards = jnp.array([0.5, -0.7])
+    with pytest.raises(ValueError, match=r"\['obs'\]: .* needs shape \[B, \*\(4,\)\], got \(4,\)"):
+        buffer_add(buffer, {"obs": jnp.arange(4.0), "reward": jnp.zeros(4, jnp.int32)})
+    with pytest.raises(ValueError, match=r"\['reward'\]: the buffer holds int32, and float32"):
+        buffer_add(buffer, {"obs": jnp.zeros((2, 4)), "reward": rewards})
+    with pytest.raises(ValueError, match="a batch needs the buffer's structure"):
+        buffer_add(buffer, {"obs": jnp.zeros((2, 4))})
+    flags = buffer_init({"done": jnp.bool_(False)}, capacity=2)
+    with pytest.raises(ValueError, match="the buffer holds bool, and int32"):
+        buffer_add(flags, {"done": jnp.array([0, 2])})
+    # Casts that keep the values' kind still go through (int actions into float slots).
+    floats = buffer_add(buffer_init({"obs": jnp.zeros(4), "reward": 0.0}, 8), {
+        "obs": jnp.ones((2, 4), jnp.int32), "reward": rewards
+    })  # fmt: skip
+    np.testing.assert_array_equal(floats.data["reward"][:2], rewards)
+
+
 @pytest.mark.parametrize("jit", [False, True])
 def test_replay_samples_uniformly_from_the_filled_slots_only(jit):
     sample = jax.jit(buffer_sample, static_argnums=2) if jit else buffer_sample

@@ -58,8 +58,35 @@ def buffer_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
 
     Transition i goes to slot ``(position + i) mod capacity``; then
     ``position <- (position + B) mod capacity`` and ``size <- min(size + B, capacity)``.
+    The batch must have the buffer's structure, each leaf its stored shape after the
+    batch axis, and a dtype that casts to the stored one without losing its kind (no
+    float into an int or bool slot): ValueError naming the leaf otherwise (a wrong
+    shape was broadcast into the slots; a float reward truncated by an int slot).
     """
     capacity = buffer.capacity
+    if jax.tree.structure(batch) != jax.tree.structure(buffer.data):
+        raise ValueError(
+            f"a batch needs the buffer's structure {jax.tree.structure(buffer.data)}, "
+            f"got {jax.tree.structure(batch)}"
+        )
+    stores = jax.tree_util.tree_leaves_with_path(buffer.data)
+    for (path, store), new in zip(stores, jax.tree.leaves(batch), strict=True):
+        name = jax.tree_util.keystr(path) or "the batch"
+        if jnp.ndim(new) < 1 or jnp.shape(new)[1:] != store.shape[1:]:
+            raise ValueError(
+                f"{name}: a batch of transitions shaped {store.shape[1:]} needs shape "
+                f"[B, *{store.shape[1:]}], got {jnp.shape(new)}"
+            )
+        stored, given = store.dtype, jnp.result_type(new)
+        cuts_fraction = jnp.issubdtype(given, jnp.inexact) and not jnp.issubdtype(
+            stored, jnp.inexact
+        )
+        if cuts_fraction or (stored == jnp.bool_ and given != jnp.bool_):
+            raise ValueError(
+                f"{name}: the buffer holds {stored}, and {given} values would be cut to it "
+                "(make the example passed to buffer_init of the values' dtype, e.g. 0.0 "
+                "for a float reward)"
+            )
     sizes = {jnp.shape(leaf)[0] for leaf in jax.tree.leaves(batch)}
     if len(sizes) != 1:
         raise ValueError(f"every leaf of a batch needs one leading size, got {sizes}")
