@@ -111,6 +111,13 @@ def test_schedules():
     assert exploration.exponential_schedule(1.0, 0.01, 100)(50) == pytest.approx(0.1)
     assert exploration.exponential_schedule(1.0, 0.01, 100)(1000) == pytest.approx(0.01)
     assert exploration.constant_schedule(0.3)(10**6) == pytest.approx(0.3)
+    # A duration of 0 gave NaN at count 0 (0 / 0: read as greedy by an epsilon draw).
+    for schedule in (exploration.linear_schedule, exploration.exponential_schedule):
+        for duration in (0, -10, jnp.float32(0)):
+            with pytest.raises(ValueError, match="a schedule's duration must be > 0"):
+                schedule(1.0, 0.05, duration)
+        traced = jax.jit(lambda d, schedule=schedule: schedule(1.0, 0.05, d)(jnp.float32(5)))
+        assert float(traced(jnp.float32(10))) == pytest.approx(schedule(1.0, 0.05, 10)(5))
 
 
 def test_dyna_model_records_transitions_and_observed_states():

@@ -70,8 +70,23 @@ def constant_schedule(value) -> Callable[[jax.Array], jax.Array]:
     return lambda count: jnp.asarray(value, jnp.float32)
 
 
+def _check_duration(duration) -> None:
+    """ValueError for a concrete ``duration`` <= 0 (0 gave NaN at count 0: 0 / 0); a
+    traced one is checked by whoever chose it (the agents' configs and grids)."""
+    try:
+        value = float(duration)
+    except TypeError:  # traced (a ConcretizationTypeError)
+        return
+    if not value > 0:
+        raise ValueError(
+            f"a schedule's duration must be > 0, got {duration} (constant_schedule for none)"
+        )
+
+
 def linear_schedule(start, end, duration) -> Callable[[jax.Array], jax.Array]:
-    """start -> end linearly over ``duration`` counts, then end (values may be traced)."""
+    """start -> end linearly over ``duration`` (> 0) counts, then end (values may be
+    traced; ``start + (end - start) * 1`` may differ from ``end`` in its last bit)."""
+    _check_duration(duration)
 
     def schedule(count):
         fraction = jnp.clip(count / duration, 0.0, 1.0)
@@ -82,7 +97,8 @@ def linear_schedule(start, end, duration) -> Callable[[jax.Array], jax.Array]:
 
 def exponential_schedule(start, end, duration) -> Callable[[jax.Array], jax.Array]:
     """start * (end / start) ** (count / duration): geometric decay reaching ``end``
-    at ``duration`` counts, then ``end`` (both must be positive)."""
+    at ``duration`` (> 0) counts, then ``end`` (both must be positive)."""
+    _check_duration(duration)
 
     def schedule(count):
         fraction = jnp.clip(count / duration, 0.0, 1.0)
