@@ -465,6 +465,15 @@ def evaluate(
     check_seed("--seed", seed)
     if epsilon is not None and not sampled:
         raise ValueError("--epsilon applies to --sampled evaluations (greedy ones take none)")
+    if epsilon is not None:
+        from jrl import training
+
+        agents = {training.load_spec(run_dir).agent for run_dir in run_dirs}
+        if agents == {"ppo"}:
+            raise ValueError(
+                "--epsilon applies to value-based agents (DQN, tabular); PPO's sampled "
+                "episodes draw from its own action distribution"
+            )
     epsilon = 0.05 if epsilon is None else epsilon
     if not 0 <= epsilon <= 1:
         raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")

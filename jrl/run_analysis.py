@@ -116,6 +116,30 @@ def _note_shorter_cut(built: training.Built, max_steps: int) -> None:
         )
 
 
+def _episodes_cut(built, max_steps: int, lengths, terminated, finite) -> int:
+    """How many episodes of the finite runs ``max_steps`` cut before they ended (neither
+    terminated nor at the environment's time limit), said on stderr: without the run's
+    own evaluation to compare with, such a return (Freeway-MinAtar's 2500-step
+    episodes, cut at 1000) read as a whole episode's."""
+    try:
+        limit = int(getattr(built.env_params, "max_steps_in_episode", None))
+    except (TypeError, ValueError):
+        limit = None
+    if limit is not None and limit <= max_steps:
+        return 0  # the environment's own limit ends them first
+    unfinished = (lengths >= max_steps) & ~terminated & finite[..., None]
+    count = int(unfinished.sum())
+    if count:
+        print(
+            f"jrl eval: {count} of {int(finite.sum()) * lengths.shape[-1]} episodes were "
+            f"still running at --max-steps {max_steps}"
+            + ("" if limit is None else f" (the environment's limit: {limit})")
+            + ": their returns are of cut episodes; a larger --max-steps plays them on",
+            file=sys.stderr,
+        )
+    return count
+
+
 def evaluate_run(
     run_dir: str | Path,
     episodes: int = 10,
@@ -143,9 +167,11 @@ def evaluate_run(
     episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
     keys = jax.random.split(jax.random.key(seed), episodes)
     over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
-    returns = np.asarray(jax.jit(jax.vmap(over_keys))(state)[0], np.float64)
+    returns, lengths, terminated = jax.jit(jax.vmap(over_keys))(state)
+    returns = np.asarray(returns, np.float64)
     # A diverged run's greedy policy is no policy (argmax of NaN logits: action 0).
     returns[~finite] = np.nan
+    cut = _episodes_cut(built, max_steps, np.asarray(lengths), np.asarray(terminated), finite)
     per_seed = returns.mean(axis=-1)
     kept = [g for g in range(per_seed.shape[0]) if finite[g].any()]
     scores = {f"grid_point_{g}": per_seed[g][finite[g]][:, None] for g in kept}
@@ -182,8 +208,15 @@ def evaluate_run(
             "total_updates": built.total_updates,
             "run_status": status,
         },
-        "policy": f"sampled (epsilon {epsilon} for value-based agents)" if sampled else "greedy",
+        "policy": (
+            "greedy"
+            if not sampled
+            else "sampled"
+            if built.spec.agent == "ppo"
+            else f"sampled (epsilon {epsilon})"
+        ),
         "returns": returns.tolist(),
+        "cut_at_max_steps": cut,
         "diverged": [
             {"grid_point": int(g), "seed": int(s)}
             for g, s in zip(*np.nonzero(~finite), strict=True)

@@ -803,6 +803,17 @@ def test_eval_sampled_default_epsilon_and_printed_iqm(monkeypatch, capsys, tmp_p
     assert "mean return 7.00, IQM 5.00 [4.00, 6.00]" in out
 
 
+def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):
+    """PPO's sampled episodes draw from its distribution: --epsilon 0, 0.05 and 1 gave
+    the same returns, and eval.json recorded each as applied."""
+    from jrl.cli import parse_run
+
+    _, spec = parse_run("ppo", ["--env", "CartPole-v1"])
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+    assert cli.main(["eval", str(tmp_path), "--sampled", "--epsilon", "0.5"]) == 2
+    assert "--epsilon applies to value-based agents" in capsys.readouterr().err
+
+
 def test_eval_reference_without_pooling_is_refused(capsys, tmp_path):
     assert cli.main(["eval", str(tmp_path), "--reference", "CatRoom-v0=0,10"]) == 2
     assert "--reference applies to runs pooled as tasks" in capsys.readouterr().err

@@ -56,6 +56,19 @@ def test_eval_json_iqm_and_its_interval_are_the_reports(small_tabular_run):
         assert point["mean"] == pytest.approx(per_seed.mean())
 
 
+def test_eval_counts_and_names_episodes_cut_by_max_steps(small_tabular_run, capsys):
+    """Episodes still running at --max-steps (Freeway-MinAtar's 2500 steps cut at 1000)
+    were reported as whole episodes' returns, without a word unless the run evaluated
+    during training."""
+    from jrl.run_analysis import evaluate_run
+
+    result = evaluate_run(small_tabular_run, episodes=3, seed=0, max_steps=3)
+    # No path from CliffWalking's start to its goal is 3 steps long: all 2 x 3 x 3 cut.
+    assert result["cut_at_max_steps"] == 18
+    assert "18 of 18 episodes were still running at --max-steps 3" in capsys.readouterr().err
+    assert result["policy"] == "greedy"
+
+
 def _write_rows(run_dir, returns, metric="episode_return"):
     """metrics.jsonl of grid point 0 with returns[seed][update] (None: no episode)."""
     rows = [
