@@ -567,6 +567,15 @@ def evaluate(
         )
 
 
+def _check_out_file(out: Path, suffix: str | None = None) -> None:
+    """ValueError for an --out that is a directory (it failed once the work was done,
+    naming a hidden temporary file) or, given ``suffix``, has another suffix."""
+    if Path(out).is_dir():
+        raise ValueError(f"--out {out} is a directory; give a file in it (--out {out}/NAME)")
+    if suffix is not None and Path(out).suffix.lower() != suffix:
+        raise ValueError(f"--out {out}: the file written is a {suffix}; name it so")
+
+
 def render(
     run_dir: Annotated[Path | None, tyro.conf.Positional] = None,
     out: Path = Path("episode.gif"),
@@ -586,6 +595,12 @@ def render(
     from jrl.seeds import check_seed
 
     check_seed("--seed", seed)
+    if not 0 < fps <= 50:  # (checked again where the GIF is written, after the episode)
+        raise ValueError(
+            f"--fps must be in (0, 50], got {fps}: a GIF's delays are whole hundredths of "
+            "a second, and viewers play those under 20 ms at about 10 frames per second"
+        )
+    _check_out_file(out, ".gif")
     if run_dir is not None and env is not None:
         raise ValueError(f"--env applies without a run directory; {run_dir} has its own")
     env = "CatRoom-v0" if env is None else env
@@ -602,6 +617,7 @@ def plot(
     directories, per grid point, against environment steps."""
     if not run_dirs:
         raise ValueError("jrl plot needs at least one run directory")
+    _check_out_file(out)
     from jrl import run_analysis
 
     run_analysis.plot_runs(run_dirs, out, metric)

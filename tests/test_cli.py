@@ -142,7 +142,12 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     for args, message in [
         (("eval", run, "--episodes", "0"), "--episodes and --max-steps must be >= 1"),
         (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
-        (("render", run, "--fps", "0"), "render needs fps > 0"),
+        (("render", run, "--fps", "0"), "--fps must be in (0, 50], got 0.0"),
+        (("render", run, "--fps", "60"), "--fps must be in (0, 50], got 60.0"),
+        # Refused before the episode is played or the curves drawn, not after.
+        (("render", run, "--out", tmp_path), f"--out {tmp_path} is a directory"),
+        (("render", run, "--out", tmp_path / "x.png"), "the file written is a .gif"),
+        (("plot", run, "--out", tmp_path), f"--out {tmp_path} is a directory"),
         # Options the command would ignore (it evaluated greedily, drew the run's env):
         (("eval", run, "--epsilon", "0.5"), "--epsilon applies to --sampled evaluations"),
         (("render", run, "--env", "CartPole-v1"), "--env applies without a run directory"),

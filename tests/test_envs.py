@@ -1033,6 +1033,11 @@ def test_save_gif_keeps_playing_time(tmp_path):
     assert read.shape[0] == 3
     durations = [iio.immeta(path, index=i)["duration"] for i in range(read.shape[0])]
     assert sum(durations) == pytest.approx(len(frames) * 1000 / fps, abs=10 * len(frames))
+    # Each frame's delay is the nearest whole centisecond (fps 6: 170 ms, not Pillow's cut
+    # to 160, which played at 6.25 fps; fps 7: 140 ms, 142.9 asked).
+    for fps, delay in ((6, 170), (7, 140), (50, 20)):
+        path = save_gif(tmp_path / "steps.gif", frames[:2], fps=fps)
+        assert [iio.immeta(path, index=i)["duration"] for i in range(2)] == [delay, delay]
 
 
 def test_save_gif_rejects_bad_frames_and_fps_and_keeps_an_earlier_gif(tmp_path):
@@ -1044,6 +1049,10 @@ def test_save_gif_rejects_bad_frames_and_fps_and_keeps_an_earlier_gif(tmp_path):
     before = path.read_bytes()
     for fps in (-1, 0, float("nan"), "6"):
         with pytest.raises(ValueError, match="fps must be a positive number"):
+            save_gif(path, np.zeros((2, 8, 8, 3), np.uint8), fps=fps)
+    # A delay under 20 ms plays at ~10 fps in viewers (60 gave 10 ms; 200, no delay).
+    for fps in (60, 200):
+        with pytest.raises(ValueError, match="fps must be at most 50"):
             save_gif(path, np.zeros((2, 8, 8, 3), np.uint8), fps=fps)
     assert path.read_bytes() == before  # (fps=-1 used to leave an unreadable file)
     assert [p.name for p in tmp_path.iterdir()] == ["walk.gif"]  # no temporary left

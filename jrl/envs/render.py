@@ -166,8 +166,11 @@ def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
     per second (> 0); returns the path. Written atomically: a reader, or an earlier GIF
     at ``path``, never sees half a file.
 
-    The GIF writer merges identical consecutive frames into one shown for their total
-    time, so a file read back may hold fewer frames than were given."""
+    GIF delays are whole hundredths of a second: each frame's is 1000 / fps ms rounded
+    to the nearest 10 (fps 6: 170 ms), and fps above 50 is refused (delays under 20 ms
+    play at about 10 fps in browsers and most viewers). The GIF writer merges identical
+    consecutive frames into one shown for their total time, so a file read back may
+    hold fewer frames than were given."""
     frames = np.asarray(frames)
     if (
         frames.ndim != 4
@@ -182,7 +185,14 @@ def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
         or not 0 < fps < np.inf
     ):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
-    data = iio.imwrite("<bytes>", frames, extension=".gif", duration=1000.0 / fps, loop=0)
+    if fps > 50:
+        raise ValueError(
+            f"fps must be at most 50, got {fps}: a GIF's delays are whole hundredths of a "
+            "second, and viewers play those under 20 ms at about 10 frames per second"
+        )
+    # Pillow cuts the delay to whole centiseconds (166.7 ms to 160: fps 6 played at 6.25).
+    delay = 10 * round(100 / fps)
+    data = iio.imwrite("<bytes>", frames, extension=".gif", duration=delay, loop=0)
     path = Path(path)
     write_bytes_atomic(path, data)
     return path
