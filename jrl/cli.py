@@ -465,6 +465,8 @@ def evaluate(
     check_seed("--seed", seed)
     if epsilon is not None and not sampled:
         raise ValueError("--epsilon applies to --sampled evaluations (greedy ones take none)")
+    if epsilon is not None and not 0 <= epsilon <= 1:
+        raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")
     if epsilon is not None:
         from jrl import training
 
@@ -475,8 +477,6 @@ def evaluate(
                 "episodes draw from its own action distribution"
             )
     epsilon = 0.05 if epsilon is None else epsilon
-    if not 0 <= epsilon <= 1:
-        raise ValueError(f"--epsilon must be in [0, 1], got {epsilon}")
     from jrl import run_analysis
 
     if len(run_dirs) > 1 or out is not None:
