@@ -136,6 +136,17 @@ def _defaults_from_file(agent: str, path: Path | None):
         raise ValueError(f"{path} is a {data['agent']!r} run, not {agent!r}")
     fields = {"chunk_size": CHUNK_SIZES[agent]} | {k: v for k, v in data.items() if k != "agent"}
     spec = training.RunSpec.from_dict({"agent": agent, "env": cls().env, **fields})
+    whole = {}  # tyro warns of a default of another type, before jrl's own error
+    for name in ("num_seeds", "seed", "chunk_size"):
+        value = getattr(spec, name)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{path}: {name} must be a whole number, got {value!r}")
+        whole[name] = value
+    if not isinstance(spec.env, str):
+        raise ValueError(f"{path}: env must be an environment id (a string), got {spec.env!r}")
+    spec = dataclasses.replace(spec, **whole)
     config, points = training.coerced_fields(spec)
     default = cls(
         env=spec.env,

@@ -179,6 +179,8 @@ def _coerce(cls: type, values: dict, what: str, validate: bool = True) -> Any:
                 raise ValueError(f"{what}.{name} must be a number, got {value!r}")
             coerced[name] = float(value)
         elif "tuple" in kind and isinstance(value, list):
+            if "tuple[int" in kind:  # [1e2, 64] in a YAML or JSON file, as 1e5 for an int
+                value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
             coerced[name] = tuple(value)
         elif kind == "str" and not isinstance(value, str):
             raise ValueError(f"{what}.{name} must be a string, got {value!r}")

@@ -459,6 +459,21 @@ def test_a_config_file_is_checked_with_the_flags_on_top(
     assert refused in said
 
 
+def test_a_config_files_numbers_read_as_the_fields_take_them(tmp_path, recwarn):
+    """[1e2, 64] for hidden sizes was refused as (100.0, 64) though 1e5 read as an int
+    elsewhere; num_seeds: "2" met tyro's own warning before jrl's error."""
+    from jrl.cli import parse_run
+
+    config = tmp_path / "run.yaml"
+    config.write_text("num_seeds: 2.0\nconfig: {total_timesteps: 1e5, hidden_sizes: [1e2, 64]}\n")
+    _, spec = parse_run("ppo", ["--config-file", str(config)])
+    assert (spec.num_seeds, spec.config["hidden_sizes"]) == (2, (100, 64))
+    config.write_text('num_seeds: "2"\n')
+    with pytest.raises(ValueError, match="run.yaml: num_seeds must be a whole number, got '2'"):
+        parse_run("ppo", ["--config-file", str(config)])
+    assert not [w for w in recwarn if "tyro" in str(w.filename)]
+
+
 def test_env_overrides_flags_go_on_top_of_a_config_files(tmp_path):
     """A file's env_overrides given to tyro as the default made its keys fixed flags
     (--env-overrides.slip-prob): --env-overrides NAME VALUE no longer parsed."""
