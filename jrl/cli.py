@@ -509,7 +509,8 @@ def evaluate(
         references = task_aggregates.parse_references(reference, plan.tasks)
         from jrl.reporting import make_out_dir
 
-        try:  # before any run is evaluated (each writes its own eval.json)
+        made = not Path(out).exists()
+        try:  # before any run is evaluated
             make_out_dir(out)
         except OSError as error:
             raise ValueError(f"--out {out}: {error}") from None
@@ -523,18 +524,23 @@ def evaluate(
                 f"({shown}); run each setting on every task to compare them as methods",
                 file=sys.stderr,
             )
-        result = task_aggregates.evaluate_tasks(
-            run_dirs,
-            out,
-            episodes,
-            seed,
-            max_steps,
-            sampled,
-            epsilon,
-            normalize,
-            references,
-            plan=plan,
-        )
+        try:
+            result = task_aggregates.evaluate_tasks(
+                run_dirs,
+                out,
+                episodes,
+                seed,
+                max_steps,
+                sampled,
+                epsilon,
+                normalize,
+                references,
+                plan=plan,
+            )
+        except BaseException:
+            if made and Path(out).is_dir() and not any(Path(out).iterdir()):
+                Path(out).rmdir()  # a refused pool leaves nothing behind
+            raise
         for run_dir, state in result["checkpoints"].items():
             _warn_if_incomplete(run_dir, state)
         for task, entry in result["tasks"].items():

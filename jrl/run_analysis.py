@@ -149,6 +149,22 @@ def evaluate_run(
     epsilon: float = 0.05,
     layout: int | None = None,
 ):
+    """:func:`evaluation` of the run, written to RUN_DIR/eval.json and RUN_DIR/eval/;
+    returns what eval.json holds."""
+    result, write = evaluation(run_dir, episodes, seed, max_steps, sampled, epsilon, layout)
+    write()
+    return result
+
+
+def evaluation(
+    run_dir: str | Path,
+    episodes: int = 10,
+    seed: int = 12345,
+    max_steps: int = 1000,
+    sampled: bool = False,
+    epsilon: float = 0.05,
+    layout: int | None = None,
+):
     """Greedy (or ``sampled``) returns [G, S, episodes] on the same ``episodes`` keys for
     every run (in ``layout`` of a grid task that switches layouts; None: as its episodes
     begin, in layout 0), and
@@ -159,7 +175,11 @@ def evaluate_run(
     of how many, and the run's status then). Runs whose learned values hold NaN or
     inf (diverged) are listed under ``diverged``, their returns NaN (null), and left out
     of the statistics; a grid point with no other run has none, and with no run left at
-    all there is no report (an earlier RUN_DIR/eval/ is removed)."""
+    all there is no report (an earlier RUN_DIR/eval/ is removed).
+
+    Returns (what eval.json holds, ``write()``, which writes eval.json and RUN_DIR/eval/):
+    nothing is written before ``write`` is called (runs pooled as tasks are written only
+    once the pool has passed its checks, so a refused pool keeps each run's own)."""
     built, state, info = training.restore_state(run_dir)
     finite = np.asarray(training.finite_runs(state))
     env_params = params_in_layout(built, layout)
@@ -180,9 +200,6 @@ def evaluate_run(
     if scores:
         # Raw returns: no target, so no optimality gap.
         aggregates = stats.aggregate(scores, reps=2000, seed=seed, gamma=None)
-        stats.write_report(report, scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel)
-    elif report.exists():  # an earlier evaluation's, of runs that have diverged since
-        shutil.rmtree(report)
     iqm = stats.AGGREGATES.index("IQM")
     status = info["run_status"] if "run_status" in info else _old_status(Path(run_dir), info)
 
@@ -223,8 +240,15 @@ def evaluate_run(
         ],
         "grid": [point(g) for g in range(per_seed.shape[0])],
     }
-    write_json(Path(run_dir) / "eval.json", result)
-    return result
+
+    def write() -> None:
+        if scores:
+            stats.write_report(report, scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel)
+        elif report.exists():  # an earlier evaluation's, of runs that have diverged since
+            shutil.rmtree(report)
+        write_json(Path(run_dir) / "eval.json", result)
+
+    return result, write
 
 
 def _old_status(run_dir: Path, info: dict) -> str | None:

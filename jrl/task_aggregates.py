@@ -233,12 +233,13 @@ def evaluate_tasks(
     reps: int = 2000,
     plan: PoolPlan | None = None,
 ) -> dict:
-    """Evaluate every run (each writes its own eval.json, see ``evaluate_run``), pool
-    them as tasks and write the aggregate report into ``out``. Returns what tasks.json
-    holds, plus ``table`` (the markdown table). ``plan``: ``plan_pool(run_dirs)`` when
-    the caller has made it already."""
+    """Evaluate every run, pool them as tasks and write the aggregate report into
+    ``out``; each run's own eval.json (see ``jrl.run_analysis.evaluate_run``) is written
+    only once the pool has passed its checks (a refused pool leaves each as it was).
+    Returns what tasks.json holds, plus ``table`` (the markdown table). ``plan``:
+    ``plan_pool(run_dirs)`` when the caller has made it already."""
     from jrl.envs import make
-    from jrl.run_analysis import diverged_runs, evaluate_run
+    from jrl.run_analysis import diverged_runs, evaluation
 
     if normalize not in NORMALIZE:
         raise ValueError(f"normalize must be one of {NORMALIZE}, got {normalize!r}")
@@ -262,8 +263,10 @@ def evaluate_tasks(
             )
     per_seed = {}  # run directory -> float[G, S]
     checkpoints = {}  # run directory -> the checkpoint evaluated and the run's status
+    writes = []  # each run's eval.json and eval/, written once the pool is checked
     for run_dir in plan.specs:
-        result = evaluate_run(run_dir, episodes, seed, max_steps, sampled, epsilon)
+        result, write = evaluation(run_dir, episodes, seed, max_steps, sampled, epsilon)
+        writes.append(write)
         if result["diverged"]:
             runs = diverged_runs(result["diverged"])
             raise ValueError(
@@ -305,6 +308,8 @@ def evaluate_tasks(
         for task in plan.tasks
     }
     scores = {m: np.stack([normalised[t][m] for t in plan.tasks], axis=1) for m in plan.methods}
+    for write in writes:
+        write()
     raw_returns = normalize == "none" and not references
     kind = "sampled" if sampled else "greedy"
     xlabel = f"{kind} return" if raw_returns else f"normalised {kind} score"

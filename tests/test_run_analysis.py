@@ -165,8 +165,13 @@ def test_a_task_no_run_beats_random_on_is_refused(two_tasks, tmp_path, monkeypat
     # A random policy better than every run (as on a task nothing learned): normalising
     # by (random, best) would turn the scale upside down.
     monkeypatch.setattr(task_aggregates, "random_policy_returns", lambda *a, **k: np.full(2, 1e3))
+    # Each run's earlier evaluation outlives the refused pool (it was overwritten first).
+    runs = [shutil.copytree(run, tmp_path / run.name) for run in two_tasks]
+    for run in runs:
+        (run / "eval.json").write_text('{"earlier": true}')
     with pytest.raises(ValueError, match="beats the random policy's"):
-        task_aggregates.evaluate_tasks(
-            two_tasks, tmp_path / "out", episodes=2, max_steps=100, reps=50
-        )
+        task_aggregates.evaluate_tasks(runs, tmp_path / "out", episodes=2, max_steps=100, reps=50)
     assert not (tmp_path / "out").exists()
+    for run in runs:
+        assert json.loads((run / "eval.json").read_text()) == {"earlier": True}
+        assert not (run / "eval").exists()
