@@ -347,6 +347,26 @@ def test_env_params_of_another_environment_are_refused(agent, cartpole):
         make_train(config, cartpole[0], acrobot_params)
 
 
+@struct.dataclass
+class ChainParams:
+    """A researcher's own params class (not gymnax's EnvParams), for an environment that
+    keeps a bare EnvParams as its default_params (as Chain does)."""
+
+    max_steps_in_episode: int = 20
+    goal_reward: float = 1.0
+
+
+@pytest.mark.parametrize("agent", MAKE_TRAIN)
+def test_own_params_of_an_environment_whose_default_is_a_bare_envparams_are_taken(agent):
+    """The class check refused them (against gymnax's bare EnvParams), advising that
+    bare EnvParams instead."""
+    make_train, config, hparams = MAKE_TRAIN[agent]
+    env, key = Chain(), jax.random.key(0)
+    assert type(env.default_params) is environment.EnvParams
+    shapes = jax.eval_shape(make_train(config, env, ChainParams()), key, hparams)
+    assert shapes == jax.eval_shape(make_train(config, env, None), key, hparams)
+
+
 def test_dqn_takes_a_raw_uint32_key_as_run_sweep_does(cartpole):
     """run_sweep accepts a raw key (jax.random.PRNGKey); DQN's chunk noise reshaped its
     environment keys without their trailing axis of two words, and failed to trace."""

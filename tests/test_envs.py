@@ -1108,6 +1108,9 @@ def test_a_grid_refuses_the_params_of_a_grid_of_another_shape():
         env.reset(key, windy)
     with pytest.raises(ValueError, match=shown):
         env.step(key, env.reset(key, params)[1], 0, windy)
+    # A task of the same size with more layouts (CatRoom given CatRoomDynamic's four).
+    with pytest.raises(ValueError, match="params hold 4 layouts, but the environment has 1"):
+        make("CatRoom-v0")[0].reset(key, make("CatRoomDynamic-v0")[1])
     # Params of the same task in other layouts or with other values are its own.
     env.reset(key, params.replace(step_reward=jnp.float32(-2.0)))
     maze, maze_params = make("BlockingMaze-v0")

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from gymnax.environments import environment
 
 
 class Ignored(NamedTuple):
@@ -147,7 +148,13 @@ def env_params_or_default(env, env_params):
     default = env.default_params
     if env_params is None:
         return default
-    if dataclasses.is_dataclass(default) and not isinstance(env_params, type(default)):
+    # An environment that keeps gymnax's own default_params (a bare EnvParams) says
+    # nothing of the params it takes.
+    if (
+        dataclasses.is_dataclass(default)
+        and type(default) is not environment.EnvParams
+        and not isinstance(env_params, type(default))
+    ):
         raise ValueError(
             f"env_params is a {type(env_params).__module__}.{type(env_params).__name__}, "
             f"but {env.name} takes {type(default).__module__}.{type(default).__name__}: "

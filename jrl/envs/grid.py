@@ -523,11 +523,19 @@ class GridWorld(environment.Environment[GridState, GridParams]):
         return jnp.concatenate([agent.reshape(self.height, self.width, 1), objects], axis=-1)
 
     def check_params(self, params: GridParams) -> None:
-        """ValueError unless ``params`` are of a grid of this one's size, cell types and
-        actions (shapes only: free under ``jit``). Another task's params played that task
-        here, with cell indices outside this grid's observation space."""
+        """ValueError unless ``params`` are of a grid of this one's size, cell types,
+        actions and layouts (or one layout, ``in_layout``'s). Shapes only: free under
+        ``jit``, and a task of the same shapes passes. Another task's params played that
+        task here, with cell indices outside this grid's observation space."""
         if not isinstance(params, GridParams):
             raise ValueError(f"{self.name} takes GridParams, got {type(params).__name__}")
+        layouts = params.cell_type.shape[0]
+        if layouts not in (1, self.num_layouts):  # 1: ``in_layout``'s
+            raise ValueError(
+                f"{self.name}'s params hold {layouts} layouts, but the environment has "
+                f"{self.num_layouts} (or 1, from params.in_layout): pass the params of the "
+                "same task (env.default_params, or a replace of them)"
+            )
         got = (*params.cell_type.shape[1:], params.next_cell.shape[-1])
         got += (params.enter_reward.shape[-1],)
         want = (self.height, self.width, self._num_actions, len(self.legend))
