@@ -315,10 +315,15 @@ def shown_hparams(agent: str, points: Sequence[dict], config: dict | None = None
 
 
 def shown_number(value: float) -> str:
-    """A hyperparameter's value in a label, with the 9 significant digits that tell any
-    two float32 values apart (``:g``'s 6 showed 1e6 and 1e6 + 1, or 0.5 and 0.5000001,
-    as one label, and ``jrl plot`` drew one of the two points)."""
-    return f"{value:.9g}"
+    """A hyperparameter's value in a label: the shortest digits that name its float32
+    value (what runs hold), laid out as ``:g`` lays them out. ``:g``'s 6 digits showed
+    1e6 and 1e6 + 1, or 0.5 and 0.5000001, as one label (``jrl plot`` drew one of the
+    two points); a fixed 9 told 0.1 from float32(0.1), which runs hold as one value
+    (``jrl eval`` then pooled them as two methods)."""
+    number = np.float32(value)
+    if number == 0 or 1e-4 <= abs(number) < 1e6:
+        return np.format_float_positional(number, unique=True, trim="-")
+    return np.format_float_scientific(number, unique=True, trim="-")
 
 
 def build(spec: RunSpec) -> Built:

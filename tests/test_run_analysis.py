@@ -113,6 +113,13 @@ def test_learning_curves_label_every_grid_point_apart(small_tabular_run, tmp_pat
         "run alpha=0.5": 0.0,
         "run alpha=0.5000001": 10.0,
     }
+    # Labels name the float32 value, as :g lays numbers out: a value given as float32 is
+    # the same method as its decimal (jrl eval pools methods by label).
+    from jrl.training import shown_number
+
+    assert [shown_number(v) for v in (0.1, np.float32(0.1), 5.0, 1e6, 1e6 + 1, 1e-5)] == [
+        "0.1", "0.1", "5", "1e+06", "1.000001e+06", "1e-05"
+    ]  # fmt: skip
     # Points alike even as float32 (a spec made in Python may repeat one) keep both curves.
     config["hparams"][1]["alpha"] = 0.5
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
