@@ -261,7 +261,7 @@ def _join_repeated(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
     arg = next(args, None)
     while arg is not None:
         name, equals, inline = arg.partition("=")
-        if name != flag:
+        if name.replace("_", "-") != flag:  # tyro takes --env_overrides too
             rest.append(arg)
             arg = next(args, None)
             continue
@@ -312,7 +312,13 @@ def parse_run(agent: str, argv: list[str], sweep: bool = False):
         "--config-file FILE.yaml|json (a RUN_DIR/config.yaml, say) sets fields first; "
         "--hparams.NAME flags then apply to every grid point of the file.",
     )
-    run = dataclasses.replace(run, env_overrides={**file_overrides, **run.env_overrides})
+    flagged_overrides = {  # tyro reads only True and False as bools
+        name: value.lower() == "true"
+        if isinstance(value, str) and value.lower() in ("true", "false")
+        else value
+        for name, value in run.env_overrides.items()
+    }
+    run = dataclasses.replace(run, env_overrides={**file_overrides, **flagged_overrides})
     flagged = _flagged_hparams(argv, run)
     points = tuple({**point, **flagged} for point in file_points)
     if sweep:

@@ -390,6 +390,22 @@ def test_repeated_multi_value_flags_add_their_values():
     assert run.sinks == ("tensorboard", "wandb", "jsonl") and spec.num_seeds == 2
     with pytest.raises(ValueError, match=r"--env-overrides sets \['slip_prob'\] more than once"):
         parse_run("tabular", [*argv, "--env-overrides", "slip_prob", "0.2"])
+    # tyro's other spelling of the flag, repeated, dropped all but the last too.
+    underscored = ["--env_overrides", "slip_prob", "0.1", "--env_overrides", "max_steps_in_episode"]
+    _, spec = parse_run("tabular", ["--env", "CatRoom-v0", *underscored, "50"])
+    assert spec.env_overrides == {"slip_prob": 0.1, "max_steps_in_episode": 50}
+
+
+def test_env_overrides_true_and_false_are_bools_in_the_run_spec():
+    """`--env-overrides resample_goal_pos true` was refused ("must be true or false, got
+    'true'"): tyro reads only True and False as bools. Held as the bool, the run's task
+    is the one `True` or a YAML file's `true` names (jrl eval pools tasks by name)."""
+    from jrl.cli import parse_run
+
+    for written, value in (("true", True), ("FALSE", False), ("True", True)):
+        argv = ["--env", "FourRooms-misc", "--env-overrides", "resample_goal_pos", written]
+        _, spec = parse_run("ppo", argv)
+        assert spec.env_overrides == {"resample_goal_pos": value}
 
 
 def test_eval_reads_every_repeated_reference(tmp_path, capsys):

@@ -77,8 +77,6 @@ def _gymnax_value(env_name: str, key: str, default, value):
     naming the setting otherwise — before anything is compiled."""
     where = f"{env_name} setting {key}"
     if isinstance(default, bool):
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"  # the command line reads only True as a bool
         if not isinstance(value, bool | np.bool_):
             raise ValueError(f"{where} must be true or false, got {value!r}")
         return bool(value)
