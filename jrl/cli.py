@@ -515,7 +515,7 @@ def evaluate(
         references = task_aggregates.parse_references(reference, plan.tasks)
         from jrl.reporting import make_out_dir
 
-        made = not Path(out).exists()
+        made = [d for d in (Path(out), *Path(out).parents) if not d.exists()]
         try:  # before any run is evaluated
             make_out_dir(out)
         except OSError as error:
@@ -544,8 +544,9 @@ def evaluate(
                 plan=plan,
             )
         except BaseException:
-            if made and Path(out).is_dir() and not any(Path(out).iterdir()):
-                Path(out).rmdir()  # a refused pool leaves nothing behind
+            for directory in made:  # a refused pool leaves no directory it made
+                if directory.is_dir() and not any(directory.iterdir()):
+                    directory.rmdir()
             raise
         for run_dir, state in result["checkpoints"].items():
             _warn_if_incomplete(run_dir, state)
@@ -618,10 +619,11 @@ def render(
     from jrl.seeds import check_seed
 
     check_seed("--seed", seed)
-    if not 0 < fps <= 50:  # (checked again where the GIF is written, after the episode)
+    if not 0.002 <= fps <= 50:  # (checked again where the GIF is written, after the episode)
         raise ValueError(
-            f"--fps must be in (0, 50], got {fps}: a GIF's delays are whole hundredths of "
-            "a second, and viewers play those under 20 ms at about 10 frames per second"
+            f"--fps must be in [0.002, 50], got {fps}: a GIF's delays are whole hundredths "
+            "of a second, at most 65535 of them, and viewers play those under 20 ms at "
+            "about 10 frames per second"
         )
     _check_out_file(out, ".gif")
     if run_dir is not None and env is not None:

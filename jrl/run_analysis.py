@@ -116,7 +116,7 @@ def _note_shorter_cut(built: training.Built, max_steps: int) -> None:
         )
 
 
-def _episodes_cut(built, max_steps: int, lengths, terminated, finite) -> int:
+def _episodes_cut(run_dir, built, max_steps: int, lengths, terminated, finite) -> int:
     """How many episodes of the finite runs ``max_steps`` cut before they ended (neither
     terminated nor at the environment's time limit), said on stderr: without the run's
     own evaluation to compare with, such a return (Freeway-MinAtar's 2500-step
@@ -131,8 +131,8 @@ def _episodes_cut(built, max_steps: int, lengths, terminated, finite) -> int:
     count = int(unfinished.sum())
     if count:
         print(
-            f"jrl eval: {count} of {int(finite.sum()) * lengths.shape[-1]} episodes were "
-            f"still running at --max-steps {max_steps}"
+            f"jrl eval: {run_dir}: {count} of {int(finite.sum()) * lengths.shape[-1]} "
+            f"episodes were still running at --max-steps {max_steps}"
             + ("" if limit is None else f" (the environment's limit: {limit})")
             + ": their returns are of cut episodes; a larger --max-steps plays them on",
             file=sys.stderr,
@@ -191,7 +191,9 @@ def evaluation(
     returns = np.asarray(returns, np.float64)
     # A diverged run's greedy policy is no policy (argmax of NaN logits: action 0).
     returns[~finite] = np.nan
-    cut = _episodes_cut(built, max_steps, np.asarray(lengths), np.asarray(terminated), finite)
+    cut = _episodes_cut(
+        run_dir, built, max_steps, np.asarray(lengths), np.asarray(terminated), finite
+    )
     per_seed = returns.mean(axis=-1)
     kept = [g for g in range(per_seed.shape[0]) if finite[g].any()]
     scores = {f"grid_point_{g}": per_seed[g][finite[g]][:, None] for g in kept}

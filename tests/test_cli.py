@@ -142,8 +142,8 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     for args, message in [
         (("eval", run, "--episodes", "0"), "--episodes and --max-steps must be >= 1"),
         (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
-        (("render", run, "--fps", "0"), "--fps must be in (0, 50], got 0.0"),
-        (("render", run, "--fps", "60"), "--fps must be in (0, 50], got 60.0"),
+        (("render", run, "--fps", "0"), "--fps must be in [0.002, 50], got 0.0"),
+        (("render", run, "--fps", "60"), "--fps must be in [0.002, 50], got 60.0"),
         # Refused before the episode is played or the curves drawn, not after.
         (("render", run, "--out", tmp_path), f"--out {tmp_path} is a directory"),
         (("render", run, "--out", tmp_path / "x.png"), "the file written is a .gif"),
@@ -848,6 +848,24 @@ def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
     assert cli.main(["eval", str(tmp_path), "--sampled", "--epsilon", "0.5"]) == 2
     assert "--epsilon applies to value-based agents" in capsys.readouterr().err
+
+
+def test_a_refused_pool_removes_the_out_directories_it_made(capsys, tmp_path):
+    """The pool makes --out (and its parents) before evaluating; refused, it left them."""
+    from jrl.cli import parse_run
+
+    runs = []
+    for env in ("CatRoom-v0", "CliffWalking-v0"):
+        _, spec = parse_run("tabular", ["--env", env])
+        (tmp_path / env).mkdir()
+        (tmp_path / env / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+        runs.append(str(tmp_path / env))
+    (tmp_path / "kept").mkdir()
+    for out in (tmp_path / "a" / "b" / "pool", tmp_path / "kept" / "pool"):
+        assert cli.main(["eval", *runs, "--out", str(out)]) == 2
+        assert "has no checkpoint yet" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CatRoom-v0", "CliffWalking-v0", "kept"]
+    assert not any((tmp_path / "kept").iterdir())
 
 
 def test_eval_reference_without_pooling_is_refused(capsys, tmp_path):

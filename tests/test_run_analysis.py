@@ -65,7 +65,8 @@ def test_eval_counts_and_names_episodes_cut_by_max_steps(small_tabular_run, caps
     result = evaluate_run(small_tabular_run, episodes=3, seed=0, max_steps=3)
     # No path from CliffWalking's start to its goal is 3 steps long: all 2 x 3 x 3 cut.
     assert result["cut_at_max_steps"] == 18
-    assert "18 of 18 episodes were still running at --max-steps 3" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert f"{small_tabular_run}: 18 of 18 episodes were still running at --max-steps 3" in said
     assert result["policy"] == "greedy"
 
 

@@ -77,6 +77,11 @@ def _gymnax_value(env_name: str, key: str, default, value):
     naming the setting otherwise — before anything is compiled."""
     where = f"{env_name} setting {key}"
     if isinstance(default, bool):
+        if isinstance(value, str):
+            raise ValueError(
+                f"{where} must be a bool (true or false, unquoted in a YAML or JSON file), "
+                f"got the string {value!r}"
+            )
         if not isinstance(value, bool | np.bool_):
             raise ValueError(f"{where} must be true or false, got {value!r}")
         return bool(value)

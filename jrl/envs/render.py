@@ -167,8 +167,9 @@ def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
     at ``path``, never sees half a file.
 
     GIF delays are whole hundredths of a second: each frame's is 1000 / fps ms rounded
-    to the nearest 10 (fps 6: 170 ms), and fps above 50 is refused (delays under 20 ms
-    play at about 10 fps in browsers and most viewers). The GIF writer merges identical
+    to the nearest 10 (fps 6: 170 ms); fps above 50 is refused (delays under 20 ms play
+    at about 10 fps in browsers and most viewers), and below 0.002 (a delay is at most
+    655.35 s). The GIF writer merges identical
     consecutive frames into one shown for their total time, so a file read back may
     hold fewer frames than were given."""
     frames = np.asarray(frames)
@@ -185,10 +186,11 @@ def save_gif(path: str | Path, frames, fps: float = 6.0) -> Path:
         or not 0 < fps < np.inf
     ):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
-    if fps > 50:
+    if not 0.002 <= fps <= 50:
         raise ValueError(
-            f"fps must be at most 50, got {fps}: a GIF's delays are whole hundredths of a "
-            "second, and viewers play those under 20 ms at about 10 frames per second"
+            f"fps must be in [0.002, 50], got {fps}: a GIF's delays are whole hundredths "
+            "of a second, at most 65535 of them, and viewers play those under 20 ms at "
+            "about 10 frames per second"
         )
     # Pillow cuts the delay to whole centiseconds (166.7 ms to 160: fps 6 played at 6.25).
     delay = 10 * round(100 / fps)
