@@ -745,6 +745,8 @@ def test_unknown_gymnax_override_lists_fields():
         ("Pendulum-v1", {"max_torque": float("inf")}, "max_torque must be a finite number"),
         ("Acrobot-v1", {"available_torque": [1.0, 2.0]}, r"finite numbers of shape \[3\]"),
         ("FourRooms-misc", {"resample_goal_pos": 1}, "must be true or false"),
+        ("FourRooms-misc", {"fail_prob": 2}, r"is a probability: it must be in \[0, 1\], got 2"),
+        ("BernoulliBandit-misc", {"reward_prob": -0.1}, r"must be in \[0, 1\], got -0.1"),
         ("FourRooms-misc", {"resample_goal_pos": "true"}, "must be a bool .* the string 'true'"),
         (
             "DiscountingChain-bsuite",

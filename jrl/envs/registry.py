@@ -104,6 +104,9 @@ def _gymnax_value(env_name: str, key: str, default, value):
     dtype = jnp.result_type(default)
     if jnp.issubdtype(dtype, jnp.integer) and not np.all(number == np.round(number)):
         raise ValueError(f"{where} must be whole numbers of shape {list(shape)}, got {value!r}")
+    if key.endswith(("_prob", "_probs")) and not np.all((number >= 0) & (number <= 1)):
+        # FourRooms' fail_prob 2 acted at random always, silently (jrl's slip_prob: refused)
+        raise ValueError(f"{where} is a probability: it must be in [0, 1], got {value!r}")
     return jnp.asarray(number, dtype) if shape else float(value)
 
 
