@@ -95,16 +95,21 @@ def params_in_layout(built: training.Built, layout: int | None):
     return built.env_params.in_layout(layout)
 
 
+def _time_limit(env_params) -> int | None:
+    """The environment's ``max_steps_in_episode``, or None where its params have none."""
+    try:
+        return int(getattr(env_params, "max_steps_in_episode", None))
+    except (TypeError, ValueError):
+        return None
+
+
 def _note_shorter_cut(built: training.Built, max_steps: int) -> None:
     """Say on stderr when ``max_steps`` cuts episodes before the run's own evaluation
     does (``eval_max_steps``, or the environment's time limit, whichever comes first)
     in a run that evaluates (``eval_every`` > 0): their returns differ from its
     ``eval_return``."""
-    if not getattr(built.config, "eval_every", 0):
-        return
-    try:
-        limit = int(getattr(built.env_params, "max_steps_in_episode", None))
-    except (TypeError, ValueError):
+    limit = _time_limit(built.env_params)
+    if not getattr(built.config, "eval_every", 0) or limit is None:
         return
     own = min(eval_max_steps(built.config, built.env_params), limit)
     if max_steps < own:
@@ -121,10 +126,7 @@ def _episodes_cut(run_dir, built, max_steps: int, lengths, terminated, finite) -
     terminated nor at the environment's time limit), said on stderr: without the run's
     own evaluation to compare with, such a return (Freeway-MinAtar's 2500-step
     episodes, cut at 1000) read as a whole episode's."""
-    try:
-        limit = int(getattr(built.env_params, "max_steps_in_episode", None))
-    except (TypeError, ValueError):
-        limit = None
+    limit = _time_limit(built.env_params)
     if limit is not None and limit <= max_steps:
         return 0  # the environment's own limit ends them first
     unfinished = (lengths >= max_steps) & ~terminated & finite[..., None]

@@ -408,18 +408,27 @@ def test_env_overrides_true_and_false_are_bools_in_the_run_spec():
         assert spec.env_overrides == {"resample_goal_pos": value}
 
 
+def unstarted_runs(tmp_path, agent, envs) -> list[str]:
+    """Run directories under ``tmp_path``, one per environment, holding only the
+    config.yaml `jrl train AGENT --env ENV` would write (no checkpoint yet)."""
+    from jrl.cli import parse_run
+
+    runs = []
+    for env in envs:
+        _, spec = parse_run(agent, ["--env", env])
+        (tmp_path / env).mkdir()
+        (tmp_path / env / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+        runs.append(str(tmp_path / env))
+    return runs
+
+
 def test_eval_reads_every_repeated_reference(tmp_path, capsys):
     """`jrl eval A B --out D --reference A=.. --reference B=..` (as its own error message
     asks) kept the last reference only and normalised the other task between a random
     policy and its best seed without a word; a task named twice is refused."""
-    from jrl.cli import main, parse_run
+    from jrl.cli import main
 
-    runs = []
-    for env in ("CatRoom-v0", "CliffWalking-v0"):
-        _, spec = parse_run("tabular", ["--env", env])
-        (tmp_path / env).mkdir()
-        (tmp_path / env / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
-        runs.append(str(tmp_path / env))
+    runs = unstarted_runs(tmp_path, "tabular", ("CatRoom-v0", "CliffWalking-v0"))
     argv = ["eval", *runs, "--out", str(tmp_path / "pool")]
     cat, cliff, cat_again = "CatRoom-v0=0,10", "CliffWalking-v0=-100,0", "CatRoom-v0=0,1"
     assert main([*argv, "--reference", cat, "--reference", cliff, cat_again]) == 2
@@ -842,24 +851,14 @@ def test_eval_sampled_default_epsilon_and_printed_iqm(monkeypatch, capsys, tmp_p
 def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):
     """PPO's sampled episodes draw from its distribution: --epsilon 0, 0.05 and 1 gave
     the same returns, and eval.json recorded each as applied."""
-    from jrl.cli import parse_run
-
-    _, spec = parse_run("ppo", ["--env", "CartPole-v1"])
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
-    assert cli.main(["eval", str(tmp_path), "--sampled", "--epsilon", "0.5"]) == 2
+    (run,) = unstarted_runs(tmp_path, "ppo", ("CartPole-v1",))
+    assert cli.main(["eval", run, "--sampled", "--epsilon", "0.5"]) == 2
     assert "--epsilon applies to value-based agents" in capsys.readouterr().err
 
 
 def test_a_refused_pool_removes_the_out_directories_it_made(capsys, tmp_path):
     """The pool makes --out (and its parents) before evaluating; refused, it left them."""
-    from jrl.cli import parse_run
-
-    runs = []
-    for env in ("CatRoom-v0", "CliffWalking-v0"):
-        _, spec = parse_run("tabular", ["--env", env])
-        (tmp_path / env).mkdir()
-        (tmp_path / env / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
-        runs.append(str(tmp_path / env))
+    runs = unstarted_runs(tmp_path, "tabular", ("CatRoom-v0", "CliffWalking-v0"))
     (tmp_path / "kept").mkdir()
     for out in (tmp_path / "a" / "b" / "pool", tmp_path / "kept" / "pool"):
         assert cli.main(["eval", *runs, "--out", str(out)]) == 2
