@@ -320,6 +320,23 @@ def test_make_train_rejects_an_env_the_network_cannot_read(name, overrides, conf
         make_train(config, env, params)
 
 
+def test_make_train_names_a_dict_observation_space_as_what_the_networks_cannot_read():
+    from gymnax.environments import spaces
+    from gymnax.wrappers.purerl import GymnaxWrapper
+
+    from jrl.agents import dqn
+
+    class DictObservation(GymnaxWrapper):
+        def observation_space(self, params):
+            return spaces.Dict({"x": self._env.observation_space(params)})
+
+    env, params = make("CartPole-v1")
+    for make_agent, config in ((make_train, PPOConfig()), (dqn.make_train, dqn.DQNConfig())):
+        # Not "a scalar index (the tabular agents learn ...)": it is no index either.
+        with pytest.raises(ValueError, match=r"one array per observation; .* observes Dict\("):
+            make_agent(config, DictObservation(env), params)
+
+
 def test_action_distribution_follows_the_action_space():
     from gymnax.environments import spaces
 

@@ -88,6 +88,19 @@ def test_config_rejects_impossible_settings_naming_the_field(kwargs, field):
         ReinforceConfig(**kwargs)
 
 
+def test_an_action_space_it_cannot_act_in_is_refused_in_reinforces_name():
+    from gymnax.environments import spaces
+    from gymnax.wrappers.purerl import GymnaxWrapper
+
+    class MatrixActions(GymnaxWrapper):
+        def action_space(self, params=None):
+            return spaces.Box(-2.0, 2.0, (1, 1))
+
+    env, params = make("Pendulum-v1")
+    with pytest.raises(ValueError, match=r"REINFORCE need discrete actions or a Box of shape"):
+        make_train(ReinforceConfig(), MatrixActions(env), params)
+
+
 @pytest.mark.parametrize("field, value", [("lr", 0.0), ("gamma", 1.5), ("vf_coef", -1.0)])
 def test_check_hparams_rejects_impossible_values(field, value):
     check_hparams(ReinforceHParams())

@@ -132,6 +132,6 @@ def action_distribution(action_space) -> tuple[ActionDistribution, int]:
     if hasattr(action_space, "low") and shape is not None and len(shape) == 1:
         return diag_gaussian(action_space.low, action_space.high), int(shape[0])
     raise ValueError(
-        "PPO here needs discrete actions or a Box of shape [d] (continuous actions); "
-        f"got {action_space}"
+        "PPO and REINFORCE need discrete actions or a Box of shape [d] (continuous "
+        f"actions); got {action_space}"
     )

@@ -55,7 +55,14 @@ def observation_shape(torso: str, env, env_params) -> tuple[int, ...]:
     """The shape of ``env``'s observations, or a ValueError when the ``torso`` (one of
     :data:`TORSOS`) cannot read them: the MLP reads arrays of any rank >= 1 (flattened:
     bsuite's Catch observes [10, 5]), the CNN grids [H, W, C]."""
-    obs_shape = tuple(getattr(env.observation_space(env_params), "shape", ()) or ())
+    space = env.observation_space(env_params)
+    if not hasattr(space, "shape"):  # gymnax's Dict and Tuple spaces
+        raise ValueError(
+            f"network={torso!r} needs one array per observation; {env.name} observes "
+            f"{space}: flatten it into one array in a wrapper of "
+            "the environment (its observation_space a Box)"
+        )
+    obs_shape = tuple(space.shape or ())
     wanted = {"mlp": 1, "cnn": 3}[torso]
     if len(obs_shape) != wanted and not (torso == "mlp" and obs_shape):
         kind = "array observations [D, ...]" if wanted == 1 else "grid observations [H, W, C]"
