@@ -247,7 +247,15 @@ def evaluation(
 
     def write() -> None:
         if scores:
-            stats.write_report(report, scores, reps=2000, seed=seed, gamma=None, xlabel=xlabel)
+            stats.write_report(
+                report,
+                scores,
+                reps=2000,
+                seed=seed,
+                gamma=None,
+                xlabel=xlabel,
+                aggregates=aggregates,
+            )
         elif report.exists():  # an earlier evaluation's, of runs that have diverged since
             shutil.rmtree(report)
         write_json(Path(run_dir) / "eval.json", result)

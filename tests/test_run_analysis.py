@@ -56,6 +56,20 @@ def test_eval_json_iqm_and_its_interval_are_the_reports(small_tabular_run):
         assert point["mean"] == pytest.approx(per_seed.mean())
 
 
+def test_eval_bootstraps_its_aggregates_once(small_tabular_run, monkeypatch):
+    """rliable's bootstrap is ~1 s per grid point: eval.json and the report share one
+    (a 125-point grid took two minutes, half of it the same bootstrap again)."""
+    from jrl import stats
+    from jrl.run_analysis import evaluate_run
+
+    calls = []
+    aggregate = stats.aggregate
+    monkeypatch.setattr(stats, "aggregate", lambda *a, **k: calls.append(1) or aggregate(*a, **k))
+    evaluate_run(small_tabular_run, episodes=3, seed=7, max_steps=100)
+    assert len(calls) == 1
+    assert (small_tabular_run / "eval" / "aggregates.json").exists()
+
+
 def test_eval_counts_and_names_episodes_cut_by_max_steps(small_tabular_run, capsys):
     """Episodes still running at --max-steps (Freeway-MinAtar's 2500 steps cut at 1000)
     were reported as whole episodes' returns, without a word unless the run evaluated
