@@ -211,17 +211,22 @@ def bootstrap_ci(
     confidence: float = 0.95,
     seed: int = 0,
     chunk: int = 250,
+    max_elements: int = 2**24,
 ):
     """Percentile-bootstrap confidence interval of ``statistic`` over seeds, per step.
 
     Args:
       values: float[S, T], S seeds of T steps.
-      statistic: maps float[R, S, T] to float[R, T] along axis 1 (e.g.
-        ``lambda x: x.mean(axis=1)``).
+      statistic: maps float[R, S, T] to float[R, T] along axis 1, each step on its own
+        (e.g. ``lambda x: x.mean(axis=1)``).
       num_resamples: bootstrap resamples R (seeds drawn with replacement, the same
         draws at every step, so a band is the band of whole curves).
       confidence: the interval's coverage.
       seed: NumPy seed of the resampling (the interval is reproducible).
+      chunk: resamples drawn at a time.
+      max_elements: the most resampled values ``statistic`` is given at once (2**24:
+        128 MB of float64); the resamples and steps are split into blocks to stay
+        under it, which changes no number, so 1000 seeds of 1500 steps need no 3 GB.
     Returns:
       (low float[T], high float[T]); NaN for one seed, which gives no interval (every
       resample is that seed: a zero-width band would claim a certainty it lacks).
@@ -229,19 +234,26 @@ def bootstrap_ci(
     values = _check_runs(values)
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    for name, count in (("num_resamples", num_resamples), ("chunk", chunk)):
+    counts = (("num_resamples", num_resamples), ("chunk", chunk), ("max_elements", max_elements))
+    for name, count in counts:
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
             raise ValueError(f"{name} must be a positive int, got {count!r}")
     num_seeds = values.shape[0]
     if num_seeds == 1:
         return np.full(values.shape[1], np.nan), np.full(values.shape[1], np.nan)
     rng = np.random.default_rng(seed)
-    draws = []
+    num_steps = values.shape[1]
+    rows = max(1, min(chunk, max_elements // num_seeds))
+    steps = max(1, min(num_steps, max_elements // (rows * num_seeds)))
+    blocks = [values[:, t : t + steps] for t in range(0, num_steps, steps)]
+    draws = np.empty((num_resamples, num_steps))
     for start in range(0, num_resamples, chunk):
         size = min(chunk, num_resamples - start)
         idx = rng.integers(0, num_seeds, size=(size, num_seeds))
-        draws.append(statistic(values[idx]))
-    draws = np.concatenate(draws)
+        for row in range(0, size, rows):
+            for t, block in zip(range(0, num_steps, steps), blocks, strict=True):
+                out = draws[start + row : start + min(row + rows, size), t : t + steps]
+                out[...] = statistic(block[idx[row : row + rows]])
     tail = 50.0 * (1.0 - confidence)
     low, high = np.percentile(draws, [tail, 100.0 - tail], axis=0)
     return low, high
