@@ -63,14 +63,15 @@ def check_experiment_args(parser, args) -> Path:
         parser.error(f"--out {args.out}: {error}")
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, bbox_inches: str | None = None) -> Path:
     """Save a matplotlib figure atomically (its format from ``path``'s suffix) and close
-    it: a reader never sees half a file."""
+    it: a reader never sees half a file. ``bbox_inches="tight"`` grows the image to
+    what is drawn outside the figure (a legend below it)."""
     import matplotlib.pyplot as plt
 
     path = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png")
+    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", bbox_inches=bbox_inches)
     plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())
     return path
@@ -301,6 +302,24 @@ def final_summary(final, num_resamples: int = 2000, confidence: float = 0.95, se
     }
 
 
+LEGEND_INSIDE = 10
+"""The most legend entries a plot keeps inside its axes; more go outside, beside or below."""
+
+
+def distinct_colors(n: int, first: list | None = None) -> list:
+    """``n`` colours, no two alike: ``first`` (default matplotlib's tab10, its own cycle,
+    which repeats after 10) while it has enough, then tab20 up to 20, beyond that ``n``
+    evenly spaced along the 'turbo' colour map (neighbours then differ little)."""
+    import matplotlib
+
+    first = list(matplotlib.colormaps["tab10"].colors) if first is None else list(first)
+    if n <= len(first):
+        return first[:n]
+    if n <= 20:
+        return list(matplotlib.colormaps["tab20"].colors)[:n]
+    return [tuple(c) for c in matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n))]
+
+
 def plot_learning_curves(
     path: str | Path,
     curves: Mapping[str, np.ndarray],
@@ -330,7 +349,8 @@ def plot_learning_curves(
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
     all_stats = {}
-    for label, values in curves.items():
+    colors = distinct_colors(len(curves))
+    for color, (label, values) in zip(colors, curves.items(), strict=True):
         values = _check_runs(values, f"curves[{label!r}]")
         stats = curve_stats(values, num_resamples, confidence)
         all_stats[label] = stats
@@ -338,7 +358,6 @@ def plot_learning_curves(
         xs = np.arange(1, values.shape[1] + 1) if xs is None else np.asarray(xs)
         if xs.shape != (values.shape[1],):
             raise ValueError(f"x for {label!r} has shape {xs.shape}, curves {values.shape}")
-        color = None
         for ax, (est, low, high) in zip(
             axes,
             [
@@ -349,10 +368,9 @@ def plot_learning_curves(
         ):
             # A curve of one point (a run evaluated once) is a marker with an error bar.
             marker = "o" if xs.size == 1 else None
-            (line,) = ax.plot(
+            ax.plot(
                 xs, est, label=f"{label} (n={stats.num_seeds})", lw=1.6, color=color, marker=marker
             )
-            color = line.get_color()
             if xs.size == 1:
                 ax.errorbar(xs, est, yerr=[est - low, high - est], color=color, capsize=4)
             else:
@@ -381,8 +399,14 @@ def plot_learning_curves(
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 200k, not 200000
         ax.grid(alpha=0.3)
     axes[0].set_ylabel(ylabel)
-    axes[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    path = save_figure(fig, path)
+    if len(curves) <= LEGEND_INSIDE:
+        axes[0].legend(fontsize=8)
+        path = save_figure(fig, path)
+    else:  # below both panels, where it covers no curve and is not cut off
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                   ncol=min(4, -(-len(labels) // 8)), fontsize=7, frameon=False)  # fmt: skip
+        path = save_figure(fig, path, bbox_inches="tight")
     return path, all_stats

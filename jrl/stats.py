@@ -365,16 +365,27 @@ def _plot_utils():
 
 
 def _colors(algorithms) -> dict:
+    """A colour per algorithm, no two alike: seaborn's colorblind palette (10 colours,
+    which it cycles) while it has enough (``jrl.reporting.distinct_colors``)."""
     import seaborn
 
-    return dict(zip(algorithms, seaborn.color_palette("colorblind", len(algorithms)), strict=True))
+    from jrl.reporting import distinct_colors
+
+    colors = distinct_colors(len(algorithms), seaborn.color_palette("colorblind", 10))
+    return dict(zip(algorithms, colors, strict=True))
 
 
 def _legend(ax, colors: dict) -> None:
     from matplotlib.lines import Line2D
 
+    from jrl.reporting import LEGEND_INSIDE
+
     handles = [Line2D([0], [0], color=color, lw=2) for color in colors.values()]
-    ax.legend(handles, list(colors), loc="best")
+    if len(colors) <= LEGEND_INSIDE:
+        ax.legend(handles, list(colors), loc="best")
+    else:  # beside the axes (the saved image grows to hold it), in columns of 30
+        ax.legend(handles, list(colors), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                  ncol=-(-len(colors) // 30), fontsize=7, frameon=False)  # fmt: skip
 
 
 def plot_aggregates(stats: AggregateStats, path: str | Path, xlabel: str = "Score") -> Path:

@@ -5,6 +5,8 @@ import json
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import to_rgba
 
 from jrl.reporting import (
     bootstrap_ci,
@@ -84,8 +86,6 @@ def test_bootstrap_memory_is_bounded_and_its_blocks_change_no_band():
     of float64 in one piece; in blocks of at most ``max_elements`` the peak stays near
     that bound, and the bands are the same (up to float64 rounding of the sums)."""
     import tracemalloc
-
-    from jrl.reporting import iqm
 
     values = np.random.default_rng(2).normal(size=(300, 400))
     whole = [bootstrap_ci(values, f, num_resamples=300, seed=1, max_elements=2**30)
@@ -204,6 +204,39 @@ def test_plot_learning_curves_writes_a_png_and_checks_x(tmp_path):
         plot_learning_curves(
             tmp_path / "d.png", curves, x=np.arange(7), xlabel="", ylabel="", title=""
         )
+
+
+def _overlaps(a, b) -> bool:
+    return a.x0 < b.x1 and b.x0 < a.x1 and a.y0 < b.y1 and b.y0 < a.y1
+
+
+@pytest.mark.parametrize("num_curves", [12, 30])
+def test_more_curves_than_a_palette_get_their_own_colours_and_a_legend_outside(
+    tmp_path, monkeypatch, num_curves
+):
+    """matplotlib's cycle repeats after 10 colours: a 4 x 3 grid had pairs of curves in one
+    colour, and a 125-point grid's legend covered the left panel, cut off at ~21."""
+    from jrl import reporting
+
+    figures = []
+    save = reporting.save_figure
+    monkeypatch.setattr(
+        reporting, "save_figure", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+    )
+    rng = np.random.default_rng(0)
+    curves = {f"grid point {i}": rng.normal(size=(3, 6)) for i in range(num_curves)}
+    plot_learning_curves(
+        tmp_path / "c.png", curves, xlabel="steps", ylabel="return", title="t", num_resamples=20
+    )
+    (fig,) = figures
+    for ax in fig.axes:
+        colors = [tuple(np.round(to_rgba(line.get_color()), 6)) for line in ax.get_lines()]
+        assert len(colors) == num_curves and len(set(colors)) == num_curves
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == num_curves
+    renderer = FigureCanvasAgg(fig).get_renderer()  # the saved figure is closed
+    box = legend.get_window_extent(renderer)
+    assert not any(_overlaps(box, ax.get_window_extent(renderer)) for ax in fig.axes)
 
 
 def test_write_json_is_atomic_and_takes_arrays(tmp_path):

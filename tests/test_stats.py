@@ -259,3 +259,28 @@ def test_report_json_is_the_aggregate_at_the_seed_given(tmp_path):
     assert (written["seed"], written["reps"], written["confidence"]) == (5, 100, 0.9)
     expected = stats.to_dict(stats.aggregate(scores, reps=100, seed=5, confidence=0.9, gamma=None))
     assert written == json.loads(json.dumps(expected))
+
+
+def test_a_report_of_many_algorithms_gives_each_its_colour_and_its_legend_room(
+    tmp_path, monkeypatch
+):
+    """seaborn's colorblind palette has 10 colours and cycles: a 12-point grid's eval
+    report drew points 0 and 10 alike, in a legend inside the axes over the profiles."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgba
+
+    figures = []
+    save = stats._save_figure
+    monkeypatch.setattr(stats, "_save_figure", lambda fig, p: figures.append(fig) or save(fig, p))
+    rng = np.random.default_rng(0)
+    scores = {f"grid_point_{g}": rng.normal(g, 1.0, size=(3, 1)) for g in range(12)}
+    profiles = stats.performance_profiles(scores, reps=20)
+    stats.plot_performance_profiles(profiles, tmp_path / "profiles.png")
+    (fig,) = figures
+    (ax,) = fig.axes
+    legend = ax.get_legend()
+    colors = {tuple(np.round(to_rgba(h.get_color()), 6)) for h in legend.legend_handles}
+    assert len(legend.get_texts()) == 12 and len(colors) == 12
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    box, inside = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert box.x0 >= inside.x1  # beside the axes, not over the curves
