@@ -208,12 +208,34 @@ def read_summary(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def record_resume(run_dir: str | Path, from_update: int) -> None:
+NUMBERS_DECIDED_BY = ("commit", "versions", "cpu", "devices", "xla_flags", "compiler_options")
+"""The provenance fields whose change may change a run's numbers (README, "Same seed,
+same numbers")."""
+
+
+def record_resume(run_dir: str | Path, from_update: int) -> list[str]:
     """Add this process's provenance to meta.json's ``resumes`` list (the code and
-    versions a resumed run continued with may differ from those it began with)."""
+    versions a resumed run continued with may differ from those it began with).
+    Returns what of :data:`NUMBERS_DECIDED_BY` differs from the process that ran the run
+    before (its start or its last resume), as "name: before -> now" (fields one of them
+    did not record are not compared)."""
     meta = read_meta(run_dir)
-    meta.setdefault("resumes", []).append({**provenance(), "from_update": from_update})
+    resumes = meta.setdefault("resumes", [])
+    before = resumes[-1] if resumes else meta
+    now = {**provenance(), "from_update": from_update}
+    resumes.append(now)
     write_json(Path(run_dir) / "meta.json", meta)
+    changed = []
+    for name in NUMBERS_DECIDED_BY:
+        old, new = before.get(name), now.get(name)
+        if old is None or new is None or _jsonable(old) == _jsonable(new):
+            continue
+        if name == "versions":
+            old, new = (
+                {k: v for k, v in d.items() if old.get(k) != new.get(k)} for d in (old, new)
+            )
+        changed.append(f"{name}: {old!r} -> {new!r}")
+    return changed
 
 
 def append_rows(path: str | Path, rows: Iterable[dict]) -> None:

@@ -689,7 +689,17 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         for stale in run_dir.glob(".*.tmp"):  # atomic writes cut short by a kill
             stale.unlink(missing_ok=True)
-        record_resume(run_dir, updates_done)
+        changed = record_resume(run_dir, updates_done)
+        if changed:
+            print(
+                f"jrl: {run_dir} resumes at update {updates_done} in another setting than "
+                f"it ran in before ({'; '.join(changed)}): its numbers from here on may "
+                "differ from those of a run that never stopped, which repeat bit for bit "
+                "only under the same code, versions, CPU, devices, XLA_FLAGS and compiler "
+                "options (meta.json lists each process under 'resumes')",
+                file=sys.stderr,
+                flush=True,
+            )
     else:
         # meta.json first: config.yaml marks a run, and a resume of a run without its
         # meta.json would lose the fingerprint, the seeds and the sinks it began with.

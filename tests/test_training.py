@@ -299,6 +299,29 @@ def test_progress_bar_of_tabular_runs_counts_the_steps_they_took(reference, tmp_
     assert bars[2].initial == bars[1].n and bars[2].n == sum(last.values())
 
 
+def test_a_resume_under_other_xla_flags_or_versions_says_its_numbers_may_differ(
+    tmp_path, capsys, monkeypatch
+):
+    """A resume gives a run that never stopped's numbers only in the same setting: a
+    resume under other XLA_FLAGS diverged from update 252 of 585 without a word."""
+    run_dir = tmp_path / "run"
+    train(SPECS["tabular"], run_dir, progress=False, max_chunks=1)
+    train(SPECS["tabular"], run_dir, progress=False, resume=True, max_chunks=1)
+    assert "resumes at update" not in capsys.readouterr().err  # the same setting
+    flags = os.environ.get("XLA_FLAGS", "")
+    monkeypatch.setenv("XLA_FLAGS", f"{flags} --xla_cpu_enable_fast_math=false".strip())
+    meta = json.loads((run_dir / "meta.json").read_text())
+    meta["resumes"][-1]["versions"]["jax"] = "0.0.1"  # as if the last process had another
+    (run_dir / "meta.json").write_text(json.dumps(meta))
+    train(SPECS["tabular"], run_dir, progress=False, resume=True, max_chunks=1)
+    err = capsys.readouterr().err
+    assert f"resumes at update {2 * SPECS['tabular'].chunk_size}" in err
+    assert "xla_flags: " in err and "--xla_cpu_enable_fast_math=false" in err
+    assert "versions: {'jax': '0.0.1'} -> {'jax': " in err
+    assert "commit" not in err and "cpu:" not in err  # what did not change is not named
+    assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 2
+
+
 def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(reference, tmp_path):
     # A kill after the first chunk's rows were appended but before its checkpoint
     # (written in the background) was complete.
