@@ -226,8 +226,9 @@ def bootstrap_ci(
       seed: NumPy seed of the resampling (the interval is reproducible).
       chunk: resamples drawn at a time.
       max_elements: the most resampled values ``statistic`` is given at once (2**24:
-        128 MB of float64); the resamples and steps are split into blocks to stay
-        under it, which changes no number, so 1000 seeds of 1500 steps need no 3 GB.
+        128 MB of float64), or S where S is more: the resamples and steps are split
+        into blocks, which changes no band of a per-step statistic (up to float64
+        rounding), so 1000 seeds of 1500 steps need no 3 GB at once.
     Returns:
       (low float[T], high float[T]); NaN for one seed, which gives no interval (every
       resample is that seed: a zero-width band would claim a certainty it lacks).
@@ -309,7 +310,8 @@ LEGEND_INSIDE = 10
 def distinct_colors(n: int, first: list | None = None) -> list:
     """``n`` colours, no two alike: ``first`` (default matplotlib's tab10, its own cycle,
     which repeats after 10) while it has enough, then tab20 up to 20, beyond that ``n``
-    evenly spaced along the 'turbo' colour map (neighbours then differ little)."""
+    evenly spaced along the 'turbo' colour map (neighbours then differ little, and past
+    ~600 some by less than a PNG's 8 bits per channel show)."""
     import matplotlib
 
     first = list(matplotlib.colormaps["tab10"].colors) if first is None else list(first)
@@ -317,7 +319,10 @@ def distinct_colors(n: int, first: list | None = None) -> list:
         return first[:n]
     if n <= 20:
         return list(matplotlib.colormaps["tab20"].colors)[:n]
-    return [tuple(c) for c in matplotlib.colormaps["turbo"](np.linspace(0.05, 0.95, n))]
+    table = np.asarray(matplotlib.colormaps["turbo"].colors)  # [256, 3]; interpolated
+    at = np.linspace(0.05, 0.95, n) * (len(table) - 1)  # between its rows: n > 232 too
+    index = np.arange(len(table))
+    return [tuple(np.interp(a, index, table[:, c]) for c in range(3)) for a in at]
 
 
 def plot_learning_curves(

@@ -208,34 +208,53 @@ def read_summary(run_dir: str | Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-NUMBERS_DECIDED_BY = ("commit", "versions", "cpu", "devices", "xla_flags", "compiler_options")
+NUMBERS_DECIDED_BY = (
+    "commit", "dirty", "versions", "cpu", "devices", "device_kinds", "xla_flags",
+    "compiler_options",
+)  # fmt: skip
 """The provenance fields whose change may change a run's numbers (README, "Same seed,
-same numbers")."""
+same numbers"); ``dirty`` only as far as it goes (two dirty trees may differ)."""
+
+
+def _xla_flags(flags: str) -> dict:
+    """XLA_FLAGS as {name: value}, the last of a repeated flag winning, as XLA reads
+    them: the same flags in another order or spacing are the same setting."""
+    return dict((flag.split("=", 1) + [""])[:2] for flag in flags.split())
+
+
+def _setting_changes(before: dict, now: dict) -> list[str]:
+    changed = []
+    for name in NUMBERS_DECIDED_BY:
+        old, new = before.get(name), now.get(name)
+        if old is None or new is None:
+            continue  # one of them did not record it (an older jrl, no git checkout)
+        if name == "xla_flags":
+            if _xla_flags(old) != _xla_flags(new):
+                changed.append(f"XLA_FLAGS: {old!r} -> {new!r}")
+            continue
+        if name == "versions":  # the packages both recorded, and only those that differ
+            both = [k for k in old if old[k] is not None and new.get(k) is not None]
+            old, new = ({k: d[k] for k in both if old[k] != new[k]} for d in (old, new))
+        if _jsonable(old) != _jsonable(new):
+            changed.append(f"{name}: {old!r} -> {new!r}")
+    return changed
 
 
 def record_resume(run_dir: str | Path, from_update: int) -> list[str]:
     """Add this process's provenance to meta.json's ``resumes`` list (the code and
     versions a resumed run continued with may differ from those it began with).
-    Returns what of :data:`NUMBERS_DECIDED_BY` differs from the process that ran the run
-    before (its start or its last resume), as "name: before -> now" (fields one of them
-    did not record are not compared)."""
+    Returns what of :data:`NUMBERS_DECIDED_BY` differs from the last process that
+    brought the run closer to ``from_update`` (its start, or a resume that checkpointed
+    before the next began; none at update 0), as "name: before -> now"."""
     meta = read_meta(run_dir)
     resumes = meta.setdefault("resumes", [])
-    before = resumes[-1] if resumes else meta
     now = {**provenance(), "from_update": from_update}
+    segments = [meta, *resumes]
+    starts = [0] + [entry.get("from_update", 0) for entry in resumes] + [from_update]
+    ran = [entry for i, entry in enumerate(segments) if starts[i + 1] > starts[i]]
     resumes.append(now)
     write_json(Path(run_dir) / "meta.json", meta)
-    changed = []
-    for name in NUMBERS_DECIDED_BY:
-        old, new = before.get(name), now.get(name)
-        if old is None or new is None or _jsonable(old) == _jsonable(new):
-            continue
-        if name == "versions":
-            old, new = (
-                {k: v for k, v in d.items() if old.get(k) != new.get(k)} for d in (old, new)
-            )
-        changed.append(f"{name}: {old!r} -> {new!r}")
-    return changed
+    return _setting_changes(ran[-1], now) if ran else []
 
 
 def append_rows(path: str | Path, rows: Iterable[dict]) -> None:

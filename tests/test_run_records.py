@@ -275,6 +275,59 @@ def test_provenance_records_the_xla_flags(monkeypatch):
     assert provenance()["xla_flags"] == "--xla_cpu_enable_fast_math=false"
 
 
+def _resume_changes(tmp_path, *segments, now=None, from_update=30):
+    """record_resume's report of what changed, for a run whose meta.json holds the
+    start's setting and earlier resumes' (each {field: value} over this process's own
+    provenance, with its from_update)."""
+    from jrl.run_dir import provenance, record_resume
+
+    base = provenance()
+    start, *resumes = segments
+    meta = {**base, **start, "resumes": [{**base, **r} for r in resumes]}
+    (tmp_path / "meta.json").write_text(json.dumps(meta))
+    os.environ["XLA_FLAGS"] = (now or {}).get("xla_flags", base["xla_flags"])
+    try:
+        return record_resume(tmp_path, from_update)
+    finally:
+        os.environ["XLA_FLAGS"] = base["xla_flags"]
+
+
+def test_a_resume_names_what_may_change_its_numbers_and_only_that(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLA_FLAGS", "--a=1 --b=2")
+    assert _resume_changes(tmp_path, {}) == []
+    # The same flags in another order or spacing are the same setting (XLA reads the last
+    # of a repeated one); another value is not.
+    assert _resume_changes(tmp_path, {"xla_flags": "--b=2   --a=1"}) == []
+    assert _resume_changes(tmp_path, {"xla_flags": "--a=0 --b=2 --a=1"}) == []
+    assert _resume_changes(tmp_path, {"xla_flags": "--a=3 --b=2"}) == [
+        "XLA_FLAGS: '--a=3 --b=2' -> '--a=1 --b=2'"
+    ]
+    # Another GPU model keeps the device names (cuda:0) but not their kind.
+    (change,) = _resume_changes(tmp_path, {"device_kinds": ["NVIDIA A100"]})
+    assert change.startswith("device_kinds: ['NVIDIA A100'] -> ")
+    # A package one process did not record is not compared; one that differs is named.
+    from jrl.run_dir import provenance
+
+    versions = provenance()["versions"]
+    assert _resume_changes(tmp_path, {"versions": {**versions, "optax": None}}) == []
+    (change,) = _resume_changes(tmp_path, {"versions": {**versions, "jax": "0.0.1"}})
+    assert change == f"versions: {{'jax': '0.0.1'}} -> {{'jax': '{versions['jax']}'}}"
+    # A resume that never reached a checkpoint ran none of the run: compared with the
+    # start, under whose flags every update so far was computed.
+    other = {"xla_flags": "--x=1", "from_update": 30}
+    assert _resume_changes(tmp_path, {"from_update": 0}, other) == []
+    ran = {"xla_flags": "--x=1", "from_update": 10}
+    assert _resume_changes(tmp_path, {}, ran) == ["XLA_FLAGS: '--x=1' -> '--a=1 --b=2'"]
+    assert _resume_changes(tmp_path, {}, from_update=0) == []  # nothing ran before
+
+
+def test_distinct_colors_stay_distinct_past_the_colour_maps_256_entries():
+    from jrl.reporting import distinct_colors
+
+    for n in (9, 11, 21, 233, 300):
+        assert len(set(distinct_colors(n))) == n
+
+
 def test_a_tabular_progress_bar_has_no_step_total():
     """A tabular run ends at its episode budget: its step cap is no ETA."""
     spec = resolve(RunSpec(agent="tabular", env="CliffWalking-v0"))
