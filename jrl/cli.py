@@ -365,7 +365,8 @@ def _sinks(names, run_dir, spec, run_id=None, resumed=False):
 def _print_summary(summary: dict, run_dir: Path) -> None:
     done, total = summary["updates_done"], summary["total_updates"]
     if summary["status"] == "complete" and done < total:  # runs that end by themselves
-        print(f"complete: every run ended within {done} updates (cap {total}) in {run_dir}")
+        ran = summary.get("updates_run", done)  # a summary.json of before it was kept
+        print(f"complete: every run ended within {ran} updates (cap {total}) in {run_dir}")
     else:
         print(f"{summary['status']}: {done}/{total} updates in {run_dir}")
     for i, point in enumerate(summary["grid"]):

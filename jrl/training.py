@@ -467,16 +467,21 @@ class Summary:
         "evaluation (null before a seed's first)",
         "diverged": "runs whose learned values (parameters or Q-table) held NaN or inf at "
         "the end of a chunk, with the update count by which they did",
+        "updates_run": "updates in which some run still learned (the last metrics row's "
+        "update + 1): fewer than updates_done, which counts whole chunks, where every run "
+        "ended its episodes inside the last one (tabular)",
     }
 
     def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
         self.spec = spec
         self.last: dict[str, dict[tuple[int, int], float]] = {f: {} for f in self.FIELDS}
         self.timesteps: dict[tuple[int, int], int] = {}
+        self.updates_run = 0
         self.add(rows)
 
     def add(self, rows: Sequence[dict]) -> None:
         for row in rows:
+            self.updates_run = max(self.updates_run, row["update"] + 1)
             for field in self.FIELDS:
                 if row.get(field) is not None:
                     self.last[field][row["grid_point"], row["seed"]] = row[field]
@@ -722,6 +727,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         result = {
             "status": status,
             "updates_done": updates_done,
+            "updates_run": summary.updates_run,
             "total_updates": built.total_updates,
             "seconds_this_call": round(seconds, 3),
             "compile_seconds_this_call": round(compile_s, 3),

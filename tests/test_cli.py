@@ -806,6 +806,11 @@ def test_print_summary_says_complete_n_of_n_when_every_update_ran(capsys, tmp_pa
         {"status": "complete", "updates_done": 3, "total_updates": 5, "grid": [point]}, tmp_path
     )
     assert "every run ended within 3 updates (cap 5)" in capsys.readouterr().out
+    cli._print_summary(  # the updates its runs took, not the whole chunks counted
+        {"status": "complete", "updates_done": 3, "updates_run": 2, "total_updates": 5,
+         "grid": [point]}, tmp_path,
+    )  # fmt: skip
+    assert "every run ended within 2 updates (cap 5)" in capsys.readouterr().out
 
 
 def test_summary_keeps_each_seed_at_its_index_and_says_who_is_left_out(capsys, tmp_path):

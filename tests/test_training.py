@@ -322,6 +322,24 @@ def test_a_resume_under_other_xla_flags_or_versions_says_its_numbers_may_differ(
     assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 2
 
 
+def test_summary_counts_the_updates_tabular_runs_took_not_their_whole_chunk(tmp_path):
+    """Tabular runs end by themselves inside a chunk: CliffWalking's 50 episodes took 166
+    updates of a 1000-update chunk, and summary.json and jrl train said 1000."""
+    spec = RunSpec(
+        agent="tabular", env="CliffWalking-v0", config={"num_episodes": 20}, chunk_size=400
+    )
+    summary = train(spec, tmp_path / "run", progress=False, max_chunks=1)
+    last = max(row["update"] for row in read_rows(tmp_path / "run" / "metrics.jsonl"))
+    assert summary["status"] == "complete" and summary["updates_done"] == 400
+    assert summary["updates_run"] == last + 1 < 400
+    assert "updates_run" in summary["definitions"]
+    # Kept across a resume, from the rows written before it.
+    spec = RunSpec(**{**spec.__dict__, "chunk_size": 40})
+    train(spec, tmp_path / "pieces", progress=False, max_chunks=1)
+    resumed = train(spec, tmp_path / "pieces", progress=False, resume=True)
+    assert resumed["updates_run"] == summary["updates_run"] < resumed["updates_done"]
+
+
 def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(reference, tmp_path):
     # A kill after the first chunk's rows were appended but before its checkpoint
     # (written in the background) was complete.
