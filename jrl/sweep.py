@@ -74,7 +74,17 @@ def _axis_values(name: str, values: Any) -> np.ndarray:
     """``values`` of one product_grid axis as float32[n], or a ValueError saying what
     an axis needs."""
     array = None if isinstance(values, str | bytes) else np.asarray(values)
-    if array is None or array.ndim != 1 or array.size == 0 or array.dtype.kind not in "iuf":
+    # A bool among numbers is a number to np.asarray ([True, 0.9] -> [1.0, 0.9]).
+    has_bool = isinstance(values, list | tuple) and any(
+        np.asarray(value).dtype.kind == "b" for value in values
+    )
+    if (
+        array is None
+        or array.ndim != 1
+        or array.size == 0
+        or array.dtype.kind not in "iuf"
+        or has_bool
+    ):
         raise ValueError(
             f"{name}= needs a non-empty list of numbers (not bools) to sweep, got "
             f"{values!r} (one value: {name}=[value])"

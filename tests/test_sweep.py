@@ -266,6 +266,9 @@ def test_a_grid_whose_leaves_are_not_one_value_per_point_is_refused(grid):
         (TabularHParams(alpha="0.1"), {"epsilon": [0.1]}, r"alpha must be a number"),
         (TabularHParams(gamma=True), {"alpha": [0.1]}, r"gamma must be a number.*a bool"),
         (TabularHParams(), {"gamma": [True, False]}, r"gamma= needs .*numbers \(not bools\)"),
+        # Mixed with numbers, np.asarray makes a bool a number (True -> 1.0).
+        (TabularHParams(), {"gamma": [True, 0.9]}, r"gamma= needs .*numbers \(not bools\)"),
+        (TabularHParams(), {"decay_steps": (2, np.bool_(True))}, r"\(not bools\)"),
         (TabularHParams(alpha=np.array([0.1, 0.2])), {"epsilon": [0.1]}, r"base is one point"),
         (TabularHParams(), {"alhpa": [0.1]}, r"no field 'alhpa' \(did you mean 'alpha'\?\)"),
     ],
