@@ -258,6 +258,8 @@ def run_sweep(
     sequence with ``sequential=True``) — on a CPU host made into N devices
     (``jrl.host.use_cpu_cores(N)`` at the top of the script) that uses N cores; one
     device runs them all there (with ``jit=False``, where the caller's ``jit`` puts them).
+    The outputs stay split over the devices where these divide the runs; otherwise the
+    runs are padded with copies of the last, and the outputs come back on the first.
     The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
     ``progress``: the ``jrl.progress.Progress`` that ``train`` reports to (built with
     ``jrl.progress.train_with_progress``); the compiled run then goes through
@@ -289,27 +291,43 @@ def run_sweep(
     keys = jax.random.split(key, num_seeds)
     if devices is not None and not len(devices):
         raise ValueError("devices= needs at least one device (or None)")
+    finish = None
     if sequential or (devices is not None and len(devices) > 1):
+        num_runs = size * num_seeds
+        padded = num_runs if devices is None else -(-num_runs // len(devices)) * len(devices)
+
+        def as_grid(x):
+            return x.reshape(size, num_seeds, *x.shape[1:])
 
         def over_all(keys, grid):
             flat_keys = jnp.concatenate([keys] * size)  # grid-major; every point, the same keys
             flat_grid = jax.tree.map(lambda leaf: jnp.repeat(leaf, num_seeds, axis=0), grid)
             out = _map_runs(train, (flat_keys, flat_grid), devices, sequential)
-            return jax.tree.map(lambda x: x.reshape(size, num_seeds, *x.shape[1:]), out)
+            return jax.tree.map(as_grid, out) if padded == num_runs else out
+
+        if padded != num_runs:
+            # Runs the devices do not divide cannot stay split over them, and cut inside
+            # the compiled call they were copied onto every device (N copies of every
+            # result, a replay buffer's included): the padded copies are cut on the first.
+            def finish(out):
+                return jax.tree.map(
+                    lambda x: as_grid(jax.device_put(x, devices[0])[:num_runs]), out
+                )
 
         fn = over_all
     else:
         fn = vmap_or_call(vmap_or_call(train, (0, None), num_seeds), (None, 0), size)
     grid = jax.tree.map(jnp.asarray, grid)
+    finish = finish or (lambda out: out)
     if not jit:
-        return fn(keys, grid)
+        return finish(fn(keys, grid))
     if devices is not None and len(devices) == 1:  # the compiled call runs where its inputs are
         keys, grid = jax.device_put((keys, grid), devices[0])
     compiled = jax.jit(fn, compiler_options=compiler_options()).lower(keys, grid).compile()
     release_unused_memory()  # the compiler's freed memory, before the run allocates
     if progress is not None:
-        return call_stoppable(progress, compiled, keys, grid)
-    return compiled(keys, grid)
+        return finish(call_stoppable(progress, compiled, keys, grid))
+    return finish(compiled(keys, grid))
 
 
 def _check_key(key: Any) -> None:
@@ -364,7 +382,8 @@ def vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:
 
 def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None, sequential: bool):
     """``train`` over the leading axis of ``runs`` = (keys, hparams), in sequence or
-    vmapped on each device; runs are padded with copies of the last to divide evenly."""
+    vmapped on each device; runs are padded with copies of the last to divide evenly
+    over the devices, and the outputs keep those copies at their end."""
 
     def run_share(runs):
         if sequential:
@@ -382,7 +401,7 @@ def _map_runs(train: Callable, runs: Any, devices: Sequence[jax.Device] | None, 
     sharded = jax.shard_map(
         run_share, mesh=mesh, in_specs=P("runs"), out_specs=P("runs"), check_vma=False
     )
-    return jax.tree.map(lambda x: x[:num_runs], sharded(runs))
+    return sharded(runs)
 
 
 def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence[str] = ()):

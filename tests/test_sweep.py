@@ -36,6 +36,7 @@ uneven_one = run_sweep(toy, jax.random.key(0), one_point, 3, sequential=True)
 uneven_two = run_sweep(toy, jax.random.key(0), one_point, 3, devices=jax.devices())
 print(json.dumps({"devices": len(jax.devices()),
                   "uneven_one": uneven_one.tolist(), "uneven_two": uneven_two.tolist(),
+                  "uneven_held": sum(s.data.size for s in uneven_two.addressable_shards),
                   "one_device": [d.id for d in on_second.episode_returns.devices()],
                   "on_second": on_second.episode_returns.tolist(),
                   "sequential": in_sequence.episode_returns.tolist(),
@@ -318,9 +319,12 @@ def test_a_width_in_a_grid_names_the_agents_config():
 
 
 def test_sharded_sweep_whose_runs_do_not_divide_by_the_devices(on_two_devices):
-    """Three runs on two devices are padded to four: each seed keeps its own result."""
+    """Three runs on two devices are padded to four: each seed keeps its own result, held
+    once (cut inside the compiled call, the three were copied onto both devices)."""
     assert on_two_devices["devices"] == 2
     np.testing.assert_array_equal(on_two_devices["uneven_two"], on_two_devices["uneven_one"])
+    assert np.shape(on_two_devices["uneven_two"]) == (1, 3)
+    assert on_two_devices["uneven_held"] == 3
 
 
 def test_product_grid_keeps_the_bases_values_of_the_fields_not_swept():
