@@ -375,7 +375,7 @@ def vmap_or_call(fn: Callable, in_axes: tuple, size: int) -> Callable:
             arg if axis is None else jax.tree.map(lambda x: x[0], arg)
             for arg, axis in zip(args, in_axes, strict=True)
         ]
-        return jax.tree.map(lambda x: x[None], fn(*args))
+        return jax.tree.map(lambda x: jnp.asarray(x)[None], fn(*args))
 
     return call
 
@@ -428,6 +428,10 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
             f"results must be a NamedTuple or a dict of [G, seeds, ...] arrays, got a "
             f"{type(results).__name__} (run_sweep returns (state, metrics): pass the metrics)"
         )
+    if isinstance(dims, str) or not all(isinstance(name, str) for name in dims):
+        raise ValueError(
+            f"dims must be a sequence of axis names, got {dims!r} (one axis: dims=('update',))"
+        )
     fields = {name: np.asarray(value) for name, value in _fields_of(results).items()}
     size = grid_size(grid)
     columns = {name: np.asarray(v) for name, v in _fields_of(grid).items()}
@@ -459,11 +463,12 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
     repeated = sorted({name for name in dims if list(dims).count(name) > 1})
     if repeated:
         raise ValueError(f"dims {repeated} are given more than once: each axis needs its name")
-    taken = sorted(set(dims) & {*columns, "seed", "grid"})
+    taken = sorted(set(dims) & {*columns, *fields, "seed", "grid"})
     if taken:
         raise ValueError(
-            f"dims {taken} are names of the dataset's grid dimensions or coordinates (its "
-            "hyperparameters, 'seed', 'grid'): name the extra axes otherwise"
+            f"dims {taken} are names of the dataset's grid dimensions, coordinates or "
+            "fields (its hyperparameters, 'seed', 'grid', the results' fields): name the "
+            "extra axes otherwise"
         )
     seeds = {name: value.shape[1] for name, value in fields.items()}
     if len(set(seeds.values())) > 1:

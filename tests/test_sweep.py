@@ -222,6 +222,13 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset(rows, grid, dims=("alpha",))
     with pytest.raises(ValueError, match=r"dims \['u'\] are given more than once"):
         to_dataset({"m": np.zeros((6, 4, 2, 3))}, grid, dims=("u", "u"))
+    # ("update") is a string, not a 1-tuple: it named no axis, or ['e'] "more than once".
+    for dims in ("update", "episode", [1]):
+        with pytest.raises(ValueError, match=r"dims must be a sequence of axis names"):
+            to_dataset(rows, grid, dims=dims)
+    # A field's name made that field a coordinate and named another field's axis after it.
+    with pytest.raises(ValueError, match=r"dims \['total'\] are names of .* the results' fields"):
+        to_dataset(rows, grid, dims=("total",))
     with pytest.raises(ValueError, match=r"seed axes \(axis 1\) differ: \{'a': 4, 'b': 3\}"):
         to_dataset({"a": rows.value, "b": rows.value[:, :3]}, grid)
 
@@ -351,3 +358,19 @@ def test_a_single_run_is_called_without_vmap():
         jit=False,
     )
     assert batched == [False, True]  # two grid points: vmapped
+
+
+def test_one_run_returns_what_a_batch_of_runs_does_for_python_and_numpy_outputs():
+    """One seed and one grid point is a plain call (no vmap); its outputs got their axes
+    back by indexing, which a Python float cannot take, and NumPy's float64 kept."""
+
+    def train(key, hparams):
+        return {"x": hparams.alpha + jax.random.uniform(key), "rate": 3e-4, "c": np.float64(0.5)}
+
+    grid = stack_grid([TabularHParams(alpha=0.5)])
+    for jit in (True, False):
+        one, two = (run_sweep(train, jax.random.key(0), grid, n, jit=jit) for n in (1, 2))
+        for name in ("x", "rate", "c"):
+            assert one[name].shape == (1, 1) and two[name].shape == (1, 2)
+            assert one[name].dtype == two[name].dtype == np.float32, (jit, name)
+        assert one["rate"][0, 0] == two["rate"][0, 1] == np.float32(3e-4)
