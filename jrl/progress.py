@@ -187,7 +187,7 @@ def train_with_progress(
     if len(set(counts.values())) > 1:
         shown = ", ".join(f"{name} {value}" for name, value in counts.items())
         raise ValueError(f"train_with_progress needs one length of the run, got {shown}")
-    every = every or max(1, num_updates // 100)
+    every = max(1, num_updates // 100) if every is None else every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
 

@@ -75,7 +75,7 @@ def test_progress_rejects_a_bad_update_count(bad):
     with pytest.raises(ValueError, match="num_updates must be a positive int"):
         Progress("x", bad)
     with pytest.raises(ValueError, match="every must be a positive int"):
-        train_with_progress(None, 10, print, every=bad or -1)
+        train_with_progress(None, 10, print, every=bad)  # 0 and False too: not "default"
 
 
 STOPPED_BY_CTRL_C = textwrap.dedent(
