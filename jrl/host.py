@@ -81,6 +81,12 @@ def _flag_name(flag: str) -> str:
     return flag.split("=", 1)[0]
 
 
+def read_xla_flags(flags: str) -> dict[str, str]:
+    """An XLA_FLAGS string as {name: value}, as XLA reads it: the last of a repeated flag
+    wins, so flags in another order or spacing read the same."""
+    return {_flag_name(flag): flag.partition("=")[2] for flag in flags.split()}
+
+
 def cpu_xla_flags(existing: str, num_devices: int) -> str:
     """``existing`` XLA_FLAGS with the device count set to ``num_devices`` (replacing
     any count already there) and each of :data:`CPU_FLAGS` added unless ``existing``
@@ -121,7 +127,8 @@ def use_cpu_cores(num_devices: int | None = None) -> int:
 
     Must run before JAX initialises its backend (before the first ``jax.devices()``,
     array or compile): XLA reads the flags once, so afterwards they would be ignored
-    silently — this raises ``RuntimeError`` instead.
+    silently — this raises ``RuntimeError`` instead, unless what it would set is in
+    place already (a second call asking for the same count).
     """
     import jax
 
@@ -137,6 +144,9 @@ def use_cpu_cores(num_devices: int | None = None) -> int:
     from jax._src import xla_bridge
 
     if xla_bridge.backends_are_initialized():
+        in_place = read_xla_flags(existing) == read_xla_flags(cpu_xla_flags(existing, count))
+        if len(jax.devices("cpu")) == count and in_place:
+            return count  # asked again for what is in place (a notebook cell run twice)
         raise RuntimeError(
             "jrl.host.use_cpu_cores() must run before JAX initialises its backend (the "
             "first jax.devices(), array or compile); call it at the top of the script"

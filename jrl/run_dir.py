@@ -216,12 +216,6 @@ NUMBERS_DECIDED_BY = (
 same numbers"); ``dirty`` only as far as it goes (two dirty trees may differ)."""
 
 
-def _xla_flags(flags: str) -> dict:
-    """XLA_FLAGS as {name: value}, the last of a repeated flag winning, as XLA reads
-    them: the same flags in another order or spacing are the same setting."""
-    return dict((flag.split("=", 1) + [""])[:2] for flag in flags.split())
-
-
 def _setting_changes(before: dict, now: dict) -> list[str]:
     changed = []
     for name in NUMBERS_DECIDED_BY:
@@ -229,7 +223,9 @@ def _setting_changes(before: dict, now: dict) -> list[str]:
         if old is None or new is None:
             continue  # one of them did not record it (an older jrl, no git checkout)
         if name == "xla_flags":
-            if _xla_flags(old) != _xla_flags(new):
+            from jrl.host import read_xla_flags
+
+            if read_xla_flags(old) != read_xla_flags(new):
                 changed.append(f"XLA_FLAGS: {old!r} -> {new!r}")
             continue
         if name == "versions":  # the packages both recorded, and only those that differ

@@ -113,6 +113,23 @@ def test_bad_counts_and_a_started_backend_are_refused():
         use_cpu_cores(2)
 
 
+def test_a_second_call_asking_for_what_is_in_place_is_no_error():
+    """A notebook cell that calls use_cpu_cores(2) run twice raised 'must run before JAX
+    initialises its backend' though its two devices and flags were in place."""
+    script = (
+        "import jrl.host, jax\n"
+        "jrl.host.use_cpu_cores(2); jax.devices()\n"
+        "print(jrl.host.use_cpu_cores(2), jrl.host.use_cpu_cores())\n"
+        "try:\n    jrl.host.use_cpu_cores(3)\nexcept RuntimeError as e:\n    print('refused')\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=environment, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.stdout.split() == ["2", "2", "refused"], done.stderr[-2000:]
+
+
 def test_one_device_per_core_this_process_may_use():
     """Under Slurm's --cpus-per-task or taskset a process may use fewer cores than the
     machine has: one device per machine core would run the extra devices' seeds on the
