@@ -50,6 +50,8 @@ from jrl.run_dir import (
     RunInUseError,
     append_rows,
     read_meta,
+    read_rows,
+    read_summary,
     read_yaml,
     record_resume,
     truncate_rows,
@@ -556,6 +558,22 @@ def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int) -> Non
             )
 
 
+def _check_nothing_checkpointed(run_dir: Path) -> None:
+    """For a resume that finds no checkpoint record: a CheckpointError where summary.json
+    says the run got past one (a run that stopped, was interrupted or completed after
+    some updates wrote its last checkpoint first), since starting over would replace its
+    metrics: its checkpoints were removed, not never written."""
+    summary = read_summary(run_dir) or {}
+    if summary.get("status", "running") != "running" and summary.get("updates_done", 0) > 0:
+        raise checkpoint.CheckpointError(
+            f"{run_dir} was {summary['status']} after {summary['updates_done']} updates "
+            "(summary.json), checkpointed, but checkpoints/ holds no record of a checkpoint "
+            "(latest.json and chunk_N.json are gone): a resume would train it again from "
+            "update 0 and replace its metrics. Restore checkpoints/, or train into a new "
+            "run directory"
+        )
+
+
 def _check_new_run_dir(run_dir: Path) -> None:
     """Refuse ``run_dir`` for a new run unless it is new or empty (but for
     :data:`MADE_BEFORE_CONFIG`), so nothing there is overwritten."""
@@ -588,13 +606,43 @@ def _check_started_with(run_dir: Path, fingerprint: str) -> None:
         )
 
 
+def _flock_exclusive(lock, patience: float = 0.1) -> None:
+    """flock ``lock`` exclusively, or BlockingIOError while another holds it. Where the
+    process ``lock`` names (the last to hold it) is gone, the holder is :func:`in_use`
+    (jrl eval asking whether a run is under way), whose shared lock lasts an instant:
+    that is tried again for ``patience`` seconds, not taken for a run under way."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline or _named_process_lives(lock):
+                raise
+            time.sleep(0.01)
+
+
+def _named_process_lives(lock) -> bool:
+    lock.seek(0)
+    text = lock.read().strip()
+    if not text.isdigit():
+        return True  # nothing to tell by: as if it lived
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def _exclusive(run_dir: Path):
     """Hold ``run_dir/.lock`` (an advisory ``flock``, let go when the process ends, even
     by a kill) for as long as the block runs, or raise :class:`RunInUseError`."""
     with open(run_dir / ".lock", "a+") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_exclusive(lock)
             locked = True
         except BlockingIOError:
             lock.seek(0)
@@ -674,6 +722,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
         if record is not None:
             checkpoint.check_fingerprint(record, checkpoints, fingerprint)
+        else:
+            _check_nothing_checkpointed(run_dir)
     else:
         _check_new_run_dir(run_dir)
     built, chunks = _built_and_chunks(spec, fingerprint)
@@ -691,9 +741,17 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         state = chunks["init"](built.keys, built.grid)
     if resume:
         # Rows past the checkpoint (written before a kill) are run again: drop them.
+        written = len(read_rows(metrics_path)) if record is None else 0
         truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
-        for stale in run_dir.glob(".*.tmp"):  # atomic writes cut short by a kill
-            stale.unlink(missing_ok=True)
+        if written:
+            print(
+                f"jrl: {run_dir} holds no checkpoint yet (killed before its first was "
+                f"complete): it starts again from update 0, its {written} metric rows dropped",
+                file=sys.stderr,
+            )
+        for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
+            if stale.is_file():  # atomic writes cut short by a kill
+                stale.unlink(missing_ok=True)
         changed = record_resume(run_dir, updates_done)
         if changed:
             print(

@@ -340,15 +340,72 @@ def test_summary_counts_the_updates_tabular_runs_took_not_their_whole_chunk(tmp_
     assert resumed["updates_run"] == summary["updates_run"] < resumed["updates_done"]
 
 
-def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(reference, tmp_path):
+def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_path):
+    """With checkpoints/ removed (to save disk) or its records lost, a resume of a
+    complete run trained it again from update 0 without a word, replacing its rows."""
+    spec = SPECS["tabular"]
+    run_dir = tmp_path / "run"
+    train(spec, run_dir, progress=False, max_chunks=2)
+    rows = read_rows(run_dir / "metrics.jsonl")
+    for record in (run_dir / "checkpoints").glob("*.json"):
+        record.unlink()  # the chunk_* directories are left, unverifiable without them
+    with pytest.raises(checkpoint.CheckpointError, match=r"was stopped after 20 updates .* "
+                       r"would train it again from update 0"):  # fmt: skip
+        train(spec, run_dir, progress=False, resume=True)
+    shutil.rmtree(run_dir / "checkpoints")
+    with pytest.raises(checkpoint.CheckpointError, match="holds no record of a checkpoint"):
+        train(spec, run_dir, progress=False, resume=True)
+    assert read_rows(run_dir / "metrics.jsonl") == rows
+
+
+def test_a_resume_clears_temporary_files_cut_short_in_checkpoints(tmp_path):
+    run_dir = tmp_path / "run"
+    train(SPECS["tabular"], run_dir, progress=False, max_chunks=1)
+    torn = run_dir / "checkpoints" / ".latest.json.abc123.tmp"  # a kill during its rename
+    torn.write_text("{")
+    train(SPECS["tabular"], run_dir, progress=False, resume=True, max_chunks=1)
+    assert not torn.exists()
+
+
+def test_a_moments_shared_lock_of_jrl_eval_does_not_refuse_a_resume(tmp_path):
+    """in_use (jrl eval asking whether a run is under way) holds a shared lock for an
+    instant; a resume starting then failed at once, naming a process long gone."""
+    import fcntl
+    import threading
+
+    from jrl.training import _exclusive
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (run_dir / ".lock").write_text(str(gone.pid))  # the last run's, ended
+    with open(run_dir / ".lock") as reader:
+        fcntl.flock(reader, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        threading.Timer(0.1, fcntl.flock, (reader, fcntl.LOCK_UN)).start()
+        with _exclusive(run_dir):
+            assert (run_dir / ".lock").read_text() == str(os.getpid())
+        fcntl.flock(reader, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go after the block
+    with open(run_dir / ".lock") as holder:  # a run under way holds it to its end
+        fcntl.flock(holder, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        with pytest.raises(RunInUseError), _exclusive(run_dir):
+            pass
+
+
+def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(
+    reference, tmp_path, capsys
+):
     # A kill after the first chunk's rows were appended but before its checkpoint
     # (written in the background) was complete.
     _, rows, state = reference("ppo")
     run_dir = tmp_path / "run"
     train(SPECS["ppo"], run_dir, progress=False, max_chunks=1)
-    # orbax had finished the checkpoint's files, but its records were not yet written.
+    # orbax had finished the checkpoint's files, but its records were not yet written,
+    # nor the summary of a run that had stopped.
     for record in (run_dir / "checkpoints").glob("*.json"):
         record.unlink()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
     assert list((run_dir / "checkpoints").glob("chunk_*"))
     assert len(read_rows(run_dir / "metrics.jsonl")) > 0
     # With no checkpoint to compare, the run's own record of its config refuses another.
@@ -357,7 +414,11 @@ def test_resume_before_the_first_checkpoint_starts_over_without_duplicate_rows(r
         checkpoint.CheckpointError, match="started with another configuration .* config.yaml edited"
     ):
         train(other, run_dir, resume=True, progress=False)
+    written = len(read_rows(run_dir / "metrics.jsonl"))
     train(SPECS["ppo"], run_dir, resume=True, progress=False)
+    assert f"starts again from update 0, its {written} metric rows dropped" in (
+        capsys.readouterr().err
+    )
     assert read_rows(run_dir / "metrics.jsonl") == rows
     assert_same_state(restore_state(run_dir)[1], state)
 
