@@ -119,6 +119,7 @@ class Saver:
         self.directory = Path(directory).resolve()
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keep = keep
+        self.recorded: int | None = None  # the chunk count of the last save confirmed
         self._checkpointer = ocp.StandardCheckpointer()
         self._pending: dict | None = None
 
@@ -150,6 +151,7 @@ class Saver:
         self._pending["files"] = _file_digests(self.directory / newest)
         write_json(self.directory / f"{newest}.json", self._pending)
         write_json(self.directory / LATEST, self._pending)
+        self.recorded = self._pending["chunk"]
         self._pending = None
         for old in _complete(self.directory)[: -self.keep]:
             if old.name != newest:

@@ -469,6 +469,8 @@ class Summary:
         "evaluation (null before a seed's first)",
         "diverged": "runs whose learned values (parameters or Q-table) held NaN or inf at "
         "the end of a chunk, with the update count by which they did",
+        "checkpointed_updates": "the update count of the last checkpoint confirmed on disk "
+        "(null before the first): a resume without one starts over",
         "updates_run": "updates in which some run still learned (the last metrics row's "
         "update + 1): fewer than updates_done, which counts whole chunks, where every run "
         "ended its episodes inside the last one (tabular)",
@@ -560,14 +562,13 @@ def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int) -> Non
 
 def _check_nothing_checkpointed(run_dir: Path) -> None:
     """For a resume that finds no checkpoint record: a CheckpointError where summary.json
-    says the run got past one (a run that stopped, was interrupted or completed after
-    some updates wrote its last checkpoint first), since starting over would replace its
-    metrics: its checkpoints were removed, not never written."""
+    says a checkpoint was confirmed (``checkpointed_updates``), since starting over would
+    replace the run's metrics: its checkpoints were removed, not never written."""
     summary = read_summary(run_dir) or {}
-    if summary.get("status", "running") != "running" and summary.get("updates_done", 0) > 0:
+    if summary.get("checkpointed_updates"):
         raise checkpoint.CheckpointError(
-            f"{run_dir} was {summary['status']} after {summary['updates_done']} updates "
-            "(summary.json), checkpointed, but checkpoints/ holds no record of a checkpoint "
+            f"{run_dir} was checkpointed after {summary['checkpointed_updates']} updates "
+            "(summary.json), but checkpoints/ holds no record of a checkpoint "
             "(latest.json and chunk_N.json are gone): a resume would train it again from "
             "update 0 and replace its metrics. Restore checkpoints/, or train into a new "
             "run directory"
@@ -627,6 +628,8 @@ def _named_process_lives(lock) -> bool:
     text = lock.read().strip()
     if not text.isdigit():
         return True  # nothing to tell by: as if it lived
+    if int(text) == os.getpid():
+        return False  # this process ran the run before (a notebook): not a run under way
     try:
         os.kill(int(text), 0)
     except ProcessLookupError:
@@ -739,6 +742,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         updates_done = info["updates_done"]
     else:
         state = chunks["init"](built.keys, built.grid)
+    resumed_from = updates_done or None  # the checkpoint this call began from
     if resume:
         # Rows past the checkpoint (written before a kill) are run again: drop them.
         written = len(read_rows(metrics_path)) if record is None else 0
@@ -786,6 +790,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             "status": status,
             "updates_done": updates_done,
             "updates_run": summary.updates_run,
+            "checkpointed_updates": saver.recorded if saver.recorded else resumed_from,
             "total_updates": built.total_updates,
             "seconds_this_call": round(seconds, 3),
             "compile_seconds_this_call": round(compile_s, 3),
