@@ -285,7 +285,8 @@ def read_rows(path: str | Path) -> list[dict]:
 
 def truncate_rows(path: str | Path, keep: Callable[[dict], bool]) -> int:
     """Rewrite ``path`` atomically with the complete rows for which ``keep`` holds;
-    returns how many were kept."""
-    rows = [row for row in read_rows(path) if keep(row)]
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in rows))
-    return len(rows)
+    returns how many were dropped."""
+    rows = read_rows(path)
+    kept = [row for row in rows if keep(row)]
+    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
+    return len(rows) - len(kept)

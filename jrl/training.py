@@ -50,7 +50,6 @@ from jrl.run_dir import (
     RunInUseError,
     append_rows,
     read_meta,
-    read_rows,
     read_summary,
     read_yaml,
     record_resume,
@@ -745,12 +744,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     resumed_from = updates_done or None  # the checkpoint this call began from
     if resume:
         # Rows past the checkpoint (written before a kill) are run again: drop them.
-        written = len(read_rows(metrics_path)) if record is None else 0
-        truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
-        if written:
+        dropped = truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
+        if record is None and dropped:
             print(
                 f"jrl: {run_dir} holds no checkpoint yet (killed before its first was "
-                f"complete): it starts again from update 0, its {written} metric rows dropped",
+                f"complete): it starts again from update 0, its {dropped} metric rows dropped",
                 file=sys.stderr,
             )
         for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
@@ -790,7 +788,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             "status": status,
             "updates_done": updates_done,
             "updates_run": summary.updates_run,
-            "checkpointed_updates": saver.recorded if saver.recorded else resumed_from,
+            "checkpointed_updates": saver.recorded or resumed_from,
             "total_updates": built.total_updates,
             "seconds_this_call": round(seconds, 3),
             "compile_seconds_this_call": round(compile_s, 3),
