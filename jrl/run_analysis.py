@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import array
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -14,7 +16,7 @@ from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.reporting import fill_gaps, plot_learning_curves
-from jrl.run_dir import read_rows, read_summary, write_json
+from jrl.run_dir import iter_rows, read_summary, write_json
 
 
 def restore_run(run_dir: str | Path):
@@ -337,28 +339,23 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
         names = [str(run_dir) for run_dir in run_dirs]
     for run_dir, name in zip(run_dirs, names, strict=True):
         spec = training.load_spec(run_dir)  # a path that holds no run says so
-        every = read_rows(Path(run_dir) / "metrics.jsonl")
-        rows = [row for row in every if metric in row]
-        if not rows:
-            known = sorted(set(every[0]) - {"grid_point", "seed", "update"}) if every else []
+        columns, known = _metric_columns(Path(run_dir) / "metrics.jsonl", metric)
+        if not len(columns["value"]):
             raise ValueError(
                 f"{run_dir}: no rows with {metric!r} in metrics.jsonl"
                 + (f"; its metrics: {', '.join(known)}" if known else " (no rows yet)")
             )
         shown = training.shown_hparams(spec.agent, spec.hparams, spec.config)  # tells points apart
-        for g in sorted({row["grid_point"] for row in rows}):
-            point_rows = [row for row in rows if row["grid_point"] == g]
-            seeds = {seed: i for i, seed in enumerate(sorted({row["seed"] for row in point_rows}))}
+        for g in np.unique(columns["grid_point"]).tolist():
+            at = columns["grid_point"] == g
             # Aligned by update; a seed whose run ended earlier (a tabular run's episode
             # budget) has no later rows, and fill_gaps holds its last value.
-            updates = sorted({row["update"] for row in point_rows})
-            column = {update: i for i, update in enumerate(updates)}
+            seeds, row_seed = np.unique(columns["seed"][at], return_inverse=True)
+            updates, row_update = np.unique(columns["update"][at], return_inverse=True)
             values = np.full((len(seeds), len(updates)), np.nan)
+            values[row_seed, row_update] = columns["value"][at]
             x = np.zeros(len(updates), np.int64)
-            for row in point_rows:
-                i, t = seeds[row["seed"]], column[row["update"]]
-                values[i, t] = np.nan if row[metric] is None else row[metric]
-                x[t] = max(x[t], row.get("timesteps", row["update"]))
+            np.maximum.at(x, row_update, columns["x"][at])
             # Updates no seed logged (a periodic evaluation's other rows) are not points.
             logged = np.isfinite(values).any(axis=0)
             label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
@@ -372,13 +369,13 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                 continue
             has_value = np.isfinite(values).any(axis=1)
             if not has_value.all():
-                missing = [seed for seed, i in seeds.items() if not has_value[i]]
+                missing = seeds[~has_value].tolist()
                 print(
                     f"jrl plot: {label}: seed(s) {missing} logged no {metric} yet; "
                     f"plotting the other {int(has_value.sum())}",
                     file=sys.stderr,
                 )
-            infinite = [seed for seed, i in seeds.items() if np.isinf(values[i]).any()]
+            infinite = seeds[np.isinf(values).any(axis=1)].tolist()
             if infinite:  # wherever it is: the cut below must not hide it
                 raise ValueError(
                     f"{label}: seed(s) {infinite} logged an infinite {metric} (a diverged "
@@ -393,6 +390,28 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     if not curves:
         raise ValueError(f"no run logged a value of {metric!r} in metrics.jsonl")
     return curves, xs
+
+
+def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The rows of ``path`` that hold ``metric``, as columns: grid_point, seed, update
+    (int64), x (their timesteps, else their update) and value (float64, NaN for null);
+    and the first row's metrics, for a message. Read one row at a time and kept as
+    machine numbers (a million-row file is a few tens of MB here, not GB of dicts)."""
+    ints = {name: array.array("q") for name in ("grid_point", "seed", "update", "x")}
+    value = array.array("d")
+    known: list[str] = []
+    for row in iter_rows(path):
+        if not known:
+            known = sorted(set(row) - {"grid_point", "seed", "update"})
+        if metric not in row:
+            continue
+        ints["grid_point"].append(row["grid_point"])
+        ints["seed"].append(row["seed"])
+        ints["update"].append(row["update"])
+        ints["x"].append(row.get("timesteps", row["update"]))
+        value.append(math.nan if row[metric] is None else row[metric])
+    columns = {name: np.frombuffer(column, np.int64) for name, column in ints.items()}
+    return {**columns, "value": np.frombuffer(value, np.float64)}, known
 
 
 def _shown(value) -> str:

@@ -27,7 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +48,17 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_bytes_atomic(path, text.encode())
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a reader sees the old file or the new one
-    (a temporary file beside it, fsynced, then renamed over it)."""
+def write_bytes_atomic(path: str | Path, data: bytes | Iterable[bytes]) -> None:
+    """Write ``data`` (or its pieces, in order) to ``path`` so that a reader sees the old
+    file or the new one (a temporary file beside it, fsynced, then renamed over it)."""
     path = Path(path)
+    pieces = [data] if isinstance(data, bytes) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(handle, 0o666 & ~_UMASK)
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            file.writelines(pieces)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
@@ -263,30 +264,47 @@ def append_rows(path: str | Path, rows: Iterable[dict]) -> None:
         os.fsync(file.fileno())
 
 
+def iter_rows(path: str | Path) -> Iterator[dict]:
+    """The complete rows of a JSONL file, one at a time (a file of millions of rows is
+    never held whole); a torn last line (a write cut by a kill) is skipped. A malformed
+    line elsewhere raises, naming its line number."""
+    return (row for _, row in _iter_lines(path))
+
+
 def read_rows(path: str | Path) -> list[dict]:
-    """The complete rows of a JSONL file; a torn last line (a write cut by a kill) is
-    skipped. A malformed line elsewhere raises, naming its line number."""
+    """:func:`iter_rows` as a list."""
+    return list(iter_rows(path))
+
+
+def _iter_lines(path: str | Path) -> Iterator[tuple[str, dict]]:
+    """(line, row) of each complete row, as :func:`iter_rows` reads them."""
     path = Path(path)
     if not path.exists():
-        return []
-    lines = path.read_text().split("\n")
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            if number == len(lines):  # the last line, without its newline: torn
-                break
-            raise ValueError(f"{path}:{number}: not a JSON row ({error})") from None
-    return rows
+        return
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield line, json.loads(line)
+            except json.JSONDecodeError as error:
+                if not line.endswith("\n"):  # the last line, without its newline: torn
+                    return
+                raise ValueError(f"{path}:{number}: not a JSON row ({error})") from None
 
 
 def truncate_rows(path: str | Path, keep: Callable[[dict], bool]) -> int:
-    """Rewrite ``path`` atomically with the complete rows for which ``keep`` holds;
-    returns how many were dropped."""
-    rows = read_rows(path)
-    kept = [row for row in rows if keep(row)]
-    write_text_atomic(path, "".join(json.dumps(row) + "\n" for row in kept))
-    return len(rows) - len(kept)
+    """Rewrite ``path`` atomically with the complete rows for which ``keep`` holds, each
+    line as it was, reading one row at a time; returns how many were dropped."""
+    dropped = 0
+
+    def kept_lines() -> Iterator[bytes]:
+        nonlocal dropped
+        for line, row in _iter_lines(path):
+            if keep(row):
+                yield (line if line.endswith("\n") else line + "\n").encode()
+            else:
+                dropped += 1
+
+    write_bytes_atomic(path, kept_lines())
+    return dropped

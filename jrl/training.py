@@ -31,7 +31,7 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,6 +49,7 @@ from jrl.interrupts import exit_at_once, watch_signals
 from jrl.run_dir import (
     RunInUseError,
     append_rows,
+    iter_rows,
     read_meta,
     read_summary,
     read_yaml,
@@ -475,14 +476,14 @@ class Summary:
         "ended its episodes inside the last one (tabular)",
     }
 
-    def __init__(self, spec: RunSpec, rows: Sequence[dict] = ()):
+    def __init__(self, spec: RunSpec, rows: Iterable[dict] = ()):
         self.spec = spec
         self.last: dict[str, dict[tuple[int, int], float]] = {f: {} for f in self.FIELDS}
         self.timesteps: dict[tuple[int, int], int] = {}
         self.updates_run = 0
         self.add(rows)
 
-    def add(self, rows: Sequence[dict]) -> None:
+    def add(self, rows: Iterable[dict]) -> None:
         for row in rows:
             self.updates_run = max(self.updates_run, row["update"] + 1)
             for field in self.FIELDS:
@@ -776,7 +777,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     if callable(sinks):
         sinks = sinks()
         held.callback(lambda: [sink.close() for sink in sinks])
-    summary = Summary(spec, _read_metrics(metrics_path) if resume else ())
+    summary = Summary(spec, iter_rows(metrics_path) if resume else ())
     # (grid point, seed) -> the update count by which its learned values held NaN or inf
     diverged: dict[tuple[int, int], int] = {}
     if resume and (run_dir / "summary.json").exists():
@@ -915,12 +916,6 @@ def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
     like = jax.eval_shape(chunks["init"], built.keys, built.grid)
     state, info = checkpoint.restore(Path(run_dir) / "checkpoints", like, fingerprint)
     return built, state, info
-
-
-def _read_metrics(path: Path) -> list[dict]:
-    from jrl.run_dir import read_rows
-
-    return read_rows(path)
 
 
 def _runs(built: Built) -> int:

@@ -248,6 +248,40 @@ def test_read_rows_raises_on_a_complete_line_that_is_not_json(tmp_path):
         read_rows(path)
 
 
+def test_truncate_rows_keeps_lines_as_they_were_reading_one_row_at_a_time(tmp_path):
+    """A resume drops the rows past its checkpoint without holding the file's rows (a
+    long run's metrics.jsonl holds millions): Python's allocations peak at a small part
+    of the rows' dicts. Kept lines are the bytes that were written; a last complete
+    line without its newline gets one, so the next append starts a line of its own."""
+    import sys
+    import tracemalloc
+
+    from jrl.run_dir import append_rows, truncate_rows
+
+    path = tmp_path / "metrics.jsonl"
+    row = {"grid_point": 0, "seed": 0, "update": 0, "loss": 0.5, "entropy": 0.25}
+    with open(path, "w") as file:
+        file.write('{"update": 0,   "loss": 1.50}\n')  # spacing json.dumps would not write
+        for update in range(1, 40_000):
+            file.write(json.dumps({**row, "update": update}) + "\n")
+        file.write('{"update": 40000}')
+    tracemalloc.start()
+    try:
+        dropped = truncate_rows(path, lambda row: row["update"] < 30_000)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert dropped == 10_001
+    assert peak < 40_000 * sys.getsizeof(row) / 10
+    lines = path.read_text().splitlines()
+    assert len(lines) == 30_000 and lines[0] == '{"update": 0,   "loss": 1.50}'
+    truncate_rows(path, lambda row: row["update"] < 2)
+    path.write_text(path.read_text().rstrip("\n"))  # a last line complete but unended
+    truncate_rows(path, lambda row: True)
+    append_rows(path, [{"update": 2}])
+    assert [row["update"] for row in read_rows(path)] == [0, 1, 2]
+
+
 def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     """meta.json's dirty flag."""
     from jrl.run_dir import git_state
