@@ -63,18 +63,36 @@ def check_experiment_args(parser, args) -> Path:
         parser.error(f"--out {args.out}: {error}")
 
 
+def new_figure(**kwargs):
+    """A matplotlib ``Figure`` (``Figure(**kwargs)``) that pyplot does not hold: making
+    and saving it neither switches the process's backend (a notebook's inline plots) nor
+    leaves a figure open where a call fails half way."""
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def save_figure(fig, path: str | Path, bbox_inches: str | None = None) -> Path:
     """Save a matplotlib figure atomically (its format from ``path``'s suffix) and close
-    it: a reader never sees half a file. ``bbox_inches="tight"`` grows the image to
-    what is drawn outside the figure (a legend below it)."""
-    import matplotlib.pyplot as plt
-
+    it (pyplot's too, saved or not): a reader never sees half a file.
+    ``bbox_inches="tight"`` grows the image to what is drawn outside the figure (a
+    legend below it)."""
     path = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", bbox_inches=bbox_inches)
-    plt.close(fig)
+    try:
+        fig.savefig(buffer, format=path.suffix.lstrip(".") or "png", bbox_inches=bbox_inches)
+    finally:
+        close_figure(fig)
     write_bytes_atomic(path, buffer.getvalue())
     return path
+
+
+def close_figure(fig) -> None:
+    """Close ``fig`` where pyplot holds it (one :func:`new_figure` made needs nothing)."""
+    if getattr(fig.canvas, "manager", None) is not None:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
 
 
 def mean_and_ci(values, axis: int = 0, confidence: float = 0.95):
@@ -117,12 +135,8 @@ def plot_curves(
 ):
     """One line per label: the mean over seeds of ``curves[label]`` (float[seeds, T])
     with a shaded 95% confidence band (Student's t, :func:`mean_and_ci`); saved as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig = new_figure(figsize=(7, 4.2), dpi=120)
+    ax = fig.subplots()
     for label, values in curves.items():
         values = np.asarray(values, np.float64)
         mean, half = mean_and_ci(values)
@@ -346,13 +360,10 @@ def plot_learning_curves(
     for 1..T. hlines: label -> y of a dashed reference line (e.g. a random policy).
     Returns the path and {label: CurveStats}.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import EngFormatter
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
+    fig = new_figure(figsize=(11, 4.2), dpi=120)
+    axes = fig.subplots(1, 2, sharey=True)
     all_stats = {}
     colors = distinct_colors(len(curves))
     for color, (label, values) in zip(colors, curves.items(), strict=True):

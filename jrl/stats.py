@@ -343,22 +343,20 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
 def _save_figure(fig, path: str | Path) -> Path:
     """Save as PNG atomically (``run_dir.write_bytes_atomic``): a reader never sees half
     a file."""
-    import matplotlib.pyplot as plt
-
+    from jrl.reporting import close_figure
     from jrl.run_dir import write_bytes_atomic
 
     path = Path(path)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    finally:
+        close_figure(fig)
     write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
 def _plot_utils():
-    import matplotlib
-
-    matplotlib.use("Agg")
     from rliable import plot_utils
 
     return plot_utils
@@ -390,28 +388,40 @@ def _legend(ax, colors: dict) -> None:
 
 def plot_aggregates(stats: AggregateStats, path: str | Path, xlabel: str = "Score") -> Path:
     """One panel per aggregate, a bar per algorithm spanning its interval (PNG)."""
+    import matplotlib.pyplot as plt
+
     algorithms = list(stats.point)
     row_height = max(0.37, 1.6 / len(algorithms))
-    fig, _ = _plot_utils().plot_interval_estimates(
-        stats.point,
-        stats.interval,
-        metric_names=list(stats.metrics),
-        algorithms=algorithms,
-        colors=_colors(algorithms),
-        row_height=row_height,
-        # Below the tick labels, whatever the figure's height (in figure fractions).
-        xlabel_y_coordinate=0.11 - 0.65 / (row_height * len(algorithms)),
-        xlabel=xlabel,
-    )
+    before = set(plt.get_fignums())
+    # rliable makes this figure with pyplot: not shown while it is drawn (an interactive
+    # session's window), and closed whatever happens, as new_figure's need nothing.
+    try:
+        with plt.ioff():
+            fig, _ = _plot_utils().plot_interval_estimates(
+                stats.point,
+                stats.interval,
+                metric_names=list(stats.metrics),
+                algorithms=algorithms,
+                colors=_colors(algorithms),
+                row_height=row_height,
+                # Below the tick labels, whatever the figure's height (in figure fractions).
+                xlabel_y_coordinate=0.11 - 0.65 / (row_height * len(algorithms)),
+                xlabel=xlabel,
+            )
+    except BaseException:
+        for number in set(plt.get_fignums()) - before:
+            plt.close(number)
+        raise
     return _save_figure(fig, path)
 
 
 def plot_performance_profiles(profiles: Profiles, path: str | Path, xlabel: str = "Score") -> Path:
     """Fraction of runs above each threshold, with interval bands (PNG)."""
-    import matplotlib.pyplot as plt
+    from jrl.reporting import new_figure
 
     colors = _colors(list(profiles.point))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     _plot_utils().plot_performance_profiles(
         profiles.point,
         profiles.taus,
@@ -429,10 +439,11 @@ def plot_iqm_curves(
     curves: Curves, path: str | Path, xlabel: str = "Step", ylabel: str = "IQM score"
 ) -> Path:
     """IQM against step, one line per algorithm with its interval band (PNG)."""
-    import matplotlib.pyplot as plt
+    from jrl.reporting import new_figure
 
     colors = _colors(list(curves.point))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     _plot_utils().plot_sample_efficiency_curve(
         curves.steps, curves.point, curves.interval, list(curves.point),
         colors=colors, ax=ax, xlabel=xlabel, ylabel=ylabel,

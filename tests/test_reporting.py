@@ -363,3 +363,38 @@ def test_episodes_by_step_counts_an_episode_from_the_step_it_ends():
     np.testing.assert_array_equal(
         episodes_by_step([[1, 1, 0], [2, 0, 0]], 3), [[1, 2, 2], [0, 1, 1]]
     )
+
+
+def test_plots_leave_the_backend_and_pyplots_figures_as_they_were(tmp_path):
+    """A notebook's inline plots: jrl's plots had switched the whole process to Agg
+    (``matplotlib.use``), and a call refused half way, or a save in an unknown format,
+    left its figure open in pyplot."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from jrl import stats
+    from jrl.reporting import plot_curves
+
+    before = matplotlib.get_backend()
+    open_before = plt.get_fignums()
+    matplotlib.use("svg")  # stands for a notebook's backend
+    try:
+        rng = np.random.default_rng(0)
+        curves = {"a": rng.normal(size=(3, 6)), "b": rng.normal(size=(3, 6))}
+        plot_learning_curves(tmp_path / "c.png", curves, xlabel="x", ylabel="y", title="t",
+                             num_resamples=20)  # fmt: skip
+        plot_curves(tmp_path / "d.png", curves, xlabel="x", ylabel="y", title="t")
+        scores = {name: values[:, :1] for name, values in curves.items()}
+        paths = stats.write_report(tmp_path / "report", scores, curves=dict(
+            (name, values[:, None, :]) for name, values in curves.items()), reps=20)  # fmt: skip
+        assert all(path.stat().st_size > 0 for path in paths.values())
+        assert matplotlib.get_backend() == "svg"
+        with pytest.raises(ValueError, match="x for 'a' has shape"):
+            plot_learning_curves(tmp_path / "e.png", curves, x=np.arange(5), xlabel="x",
+                                 ylabel="y", title="t", num_resamples=20)  # fmt: skip
+        with pytest.raises(ValueError, match="xyz"):
+            plot_curves(tmp_path / "f.xyz", curves, xlabel="x", ylabel="y", title="t")
+        assert plt.get_fignums() == open_before
+        assert not (tmp_path / "f.xyz").exists()
+    finally:
+        matplotlib.use(before)
