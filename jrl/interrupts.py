@@ -41,6 +41,7 @@ def watch_signals(
     seen: list[int] = []
     previous: dict[int, Any] = {}
     read = write = previous_fd = watcher = None
+    installed = threading.Event()  # previous_fd is known
 
     def watch():
         while data := os.read(read, 64):  # b"" once the write end is closed
@@ -48,6 +49,16 @@ def watch_signals(
                 if number in previous:
                     seen.append(number)
                     on_signal(number)
+                else:
+                    pass_on(number)
+
+    def pass_on(number: int) -> None:
+        # A signal the block does not watch belongs to the wake-up fd's owner before
+        # (asyncio's signal handlers, an outer block): written there, as Python would.
+        installed.wait()
+        if previous_fd is not None and previous_fd >= 0:
+            with contextlib.suppress(OSError):  # full (as Python's own write) or closed
+                os.write(previous_fd, bytes([number]))
 
     try:
         read, write = os.pipe()
@@ -55,6 +66,7 @@ def watch_signals(
         watcher = threading.Thread(target=watch, name="jrl-signals", daemon=True)
         watcher.start()
         previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        installed.set()
         # SIGINT last: until its handler is swapped, a Ctrl-C raises KeyboardInterrupt.
         for number in sorted(set(numbers), key=lambda number: number == signal.SIGINT):
             previous[number] = signal.signal(number, lambda number, _: handled.append(number))

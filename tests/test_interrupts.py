@@ -89,6 +89,23 @@ def test_a_late_signal_reaches_an_outer_watcher_once():
     assert outer == [signal.SIGINT] and inner == [] and watchers() == []
 
 
+def test_a_signal_the_block_does_not_watch_reaches_the_wake_up_fds_owner_before():
+    """asyncio's signal handlers and an outer block hear signals through the wake-up fd
+    the block takes over: one the block does not watch is written there as it comes
+    (it had been dropped, and an outer jrl block's SIGTERM became a kill at its end)."""
+    outer, inner, after = [], [], []
+    before = signal.signal(signal.SIGTERM, lambda number, _: after.append(number))  # not a kill
+    try:
+        with watch_signals(outer.append, (signal.SIGTERM,)):
+            with watch_signals(inner.append, (signal.SIGINT,)):
+                signal.raise_signal(signal.SIGTERM)
+                assert wait_for(lambda: outer == [signal.SIGTERM])
+            time.sleep(0.2)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert outer == [signal.SIGTERM] and inner == after == [] and watchers() == []
+
+
 def test_watching_no_signals_watches_nothing():
     import threading
 
