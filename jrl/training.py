@@ -776,7 +776,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         metrics_path.write_text("")
     if callable(sinks):
         sinks = sinks()
-        held.callback(lambda: [sink.close() for sink in sinks])
+        for sink in reversed(sinks):  # each closed in turn, whatever one before raised
+            held.callback(sink.close)
     summary = Summary(spec, iter_rows(metrics_path) if resume else ())
     # (grid point, seed) -> the update count by which its learned values held NaN or inf
     diverged: dict[tuple[int, int], int] = {}

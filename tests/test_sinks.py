@@ -451,3 +451,29 @@ def test_closing_a_wandb_sink_finishes_its_run(tmp_path, wandb_offline):
     assert wandb.run is not None
     sink.close()
     assert wandb.run is None  # finished: a resume in this process starts afresh
+
+
+def test_every_sink_train_opened_is_closed_when_one_fails_to_close(tmp_path):
+    """A sink whose close raises (a W&B upload, a full disk) left the sinks after it
+    open: their last rows unflushed, their files unclosed."""
+    from jrl.training import RunSpec, train
+
+    closed = []
+
+    class Sink:
+        def __init__(self, name):
+            self.name = name
+
+        def write(self, rows):
+            pass
+
+        def close(self):
+            closed.append(self.name)
+            if self.name == "failing":
+                raise OSError("disk full")
+
+    spec = RunSpec(agent="tabular", env="CliffWalking-v0", config={"num_episodes": 2},
+                   num_seeds=1, chunk_size=40)  # fmt: skip
+    with pytest.raises(OSError, match="disk full"):
+        train(spec, tmp_path / "run", progress=False, sinks=lambda: [Sink("failing"), Sink("next")])
+    assert closed == ["failing", "next"]
