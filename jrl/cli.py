@@ -647,16 +647,6 @@ def plot(
     from jrl import run_analysis
 
     run_analysis.plot_runs(run_dirs, out, metric)
-    for run_dir in run_dirs:
-        diverged = (read_summary(run_dir) or {}).get("diverged")
-        if diverged:
-            runs = run_analysis.diverged_runs(diverged)
-            print(
-                f"jrl plot: {run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf "
-                "in what they learned; listed by update in summary.json): their curves "
-                "after that are a degenerate policy's, or end there",
-                file=sys.stderr,
-            )
     print(f"wrote {out}")
 
 

@@ -332,7 +332,9 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     logged a value; a seed's missing value after that (no episode ended in that
     update) holds its last one (``fill_gaps``). A seed with no value yet (a run still
     early in training) is left out, with a note on stderr, and so is a grid point none
-    of whose seeds has one."""
+    of whose seeds has one. Runs summary.json lists as diverged are left out too, as
+    its means and ``jrl eval`` leave them out (their later rows are null: held at
+    their last value before, they had drawn a healthy curve)."""
     curves, xs = {}, {}
     names = [Path(run_dir).name for run_dir in run_dirs]
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
@@ -346,8 +348,11 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                 + (f"; its metrics: {', '.join(known)}" if known else " (no rows yet)")
             )
         shown = training.shown_hparams(spec.agent, spec.hparams, spec.config)  # tells points apart
+        diverged = diverged_runs((read_summary(run_dir) or {}).get("diverged") or [])
         for g in np.unique(columns["grid_point"]).tolist():
             at = columns["grid_point"] == g
+            lost = sorted({seed for point, seed in diverged if point == g})
+            at &= ~np.isin(columns["seed"], lost)
             # Aligned by update; a seed whose run ended earlier (a tabular run's episode
             # budget) has no later rows, and fill_gaps holds its last value.
             seeds, row_seed = np.unique(columns["seed"][at], return_inverse=True)
@@ -361,6 +366,15 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
             if label in curves:  # points alike as float32 (a Python-made spec may hold them)
                 label = f"{label} (grid point {g})"
+            if lost:
+                which = f"seed(s) {lost}" if len(seeds) else "every seed"
+                print(
+                    f"jrl plot: {label}: {which} diverged (summary.json lists by which "
+                    "update); left out",
+                    file=sys.stderr,
+                )
+                if not len(seeds):
+                    continue
             if not logged.any():
                 print(
                     f"jrl plot: {label}: no seed logged {metric} yet; left out",

@@ -912,10 +912,21 @@ def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
     assert [point["mean"] for point in result["grid"]] == [None, None]
     assert not (run_dir / "eval").exists()
     from jrl.cli import main
+    from jrl.run_analysis import learning_curves
 
+    # jrl plot leaves them out too: held at their last return before they diverged (their
+    # later rows are null), they had drawn a healthy curve in the means and the bands.
     capsys.readouterr()
     assert main(["plot", str(run_dir), "--out", str(tmp_path / "curves.png")]) == 0
-    assert "runs (grid point, seed) [(0, 0), (0, 1)] diverged" in capsys.readouterr().err
+    assert "diverged lr=1e+30 max_grad_norm=1e+30: every seed diverged" in capsys.readouterr().err
+    ((label, values),) = learning_curves([run_dir])[0].items()
+    assert label == "diverged lr=0.001 max_grad_norm=0.5" and values.shape[0] == 2
+    summary = json.loads((run_dir / "summary.json").read_text())  # one seed of point 1 too
+    summary["diverged"].append({"grid_point": 1, "seed": 0, "by_update": 8})
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    ((label, values),) = learning_curves([run_dir])[0].items()
+    assert values.shape[0] == 1 and f"{label}: seed(s) [0] diverged" in capsys.readouterr().err
 
 
 def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeypatch):
