@@ -51,7 +51,7 @@ import numpy as np
 
 from jrl import checkpoint, stats, training
 from jrl.agents import evaluation
-from jrl.run_dir import write_json
+from jrl.run_dir import read_summary, write_json
 
 NORMALIZE = ("random,best", "none")
 
@@ -261,19 +261,16 @@ def evaluate_tasks(
                 f"{run_dir} has no checkpoint yet (no chunk has finished): train it "
                 f"(jrl train --resume {shlex.quote(str(run_dir))}) or leave it out of the pool"
             )
+        _refuse_diverged(
+            run_dir, diverged_runs((read_summary(run_dir) or {}).get("diverged") or [])
+        )
     per_seed = {}  # run directory -> float[G, S]
     checkpoints = {}  # run directory -> the checkpoint evaluated and the run's status
     writes = []  # each run's eval.json and eval/, written once the pool is checked
     for run_dir in plan.specs:
         result, write = evaluation(run_dir, episodes, seed, max_steps, sampled, epsilon)
         writes.append(write)
-        if result["diverged"]:
-            runs = diverged_runs(result["diverged"])
-            raise ValueError(
-                f"{run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf in what "
-                "they learned): pooled tasks need every method's seeds; evaluate the run "
-                "alone (jrl eval RUN_DIR), which leaves them out"
-            )
+        _refuse_diverged(run_dir, diverged_runs(result["diverged"]))
         per_seed[run_dir] = np.asarray(result["returns"], np.float64).mean(axis=-1)
         checkpoints[str(run_dir)] = result["checkpoint"]
     raw = {
@@ -347,3 +344,13 @@ def evaluate_tasks(
     }
     write_json(out / "tasks.json", result)
     return {**result, "table": paths["table"].read_text()}
+
+
+def _refuse_diverged(run_dir, runs: list[tuple[int, int]]) -> None:
+    """Pooled tasks need every method's seeds: a ValueError naming the diverged runs."""
+    if runs:
+        raise ValueError(
+            f"{run_dir}: runs (grid point, seed) {runs} diverged (NaN or inf in what "
+            "they learned): pooled tasks need every method's seeds; evaluate the run "
+            "alone (jrl eval RUN_DIR), which leaves them out"
+        )

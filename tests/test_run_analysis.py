@@ -198,3 +198,26 @@ def test_a_task_no_run_beats_random_on_is_refused(two_tasks, tmp_path, monkeypat
     for run in runs:
         assert json.loads((run / "eval.json").read_text()) == {"earlier": True}
         assert not (run / "eval").exists()
+
+
+def test_a_pool_with_a_diverged_run_is_refused_before_anything_is_evaluated(
+    two_tasks, tmp_path, monkeypatch
+):
+    """summary.json lists the diverged runs: the pool refuses them before evaluating
+    any run (it had evaluated every run before the diverged one first)."""
+    from jrl import run_analysis, task_aggregates
+
+    runs = [shutil.copytree(run, tmp_path / run.name) for run in two_tasks]
+    summary = json.loads((runs[1] / "summary.json").read_text())
+    summary["diverged"] = [{"grid_point": 1, "seed": 2, "by_update": 10}]
+    (runs[1] / "summary.json").write_text(json.dumps(summary))
+    evaluated = []
+    evaluation = run_analysis.evaluation
+    monkeypatch.setattr(
+        run_analysis, "evaluation", lambda run, *a: evaluated.append(run) or evaluation(run, *a)
+    )
+    with pytest.raises(
+        ValueError, match=r"CliffWalking-v0: runs \(grid point, seed\) \[\(1, 2\)\] diverged"
+    ):
+        task_aggregates.evaluate_tasks(runs, tmp_path / "out", episodes=2, max_steps=100, reps=50)
+    assert evaluated == []
