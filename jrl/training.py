@@ -563,15 +563,25 @@ def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int) -> Non
 def _check_nothing_checkpointed(run_dir: Path) -> None:
     """For a resume that finds no checkpoint record: a CheckpointError where summary.json
     says a checkpoint was confirmed (``checkpointed_updates``), since starting over would
-    replace the run's metrics: its checkpoints were removed, not never written."""
+    replace the run's metrics: its checkpoints were removed, not never written. A
+    summary.json written before jrl kept that field says so by a final status after
+    some updates (written only once the last checkpoint was)."""
     summary = read_summary(run_dir) or {}
-    if summary.get("checkpointed_updates"):
+    if "checkpointed_updates" in summary:
+        done = summary["checkpointed_updates"]
+    elif summary.get("status") in ("stopped", "interrupted", "complete"):
+        done = summary.get("updates_done")
+    else:
+        done = None
+    if done:
+        unrecorded = sorted(p.name for p in (run_dir / "checkpoints").glob("chunk_*") if p.is_dir())
         raise checkpoint.CheckpointError(
-            f"{run_dir} was checkpointed after {summary['checkpointed_updates']} updates "
-            "(summary.json), but checkpoints/ holds no record of a checkpoint "
-            "(latest.json and chunk_N.json are gone): a resume would train it again from "
-            "update 0 and replace its metrics. Restore checkpoints/, or train into a new "
-            "run directory"
+            f"{run_dir} was checkpointed after {done} updates (summary.json), but "
+            "checkpoints/ holds no record of a checkpoint (latest.json and chunk_N.json "
+            "are gone"
+            + (f"; it holds {', '.join(unrecorded)} without them" if unrecorded else "")
+            + "): a resume would train it again from update 0 and replace its metrics. "
+            "Restore checkpoints/, or train into a new run directory"
         )
 
 

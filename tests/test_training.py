@@ -380,7 +380,16 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
     for record in (run_dir / "checkpoints").glob("*.json"):
         record.unlink()  # the chunk_* directories are left, unverifiable without them
     with pytest.raises(checkpoint.CheckpointError, match=r"was checkpointed after 20 updates .* "
+                       r"holds chunk_00000010, chunk_00000020 without them.* "
                        r"would train it again from update 0"):  # fmt: skip
+        train(spec, run_dir, progress=False, resume=True)
+    # A summary.json from before checkpointed_updates: a final status after some updates
+    # is written only once the last checkpoint was (such runs started over).
+    summary = json.loads((run_dir / "summary.json").read_text())
+    del summary["checkpointed_updates"]
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    assert summary["status"] == "stopped"
+    with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after 20 updates"):
         train(spec, run_dir, progress=False, resume=True)
     shutil.rmtree(run_dir / "checkpoints")
     with pytest.raises(checkpoint.CheckpointError, match="holds no record of a checkpoint"):
