@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import array
+import errno
 import math
 import shutil
 import sys
@@ -183,7 +184,8 @@ def evaluation(
 
     Returns (what eval.json holds, ``write()``, which writes eval.json and RUN_DIR/eval/):
     nothing is written before ``write`` is called (runs pooled as tasks are written only
-    once the pool has passed its checks, so a refused pool keeps each run's own)."""
+    once the pool has passed its checks, so a refused pool keeps each run's own). A run
+    directory that cannot be written (read-only) gets neither, with a note on stderr."""
     built, state, info = training.restore_state(run_dir)
     finite = np.asarray(training.finite_runs(state))
     env_params = params_in_layout(built, layout)
@@ -248,19 +250,28 @@ def evaluation(
     }
 
     def write() -> None:
-        if scores:
-            stats.write_report(
-                report,
-                scores,
-                reps=2000,
-                seed=seed,
-                gamma=None,
-                xlabel=xlabel,
-                aggregates=aggregates,
+        try:
+            if scores:
+                stats.write_report(
+                    report,
+                    scores,
+                    reps=2000,
+                    seed=seed,
+                    gamma=None,
+                    xlabel=xlabel,
+                    aggregates=aggregates,
+                )
+            elif report.exists():  # an earlier evaluation's, of runs that have diverged since
+                shutil.rmtree(report)
+            write_json(Path(run_dir) / "eval.json", result)
+        except OSError as error:  # an archived run, a colleague's read-only share
+            if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+            print(
+                f"jrl eval: {run_dir} cannot be written ({error.strerror}): its eval.json "
+                "and eval/ are not written, the results only returned (printed by jrl eval)",
+                file=sys.stderr,
             )
-        elif report.exists():  # an earlier evaluation's, of runs that have diverged since
-            shutil.rmtree(report)
-        write_json(Path(run_dir) / "eval.json", result)
 
     return result, write
 

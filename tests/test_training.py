@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -264,6 +265,34 @@ def test_jrl_eval_reports_the_status_of_the_checkpoint_it_read(reference, tmp_pa
     latest.write_text(json.dumps(final))
     evaluate([run_dir], episodes=2)
     assert json.loads((run_dir / "eval.json").read_text())["checkpoint"]["run_status"] == "complete"
+
+
+def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
+    reference, tmp_path, capsys, monkeypatch
+):
+    """An archived run or a colleague's read-only share: jrl eval played every episode,
+    then failed writing eval/ and threw the results away (read-only file system)."""
+    import errno
+
+    from jrl import run_dir as run_dir_module
+    from jrl.cli import evaluate
+
+    whole, _, _ = reference("tabular")
+    run_dir = shutil.copytree(whole, tmp_path / "archived")
+    write = run_dir_module.write_bytes_atomic
+
+    def read_only(path, data):
+        if Path(path).is_relative_to(run_dir):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return write(path, data)
+
+    monkeypatch.setattr(run_dir_module, "write_bytes_atomic", read_only)
+    capsys.readouterr()
+    evaluate([run_dir], episodes=2)
+    said = capsys.readouterr()
+    assert "grid point 0: mean return" in said.out
+    assert f"jrl eval: {run_dir} cannot be written (Read-only file system)" in said.err
+    assert not (run_dir / "eval.json").exists() and not list((run_dir / "eval").glob("*"))
 
 
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
