@@ -360,7 +360,15 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             )
         shown = training.shown_hparams(spec.agent, spec.hparams, spec.config)  # tells points apart
         diverged = diverged_runs((read_summary(run_dir) or {}).get("diverged") or [])
-        for g in np.unique(columns["grid_point"]).tolist():
+        present = np.unique(columns["grid_point"]).tolist()
+        missing = sorted(set(range(len(spec.hparams))) - set(present))
+        if missing:
+            print(
+                f"jrl plot: {run_dir}: grid point(s) {missing} have no rows with {metric} in "
+                "metrics.jsonl; left out",
+                file=sys.stderr,
+            )
+        for g in present:
             at = columns["grid_point"] == g
             lost = sorted({seed for point, seed in diverged if point == g})
             at &= ~np.isin(columns["seed"], lost)
@@ -377,6 +385,14 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
             if label in curves:  # points alike as float32 (a Python-made spec may hold them)
                 label = f"{label} (grid point {g})"
+            absent = sorted(set(range(spec.num_seeds)) - set(seeds.tolist()) - set(lost))
+            if absent:  # a metrics.jsonl cut short or cleaned by hand
+                print(
+                    f"jrl plot: {label}: seed(s) {absent} have no rows with {metric} in "
+                    f"metrics.jsonl (the run has {spec.num_seeds}); plotting the other "
+                    f"{len(seeds)}",
+                    file=sys.stderr,
+                )
             if lost:
                 which = f"seed(s) {lost}" if len(seeds) else "every seed"
                 print(

@@ -320,6 +320,15 @@ def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_pat
     assert list(learning_curves([early, none_yet])[0]) == [label]
     said = f"{label.replace('early', 'none_yet')}: no seed logged episode_return yet; left out"
     assert said in capsys.readouterr().err
+    # A seed with no rows at all (metrics.jsonl cut short or cleaned by hand) is named too:
+    # the curve had been drawn from the other alone, without a word.
+    cut = shutil.copytree(whole, tmp_path / "cut")
+    kept = [row for row in read_rows(whole / "metrics.jsonl") if row["seed"] == seeds[0]]
+    (cut / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in kept))
+    ((label, values),) = learning_curves([cut])[0].items()
+    assert values.shape[0] == 1
+    said = f"{label}: seed(s) [{seeds[1]}] have no rows with episode_return in metrics.jsonl"
+    assert said in capsys.readouterr().err
 
 
 def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys):
