@@ -404,7 +404,9 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                     continue
             if not logged.any():
                 print(
-                    f"jrl plot: {label}: no seed logged {metric} yet; left out",
+                    f"jrl plot: {label}: no seed logged {metric} yet (or only NaN or inf, "
+                    "which metrics.jsonl writes as null; summary.json lists those runs under "
+                    "'diverged' and 'infinite'); left out",
                     file=sys.stderr,
                 )
                 continue

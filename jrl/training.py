@@ -469,6 +469,8 @@ class Summary:
         "evaluation (null before a seed's first)",
         "diverged": "runs whose learned values (parameters or Q-table) held NaN or inf at "
         "the end of a chunk, with the update count by which they did",
+        "infinite": "runs that logged an infinite value (a loss or Q-value that overflowed, "
+        "written as null in metrics.jsonl), with the first such metric and its update",
         "checkpointed_updates": "the update count of the last checkpoint confirmed on disk "
         "(null before the first): a resume without one starts over",
         "updates_run": "updates in which some run still learned (the last metrics row's "
@@ -534,6 +536,33 @@ def finite_runs(state: Any) -> jax.Array:
     return jnp.stack([jnp.isfinite(x).reshape(*x.shape[:2], -1).all(axis=-1) for x in leaves]).all(
         axis=0
     )
+
+
+def _note_infinite(infinite: dict, metrics: Any, first_update: int) -> None:
+    """Add to ``infinite`` each run that logged an infinity in this chunk's ``metrics``
+    [G, S, K] (a loss or Q-value that overflowed, which metrics.jsonl writes as null, as
+    it writes a value not logged) with its first such metric, saying so on stderr once
+    per run."""
+    first: dict[tuple[int, int], tuple[int, str]] = {}
+    for name, value in metrics._asdict().items():
+        value = np.asarray(value)
+        if not np.issubdtype(value.dtype, np.floating):
+            continue
+        overflowed = np.isinf(value)
+        for g, seed in zip(*np.nonzero(overflowed.any(axis=-1)), strict=True):
+            k = int(np.argmax(overflowed[g, seed]))
+            run = (int(g), int(seed))
+            if run not in infinite and (run not in first or k < first[run][0]):
+                first[run] = (k, name)
+    for (g, seed), (k, name) in sorted(first.items()):
+        infinite[g, seed] = {"metric": name, "update": first_update + k}
+        print(
+            f"jrl: grid point {g} seed {seed} logged an infinite {name} at update "
+            f"{first_update + k} (an overflow, written as null in metrics.jsonl; "
+            "summary.json lists it under 'infinite')",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 # What a new run's directory may hold before its config.yaml: the lock, the sinks'
@@ -791,9 +820,17 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     summary = Summary(spec, iter_rows(metrics_path) if resume else ())
     # (grid point, seed) -> the update count by which its learned values held NaN or inf
     diverged: dict[tuple[int, int], int] = {}
+    # (grid point, seed) -> the first metric it logged as an infinity, and at which update
+    infinite: dict[tuple[int, int], dict] = {}
     if resume and (run_dir / "summary.json").exists():
-        for entry in json.loads((run_dir / "summary.json").read_text()).get("diverged", []):
+        before = json.loads((run_dir / "summary.json").read_text())
+        for entry in before.get("diverged", []):
             diverged[entry["grid_point"], entry["seed"]] = entry["by_update"]
+        for entry in before.get("infinite", []):
+            infinite[entry["grid_point"], entry["seed"]] = {
+                "metric": entry["metric"],
+                "update": entry["update"],
+            }
 
     def write_summary(status: str, seconds: float, compile_s: float) -> dict:
         result = {
@@ -808,6 +845,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             "diverged": [
                 {"grid_point": g, "seed": seed, "by_update": update}
                 for (g, seed), update in sorted(diverged.items())
+            ],
+            "infinite": [
+                {"grid_point": g, "seed": seed, **first}
+                for (g, seed), first in sorted(infinite.items())
             ],
             "definitions": Summary.DEFINITIONS,
         }
@@ -861,6 +902,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 taken = checkpoint.snapshot(state)  # waits for the chunk; state is donated next
                 metrics = jax.device_get(metrics)
                 in_flight = dispatch(state, updates_done + length)
+                _note_infinite(infinite, metrics, updates_done)
                 rows = metric_rows(metrics, updates_done)
                 updates_done += length
                 _note_diverged(diverged, np.asarray(finite), updates_done)

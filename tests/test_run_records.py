@@ -392,3 +392,32 @@ def test_a_second_sigterm_does_not_exit_at_once(monkeypatch):
         os.kill(os.getpid(), signal.SIGINT)
         wait_for(lambda: calls)
         assert len(calls) == 1 and "second Ctrl-C" in calls[0]
+
+
+def test_an_infinite_metric_is_named_once_per_run_with_its_first_update(capsys):
+    """An overflowed loss is written as null, as a value not logged: a DQN at lr=1e10
+    logged an infinite loss from its first gradient step with finite parameters, and
+    nothing said so (jrl plot then said it had logged no loss "yet")."""
+    from typing import NamedTuple as Tuple
+
+    class Metrics(Tuple):
+        loss: np.ndarray
+        q_value: np.ndarray
+        gradient_steps: np.ndarray
+
+    loss = np.zeros((2, 3, 4), np.float32)  # [G, S, K]
+    q_value = np.zeros((2, 3, 4), np.float32)
+    loss[1, 2, 2:] = np.inf
+    q_value[1, 2, 1] = -np.inf  # earlier, in another field: the one named
+    loss[0, 1, 3] = np.nan  # not an infinity
+    infinite = {}
+    metrics = Metrics(loss, q_value, np.ones((2, 3, 4), np.int32))
+    training._note_infinite(infinite, metrics, first_update=10)
+    assert infinite == {(1, 2): {"metric": "q_value", "update": 11}}
+    said = capsys.readouterr().err
+    assert "grid point 1 seed 2 logged an infinite q_value at update 11" in said
+    loss[0, 0, 0] = np.inf
+    training._note_infinite(infinite, metrics, first_update=14)  # the next chunk
+    assert infinite == {(1, 2): {"metric": "q_value", "update": 11},
+                        (0, 0): {"metric": "loss", "update": 14}}  # fmt: skip
+    assert "grid point 1" not in capsys.readouterr().err  # said once

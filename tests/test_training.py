@@ -318,7 +318,7 @@ def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_pat
     (none_yet / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     capsys.readouterr()
     assert list(learning_curves([early, none_yet])[0]) == [label]
-    said = f"{label.replace('early', 'none_yet')}: no seed logged episode_return yet; left out"
+    said = f"{label.replace('early', 'none_yet')}: no seed logged episode_return yet (or only NaN"
     assert said in capsys.readouterr().err
     # A seed with no rows at all (metrics.jsonl cut short or cleaned by hand) is named too:
     # the curve had been drawn from the other alone, without a word.
