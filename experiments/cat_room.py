@@ -70,6 +70,20 @@ def run(
     groups: dict[TabularConfig, list[str]] = {}
     for label, (config, _) in agents.items():
         groups.setdefault(config, []).append(label)
+    # One program for every group (a jit made in the loop compiled it once per group).
+    greedy_returns = jax.jit(
+        jax.vmap(
+            jax.vmap(
+                lambda q, final: greedy_episode(
+                    jax.random.key(seed + 1),
+                    env,
+                    params.in_layout(final),
+                    q,
+                    int(params.max_steps_in_episode),
+                )[0]
+            )
+        )
+    )
     out = {}
     for config, labels in groups.items():
         started = time.perf_counter()
@@ -78,19 +92,7 @@ def run(
         state, metrics = run_sweep(
             make_train(config, env, params), jax.random.key(seed), grid, num_seeds
         )
-        greedy = jax.jit(
-            jax.vmap(
-                jax.vmap(
-                    lambda q, final: greedy_episode(
-                        jax.random.key(seed + 1),
-                        env,
-                        params.in_layout(final),
-                        q,
-                        int(params.max_steps_in_episode),
-                    )[0]
-                )
-            )
-        )(state.q_values, _final_layout(env, params, metrics))
+        greedy = greedy_returns(state.q_values, _final_layout(env, params, metrics))
         for i, label in enumerate(labels):
             out[label] = {
                 "returns": np.asarray(metrics.episode_returns[i]),
