@@ -20,6 +20,7 @@ numbers are those of a run that never stopped.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
@@ -30,6 +31,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
@@ -565,6 +567,26 @@ def _note_infinite(infinite: dict, metrics: Any, first_update: int) -> None:
         )
 
 
+def _compile_into(chunks: dict, built: Built, length: int, like: Any) -> None:
+    """Compile the chunk of ``length`` updates for states like ``like`` into ``chunks``."""
+    chunks[length] = make_chunk(built, length).lower(like, built.grid, np.int32(0)).compile()
+
+
+def _in_background(fn: Callable, *args) -> concurrent.futures.Future:
+    """``fn(*args)`` in a daemon thread (one that a process ending, or stopped, does not
+    wait for), its outcome in the returned future."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(*args))
+        except BaseException as error:  # handed to whoever waits on the future
+            future.set_exception(error)
+
+    threading.Thread(target=run, name="jrl-compile", daemon=True).start()
+    return future
+
+
 # What a new run's directory may hold before its config.yaml: the lock, the sinks'
 # folders (``jrl.sinks``; the command line opens the sinks before training starts), and
 # meta.json (written just before config.yaml: a process killed between the two leaves it).
@@ -862,6 +884,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     start, chunks_run, compile_s = time.perf_counter(), 0, 0.0
     ended_early = False  # every run of an agent that ends by itself (tabular) is done
 
+    tail_compiles: dict[int, concurrent.futures.Future] = {}  # length -> its compile
+
     def dispatch(state, first: int):
         """Start the chunk after ``first`` updates (asynchronously) unless the run is
         over, stopped, or at ``max_chunks``: (state, metrics, length) or None."""
@@ -876,11 +900,28 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         length = min(spec.chunk_size, built.total_updates - first)
         if length not in chunks:
             started = time.perf_counter()
-            chunks[length] = (
-                make_chunk(built, length).lower(state, built.grid, np.int32(first)).compile()
-            )
+            if length in tail_compiles:
+                tail_compiles.pop(length).result()  # raises what the compile raised
+            else:
+                chunks[length] = (
+                    make_chunk(built, length).lower(state, built.grid, np.int32(first)).compile()
+                )
             release_unused_memory()
             compile_s += time.perf_counter() - started
+        tail = (built.total_updates - first) % spec.chunk_size  # the last chunk's length
+        if (
+            tail
+            and first + length < built.total_updates
+            and tail not in chunks
+            and tail not in tail_compiles
+            and all_finished is None  # a tabular run ends by itself, mostly long before
+            and max_chunks is None
+        ):
+            # Compiled while the chunks before it run, not at the end, where nothing hides it.
+            like = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+            )
+            tail_compiles[tail] = _in_background(_compile_into, chunks, built, tail, like)
         chunks_run += 1
         return (*chunks[length](state, built.grid, np.int32(first)), length)
 

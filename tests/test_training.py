@@ -7,6 +7,7 @@ are reused in this process (``jrl.training`` keeps the last few); only the kille
 processes compile again."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -143,6 +144,30 @@ def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, referenc
     summary = json.loads((whole / "summary.json").read_text())
     shown = {name for point in summary["grid"] for name in point if name.startswith("final_")}
     assert shown and shown <= set(summary["definitions"])  # every final_* field is defined
+
+
+def test_a_shorter_last_chunk_is_compiled_while_the_chunks_before_it_run(
+    reference, tmp_path, monkeypatch
+):
+    """32 updates in chunks of 5: the last chunk's 2 updates are another program, which
+    was compiled when the run reached it (a default PPO run, 976 updates in chunks of
+    10, stalled at its end for a whole compile); now in the background from the first
+    chunk on, with the same numbers."""
+    from jrl import training
+
+    started = []
+    in_background = training._in_background
+    monkeypatch.setattr(
+        training,
+        "_in_background",
+        lambda fn, *args: started.append(args[2]) or in_background(fn, *args),
+    )
+    spec = dataclasses.replace(SPECS["ppo"], chunk_size=5)
+    assert train(spec, tmp_path / "run", progress=False)["status"] == "complete"
+    assert started == [2]
+    order = lambda row: (row["grid_point"], row["seed"], row["update"])  # noqa: E731
+    rows = sorted(read_rows(tmp_path / "run" / "metrics.jsonl"), key=order)
+    assert rows == sorted(reference("ppo")[1], key=order)  # rows are written chunk by chunk
 
 
 def test_jrl_train_runs_the_numbers_run_sweep_does(reference):
