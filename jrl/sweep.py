@@ -232,6 +232,13 @@ def grid_size(grid: Any) -> int:
     return sizes.pop()
 
 
+# run_sweep's compiled programs, by what decides them (its own fn is a new closure per
+# call, which jax.jit's cache would never find): a notebook looping over seed batches or
+# grids of the same shape compiles once.
+_COMPILED: dict[tuple, Any] = {}
+_COMPILED_KEEP = 8
+
+
 def run_sweep(
     train: Callable,
     key: jax.Array,
@@ -261,6 +268,8 @@ def run_sweep(
     The outputs stay split over the devices where these divide the runs; otherwise the
     runs are padded with copies of the last, and the outputs come back on the first.
     The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
+    A second call with the same ``train`` (the same object), grid and seed shapes and
+    devices runs the program the first compiled (the last 8 are kept).
     ``progress``: the ``jrl.progress.Progress`` that ``train`` reports to (built with
     ``jrl.progress.train_with_progress``); the compiled run then goes through
     ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
@@ -323,8 +332,23 @@ def run_sweep(
         return finish(fn(keys, grid))
     if devices is not None and len(devices) == 1:  # the compiled call runs where its inputs are
         keys, grid = jax.device_put((keys, grid), devices[0])
-    compiled = jax.jit(fn, compiler_options=compiler_options()).lower(keys, grid).compile()
-    release_unused_memory()  # the compiler's freed memory, before the run allocates
+    options = compiler_options()
+    signature = (
+        train, size, num_seeds, sequential, None if devices is None else tuple(devices),
+        tuple(sorted(options.items())), jax.tree.structure((keys, grid)),
+        tuple((jax.typeof(x), x.sharding) for x in jax.tree.leaves((keys, grid))),
+    )  # fmt: skip
+    try:
+        compiled = _COMPILED.pop(signature, None)
+    except TypeError:  # a train object that cannot be hashed: compiled for this call only
+        signature = compiled = None
+    if compiled is None:
+        compiled = jax.jit(fn, compiler_options=options).lower(keys, grid).compile()
+        release_unused_memory()  # the compiler's freed memory, before the run allocates
+    if signature is not None:
+        _COMPILED[signature] = compiled  # the most recently used last
+        while len(_COMPILED) > _COMPILED_KEEP:
+            del _COMPILED[next(iter(_COMPILED))]
     if progress is not None:
         return finish(call_stoppable(progress, compiled, keys, grid))
     return finish(compiled(keys, grid))

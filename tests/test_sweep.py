@@ -374,3 +374,31 @@ def test_one_run_returns_what_a_batch_of_runs_does_for_python_and_numpy_outputs(
             assert one[name].shape == (1, 1) and two[name].shape == (1, 2)
             assert one[name].dtype == two[name].dtype == np.float32, (jit, name)
         assert one["rate"][0, 0] == two["rate"][0, 1] == np.float32(3e-4)
+
+
+def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_once(cliff):
+    """A notebook looping over seed batches or grid values: run_sweep compiled its
+    program again at every call (its function is a new closure each time)."""
+    env, params = cliff
+    train = make_train(TabularConfig(algorithm="sarsa", num_episodes=20), env, params)
+    compiles = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiles.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        first = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
+        _, before = run_sweep(train, jax.random.key(1), first, 2)
+        assert compiles
+        compiles.clear()
+        other = stack_grid([TabularHParams(alpha=0.1), TabularHParams(alpha=0.3)])
+        _, again = run_sweep(train, jax.random.key(2), other, 2)
+        assert not compiles
+        _, alone = run_sweep(train, jax.random.key(2), stack_grid([TabularHParams(alpha=0.3)]), 2)
+        assert compiles  # another number of grid points: another program
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    np.testing.assert_array_equal(again.episode_returns[1], alone.episode_returns[0])
+    assert not np.array_equal(again.episode_returns, before.episode_returns)
