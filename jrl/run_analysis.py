@@ -9,6 +9,7 @@ import math
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -81,6 +82,27 @@ def episode_fn(
         return run_episode(key, built.env, env_params, act, max_steps)
 
     return episode
+
+
+# Compiled evaluations, by run and setting: a notebook evaluating a run's checkpoints
+# as it trains compiles once (a jit made per call compiled every time).
+_EPISODES: dict[tuple, Any] = {}
+_EPISODES_KEEP = 4
+
+
+def _episodes_of_runs(built, max_steps, sampled, epsilon, layout, env_params):
+    """jit((state [G, S, ...], keys [E]) -> (return, length, terminated) [G, S, E]) of
+    :func:`episode_fn`, kept per run fingerprint and setting."""
+    signature = (built.spec.fingerprint(), max_steps, sampled, float(epsilon), layout)
+    compiled = _EPISODES.pop(signature, None)
+    if compiled is None:
+        episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
+        per_run = lambda run_state, keys: jax.vmap(lambda k: episode(k, run_state))(keys)  # noqa: E731
+        compiled = jax.jit(jax.vmap(jax.vmap(per_run, (0, None)), (0, None)))
+    _EPISODES[signature] = compiled  # the most recently used last
+    while len(_EPISODES) > _EPISODES_KEEP:
+        del _EPISODES[next(iter(_EPISODES))]
+    return compiled
 
 
 def params_in_layout(built: training.Built, layout: int | None):
@@ -190,10 +212,9 @@ def evaluation(
     finite = np.asarray(training.finite_runs(state))
     env_params = params_in_layout(built, layout)
     _note_shorter_cut(built, max_steps)
-    episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
+    episodes_of_runs = _episodes_of_runs(built, max_steps, sampled, epsilon, layout, env_params)
     keys = jax.random.split(jax.random.key(seed), episodes)
-    over_keys = jax.vmap(lambda s: jax.vmap(lambda k: episode(k, s))(keys))
-    returns, lengths, terminated = jax.jit(jax.vmap(over_keys))(state)
+    returns, lengths, terminated = episodes_of_runs(state, keys)
     returns = np.asarray(returns, np.float64)
     # A diverged run's greedy policy is no policy (argmax of NaN logits: action 0).
     returns[~finite] = np.nan

@@ -292,6 +292,20 @@ def test_jrl_eval_reports_the_status_of_the_checkpoint_it_read(reference, tmp_pa
     assert json.loads((run_dir / "eval.json").read_text())["checkpoint"]["run_status"] == "complete"
 
 
+def test_evaluating_a_run_again_in_one_process_compiles_nothing(reference, compilations):
+    """A notebook evaluating a run's checkpoints as it trains: each evaluation compiled
+    its episodes again (a jit made per call, with the keys inside it)."""
+    from jrl.run_analysis import evaluation
+
+    whole, _, _ = reference("ppo")
+    first, _ = evaluation(whole, 3, 0, 500, True, 0.0, None)  # sampled: the keys tell
+    compilations.clear()
+    again, _ = evaluation(whole, 3, 1, 500, True, 0.0, None)  # other keys, same shapes
+    assert compilations == []
+    same, _ = evaluation(whole, 3, 0, 500, True, 0.0, None)
+    assert same["returns"] == first["returns"] != again["returns"]
+
+
 def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
     reference, tmp_path, capsys, monkeypatch
 ):
