@@ -174,6 +174,8 @@ def fill_gaps(values):
     For per-update episode returns, which are NaN where no episode ended in an update
     (the curve then holds the return of the last episode that did). A row with no
     value stays NaN; infinities are values, kept for the checks downstream to refuse.
+    A diverged run's NaNs are not gaps: leave such runs out first
+    (``jrl.training.finite_runs``), or their last value before is held to the end.
     """
     values = np.asarray(values, np.float64)
     present = ~np.isnan(values)
