@@ -816,7 +816,9 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
             if stale.is_file():  # atomic writes cut short by a kill
                 stale.unlink(missing_ok=True)
-        changed = record_resume(run_dir, updates_done)
+        # A complete run has nothing left to run: no resume to record or warn of.
+        complete = record is not None and info.get("run_status") == "complete"
+        changed = [] if complete else record_resume(run_dir, updates_done)
         if changed:
             print(
                 f"jrl: {run_dir} resumes at update {updates_done} in another setting than "

@@ -427,6 +427,13 @@ def test_a_resume_under_other_xla_flags_or_versions_says_its_numbers_may_differ(
     assert "versions: {'jax': '0.0.1'} -> {'jax': " in err
     assert "commit" not in err and "cpu:" not in err  # what did not change is not named
     assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 2
+    # A complete run resumed has nothing left to run: no warning, no resume recorded.
+    train(SPECS["tabular"], run_dir, progress=False, resume=True)
+    monkeypatch.setenv("XLA_FLAGS", flags)
+    capsys.readouterr()
+    assert train(SPECS["tabular"], run_dir, progress=False, resume=True)["status"] == "complete"
+    assert "resumes at update" not in capsys.readouterr().err
+    assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 3
 
 
 def test_summary_counts_the_updates_tabular_runs_took_not_their_whole_chunk(tmp_path):
