@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -51,6 +51,7 @@ from jrl.interrupts import exit_at_once, watch_signals
 from jrl.run_dir import (
     RunInUseError,
     append_rows,
+    git_state,
     iter_rows,
     read_meta,
     read_summary,
@@ -611,6 +612,30 @@ def _note_diverged(diverged: dict, finite: np.ndarray, updates_done: int) -> Non
             )
 
 
+@contextlib.contextmanager
+def _naming_the_writer(run_dir: str | Path) -> Iterator[None]:
+    """A checkpoint of another configuration or state: where another commit of jrl
+    wrote it (meta.json's last process), the CheckpointError says which and what to
+    do, since an edit of config.yaml is then not the likely cause."""
+    try:
+        yield
+    except checkpoint.CheckpointError as error:
+        text = str(error)
+        if "holds a different state" not in text and "another configuration" not in text:
+            raise
+        meta = read_meta(run_dir)
+        writer = [meta, *meta.get("resumes", [])][-1].get("commit")
+        now = git_state().get("commit")
+        if not writer or writer == now:
+            raise
+        raise checkpoint.CheckpointError(
+            f"{text}. The run was written by jrl at commit {writer[:12]} (meta.json), and "
+            f"this is {f'commit {now[:12]}' if now else 'a jrl without its git history'}: "
+            "a later jrl may store its configuration or state differently. Resume or "
+            f"evaluate it with that commit (git checkout {writer[:12]}), or start a new run"
+        ) from error
+
+
 def _check_nothing_checkpointed(run_dir: Path) -> None:
     """For a resume that finds no checkpoint record: a CheckpointError where summary.json
     says a checkpoint was confirmed (``checkpointed_updates``), since starting over would
@@ -782,10 +807,12 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         if not (run_dir / "config.yaml").exists():
             raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml) to resume")
         hold()
-        _check_started_with(run_dir, fingerprint)
+        with _naming_the_writer(run_dir):
+            _check_started_with(run_dir, fingerprint)
         record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
         if record is not None:
-            checkpoint.check_fingerprint(record, checkpoints, fingerprint)
+            with _naming_the_writer(run_dir):
+                checkpoint.check_fingerprint(record, checkpoints, fingerprint)
         else:
             _check_nothing_checkpointed(run_dir)
     else:
@@ -799,7 +826,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     updates_done = 0
     if resume and record is not None:
         like = jax.eval_shape(chunks["init"], built.keys, built.grid)
-        state, info = checkpoint.restore(checkpoints, like, fingerprint, record)
+        with _naming_the_writer(run_dir):
+            state, info = checkpoint.restore(checkpoints, like, fingerprint, record)
         updates_done = info["updates_done"]
     else:
         state = chunks["init"](built.keys, built.grid)
@@ -1010,7 +1038,8 @@ def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
     fingerprint = spec.fingerprint()
     built, chunks = _built_and_chunks(spec, fingerprint)
     like = jax.eval_shape(chunks["init"], built.keys, built.grid)
-    state, info = checkpoint.restore(Path(run_dir) / "checkpoints", like, fingerprint)
+    with _naming_the_writer(run_dir):
+        state, info = checkpoint.restore(Path(run_dir) / "checkpoints", like, fingerprint)
     return built, state, info
 
 

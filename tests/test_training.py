@@ -556,8 +556,17 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
     train(spec, run_dir, progress=False, max_chunks=1)
 
     other = RunSpec(**{**spec.__dict__, "hparams": ({"lr": 3e-4},)})
-    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration") as refused:
         train(other, run_dir, resume=True, progress=False)
+    assert "written by jrl at commit" not in str(refused.value)  # this jrl wrote it
+    # Written by another commit of jrl (one that stored its config or state differently):
+    # the refusal names it, and says to resume or evaluate with it.
+    meta = json.loads((run_dir / "meta.json").read_text())
+    (run_dir / "meta.json").write_text(json.dumps({**meta, "commit": "0123456789abcdef"}))
+    with pytest.raises(checkpoint.CheckpointError, match=r"another configuration .*written by "
+                       r"jrl at commit 0123456789ab .*git checkout 0123456789ab"):  # fmt: skip
+        train(other, run_dir, resume=True, progress=False)
+    (run_dir / "meta.json").write_text(json.dumps(meta))
     # A changed default would change the resolved config: the fingerprint covers it.
     assert resolve(spec).fingerprint() != resolve(other).fingerprint()
     built = build(resolve(spec))
