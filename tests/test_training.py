@@ -88,6 +88,17 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def keep_compiled_runs():
+    """The reference runs' compiled chunks stay for the module's resumes in this process
+    (four were kept: the DQN reference's was evicted and compiled again, ~20 s)."""
+    from jrl import training
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "_BUILT_KEEP", 16)
+        yield
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """agent -> (run dir, metric rows, final state) of a run that never stopped."""
