@@ -373,6 +373,13 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
         names = [str(run_dir) for run_dir in run_dirs]
     for run_dir, name in zip(run_dirs, names, strict=True):
         spec = training.load_spec(run_dir)  # a path that holds no run says so
+        if training.recorded_fingerprint(run_dir, spec) is None:
+            print(
+                f"jrl plot: {run_dir}: its config.yaml is not what the run was started with "
+                "(meta.json's fingerprint): edited? The labels show config.yaml's "
+                "hyperparameters, which may not be those its curves were trained with",
+                file=sys.stderr,
+            )
         columns, known = _metric_columns(Path(run_dir) / "metrics.jsonl", metric)
         if not len(columns["value"]):
             raise ValueError(

@@ -155,8 +155,7 @@ class RunSpec:
         return cls(**data)
 
     def fingerprint(self) -> str:
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+        return _fingerprint_of(self.to_dict())
 
 
 def _coerce(cls: type, values: dict, what: str, validate: bool = True) -> Any:
@@ -626,8 +625,13 @@ def _naming_the_writer(run_dir: str | Path) -> Iterator[None]:
         meta = read_meta(run_dir)
         writer = [meta, *meta.get("resumes", [])][-1].get("commit")
         now = git_state().get("commit")
-        if not writer or writer == now:
+        if writer == now:
             raise
+        if not writer:
+            raise checkpoint.CheckpointError(
+                f"{text}. meta.json records no commit of the jrl that wrote the run: if "
+                "another version of jrl wrote it, resume or evaluate it with that version"
+            ) from error
         raise checkpoint.CheckpointError(
             f"{text}. The run was written by jrl at commit {writer[:12]} (meta.json), and "
             f"this is {f'commit {now[:12]}' if now else 'a jrl without its git history'}: "
@@ -800,6 +804,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     run_dir = Path(run_dir)
     hold = lambda: held.enter_context(_exclusive(run_dir))  # noqa: E731
     spec = resolve(spec, new_run=not resume)
+    # What the run's records carry: its spec's, or an older jrl's for the same run.
     fingerprint = spec.fingerprint()
     checkpoints = run_dir / "checkpoints"
     metrics_path = run_dir / "metrics.jsonl"
@@ -807,6 +812,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         if not (run_dir / "config.yaml").exists():
             raise FileNotFoundError(f"{run_dir} holds no run (no config.yaml) to resume")
         hold()
+        fingerprint = recorded_fingerprint(run_dir, spec) or fingerprint
         with _naming_the_writer(run_dir):
             _check_started_with(run_dir, fingerprint)
         record = checkpoint.latest(checkpoints)  # a damaged latest.json fails here, early
@@ -817,7 +823,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             _check_nothing_checkpointed(run_dir)
     else:
         _check_new_run_dir(run_dir)
-    built, chunks = _built_and_chunks(spec, fingerprint)
+    built, chunks = _built_and_chunks(spec, spec.fingerprint())
     if not resume:  # before anything compiles: an --out that cannot be written fails here
         run_dir.mkdir(parents=True, exist_ok=True)
         hold()
@@ -1035,9 +1041,9 @@ def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
     """(built run, state [G, S, ...], checkpoint info) of a run directory's newest
     checkpoint."""
     spec = load_spec(run_dir)
-    fingerprint = spec.fingerprint()
-    built, chunks = _built_and_chunks(spec, fingerprint)
+    built, chunks = _built_and_chunks(spec, spec.fingerprint())
     like = jax.eval_shape(chunks["init"], built.keys, built.grid)
+    fingerprint = recorded_fingerprint(run_dir, spec) or spec.fingerprint()
     with _naming_the_writer(run_dir):
         state, info = checkpoint.restore(Path(run_dir) / "checkpoints", like, fingerprint)
     return built, state, info
@@ -1064,6 +1070,48 @@ def _progress(enabled: bool, built: Built, steps_taken: int):
         desc=f"{built.spec.agent} {built.spec.env} ({_runs(built)} runs)",
         dynamic_ncols=True,
     )
+
+
+# Config fields added after run directories began, each with the value that is how the
+# commits before it behaved: a config.yaml written before a field lacks it, and its run
+# is the same configuration where its resolved spec holds that value (a field added
+# without an entry here leaves older runs refused, naming the commit that wrote them).
+ADDED_CONFIG_FIELDS = {
+    "dqn": {
+        "clip_gradients": True,  # 7dd2a95: gradients were always clipped
+        "eval_every": 0,  # 14660a6: no evaluation inside the run
+        "eval_episodes": 10,
+        "eval_max_steps": 0,
+        "eval_seed": 12345,
+        "kernel_init": "orthogonal",  # d3bb8fa: the only initialisation before
+    },
+    "ppo": {"eval_every": 0, "eval_episodes": 10, "eval_max_steps": 0, "eval_seed": 12345},
+}
+
+
+def recorded_fingerprint(run_dir: str | Path, spec: RunSpec) -> str | None:
+    """The fingerprint meta.json and the checkpoints of the run in ``run_dir`` carry,
+    where ``spec`` (its config.yaml, resolved) is the configuration it was started with:
+    ``spec``'s own; for a run an older jrl wrote before config fields were added, that of
+    its config.yaml as written, where the file is as written (its hash is the recorded
+    fingerprint) and every field it lacks holds :data:`ADDED_CONFIG_FIELDS`' value. None
+    where it is neither (config.yaml edited, or a change this jrl cannot vouch for)."""
+    current = spec.fingerprint()
+    started = read_meta(run_dir).get("fingerprint")
+    if started is None or started == current:
+        return current
+    written = read_yaml(Path(run_dir) / "config.yaml")
+    if _fingerprint_of(written) != started:
+        return None
+    lacking = set(spec.config) - set(written.get("config") or {})
+    before = ADDED_CONFIG_FIELDS.get(spec.agent, {})
+    same = all(name in before and spec.config[name] == before[name] for name in lacking)
+    return started if same else None
+
+
+def _fingerprint_of(data: dict) -> str:
+    """:meth:`RunSpec.fingerprint` of a spec's dict."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_spec(run_dir: str | Path) -> RunSpec:

@@ -317,6 +317,61 @@ def test_evaluating_a_run_again_in_one_process_compiles_nothing(reference, compi
     assert same["returns"] == first["returns"] != again["returns"]
 
 
+def test_a_run_written_before_a_config_field_was_added_still_evaluates_and_resumes(
+    reference, tmp_path, capsys
+):
+    """DQNConfig.kernel_init (its default, orthogonal, the only initialisation before)
+    changed every older DQN run's fingerprint: each was refused as if its config.yaml
+    had been edited. A config.yaml as written (its hash the recorded fingerprint) whose
+    missing fields hold what the commits before them did is the same configuration; an
+    edit, or a missing field with another value, is still refused."""
+    from jrl.run_analysis import evaluation
+    from jrl.training import _fingerprint_of, recorded_fingerprint
+
+    whole, rows, state = reference("dqn")
+    old = shutil.copytree(whole, tmp_path / "old")
+    written = load_yaml((old / "config.yaml").read_text())
+    assert written["config"].pop("kernel_init") == "orthogonal"
+    (old / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
+    legacy = _fingerprint_of(load_yaml((old / "config.yaml").read_text()))
+
+    def recorded(fingerprint):  # as the older jrl wrote meta.json and the records
+        meta = json.loads((old / "meta.json").read_text())
+        (old / "meta.json").write_text(json.dumps({**meta, "fingerprint": fingerprint}))
+        for path in (old / "checkpoints").glob("*.json"):
+            record = json.loads(path.read_text())
+            record["info"]["fingerprint"] = fingerprint
+            path.write_text(json.dumps(record))
+
+    recorded(legacy)
+    spec = load_spec(old)
+    assert spec.fingerprint() != legacy and recorded_fingerprint(old, spec) == legacy
+    result, _ = evaluation(old, 2, 0, 100, False, 0.0, None)
+    assert (
+        result["checkpoint"]["updates_done"]
+        == json.loads((whole / "summary.json").read_text())["updates_done"]
+    )
+    assert train(spec, old, resume=True, progress=False)["status"] == "complete"
+    # An edit is not an older jrl's file: refused as before.
+    edited = dict(written)
+    edited["hparams"] = [{**edited["hparams"][0], "lr": 0.5}]
+    (old / "config.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    assert recorded_fingerprint(old, load_spec(old)) is None
+    with pytest.raises(checkpoint.CheckpointError, match="started with another configuration"):
+        train(load_spec(old), old, resume=True, progress=False)
+    # jrl plot labels curves from config.yaml: it says the labels may not be the run's.
+    from jrl.run_analysis import learning_curves
+
+    capsys.readouterr()
+    learning_curves([old])
+    assert "config.yaml is not what the run was started with" in capsys.readouterr().err
+    # A missing field that no older jrl lacked (not in ADDED_CONFIG_FIELDS): refused.
+    written["config"].pop("buffer_size")
+    (old / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
+    recorded(_fingerprint_of(load_yaml((old / "config.yaml").read_text())))
+    assert recorded_fingerprint(old, load_spec(old)) is None
+
+
 def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
     reference, tmp_path, capsys, monkeypatch
 ):
