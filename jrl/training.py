@@ -921,6 +921,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     ended_early = False  # every run of an agent that ends by itself (tabular) is done
 
     tail_compiles: dict[int, concurrent.futures.Future] = {}  # length -> its compile
+    last_dispatch: list[float | None] = [None]
 
     def dispatch(state, first: int):
         """Start the chunk after ``first`` updates (asynchronously) unless the run is
@@ -944,6 +945,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 )
             release_unused_memory()
             compile_s += time.perf_counter() - started
+        now = time.perf_counter()
+        # Dispatched once the chunk before has ended: the time between two is a chunk's.
+        chunk_seconds = None if last_dispatch[0] is None else now - last_dispatch[0]
+        last_dispatch[0] = now
         tail = (built.total_updates - first) % spec.chunk_size  # the last chunk's length
         if (
             tail
@@ -953,11 +958,15 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             and all_finished is None  # a tabular run ends by itself, mostly long before
             and max_chunks is None
         ):
-            # Compiled while the chunks before it run, not at the end, where nothing hides it.
-            like = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
-            )
-            tail_compiles[tail] = _in_background(_compile_into, chunks, built, tail, like)
+            # Compiled while the last full chunks run, where nothing hid it at the end;
+            # not from the start, since a run stopped before waits for it.
+            full_chunks_left = (built.total_updates - tail - first) // spec.chunk_size
+            if (full_chunks_left <= 1 if chunk_seconds is None else
+                    full_chunks_left * chunk_seconds <= 2 * max(compile_s, 5.0)):  # fmt: skip
+                like = jax.tree.map(
+                    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+                )
+                tail_compiles[tail] = _in_background(_compile_into, chunks, built, tail, like)
         chunks_run += 1
         return (*chunks[length](state, built.grid, np.int32(first)), length)
 
@@ -1004,6 +1013,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             saver.close()
             if bar is not None:
                 bar.close()
+            for pending in tail_compiles.values():
+                # A process that ends while XLA compiles in another thread aborts (status
+                # 134): a run stopped before its last chunk waits for that compile.
+                pending.exception()
     status = final_status()
     result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":

@@ -181,6 +181,38 @@ def test_a_shorter_last_chunk_is_compiled_while_the_chunks_before_it_run(
     assert rows == sorted(reference("ppo")[1], key=order)  # rows are written chunk by chunk
 
 
+STOPPED_WHILE_THE_TAIL_COMPILES = """
+import sys
+from jrl.training import RunSpec, train
+
+class Failing:
+    def write(self, rows):
+        raise RuntimeError("sink failed")  # the first chunk's rows: the tail is compiling
+
+    def close(self):
+        pass
+
+spec = RunSpec.from_dict({**RunSpec(agent="ppo", env="CartPole-v1").to_dict(),
+                          "config": {"total_timesteps": 8192, "num_steps": 64},
+                          "num_seeds": 1, "chunk_size": 5})
+try:
+    train(spec, sys.argv[1], progress=False, sinks=lambda: [Failing()])
+except RuntimeError as error:
+    print(error)
+"""
+
+
+def test_a_run_that_ends_while_its_last_chunk_compiles_exits_cleanly(tmp_path):
+    """The last chunk's compile runs in a thread: a process that ended with XLA
+    compiling there aborted (status 134, "terminate called ..."); train waits for it."""
+    done = subprocess.run(
+        [sys.executable, "-c", STOPPED_WHILE_THE_TAIL_COMPILES, str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "sink failed"
+
+
 def test_jrl_train_runs_the_numbers_run_sweep_does(reference):
     """README: the tabular agents give the same numbers in jrl train's chunks as in one
     run_sweep call on the root key (every grid point seeing the same seed keys)."""
