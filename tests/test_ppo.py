@@ -6,6 +6,7 @@ runs a vmapped path has a timeout: the jaxlib 0.10-0.11 CPU deadlock (REFERENCE.
 is a silent hang, not an error.
 """
 
+import functools
 import re
 
 import jax
@@ -170,19 +171,28 @@ def _policy_by_hand(head, continuous: bool):
     )
 
 
-def _update_by_hand(agent, env_name, config, hp, state, clip_value):
-    """One PPO update (Schulman et al. 2017, as PureJaxRL's ppo.py) on jrl's own rollout
-    and shuffles: GAE by a Python loop over time, per-minibatch advantage
-    normalisation, the clipped surrogate, the value loss clipped around the rollout's
-    values (``clip_value``; max or min of the two errors), the entropy bonus, then
-    global-norm clip and Adam (eps 1e-5) at the rate annealed per minibatch step.
-    -> (params, whether the value clip bound at some step)."""
+@functools.cache
+def _compiled_rollout(agent, env_name, num_steps):
+    """jrl's rollout for :func:`_update_by_hand`, jitted once per agent and task (the
+    compile is most of a hand update's time)."""
     from jrl.agents.rollout import make_rollout
 
     env, env_params = make(env_name, max_steps_in_episode=5)
+    return jax.jit(make_rollout(agent.network, agent.distribution, env, env_params, num_steps))
+
+
+def _update_by_hand(agent, env_name, config, hp, state, clip_value, ratio_bounds=None):
+    """One PPO update (Schulman et al. 2017, as PureJaxRL's ppo.py) on jrl's own rollout
+    and shuffles: GAE by a Python loop over time, per-minibatch advantage
+    normalisation, the clipped surrogate (the ratio clipped to ``ratio_bounds``, by
+    default 1 -/+ clip_eps), the value loss clipped around the rollout's values
+    (``clip_value``; max or min of the two errors), the entropy bonus, then global-norm
+    clip and Adam (eps 1e-5) at the rate annealed per minibatch step.
+    -> (params, whether the value clip bound at some step, the means over the minibatch
+    steps of the clip fraction, |r - 1| > clip_eps, and of the KL estimate
+    (r - 1) - log r, each taken before the step)."""
     key_rollout, key_epochs = jax.random.split(jax.random.fold_in(state.key, state.update))
-    rollout = make_rollout(agent.network, agent.distribution, env, env_params, config.num_steps)
-    out = rollout(
+    out = _compiled_rollout(agent, env_name, config.num_steps)(
         key_rollout,
         state.params,
         state.env_state,
@@ -206,33 +216,38 @@ def _update_by_hand(agent, env_name, config, hp, state, clip_value):
     advantage = jnp.asarray(advantage.reshape(size))
     target = advantage + old_value
     continuous = agent.distribution.continuous
-    bound = []
+    low, high = ratio_bounds or (1 - hp.clip_eps, 1 + hp.clip_eps)
 
     def loss(params, rows):
         head, v = agent.network.apply(params, obs[rows])
         log_prob, entropy = _policy_by_hand(head, continuous)
-        ratio = jnp.exp(log_prob(action[rows]) - old_log_prob[rows])
+        log_ratio = log_prob(action[rows]) - old_log_prob[rows]
+        ratio = jnp.exp(log_ratio)
         a = advantage[rows]
         a = (a - a.mean()) / (a.std() + 1e-8)
-        clipped_ratio = jnp.clip(ratio, 1 - hp.clip_eps, 1 + hp.clip_eps)
+        clipped_ratio = jnp.clip(ratio, low, high)
         actor = -jnp.minimum(ratio * a, clipped_ratio * a).mean()
         moved = v - old_value[rows]
-        bound.append(bool(jnp.any(jnp.abs(jax.lax.stop_gradient(moved)) > hp.clip_eps)))
         v_clipped = old_value[rows] + jnp.clip(moved, -hp.clip_eps, hp.clip_eps)
         errors = jnp.square(v - target[rows]), jnp.square(v_clipped - target[rows])
         critic = 0.5 * clip_value(*errors).mean()
-        return actor + hp.vf_coef * critic - hp.ent_coef * entropy.mean()
+        seen = jax.lax.stop_gradient((moved, ratio, log_ratio))
+        return actor + hp.vf_coef * critic - hp.ent_coef * entropy.mean(), seen
 
     steps_per_update = config.update_epochs * config.num_minibatches
     lr = lambda count: hp.lr * (1 - (count // steps_per_update) / config.num_updates)  # noqa: E731
     optimizer = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(lr, eps=1e-5))
     params, opt_state = state.params, state.opt_state
+    bound, clip_fractions, kls = [], [], []
     for key in jax.random.split(key_epochs, config.update_epochs):
         for rows in shuffled_indices(key, size).reshape(config.num_minibatches, -1):
-            grads = jax.grad(loss)(params, rows)
+            grads, (moved, ratio, log_ratio) = jax.grad(loss, has_aux=True)(params, rows)
+            bound.append(bool(jnp.any(jnp.abs(moved) > hp.clip_eps)))
+            clip_fractions.append(float(np.mean(np.abs(np.asarray(ratio) - 1) > hp.clip_eps)))
+            kls.append(float(np.mean((ratio - 1) - log_ratio)))
             updates, opt_state = optimizer.update(grads, opt_state, params)
             params = optax.apply_updates(params, updates)
-    return params, any(bound)
+    return params, any(bound), (np.mean(clip_fractions), np.mean(kls))
 
 
 def _largest_difference(a, b) -> float:
@@ -244,8 +259,10 @@ def _largest_difference(a, b) -> float:
 def test_an_update_equals_ppo_written_out_by_hand(env_name):
     """The second update of a run (the rate already annealed once), with time-outs
     inside the rollout and rewards scaled: jrl's parameters are those of PPO written out
-    with hand-made distributions — and not those of the value clip taken the other way
-    (min instead of max of the two errors), which binds here."""
+    with hand-made distributions, and its clip fraction and approx KL their means over
+    the minibatch steps — and its parameters not those of the value clip taken the other
+    way (min instead of max of the two errors), nor of the ratio clipped 0.05 wider at
+    either end: both clips bind here."""
     env, env_params = make(env_name, max_steps_in_episode=5)
     config = PPOConfig(
         num_envs=3,
@@ -255,16 +272,28 @@ def test_an_update_equals_ppo_written_out_by_hand(env_name):
         update_epochs=3,
         hidden_sizes=(16,),
     )
-    hp = PPOHParams(lr=3e-2, reward_scale=0.5)
+    # A rate at which the ratio leaves [1 - clip_eps, 1 + clip_eps] within the update
+    # (clip fraction about 0.4 on both tasks; at 3e-2 it stayed 0 on CartPole).
+    hp = PPOHParams(lr=1e-1, reward_scale=0.5)
     agent = make_ppo(config, env, env_params)
-    state, _ = agent.update(agent.init(jax.random.key(0), hp), hp)
-    after, _ = agent.update(state, hp)
-    params, clip_bound = _update_by_hand(agent, env_name, config, hp, state, jnp.maximum)
+    update = jax.jit(agent.update)
+    state, _ = update(agent.init(jax.random.key(0), hp), hp)
+    after, metrics = update(state, hp)
+    params, clip_bound, (clip_fraction, approx_kl) = _update_by_hand(
+        agent, env_name, config, hp, state, jnp.maximum
+    )
     assert clip_bound
     assert _largest_difference(after.params, params) < 1e-5
     assert _largest_difference(after.params, state.params) > 1e-3
-    other_clip, _ = _update_by_hand(agent, env_name, config, hp, state, jnp.minimum)
+    assert 0.0 < clip_fraction < 1.0 and approx_kl > 0.0
+    np.testing.assert_allclose(float(metrics.clip_fraction), clip_fraction, atol=1e-6)
+    np.testing.assert_allclose(float(metrics.approx_kl), approx_kl, rtol=1e-5, atol=1e-7)
+    other_clip, _, _ = _update_by_hand(agent, env_name, config, hp, state, jnp.minimum)
     assert _largest_difference(after.params, other_clip) > 1e-4
+    eps = hp.clip_eps
+    for wider in [(1 - eps, 1 + eps + 0.05), (1 - eps - 0.05, 1 + eps)]:
+        other_ratio, _, _ = _update_by_hand(agent, env_name, config, hp, state, jnp.maximum, wider)
+        assert _largest_difference(after.params, other_ratio) > 1e-4, wider
 
 
 # ------------------------------------------------------------------ configuration

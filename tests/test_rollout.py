@@ -9,8 +9,8 @@ import pytest
 from gymnax.wrappers.purerl import FlattenObservationWrapper
 
 import jrl.agents.rollout as rollout_module
-from jrl.agents.distributions import categorical, diag_gaussian
-from jrl.agents.networks import ActorCritic, init_params
+from jrl.agents.distributions import action_distribution, categorical, diag_gaussian
+from jrl.agents.networks import ActorCritic, GaussianActorCritic, init_params
 from jrl.agents.rollout import EpisodeStats, make_rollout, resets_drawn_ahead, step_with_reset
 from jrl.envs import make
 
@@ -150,3 +150,19 @@ def test_rollout_steps_each_environment_with_its_own_key():
     out = jax.jit(make_rollout(network, categorical(), env, params, 20))(*args)
     cells = np.asarray(out.transitions.final_obs[..., 0]).reshape(20, 8, -1).argmax(-1)
     assert max(len(set(row.tolist())) for row in cells) > 1
+
+
+def test_rollout_stores_the_log_prob_of_the_unclipped_gaussian_sample():
+    """Pendulum's torque is clipped to [-2, 2] only on its way to the environment: the
+    stored action and its log pi_old must be the unclipped sample's, or PPO's ratio at
+    the update would compare pi_theta(a) with pi_old(clip(a)) for the samples outside."""
+    env, params = make("Pendulum-v1")
+    distribution, action_dim = action_distribution(env.action_space(params))
+    network = GaussianActorCritic(action_dim, hidden_sizes=(8,), log_std_init=float(np.log(2.0)))
+    args = _rollout_args(env, params, network, 2)
+    out = jax.jit(make_rollout(network, distribution, env, params, 32))(*args)
+    tr = out.transitions
+    assert np.any(np.abs(np.asarray(tr.action)) > 2.0)  # some samples fall outside the Box
+    head, _ = network.apply(args[1], tr.obs)
+    expected = distribution.log_prob(head, tr.action)
+    np.testing.assert_allclose(tr.log_prob, expected, rtol=1e-5, atol=1e-5)

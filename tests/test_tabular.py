@@ -170,6 +170,26 @@ def test_truncation_bootstraps_from_the_final_observation():
     np.testing.assert_allclose(state.q_values[0], -2.0, atol=1e-3)
 
 
+# Cut after one step from the left cell of a two-cell room (reward -1 a step, gamma 0.5,
+# uniform actions): "right" ends in the right cell, never acted from (Q = 0 there), so
+# Q(start, right) = -1 + 0.5 * 0 = -1; the three others bump into a wall and stay,
+# x = Q(start, stay) = -1 + 0.5 * v(start) with Q-learning's v = max(x, -1) = -1
+# (x = -1.5) or Expected SARSA's v = (3x - 1) / 4 (x = -1.8). Bootstrapping from the
+# start cell the time-out resets to would give every action -1 / (1 - 0.5) = -2.
+@pytest.mark.parametrize("algorithm, stay", [("q_learning", -1.5), ("expected_sarsa", -1.8)])
+def test_a_time_out_bootstraps_from_the_final_cell_not_the_reset_one(algorithm, stay):
+    """A time-out's target must read Q of the cell the step reached; the reset cell the
+    environment has already returned to is the start of the next episode."""
+    env, params = make("WindyGridworld-v0", layout="S.", wind=(0, 0), max_steps_in_episode=1)
+    config = TabularConfig(algorithm=algorithm, num_episodes=4000, max_steps=4000)
+    state, metrics = jax.jit(make_train(config, env, params))(
+        jax.random.key(0), TabularHParams(gamma=0.5, epsilon=1.0)
+    )
+    assert int(metrics.num_completed) == 4000
+    np.testing.assert_allclose(state.q_values[0], [stay, stay, stay, -1.0], atol=1e-3)
+    np.testing.assert_array_equal(state.q_values[1], 0.0)
+
+
 def test_training_loop_bookkeeping():
     env, params = make("CliffWalking-v0")
     train = make_train(TabularConfig(num_episodes=30), env, params)
@@ -412,6 +432,19 @@ def test_planning_does_not_bootstrap_past_a_terminal_transition():
     hparams = TabularHParams(alpha=1.0, gamma=0.5)
     q_values = plan(jnp.zeros((1, 2)), q_values, model, hparams, 2, False)
     assert float(q_values[0, 0]) == 1.0  # r alone, not 1 + 0.5 * 10
+
+
+def test_dyna_q_plus_bonus_is_kappa_times_the_root_of_the_steps_since_last_tried():
+    """Sutton & Barto's section 8.3: planning at step 10 on a pair last tried at step 1
+    adds kappa * sqrt(10 - 1); a bonus linear in tau, or one counting a step less, would
+    mis-weigh how long the pair has gone untried. A never-tried action counts from 0."""
+    model = update_model(init_model(1, 2), 0, 0, 1.0, 0, False, step=1)  # 0 -> 0, r 1
+    hparams = TabularHParams(alpha=1.0, gamma=0.0, kappa=0.5)
+    uniforms = jnp.array([[0.0, 0.0], [0.0, 0.5]])  # state 0, then actions 0 and 1
+    q_values = plan(uniforms, jnp.zeros((1, 2)), model, hparams, 10, True)
+    np.testing.assert_allclose(
+        q_values[0], [1.0 + 0.5 * np.sqrt(10 - 1), 0.0 + 0.5 * np.sqrt(10 - 0)], rtol=1e-6
+    )
 
 
 def test_boltzmann_uses_the_temperature_hyperparameter():
