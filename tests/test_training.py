@@ -162,8 +162,9 @@ def test_a_shorter_last_chunk_is_compiled_while_the_chunks_before_it_run(
 ):
     """32 updates in chunks of 5: the last chunk's 2 updates are another program, which
     was compiled when the run reached it (a default PPO run, 976 updates in chunks of
-    10, stalled at its end for a whole compile); now in the background from the first
-    chunk on, with the same numbers."""
+    10, stalled at its end for a whole compile); now in the background while the last
+    full chunks run (here all of them: a compile takes longer than this run), with the
+    same numbers."""
     from jrl import training
 
     started = []
