@@ -271,7 +271,12 @@ def evaluation(
     }
 
     def write() -> None:
+        # eval.json first: where it cannot be written, neither is eval/ (no new report
+        # beside an old eval.json); where only eval/ cannot, the note says so.
+        written = []
         try:
+            write_json(Path(run_dir) / "eval.json", result)
+            written.append("eval.json")
             if scores:
                 stats.write_report(
                     report,
@@ -284,15 +289,16 @@ def evaluation(
                 )
             elif report.exists():  # an earlier evaluation's, of runs that have diverged since
                 shutil.rmtree(report)
-            write_json(Path(run_dir) / "eval.json", result)
         except OSError as error:  # an archived run, a colleague's read-only share
             if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise
             print(
-                f"jrl eval: {run_dir} cannot be written ({error.strerror}): its eval.json "
-                "and eval/ are not written, the results only returned (printed by jrl eval)",
+                f"jrl eval: {run_dir} cannot be written ({error.strerror}): "
+                + ("its eval/ is not written (eval.json is)" if written else
+                   "its eval.json and eval/ are not written")
+                + ", the results only returned (printed by jrl eval)",
                 file=sys.stderr,
-            )
+            )  # fmt: skip
 
     return result, write
 
@@ -368,6 +374,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     its means and ``jrl eval`` leave them out (their later rows are null: held at
     their last value before, they had drawn a healthy curve)."""
     curves, xs = {}, {}
+    all_diverged = []  # labels of grid points left out with every seed diverged
     names = [Path(run_dir).name for run_dir in run_dirs]
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
         names = [str(run_dir) for run_dir in run_dirs]
@@ -429,6 +436,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
                     file=sys.stderr,
                 )
                 if not len(seeds):
+                    all_diverged.append(label)
                     continue
             if not logged.any():
                 print(
@@ -458,6 +466,8 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             start = int(np.argmax(np.isfinite(kept), axis=1).max())
             curves[label] = fill_gaps(kept)[:, start:]
             xs[label] = x[logged][start:]
+    if not curves and all_diverged:
+        raise ValueError(f"no curve to draw: every seed of {', '.join(all_diverged)} diverged")
     if not curves:
         raise ValueError(f"no run logged a value of {metric!r} in metrics.jsonl")
     return curves, xs
@@ -476,10 +486,10 @@ def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], lis
             known = sorted(set(row) - {"grid_point", "seed", "update"})
         if metric not in row:
             continue
-        ints["grid_point"].append(row["grid_point"])
-        ints["seed"].append(row["seed"])
-        ints["update"].append(row["update"])
-        ints["x"].append(row.get("timesteps", row["update"]))
+        ints["grid_point"].append(int(row["grid_point"]))
+        ints["seed"].append(int(row["seed"]))
+        ints["update"].append(int(row["update"]))
+        ints["x"].append(int(row.get("timesteps", row["update"])))  # 16.0 in a hand-made file
         value.append(math.nan if row[metric] is None else row[metric])
     columns = {name: np.frombuffer(column, np.int64) for name, column in ints.items()}
     return {**columns, "value": np.frombuffer(value, np.float64)}, known

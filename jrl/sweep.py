@@ -232,6 +232,16 @@ def grid_size(grid: Any) -> int:
     return sizes.pop()
 
 
+def _trace_context() -> Any:
+    """JAX's configuration that a trace reads (x64, matmul precision, ...; what
+    ``jax.jit``'s own cache keys on), or a new object (no reuse) where this JAX has none."""
+    try:
+        from jax._src import config
+    except ImportError:  # pragma: no cover - a JAX without it
+        return object()
+    return config.trace_context() if hasattr(config, "trace_context") else object()
+
+
 # run_sweep's compiled programs, by what decides them (its own fn is a new closure per
 # call, which jax.jit's cache would never find): a notebook looping over seed batches or
 # grids of the same shape compiles once.
@@ -268,8 +278,10 @@ def run_sweep(
     The outputs stay split over the devices where these divide the runs; otherwise the
     runs are padded with copies of the last, and the outputs come back on the first.
     The grid's values are checked first (:func:`check_grid`): a ValueError, not a run.
-    A second call with the same ``train`` (the same object), grid and seed shapes and
-    devices runs the program the first compiled (the last 8 are kept).
+    A second call with the same ``train`` (the same object), grid and seed shapes,
+    devices and JAX configuration (x64, matmul precision) runs the program the first
+    compiled (the last 8 are kept): what ``train`` reads when traced (a config it closes
+    over, changed in place since) is not looked at again — make a new ``train``.
     ``progress``: the ``jrl.progress.Progress`` that ``train`` reports to (built with
     ``jrl.progress.train_with_progress``); the compiled run then goes through
     ``jrl.progress.call_stoppable``, so its clock starts after compiling and a Ctrl-C
@@ -334,6 +346,7 @@ def run_sweep(
         keys, grid = jax.device_put((keys, grid), devices[0])
     options = compiler_options()
     signature = (
+        _trace_context(),
         train, size, num_seeds, sequential, None if devices is None else tuple(devices),
         tuple(sorted(options.items())), jax.tree.structure((keys, grid)),
         tuple((jax.typeof(x), x.sharding) for x in jax.tree.leaves((keys, grid))),

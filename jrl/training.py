@@ -28,6 +28,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shlex
 import signal
 import sys
@@ -567,9 +568,9 @@ def _note_infinite(infinite: dict, metrics: Any, first_update: int) -> None:
         )
 
 
-def _compile_into(chunks: dict, built: Built, length: int, like: Any) -> None:
-    """Compile the chunk of ``length`` updates for states like ``like`` into ``chunks``."""
-    chunks[length] = make_chunk(built, length).lower(like, built.grid, np.int32(0)).compile()
+def _compile_into(chunks: dict, length: int, lowered: Any) -> None:
+    """Compile ``lowered``, the chunk of ``length`` updates, into ``chunks``."""
+    chunks[length] = lowered.compile()
 
 
 def _in_background(fn: Callable, *args) -> concurrent.futures.Future:
@@ -625,8 +626,8 @@ def _naming_the_writer(run_dir: str | Path) -> Iterator[None]:
         meta = read_meta(run_dir)
         writer = [meta, *meta.get("resumes", [])][-1].get("commit")
         now = git_state().get("commit")
-        if writer == now:
-            raise
+        if writer == now or _config_edited(run_dir, meta):
+            raise  # an edit is the cause: another commit would not help
         if not writer:
             raise checkpoint.CheckpointError(
                 f"{text}. meta.json records no commit of the jrl that wrote the run: if "
@@ -640,26 +641,40 @@ def _naming_the_writer(run_dir: str | Path) -> Iterator[None]:
         ) from error
 
 
+def _config_edited(run_dir: str | Path, meta: dict) -> bool:
+    """Whether config.yaml is not the file the run was started with (its hash is not
+    meta.json's fingerprint); False where meta.json records none or it cannot be read."""
+    try:
+        written = read_yaml(Path(run_dir) / "config.yaml")
+    except (OSError, yaml.YAMLError):
+        return False
+    started = meta.get("fingerprint")
+    return started is not None and isinstance(written, dict) and _fingerprint_of(written) != started
+
+
 def _check_nothing_checkpointed(run_dir: Path) -> None:
     """For a resume that finds no checkpoint record: a CheckpointError where summary.json
     says a checkpoint was confirmed (``checkpointed_updates``), since starting over would
     replace the run's metrics: its checkpoints were removed, not never written. A
-    summary.json written before jrl kept that field says so by a final status after
-    some updates (written only once the last checkpoint was)."""
+    summary.json from before jrl kept that field cannot say (a save cut short still left
+    a final status): there a finished checkpoint directory left without its record says
+    so instead."""
     summary = read_summary(run_dir) or {}
+    finished = sorted(
+        path.name
+        for path in (run_dir / "checkpoints").glob("chunk_*")
+        if path.is_dir() and re.fullmatch(r"chunk_\d+", path.name)
+    )
     if "checkpointed_updates" in summary:
         done = summary["checkpointed_updates"]
-    elif summary.get("status") in ("stopped", "interrupted", "complete"):
-        done = summary.get("updates_done")
     else:
-        done = None
+        done = summary.get("updates_done") if finished else None
     if done:
-        unrecorded = sorted(p.name for p in (run_dir / "checkpoints").glob("chunk_*") if p.is_dir())
         raise checkpoint.CheckpointError(
             f"{run_dir} was checkpointed after {done} updates (summary.json), but "
             "checkpoints/ holds no record of a checkpoint (latest.json and chunk_N.json "
             "are gone"
-            + (f"; it holds {', '.join(unrecorded)} without them" if unrecorded else "")
+            + (f"; it holds {', '.join(finished)} without them" if finished else "")
             + "): a resume would train it again from update 0 and replace its metrics. "
             "Restore checkpoints/, or train into a new run directory"
         )
@@ -842,11 +857,16 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         # Rows past the checkpoint (written before a kill) are run again: drop them.
         dropped = truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         if record is None and dropped:
+            before = read_summary(run_dir)
+            older = before is not None and "checkpointed_updates" not in before
             print(
                 f"jrl: {run_dir} holds no checkpoint yet (killed before its first was "
-                f"complete): it starts again from update 0, its {dropped} metric rows dropped",
+                "complete"
+                + ("; or, as an older jrl's summary.json cannot tell, its checkpoints were "
+                   "removed" if older else "")
+                + f"): it starts again from update 0, its {dropped} metric rows dropped",
                 file=sys.stderr,
-            )
+            )  # fmt: skip
         for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
             if stale.is_file():  # atomic writes cut short by a kill
                 stale.unlink(missing_ok=True)
@@ -966,7 +986,9 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 like = jax.tree.map(
                     lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
                 )
-                tail_compiles[tail] = _in_background(_compile_into, chunks, built, tail, like)
+                # Traced here, under the caller's JAX settings (thread-local ones included).
+                lowered = make_chunk(built, tail).lower(like, built.grid, np.int32(0))
+                tail_compiles[tail] = _in_background(_compile_into, chunks, tail, lowered)
         chunks_run += 1
         return (*chunks[length](state, built.grid, np.int32(first)), length)
 
@@ -1114,7 +1136,15 @@ def recorded_fingerprint(run_dir: str | Path, spec: RunSpec) -> str | None:
     if started is None or started == current:
         return current
     written = read_yaml(Path(run_dir) / "config.yaml")
-    if _fingerprint_of(written) != started:
+    if _fingerprint_of(written) != started or load_spec(run_dir).fingerprint() != current:
+        return None  # config.yaml edited, or ``spec`` is not the run's
+    resolved = spec.to_dict()
+    points = written.get("hparams") or []
+    if set(resolved) - set(written) or len(points) != len(resolved["hparams"]):
+        return None  # only config fields were ever added since run directories began
+    if any(
+        set(now) - set(point or {}) for point, now in zip(points, resolved["hparams"], strict=True)
+    ):
         return None
     lacking = set(spec.config) - set(written.get("config") or {})
     before = ADDED_CONFIG_FIELDS.get(spec.agent, {})

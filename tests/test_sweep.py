@@ -376,9 +376,14 @@ def test_one_run_returns_what_a_batch_of_runs_does_for_python_and_numpy_outputs(
         assert one["rate"][0, 0] == two["rate"][0, 1] == np.float32(3e-4)
 
 
-def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_once(cliff):
+def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_once(
+    cliff, monkeypatch
+):
     """A notebook looping over seed batches or grid values: run_sweep compiled its
     program again at every call (its function is a new closure each time)."""
+    from jrl import sweep
+
+    monkeypatch.setattr(sweep, "_COMPILED", {})  # what other tests kept does not count
     env, params = cliff
     train = make_train(TabularConfig(algorithm="sarsa", num_episodes=20), env, params)
     compiles = []
@@ -398,6 +403,12 @@ def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_o
         assert not compiles
         _, alone = run_sweep(train, jax.random.key(2), stack_grid([TabularHParams(alpha=0.3)]), 2)
         assert compiles  # another number of grid points: another program
+        # JAX settings a trace reads make another program (small eager ops compile
+        # anyway under a new setting: count the programs kept instead).
+        assert len(sweep._COMPILED) == 2
+        with jax.default_matmul_precision("highest"):
+            run_sweep(train, jax.random.key(2), other, 2)
+        assert len(sweep._COMPILED) == 3
     finally:
         jax.monitoring.unregister_event_duration_listener(listener)
     np.testing.assert_array_equal(again.episode_returns[1], alone.episode_returns[0])

@@ -172,11 +172,13 @@ def test_a_shorter_last_chunk_is_compiled_while_the_chunks_before_it_run(
     monkeypatch.setattr(
         training,
         "_in_background",
-        lambda fn, *args: started.append(args[2]) or in_background(fn, *args),
+        lambda fn, *args: started.append(args[1:]) or in_background(fn, *args),
     )
     spec = dataclasses.replace(SPECS["ppo"], chunk_size=5)
     assert train(spec, tmp_path / "run", progress=False)["status"] == "complete"
-    assert started == [2]
+    # Traced in the caller's thread (JAX's thread-local settings apply), compiled in another.
+    ((length, lowered),) = started
+    assert length == 2 and isinstance(lowered, jax.stages.Lowered)
     order = lambda row: (row["grid_point"], row["seed"], row["update"])  # noqa: E731
     rows = sorted(read_rows(tmp_path / "run" / "metrics.jsonl"), key=order)
     assert rows == sorted(reference("ppo")[1], key=order)  # rows are written chunk by chunk
@@ -282,6 +284,11 @@ def test_curves_read_a_long_runs_metrics_one_row_at_a_time(reference, tmp_path):
     np.testing.assert_array_equal(values, [np.arange(updates), np.arange(updates) + 0.5])
     np.testing.assert_array_equal(xs[label], 512 * (np.arange(updates) + 1))
     assert peak < 2 * updates * sys.getsizeof(last) / 4
+    # Counts written as floats (a file made by hand or by another tool) read as before.
+    rows = [{**last, "seed": s, "update": 0.0, "timesteps": 16.0} for s in range(2)]
+    (big / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    ((label, values),) = learning_curves([big])[0].items()
+    assert values.shape == (2, 1) and learning_curves([big])[1][label].tolist() == [16]
 
 
 @pytest.mark.parametrize("agent", ["dqn", "ppo"])
@@ -398,11 +405,15 @@ def test_a_run_written_before_a_config_field_was_added_still_evaluates_and_resum
     capsys.readouterr()
     learning_curves([old])
     assert "config.yaml is not what the run was started with" in capsys.readouterr().err
-    # A missing field that no older jrl lacked (not in ADDED_CONFIG_FIELDS): refused.
-    written["config"].pop("buffer_size")
-    (old / "config.yaml").write_text(yaml.safe_dump(written, sort_keys=False))
-    recorded(_fingerprint_of(load_yaml((old / "config.yaml").read_text())))
-    assert recorded_fingerprint(old, load_spec(old)) is None
+    # A missing field that no older jrl lacked (not in ADDED_CONFIG_FIELDS, a
+    # hyperparameter, a run field): refused.
+    for where, name in (("config", "buffer_size"), ("hparams", "lr"), (None, "chunk_size")):
+        lacking = json.loads(json.dumps(written))
+        (lacking if where is None else lacking[where] if where == "config"
+         else lacking[where][0]).pop(name)  # fmt: skip
+        (old / "config.yaml").write_text(yaml.safe_dump(lacking, sort_keys=False))
+        recorded(_fingerprint_of(load_yaml((old / "config.yaml").read_text())))
+        assert recorded_fingerprint(old, load_spec(old)) is None, name
 
 
 def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
@@ -431,6 +442,15 @@ def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
     assert "grid point 0: mean return" in said.out
     assert f"jrl eval: {run_dir} cannot be written (Read-only file system)" in said.err
     assert not (run_dir / "eval.json").exists() and not list((run_dir / "eval").glob("*"))
+    # Only eval/ read-only: eval.json is written, and the note says which was not.
+    monkeypatch.setattr(
+        run_dir_module, "write_bytes_atomic",
+        lambda path, data: read_only(path, data) if "eval" in Path(path).parent.name
+        else write(path, data),
+    )  # fmt: skip
+    evaluate([run_dir], episodes=2)
+    assert "its eval/ is not written (eval.json is)" in capsys.readouterr().err
+    assert (run_dir / "eval.json").exists()
 
 
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
@@ -553,7 +573,7 @@ def test_summary_counts_the_updates_tabular_runs_took_not_their_whole_chunk(tmp_
     assert resumed["updates_run"] == summary["updates_run"] < resumed["updates_done"]
 
 
-def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_path):
+def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_path, capsys):
     """With checkpoints/ removed (to save disk) or its records lost, a resume of a
     complete run trained it again from update 0 without a word, replacing its rows."""
     spec = SPECS["tabular"]
@@ -574,6 +594,16 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
     assert summary["status"] == "stopped"
     with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after 20 updates"):
         train(spec, run_dir, progress=False, resume=True)
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "checkpointed_updates": 20}))
+    # Such a summary after a first save cut short holds a final status too, beside
+    # orbax's unfinished directory: that run was never checkpointed and starts over.
+    older = shutil.copytree(run_dir, tmp_path / "older")
+    shutil.rmtree(older / "checkpoints")
+    (older / "checkpoints" / "chunk_00000010.orbax-checkpoint-tmp-1").mkdir(parents=True)
+    (older / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert train(spec, older, progress=False, resume=True)["status"] == "complete"
+    assert "as an older jrl's summary.json cannot tell" in capsys.readouterr().err
     shutil.rmtree(run_dir / "checkpoints")
     with pytest.raises(checkpoint.CheckpointError, match="holds no record of a checkpoint"):
         train(spec, run_dir, progress=False, resume=True)
@@ -665,6 +695,14 @@ def test_checkpoint_of_another_config_or_damaged_is_a_clear_error(reference, tmp
     with pytest.raises(checkpoint.CheckpointError, match=r"another configuration .*written by "
                        r"jrl at commit 0123456789ab .*git checkout 0123456789ab"):  # fmt: skip
         train(other, run_dir, resume=True, progress=False)
+    # But where config.yaml is not the file the run was started with, the edit is the
+    # cause: another commit would not help.
+    config = (run_dir / "config.yaml").read_text()
+    (run_dir / "config.yaml").write_text(config.replace("lr: 0.001", "lr: 0.0003"))
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration") as refused:
+        train(load_spec(run_dir), run_dir, resume=True, progress=False)
+    assert "git checkout" not in str(refused.value)
+    (run_dir / "config.yaml").write_text(config)
     (run_dir / "meta.json").write_text(json.dumps(meta))
     # A changed default would change the resolved config: the fingerprint covers it.
     assert resolve(spec).fingerprint() != resolve(other).fingerprint()
@@ -1128,6 +1166,10 @@ def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
     capsys.readouterr()
     ((label, values),) = learning_curves([run_dir])[0].items()
     assert values.shape[0] == 1 and f"{label}: seed(s) [0] diverged" in capsys.readouterr().err
+    summary["diverged"].append({"grid_point": 1, "seed": 1, "by_update": 8})
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match=r"no curve to draw: every seed of .* diverged"):
+        learning_curves([run_dir])
 
 
 def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeypatch):
