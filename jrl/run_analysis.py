@@ -292,13 +292,15 @@ def evaluation(
         except OSError as error:  # an archived run, a colleague's read-only share
             if error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                 raise
-            print(
-                f"jrl eval: {run_dir} cannot be written ({error.strerror}): "
-                + ("its eval/ is not written (eval.json is)" if written else
-                   "its eval.json and eval/ are not written")
-                + ", the results only returned (printed by jrl eval)",
-                file=sys.stderr,
-            )  # fmt: skip
+            if not written:
+                said = "its eval.json and eval/ are not written, the results only returned"
+            else:
+                said = "eval.json is written, its eval/ report is not" + (
+                    " (eval/ still holds an earlier evaluation's: it disagrees with eval.json)"
+                    if report.exists() else ""
+                )  # fmt: skip
+            print(f"jrl eval: {run_dir} cannot be written ({error.strerror}): {said}",
+                  file=sys.stderr)  # fmt: skip
 
     return result, write
 
@@ -413,7 +415,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             updates, row_update = np.unique(columns["update"][at], return_inverse=True)
             values = np.full((len(seeds), len(updates)), np.nan)
             values[row_seed, row_update] = columns["value"][at]
-            x = np.zeros(len(updates), np.int64)
+            x = np.zeros(len(updates), columns["x"].dtype)
             np.maximum.at(x, row_update, columns["x"][at])
             # Updates no seed logged (a periodic evaluation's other rows) are not points.
             logged = np.isfinite(values).any(axis=0)
@@ -475,11 +477,12 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
 
 def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], list[str]]:
     """The rows of ``path`` that hold ``metric``, as columns: grid_point, seed, update
-    (int64), x (their timesteps, else their update) and value (float64, NaN for null);
-    and the first row's metrics, for a message. Read one row at a time and kept as
-    machine numbers (a million-row file is a few tens of MB here, not GB of dicts)."""
-    ints = {name: array.array("q") for name in ("grid_point", "seed", "update", "x")}
-    value = array.array("d")
+    (int64), x (their timesteps, else their update; int64 where all whole) and value
+    (float64, NaN for null); and the first row's metrics, for a message. Read one row
+    at a time and kept as machine numbers (a million-row file is a few tens of MB here,
+    not GB of dicts)."""
+    ints = {name: array.array("q") for name in ("grid_point", "seed", "update")}
+    x, value = array.array("d"), array.array("d")
     known: list[str] = []
     for row in iter_rows(path):
         if not known:
@@ -489,10 +492,12 @@ def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], lis
         ints["grid_point"].append(int(row["grid_point"]))
         ints["seed"].append(int(row["seed"]))
         ints["update"].append(int(row["update"]))
-        ints["x"].append(int(row.get("timesteps", row["update"])))  # 16.0 in a hand-made file
+        x.append(row.get("timesteps", row["update"]))
         value.append(math.nan if row[metric] is None else row[metric])
     columns = {name: np.frombuffer(column, np.int64) for name, column in ints.items()}
-    return {**columns, "value": np.frombuffer(value, np.float64)}, known
+    x = np.frombuffer(x, np.float64)
+    whole = x.astype(np.int64) if np.array_equal(x, np.round(x)) else x  # steps are counts
+    return {**columns, "x": whole, "value": np.frombuffer(value, np.float64)}, known
 
 
 def _shown(value) -> str:

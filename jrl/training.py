@@ -568,6 +568,21 @@ def _note_infinite(infinite: dict, metrics: Any, first_update: int) -> None:
         )
 
 
+def _time_to_compile_the_tail(
+    full_chunks_left: int, chunk_seconds: float | None, compile_seconds: float
+) -> bool:
+    """Whether to start compiling a run's shorter last chunk now, in the background:
+    at the last full chunk at the latest (so no compile is left for the end), and before
+    it once the full chunks left (this one included; ``chunk_seconds`` each, None before
+    one was timed) take about two compiles — not from the start, since a run that ends
+    before its last chunk waits for that compile."""
+    if full_chunks_left <= 1:
+        return True
+    return chunk_seconds is not None and full_chunks_left * chunk_seconds <= 2 * max(
+        compile_seconds, 5.0
+    )
+
+
 def _compile_into(chunks: dict, length: int, lowered: Any) -> None:
     """Compile ``lowered``, the chunk of ``length`` updates, into ``chunks``."""
     chunks[length] = lowered.compile()
@@ -656,19 +671,19 @@ def _check_nothing_checkpointed(run_dir: Path) -> None:
     """For a resume that finds no checkpoint record: a CheckpointError where summary.json
     says a checkpoint was confirmed (``checkpointed_updates``), since starting over would
     replace the run's metrics: its checkpoints were removed, not never written. A
-    summary.json from before jrl kept that field cannot say (a save cut short still left
-    a final status): there a finished checkpoint directory left without its record says
-    so instead."""
+    summary.json from before jrl kept that field says so by a final status after some
+    updates, unless orbax's unfinished directory, with no finished one, shows that the
+    first save was cut short (which also left a final status then)."""
     summary = read_summary(run_dir) or {}
-    finished = sorted(
-        path.name
-        for path in (run_dir / "checkpoints").glob("chunk_*")
-        if path.is_dir() and re.fullmatch(r"chunk_\d+", path.name)
-    )
+    names = [path.name for path in (run_dir / "checkpoints").glob("chunk_*") if path.is_dir()]
+    finished = sorted(name for name in names if re.fullmatch(r"chunk_\d+", name))
+    cut_short = not finished and any("-tmp" in name for name in names)
     if "checkpointed_updates" in summary:
         done = summary["checkpointed_updates"]
+    elif summary.get("status") in ("stopped", "interrupted", "complete") and not cut_short:
+        done = summary.get("updates_done")
     else:
-        done = summary.get("updates_done") if finished else None
+        done = None
     if done:
         raise checkpoint.CheckpointError(
             f"{run_dir} was checkpointed after {done} updates (summary.json), but "
@@ -857,16 +872,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         # Rows past the checkpoint (written before a kill) are run again: drop them.
         dropped = truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         if record is None and dropped:
-            before = read_summary(run_dir)
-            older = before is not None and "checkpointed_updates" not in before
             print(
                 f"jrl: {run_dir} holds no checkpoint yet (killed before its first was "
-                "complete"
-                + ("; or, as an older jrl's summary.json cannot tell, its checkpoints were "
-                   "removed" if older else "")
-                + f"): it starts again from update 0, its {dropped} metric rows dropped",
+                f"complete): it starts again from update 0, its {dropped} metric rows dropped",
                 file=sys.stderr,
-            )  # fmt: skip
+            )
         for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
             if stale.is_file():  # atomic writes cut short by a kill
                 stale.unlink(missing_ok=True)
@@ -970,27 +980,27 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         chunk_seconds = None if last_dispatch[0] is None else now - last_dispatch[0]
         last_dispatch[0] = now
         tail = (built.total_updates - first) % spec.chunk_size  # the last chunk's length
-        if (
+        compile_tail = (
             tail
             and first + length < built.total_updates
             and tail not in chunks
             and tail not in tail_compiles
             and all_finished is None  # a tabular run ends by itself, mostly long before
             and max_chunks is None
-        ):
-            # Compiled while the last full chunks run, where nothing hid it at the end;
-            # not from the start, since a run stopped before waits for it.
-            full_chunks_left = (built.total_updates - tail - first) // spec.chunk_size
-            if (full_chunks_left <= 1 if chunk_seconds is None else
-                    full_chunks_left * chunk_seconds <= 2 * max(compile_s, 5.0)):  # fmt: skip
-                like = jax.tree.map(
-                    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
-                )
-                # Traced here, under the caller's JAX settings (thread-local ones included).
-                lowered = make_chunk(built, tail).lower(like, built.grid, np.int32(0))
-                tail_compiles[tail] = _in_background(_compile_into, chunks, tail, lowered)
+            and _time_to_compile_the_tail(
+                (built.total_updates - tail - first) // spec.chunk_size, chunk_seconds, compile_s
+            )
+        )
+        if compile_tail:  # the state's shapes, before the call below donates it
+            like = jax.tree.map(
+                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
+            )
         chunks_run += 1
-        return (*chunks[length](state, built.grid, np.int32(first)), length)
+        started_chunk = (*chunks[length](state, built.grid, np.int32(first)), length)
+        if compile_tail:  # traced while the chunk runs, under the caller's JAX settings
+            lowered = make_chunk(built, tail).lower(like, built.grid, np.int32(0))
+            tail_compiles[tail] = _in_background(_compile_into, chunks, tail, lowered)
+        return started_chunk
 
     def final_status() -> str:
         """The status of a run that starts no more chunks."""

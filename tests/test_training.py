@@ -184,6 +184,17 @@ def test_a_shorter_last_chunk_is_compiled_while_the_chunks_before_it_run(
     assert rows == sorted(reference("ppo")[1], key=order)  # rows are written chunk by chunk
 
 
+def test_the_last_chunks_compile_starts_by_the_last_full_chunk_and_not_long_before():
+    """Chunks longer than two compiles (a large network, DQN on a CPU) never started it,
+    leaving the whole compile for the end; from the first chunk on, every stop waited."""
+    from jrl.training import _time_to_compile_the_tail as time_to
+
+    assert time_to(1, 30.0, 4.0) and time_to(1, None, 0.0)  # the last full chunk
+    assert not time_to(5, None, 4.0)  # no chunk timed yet, five to go
+    assert time_to(3, 1.0, 4.0) and not time_to(20, 1.0, 4.0)  # 3 s and 20 s against 10
+    assert time_to(4, 2.0, 0.0)  # a compile counted as at least 5 s (cached: 0 s)
+
+
 STOPPED_WHILE_THE_TAIL_COMPILES = """
 import sys
 from jrl.training import RunSpec, train
@@ -392,6 +403,11 @@ def test_a_run_written_before_a_config_field_was_added_still_evaluates_and_resum
         == json.loads((whole / "summary.json").read_text())["updates_done"]
     )
     assert train(spec, old, resume=True, progress=False)["status"] == "complete"
+    # Another spec than config.yaml's, given to train: not the run's, whatever its file.
+    other = resolve(RunSpec(**{**spec.__dict__, "hparams": ({"lr": 0.5},)}))
+    assert recorded_fingerprint(old, other) is None
+    with pytest.raises(checkpoint.CheckpointError, match="started with another configuration"):
+        train(other, old, resume=True, progress=False)
     # An edit is not an older jrl's file: refused as before.
     edited = dict(written)
     edited["hparams"] = [{**edited["hparams"][0], "lr": 0.5}]
@@ -449,7 +465,7 @@ def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
         else write(path, data),
     )  # fmt: skip
     evaluate([run_dir], episodes=2)
-    assert "its eval/ is not written (eval.json is)" in capsys.readouterr().err
+    assert "eval.json is written, its eval/ report is not" in capsys.readouterr().err
     assert (run_dir / "eval.json").exists()
 
 
@@ -603,7 +619,14 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
     (older / "summary.json").write_text(json.dumps(summary))
     capsys.readouterr()
     assert train(spec, older, progress=False, resume=True)["status"] == "complete"
-    assert "as an older jrl's summary.json cannot tell" in capsys.readouterr().err
+    assert "holds no checkpoint yet" in capsys.readouterr().err
+    # Without that sign, an older summary's final status after some updates stands for
+    # a checkpoint: checkpoints/ removed to save disk is refused, not trained again.
+    removed = shutil.copytree(run_dir, tmp_path / "removed")
+    shutil.rmtree(removed / "checkpoints")
+    (removed / "summary.json").write_text(json.dumps(summary))
+    with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after 20 updates"):
+        train(spec, removed, progress=False, resume=True)
     shutil.rmtree(run_dir / "checkpoints")
     with pytest.raises(checkpoint.CheckpointError, match="holds no record of a checkpoint"):
         train(spec, run_dir, progress=False, resume=True)
