@@ -274,6 +274,7 @@ def evaluation(
         # eval.json first: where it cannot be written, neither is eval/ (no new report
         # beside an old eval.json); where only eval/ cannot, the note says so.
         written = []
+        stale = report.is_dir() and any(report.iterdir())  # an earlier evaluation's
         try:
             write_json(Path(run_dir) / "eval.json", result)
             written.append("eval.json")
@@ -294,10 +295,12 @@ def evaluation(
                 raise
             if not written:
                 said = "its eval.json and eval/ are not written, the results only returned"
+            elif not scores:
+                said = "eval.json is written; its earlier eval/ report could not be removed"
             else:
                 said = "eval.json is written, its eval/ report is not" + (
                     " (eval/ still holds an earlier evaluation's: it disagrees with eval.json)"
-                    if report.exists() else ""
+                    if stale else ""
                 )  # fmt: skip
             print(f"jrl eval: {run_dir} cannot be written ({error.strerror}): {said}",
                   file=sys.stderr)  # fmt: skip
@@ -492,11 +495,14 @@ def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], lis
         ints["grid_point"].append(int(row["grid_point"]))
         ints["seed"].append(int(row["seed"]))
         ints["update"].append(int(row["update"]))
-        x.append(row.get("timesteps", row["update"]))
+        x.append(float(row.get("timesteps", row["update"])))
         value.append(math.nan if row[metric] is None else row[metric])
     columns = {name: np.frombuffer(column, np.int64) for name, column in ints.items()}
     x = np.frombuffer(x, np.float64)
-    whole = x.astype(np.int64) if np.array_equal(x, np.round(x)) else x  # steps are counts
+    if not np.isfinite(x).all():
+        raise ValueError(f"{path}: a row's timesteps is not a finite number")
+    exact = np.array_equal(x, np.round(x)) and (np.abs(x) < 2.0**53).all()
+    whole = x.astype(np.int64) if exact else x  # steps are counts
     return {**columns, "x": whole, "value": np.frombuffer(value, np.float64)}, known
 
 

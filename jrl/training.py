@@ -671,16 +671,18 @@ def _check_nothing_checkpointed(run_dir: Path) -> None:
     """For a resume that finds no checkpoint record: a CheckpointError where summary.json
     says a checkpoint was confirmed (``checkpointed_updates``), since starting over would
     replace the run's metrics: its checkpoints were removed, not never written. A
-    summary.json from before jrl kept that field says so by a final status after some
-    updates, unless orbax's unfinished directory, with no finished one, shows that the
-    first save was cut short (which also left a final status then)."""
+    summary.json from before jrl kept that field cannot say so; there a finished
+    checkpoint directory left without its record does, and so does a final status after
+    some updates unless orbax's unfinished directory, with no finished one, shows that
+    the first save was cut short (which also left a final status then)."""
     summary = read_summary(run_dir) or {}
     names = [path.name for path in (run_dir / "checkpoints").glob("chunk_*") if path.is_dir()]
     finished = sorted(name for name in names if re.fullmatch(r"chunk_\d+", name))
     cut_short = not finished and any("-tmp" in name for name in names)
+    final = summary.get("status") in ("stopped", "interrupted", "complete")
     if "checkpointed_updates" in summary:
         done = summary["checkpointed_updates"]
-    elif summary.get("status") in ("stopped", "interrupted", "complete") and not cut_short:
+    elif finished or (final and not cut_short):
         done = summary.get("updates_done")
     else:
         done = None
@@ -872,11 +874,16 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         # Rows past the checkpoint (written before a kill) are run again: drop them.
         dropped = truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         if record is None and dropped:
+            before = read_summary(run_dir)
+            older = before is not None and "checkpointed_updates" not in before
             print(
                 f"jrl: {run_dir} holds no checkpoint yet (killed before its first was "
-                f"complete): it starts again from update 0, its {dropped} metric rows dropped",
+                "complete"
+                + ("; or its checkpoints were removed, which an older jrl's summary.json "
+                   "cannot tell" if older else "")
+                + f"): it starts again from update 0, its {dropped} metric rows dropped",
                 file=sys.stderr,
-            )
+            )  # fmt: skip
         for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
             if stale.is_file():  # atomic writes cut short by a kill
                 stale.unlink(missing_ok=True)

@@ -300,6 +300,10 @@ def test_curves_read_a_long_runs_metrics_one_row_at_a_time(reference, tmp_path):
     (big / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     ((label, values),) = learning_curves([big])[0].items()
     assert values.shape == (2, 1) and learning_curves([big])[1][label].tolist() == [16]
+    (big / "metrics.jsonl").write_text('{"grid_point": 0, "seed": 0, "update": 0, '
+                                       '"timesteps": 1e400, "episode_return": 1.0}\n')  # fmt: skip
+    with pytest.raises(ValueError, match="timesteps is not a finite number"):
+        learning_curves([big])
 
 
 @pytest.mark.parametrize("agent", ["dqn", "ppo"])
@@ -464,9 +468,15 @@ def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
         lambda path, data: read_only(path, data) if "eval" in Path(path).parent.name
         else write(path, data),
     )  # fmt: skip
+    (run_dir / "eval").mkdir(exist_ok=True)  # empty: no earlier report to speak of
     evaluate([run_dir], episodes=2)
-    assert "eval.json is written, its eval/ report is not" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "eval.json is written, its eval/ report is not" in said and "earlier" not in said
     assert (run_dir / "eval.json").exists()
+    (run_dir / "eval").mkdir(exist_ok=True)
+    (run_dir / "eval" / "aggregates.md").write_text("an earlier evaluation's\n")
+    evaluate([run_dir], episodes=2)
+    assert "eval/ still holds an earlier evaluation's" in capsys.readouterr().err
 
 
 def test_a_seed_with_no_episode_yet_is_left_out_of_the_curves(reference, tmp_path, capsys):
@@ -609,6 +619,11 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
     (run_dir / "summary.json").write_text(json.dumps(summary))
     assert summary["status"] == "stopped"
     with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after 20 updates"):
+        train(spec, run_dir, progress=False, resume=True)
+    # A run an older jrl wrote that was killed (status running): its finished checkpoint
+    # directories say it was checkpointed.
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    with pytest.raises(checkpoint.CheckpointError, match="holds chunk_00000010, chunk_00000020"):
         train(spec, run_dir, progress=False, resume=True)
     (run_dir / "summary.json").write_text(json.dumps({**summary, "checkpointed_updates": 20}))
     # Such a summary after a first save cut short holds a final status too, beside
