@@ -41,6 +41,11 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be restored into the requested state, and why."""
 
 
+class MismatchError(CheckpointError):
+    """A checkpoint (or run) of another configuration or state structure than the one
+    asked for: intact, but not this run's as this jrl sees it."""
+
+
 def describe(state: Any) -> dict[str, list]:
     """{leaf path: [shape, dtype]} of a pytree of arrays or of ``jax.ShapeDtypeStruct``
     (typed keys: their key data)."""
@@ -269,7 +274,7 @@ def check_fingerprint(record: dict, directory: str | Path, fingerprint: str) -> 
     configuration whose fingerprint is ``fingerprint``."""
     saved = record.get("info", {}).get("fingerprint")
     if saved != fingerprint:
-        raise CheckpointError(
+        raise MismatchError(
             f"the checkpoint in {directory} was written by another configuration "
             f"(fingerprint {saved}, this run {fingerprint}): was the run's config.yaml "
             "edited? Put the original back (meta.json's argv is the command that started "
@@ -324,7 +329,7 @@ def _check_record(record: dict, directory: Path, like: Any, fingerprint: str) ->
             f"unexpected {extra[:3]}" if extra else "",
         ]
         details += [f"{k}: saved {saved[k]}, wanted {wanted[k]}" for k in changed[:3]]
-        raise CheckpointError(
+        raise MismatchError(
             f"the checkpoint in {directory} holds a different state: "
             + "; ".join(d for d in details if d)
         )

@@ -634,21 +634,19 @@ def _naming_the_writer(run_dir: str | Path) -> Iterator[None]:
     do, since an edit of config.yaml is then not the likely cause."""
     try:
         yield
-    except checkpoint.CheckpointError as error:
+    except checkpoint.MismatchError as error:
         text = str(error)
-        if "holds a different state" not in text and "another configuration" not in text:
-            raise
         meta = read_meta(run_dir)
         writer = [meta, *meta.get("resumes", [])][-1].get("commit")
         now = git_state().get("commit")
         if writer == now or _config_edited(run_dir, meta):
             raise  # an edit is the cause: another commit would not help
         if not writer:
-            raise checkpoint.CheckpointError(
+            raise checkpoint.MismatchError(
                 f"{text}. meta.json records no commit of the jrl that wrote the run: if "
                 "another version of jrl wrote it, resume or evaluate it with that version"
             ) from error
-        raise checkpoint.CheckpointError(
+        raise checkpoint.MismatchError(
             f"{text}. The run was written by jrl at commit {writer[:12]} (meta.json), and "
             f"this is {f'commit {now[:12]}' if now else 'a jrl without its git history'}: "
             "a later jrl may store its configuration or state differently. Resume or "
@@ -720,7 +718,7 @@ def _check_started_with(run_dir: Path, fingerprint: str) -> None:
     may not have."""
     started = read_meta(run_dir).get("fingerprint")
     if started is not None and started != fingerprint:
-        raise checkpoint.CheckpointError(
+        raise checkpoint.MismatchError(
             f"{run_dir} was started with another configuration (fingerprint {started}, "
             f"this run {fingerprint}): was its config.yaml edited? A run's configuration "
             "cannot change on resume; put the original back (meta.json's argv is the "
@@ -870,12 +868,12 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     else:
         state = chunks["init"](built.keys, built.grid)
     resumed_from = updates_done or None  # the checkpoint this call began from
+    last_summary = read_summary(run_dir) if resume else None  # what the last process wrote
     if resume:
         # Rows past the checkpoint (written before a kill) are run again: drop them.
         dropped = truncate_rows(metrics_path, lambda row: row["update"] < updates_done)
         if record is None and dropped:
-            before = read_summary(run_dir)
-            older = before is not None and "checkpointed_updates" not in before
+            older = last_summary is not None and "checkpointed_updates" not in last_summary
             print(
                 f"jrl: {run_dir} holds no checkpoint yet (killed before its first was "
                 "complete"
@@ -917,11 +915,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     diverged: dict[tuple[int, int], int] = {}
     # (grid point, seed) -> the first metric it logged as an infinity, and at which update
     infinite: dict[tuple[int, int], dict] = {}
-    if resume and (run_dir / "summary.json").exists():
-        before = json.loads((run_dir / "summary.json").read_text())
-        for entry in before.get("diverged", []):
+    if last_summary is not None:
+        for entry in last_summary.get("diverged", []):
             diverged[entry["grid_point"], entry["seed"]] = entry["by_update"]
-        for entry in before.get("infinite", []):
+        for entry in last_summary.get("infinite", []):
             infinite[entry["grid_point"], entry["seed"]] = {
                 "metric": entry["metric"],
                 "update": entry["update"],
