@@ -9,7 +9,6 @@ import math
 import shutil
 import sys
 from pathlib import Path
-from typing import Any
 
 import jax
 import numpy as np
@@ -17,6 +16,7 @@ import numpy as np
 from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
+from jrl.recent import Recent
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import iter_rows, read_summary, write_json
 
@@ -86,23 +86,20 @@ def episode_fn(
 
 # Compiled evaluations, by run and setting: a notebook evaluating a run's checkpoints
 # as it trains compiles once (a jit made per call compiled every time).
-_EPISODES: dict[tuple, Any] = {}
-_EPISODES_KEEP = 4
+_EPISODES: Recent = Recent(keep=4)
 
 
 def _episodes_of_runs(built, max_steps, sampled, epsilon, layout, env_params):
     """jit((state [G, S, ...], keys [E]) -> (return, length, terminated) [G, S, E]) of
     :func:`episode_fn`, kept per run fingerprint and setting."""
     signature = (built.spec.fingerprint(), max_steps, sampled, float(epsilon), layout)
-    compiled = _EPISODES.pop(signature, None)
-    if compiled is None:
+
+    def compile_episodes():
         episode = episode_fn(built, max_steps, sampled, epsilon, env_params)
         per_run = lambda run_state, keys: jax.vmap(lambda k: episode(k, run_state))(keys)  # noqa: E731
-        compiled = jax.jit(jax.vmap(jax.vmap(per_run, (0, None)), (0, None)))
-    _EPISODES[signature] = compiled  # the most recently used last
-    while len(_EPISODES) > _EPISODES_KEEP:
-        del _EPISODES[next(iter(_EPISODES))]
-    return compiled
+        return jax.jit(jax.vmap(jax.vmap(per_run, (0, None)), (0, None)))
+
+    return _EPISODES.get(signature, compile_episodes)
 
 
 def params_in_layout(built: training.Built, layout: int | None):

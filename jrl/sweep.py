@@ -27,6 +27,7 @@ from jrl.agents.checks import check_bool
 from jrl.agents.evaluation import key_batch_shape
 from jrl.host import compiler_options, release_unused_memory
 from jrl.progress import call_stoppable
+from jrl.recent import Recent
 
 
 def product_grid(base: Any, **axes: Sequence[float]) -> Any:
@@ -245,8 +246,7 @@ def _trace_context() -> Any:
 # run_sweep's compiled programs, by what decides them (its own fn is a new closure per
 # call, which jax.jit's cache would never find): a notebook looping over seed batches or
 # grids of the same shape compiles once.
-_COMPILED: dict[tuple, Any] = {}
-_COMPILED_KEEP = 8
+_COMPILED: Recent = Recent(keep=8)
 
 
 def run_sweep(
@@ -351,17 +351,18 @@ def run_sweep(
         tuple(sorted(options.items())), jax.tree.structure((keys, grid)),
         tuple((jax.typeof(x), x.sharding) for x in jax.tree.leaves((keys, grid))),
     )  # fmt: skip
-    try:
-        compiled = _COMPILED.pop(signature, None)
-    except TypeError:  # a train object that cannot be hashed: compiled for this call only
-        signature = compiled = None
-    if compiled is None:
+
+    def compile_sweep():
         compiled = jax.jit(fn, compiler_options=options).lower(keys, grid).compile()
         release_unused_memory()  # the compiler's freed memory, before the run allocates
-    if signature is not None:
-        _COMPILED[signature] = compiled  # the most recently used last
-        while len(_COMPILED) > _COMPILED_KEEP:
-            del _COMPILED[next(iter(_COMPILED))]
+        return compiled
+
+    try:
+        hash(signature)
+    except TypeError:  # a train object that cannot be hashed: compiled for this call only
+        compiled = compile_sweep()
+    else:
+        compiled = _COMPILED.get(signature, compile_sweep)
     if progress is not None:
         return finish(call_stoppable(progress, compiled, keys, grid))
     return finish(compiled(keys, grid))

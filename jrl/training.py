@@ -49,6 +49,7 @@ from jrl.agents.checks import check_positive_int, reject_ignored
 from jrl.envs import make
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
+from jrl.recent import Recent
 from jrl.run_dir import (
     RunInUseError,
     append_rows,
@@ -1066,24 +1067,21 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
 
 # Compiled programs of the last few runs built in this process, so that stopping and
 # resuming in one process (tests, notebooks) compiles once.
-_BUILT: dict[str, tuple[Built, dict]] = {}
-_BUILT_KEEP = 4
+_BUILT: Recent[tuple[Built, dict]] = Recent(keep=4)
 
 
 def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
     """The built run and its compiled functions: "init", "finished" (agents that end
     early) and the chunk of each length."""
-    if fingerprint in _BUILT:
-        _BUILT[fingerprint] = _BUILT.pop(fingerprint)  # most recently used goes last
-    else:
+
+    def build_and_chunks():
         built = build(spec)
         chunks: dict = {"init": make_init(built)}
         if built.finished is not None:
             chunks["finished"] = jax.jit(jax.vmap(jax.vmap(built.finished)))
-        _BUILT[fingerprint] = (built, chunks)
-        while len(_BUILT) > _BUILT_KEEP:
-            del _BUILT[next(iter(_BUILT))]
-    return _BUILT[fingerprint]
+        return built, chunks
+
+    return _BUILT.get(fingerprint, build_and_chunks)
 
 
 def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:

@@ -376,14 +376,64 @@ def test_one_run_returns_what_a_batch_of_runs_does_for_python_and_numpy_outputs(
         assert one["rate"][0, 0] == two["rate"][0, 1] == np.float32(3e-4)
 
 
+def test_recent_keeps_the_most_recently_used_and_refuses_an_unhashable_key_before_making():
+    from jrl.recent import Recent
+
+    made = []
+
+    def maker(value):
+        return lambda: made.append(value) or value
+
+    recent = Recent(keep=2)
+    assert recent.get("a", maker(1)) == 1
+    assert recent.get("b", maker(2)) == 2
+    assert recent.get("a", maker(3)) == 1  # kept, and now the most recently used
+    assert recent.get("c", maker(4)) == 4  # "b", the least recently used, goes
+    assert len(recent) == 2
+    assert recent.get("a", maker(5)) == 1
+    assert recent.get("b", maker(6)) == 6
+    assert made == [1, 2, 4, 6]
+    with pytest.raises(TypeError):
+        recent.get(["a"], maker(7))
+    assert made == [1, 2, 4, 6]
+
+
+def test_a_sweep_of_a_train_that_cannot_be_hashed_runs_and_keeps_nothing(monkeypatch):
+    """A callable object with __eq__ and no __hash__ (a dataclass, say) is a train too:
+    its program is compiled for the call, not kept."""
+    from jrl import sweep
+    from jrl.recent import Recent
+
+    monkeypatch.setattr(sweep, "_COMPILED", Recent(keep=8))
+
+    class Shifted:
+        __hash__ = None
+
+        def __init__(self, shift):
+            self.shift = shift
+
+        def __eq__(self, other):
+            return isinstance(other, Shifted) and other.shift == self.shift
+
+        def __call__(self, key, hparams):
+            return jax.random.uniform(key) + hparams.alpha + self.shift
+
+    grid = stack_grid([TabularHParams(alpha=0.5)])
+    one = run_sweep(Shifted(0.0), jax.random.key(0), grid, 2)
+    two = run_sweep(Shifted(1.0), jax.random.key(0), grid, 2)
+    np.testing.assert_allclose(np.asarray(two) - np.asarray(one), 1.0, rtol=1e-6)
+    assert len(sweep._COMPILED) == 0
+
+
 def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_once(
     cliff, monkeypatch
 ):
     """A notebook looping over seed batches or grid values: run_sweep compiled its
     program again at every call (its function is a new closure each time)."""
     from jrl import sweep
+    from jrl.recent import Recent
 
-    monkeypatch.setattr(sweep, "_COMPILED", {})  # what other tests kept does not count
+    monkeypatch.setattr(sweep, "_COMPILED", Recent(keep=8))  # what other tests kept does not count
     env, params = cliff
     train = make_train(TabularConfig(algorithm="sarsa", num_episodes=20), env, params)
     compiles = []
