@@ -95,7 +95,7 @@ def keep_compiled_runs():
     from jrl import training
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "_BUILT_KEEP", 16)
+        patch.setattr(training._BUILT, "keep", 16)
         yield
 
 
@@ -434,6 +434,70 @@ def test_a_run_written_before_a_config_field_was_added_still_evaluates_and_resum
         (old / "config.yaml").write_text(yaml.safe_dump(lacking, sort_keys=False))
         recorded(_fingerprint_of(load_yaml((old / "config.yaml").read_text())))
         assert recorded_fingerprint(old, load_spec(old)) is None, name
+
+
+# The fields of each agent's config and hyperparameters when run directories began
+# (ffcdc12, 2026-11-25): the first config.yaml a run directory could hold.
+FIRST_RUN_FIELDS = {
+    "ppo": {
+        "config": {"activation", "anneal_lr", "clip_value_loss", "hidden_sizes", "network",
+                   "num_envs", "num_minibatches", "num_steps", "total_timesteps",
+                   "update_epochs"},
+        "hparams": {"clip_eps", "ent_coef", "gae_lambda", "gamma", "lr", "max_grad_norm",
+                    "reward_scale", "vf_coef"},
+    },
+    "dqn": {
+        "config": {"activation", "batch_size", "buffer_size", "double_dqn", "hidden_sizes",
+                   "learning_starts", "log_frequency", "network", "num_envs", "target_update",
+                   "target_update_frequency", "total_timesteps", "train_frequency"},
+        "hparams": {"epsilon_decay_fraction", "epsilon_end", "epsilon_start", "gamma",
+                    "huber_delta", "lr", "max_grad_norm", "tau"},
+    },
+    "tabular": {
+        "config": {"algorithm", "exploration", "max_steps", "num_episodes", "planning_steps",
+                   "schedule", "steps_per_iteration"},
+        "hparams": {"algorithm", "alpha", "decay_steps", "epsilon", "epsilon_end", "gamma",
+                    "kappa", "q_init", "temperature", "temperature_end"},
+    },
+}  # fmt: skip
+
+
+def test_every_config_field_added_since_run_directories_began_says_how_older_runs_behaved():
+    """An older run's config.yaml lacks the fields added after it was written: resume,
+    eval and plot take it for the run it was only where ADDED_CONFIG_FIELDS gives each
+    lacking field's value before it existed (the new default may differ). A field added
+    without an entry there would have left every older run refused."""
+    from jrl.training import ADDED_CONFIG_FIELDS, AGENTS
+
+    def names(kind):
+        return (
+            {field.name for field in dataclasses.fields(kind)}
+            if dataclasses.is_dataclass(kind)
+            else set(kind._fields)
+        )
+
+    assert set(AGENTS) == set(FIRST_RUN_FIELDS), "a new agent: add its fields to FIRST_RUN_FIELDS"
+    assert set(ADDED_CONFIG_FIELDS) <= set(AGENTS)
+    for agent, spec in AGENTS.items():
+        first = FIRST_RUN_FIELDS[agent]
+        added = set(ADDED_CONFIG_FIELDS.get(agent, {}))
+        assert not added & first["config"], (agent, added & first["config"])
+        assert names(spec.config) == first["config"] | added, (
+            f"{agent}: a config field added or removed since run directories began "
+            f"({sorted(names(spec.config) ^ (first['config'] | added))}): give each added "
+            "field the value that reproduces runs written before it in "
+            "jrl.training.ADDED_CONFIG_FIELDS"
+        )
+        for name, before in ADDED_CONFIG_FIELDS.get(agent, {}).items():
+            assert type(before) is type(getattr(spec.config(), name)), (agent, name)
+        # Older runs with a lacking hyperparameter are refused (recorded_fingerprint).
+        assert names(spec.hparams) == first["hparams"], (
+            f"{agent}: a hyperparameter added or removed since run directories began: "
+            "recorded_fingerprint refuses every older run of it until it says how they behaved"
+        )
+    assert {field.name for field in dataclasses.fields(RunSpec)} == {
+        "agent", "env", "env_overrides", "config", "hparams", "num_seeds", "seed", "chunk_size"
+    }  # fmt: skip
 
 
 def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
