@@ -327,6 +327,58 @@ def test_tabular_refuses_box_actions_and_a_vector_reward():
         tabular.make_train(TABULAR_CONFIG, Chain(onehot=False, reward_shape=(1,)), None)
 
 
+class BrokenChain(Chain):
+    """Chain breaking one rule of gymnax 1.0's contract: ``flag`` the dtype of its
+    terminated flag, ``step_obs`` the dtype of step_env's observations, ``step_returns``
+    "five" (an older gymnax's step) or "no_final" (its own step without
+    info["final_observation"])."""
+
+    def __init__(self, flag=jnp.bool_, step_obs=None, step_returns=None, **kwargs):
+        super().__init__(onehot=kwargs.pop("onehot", False), **kwargs)
+        self.flag, self.step_obs, self.step_returns = flag, step_obs, step_returns
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, info = super().step_env(key, state, action, params)
+        obs = obs if self.step_obs is None else obs.astype(self.step_obs)
+        return obs, state, reward, terminated.astype(self.flag), info
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        if self.step_returns is None:
+            return super().step(key, state, action, params)
+        obs, state, reward, terminated, info = self.step_env(key, state, action, params)
+        if self.step_returns == "five":
+            return obs, state, reward, terminated, info
+        return obs, state, reward, terminated, jnp.bool_(False), info
+
+
+ALL_MAKE_TRAIN = {**MAKE_TRAIN, "tabular": (tabular.make_train, TABULAR_CONFIG, None)}
+
+
+@pytest.mark.parametrize("agent", ALL_MAKE_TRAIN)
+def test_an_environment_breaking_gymnax_1_0s_step_contract_is_refused_by_name(agent):
+    """A researcher's environment with an int or float terminated flag trained with PPO
+    but failed inside DQN's replay buffer, tabular's update or the evaluation's loop;
+    one whose reset and step_env return other dtypes, an older gymnax's five-value step,
+    or its own step without info["final_observation"] failed while tracing, with JAX's
+    or Python's own errors. Each is named before anything is traced for training."""
+    make_train, config, _ = ALL_MAKE_TRAIN[agent]
+    onehot = agent != "tabular"
+    for flag in (jnp.int32, jnp.float32):
+        with pytest.raises(ValueError, match=f"BrokenChain's step returns terminated of dtype "
+                           f"{jnp.dtype(flag)}; it must be a bool"):  # fmt: skip
+            make_train(config, BrokenChain(flag=flag, onehot=onehot), None)
+    other = jnp.int32 if onehot else jnp.float32
+    said = "BrokenChain's reset_env and step_env return observations of other dtypes"
+    with pytest.raises(ValueError, match=said):
+        make_train(config, BrokenChain(step_obs=other, onehot=onehot), None)
+    with pytest.raises(ValueError, match="BrokenChain's step returns 5 values; jrl takes gymnax"):
+        make_train(config, BrokenChain(step_returns="five", onehot=onehot), None)
+    with pytest.raises(ValueError, match=r"step returns no info\['final_observation'\]"):
+        make_train(config, BrokenChain(step_returns="no_final", onehot=onehot), None)
+    make_train(config, BrokenChain(onehot=onehot), None)  # the same rules kept: taken
+
+
 @pytest.mark.parametrize("agent", MAKE_TRAIN)
 def test_env_params_none_is_the_environments_defaults(agent):
     """gymnax's reset and step take params=None for the defaults; PPO's and REINFORCE's

@@ -165,9 +165,13 @@ def env_params_or_default(env, env_params):
 
 def check_env_outputs(env, env_params) -> None:
     """Raise ValueError unless ``env``'s ``reset`` and ``step`` (traced abstractly:
-    nothing runs) return observations of the shape its observation space declares (the
-    networks and tables are sized from the space) and a scalar reward, terminated and
-    truncated (the agents keep one of each per environment)."""
+    nothing runs) follow gymnax 1.0's contract as the agents read it: ``step`` returns
+    (obs, state, reward, terminated, truncated, info) with ``info["final_observation"]``
+    (the time-out bootstrap reads it); observations of the shape the observation space
+    declares (the networks and tables are sized from it) and of one dtype from reset,
+    step and final_observation (auto-reset selects between them); a scalar reward, and
+    scalar bool terminated and truncated (the agents keep one of each per environment
+    and combine them as booleans)."""
     key = jax.random.key(0)
     obs, state = jax.eval_shape(env.reset, key, env_params)
     space = env.action_space(env_params)  # read as the agents read it: n, or a shape
@@ -176,19 +180,77 @@ def check_env_outputs(env, env_params) -> None:
         if hasattr(space, "n")
         else jax.ShapeDtypeStruct(tuple(space.shape), jnp.float32)
     )
-    next_obs, _, reward, terminated, truncated, _ = jax.eval_shape(
-        lambda k, s, a: env.step(k, s, a, env_params), key, state, action
-    )
+    try:
+        outputs = jax.eval_shape(lambda k, s, a: env.step(k, s, a, env_params), key, state, action)
+    except TypeError:  # gymnax's auto-reset selects between reset's and step_env's outputs
+        _check_reset_and_step_env_agree(env, env_params, key, obs, state, action)
+        raise
+    if not isinstance(outputs, tuple) or len(outputs) != 6:
+        got = f"{len(outputs)} values" if isinstance(outputs, tuple) else type(outputs).__name__
+        raise ValueError(
+            f"{env.name}'s step returns {got}; jrl takes gymnax 1.0's six: (obs, state, "
+            "reward, terminated, truncated, info). An older gymnax's (obs, state, reward, "
+            "done, info) environment: subclass gymnax 1.0's Environment and implement "
+            "step_env (its step then adds truncated and info['final_observation'])"
+        )
+    next_obs, _, reward, terminated, truncated, info = outputs
+    final_obs = info.get("final_observation") if isinstance(info, dict) else None
+    if final_obs is None:
+        raise ValueError(
+            f"{env.name}'s step returns no info['final_observation'] (the observation "
+            "before an auto-reset, which a time-out bootstraps from): return it as "
+            "gymnax 1.0's Environment.step does, or leave step to gymnax and implement "
+            "step_env"
+        )
     declared = tuple(getattr(env.observation_space(env_params), "shape", ()))
-    for what, shape in (("reset", obs.shape), ("step", next_obs.shape)):
-        if tuple(shape) != declared:
+    observed = (("reset", obs), ("step", next_obs), ("step's info['final_observation']", final_obs))
+    for what, value in observed:
+        if not isinstance(value, jax.ShapeDtypeStruct):
             raise ValueError(
-                f"{env.name}'s {what} returns observations of shape {tuple(shape)}, but its "
-                f"observation_space declares {declared}: make them agree"
+                f"{env.name}'s {what} returns a {type(value).__name__} of observations; jrl's "
+                "agents take one array (flatten a dict or tuple observation into one)"
             )
+        if tuple(value.shape) != declared:
+            raise ValueError(
+                f"{env.name}'s {what} returns observations of shape {tuple(value.shape)}, "
+                f"but its observation_space declares {declared}: make them agree"
+            )
+    if len({value.dtype for _, value in observed}) > 1:
+        raise ValueError(
+            f"{env.name}'s observations differ in dtype: "
+            + ", ".join(f"{what} {value.dtype}" for what, value in observed)
+            + "; return one dtype from reset_env and step_env (an auto-reset selects "
+            "between them)"
+        )
     for name, value in (("reward", reward), ("terminated", terminated), ("truncated", truncated)):
         if value.shape != ():
             raise ValueError(
                 f"{env.name}'s step returns a {name} of shape {value.shape}; it must be a "
                 "scalar (one per environment: sum or index a vector reward)"
             )
+    for name, value in (("terminated", terminated), ("truncated", truncated)):
+        if value.dtype != jnp.bool_:
+            raise ValueError(
+                f"{env.name}'s step returns {name} of dtype {value.dtype}; it must be a bool "
+                "(e.g. jnp.asarray(done, bool))"
+            )
+
+
+def _check_reset_and_step_env_agree(env, env_params, key, obs, state, action) -> None:
+    """A ValueError naming what differs where ``env``'s reset and step_env return
+    observations or states of other dtypes (gymnax's step fails to select between
+    them with a TypeError from inside lax.select)."""
+    if not hasattr(env, "step_env"):
+        return
+    params = env.default_params if env_params is None else env_params
+    stepped = jax.eval_shape(lambda k, s, a: env.step_env(k, s, a, params), key, state, action)
+    pairs = (("observations", obs, stepped[0]), ("states", state, stepped[1]))
+    for what, reset, after_step in pairs:
+        reset_types = [leaf.dtype for leaf in jax.tree.leaves(reset)]
+        step_types = [leaf.dtype for leaf in jax.tree.leaves(after_step)]
+        if reset_types != step_types:
+            raise ValueError(
+                f"{env.name}'s reset_env and step_env return {what} of other dtypes "
+                f"({', '.join(map(str, reset_types))} against {', '.join(map(str, step_types))}): "
+                "return the same from both (an auto-reset selects between them)"
+            ) from None
