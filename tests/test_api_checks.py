@@ -321,6 +321,9 @@ def test_an_environment_whose_outputs_differ_from_its_spaces_is_refused(agent):
 
 
 def test_tabular_refuses_box_actions_and_a_vector_reward():
+    said = "table with the observation; BrokenChain observes float32: return a state index"
+    with pytest.raises(ValueError, match=said):
+        tabular.make_train(TABULAR_CONFIG, BrokenChain(obs=jnp.float32), None)
     with pytest.raises(ValueError, match="tabular agents need discrete actions; Chain has Box"):
         tabular.make_train(TABULAR_CONFIG, Chain(onehot=False, box_actions=True), None)
     with pytest.raises(ValueError, match=r"Chain's step returns a reward of shape \(1,\)"):
@@ -329,13 +332,18 @@ def test_tabular_refuses_box_actions_and_a_vector_reward():
 
 class BrokenChain(Chain):
     """Chain breaking one rule of gymnax 1.0's contract: ``flag`` the dtype of its
-    terminated flag, ``step_obs`` the dtype of step_env's observations, ``step_returns``
-    "five" (an older gymnax's step) or "no_final" (its own step without
+    terminated flag, ``obs`` that of its observations, ``step_obs`` that of step_env's,
+    ``step_returns`` "five" (an older gymnax's step) or "no_final" (its own step without
     info["final_observation"])."""
 
-    def __init__(self, flag=jnp.bool_, step_obs=None, step_returns=None, **kwargs):
+    def __init__(self, flag=jnp.bool_, step_obs=None, step_returns=None, obs=None, **kwargs):
         super().__init__(onehot=kwargs.pop("onehot", False), **kwargs)
         self.flag, self.step_obs, self.step_returns = flag, step_obs, step_returns
+        self.obs = obs
+
+    def observe(self, position):
+        obs = super().observe(position)
+        return obs if self.obs is None else obs.astype(self.obs)
 
     def step_env(self, key, state, action, params):
         obs, state, reward, terminated, info = super().step_env(key, state, action, params)

@@ -506,6 +506,12 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         raise ValueError(f"tabular agents need discrete actions; {env.name} has {action_space}")
     num_actions = int(action_space.n)
     check_env_outputs(env, env_params)
+    obs_dtype = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].dtype
+    if not jnp.issubdtype(obs_dtype, jnp.integer):
+        raise ValueError(
+            f"tabular agents index their table with the observation; {env.name} observes "
+            f"{obs_dtype}: return a state index of an integer dtype in [0, {num_states})"
+        )
     num_episodes = config.num_episodes
     # No run completes more episodes than it takes steps: a step budget with an episode
     # count left huge must not size huge buffers.
