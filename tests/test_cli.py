@@ -292,6 +292,42 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
     assert not (tmp_path / "l").exists()
 
 
+def test_a_run_of_an_environment_of_your_own_resumes_and_evaluates_in_a_new_process(tmp_path):
+    """A run of a researcher's own environment, named by import path, can be resumed and
+    evaluated by any later `jrl` process (a name registered in-process could not)."""
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "my_cliff.py").write_text(
+        "from jrl.envs import make\n"
+        "def make_cliff(max_steps=100):\n"
+        "    env, params = make('CliffWalking-v0')\n"
+        "    return env, params.replace(max_steps_in_episode=max_steps)\n"
+    )
+    path, run = {"PYTHONPATH": str(tmp_path / "lib")}, tmp_path / "own"
+    # The first chunk only, as a stopped run leaves it.
+    first_chunk = (
+        "import sys; from jrl.training import RunSpec, train\n"
+        "spec = RunSpec(agent='tabular', env='my_cliff:make_cliff', chunk_size=2,\n"
+        "               env_overrides={'max_steps': 50}, config={'num_episodes': 60})\n"
+        "print(train(spec, sys.argv[1], max_chunks=1, progress=False)['status'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", first_chunk, str(run)], capture_output=True, text=True,
+        timeout=300, env={**os.environ, **path},
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "stopped", done.stderr
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["env"] == "my_cliff:make_cliff" and saved["env_overrides"] == {"max_steps": 50}
+    done = jrl("train", "--resume", run, "--no-progress", env=path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((run / "summary.json").read_text())["status"] == "complete"
+    done = jrl("eval", run, "--episodes", "1", env=path)
+    assert done.returncode == 0, done.stderr
+    assert "grid point 0: mean return" in done.stdout and (run / "eval.json").exists()
+    done = jrl("eval", run, "--episodes", "1")  # without it on the path: said how to fix
+    assert done.returncode != 0 and "cannot import my_cliff" in done.stderr, done.stderr
+    assert "PYTHONPATH" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
     """What `jrl sweep` runs, composed in-process (nothing compiles): a sweep's
     config.yaml first, --hparams flags on every point, then the --grid product."""

@@ -702,6 +702,55 @@ def test_registry_lists_gymnax_envs():
     assert names[: len(REGISTRY)] == list(REGISTRY)
 
 
+OWN_ENVS = """
+from jrl.envs import make
+
+def cliff(max_steps=None):
+    env, params = make("CliffWalking-v0")
+    return env, params if max_steps is None else params.replace(max_steps_in_episode=max_steps)
+
+def anything(**settings):
+    return make("CliffWalking-v0")
+
+def not_a_pair():
+    return make("CliffWalking-v0")[0]
+
+not_callable = 3
+"""
+
+
+def test_an_environment_of_your_own_by_import_path_or_registered(tmp_path, monkeypatch):
+    """A researcher's own environment: `module:factory` is made by importing it (so a
+    run directory naming it can be resumed in any process); `register` names one in
+    this process. Bad paths, factories and overrides are named, not a bare traceback."""
+    from jrl.envs import register, registry
+
+    (tmp_path / "own_envs.py").write_text(OWN_ENVS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env, params = make("own_envs:cliff", max_steps=7)
+    assert env.name == "CliffWalking-v0" and params.max_steps_in_episode == 7
+    assert make("own_envs:anything", whatever=1)[0].name == "CliffWalking-v0"  # **settings
+    for name, said in [
+        ("own_envs:cliff", "own_envs:cliff has no setting 'slip'; its settings are: max_steps"),
+        ("no_such_module_here:cliff", "cannot import no_such_module_here .* PYTHONPATH"),
+        ("own_envs:missing", "own_envs has no callable missing"),
+        ("own_envs:not_callable", "own_envs has no callable not_callable"),
+        ("own_envs:not_a_pair", "its factory returned GridWorld; it must return"),
+        (":cliff", "name your environment's factory as 'module:factory'"),
+    ]:
+        with pytest.raises(ValueError, match=said):
+            make(name, **({"slip": 0.1} if name == "own_envs:cliff" else {}))
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    register("MyCliff-v0", lambda max_steps=None: make("own_envs:cliff", max_steps=max_steps))
+    assert make("MyCliff-v0", max_steps=5)[1].max_steps_in_episode == 5
+    assert "MyCliff-v0" in registered_envs()
+    for name in ("CliffWalking-v0", "CartPole-v1", "MyCliff-v0"):
+        with pytest.raises(ValueError, match=f"{name!r} is already an environment"):
+            register(name, lambda: None)
+    with pytest.raises(ValueError, match="a non-empty string without ':'"):
+        register("own:cliff", lambda: None)
+
+
 @pytest.mark.parametrize(
     "name, suggestion",
     [("CatRoom-v1", "CatRoom-v0"), ("CliffWalkin-v0", "CliffWalking-v0"), ("Qwxz", None)],
@@ -717,6 +766,7 @@ def test_unknown_env_name(name, suggestion):
             "Did you mean" in message and repr(suggestion) in message.split("Known")[0]
         )
     assert "Known: " in message and "CatRoom-v0" in message
+    assert "'module:factory'" in message
 
 
 def test_unknown_override_lists_settings():

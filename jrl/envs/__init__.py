@@ -2,7 +2,7 @@
 through gymnax's own (``make``)."""
 
 from jrl.envs.grid import CellType, GridParams, GridState, GridWorld, grid_params, parse_layout
-from jrl.envs.registry import make, registered_envs
+from jrl.envs.registry import make, register, registered_envs
 from jrl.envs.render import render, rollout_frames, save_gif
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "grid_params",
     "make",
     "parse_layout",
+    "register",
     "registered_envs",
     "render",
     "rollout_frames",

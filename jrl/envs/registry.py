@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import inspect
 from collections.abc import Callable
 
@@ -30,20 +31,39 @@ def registered_envs() -> list[str]:
     return list(REGISTRY) + [name for name in gymnax.registered_envs if name not in REGISTRY]
 
 
+def register(name: str, factory: Callable) -> None:
+    """Make ``factory(**overrides) -> (env, env_params)`` known to :func:`make` as
+    ``name`` in this process. A run directory records the name only: to resume,
+    evaluate or plot a run of your own environment from the ``jrl`` command, name its
+    factory by import path instead (``make("my_package.envs:make_chain")``, ``jrl
+    train ppo --env my_package.envs:make_chain``), which any process can import."""
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"an environment name is a non-empty string without ':'; got {name!r}")
+    if not callable(factory):
+        raise ValueError(f"{name}'s factory must be callable; got {type(factory).__name__}")
+    if name in gymnax.registered_envs or REGISTRY.get(name, factory) is not factory:
+        raise ValueError(f"{name!r} is already an environment: register yours under another name")
+    REGISTRY[name] = factory
+
+
 def make(name: str, **overrides):
     """Make an environment: ``(env, env_params)``, as ``gymnax.make`` returns.
 
     For jrl's environments the overrides are the keyword arguments of the task's
     factory (``observation="grid"``, ``slip_prob=0.1``, ``layout=...``); for gymnax's,
     fields of its ``EnvParams`` (``max_steps_in_episode=200``), each checked against
-    its default's kind (:func:`_gymnax_value`). Unknown names and overrides raise
-    ``ValueError`` listing what exists.
+    its default's kind (:func:`_gymnax_value`). ``"module:factory"`` names a factory
+    of your own by import path (``my_package.envs:make_chain``), called with the
+    overrides and returning ``(env, env_params)``; :func:`register` names one in this
+    process. Unknown names and overrides raise ``ValueError`` listing what exists.
     """
     if name in REGISTRY:
         factory = REGISTRY[name]
         allowed = [p for p in inspect.signature(factory).parameters]
         _check_overrides(name, overrides, allowed)
         return factory(**overrides)
+    if isinstance(name, str) and ":" in name:
+        return _make_by_import_path(name, overrides)
     if name in gymnax.registered_envs:
         try:
             env, params = gymnax.make(name)
@@ -58,7 +78,40 @@ def make(name: str, **overrides):
         return env, params.replace(**values, **_derived(name, params, values))
     close = difflib.get_close_matches(name, registered_envs(), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise ValueError(f"unknown environment {name!r}.{hint} Known: {', '.join(registered_envs())}")
+    raise ValueError(
+        f"unknown environment {name!r}.{hint} Known: {', '.join(registered_envs())}; or "
+        "your own factory by import path, 'module:factory'"
+    )
+
+
+def _make_by_import_path(name: str, overrides: dict):
+    """``(env, env_params)`` of the factory ``name`` ("module:attribute") names."""
+    module_name, _, attribute = name.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(f"{name!r}: name your environment's factory as 'module:factory'")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ValueError(
+            f"environment {name!r}: cannot import {module_name} ({error}); install it or "
+            "add its directory to PYTHONPATH (the jrl command does not look in the current "
+            "directory; python -m jrl does)"
+        ) from None
+    factory = module
+    for part in attribute.split("."):
+        factory = getattr(factory, part, None)
+    if not callable(factory):
+        raise ValueError(f"environment {name!r}: {module_name} has no callable {attribute}")
+    parameters = inspect.signature(factory).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        _check_overrides(name, overrides, [p.name for p in parameters])
+    made = factory(**overrides)
+    if not (isinstance(made, tuple) and len(made) == 2):
+        raise ValueError(
+            f"environment {name!r}: its factory returned {type(made).__name__}; it must "
+            "return (env, env_params), as gymnax.make does"
+        )
+    return made
 
 
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
