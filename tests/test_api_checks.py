@@ -360,6 +360,30 @@ class BrokenChain(Chain):
         return obs, state, reward, terminated, jnp.bool_(False), info
 
 
+class FarBoxChain(Chain):
+    """Chain with Box actions in [100, 200] (0 outside them)."""
+
+    def __init__(self):
+        super().__init__(box_actions=True)
+
+    def action_space(self, params=None):
+        return spaces.Box(jnp.array([-1.0, 100.0]), jnp.array([1.0, 200.0]), (2,))
+
+
+@pytest.mark.parametrize("agent", ["ppo", "reinforce"])
+def test_a_box_whose_bounds_leave_out_zero_is_warned_of(agent):
+    """Continuous PPO starts at mean 0 and clips to the bounds: on [100, 200] every
+    first action was 100 and the run learnt nothing, silently."""
+    import warnings
+
+    make_train, config, _ = MAKE_TRAIN[agent]
+    with pytest.warns(RuntimeWarning, match=r"leave out 0 in dimension 1 \(\[100, 200\]\)"):
+        make_train(config, FarBoxChain(), None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_train(config, Chain(box_actions=True), None)  # [-1, 1]: nothing said
+
+
 ALL_MAKE_TRAIN = {**MAKE_TRAIN, "tabular": (tabular.make_train, TABULAR_CONFIG, None)}
 
 

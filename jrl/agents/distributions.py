@@ -10,6 +10,7 @@ CleanRL's ``ppo_continuous_action.py``). PPO and REINFORCE read a policy only th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -130,8 +131,30 @@ def action_distribution(action_space) -> tuple[ActionDistribution, int]:
         return categorical(), int(action_space.n)
     shape = getattr(action_space, "shape", None)
     if hasattr(action_space, "low") and shape is not None and len(shape) == 1:
+        _warn_of_bounds_away_from_zero(action_space.low, action_space.high)
         return diag_gaussian(action_space.low, action_space.high), int(shape[0])
     raise ValueError(
         "PPO and REINFORCE need discrete actions or a Box of shape [d] (continuous "
         f"actions); got {action_space}"
     )
+
+
+def _warn_of_bounds_away_from_zero(low, high) -> None:
+    """A RuntimeWarning where a Box's bounds leave out 0 in some dimension: the policy
+    starts at mean 0 with unit scale and its actions are clipped to the bounds, so
+    there most first actions are the same bound, and little is learnt from them."""
+    try:
+        low, high = np.broadcast_arrays(np.asarray(low, float), np.asarray(high, float))
+    except jax.errors.TracerArrayConversionError:  # bounds from traced env_params
+        return
+    outside = np.flatnonzero((low > 0) | (high < 0))
+    if outside.size:
+        dim = int(outside[0])
+        warnings.warn(
+            f"the action Box's bounds leave out 0 in dimension {dim} ([{low[dim]:g}, "
+            f"{high[dim]:g}]): the Gaussian policy starts at mean 0 with unit scale and its "
+            "actions are clipped to the bounds, so most first actions there are the same "
+            "bound; rescale the environment's actions to around [-1, 1]",
+            RuntimeWarning,
+            stacklevel=3,
+        )
