@@ -18,6 +18,7 @@ process killed in the middle of an append can leave a torn last line, which
 from __future__ import annotations
 
 import datetime
+import hashlib
 import importlib.metadata
 import json
 import math
@@ -125,8 +126,14 @@ def _json_key(key: Any) -> Any:
     return key if key is None or isinstance(key, str | int | float | bool) else str(key)
 
 
-def git_state(root: str | Path | None = None) -> dict:
-    """{"commit": sha or None, "dirty": bool or None} of the checkout holding ``root``."""
+def git_state(root: str | Path | None = None, tracked: str = "__init__.py") -> dict:
+    """{"commit": sha or None, "dirty": bool or None} of the checkout holding ``root``
+    (jrl's own package directory by default), where it tracks ``tracked`` (a file in
+    ``root``): a jrl installed into a virtual environment inside the researcher's own
+    repository is not that repository's code, so nothing is taken from it there. A jrl
+    installed from a git URL (``pip install git+...``) has no checkout: its commit is
+    the one pip recorded (``direct_url.json``), its dirty flag None."""
+    own = root is None
     root = Path(root or Path(__file__).resolve().parent)
 
     def git(*args: str) -> str | None:
@@ -138,9 +145,34 @@ def git_state(root: str | Path | None = None) -> dict:
             return None
         return done.stdout.strip() if done.returncode == 0 else None
 
+    if git("ls-files", "--error-unmatch", "--", tracked) is None:
+        return {"commit": installed_commit() if own else None, "dirty": None}
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def installed_commit(distribution: str = "jrl") -> str | None:
+    """The commit pip recorded when it installed ``distribution`` from a git URL
+    (PEP 610's ``direct_url.json``: ``vcs_info.commit_id``); None otherwise."""
+    try:
+        text = importlib.metadata.distribution(distribution).read_text("direct_url.json")
+        commit = json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
+    except (importlib.metadata.PackageNotFoundError, ValueError, AttributeError):
+        return None
+    return commit if isinstance(commit, str) and commit else None
+
+
+def source_digest(root: str | Path | None = None) -> str:
+    """A SHA-256 (16 hex digits) of the Python files under ``root`` (jrl's own package
+    by default), their paths and contents: what code ran, however jrl was installed (a
+    wheel or a copy records no commit)."""
+    root = Path(root or Path(__file__).resolve().parent)
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
@@ -168,7 +200,8 @@ def cpu_model() -> str:
 
 
 def provenance() -> dict:
-    """What this process runs with: git state, package versions, Python, devices and
+    """What this process runs with: git state and a digest of jrl's source, package
+    versions, Python, devices and
     the host's CPU, the XLA flags and jrl's compiler options (these change the numbers'
     last bits), command line and the time."""
     import jax
@@ -177,6 +210,7 @@ def provenance() -> dict:
 
     return {
         **git_state(),
+        "source": source_digest(),
         "versions": package_versions(),
         "python": sys.version.split()[0],
         "devices": [str(device) for device in jax.devices()],
@@ -210,7 +244,7 @@ def read_summary(run_dir: str | Path) -> dict | None:
 
 
 NUMBERS_DECIDED_BY = (
-    "commit", "dirty", "versions", "cpu", "devices", "device_kinds", "xla_flags",
+    "commit", "dirty", "source", "versions", "cpu", "devices", "device_kinds", "xla_flags",
     "compiler_options",
 )  # fmt: skip
 """The provenance fields whose change may change a run's numbers (README, "Same seed,

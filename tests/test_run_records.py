@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
@@ -296,9 +297,61 @@ def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     (tmp_path / "f.py").write_text("x = 1\n")
     git("add", "f.py")
     git("commit", "-qm", "c")
-    assert git_state(tmp_path) == {"commit": git("rev-parse", "HEAD"), "dirty": False}
+    assert git_state(tmp_path, "f.py") == {"commit": git("rev-parse", "HEAD"), "dirty": False}
     (tmp_path / "f.py").write_text("x = 2\n")
-    assert git_state(tmp_path)["dirty"] is True
+    assert git_state(tmp_path, "f.py")["dirty"] is True
+
+
+def test_a_jrl_inside_another_repository_records_no_commit_of_it(tmp_path, monkeypatch):
+    """A virtual environment inside the researcher's own repository (.venv ignored):
+    meta.json took that repository's commit and dirty flag for jrl's, and a resume after
+    the researcher's next commit said jrl had changed. A pip install from a git URL
+    records the commit pip saw; the source digest names the code however installed."""
+    from jrl import run_dir
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-c", "user.email=a@b", "-c", "user.name=a", *args],
+            cwd=tmp_path, check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q")
+    (tmp_path / ".gitignore").write_text(".venv/\n")
+    (tmp_path / "analysis.py").write_text("x = 1\n")
+    git("add", ".gitignore", "analysis.py")
+    git("commit", "-qm", "mine")
+    original = Path(run_dir.__file__).parent
+    package = tmp_path / ".venv" / "site-packages" / "jrl"
+    shutil.copytree(original, package)
+    assert run_dir.git_state(package) == {"commit": None, "dirty": None}
+    monkeypatch.setattr(run_dir, "__file__", str(package / "run_dir.py"))
+    monkeypatch.setattr(run_dir, "installed_commit", lambda: None)
+    assert run_dir.git_state() == {"commit": None, "dirty": None}
+    monkeypatch.setattr(run_dir, "installed_commit", lambda: "c0ffee")
+    assert run_dir.git_state() == {"commit": "c0ffee", "dirty": None}
+    # The digest: the same files give the same one wherever they are; an edit another.
+    assert run_dir.source_digest() == run_dir.source_digest(original)
+    (package / "agents" / "ppo.py").write_text("# changed\n", encoding="utf-8")
+    assert run_dir.source_digest() != run_dir.source_digest(original)
+
+
+def test_the_commit_pip_recorded_for_a_git_install(tmp_path, monkeypatch):
+    from jrl.run_dir import installed_commit
+
+    for name, direct_url in [
+        ("from_git", {"url": "https://x/jrl.git", "vcs_info": {"vcs": "git", "commit_id": "ab12"}}),
+        ("from_dir", {"url": "file:///src/jrl", "dir_info": {}}),
+        ("from_wheel", None),
+    ]:
+        info = tmp_path / f"{name}-0.1.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+        if direct_url is not None:
+            (info / "direct_url.json").write_text(json.dumps(direct_url))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_commit("from_git") == "ab12"
+    assert installed_commit("from_dir") is None and installed_commit("from_wheel") is None
+    assert installed_commit("no-such-distribution-here") is None
 
 
 def test_provenance_records_the_xla_flags(monkeypatch):
