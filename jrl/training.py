@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -832,7 +833,14 @@ def train(
 def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> dict:
     """``train``'s body; ``held`` (an ExitStack) takes the directory's lock once it
     exists, and closes the sinks ``train`` opens."""
-    run_dir = Path(run_dir)
+    # Resolved once: a symlink repointed mid-run would split its files between two targets.
+    run_dir = Path(run_dir).resolve()
+    if "[" in str(run_dir):
+        raise ValueError(
+            f"{run_dir}: a run directory's path cannot hold '[' (orbax reads the path as a "
+            "glob pattern when it finishes a checkpoint, and the checkpoints it wrote there "
+            "could not be read back); choose another directory"
+        )
     hold = lambda: held.enter_context(_exclusive(run_dir))  # noqa: E731
     spec = resolve(spec, new_run=not resume)
     # What the run's records carry: its spec's, or an older jrl's for the same run.
@@ -883,8 +891,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 + f"): it starts again from update 0, its {dropped} metric rows dropped",
                 file=sys.stderr,
             )  # fmt: skip
-        for stale in [*run_dir.glob(".*.tmp"), *checkpoints.glob(".*.tmp")]:
-            if stale.is_file():  # atomic writes cut short by a kill
+        # Atomic writes of the run's own files cut short by a kill (jrl eval's and jrl
+        # plot's, which may be writing now, are theirs).
+        own = [run_dir.glob(f".{name}.*.tmp") for name in RUN_FILES]
+        for stale in [*itertools.chain(*own), *checkpoints.glob(".*.tmp")]:
+            if stale.is_file():
                 stale.unlink(missing_ok=True)
         # A complete run has nothing left to run: no resume to record or warn of.
         complete = record is not None and info.get("run_status") == "complete"
@@ -1046,6 +1057,14 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                 write_summary("running", time.perf_counter() - start, compile_s)
                 if bar is not None:
                     bar.update(summary.steps_taken() - bar.n)
+        except OSError:  # a full disk, a lost mount: the run's checkpoints are whole
+            print(
+                f"jrl: {run_dir} stopped by an error after {updates_done} updates; its "
+                "checkpoints are kept (latest.json names the last whole one): once the "
+                f"cause is fixed, resume with: jrl train --resume {shlex.quote(str(run_dir))}",
+                file=sys.stderr,
+            )
+            raise
         finally:
             saver.close()
             if bar is not None:
@@ -1063,6 +1082,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             file=sys.stderr,
         )
     return result
+
+
+# The files a run directory holds that ``train`` writes (atomically, but for rows).
+RUN_FILES = ("config.yaml", "meta.json", "metrics.jsonl", "summary.json")
 
 
 # Compiled programs of the last few runs built in this process, so that stopping and

@@ -713,12 +713,81 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
 
 
 def test_a_resume_clears_temporary_files_cut_short_in_checkpoints(tmp_path):
+    """Its own files' only: jrl plot --out RUN/curves.png or jrl eval may be writing
+    theirs in the run directory as the resume starts (their rename then failed)."""
     run_dir = tmp_path / "run"
     train(SPECS["tabular"], run_dir, progress=False, max_chunks=1)
     torn = run_dir / "checkpoints" / ".latest.json.abc123.tmp"  # a kill during its rename
     torn.write_text("{")
+    summary = run_dir / ".summary.json.def456.tmp"
+    summary.write_text("{")
+    plotting = run_dir / ".curves.png.ghi789.tmp"
+    plotting.write_bytes(b"\x89PNG")
     train(SPECS["tabular"], run_dir, progress=False, resume=True, max_chunks=1)
-    assert not torn.exists()
+    assert not torn.exists() and not summary.exists() and plotting.exists()
+
+
+def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_path):
+    """orbax finishes a checkpoint by globbing its directory: under "exp[0]" it found
+    nothing to merge, and every checkpoint of a run that ended "complete" was unreadable."""
+    with pytest.raises(ValueError, match=r"a run directory's path cannot hold '\['"):
+        train(SPECS["tabular"], tmp_path / "exp[0]", progress=False)
+    assert not (tmp_path / "exp[0]").exists()
+
+
+class _CallEachWrite:
+    """A sink that calls ``act(n)`` at its n-th write (1, 2, ...)."""
+
+    def __init__(self, act):
+        self.act, self.writes = act, 0
+
+    def write(self, rows):
+        self.writes += 1
+        self.act(self.writes)
+
+    def close(self):
+        pass
+
+
+def test_a_run_through_a_symlink_repointed_mid_run_keeps_its_files_in_one_directory(tmp_path):
+    """Checkpoints went to the link's first target and rows and summary.json to its
+    second: a `runs/current` link moved on during a run split it."""
+    first, second, link = tmp_path / "first", tmp_path / "second", tmp_path / "current"
+    second.mkdir()
+    link.symlink_to(first)
+
+    def repoint(writes):
+        if writes == 1:
+            link.unlink()
+            link.symlink_to(second)
+
+    sink = _CallEachWrite(repoint)
+    summary = train(SPECS["tabular"], link, progress=False, max_chunks=3, sinks=[sink])
+    assert sink.writes == 3 and link.resolve() == second
+    assert not list(second.iterdir())
+    assert json.loads((first / "summary.json").read_text()) == summary
+    rows = read_rows(first / "metrics.jsonl")
+    assert max(row["update"] for row in rows) == summary["updates_done"] - 1
+    assert (
+        checkpoint.latest(first / "checkpoints")["info"]["updates_done"] == summary["updates_done"]
+    )
+
+
+def test_a_run_stopped_by_a_full_disk_says_how_to_resume(tmp_path, capsys):
+    import errno
+
+    def fill(writes):
+        if writes == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    run_dir = tmp_path / "run"
+    with pytest.raises(OSError, match="No space left on device"):
+        train(SPECS["tabular"], run_dir, progress=False, sinks=[_CallEachWrite(fill)])
+    said = capsys.readouterr().err
+    assert f"jrl: {run_dir} stopped by an error after 20 updates; its checkpoints are kept" in said
+    assert f"resume with: jrl train --resume {run_dir}" in said
+    assert checkpoint.latest(run_dir / "checkpoints")["info"]["updates_done"] >= 10
+    assert train(SPECS["tabular"], run_dir, progress=False, resume=True)["status"] == "complete"
 
 
 def test_a_moments_shared_lock_of_jrl_eval_does_not_refuse_a_resume(tmp_path):
