@@ -21,7 +21,12 @@ venv: $(STAMP)
 
 # Reinstalls only when pyproject.toml or constraints.txt is newer than the stamp.
 $(STAMP): pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# A .venv of a Python older than jrl needs (made before) is made again.
+	@$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+		$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+			echo "jrl needs Python >= 3.11; $(PYTHON) is $$($(PYTHON) --version 2>&1)" \
+				"(make PYTHON=python3.11 ...)"; exit 1; }; \
+		rm -rf $(VENV); $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
