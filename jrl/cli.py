@@ -653,6 +653,11 @@ def plot(
 COMMANDS = ("envs", "train", "sweep", "eval", "render", "plot")
 
 
+# jrl.training.AGENTS' names, known without importing it (and JAX with it) for a usage
+# line or a misspelt agent.
+AGENT_NAMES = ("dqn", "ppo", "tabular")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     usage = "usage: jrl {" + ",".join(COMMANDS) + "} ... (jrl COMMAND --help)"
@@ -663,20 +668,18 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     try:
         if command in ("train", "sweep"):
-            from jrl import training
-
             if command == "train" and any(a.startswith("--resume") for a in rest):
                 rest, run_dirs = _pop_option(rest, "--resume")
-                unexpected = [a for a in rest if a != "--no-progress" and a not in training.AGENTS]
+                unexpected = [a for a in rest if a != "--no-progress" and a not in AGENT_NAMES]
                 if len(run_dirs) != 1 or unexpected:
                     raise ValueError(
                         "usage: jrl train --resume RUN_DIR [--no-progress] (the run's own "
                         f"config.yaml decides everything else; got {unexpected or run_dirs})"
                     )
-                named = [a for a in rest if a in training.AGENTS]
+                named = [a for a in rest if a in AGENT_NAMES]
                 return _resume(Path(run_dirs[0]), "--no-progress" not in rest, named)
             if rest[:1] in (["-h"], ["--help"]):
-                agents = "|".join(sorted(training.AGENTS))
+                agents = "|".join(AGENT_NAMES)
                 print(
                     f"usage: jrl {command} {{{agents}}} [OPTIONS]  (jrl {command} AGENT --help "
                     "lists every option: the agent's config and hyperparameter fields, --env, "
@@ -689,12 +692,12 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 return 0
-            if not rest or rest[0] not in training.AGENTS:
+            if not rest or rest[0] not in AGENT_NAMES:
                 print(
-                    f"{usage}\njrl {command} AGENT: AGENT is one of {sorted(training.AGENTS)}"
+                    f"{usage}\njrl {command} AGENT: AGENT is one of {list(AGENT_NAMES)}"
                     if not rest or rest[0].startswith("-")
                     else f"jrl {command}: unknown agent {rest[0]!r}; choose one of "
-                    f"{sorted(training.AGENTS)}",
+                    f"{list(AGENT_NAMES)}",
                     file=sys.stderr,
                 )
                 return 2

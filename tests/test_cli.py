@@ -46,14 +46,23 @@ def test_help_and_argument_errors_answer_before_jax_is_imported():
         "import sys\n"
         "from jrl.cli import main\n"
         "codes = [main(['--help']), main(['eval', 'run', '--episodes', '0']),\n"
-        "         main(['plot']), main(['eval', 'run', '--sampled', '--epsilon', '2'])]\n"
+        "         main(['plot']), main(['eval', 'run', '--sampled', '--epsilon', '2']),\n"
+        "         main(['train', '--help']), main(['sweep', '-h']), main(['train', 'a2c'])]\n"
         "print(codes, 'jax' in sys.modules)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1] == "[0, 2, 2, 2] False"
+    assert done.stdout.splitlines()[-1] == "[0, 2, 2, 2, 0, 0, 2] False"
+    assert "unknown agent 'a2c'; choose one of ['dqn', 'ppo', 'tabular']" in done.stderr
     assert "--episodes and --max-steps must be >= 1" in done.stderr
     assert "--epsilon must be in [0, 1]" in done.stderr
+
+
+def test_the_command_lines_agent_names_are_the_drivers():
+    from jrl import training
+    from jrl.cli import AGENT_NAMES
+
+    assert tuple(sorted(training.AGENTS)) == AGENT_NAMES
 
 
 def test_train_help_without_an_agent_names_both_forms_on_stdout(capsys):
