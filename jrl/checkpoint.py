@@ -95,6 +95,18 @@ def save(directory: str | Path, chunk: int, state: Any, info: dict, keep: int = 
     return saver.directory / f"chunk_{chunk:08d}"
 
 
+def check_path(path: str | Path) -> None:
+    """A ValueError where orbax cannot keep checkpoints under ``path``: one holding '['
+    (orbax globs the directory when it finishes a checkpoint, finds nothing to merge
+    under "exp[0]", and the checkpoint it leaves cannot be read back)."""
+    if "[" in str(path):
+        raise ValueError(
+            f"{path}: a checkpoint directory's path cannot hold '[' (orbax reads it as a glob "
+            "pattern when it finishes a checkpoint, and what it wrote there could not be "
+            "read back); rename the directory or choose another"
+        )
+
+
 class Snapshot(NamedTuple):
     """A run state copied to host memory as it will be stored (``arrays``), and the
     description of the state it came from (``leaves``, see :func:`describe`)."""
@@ -122,6 +134,7 @@ class Saver:
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be a positive int (checkpoints kept), got {keep!r}")
         self.directory = Path(directory).resolve()
+        check_path(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.keep = keep
         self.recorded: int | None = None  # the chunk count of the last save confirmed

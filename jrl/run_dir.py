@@ -156,10 +156,15 @@ def installed_commit(distribution: str = "jrl") -> str | None:
     """The commit pip recorded when it installed ``distribution`` from a git URL
     (PEP 610's ``direct_url.json``: ``vcs_info.commit_id``); None otherwise."""
     try:
-        text = importlib.metadata.distribution(distribution).read_text("direct_url.json")
+        installed = importlib.metadata.distribution(distribution)
+        text = installed.read_text("direct_url.json")
         commit = json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
     except (importlib.metadata.PackageNotFoundError, ValueError, AttributeError):
         return None
+    if distribution == "jrl":  # only if it is the jrl running (not a copy on PYTHONPATH)
+        here = Path(__file__).resolve().parent / "__init__.py"
+        if Path(installed.locate_file("jrl/__init__.py")).resolve() != here:
+            return None
     return commit if isinstance(commit, str) and commit else None
 
 

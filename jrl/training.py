@@ -835,12 +835,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     exists, and closes the sinks ``train`` opens."""
     # Resolved once: a symlink repointed mid-run would split its files between two targets.
     run_dir = Path(run_dir).resolve()
-    if "[" in str(run_dir):
-        raise ValueError(
-            f"{run_dir}: a run directory's path cannot hold '[' (orbax reads the path as a "
-            "glob pattern when it finishes a checkpoint, and the checkpoints it wrote there "
-            "could not be read back); choose another directory"
-        )
+    checkpoint.check_path(run_dir)
     hold = lambda: held.enter_context(_exclusive(run_dir))  # noqa: E731
     spec = resolve(spec, new_run=not resume)
     # What the run's records carry: its spec's, or an older jrl's for the same run.

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
+from flax.core import FrozenDict
 from gymnax.environments import environment, spaces
+from gymnax.wrappers.purerl import LogWrapper
 
 from jrl.agents import dqn, ppo, reinforce, tabular
 from jrl.agents.evaluation import random_policy_returns, run_episode
@@ -409,6 +411,24 @@ def test_an_environment_breaking_gymnax_1_0s_step_contract_is_refused_by_name(ag
     with pytest.raises(ValueError, match=r"step returns no info\['final_observation'\]"):
         make_train(config, BrokenChain(step_returns="no_final", onehot=onehot), None)
     make_train(config, BrokenChain(onehot=onehot), None)  # the same rules kept: taken
+    # Wrapped (gymnax's wrappers pass step_env their own state): JAX's own error, not
+    # an AttributeError of looking for the cause.
+    with pytest.raises(TypeError, match="lax.select requires arguments to have the same"):
+        make_train(config, LogWrapper(BrokenChain(step_obs=other, onehot=onehot)), None)
+
+
+class FrozenInfoChain(Chain):
+    """Chain whose step returns its info as a flax FrozenDict (a Mapping, not a dict)."""
+
+    def step(self, key, state, action, params=None):
+        *outputs, info = super().step(key, state, action, params)
+        return (*outputs, FrozenDict(info))
+
+
+@pytest.mark.parametrize("agent", MAKE_TRAIN)
+def test_an_info_mapping_that_is_not_a_dict_is_taken(agent):
+    make_train, config, hparams = MAKE_TRAIN[agent]
+    jax.eval_shape(make_train(config, FrozenInfoChain(), None), jax.random.key(0), hparams)
 
 
 @pytest.mark.parametrize("agent", MAKE_TRAIN)

@@ -59,10 +59,13 @@ def test_help_and_argument_errors_answer_before_jax_is_imported():
 
 
 def test_the_command_lines_agent_names_are_the_drivers():
+    import typing
+
     from jrl import training
-    from jrl.cli import AGENT_NAMES
+    from jrl.cli import AGENT_NAMES, AgentName
 
     assert tuple(sorted(training.AGENTS)) == AGENT_NAMES
+    assert sorted(typing.get_args(AgentName)) == list(AGENT_NAMES)
 
 
 def test_train_help_without_an_agent_names_both_forms_on_stdout(capsys):

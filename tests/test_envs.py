@@ -740,11 +740,20 @@ def test_an_environment_of_your_own_by_import_path_or_registered(tmp_path, monke
     ]:
         with pytest.raises(ValueError, match=said):
             make(name, **({"slip": 0.1} if name == "own_envs:cliff" else {}))
+    # The module is found, something it imports is not: that is said, not PYTHONPATH.
+    (tmp_path / "needs_dep.py").write_text("import no_such_dependency_here\n")
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_here"):
+        make("needs_dep:anything")
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
     register("MyCliff-v0", lambda max_steps=None: make("own_envs:cliff", max_steps=max_steps))
     assert make("MyCliff-v0", max_steps=5)[1].max_steps_in_episode == 5
     assert "MyCliff-v0" in registered_envs()
-    for name in ("CliffWalking-v0", "CartPole-v1", "MyCliff-v0"):
+    # A notebook's cell run again: its factory, redefined, replaces the one before.
+    register("MyCliff-v0", lambda max_steps=None: make("own_envs:cliff", max_steps=3))
+    assert make("MyCliff-v0")[1].max_steps_in_episode == 3
+    register("AnyCliff-v0", lambda **settings: make("own_envs:anything", **settings))
+    assert make("AnyCliff-v0", whatever=1)[0].name == "CliffWalking-v0"
+    for name in ("CliffWalking-v0", "CartPole-v1"):
         with pytest.raises(ValueError, match=f"{name!r} is already an environment"):
             register(name, lambda: None)
     with pytest.raises(ValueError, match="a non-empty string without ':'"):

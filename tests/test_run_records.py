@@ -348,8 +348,16 @@ def test_the_commit_pip_recorded_for_a_git_install(tmp_path, monkeypatch):
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
         if direct_url is not None:
             (info / "direct_url.json").write_text(json.dumps(direct_url))
+    (tmp_path / "jrl-0.1.dist-info").mkdir()  # another jrl than the one running
+    (tmp_path / "jrl-0.1.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: jrl\nVersion: 0.1\n"
+    )
+    (tmp_path / "jrl-0.1.dist-info" / "direct_url.json").write_text(
+        json.dumps({"url": "https://x/jrl.git", "vcs_info": {"vcs": "git", "commit_id": "cd34"}})
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     assert installed_commit("from_git") == "ab12"
+    assert installed_commit("jrl") is None
     assert installed_commit("from_dir") is None and installed_commit("from_wheel") is None
     assert installed_commit("no-such-distribution-here") is None
 

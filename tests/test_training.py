@@ -730,9 +730,12 @@ def test_a_resume_clears_temporary_files_cut_short_in_checkpoints(tmp_path):
 def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_path):
     """orbax finishes a checkpoint by globbing its directory: under "exp[0]" it found
     nothing to merge, and every checkpoint of a run that ended "complete" was unreadable."""
-    with pytest.raises(ValueError, match=r"a run directory's path cannot hold '\['"):
+    with pytest.raises(ValueError, match=r"a checkpoint directory's path cannot hold '\['"):
         train(SPECS["tabular"], tmp_path / "exp[0]", progress=False)
     assert not (tmp_path / "exp[0]").exists()
+    with pytest.raises(ValueError, match=r"cannot hold '\['.*rename the directory"):
+        checkpoint.save(tmp_path / "ck[0]", 1, {"w": np.ones(3)}, {"fingerprint": "A"})
+    assert not (tmp_path / "ck[0]").exists()
 
 
 class _CallEachWrite:

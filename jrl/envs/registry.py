@@ -26,6 +26,10 @@ REGISTRY: dict[str, Callable] = {
 }
 
 
+BUILT_IN = frozenset(REGISTRY)
+"""jrl's own environment ids, which :func:`register` leaves as they are."""
+
+
 def registered_envs() -> list[str]:
     """jrl's environment ids, then gymnax's."""
     return list(REGISTRY) + [name for name in gymnax.registered_envs if name not in REGISTRY]
@@ -41,9 +45,9 @@ def register(name: str, factory: Callable) -> None:
         raise ValueError(f"an environment name is a non-empty string without ':'; got {name!r}")
     if not callable(factory):
         raise ValueError(f"{name}'s factory must be callable; got {type(factory).__name__}")
-    if name in gymnax.registered_envs or REGISTRY.get(name, factory) is not factory:
+    if name in gymnax.registered_envs or name in BUILT_IN:
         raise ValueError(f"{name!r} is already an environment: register yours under another name")
-    REGISTRY[name] = factory
+    REGISTRY[name] = factory  # a name of your own again: its factory as redefined
 
 
 def make(name: str, **overrides):
@@ -59,8 +63,7 @@ def make(name: str, **overrides):
     """
     if name in REGISTRY:
         factory = REGISTRY[name]
-        allowed = [p for p in inspect.signature(factory).parameters]
-        _check_overrides(name, overrides, allowed)
+        _check_factory_overrides(name, factory, overrides)
         return factory(**overrides)
     if isinstance(name, str) and ":" in name:
         return _make_by_import_path(name, overrides)
@@ -92,6 +95,9 @@ def _make_by_import_path(name: str, overrides: dict):
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
+        parts = module_name.split(".")
+        if error.name not in {".".join(parts[: i + 1]) for i in range(len(parts))}:
+            raise  # the module is there; something it imports is not
         raise ValueError(
             f"environment {name!r}: cannot import {module_name} ({error}); install it or "
             "add its directory to PYTHONPATH (the jrl command does not look in the current "
@@ -102,9 +108,7 @@ def _make_by_import_path(name: str, overrides: dict):
         factory = getattr(factory, part, None)
     if not callable(factory):
         raise ValueError(f"environment {name!r}: {module_name} has no callable {attribute}")
-    parameters = inspect.signature(factory).parameters.values()
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-        _check_overrides(name, overrides, [p.name for p in parameters])
+    _check_factory_overrides(name, factory, overrides)
     made = factory(**overrides)
     if not (isinstance(made, tuple) and len(made) == 2):
         raise ValueError(
@@ -112,6 +116,13 @@ def _make_by_import_path(name: str, overrides: dict):
             "return (env, env_params), as gymnax.make does"
         )
     return made
+
+
+def _check_factory_overrides(name: str, factory: Callable, overrides: dict) -> None:
+    """The overrides ``factory`` takes as keywords (any, where it takes ``**settings``)."""
+    parameters = inspect.signature(factory).parameters.values()
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        _check_overrides(name, overrides, [p.name for p in parameters])
 
 
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
