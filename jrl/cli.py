@@ -442,11 +442,14 @@ def _warn_if_incomplete(run_dir, state: dict) -> None:
     )
 
 
+EVAL_DEFAULTS = {"episodes": 10, "seed": 12345, "max_steps": 1000}
+
+
 def evaluate(
     run_dirs: Annotated[list[Path], tyro.conf.Positional],
-    episodes: int = 10,
-    seed: int = 12345,
-    max_steps: int = 1000,
+    episodes: int | None = None,
+    seed: int | None = None,
+    max_steps: int | None = None,
     sampled: bool = False,
     epsilon: float | None = None,
     out: Path | None = None,
@@ -473,14 +476,20 @@ def evaluate(
 
     A grid task that switches layouts during training (CatRoomDynamic-v0,
     BlockingMaze-v0, ShortcutMaze-v0) begins every episode in layout 0; --layout N
-    evaluates in layout N instead (one run directory)."""
+    evaluates in layout N instead (one run directory).
+
+    --episodes, --seed and --max-steps default to 10, 12345 and 1000; for one run that
+    evaluated as it trained (eval_every > 0), to its own eval_episodes, eval_seed and
+    episode cut, so that its final eval_return is what jrl eval gives."""
     if not run_dirs:
         raise ValueError("jrl eval needs at least one run directory")
-    if episodes < 1 or max_steps < 1:
-        raise ValueError(f"--episodes and --max-steps must be >= 1, got {episodes} and {max_steps}")
+    for flag, value in (("--episodes", episodes), ("--max-steps", max_steps)):
+        if value is not None and value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
     from jrl.seeds import check_seed
 
-    check_seed("--seed", seed)
+    if seed is not None:
+        check_seed("--seed", seed)
     if epsilon is not None and not sampled:
         raise ValueError("--epsilon applies to --sampled evaluations (greedy ones take none)")
     if epsilon is not None and not 0 <= epsilon <= 1:
@@ -496,6 +505,20 @@ def evaluate(
             )
     epsilon = 0.05 if epsilon is None else epsilon
     from jrl import run_analysis
+
+    given = {"episodes": episodes, "seed": seed, "max_steps": max_steps}
+    own = run_analysis.own_evaluation(run_dirs[0]) if len(run_dirs) == 1 and out is None else {}
+    settings = {
+        name: value if value is not None else own.get(name, EVAL_DEFAULTS[name])
+        for name, value in given.items()
+    }
+    if own and any(given[name] is None and own[name] != EVAL_DEFAULTS[name] for name in own):
+        print(
+            "jrl eval: as the run's own evaluation: "
+            + ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in settings.items()),
+            file=sys.stderr,
+        )
+    episodes, seed, max_steps = settings["episodes"], settings["seed"], settings["max_steps"]
 
     if len(run_dirs) > 1 or out is not None:
         from jrl import task_aggregates

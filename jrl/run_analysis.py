@@ -16,6 +16,7 @@ import numpy as np
 from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
+from jrl.envs import make
 from jrl.recent import Recent
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import iter_rows, read_summary, write_json
@@ -123,6 +124,22 @@ def _time_limit(env_params) -> int | None:
         return int(getattr(env_params, "max_steps_in_episode", None))
     except (TypeError, ValueError):
         return None
+
+
+def own_evaluation(run_dir: str | Path) -> dict:
+    """{"episodes", "seed", "max_steps"} of the evaluation the run in ``run_dir`` made as it
+    trained (its eval_episodes, eval_seed, and eval_max_steps or the environment's time
+    limit); {} for a run that made none (eval_every 0, or an agent without one)."""
+    spec = training.load_spec(run_dir)
+    _, config, _ = training._checked(spec, new_run=False)
+    if not getattr(config, "eval_every", 0):
+        return {}
+    env_params = make(spec.env, **spec.env_overrides)[1]
+    return {
+        "episodes": int(config.eval_episodes),
+        "seed": int(config.eval_seed),
+        "max_steps": eval_max_steps(config, env_params),
+    }
 
 
 def _note_shorter_cut(built: training.Built, max_steps: int) -> None:

@@ -64,7 +64,8 @@ BOOKKEEPING_FIELDS = (
     "steps_per_iteration",
 )
 """Config fields that change how a run is measured or batched, not what it learns by:
-they never name a method (they may differ between the runs pooled)."""
+they never name a method (they may differ between the runs pooled). The last two also
+change which random numbers a run draws, not their distribution."""
 
 
 class PoolPlan(NamedTuple):

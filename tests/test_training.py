@@ -307,18 +307,25 @@ def test_curves_read_a_long_runs_metrics_one_row_at_a_time(reference, tmp_path):
 
 
 @pytest.mark.parametrize("agent", ["dqn", "ppo"])
-def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(agent, reference, tmp_path):
+def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(
+    agent, reference, tmp_path, capsys
+):
     """README: the final eval_return equals `jrl eval`'s (same keys, split from
-    key(eval_seed); same cut, CartPole's time limit below --max-steps' default). The
-    run's last row evaluates its final state, which `jrl eval` plays from the
-    checkpoint — also where eval_every does not divide the updates (PPO's 32 by 5)."""
+    key(eval_seed); same cut). The run's last row evaluates its final state, which `jrl
+    eval` plays from the checkpoint — also where eval_every does not divide the updates
+    (PPO's 32 by 5). jrl eval's defaults are the run's own eval_episodes, eval_seed and
+    cut: they were always 10 episodes on key(12345), whatever the run had evaluated."""
     from jrl.cli import evaluate
 
     whole, rows, _ = reference(agent)
     last = [row for row in rows if row["update"] == rows[-1]["update"]]
     assert all(row["eval_return"] is not None for row in last)
     run_dir = shutil.copytree(whole, tmp_path / "run")
-    evaluate([run_dir], episodes=SPECS[agent].config["eval_episodes"])
+    capsys.readouterr()
+    evaluate([run_dir])
+    assert "as the run's own evaluation: --episodes 2, --seed 12345, --max-steps 500" in (
+        capsys.readouterr().err
+    )
     returns = np.asarray(json.loads((run_dir / "eval.json").read_text())["returns"])
     assert returns.shape == (1, 2, 2) and len({*returns.ravel()}) > 1
     for row in last:

@@ -140,7 +140,9 @@ class DQNConfig:
     online network (van Hasselt et al. 2016). clip_gradients: clip the gradient's
     global norm to ``hparams.max_grad_norm``; False traces no clipping (PureJaxRL's DQN
     does not clip; the norm and rescale cost ~10% of a CartPole iteration on a CPU).
-    log_frequency: steps per metrics row.
+    log_frequency: steps per metrics row; a chunk's random numbers are drawn at once,
+    so it also changes which random numbers a run draws (not their distribution), as
+    tabular's ``steps_per_iteration`` does: compare runs logged alike.
     network: ``"mlp"`` for vector observations (others flattened), ``"cnn"`` for grid observations
     [H, W, C] (its dense layer has ``hidden_sizes[-1]`` units); hidden_sizes,
     activation: the torso's (PureJaxRL's Q-network is 120, 84, ReLU). kernel_init: the
