@@ -443,13 +443,20 @@ def _warn_if_incomplete(run_dir, state: dict) -> None:
 
 
 EVAL_DEFAULTS = {"episodes": 10, "seed": 12345, "max_steps": 1000}
+_OWN_OR = "(default: a run's own evaluation's, else {})"
 
 
 def evaluate(
     run_dirs: Annotated[list[Path], tyro.conf.Positional],
-    episodes: int | None = None,
-    seed: int | None = None,
-    max_steps: int | None = None,
+    episodes: Annotated[
+        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_OWN_OR.format(10))
+    ] = None,
+    seed: Annotated[
+        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_OWN_OR.format(12345))
+    ] = None,
+    max_steps: Annotated[
+        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_OWN_OR.format(1000))
+    ] = None,
     sampled: bool = False,
     epsilon: float | None = None,
     out: Path | None = None,
@@ -478,9 +485,10 @@ def evaluate(
     BlockingMaze-v0, ShortcutMaze-v0) begins every episode in layout 0; --layout N
     evaluates in layout N instead (one run directory).
 
-    --episodes, --seed and --max-steps default to 10, 12345 and 1000; for one run that
-    evaluated as it trained (eval_every > 0), to its own eval_episodes, eval_seed and
-    episode cut, so that its final eval_return is what jrl eval gives."""
+    --episodes, --seed and --max-steps default to 10, 12345 and 1000; for one run
+    directory (without --out) that evaluated as it trained (eval_every > 0), greedy
+    episodes default to its own eval_episodes, eval_seed and episode cut, so that its
+    final eval_return is what jrl eval gives."""
     if not run_dirs:
         raise ValueError("jrl eval needs at least one run directory")
     for flag, value in (("--episodes", episodes), ("--max-steps", max_steps)):
@@ -507,15 +515,19 @@ def evaluate(
     from jrl import run_analysis
 
     given = {"episodes": episodes, "seed": seed, "max_steps": max_steps}
-    own = run_analysis.own_evaluation(run_dirs[0]) if len(run_dirs) == 1 and out is None else {}
+    # A run's own evaluation is greedy: a sampled one keeps the plain defaults.
+    alone = len(run_dirs) == 1 and out is None and not sampled
+    own = run_analysis.own_evaluation(run_dirs[0]) if alone else {}
     settings = {
         name: value if value is not None else own.get(name, EVAL_DEFAULTS[name])
         for name, value in given.items()
     }
-    if own and any(given[name] is None and own[name] != EVAL_DEFAULTS[name] for name in own):
+    taken = [name for name in own if given[name] is None and own[name] != EVAL_DEFAULTS[name]]
+    if taken:
         print(
-            "jrl eval: as the run's own evaluation: "
-            + ", ".join(f"--{name.replace('_', '-')} {value}" for name, value in settings.items()),
+            "jrl eval: "
+            + ", ".join(f"--{name.replace('_', '-')} {own[name]}" for name in taken)
+            + " as the run's own evaluation",
             file=sys.stderr,
         )
     episodes, seed, max_steps = settings["episodes"], settings["seed"], settings["max_steps"]

@@ -48,6 +48,7 @@ from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.agents.checks import check_positive_int, reject_ignored
 from jrl.envs import make
+from jrl.envs.registry import factory as env_factory
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
 from jrl.recent import Recent
@@ -1099,7 +1100,8 @@ def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
             chunks["finished"] = jax.jit(jax.vmap(jax.vmap(built.finished)))
         return built, chunks
 
-    return _BUILT.get(fingerprint, build_and_chunks)
+    # The name's factory too: one registered again (jrl.envs.register) is another run.
+    return _BUILT.get((fingerprint, env_factory(spec.env)), build_and_chunks)
 
 
 def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:

@@ -54,7 +54,7 @@ def test_help_and_argument_errors_answer_before_jax_is_imported():
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[0, 2, 2, 2, 0, 0, 2] False"
     assert "unknown agent 'a2c'; choose one of ['dqn', 'ppo', 'tabular']" in done.stderr
-    assert "--episodes and --max-steps must be >= 1" in done.stderr
+    assert "--episodes must be >= 1, got 0" in done.stderr
     assert "--epsilon must be in [0, 1]" in done.stderr
 
 
@@ -152,7 +152,7 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     for args, message in [
-        (("eval", run, "--episodes", "0"), "--episodes and --max-steps must be >= 1"),
+        (("eval", run, "--episodes", "0"), "--episodes must be >= 1, got 0"),
         (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
         (("render", run, "--fps", "0"), "--fps must be in [0.002, 50], got 0.0"),
         (("render", run, "--fps", "60"), "--fps must be in [0.002, 50], got 60.0"),

@@ -322,10 +322,13 @@ def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(
     assert all(row["eval_return"] is not None for row in last)
     run_dir = shutil.copytree(whole, tmp_path / "run")
     capsys.readouterr()
-    evaluate([run_dir])
-    assert "as the run's own evaluation: --episodes 2, --seed 12345, --max-steps 500" in (
-        capsys.readouterr().err
-    )
+    evaluate([run_dir], seed=7, sampled=True)  # sampled: the plain defaults; flags win
+    written = json.loads((run_dir / "eval.json").read_text())
+    assert (written["episodes"], written["seed"], written["max_steps"]) == (10, 7, 1000)
+    assert "as the run's own evaluation" not in capsys.readouterr().err
+    evaluate([run_dir], seed=12345)
+    said = capsys.readouterr().err
+    assert "jrl eval: --episodes 2, --max-steps 500 as the run's own evaluation" in said
     returns = np.asarray(json.loads((run_dir / "eval.json").read_text())["returns"])
     assert returns.shape == (1, 2, 2) and len({*returns.ravel()}) > 1
     for row in last:
@@ -743,6 +746,28 @@ def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_pat
     with pytest.raises(ValueError, match=r"cannot hold '\['.*rename the directory"):
         checkpoint.save(tmp_path / "ck[0]", 1, {"w": np.ones(3)}, {"fingerprint": "A"})
     assert not (tmp_path / "ck[0]").exists()
+
+
+def test_an_environment_registered_again_is_built_again(tmp_path, monkeypatch):
+    """A notebook's cell registering its environment, edited and run again: the next
+    run was built from the cache of the first (keyed by the name), on the old factory."""
+    from jrl.envs import make, register, registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+
+    def cliff_cut_at(steps):
+        return lambda: (lambda env, p: (env, p.replace(max_steps_in_episode=steps)))(
+            *make("CliffWalking-v0")
+        )
+
+    spec = RunSpec(agent="tabular", env="MyCliff-v0", config={"num_episodes": 20}, chunk_size=50)
+    lengths = []
+    for steps in (3, 5):
+        register("MyCliff-v0", cliff_cut_at(steps))
+        train(spec, tmp_path / f"cut_{steps}", progress=False)
+        rows = read_rows(tmp_path / f"cut_{steps}" / "metrics.jsonl")
+        lengths.append(max(row["episode_length"] or 0 for row in rows))
+    assert lengths == [3, 5]
 
 
 class _CallEachWrite:

@@ -35,6 +35,12 @@ def registered_envs() -> list[str]:
     return list(REGISTRY) + [name for name in gymnax.registered_envs if name not in REGISTRY]
 
 
+def factory(name: str) -> Callable | None:
+    """The factory :func:`make` calls for ``name`` in this process, where the registry
+    holds it (None for gymnax's ids and import paths): for caches of what was built."""
+    return REGISTRY.get(name)
+
+
 def register(name: str, factory: Callable) -> None:
     """Make ``factory(**overrides) -> (env, env_params)`` known to :func:`make` as
     ``name`` in this process. A run directory records the name only: to resume,
