@@ -34,8 +34,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python experiments/cat_room.py --out results/cat_room
 
+# One worker per core (at most 4), each taking whole test files, so that a module's
+# shared compiled runs are built once.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
