@@ -283,15 +283,19 @@ def test_truncate_rows_keeps_lines_as_they_were_reading_one_row_at_a_time(tmp_pa
     assert [row["update"] for row in read_rows(path)] == [0, 1, 2]
 
 
+def _git(directory, *args):
+    return subprocess.run(
+        ["git", "-c", "user.email=a@b", "-c", "user.name=a", *args],
+        cwd=directory, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+
+
 def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     """meta.json's dirty flag."""
     from jrl.run_dir import git_state
 
     def git(*args):
-        return subprocess.run(
-            ["git", "-c", "user.email=a@b", "-c", "user.name=a", *args],
-            cwd=tmp_path, check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        return _git(tmp_path, *args)
 
     git("init", "-q")
     (tmp_path / "f.py").write_text("x = 1\n")
@@ -310,10 +314,7 @@ def test_a_jrl_inside_another_repository_records_no_commit_of_it(tmp_path, monke
     from jrl import run_dir
 
     def git(*args):
-        return subprocess.run(
-            ["git", "-c", "user.email=a@b", "-c", "user.name=a", *args],
-            cwd=tmp_path, check=True, capture_output=True, text=True,
-        ).stdout.strip()  # fmt: skip
+        return _git(tmp_path, *args)
 
     git("init", "-q")
     (tmp_path / ".gitignore").write_text(".venv/\n")
