@@ -34,10 +34,13 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python experiments/cat_room.py --out results/cat_room
 
-# One worker per core (at most 4), each taking whole test files, so that a module's
-# shared compiled runs are built once.
+# One worker per core this process may use (at most 4; xdist's own count ignores
+# affinity, as under taskset or Slurm), each taking whole test files, so that a
+# module's shared compiled runs are built once.
+WORKERS = $(shell $(BIN)/python -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile tests
+	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

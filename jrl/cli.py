@@ -486,9 +486,9 @@ def evaluate(
     evaluates in layout N instead (one run directory).
 
     --episodes, --seed and --max-steps default to 10, 12345 and 1000; for one run
-    directory (without --out) that evaluated as it trained (eval_every > 0), greedy
-    episodes default to its own eval_episodes, eval_seed and episode cut, so that its
-    final eval_return is what jrl eval gives."""
+    directory (without --out or --layout) that evaluated as it trained (eval_every > 0),
+    greedy episodes default to its own eval_episodes, eval_seed and episode cut, so that
+    its final eval_return is what jrl eval gives."""
     if not run_dirs:
         raise ValueError("jrl eval needs at least one run directory")
     for flag, value in (("--episodes", episodes), ("--max-steps", max_steps)):
@@ -515,8 +515,11 @@ def evaluate(
     from jrl import run_analysis
 
     given = {"episodes": episodes, "seed": seed, "max_steps": max_steps}
-    # A run's own evaluation is greedy: a sampled one keeps the plain defaults.
-    alone = len(run_dirs) == 1 and out is None and not sampled
+    if reference and len(run_dirs) == 1 and out is None:
+        raise ValueError("--reference applies to runs pooled as tasks (with --out DIR)")
+    # A run's own evaluation is greedy, in layout 0: a sampled one, or one in another
+    # layout, keeps the plain defaults.
+    alone = len(run_dirs) == 1 and out is None and not sampled and layout is None
     own = run_analysis.own_evaluation(run_dirs[0]) if alone else {}
     settings = {
         name: value if value is not None else own.get(name, EVAL_DEFAULTS[name])
@@ -527,7 +530,7 @@ def evaluate(
         print(
             "jrl eval: "
             + ", ".join(f"--{name.replace('_', '-')} {own[name]}" for name in taken)
-            + " as the run's own evaluation",
+            + " (defaults taken from the run's own evaluation)",
             file=sys.stderr,
         )
     episodes, seed, max_steps = settings["episodes"], settings["seed"], settings["max_steps"]
@@ -593,8 +596,6 @@ def evaluate(
         print(result["table"], end="")
         print(f"wrote {out}/aggregates.md, aggregates.png, performance_profiles.png, tasks.json")
         return
-    if reference:
-        raise ValueError("--reference applies to runs pooled as tasks (with --out DIR)")
     result = run_analysis.evaluate_run(
         run_dirs[0], episodes, seed, max_steps, sampled, epsilon, layout
     )

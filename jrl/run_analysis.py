@@ -17,7 +17,7 @@ from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.envs import make
-from jrl.envs.registry import factory as env_factory
+from jrl.envs.registry import factory_key
 from jrl.recent import Recent
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import iter_rows, read_summary, write_json
@@ -95,7 +95,7 @@ def _episodes_of_runs(built, max_steps, sampled, epsilon, layout, env_params):
     """jit((state [G, S, ...], keys [E]) -> (return, length, terminated) [G, S, E]) of
     :func:`episode_fn`, kept per run fingerprint and setting."""
     signature = (
-        built.spec.fingerprint(), env_factory(built.spec.env), max_steps, sampled,
+        built.spec.fingerprint(), factory_key(built.spec.env), max_steps, sampled,
         float(epsilon), layout,
     )  # fmt: skip
 

@@ -48,7 +48,7 @@ from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.agents.checks import check_positive_int, reject_ignored
 from jrl.envs import make
-from jrl.envs.registry import factory as env_factory
+from jrl.envs.registry import factory_key
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
 from jrl.recent import Recent
@@ -1101,7 +1101,7 @@ def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
         return built, chunks
 
     # The name's factory too: one registered again (jrl.envs.register) is another run.
-    return _BUILT.get((fingerprint, env_factory(spec.env)), build_and_chunks)
+    return _BUILT.get((fingerprint, factory_key(spec.env)), build_and_chunks)
 
 
 def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:

@@ -325,10 +325,10 @@ def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(
     evaluate([run_dir], seed=7, sampled=True)  # sampled: the plain defaults; flags win
     written = json.loads((run_dir / "eval.json").read_text())
     assert (written["episodes"], written["seed"], written["max_steps"]) == (10, 7, 1000)
-    assert "as the run's own evaluation" not in capsys.readouterr().err
+    assert "defaults taken from" not in capsys.readouterr().err
     evaluate([run_dir], seed=12345)
     said = capsys.readouterr().err
-    assert "jrl eval: --episodes 2, --max-steps 500 as the run's own evaluation" in said
+    assert "jrl eval: --episodes 2, --max-steps 500 (defaults taken from the run's own" in said
     returns = np.asarray(json.loads((run_dir / "eval.json").read_text())["returns"])
     assert returns.shape == (1, 2, 2) and len({*returns.ravel()}) > 1
     for row in last:
@@ -760,14 +760,36 @@ def test_an_environment_registered_again_is_built_again(tmp_path, monkeypatch):
             *make("CliffWalking-v0")
         )
 
-    spec = RunSpec(agent="tabular", env="MyCliff-v0", config={"num_episodes": 20}, chunk_size=50)
+    @dataclasses.dataclass
+    class CliffCut:  # a callable that cannot be hashed (eq without hash) is a factory too
+        steps: int
+
+        def __call__(self):
+            return cliff_cut_at(self.steps)()
+
+    def longest(name, run):
+        spec = RunSpec(agent="tabular", env=name, config={"num_episodes": 20}, chunk_size=50)
+        train(spec, tmp_path / run, progress=False)
+        rows = read_rows(tmp_path / run / "metrics.jsonl")
+        return max(row["episode_length"] or 0 for row in rows)
+
     lengths = []
-    for steps in (3, 5):
-        register("MyCliff-v0", cliff_cut_at(steps))
-        train(spec, tmp_path / f"cut_{steps}", progress=False)
-        rows = read_rows(tmp_path / f"cut_{steps}" / "metrics.jsonl")
-        lengths.append(max(row["episode_length"] or 0 for row in rows))
-    assert lengths == [3, 5]
+    for run, factory in [("a", cliff_cut_at(3)), ("b", cliff_cut_at(5)), ("c", CliffCut(4))]:
+        register("MyCliff-v0", factory)
+        lengths.append(longest("MyCliff-v0", run))
+    assert lengths == [3, 5, 4]
+    # By import path, the module edited and reloaded (a notebook's autoreload).
+    import importlib
+
+    module = tmp_path / "cut_cliff.py"
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "dont_write_bytecode", True)  # no .pyc of the same second
+    source = "from jrl.envs import make\ndef cliff():\n    env, p = make('CliffWalking-v0')\n"
+    module.write_text(source + "    return env, p.replace(max_steps_in_episode=3)\n")
+    assert longest("cut_cliff:cliff", "d") == 3
+    module.write_text(source + "    return env, p.replace(max_steps_in_episode=6)\n")
+    importlib.reload(importlib.import_module("cut_cliff"))
+    assert longest("cut_cliff:cliff", "e") == 6
 
 
 class _CallEachWrite:

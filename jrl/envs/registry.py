@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
 
 import gymnax
@@ -35,10 +36,39 @@ def registered_envs() -> list[str]:
     return list(REGISTRY) + [name for name in gymnax.registered_envs if name not in REGISTRY]
 
 
-def factory(name: str) -> Callable | None:
-    """The factory :func:`make` calls for ``name`` in this process, where the registry
-    holds it (None for gymnax's ids and import paths): for caches of what was built."""
-    return REGISTRY.get(name)
+class FactoryKey:
+    """A cache key equal only to another for the same factory object (a factory that
+    cannot be hashed — a dataclass with ``__call__`` — keys by identity too); it holds
+    the factory, so its id is not reused while the key lives."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable):
+        self.factory = factory
+
+    def __hash__(self) -> int:
+        return id(self.factory)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, FactoryKey) and other.factory is self.factory
+
+
+def factory_key(name: str) -> FactoryKey | None:
+    """The factory :func:`make` would call for ``name`` now — registered, or found by
+    its import path (as a module reloaded in a notebook holds it) — as a key for caches
+    of what was built from it; None for gymnax's ids and names :func:`make` refuses."""
+    if name in REGISTRY:
+        return FactoryKey(REGISTRY[name])
+    if not isinstance(name, str) or ":" not in name:
+        return None
+    module_name, _, attribute = name.partition(":")
+    try:
+        found = sys.modules.get(module_name) or importlib.import_module(module_name)
+    except Exception:  # make says what is wrong
+        return None
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+    return FactoryKey(found) if callable(found) else None
 
 
 def register(name: str, factory: Callable) -> None:
