@@ -26,7 +26,7 @@ import shlex
 import sys
 from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 import numpy as np
 import tyro
@@ -443,19 +443,22 @@ def _warn_if_incomplete(run_dir, state: dict) -> None:
 
 
 EVAL_DEFAULTS = {"episodes": 10, "seed": 12345, "max_steps": 1000}
-_OWN_OR = "(default: a run's own evaluation's, else {})"
+
+
+def _own_or(name: str) -> str:
+    return f"(default: a run's own evaluation's, else {EVAL_DEFAULTS[name]})"
 
 
 def evaluate(
     run_dirs: Annotated[list[Path], tyro.conf.Positional],
     episodes: Annotated[
-        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_OWN_OR.format(10))
+        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_own_or("episodes"))
     ] = None,
     seed: Annotated[
-        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_OWN_OR.format(12345))
+        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_own_or("seed"))
     ] = None,
     max_steps: Annotated[
-        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_OWN_OR.format(1000))
+        int | None, tyro.conf.arg(metavar="INT", help_behavior_hint=_own_or("max_steps"))
     ] = None,
     sampled: bool = False,
     epsilon: float | None = None,
@@ -515,11 +518,12 @@ def evaluate(
     from jrl import run_analysis
 
     given = {"episodes": episodes, "seed": seed, "max_steps": max_steps}
-    if reference and len(run_dirs) == 1 and out is None:
+    pooled = len(run_dirs) > 1 or out is not None
+    if reference and not pooled:
         raise ValueError("--reference applies to runs pooled as tasks (with --out DIR)")
     # A run's own evaluation is greedy, in layout 0: a sampled one, or one in another
     # layout, keeps the plain defaults.
-    alone = len(run_dirs) == 1 and out is None and not sampled and layout is None
+    alone = not pooled and not sampled and layout is None
     own = run_analysis.own_evaluation(run_dirs[0]) if alone else {}
     settings = {
         name: value if value is not None else own.get(name, EVAL_DEFAULTS[name])
@@ -535,7 +539,7 @@ def evaluate(
         )
     episodes, seed, max_steps = settings["episodes"], settings["seed"], settings["max_steps"]
 
-    if len(run_dirs) > 1 or out is not None:
+    if pooled:
         from jrl import task_aggregates
 
         if layout is not None:
@@ -691,7 +695,7 @@ COMMANDS = ("envs", "train", "sweep", "eval", "render", "plot")
 
 # jrl.training.AGENTS' names, known without importing it (and JAX with it) for a usage
 # line or a misspelt agent.
-AGENT_NAMES = ("dqn", "ppo", "tabular")
+AGENT_NAMES = tuple(sorted(get_args(AgentName)))
 
 
 def main(argv: list[str] | None = None) -> int:

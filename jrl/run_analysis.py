@@ -17,7 +17,6 @@ from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.envs import make
-from jrl.envs.registry import factory_key
 from jrl.recent import Recent
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import iter_rows, read_summary, write_json
@@ -94,10 +93,7 @@ _EPISODES: Recent = Recent(keep=4)
 def _episodes_of_runs(built, max_steps, sampled, epsilon, layout, env_params):
     """jit((state [G, S, ...], keys [E]) -> (return, length, terminated) [G, S, E]) of
     :func:`episode_fn`, kept per run fingerprint and setting."""
-    signature = (
-        built.spec.fingerprint(), factory_key(built.spec.env), max_steps, sampled,
-        float(epsilon), layout,
-    )  # fmt: skip
+    signature = (training.build_key(built.spec), max_steps, sampled, float(epsilon), layout)
 
     def compile_episodes():
         episode = episode_fn(built, max_steps, sampled, epsilon, env_params)

@@ -68,6 +68,13 @@ def write_bytes_atomic(path: str | Path, data: bytes | Iterable[bytes]) -> None:
         raise
 
 
+def temporaries(path: str | Path) -> list[Path]:
+    """The temporary files :func:`write_bytes_atomic` leaves beside ``path`` when a kill
+    cuts it short."""
+    path = Path(path)
+    return list(path.parent.glob(f".{path.name}.*.tmp"))
+
+
 def write_yaml(path: str | Path, data: Any) -> None:
     write_text_atomic(path, yaml.safe_dump(data, sort_keys=False))
 

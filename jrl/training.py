@@ -25,7 +25,6 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
-import itertools
 import json
 import math
 import os
@@ -61,6 +60,7 @@ from jrl.run_dir import (
     read_summary,
     read_yaml,
     record_resume,
+    temporaries,
     truncate_rows,
     write_json,
     write_meta,
@@ -831,6 +831,10 @@ def train(
         return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held)
 
 
+# The files a run directory holds that ``train`` writes (atomically, but for rows).
+RUN_FILES = ("config.yaml", "meta.json", "metrics.jsonl", "summary.json")
+
+
 def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> dict:
     """``train``'s body; ``held`` (an ExitStack) takes the directory's lock once it
     exists, and closes the sinks ``train`` opens."""
@@ -889,8 +893,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             )  # fmt: skip
         # Atomic writes of the run's own files cut short by a kill (jrl eval's and jrl
         # plot's, which may be writing now, are theirs).
-        own = [run_dir.glob(f".{name}.*.tmp") for name in RUN_FILES]
-        for stale in [*itertools.chain(*own), *checkpoints.glob(".*.tmp")]:
+        own = [stale for name in RUN_FILES for stale in temporaries(run_dir / name)]
+        for stale in [*own, *checkpoints.glob(".*.tmp")]:
             if stale.is_file():
                 stale.unlink(missing_ok=True)
         # A complete run has nothing left to run: no resume to record or warn of.
@@ -1080,10 +1084,6 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     return result
 
 
-# The files a run directory holds that ``train`` writes (atomically, but for rows).
-RUN_FILES = ("config.yaml", "meta.json", "metrics.jsonl", "summary.json")
-
-
 # Compiled programs of the last few runs built in this process, so that stopping and
 # resuming in one process (tests, notebooks) compiles once.
 _BUILT: Recent[tuple[Built, dict]] = Recent(keep=4)
@@ -1100,8 +1100,14 @@ def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
             chunks["finished"] = jax.jit(jax.vmap(jax.vmap(built.finished)))
         return built, chunks
 
-    # The name's factory too: one registered again (jrl.envs.register) is another run.
-    return _BUILT.get((fingerprint, factory_key(spec.env)), build_and_chunks)
+    return _BUILT.get(build_key(spec, fingerprint), build_and_chunks)
+
+
+def build_key(spec: RunSpec, fingerprint: str | None = None) -> tuple:
+    """What decides a built run in this process, for caches of what is built from it:
+    its fingerprint (``spec``'s own by default) and its environment's factory (one
+    registered again, or a module reloaded, is another run)."""
+    return (fingerprint or spec.fingerprint(), factory_key(spec.env))
 
 
 def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:

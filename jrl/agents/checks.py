@@ -163,7 +163,7 @@ def env_params_or_default(env, env_params):
     return env_params
 
 
-def check_env_outputs(env, env_params) -> None:
+def check_env_outputs(env, env_params) -> jax.ShapeDtypeStruct:
     """Raise ValueError unless ``env``'s ``reset`` and ``step`` (traced abstractly:
     nothing runs) follow gymnax 1.0's contract as the agents read it: ``step`` returns
     (obs, state, reward, terminated, truncated, info) with ``info["final_observation"]``
@@ -171,7 +171,7 @@ def check_env_outputs(env, env_params) -> None:
     declares (the networks and tables are sized from it) and of one dtype from reset,
     step and final_observation (auto-reset selects between them); a scalar reward, and
     scalar bool terminated and truncated (the agents keep one of each per environment
-    and combine them as booleans)."""
+    and combine them as booleans). Returns reset's observation's shape and dtype."""
     key = jax.random.key(0)
     obs, state = jax.eval_shape(env.reset, key, env_params)
     space = env.action_space(env_params)  # read as the agents read it: n, or a shape
@@ -234,6 +234,7 @@ def check_env_outputs(env, env_params) -> None:
                 f"{env.name}'s step returns {name} of dtype {value.dtype}; it must be a bool "
                 "(e.g. jnp.asarray(done, bool))"
             )
+    return obs
 
 
 def _check_reset_and_step_env_agree(env, env_params, key, obs, state, action) -> None:

@@ -505,8 +505,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
     if not hasattr(action_space, "n"):
         raise ValueError(f"tabular agents need discrete actions; {env.name} has {action_space}")
     num_actions = int(action_space.n)
-    check_env_outputs(env, env_params)
-    obs_dtype = jax.eval_shape(env.reset, jax.random.key(0), env_params)[0].dtype
+    obs_dtype = check_env_outputs(env, env_params).dtype
     if not jnp.issubdtype(obs_dtype, jnp.integer):
         raise ValueError(
             f"tabular agents index their table with the observation; {env.name} observes "

@@ -6,7 +6,6 @@ import dataclasses
 import difflib
 import importlib
 import inspect
-import sys
 from collections.abc import Callable
 
 import gymnax
@@ -61,14 +60,10 @@ def factory_key(name: str) -> FactoryKey | None:
         return FactoryKey(REGISTRY[name])
     if not isinstance(name, str) or ":" not in name:
         return None
-    module_name, _, attribute = name.partition(":")
     try:
-        found = sys.modules.get(module_name) or importlib.import_module(module_name)
+        return FactoryKey(_factory_by_import_path(name))
     except Exception:  # make says what is wrong
         return None
-    for part in attribute.split("."):
-        found = getattr(found, part, None)
-    return FactoryKey(found) if callable(found) else None
 
 
 def register(name: str, factory: Callable) -> None:
@@ -125,6 +120,20 @@ def make(name: str, **overrides):
 
 def _make_by_import_path(name: str, overrides: dict):
     """``(env, env_params)`` of the factory ``name`` ("module:attribute") names."""
+    factory = _factory_by_import_path(name)
+    _check_factory_overrides(name, factory, overrides)
+    made = factory(**overrides)
+    if not (isinstance(made, tuple) and len(made) == 2):
+        raise ValueError(
+            f"environment {name!r}: its factory returned {type(made).__name__}; it must "
+            "return (env, env_params), as gymnax.make does"
+        )
+    return made
+
+
+def _factory_by_import_path(name: str) -> Callable:
+    """The callable ``name`` ("module:attribute") names, imported; a ValueError that
+    says what is missing (an import error of the module's own dependencies as it is)."""
     module_name, _, attribute = name.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"{name!r}: name your environment's factory as 'module:factory'")
@@ -144,14 +153,7 @@ def _make_by_import_path(name: str, overrides: dict):
         factory = getattr(factory, part, None)
     if not callable(factory):
         raise ValueError(f"environment {name!r}: {module_name} has no callable {attribute}")
-    _check_factory_overrides(name, factory, overrides)
-    made = factory(**overrides)
-    if not (isinstance(made, tuple) and len(made) == 2):
-        raise ValueError(
-            f"environment {name!r}: its factory returned {type(made).__name__}; it must "
-            "return (env, env_params), as gymnax.make does"
-        )
-    return made
+    return factory
 
 
 def _check_factory_overrides(name: str, factory: Callable, overrides: dict) -> None:
