@@ -35,9 +35,11 @@ demo: $(STAMP)
 	$(BIN)/python experiments/cat_room.py --out results/cat_room
 
 # One worker per core this process may use (at most 4; xdist's own count ignores
-# affinity, as under taskset or Slurm), each taking whole test files, so that a
-# module's shared compiled runs are built once.
-WORKERS = $(shell $(BIN)/python -c 'import os; print(min(4, len(os.sched_getaffinity(0))))')
+# affinity, as under taskset or Slurm; macOS has no affinity, so there the machine's
+# cores), each taking whole test files, so that a module's shared compiled runs are
+# built once.
+WORKERS = $(shell $(BIN)/python -c 'import os; print(min(4, len(os.sched_getaffinity(0)) \
+	if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))')
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(WORKERS) --dist loadfile tests

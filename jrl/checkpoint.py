@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import zlib
@@ -98,12 +99,26 @@ def save(directory: str | Path, chunk: int, state: Any, info: dict, keep: int = 
 def check_path(path: str | Path) -> None:
     """A ValueError where orbax cannot keep checkpoints under ``path``: one holding '['
     (orbax globs the directory when it finishes a checkpoint, finds nothing to merge
-    under "exp[0]", and the checkpoint it leaves cannot be read back)."""
+    under "exp[0]", and the checkpoint it leaves cannot be read back), and one whose
+    name on disk is not its UTF-8 (a non-ASCII path under a locale that is not UTF-8:
+    tensorstore names files in UTF-8, so the checkpoint's arrays went to another
+    directory, or the first save failed)."""
     if "[" in str(path):
         raise ValueError(
             f"{path}: a checkpoint directory's path cannot hold '[' (orbax reads it as a glob "
             "pattern when it finishes a checkpoint, and what it wrote there could not be "
             "read back); rename the directory or choose another"
+        )
+    try:
+        utf8 = str(path).encode("utf-8")
+    except UnicodeEncodeError:  # bytes the locale could not decode (surrogate escapes)
+        utf8 = None
+    if utf8 != os.fsencode(str(path)):
+        raise ValueError(
+            f"{str(path)!r}: a checkpoint directory's path must be named in UTF-8, and this "
+            f"process names files in {sys.getfilesystemencoding()} (its locale), so orbax "
+            "would write the checkpoint's arrays under another directory; run under a "
+            "UTF-8 locale (LC_ALL=C.UTF-8, or PYTHONUTF8=1) or choose an ASCII path"
         )
 
 

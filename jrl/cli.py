@@ -106,10 +106,10 @@ def _config_dict(config) -> dict:
 def _load_file(path: Path) -> dict:
     from jrl.run_dir import load_yaml
 
-    text = Path(path).read_text()
     try:
+        text = Path(path).read_text(encoding="utf-8")
         data = json.loads(text) if Path(path).suffix == ".json" else load_yaml(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as error:
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as error:
         raise ValueError(
             f"{path} is not valid {Path(path).suffix[1:] or 'YAML'}: {error}"
         ) from None

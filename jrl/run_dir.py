@@ -105,7 +105,7 @@ def load_yaml(text: str) -> Any:
 
 
 def read_yaml(path: str | Path) -> Any:
-    return load_yaml(Path(path).read_text())
+    return load_yaml(Path(path).read_text(encoding="utf-8"))
 
 
 def write_json(path: str | Path, data: Any) -> Path:
@@ -198,9 +198,10 @@ def package_versions(packages: Iterable[str] = PACKAGES) -> dict:
 
 
 def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere, which
-    may be empty): XLA:CPU picks its kernels by instruction set, so runs on other CPUs
-    may differ in the last bits."""
+    """The CPU's model name (``/proc/cpuinfo``; on macOS ``sysctl``'s brand string, as
+    ``platform.processor()`` says only "arm" or "i386" there; elsewhere that, which may
+    be empty): XLA:CPU picks its kernels by instruction set, so runs on other CPUs may
+    differ in the last bits."""
     try:
         with open("/proc/cpuinfo") as file:
             for line in file:
@@ -208,6 +209,16 @@ def cpu_model() -> str:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    if sys.platform == "darwin":
+        try:
+            done = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"],
+                capture_output=True, text=True, timeout=10,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            done = None
+        if done is not None and done.returncode == 0 and done.stdout.strip():
+            return done.stdout.strip()
     return platform.processor()
 
 

@@ -503,3 +503,17 @@ def test_product_floor_ratios_from_known_times(monkeypatch, capsys):
         assert row["speedup_bound"] == 3.75  # theirs / products
         assert row["other_s_at_1_5x"] == 6.0  # 15 / 1.5 - 4
         assert row["other_s_jrl"] == 6.0
+
+
+def test_peak_memory_is_in_mib_on_linux_and_macos(monkeypatch):
+    """getrusage's ru_maxrss is KiB on Linux and bytes on macOS: read as KiB there, a
+    Mac's peak_rss_mb was 1024 times too large."""
+    baseline = load("purejaxrl_baseline")
+    usage = SimpleNamespace(ru_maxrss=None)
+    monkeypatch.setattr(baseline.resource, "getrusage", lambda who: usage)
+    usage.ru_maxrss = 300 * 1024
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert baseline.peak_rss_mb() == 300.0
+    usage.ru_maxrss = 300 * 2**20
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert baseline.peak_rss_mb() == 300.0

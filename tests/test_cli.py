@@ -367,6 +367,32 @@ def test_a_run_directory_config_with_flags_and_a_grid_on_top(tmp_path):
         parse_run("tabular", ["--config-file", str(config)])
 
 
+def test_a_locale_that_is_not_utf8_reads_utf8_config_files_and_refuses_what_orbax_misnames(
+    tmp_path,
+):
+    """Under a locale that is not UTF-8 (POSIX, Python's UTF-8 mode and locale coercion
+    off), a config file with a UTF-8 comment was refused as ASCII, and a non-ASCII run
+    directory trained until its first checkpoint, which tensorstore could not name."""
+    config = tmp_path / "config.yaml"
+    config.write_bytes("# learning rate \u03b1\nhparams:\n  alpha: 0.3\n".encode())
+    out = tmp_path / "caf\u00e9"
+    locale = {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "jrl.cli", "train", "tabular", "--env", "CliffWalking-v0",
+         "--config-file", config, "--config.num-episodes", "20", "--out", os.fsencode(out)],
+        capture_output=True, timeout=300, env={**os.environ, **locale},
+    )  # fmt: skip
+    stderr = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 2, stderr
+    assert "must be named in UTF-8" in stderr and "Traceback" not in stderr
+    assert not out.exists()
+    config.write_bytes(b"# caf\xe9 in Latin-1\nhparams:\n  alpha: 0.3\n")
+    from jrl.cli import parse_run
+
+    with pytest.raises(ValueError, match=r"config.yaml is not valid yaml: 'utf-8' codec"):
+        parse_run("tabular", ["--config-file", str(config)])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -130,6 +130,29 @@ def test_a_second_call_asking_for_what_is_in_place_is_no_error():
     assert done.stdout.split() == ["2", "2", "refused"], done.stderr[-2000:]
 
 
+def test_make_test_counts_workers_without_cpu_affinity(tmp_path):
+    """macOS's os module has no sched_getaffinity: the Makefile's worker count came out
+    empty and `make test` ran `pytest -n  --dist ...`, which pytest refused."""
+    from pathlib import Path
+
+    site = tmp_path / "macos"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os\nfor name in ('sched_getaffinity', 'sched_setaffinity'):\n"
+        "    if hasattr(os, name):\n        delattr(os, name)\n"
+    )
+    stamp = tmp_path / "installed"
+    stamp.touch()
+    done = subprocess.run(
+        ["make", "-n", "test", f"BIN={Path(sys.executable).parent}", f"STAMP={stamp}"],
+        cwd=Path(__file__).resolve().parents[1], env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    workers = min(4, os.cpu_count())
+    assert f"pytest -q -n {workers} --dist loadfile tests" in done.stdout, done.stdout
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux's CPU affinity")
 def test_one_device_per_core_this_process_may_use():
     """Under Slurm's --cpus-per-task or taskset a process may use fewer cores than the
     machine has: one device per machine core would run the extra devices' seeds on the

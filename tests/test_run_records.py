@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -483,3 +484,30 @@ def test_an_infinite_metric_is_named_once_per_run_with_its_first_update(capsys):
     assert infinite == {(1, 2): {"metric": "q_value", "update": 11},
                         (0, 0): {"metric": "loss", "update": 14}}  # fmt: skip
     assert "grid point 1" not in capsys.readouterr().err  # said once
+
+
+def test_a_mac_records_its_cpus_model_not_just_arm(tmp_path, monkeypatch):
+    """On macOS there is no /proc/cpuinfo and platform.processor() says "arm" on every
+    Apple-silicon Mac: a resume on another Mac was not reported. sysctl names the model
+    (here a stand-in sysctl on PATH answers as a Mac's does)."""
+    import builtins
+
+    from jrl import run_dir
+
+    sysctl = tmp_path / "sysctl"
+    sysctl.write_text('#!/bin/sh\n[ "$2" = machdep.cpu.brand_string ] && echo "Apple M2 Pro"\n')
+    sysctl.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(sys, "platform", "darwin")
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    assert run_dir.cpu_model() == "Apple M2 Pro"
+    sysctl.unlink()  # no sysctl answering: what the platform module says
+    monkeypatch.setattr(run_dir.platform, "processor", lambda: "arm")
+    assert run_dir.cpu_model() == "arm"

@@ -187,8 +187,9 @@ def device_memory() -> dict:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident memory (ru_maxrss), MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    """This process's peak resident memory (ru_maxrss: KiB on Linux, bytes on macOS), MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2.0**20 if sys.platform == "darwin" else 1024.0)
 
 
 def final_return(returns, ended=None, fraction: float = 0.05, counts=None) -> float:
