@@ -196,10 +196,18 @@ class Saver:
         self._checkpointer.close()
 
 
+def _chunk_count(path: Path) -> int | None:
+    """The chunk count a checkpoint directory is named by (None for another name)."""
+    digits = path.name.removeprefix("chunk_")
+    return int(digits) if digits.isdigit() else None
+
+
 def _complete(directory: Path) -> list[Path]:
     """The checkpoint directories orbax finished (it writes to a temporary name first),
-    oldest first."""
-    return [p for p in sorted(directory.glob("chunk_*")) if p.is_dir() and "tmp" not in p.name]
+    oldest first (by count: past 10^8, "chunk_100000000" sorts before "chunk_99999999"
+    as text)."""
+    finished = [p for p in directory.glob("chunk_*") if _chunk_count(p) is not None and p.is_dir()]
+    return sorted(finished, key=_chunk_count)
 
 
 def _crc32(file: Path) -> int:
@@ -235,7 +243,7 @@ def _check_files(directory: Path, record: dict) -> None:
         others = [
             c.with_name(f"{c.name}.json")
             for c in _complete(directory)
-            if c.name < path.name and c.with_name(f"{c.name}.json").exists()
+            if _chunk_count(c) < _chunk_count(path) and c.with_name(f"{c.name}.json").exists()
         ]
         instead = (
             f"; {others[-1]} is the record of an earlier checkpoint: copied over "

@@ -350,18 +350,63 @@ def _iter_lines(path: str | Path) -> Iterator[tuple[str, dict]]:
                 raise ValueError(f"{path}:{number}: not a JSON row ({error})") from None
 
 
+def _lines_from_the_end(file, size: int, block: int = 1 << 16) -> Iterator[tuple[int, bytes]]:
+    """(offset, line with its newline) of each line of the binary ``file`` of ``size``
+    bytes, the last first, read back a block at a time."""
+    pending = b""  # the start of the file's bytes after this block: part of a line
+    position = size
+    while position > 0:
+        start = max(0, position - block)
+        file.seek(start)
+        data = file.read(position - start) + pending
+        position = start
+        starts = [0] + [newline.end() for newline in re.finditer(b"\n", data)]
+        ends = [*starts[1:], len(data)]
+        first = 0 if start == 0 else 1  # a block's first line may begin in the one before
+        for i in reversed(range(first, len(starts))):
+            if ends[i] > starts[i]:
+                yield start + starts[i], data[starts[i] : ends[i]]
+        pending = data[: starts[1]] if start > 0 and len(starts) > 1 else data
+        if start == 0:
+            return
+
+
 def truncate_rows(path: str | Path, keep: Callable[[dict], bool]) -> int:
-    """Rewrite ``path`` atomically with the complete rows for which ``keep`` holds, each
-    line as it was, reading one row at a time; returns how many were dropped."""
+    """Cut ``path`` in place after its last complete row for which ``keep`` holds, and
+    return how many rows after it were dropped (a torn last line goes too, uncounted).
+    Rows are appended in order, so those a resume drops (past its checkpoint) end the
+    file: only they are read, from the end, and a long run's file (millions of rows) is
+    neither read whole nor copied. A kept last line without its newline gets one, so the
+    next append starts a line of its own."""
+    path = Path(path)
+    if not path.exists():
+        return 0
     dropped = 0
-
-    def kept_lines() -> Iterator[bytes]:
-        nonlocal dropped
-        for line, row in _iter_lines(path):
+    with open(path, "r+b") as file:
+        size = file.seek(0, os.SEEK_END)
+        cut, ended = size, True
+        for offset, line in _lines_from_the_end(file, size):
+            if not line.strip():
+                cut = offset
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                if not line.endswith(b"\n"):  # the last line, without its newline: torn
+                    cut = offset
+                    continue
+                raise ValueError(f"{path}: byte {offset}: not a JSON row ({error})") from None
             if keep(row):
-                yield (line if line.endswith("\n") else line + "\n").encode()
-            else:
-                dropped += 1
-
-    write_bytes_atomic(path, kept_lines())
+                ended = line.endswith(b"\n")
+                break
+            dropped += 1
+            cut = offset
+        if cut == size and ended:
+            return 0
+        file.truncate(cut)
+        if not ended:
+            file.seek(cut)
+            file.write(b"\n")
+        file.flush()
+        os.fsync(file.fileno())
     return dropped
