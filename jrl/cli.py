@@ -340,13 +340,16 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
 
     run, spec = parse_run(agent, argv, sweep)
     run_id = secrets.token_hex(8) if "wandb" in run.sinks else None
-    summary = training.train(
-        spec,
-        run.out,
-        progress=run.progress,
-        sinks=_sinks(run.sinks, run.out, spec, run_id),
-        meta={"sinks": list(run.sinks), "wandb_id": run_id},
-    )
+    try:
+        summary = training.train(
+            spec,
+            run.out,
+            progress=run.progress,
+            sinks=_sinks(run.sinks, run.out, spec, run_id),
+            meta={"sinks": list(run.sinks), "wandb_id": run_id},
+        )
+    except training.RunInterrupted as stopped:  # checkpointed: a clean exit
+        summary = stopped.summary
     _print_summary(summary, run.out)
     return 0
 
@@ -396,7 +399,10 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
         raise ValueError(f"{run_dir} is a {spec.agent!r} run, not {named_agents[0]!r}")
     meta = read_meta(run_dir)
     sinks = _sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"), resumed=True)
-    summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
+    try:
+        summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
+    except training.RunInterrupted as stopped:  # checkpointed: a clean exit
+        summary = stopped.summary
     _print_summary(summary, run_dir)
     return 0
 

@@ -92,8 +92,27 @@ def watch_signals(
                     signal.raise_signal(number)
 
 
+def in_notebook_kernel() -> bool:
+    """Whether this process is a Jupyter (IPython) kernel: ending it loses the
+    notebook's variables, and its stop button sends SIGINT."""
+    ipython = sys.modules.get("IPython")  # never imported here
+    shell = getattr(ipython, "get_ipython", lambda: None)()
+    return getattr(shell, "kernel", None) is not None
+
+
 def exit_at_once(message: str) -> None:
     """Print ``message`` and end the process now (status 130, as a Ctrl-C), from any
-    thread: what a second Ctrl-C asks for while the main thread waits in XLA."""
+    thread: what a second Ctrl-C asks for while the main thread waits in XLA. In a
+    notebook kernel (a second press of the stop button) nothing ends: the kernel would
+    be lost with the notebook's state; the call under way finishes first."""
+    if in_notebook_kernel():
+        print(
+            f"{message.split(':', 1)[0]}: interrupted again: a notebook kernel is not ended "
+            "(its variables would be lost); the compiled call under way finishes first "
+            "(restart the kernel to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return
     print(message, file=sys.stderr, flush=True)
     os._exit(EXIT_AT_ONCE)

@@ -78,6 +78,7 @@ def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
         presses.append(number)
         if len(presses) > 1:
             exit_at_once(f"{progress.label}: second Ctrl-C: exiting at once")
+            return  # (in a notebook kernel, which is not ended)
         progress.stop()
         print(
             f"{progress.label}: Ctrl-C: stopping at the next progress report "

@@ -23,8 +23,11 @@ class Recent(Generic[Value]):
         self._values: dict[Hashable, Value] = {}
 
     def get(self, key: Hashable, make: Callable[[], Value]) -> Value:
-        """The value kept under ``key``, else ``make()`` kept under it. A TypeError for a
-        key that cannot be hashed, before ``make`` is called."""
+        """The value kept under ``key``, else ``make()`` kept under it; ``make()`` kept
+        nowhere for the key None. A TypeError for a key that cannot be hashed, before
+        ``make`` is called."""
+        if key is None:
+            return make()
         value = self._values.pop(key) if key in self._values else make()
         self._values[key] = value  # the most recently used last
         while len(self._values) > self.keep:

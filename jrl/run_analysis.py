@@ -93,7 +93,8 @@ _EPISODES: Recent = Recent(keep=4)
 def _episodes_of_runs(built, max_steps, sampled, epsilon, layout, env_params):
     """jit((state [G, S, ...], keys [E]) -> (return, length, terminated) [G, S, E]) of
     :func:`episode_fn`, kept per run fingerprint and setting."""
-    signature = (training.build_key(built.spec), max_steps, sampled, float(epsilon), layout)
+    run = training.build_key(built.spec)
+    signature = None if run is None else (run, max_steps, sampled, float(epsilon), layout)
 
     def compile_episodes():
         episode = episode_fn(built, max_steps, sampled, epsilon, env_params)

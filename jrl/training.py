@@ -47,7 +47,7 @@ from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.agents.checks import check_positive_int, reject_ignored
 from jrl.envs import make
-from jrl.envs.registry import factory_key
+from jrl.envs.registry import is_own
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
 from jrl.recent import Recent
@@ -460,6 +460,19 @@ class _Stop:
             yield self
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Raised by :func:`train` when SIGINT or SIGTERM stopped its run, once the chunk
+    under way was finished and checkpointed and summary.json written: a
+    KeyboardInterrupt, so that a loop over runs (a notebook cell, a script of several
+    runs) stops with it instead of starting the next run. ``summary``: what ``train``
+    wrote to summary.json (status "interrupted"); ``signal``: the signal's number."""
+
+    def __init__(self, summary: dict, signal_number: int):
+        super().__init__(f"stopped by {signal.Signals(signal_number).name} (checkpointed)")
+        self.summary = summary
+        self.signal = signal_number
+
+
 class Summary:
     """The last logged episode return (and greedy evaluation return, for runs that
     evaluate) of every run, kept up to date from metric rows (so summary.json can be
@@ -705,7 +718,8 @@ def _check_new_run_dir(run_dir: Path) -> None:
     :data:`MADE_BEFORE_CONFIG`), so nothing there is overwritten."""
     if (run_dir / "config.yaml").exists():
         raise FileExistsError(
-            f"{run_dir} already holds a run; resume it with --resume or choose another --out"
+            f"{run_dir} already holds a run; resume it (jrl train --resume, or in Python "
+            "train(..., resume=True)) or choose another directory (--out)"
         )
     if run_dir.exists() and not run_dir.is_dir():
         raise FileExistsError(f"{run_dir} is a file; choose a new or empty directory")
@@ -820,6 +834,8 @@ def train(
     meta: dict | None = None,
 ) -> dict:
     """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
+    SIGINT or SIGTERM during the run stops it after its chunk under way, checkpointed,
+    and raises :class:`RunInterrupted` (a KeyboardInterrupt) carrying that summary.
 
     A new run refuses a directory that already holds one (resume it, or choose
     another), and a run directory serves one process at a time (:class:`RunInUseError`
@@ -1080,9 +1096,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     if status == "interrupted":
         print(
             f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} updates "
-            f"(checkpointed); resume with: jrl train --resume {shlex.quote(str(run_dir))}",
+            f"(checkpointed); resume with: jrl train --resume {shlex.quote(str(run_dir))} "
+            "(in Python: train(spec, run_dir, resume=True))",
             file=sys.stderr,
         )
+        raise RunInterrupted(result, stop.signal)
     return result
 
 
@@ -1105,11 +1123,13 @@ def _built_and_chunks(spec: RunSpec, fingerprint: str) -> tuple[Built, dict]:
     return _BUILT.get(build_key(spec, fingerprint), build_and_chunks)
 
 
-def build_key(spec: RunSpec, fingerprint: str | None = None) -> tuple:
+def build_key(spec: RunSpec, fingerprint: str | None = None) -> tuple | None:
     """What decides a built run in this process, for caches of what is built from it:
-    its fingerprint (``spec``'s own by default) and its environment's factory (one
-    registered again, or a module reloaded, is another run)."""
-    return (fingerprint or spec.fingerprint(), factory_key(spec.env))
+    its fingerprint (``spec``'s own by default). None (built anew every time) for an
+    environment of one's own (registered, or by import path), whose code may change
+    within the process with nothing that could tell: a notebook cell of its class run
+    again, a module autoreloaded, a constant of its module set."""
+    return None if is_own(spec.env) else (fingerprint or spec.fingerprint(),)
 
 
 def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:

@@ -114,3 +114,30 @@ def test_watching_no_signals_watches_nothing():
     with watch_signals(lambda number: None, ()) as watching:
         assert watching is False
         assert not [t for t in threading.enumerate() if t.name == "jrl-signals"]
+
+
+def test_a_second_interrupt_does_not_end_a_notebook_kernel():
+    """A second press of a notebook's stop button ended the kernel (os._exit), and
+    every variable of the session with it: in a kernel (IPython's shell with a
+    kernel) the call under way finishes instead; a plain process still exits at once."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, types\n"
+        "if sys.argv[1] == 'kernel':\n"
+        "    shell = types.SimpleNamespace(kernel=object())\n"
+        "    sys.modules['IPython'] = types.SimpleNamespace(get_ipython=lambda: shell)\n"
+        "from jrl.interrupts import exit_at_once\n"
+        "exit_at_once('jrl: second Ctrl-C: exiting at once')\n"
+        "print('still here')\n"
+    )
+    for where, status, said in [
+        ("kernel", 0, "jrl: interrupted again: a notebook kernel is not ended"),
+        ("plain", 130, "jrl: second Ctrl-C: exiting at once"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-c", script, where], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == status and said in done.stderr, done.stderr
+        assert ("still here" in done.stdout) == (where == "kernel")

@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import yaml
 
-from jrl import checkpoint
+from jrl import checkpoint, training
 from jrl.host import compiler_options
 from jrl.run_dir import cpu_model, load_yaml, read_rows, read_yaml
 from jrl.training import (
@@ -737,6 +737,41 @@ def test_a_resume_clears_temporary_files_cut_short_in_checkpoints(tmp_path):
     assert not torn.exists() and not summary.exists() and plotting.exists()
 
 
+def test_a_signal_stops_a_python_loop_of_runs_after_the_checkpoint(tmp_path):
+    """In a notebook cell or a script looping over runs, train() returned its summary
+    after SIGINT (the notebook's stop button) or SIGTERM (a preemption) and the loop
+    trained the next runs: it raises RunInterrupted, a KeyboardInterrupt, once the
+    chunk under way is checkpointed, and the run resumes."""
+
+    class SignalAtFirstRows:
+        def __init__(self, number):
+            self.number, self.sent = number, False
+
+        def write(self, rows):
+            if not self.sent:
+                self.sent = True
+                os.kill(os.getpid(), self.number)
+
+        def close(self):
+            pass
+
+    for number in (signal.SIGINT, signal.SIGTERM):
+        started = []
+        with pytest.raises(KeyboardInterrupt) as stopped:
+            for name in ("a", "b"):
+                started.append(name)
+                run_dir = tmp_path / f"{number.name}-{name}"
+                train(SPECS["tabular"], run_dir, progress=False, sinks=[SignalAtFirstRows(number)])
+        assert started == ["a"] and isinstance(stopped.value, training.RunInterrupted)
+        run_dir = tmp_path / f"{number.name}-a"
+        assert stopped.value.signal == number
+        assert stopped.value.summary == json.loads((run_dir / "summary.json").read_text())
+        assert stopped.value.summary["status"] == "interrupted"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    resumed = train(SPECS["tabular"], run_dir, resume=True, progress=False)
+    assert resumed["status"] == "complete"
+
+
 def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_path):
     """orbax finishes a checkpoint by globbing its directory: under "exp[0]" it found
     nothing to merge, and every checkpoint of a run that ended "complete" was unreadable."""
@@ -748,9 +783,11 @@ def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_pat
     assert not (tmp_path / "ck[0]").exists()
 
 
-def test_an_environment_registered_again_is_built_again(tmp_path, monkeypatch):
+def test_an_environment_of_your_own_is_built_again_at_every_run(tmp_path, monkeypatch):
     """A notebook's cell registering its environment, edited and run again: the next
-    run was built from the cache of the first (keyed by the name), on the old factory."""
+    run was built from the cache of the first (keyed by the name), on the old factory;
+    then keyed by the factory, a module's constant set under autoreload still ran the
+    old program."""
     from jrl.envs import make, register, registry
 
     monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
@@ -790,6 +827,13 @@ def test_an_environment_registered_again_is_built_again(tmp_path, monkeypatch):
     module.write_text(source + "    return env, p.replace(max_steps_in_episode=6)\n")
     importlib.reload(importlib.import_module("cut_cliff"))
     assert longest("cut_cliff:cliff", "e") == 6
+    # The same factory object, its module's constant set (as autoreload keeps functions
+    # and sets what changed): nothing a cache key could hold tells, so nothing is reused.
+    module.write_text(source + "    return env, p.replace(max_steps_in_episode=STEPS)\nSTEPS = 3\n")
+    cut_cliff = importlib.reload(importlib.import_module("cut_cliff"))
+    assert longest("cut_cliff:cliff", "f") == 3
+    cut_cliff.STEPS = 7
+    assert longest("cut_cliff:cliff", "g") == 7
 
 
 class _CallEachWrite:

@@ -35,35 +35,10 @@ def registered_envs() -> list[str]:
     return list(REGISTRY) + [name for name in gymnax.registered_envs if name not in REGISTRY]
 
 
-class FactoryKey:
-    """A cache key equal only to another for the same factory object (a factory that
-    cannot be hashed — a dataclass with ``__call__`` — keys by identity too); it holds
-    the factory, so its id is not reused while the key lives."""
-
-    __slots__ = ("factory",)
-
-    def __init__(self, factory: Callable):
-        self.factory = factory
-
-    def __hash__(self) -> int:
-        return id(self.factory)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, FactoryKey) and other.factory is self.factory
-
-
-def factory_key(name: str) -> FactoryKey | None:
-    """The factory :func:`make` would call for ``name`` now — registered, or found by
-    its import path (as a module reloaded in a notebook holds it) — as a key for caches
-    of what was built from it; None for gymnax's ids and names :func:`make` refuses."""
-    if name in REGISTRY:
-        return FactoryKey(REGISTRY[name])
-    if not isinstance(name, str) or ":" not in name:
-        return None
-    try:
-        return FactoryKey(_factory_by_import_path(name))
-    except Exception:  # make says what is wrong
-        return None
+def is_own(name: str) -> bool:
+    """Whether ``name`` is an environment of the researcher's own: registered in this
+    process (:func:`register`) or named by import path ("module:factory")."""
+    return isinstance(name, str) and name not in BUILT_IN and (name in REGISTRY or ":" in name)
 
 
 def register(name: str, factory: Callable) -> None:
