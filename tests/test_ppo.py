@@ -856,3 +856,27 @@ def test_configs_take_numpy_scalars_as_python_ones():
         PPOConfig(num_envs=np.int64(0))
     with pytest.raises(ValueError, match="num_envs must be a positive int"):
         PPOConfig(num_envs=np.float32(8))
+
+
+def test_ppo_trains_with_64_bit_jax():
+    """With jax_enable_x64 on (a researcher's global setting), the rollout's episode
+    counts summed to int64 inside an int32 scan carry: PPO failed to trace at all."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import jax\n"
+        "from jrl.agents.ppo import PPOConfig, PPOHParams, make_train\n"
+        "from jrl.envs import make\n"
+        "env, params = make('CartPole-v1')\n"
+        "config = PPOConfig(num_envs=2, num_steps=16, total_timesteps=64, num_minibatches=2)\n"
+        "_, metrics = jax.jit(make_train(config, env, params))(jax.random.key(0), PPOHParams())\n"
+        "print(jax.config.jax_enable_x64, bool(jax.numpy.isfinite(metrics.episode_return).any()))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "JAX_ENABLE_X64": "1"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True", "True"]

@@ -187,8 +187,8 @@ def make_rollout(
             ep_length = ep_length + 1
             stats = EpisodeStats(
                 stats.return_sum + jnp.where(done, ep_return, 0.0).sum(),
-                stats.length_sum + jnp.where(done, ep_length, 0).sum(),
-                stats.count + done.sum(),
+                stats.length_sum + jnp.where(done, ep_length, 0).sum(dtype=jnp.int32),
+                stats.count + done.sum(dtype=jnp.int32),
             )
             carry = (
                 env_state,
