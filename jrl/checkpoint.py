@@ -114,11 +114,17 @@ def check_path(path: str | Path) -> None:
     except UnicodeEncodeError:  # bytes the locale could not decode (surrogate escapes)
         utf8 = None
     if utf8 != os.fsencode(str(path)):
+        encoding = sys.getfilesystemencoding()
+        fix = (
+            "rename the directory (its name on disk is not UTF-8: made under another "
+            "locale) or choose another"
+            if encoding.lower().replace("-", "") == "utf8"
+            else f"this process names files in {encoding} (its locale): run under a UTF-8 "
+            "locale (LC_ALL=C.UTF-8, or PYTHONUTF8=1) or choose an ASCII path"
+        )
         raise ValueError(
-            f"{str(path)!r}: a checkpoint directory's path must be named in UTF-8, and this "
-            f"process names files in {sys.getfilesystemencoding()} (its locale), so orbax "
-            "would write the checkpoint's arrays under another directory; run under a "
-            "UTF-8 locale (LC_ALL=C.UTF-8, or PYTHONUTF8=1) or choose an ASCII path"
+            f"{str(path)!r}: a checkpoint directory's path must be named in UTF-8, as orbax "
+            f"writes the checkpoint's arrays there by their UTF-8 name; {fix}"
         )
 
 

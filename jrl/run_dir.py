@@ -390,8 +390,8 @@ def truncate_rows(path: str | Path, keep: Callable[[dict], bool]) -> int:
                 cut = offset
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
+                row = json.loads(line.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as error:
                 if not line.endswith(b"\n"):  # the last line, without its newline: torn
                     cut = offset
                     continue

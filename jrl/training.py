@@ -465,12 +465,16 @@ class RunInterrupted(KeyboardInterrupt):
     under way was finished and checkpointed and summary.json written: a
     KeyboardInterrupt, so that a loop over runs (a notebook cell, a script of several
     runs) stops with it instead of starting the next run. ``summary``: what ``train``
-    wrote to summary.json (status "interrupted"); ``signal``: the signal's number."""
+    wrote to summary.json (status "interrupted", or "complete" where the signal came
+    during the last chunk); ``signal``: the signal's number."""
 
     def __init__(self, summary: dict, signal_number: int):
-        super().__init__(f"stopped by {signal.Signals(signal_number).name} (checkpointed)")
+        super().__init__(summary, signal_number)  # (its args, as pickle remakes it)
         self.summary = summary
         self.signal = signal_number
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signal).name} (checkpointed)"
 
 
 class Summary:
@@ -512,6 +516,28 @@ class Summary:
                     self.last[field][row["grid_point"], row["seed"]] = row[field]
             if row.get("timesteps") is not None:
                 self.timesteps[row["grid_point"], row["seed"]] = row["timesteps"]
+
+    def kept(self) -> dict:
+        """What a checkpoint's record keeps of it (JSON-able), so that a resume
+        rebuilds it without rereading every row of metrics.jsonl."""
+        by_run = {field: self.last[field] for field in self.FIELDS}
+        by_run["timesteps"] = self.timesteps
+        return {
+            "updates_run": self.updates_run,
+            **{
+                name: [[g, s, v] for (g, s), v in values.items()] for name, values in by_run.items()
+            },
+        }
+
+    @classmethod
+    def from_kept(cls, spec: RunSpec, kept: dict) -> Summary:
+        """The Summary whose :meth:`kept` gave ``kept``."""
+        summary = cls(spec)
+        summary.updates_run = kept["updates_run"]
+        for field in cls.FIELDS:
+            summary.last[field] = {(g, s): v for g, s, v in kept[field]}
+        summary.timesteps = {(g, s): v for g, s, v in kept["timesteps"]}
+        return summary
 
     def steps_taken(self) -> int:
         """Environment steps taken by all runs, from each run's last logged row (a
@@ -835,7 +861,8 @@ def train(
 ) -> dict:
     """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
     SIGINT or SIGTERM during the run stops it after its chunk under way, checkpointed,
-    and raises :class:`RunInterrupted` (a KeyboardInterrupt) carrying that summary.
+    and raises :class:`RunInterrupted` (a KeyboardInterrupt) carrying that summary
+    (status "interrupted", or "complete" where that chunk was the last).
 
     A new run refuses a directory that already holds one (resume it, or choose
     another), and a run directory serves one process at a time (:class:`RunInUseError`
@@ -940,7 +967,10 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         sinks = sinks()
         for sink in reversed(sinks):  # each closed in turn, whatever one before raised
             held.callback(sink.close)
-    summary = Summary(spec, iter_rows(metrics_path) if resume else ())
+    if resume and record is not None and "summary" in info:
+        summary = Summary.from_kept(spec, info["summary"])
+    else:  # (a checkpoint of before jrl kept it there: the rows it covers, read again)
+        summary = Summary(spec, iter_rows(metrics_path) if resume else ())
     # (grid point, seed) -> the update count by which its learned values held NaN or inf
     diverged: dict[tuple[int, int], int] = {}
     # (grid point, seed) -> the first metric it logged as an infinity, and at which update
@@ -1070,6 +1100,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                     "fingerprint": fingerprint,
                     "updates_done": updates_done,
                     "run_status": "running" if in_flight is not None else final_status(),
+                    "summary": summary.kept(),
                 }
                 saver.save(updates_done, taken, info)
                 write_summary("running", time.perf_counter() - start, compile_s)
@@ -1096,10 +1127,11 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     if status == "interrupted":
         print(
             f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} updates "
-            f"(checkpointed); resume with: jrl train --resume {shlex.quote(str(run_dir))} "
-            "(in Python: train(spec, run_dir, resume=True))",
+            "(checkpointed; in Python train(spec, run_dir, resume=True) resumes it); resume "
+            f"with: jrl train --resume {shlex.quote(str(run_dir))}",
             file=sys.stderr,
         )
+    if stop.signal is not None:  # (in the last chunk too: the run is complete)
         raise RunInterrupted(result, stop.signal)
     return result
 

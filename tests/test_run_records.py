@@ -160,6 +160,10 @@ def test_a_resume_reads_and_cuts_only_the_rows_past_its_checkpoint(tmp_path, mon
     assert run_dir.truncate_rows(path, lambda row: row["update"] < 49_990) == 10
     assert len(parsed) == 11 and path.stat().st_ino == before.st_ino
     assert [row["update"] for row in run_dir.read_rows(path)] == list(range(49_990))
+    with open(path, "ab") as file:  # a crash's tail of NULs (not UTF-8 to JSON's detection)
+        file.write(b"\0" * 5)
+    assert run_dir.truncate_rows(path, lambda row: row["update"] < 49_990) == 0
+    assert path.read_bytes().endswith(b'"loss": 0.5}\n')
 
 
 def test_checkpoints_past_ten_to_the_eighth_updates_are_ordered_by_count(tmp_path):

@@ -134,12 +134,20 @@ def assert_rows_are_a_whole_run(rows, spec):
 
 
 @pytest.mark.parametrize("agent", sorted(SPECS))
-def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(agent, reference, tmp_path):
+def test_stopped_and_resumed_run_equals_a_run_that_never_stopped(
+    agent, reference, tmp_path, monkeypatch
+):
+    """...and a resume takes its summary from the checkpoint's record, not by parsing
+    every row of metrics.jsonl again (a long run's millions)."""
     spec = SPECS[agent]
     whole, rows, state = reference(agent)
     assert_rows_are_a_whole_run(rows, spec)
     assert yaml.safe_load((whole / "config.yaml").read_text()) == resolve(spec).to_dict()
 
+    def no_rereading(path):
+        raise AssertionError(f"{path} read again")
+
+    monkeypatch.setattr(training, "iter_rows", no_rereading)
     run_dir = tmp_path / "pieces"
     stopped = train(spec, run_dir, progress=False, max_chunks=1)
     assert stopped["status"] == "stopped" and stopped["updates_done"] == spec.chunk_size
@@ -768,8 +776,16 @@ def test_a_signal_stops_a_python_loop_of_runs_after_the_checkpoint(tmp_path):
         assert stopped.value.summary == json.loads((run_dir / "summary.json").read_text())
         assert stopped.value.summary["status"] == "interrupted"
         assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    resumed = train(SPECS["tabular"], run_dir, resume=True, progress=False)
-    assert resumed["status"] == "complete"
+    import pickle
+
+    again = pickle.loads(pickle.dumps(stopped.value))  # as a worker process hands it back
+    assert (again.summary, again.signal) == (stopped.value.summary, signal.SIGTERM)
+    # A signal during the last chunk: the run is complete, and the loop stops all the same.
+    one_chunk = dataclasses.replace(SPECS["tabular"], chunk_size=10_000)
+    with pytest.raises(training.RunInterrupted) as stopped:
+        train(one_chunk, tmp_path / "one", progress=False, sinks=[SignalAtFirstRows(signal.SIGINT)])
+    assert stopped.value.summary["status"] == "complete"
+    assert train(SPECS["tabular"], run_dir, resume=True, progress=False)["status"] == "complete"
 
 
 def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_path):
@@ -781,6 +797,11 @@ def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_pat
     with pytest.raises(ValueError, match=r"cannot hold '\['.*rename the directory"):
         checkpoint.save(tmp_path / "ck[0]", 1, {"w": np.ones(3)}, {"fingerprint": "A"})
     assert not (tmp_path / "ck[0]").exists()
+    # A name on disk that is not UTF-8 (made under a Latin-1 locale), read under UTF-8:
+    # tensorstore cannot name it (orbax failed at the first save).
+    with pytest.raises(ValueError, match="must be named in UTF-8.*rename the directory"):
+        train(SPECS["tabular"], tmp_path / "lat\udce9", progress=False)
+    assert not os.path.lexists(os.fsencode(tmp_path) + b"/lat\xe9")
 
 
 def test_an_environment_of_your_own_is_built_again_at_every_run(tmp_path, monkeypatch):
