@@ -975,14 +975,16 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     diverged: dict[tuple[int, int], int] = {}
     # (grid point, seed) -> the first metric it logged as an infinity, and at which update
     infinite: dict[tuple[int, int], dict] = {}
-    if last_summary is not None:
+    if last_summary is not None:  # as of the checkpoint: later chunks are run again
         for entry in last_summary.get("diverged", []):
-            diverged[entry["grid_point"], entry["seed"]] = entry["by_update"]
+            if entry["by_update"] <= updates_done:
+                diverged[entry["grid_point"], entry["seed"]] = entry["by_update"]
         for entry in last_summary.get("infinite", []):
-            infinite[entry["grid_point"], entry["seed"]] = {
-                "metric": entry["metric"],
-                "update": entry["update"],
-            }
+            if entry["update"] < updates_done:
+                infinite[entry["grid_point"], entry["seed"]] = {
+                    "metric": entry["metric"],
+                    "update": entry["update"],
+                }
 
     def write_summary(status: str, seconds: float, compile_s: float) -> dict:
         result = {

@@ -1397,6 +1397,22 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_a_resume_forgets_what_summary_json_said_of_updates_past_its_checkpoint(tmp_path):
+    """summary.json may be ahead of the checkpoint a resume starts from (a kill before
+    the next checkpoint was confirmed): runs it named diverged or infinite past that
+    checkpoint stayed so after the resume ran those updates again, and were left out."""
+    run_dir = tmp_path / "run"
+    assert train(SPECS["tabular"], run_dir, max_chunks=2, progress=False)["updates_done"] == 20
+    ahead = json.loads((run_dir / "summary.json").read_text())
+    ahead["diverged"] = [{"grid_point": 0, "seed": 1, "by_update": 30}]
+    ahead["infinite"] = [{"grid_point": 1, "seed": 0, "metric": "td_error", "update": 25}]
+    (run_dir / "summary.json").write_text(json.dumps(ahead))
+    summary = train(SPECS["tabular"], run_dir, resume=True, progress=False)
+    assert summary["status"] == "complete"
+    assert summary["diverged"] == [] and summary["infinite"] == []
+    assert all("diverged_seeds" not in point for point in summary["grid"])
+
+
 def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
     """Its NaN losses are written as null, like a row in which no episode ended, and its
     returns are those of NaN logits' argmax (action 0): the summary averaged them as a
