@@ -21,8 +21,10 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import secrets
 import shlex
+import signal
 import sys
 from collections.abc import Collection
 from pathlib import Path
@@ -32,6 +34,7 @@ import numpy as np
 import tyro
 import yaml
 
+from jrl.interrupts import EXIT_AT_ONCE
 from jrl.run_dir import RunInUseError, read_meta, read_summary
 
 if TYPE_CHECKING:
@@ -349,7 +352,8 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
             meta={"sinks": list(run.sinks), "wandb_id": run_id},
         )
     except training.RunInterrupted as stopped:  # checkpointed: a clean exit
-        summary = stopped.summary
+        _print_summary(stopped.summary, run.out)
+        return INTERRUPTED if stopped.signal == signal.SIGINT else 0
     _print_summary(summary, run.out)
     return 0
 
@@ -402,7 +406,8 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     try:
         summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
     except training.RunInterrupted as stopped:  # checkpointed: a clean exit
-        summary = stopped.summary
+        _print_summary(stopped.summary, run_dir)
+        return INTERRUPTED if stopped.signal == signal.SIGINT else 0
     _print_summary(summary, run_dir)
     return 0
 
@@ -704,7 +709,28 @@ COMMANDS = ("envs", "train", "sweep", "eval", "render", "plot")
 AGENT_NAMES = tuple(sorted(get_args(AgentName)))
 
 
+INTERRUPTED = -signal.SIGINT
+"""What a command stopped by Ctrl-C returns to :func:`main` (after writing everything)."""
+
+
 def main(argv: list[str] | None = None) -> int:
+    """The ``jrl`` command line; returns its exit status (130 after a Ctrl-C). Run as
+    the program (``argv`` None), a command a Ctrl-C stopped ends by SIGINT once its
+    files are written, as a shell expects of a command it interrupted: a loop of jrl
+    commands, or ``jrl train ... && jrl eval ...``, stops there (after an exit status,
+    0 or 130 alike, bash goes on with the loop)."""
+    status = _main(argv)
+    if status != INTERRUPTED:
+        return status
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+    return EXIT_AT_ONCE
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     usage = "usage: jrl {" + ",".join(COMMANDS) + "} ... (jrl COMMAND --help)"
     if not argv or argv[0] in ("-h", "--help"):
@@ -766,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:  # before the chunk loop hears signals: the files are whole
         print(f"jrl {command}: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":
