@@ -466,7 +466,10 @@ class RunInterrupted(KeyboardInterrupt):
     KeyboardInterrupt, so that a loop over runs (a notebook cell, a script of several
     runs) stops with it instead of starting the next run. ``summary``: what ``train``
     wrote to summary.json (status "interrupted", or "complete" where the signal came
-    during the last chunk); ``signal``: the signal's number."""
+    during the last chunk); ``signal``: the signal's number. Runs in worker processes:
+    ``concurrent.futures.ProcessPoolExecutor`` hands it back to the caller, while a
+    ``multiprocessing.Pool`` worker dies of it (Pool catches only Exception) and its
+    ``map`` waits for ever."""
 
     def __init__(self, summary: dict, signal_number: int):
         super().__init__(summary, signal_number)  # (its args, as pickle remakes it)
