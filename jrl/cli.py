@@ -17,6 +17,8 @@ override it. Errors in the configuration are reported before anything compiles.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import functools
 import json
@@ -352,8 +354,7 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
             meta={"sinks": list(run.sinks), "wandb_id": run_id},
         )
     except training.RunInterrupted as stopped:  # checkpointed: a clean exit
-        _print_summary(stopped.summary, run.out)
-        return INTERRUPTED if stopped.signal == signal.SIGINT else 0
+        return _interrupted(stopped, run.out)
     _print_summary(summary, run.out)
     return 0
 
@@ -367,6 +368,14 @@ def _sinks(names, run_dir, spec, run_id=None, resumed=False):
 
     check_sinks(list(names))
     return lambda: make_sinks(list(names), Path(run_dir), spec.to_dict(), run_id, resumed)
+
+
+def _interrupted(stopped, run_dir: Path) -> int:
+    """The summary of a run a signal stopped (checkpointed), where its reader is still
+    there (a Ctrl-C also ends `| tee`), and what :func:`main` makes of it."""
+    with contextlib.suppress(BrokenPipeError):
+        _print_summary(stopped.summary, run_dir)
+    return INTERRUPTED if stopped.signal == signal.SIGINT else 0
 
 
 def _print_summary(summary: dict, run_dir: Path) -> None:
@@ -406,8 +415,7 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     try:
         summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
     except training.RunInterrupted as stopped:  # checkpointed: a clean exit
-        _print_summary(stopped.summary, run_dir)
-        return INTERRUPTED if stopped.signal == signal.SIGINT else 0
+        return _interrupted(stopped, run_dir)
     _print_summary(summary, run_dir)
     return 0
 
@@ -723,8 +731,10 @@ def main(argv: list[str] | None = None) -> int:
     if status != INTERRUPTED:
         return status
     if argv is None:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        atexit._run_exitfuncs()  # as Python's own exit by SIGINT does (W&B's teardown)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError):  # a reader gone: nothing more to say
+                stream.flush()
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGINT)
     return EXIT_AT_ONCE

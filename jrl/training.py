@@ -1130,12 +1130,13 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
     status = final_status()
     result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":
-        print(
-            f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} updates "
-            "(checkpointed; in Python train(spec, run_dir, resume=True) resumes it); resume "
-            f"with: jrl train --resume {shlex.quote(str(run_dir))}",
-            file=sys.stderr,
-        )
+        with contextlib.suppress(BrokenPipeError):  # `2>&1 | tee`, ended by the same Ctrl-C
+            print(
+                f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} "
+                "updates (checkpointed; in Python train(spec, run_dir, resume=True) resumes "
+                f"it); resume with: jrl train --resume {shlex.quote(str(run_dir))}",
+                file=sys.stderr,
+            )
     if stop.signal is not None:  # (in the last chunk too: the run is complete)
         raise RunInterrupted(result, stop.signal)
     return result

@@ -1399,6 +1399,31 @@ def test_killed_run_leaves_readable_files_and_resumes_to_the_same_numbers(
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def test_a_ctrl_c_whose_reader_is_gone_ends_by_sigint_after_the_exit_handlers(tmp_path):
+    """`jrl train ... 2>&1 | tee log` and a Ctrl-C: tee ended at once, so printing the
+    summary hit a broken pipe and jrl exited 2 (a shell's loop of runs went on); and the
+    end by SIGINT skipped the process's exit handlers (W&B's teardown among them)."""
+    ran = tmp_path / "exit handlers ran"
+    run_dir = tmp_path / "run"
+    script = (
+        f"import atexit, pathlib, sys\natexit.register(pathlib.Path({str(ran)!r}).touch)\n"
+        "from jrl.cli import main\nsys.exit(main())\n"
+    )
+    args = ["train", "tabular", "--env", "CliffWalking-v0", "--config.num-episodes", "200000",
+            "--chunk-size", "20", "--out", str(run_dir), "--no-progress"]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    wait_for_checkpoint(run_dir, 20, process)
+    process.stdout.close()  # the pipe's reader is gone
+    process.stderr.close()
+    os.kill(process.pid, signal.SIGINT)
+    assert process.wait(timeout=120) == -signal.SIGINT
+    assert ran.exists()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+
+
 def test_a_resume_forgets_what_summary_json_said_of_updates_past_its_checkpoint(tmp_path):
     """summary.json may be ahead of the checkpoint a resume starts from (a kill before
     the next checkpoint was confirmed): runs it named diverged or infinite past that
