@@ -192,7 +192,7 @@ class Saver:
         write_json(self.directory / LATEST, self._pending)
         self.recorded = self._pending["chunk"]
         self._pending = None
-        for old in _complete(self.directory)[: -self.keep]:
+        for old in finished_checkpoints(self.directory)[: -self.keep]:
             if old.name != newest:
                 old.with_name(f"{old.name}.json").unlink(missing_ok=True)
                 shutil.rmtree(old, ignore_errors=True)
@@ -208,7 +208,7 @@ def _chunk_count(path: Path) -> int | None:
     return int(digits) if digits.isdigit() else None
 
 
-def _complete(directory: Path) -> list[Path]:
+def finished_checkpoints(directory: Path) -> list[Path]:
     """The checkpoint directories orbax finished (it writes to a temporary name first),
     oldest first (by count: past 10^8, "chunk_100000000" sorts before "chunk_99999999"
     as text)."""
@@ -248,7 +248,7 @@ def _check_files(directory: Path, record: dict) -> None:
             problem = "is missing"
         others = [
             c.with_name(f"{c.name}.json")
-            for c in _complete(directory)
+            for c in finished_checkpoints(directory)
             if _chunk_count(c) < _chunk_count(path) and c.with_name(f"{c.name}.json").exists()
         ]
         instead = (
@@ -297,7 +297,7 @@ def latest(directory: str | Path) -> dict | None:
             if (directory / record["path"]).is_dir():
                 return record
             problem = f"{path} names {record['path']}, which is missing"
-    for chunk in reversed(_complete(directory)):
+    for chunk in reversed(finished_checkpoints(directory)):
         beside = chunk.with_name(f"{chunk.name}.json")
         if beside.exists():
             record = _read_record(beside)

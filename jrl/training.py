@@ -28,7 +28,6 @@ import hashlib
 import json
 import math
 import os
-import re
 import shlex
 import signal
 import sys
@@ -720,9 +719,7 @@ def _check_nothing_checkpointed(run_dir: Path) -> None:
     the first save was cut short (which also left a final status then)."""
     summary = read_summary(run_dir) or {}
     names = [path.name for path in (run_dir / "checkpoints").glob("chunk_*") if path.is_dir()]
-    finished = sorted(
-        (name for name in names if re.fullmatch(r"chunk_\d+", name)), key=lambda n: int(n[6:])
-    )
+    finished = [path.name for path in checkpoint.finished_checkpoints(run_dir / "checkpoints")]
     cut_short = not finished and any("-tmp" in name for name in names)
     final = summary.get("status") in ("stopped", "interrupted", "complete")
     if "checkpointed_updates" in summary:
