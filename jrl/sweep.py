@@ -360,9 +360,8 @@ def run_sweep(
     try:
         hash(signature)
     except TypeError:  # a train object that cannot be hashed: compiled for this call only
-        compiled = compile_sweep()
-    else:
-        compiled = _COMPILED.get(signature, compile_sweep)
+        signature = None
+    compiled = _COMPILED.get(signature, compile_sweep)
     if progress is not None:
         return finish(call_stoppable(progress, compiled, keys, grid))
     return finish(compiled(keys, grid))
