@@ -139,20 +139,36 @@ def git_state(root: str | Path | None = None, tracked: str = "__init__.py") -> d
     ``root``): a jrl installed into a virtual environment inside the researcher's own
     repository is not that repository's code, so nothing is taken from it there. A jrl
     installed from a git URL (``pip install git+...``) has no checkout: its commit is
-    the one pip recorded (``direct_url.json``), its dirty flag None."""
+    the one pip recorded (``direct_url.json``), its dirty flag None.
+
+    A checkout another user owns (a container's root reading a mounted checkout, a
+    shared one on a cluster), which git refuses as of "dubious ownership", still gives
+    its commit: ``ls-files`` and ``rev-parse`` read it with ``safe.directory`` allowed,
+    since neither runs anything the checkout's own configuration names. ``status`` may
+    (its clean filters, an fsmonitor), so there the dirty flag is None."""
     own = root is None
     root = Path(root or Path(__file__).resolve().parent)
+    refused = False
 
-    def git(*args: str) -> str | None:
+    def git(*args: str, allow: bool = False) -> str | None:
+        nonlocal refused
+        options = ["-c", "safe.directory=*"] if allow else []
         try:
             done = subprocess.run(
-                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
-            )
+                ["git", *options, *args], cwd=root, capture_output=True, text=True,
+                timeout=10,
+            )  # fmt: skip
         except (OSError, subprocess.TimeoutExpired):
             return None
+        refused |= "dubious ownership" in done.stderr
         return done.stdout.strip() if done.returncode == 0 else None
 
-    if git("ls-files", "--error-unmatch", "--", tracked) is None:
+    listed = git("ls-files", "--error-unmatch", "--", tracked)
+    if listed is None and refused:
+        listed = git("ls-files", "--error-unmatch", "--", tracked, allow=True)
+        if listed is not None:
+            return {"commit": git("rev-parse", "HEAD", allow=True), "dirty": None}
+    if listed is None:
         return {"commit": installed_commit() if own else None, "dirty": None}
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")

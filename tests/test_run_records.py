@@ -353,6 +353,28 @@ def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     assert git_state(tmp_path, "f.py")["dirty"] is True
 
 
+def test_git_state_of_a_checkout_another_user_owns_records_its_commit(tmp_path, monkeypatch):
+    """A container's root running a mounted checkout, or a shared one on a cluster: git
+    refuses it ("dubious ownership") and meta.json recorded no commit, silently. The
+    commit is read all the same; whether the tree is dirty stays unknown (git status
+    could run the checkout's own filters)."""
+    from jrl.run_dir import git_state
+
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "f.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "f.py")
+    _git(tmp_path, "commit", "-qm", "c")
+    head = _git(tmp_path, "rev-parse", "HEAD")
+    # git's own switch for its tests of the ownership check (t0033), so that a test run
+    # by one user sees what another user would.
+    monkeypatch.setenv("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1")
+    refused = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True)
+    assert refused.returncode != 0 and b"dubious ownership" in refused.stderr
+    assert git_state(tmp_path, "f.py") == {"commit": head, "dirty": None}
+    # Still nothing taken from a repository that does not track the file.
+    assert git_state(tmp_path, "untracked.py") == {"commit": None, "dirty": None}
+
+
 def test_a_jrl_inside_another_repository_records_no_commit_of_it(tmp_path, monkeypatch):
     """A virtual environment inside the researcher's own repository (.venv ignored):
     meta.json took that repository's commit and dirty flag for jrl's, and a resume after
