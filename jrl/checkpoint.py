@@ -188,8 +188,10 @@ class Saver:
             self._pending = None
             return
         self._pending["files"] = _file_digests(self.directory / newest)
-        write_json(self.directory / f"{newest}.json", self._pending)
-        write_json(self.directory / LATEST, self._pending)
+        # One line: a sweep's summary holds a few numbers per grid point and seed, which
+        # indented JSON triples in size, written twice per chunk.
+        write_json(self.directory / f"{newest}.json", self._pending, indent=None)
+        write_json(self.directory / LATEST, self._pending, indent=None)
         self.recorded = self._pending["chunk"]
         self._pending = None
         for old in finished_checkpoints(self.directory)[: -self.keep]:

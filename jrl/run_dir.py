@@ -108,11 +108,14 @@ def read_yaml(path: str | Path) -> Any:
     return load_yaml(Path(path).read_text(encoding="utf-8"))
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically (:func:`write_text_atomic`); numpy and
-    jax arrays and scalars become lists and numbers, mappings dicts, tuples lists, and
-    NaN and infinities ``null`` (strict JSON has no such numbers)."""
-    write_text_atomic(path, json.dumps(_jsonable(data), indent=2, allow_nan=False) + "\n")
+def write_json(path: str | Path, data: Any, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON atomically (:func:`write_text_atomic`), indented for a
+    reader, or on one line without spaces (``indent=None``: a file only jrl reads); numpy
+    and jax arrays and scalars become lists and numbers, mappings dicts, tuples lists,
+    and NaN and infinities ``null`` (strict JSON has no such numbers)."""
+    separators = None if indent is not None else (",", ":")
+    text = json.dumps(_jsonable(data), indent=indent, separators=separators, allow_nan=False)
+    write_text_atomic(path, text + "\n")
     return Path(path)
 
 
