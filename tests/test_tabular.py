@@ -211,6 +211,19 @@ def test_step_budget_stops_the_run_and_keeps_unfinished_episode_out():
     assert np.all(np.asarray(metrics.episode_lengths[int(metrics.num_completed) :]) == 0)
 
 
+def test_episodes_a_step_budget_left_unplayed_have_no_return():
+    """A return of 0 is one an episode can have (the cat room's time limit, bare floor):
+    unplayed slots held 0 too, so a mean over the last episodes with the README's
+    `.mean("seed")` took them for real ones. They are NaN; the played ones are kept."""
+    env, params = make("CatRoom-v0")
+    config = TabularConfig(num_episodes=300, max_steps=600)
+    hparams = TabularHParams(epsilon=1.0)  # a random cat: many episodes reach the limit
+    _, metrics = jax.jit(make_train(config, env, params))(jax.random.key(0), hparams)
+    returns, done = np.asarray(metrics.episode_returns), int(metrics.num_completed)
+    assert 0 < done < 300 and (returns[:done] == 0).any()
+    assert np.isfinite(returns[:done]).all() and np.isnan(returns[done:]).all()
+
+
 def test_a_step_budget_sizes_the_episode_buffers_not_a_huge_episode_count():
     # No run completes more episodes than it takes steps: an episode count left at 10**7
     # beside a step budget of 5000 must give the run with 5000 (10**7 slots would be

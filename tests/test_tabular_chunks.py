@@ -256,8 +256,10 @@ def _episode_slots_cut(results, config):
     slots = min(config.num_episodes, config.max_steps)
     for buffer in (metrics.episode_returns, metrics.episode_lengths):
         assert not np.asarray(buffer)[..., slots:].any()
+    # make_train gives the slots a step budget left unplayed no return (NaN).
+    played = np.arange(slots) < np.asarray(metrics.num_completed)[..., None]
     cut = metrics._replace(
-        episode_returns=metrics.episode_returns[..., :slots],
+        episode_returns=np.where(played, metrics.episode_returns[..., :slots], np.float32(np.nan)),
         episode_lengths=metrics.episode_lengths[..., :slots],
     )
     return state, cut

@@ -262,9 +262,11 @@ class TabularState(NamedTuple):
 
 
 class TabularMetrics(NamedTuple):
-    """episode_returns, episode_lengths: [min(num_episodes, max_steps)] (zeros past
-    num_completed; an episode takes at least one step, so no run completes more);
-    num_completed: episodes finished; num_steps: environment steps taken."""
+    """episode_returns, episode_lengths: [min(num_episodes, max_steps)] (an episode
+    takes at least one step, so no run completes more); past num_completed, the
+    episodes a step budget left unplayed, returns are NaN (0 is a return an episode
+    can have) and lengths 0; num_completed: episodes finished; num_steps: environment
+    steps taken."""
 
     episode_returns: jax.Array
     episode_lengths: jax.Array
@@ -658,7 +660,9 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         return new, metrics
 
     def results(state: TabularRunState) -> tuple[TabularState, TabularMetrics]:
-        metrics = TabularMetrics(state.returns, state.lengths, state.episode, state.step)
+        played = jnp.arange(episode_slots) < state.episode
+        returns = jnp.where(played, state.returns, jnp.nan)
+        metrics = TabularMetrics(returns, state.lengths, state.episode, state.step)
         return TabularState(state.q_values, state.model), metrics
 
     def train(key: jax.Array, hparams: TabularHParams):
