@@ -31,7 +31,8 @@ class SeedRuns(NamedTuple):
     that ended in the row (NaN where none did). greedy_returns: float[S, E] of E
     greedy evaluation episodes per seed; greedy_lengths int[S, E]. final_params: the
     trained parameters, stacked over seeds. compile_s, run_s: seconds to trace and
-    compile, and to run. steps_per_s: S x steps run / run_s.
+    compile, and to run. steps_per_s: S x steps run / run_s. finite: bool[S], whether
+    each seed's trained parameters are all finite (None: not known, taken as all).
     """
 
     timesteps: np.ndarray
@@ -43,6 +44,7 @@ class SeedRuns(NamedTuple):
     compile_cpu_s: float
     run_s: float
     steps_per_s: float
+    finite: np.ndarray | None = None
 
 
 def train_over_seeds(
@@ -100,16 +102,21 @@ def train_over_seeds(
     run_s = time.perf_counter() - started
     first = lambda x: np.asarray(x[0])  # noqa: E731  (the one grid point)
     timesteps = first(metrics.timesteps)[0]
+    final_params = jax.tree.map(first, params)
+    finite = np.ones(num_seeds, bool)
+    for leaf in jax.tree.leaves(final_params):
+        finite &= np.isfinite(leaf.reshape(num_seeds, -1)).all(axis=1)
     return SeedRuns(
         timesteps=timesteps,
         returns=first(metrics.episode_return),
         greedy_returns=first(returns),
         greedy_lengths=first(lengths),
-        final_params=jax.tree.map(first, params),
+        final_params=final_params,
         compile_s=compile_s,
         compile_cpu_s=compile_cpu_s,
         run_s=run_s,
         steps_per_s=num_seeds * float(timesteps[-1]) / run_s,
+        finite=finite,
     )
 
 
@@ -157,14 +164,31 @@ def seeds_with_episodes(returns) -> np.ndarray:
     return ended
 
 
+def kept_seeds(runs: SeedRuns) -> np.ndarray:
+    """bool[S]: the seeds whose returns the curves and summaries count: those that ended
+    an episode (:func:`seeds_with_episodes`) with finite trained parameters. A run that
+    diverged goes on playing its NaN policy (argmax of NaN: action 0), whose returns
+    read as a poor but healthy seed's; ``jrl train``, ``eval`` and ``plot`` leave such
+    runs out too. Raises ValueError if none is left."""
+    ended = seeds_with_episodes(runs.returns)
+    finite = np.ones_like(ended) if runs.finite is None else np.asarray(runs.finite, bool)
+    if not (ended & finite).any():
+        raise ValueError(
+            "every seed that ended an episode has NaN or infinite trained parameters (its "
+            "learning diverged): there is no return to report; lower the learning rate or "
+            "clip gradients"
+        )
+    return ended & finite
+
+
 def learning_curves(runs: SeedRuns, points: int = 50) -> tuple[np.ndarray, np.ndarray, int]:
     """(curves float[S', R'], timesteps int[R'], window): episode returns with gaps
     filled by the last value before them and a trailing moving average over ``window =
-    max(1, R // points)`` rows, for the S' seeds that ended an episode
-    (:func:`seeds_with_episodes`), from the first row by which every one of them had
-    (before it a seed's curve would hold the return of a later episode)."""
+    max(1, R // points)`` rows, for the S' seeds :func:`kept_seeds` keeps, from the first
+    row by which every one of them had ended an episode (before it a seed's curve would
+    hold the return of a later episode)."""
     window = max(1, runs.returns.shape[1] // points)
-    returns = runs.returns[seeds_with_episodes(runs.returns)]
+    returns = runs.returns[kept_seeds(runs)]
     start = int(np.argmax(np.isfinite(returns), axis=1).max())
     return smooth(fill_gaps(returns)[:, start:], window), runs.timesteps[start:], window
 
@@ -181,36 +205,47 @@ def return_label(windows: dict[str, int]) -> str:
 
 def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> dict:
     """The results.json entry of one agent: final and greedy returns per seed with mean
-    and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run
-    are left out of the final returns and listed (:func:`seeds_with_episodes`)."""
-    ended = seeds_with_episodes(runs.returns)
+    and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run,
+    and seeds whose learning diverged (NaN or infinite parameters), are left out of the
+    final and greedy returns and listed (:func:`kept_seeds`)."""
+    kept = kept_seeds(runs)
+    ended = np.isfinite(np.asarray(runs.returns, np.float64)).any(axis=1)
+    diverged = ~np.ones_like(ended) if runs.finite is None else ~np.asarray(runs.finite, bool)
     num_rows = runs.returns.shape[1]
     last = final_rows(num_rows, final_fraction)
     first_step = int(runs.timesteps[-last - 1]) if last < num_rows else 0
-    fell_back = ~np.isfinite(runs.returns[ended][:, -last:]).any(axis=1)
+    fell_back = ~np.isfinite(runs.returns[kept][:, -last:]).any(axis=1)
     if not ended.all():  # said once, here, though the curves leave them out too
         print(
             f"note: seeds {np.flatnonzero(~ended).tolist()} ended no episode in their run; "
             "their returns are left out of the curves and final returns",
             file=sys.stderr,
         )
+    if diverged.any():
+        print(
+            f"note: seeds {np.flatnonzero(diverged).tolist()} diverged (NaN or infinite "
+            "parameters); their returns are left out of the curves, final and greedy returns",
+            file=sys.stderr,
+        )
     return {
         "num_seeds": num_seeds,
         "steps_per_seed": int(runs.timesteps[-1]),
         "seeds_without_episodes": np.flatnonzero(~ended).tolist(),
+        "diverged_seeds": np.flatnonzero(diverged).tolist(),
         "final_return": {
             "definition": f"mean over the last {last} of {num_rows} logged rows (the last "
             f"{final_fraction:.0%}, at least one: steps {first_step}-{int(runs.timesteps[-1])} "
             "per seed) of each row's mean return of the episodes ended in it (rows with "
             "none skipped), per seed that ended an episode; a seed that ended none in "
             "those rows takes its last logged return (listed in seeds_before_window)",
-            "seeds_before_window": np.flatnonzero(ended)[fell_back].tolist(),
-            **final_summary(final_returns(runs.returns[ended], final_fraction)),
+            "seeds_before_window": np.flatnonzero(kept)[fell_back].tolist(),
+            **final_summary(final_returns(runs.returns[kept], final_fraction)),
         },
         "greedy_return": {
             "definition": f"greedy policy after training, mean of "
-            f"{runs.greedy_returns.shape[1]} episodes per seed",
-            **final_summary(runs.greedy_returns.mean(axis=1)),
+            f"{runs.greedy_returns.shape[1]} episodes per seed, of the seeds that did not "
+            "diverge",
+            **final_summary(runs.greedy_returns[~diverged].mean(axis=1)),
         },
         "returns_per_seed": {
             "definition": "mean return of the episodes ended in each logged row, per seed "

@@ -323,3 +323,4 @@ def test_train_over_seeds_steps_per_second_and_its_evaluation_keys():
     assert runs.steps_per_s == pytest.approx(2 * 400 / runs.run_s)
     assert runs.greedy_returns.shape == (2, E)
     assert not np.isin(runs.greedy_returns, runs.final_params).any()
+    assert runs.finite.tolist() == [True, True]

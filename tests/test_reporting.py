@@ -282,6 +282,31 @@ def test_experiment_summaries_leave_out_a_seed_that_ended_no_episode(capsys):
         summarize(runs._replace(returns=np.full((3, 4), np.nan)), num_seeds=3)
 
 
+def test_experiment_summaries_leave_out_a_seed_whose_learning_diverged(capsys):
+    """A diverged run plays its NaN policy (action 0) and logs returns like a poor
+    seed's: the experiment scripts counted it in their final and greedy returns without
+    a word, where jrl train, eval and plot leave it out."""
+    from experiments.seed_runs import SeedRuns, learning_curves, summarize
+
+    runs = SeedRuns(
+        timesteps=np.arange(1, 5) * 100,
+        returns=np.array([[1.0, 2.0, 3.0, 4.0], [9.0, 9.0, 9.0, 9.0], [2.0, 3.0, 4.0, 6.0]]),
+        greedy_returns=np.array([[10.0, 20.0], [9.0, 9.0], [30.0, 40.0]]),
+        greedy_lengths=np.ones((3, 2), np.int32),
+        final_params=None, compile_s=1.0, compile_cpu_s=1.0, run_s=1.0, steps_per_s=1.0,
+        finite=np.array([True, False, True]),
+    )  # fmt: skip
+    summary = summarize(runs, num_seeds=3, final_fraction=0.25)
+    assert summary["diverged_seeds"] == [1] and summary["seeds_without_episodes"] == []
+    assert summary["final_return"]["per_seed"] == [4.0, 6.0]
+    assert summary["greedy_return"]["per_seed"] == [15.0, 35.0]
+    curves, _, _ = learning_curves(runs, points=4)
+    np.testing.assert_array_equal(curves, [[1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 6.0]])
+    assert "seeds [1] diverged" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="learning diverged"):
+        summarize(runs._replace(finite=np.zeros(3, bool)), num_seeds=3)
+
+
 def test_experiment_final_return_says_its_window_and_which_seeds_fell_back():
     from experiments.seed_runs import SeedRuns, summarize
 
