@@ -15,7 +15,10 @@ algorithms; the tasks (and steps) may not. Aggregates, over all runs x tasks
     IQM             interquartile mean: the mean of the middle 50% of all run x task
                     scores (floor(n / 4) of the n cut at each end, as rliable's
                     ``aggregate_iqm``: with fewer than 4 scores, their mean)
-    Mean, Median    of the per-task means over runs
+    Mean            of the per-task means over runs
+    Median          of the per-task means over runs (rliable's ``aggregate_median``: with
+                    two tasks, their mean); with one task, of its runs' scores (rliable's
+                    would be their mean)
     Optimality gap  gamma - mean(min(score, gamma)): how far short of the target gamma
                     (normalised scores; ``gamma=None`` leaves it out, as for raw returns)
 
@@ -164,7 +167,7 @@ def aggregate(
         point = [
             metrics.aggregate_iqm(values),
             metrics.aggregate_mean(values),
-            metrics.aggregate_median(values),
+            metrics.aggregate_median(values) if values.shape[1] > 1 else np.median(values),
         ]
         if gamma is not None:
             point.append(metrics.aggregate_optimality_gap(values, gamma))

@@ -35,6 +35,12 @@ def test_aggregates_on_hand_examples():
     result = stats.aggregate({"s": skewed}, reps=REPS)
     assert _point(result, "s", "IQM") == pytest.approx(1.5)
     assert _point(result, "s", "Mean") == pytest.approx(19.5)
+    # One task (a single run directory's seeds): the median of its runs, (1 + 2) / 2.
+    # rliable's median over tasks of their means was the mean again (a column that
+    # repeated the one before it in every `jrl eval` table).
+    assert _point(result, "s", "Median") == pytest.approx(1.5)
+    low, high = _interval(result, "s", "Median")
+    assert low <= 1.5 <= high
     # Two tasks: mean and median are over the per-task means (2 and 10 here, and 20 for
     # a third), the IQM over all run x task scores; optimality gap with target 5:
     # 5 - mean(min(score, 5)) = 5 - (1 + 2 + 3 + 5 + 5 + 5) / 6 = 1.5.
