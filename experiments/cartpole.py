@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,12 @@ from seed_runs import (  # noqa: E402
 
 from jrl.agents import dqn, ppo  # noqa: E402
 from jrl.envs import make  # noqa: E402
-from jrl.reporting import check_experiment_args, plot_learning_curves, write_json  # noqa: E402
+from jrl.reporting import (  # noqa: E402
+    MIN_SEEDS_FOR_INTERVAL,
+    check_experiment_args,
+    plot_learning_curves,
+    write_json,
+)
 from jrl.run_dir import provenance  # noqa: E402
 
 STEPS = 500_000
@@ -200,9 +206,15 @@ def main():
     write_json(f"{args.out}/results.json", {**summary, "provenance": run_provenance})
     for label, entry in summary["agents"].items():
         final, greedy = entry["final_return"], entry["greedy_return"]
+        low, high = final["iqm_ci"]
+        interval = (
+            f"[{low:.1f}, {high:.1f}]"
+            if low is not None and math.isfinite(low)
+            else f"(no interval from fewer than {MIN_SEEDS_FOR_INTERVAL} seeds)"
+        )
         print(
             f"  {label}: final return mean {final['mean']:.1f}, IQM {final['iqm']:.1f} "
-            f"[{final['iqm_ci'][0]:.1f}, {final['iqm_ci'][1]:.1f}]; greedy {greedy['mean']:.1f}; "
+            f"{interval}; greedy {greedy['mean']:.1f}; "
             f"{entry['steps_per_second']:,} steps/s, compile {entry['compile_seconds']} s"
         )
     print(f"Wrote {args.out}/results.json and cartpole.png ({summary['wall_seconds']} s)")

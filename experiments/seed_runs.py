@@ -242,9 +242,8 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
             **final_summary(final_returns(runs.returns[kept], final_fraction)),
         },
         "greedy_return": {
-            "definition": f"greedy policy after training, mean of "
-            f"{runs.greedy_returns.shape[1]} episodes per seed, of the seeds that did not "
-            "diverge",
+            "definition": "greedy policy after training, over the seeds that did not "
+            f"diverge, mean of {runs.greedy_returns.shape[1]} episodes per seed",
             **final_summary(runs.greedy_returns[~diverged].mean(axis=1)),
         },
         "returns_per_seed": {

@@ -636,6 +636,8 @@ def evaluate(
             "learned): left out",
             file=sys.stderr,
         )
+    from jrl.reporting import MIN_SEEDS_FOR_INTERVAL
+
     for point in result["grid"]:
         if point["mean"] is None:
             print(f"grid point {point['grid_point']}: every seed diverged")
@@ -646,9 +648,14 @@ def evaluate(
             + (
                 f"[{point['iqm_ci'][0]:.2f}, {point['iqm_ci'][1]:.2f}]"
                 if math.isfinite(point["iqm_ci"][0])
-                else "(one seed: no interval)"
+                else f"({_seed_count(point['num_seeds'])}: no interval; one needs "
+                f"{MIN_SEEDS_FOR_INTERVAL} or more)"
             )
         )
+
+
+def _seed_count(count: int) -> str:
+    return f"{count} seed{'s' if count != 1 else ''}"
 
 
 def _check_out_file(out: Path, suffix: str | None = None) -> None:

@@ -253,6 +253,7 @@ def evaluation(
             return {**entry, "mean": None, "iqm": None, "iqm_ci": [None, None]}
         return {
             **entry,
+            "num_seeds": int(finite[g].sum()),
             "mean": float(per_seed[g][finite[g]].mean()),
             "iqm": float(aggregates.point[f"grid_point_{g}"][iqm]),
             "iqm_ci": [float(v) for v in aggregates.interval[f"grid_point_{g}"][:, iqm]],

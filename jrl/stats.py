@@ -114,13 +114,24 @@ def check_scores(scores: Mapping, ndim: int = 2, name: str = "scores") -> dict[s
     return checked
 
 
+def _too_few_runs(shape: tuple) -> bool:
+    """Whether scores of ``shape`` [runs, tasks, ...] give no interval (see
+    :func:`_interval_estimates`)."""
+    from jrl.reporting import MIN_SEEDS_FOR_INTERVAL
+
+    return shape[0] == 1 or (shape[1] == 1 and shape[0] < MIN_SEEDS_FOR_INTERVAL)
+
+
 def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: float, seed: int):
     """rliable's stratified-bootstrap percentile intervals, one seeded bootstrap per
     entry: (point {name: [k]}, interval {name: [2, k]}). An entry is one algorithm's
     scores, or a list of several algorithms' scores that ``func`` takes together
     (resampled independently). An entry with one run (of an algorithm it holds) gets a
     NaN interval: every resample of one run is that run, and a zero-width interval
-    would claim a certainty one seed cannot give."""
+    would claim a certainty one seed cannot give. So does one of a single task with
+    fewer than ``jrl.reporting.MIN_SEEDS_FOR_INTERVAL`` runs, whose percentile interval
+    covers far less than ``confidence`` (75% instead of 95% at 3 runs); pooled over
+    tasks, the stratified bootstrap's intervals are rliable's, from any number of runs."""
     from rliable import library
 
     if isinstance(reps, bool) or not isinstance(reps, int | np.integer) or reps < 1:
@@ -140,7 +151,7 @@ def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: flo
             point[algorithm] = np.asarray(p[algorithm])
             interval[algorithm] = np.asarray(i[algorithm], np.float64)
             members = values if isinstance(values, list) else [values]
-            if any(np.shape(member)[0] == 1 for member in members):
+            if any(_too_few_runs(np.shape(member)) for member in members):
                 interval[algorithm] = np.full_like(interval[algorithm], np.nan)
     finally:
         np.random.set_state(saved)  # noqa: NPY002
@@ -322,8 +333,10 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
     rows = []
     for algorithm, point in stats.point.items():
         low, high = stats.interval[algorithm]
+        runs = stats.num_runs[algorithm]
+        no_interval = f"[{'one run' if runs == 1 else f'{runs} runs'}: no interval]"
         cells = [f"{p:.{digits}g} " + (f"[{lo:.{digits}g}, {hi:.{digits}g}]"
-                                        if np.isfinite(lo) else "[one run: no interval]")
+                                        if np.isfinite(lo) else no_interval)
                  for p, lo, hi in zip(point, low, high, strict=True)]  # fmt: skip
         rows.append([algorithm, str(stats.num_runs[algorithm]), *cells])
     caption = (

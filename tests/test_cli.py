@@ -925,6 +925,12 @@ def test_eval_sampled_default_epsilon_and_printed_iqm(monkeypatch, capsys, tmp_p
     assert calls[0][5] == 0.05  # the documented default epsilon
     out = capsys.readouterr().out
     assert "mean return 7.00, IQM 5.00 [4.00, 6.00]" in out
+    # Three seeds: no interval, and why (a "95%" bootstrap of three is about their range).
+    few = fake_eval_result(iqm_ci=[float("nan")] * 2, num_seeds=3)
+    monkeypatch.setattr(run_analysis, "evaluate_run", lambda *args: few)
+    assert cli.main(["eval", str(tmp_path), "--sampled"]) == 0
+    out = capsys.readouterr().out
+    assert "IQM 5.00 (3 seeds: no interval; one needs 5 or more)" in out
 
 
 def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):

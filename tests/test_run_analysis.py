@@ -18,7 +18,7 @@ def small_tabular_run(tmp_path_factory):
         env="CliffWalking-v0",
         config={"num_episodes": 30},
         hparams=({"alpha": 0.5}, {"alpha": 0.1}),
-        num_seeds=3,
+        num_seeds=6,  # one left out still leaves the five an interval needs
         chunk_size=10,
     )
     run_dir = tmp_path_factory.mktemp("runs") / "run"
@@ -30,14 +30,16 @@ def test_a_grid_point_with_one_diverged_seed_keeps_its_other_seeds(small_tabular
     from jrl import training
     from jrl.run_analysis import evaluate_run
 
-    one_diverged = np.array([[True, False, True], [True, True, True]])
+    one_diverged = np.ones((2, 6), bool)
+    one_diverged[0, 1] = False
     monkeypatch.setattr(training, "finite_runs", lambda state: one_diverged)
     result = evaluate_run(small_tabular_run, episodes=3, seed=0, max_steps=100)
     assert result["diverged"] == [{"grid_point": 0, "seed": 1}]
     returns = np.asarray(result["returns"], float)  # [grid point, seed, episode]
-    assert returns.shape == (2, 3, 3) and np.isnan(returns[0, 1]).all()
+    assert returns.shape == (2, 6, 3) and np.isnan(returns[0, 1]).all()
     point = result["grid"][0]
-    assert point["mean"] == pytest.approx(returns[0, [0, 2]].mean())
+    assert point["num_seeds"] == 5
+    assert point["mean"] == pytest.approx(returns[0, [0, 2, 3, 4, 5]].mean())
     assert point["iqm"] is not None and point["iqm_ci"][0] <= point["iqm"] <= point["iqm_ci"][1]
 
 
@@ -77,10 +79,10 @@ def test_eval_counts_and_names_episodes_cut_by_max_steps(small_tabular_run, caps
     from jrl.run_analysis import evaluate_run
 
     result = evaluate_run(small_tabular_run, episodes=3, seed=0, max_steps=3)
-    # No path from CliffWalking's start to its goal is 3 steps long: all 2 x 3 x 3 cut.
-    assert result["cut_at_max_steps"] == 18
+    # No path from CliffWalking's start to its goal is 3 steps long: all 2 x 6 x 3 cut.
+    assert result["cut_at_max_steps"] == 36
     said = capsys.readouterr().err
-    assert f"{small_tabular_run}: 18 of 18 episodes were still running at --max-steps 3" in said
+    assert f"{small_tabular_run}: 36 of 36 episodes were still running at --max-steps 3" in said
     assert result["policy"] == "greedy"
 
 

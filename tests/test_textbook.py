@@ -87,7 +87,7 @@ def test_cat_room_script_writes_mean_and_iqm_with_bootstrap_intervals(tmp_path, 
     monkeypatch.setattr(
         cat_room, "ROOMS", {"static": ("CatRoom-v0", 60), "dynamic": ("CatRoomDynamic-v0", 200)}
     )
-    monkeypatch.setattr("sys.argv", ["cat_room.py", "--out", str(tmp_path), "--seeds", "3"])
+    monkeypatch.setattr("sys.argv", ["cat_room.py", "--out", str(tmp_path), "--seeds", "5"])
     trained = []
     monkeypatch.setattr(cat_room, "provenance", lambda: {"taken_after": len(trained)})
     run = cat_room.run
@@ -100,7 +100,7 @@ def test_cat_room_script_writes_mean_and_iqm_with_bootstrap_intervals(tmp_path, 
         assert (tmp_path / f"{room}_room.png").stat().st_size > 0
         for figures in results[room].values():
             last = figures["return_last_50_episodes"]
-            assert len(last["per_seed"]) == 3 and last["iqm_ci"][0] <= last["iqm_ci"][1]
+            assert len(last["per_seed"]) == 5 and last["iqm_ci"][0] <= last["iqm_ci"][1]
             assert last["mean"] == pytest.approx(np.mean(last["per_seed"]))
             assert last["mean"] == pytest.approx(figures["mean_return_last_50_episodes"])
             curve = {
