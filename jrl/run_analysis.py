@@ -238,7 +238,13 @@ def evaluation(
     )
     per_seed = returns.mean(axis=-1)
     kept = [g for g in range(per_seed.shape[0]) if finite[g].any()]
-    scores = {f"grid_point_{g}": per_seed[g][finite[g]][:, None] for g in kept}
+    spec = built.spec
+    labels = [
+        f"grid point {g}" + (f" ({' '.join(f'{k}={_shown(v)}' for k, v in shown.items())})"
+                             if shown else "")
+        for g, shown in enumerate(training.shown_hparams(spec.agent, spec.hparams, spec.config))
+    ]  # fmt: skip
+    scores = {labels[g]: per_seed[g][finite[g]][:, None] for g in kept}
     xlabel = "sampled return" if sampled else "greedy return"
     report = Path(run_dir) / "eval"
     if scores:
@@ -248,15 +254,15 @@ def evaluation(
     status = info["run_status"] if "run_status" in info else _old_status(Path(run_dir), info)
 
     def point(g: int) -> dict:
-        entry = {"grid_point": g, "hparams": dict(built.spec.hparams[g])}
+        entry = {"grid_point": g, "label": labels[g], "hparams": named_hparams(spec, g)}
         if g not in kept:
             return {**entry, "mean": None, "iqm": None, "iqm_ci": [None, None]}
         return {
             **entry,
             "num_seeds": int(finite[g].sum()),
             "mean": float(per_seed[g][finite[g]].mean()),
-            "iqm": float(aggregates.point[f"grid_point_{g}"][iqm]),
-            "iqm_ci": [float(v) for v in aggregates.interval[f"grid_point_{g}"][:, iqm]],
+            "iqm": float(aggregates.point[labels[g]][iqm]),
+            "iqm_ci": [float(v) for v in aggregates.interval[labels[g]][:, iqm]],
         }
 
     result = {
@@ -520,6 +526,16 @@ def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], lis
     exact = np.array_equal(x, np.round(x)) and (np.abs(x) < 2.0**53).all()
     whole = x.astype(np.int64) if exact else x  # steps are counts
     return {**columns, "x": whole, "value": np.frombuffer(value, np.float64)}, known
+
+
+def named_hparams(spec, g: int) -> dict:
+    """Grid point ``g``'s hyperparameters, a tabular run's ``algorithm`` index as the name
+    of the method it runs (as summary.json and ``jrl plot`` show it)."""
+    point = dict(spec.hparams[g])
+    algorithms = spec.config.get("algorithm")
+    if spec.agent == "tabular" and isinstance(algorithms, list | tuple) and "algorithm" in point:
+        point["algorithm"] = algorithms[int(point["algorithm"])]
+    return point
 
 
 def _shown(value) -> str:

@@ -51,7 +51,9 @@ def test_eval_json_iqm_and_its_interval_are_the_reports(small_tabular_run):
     )
     report = json.loads((small_tabular_run / "eval" / "aggregates.json").read_text())
     for g, point in enumerate(result["grid"]):
-        iqm = report["algorithms"][f"grid_point_{g}"]["IQM"]
+        # Rows named by what tells the points apart (they were grid_point_0, ...).
+        assert point["label"] == f"grid point {g} (alpha={(0.5, 0.1)[g]})"
+        iqm = report["algorithms"][point["label"]]["IQM"]
         assert point["iqm"] == pytest.approx(iqm["point"])
         assert point["iqm_ci"] == pytest.approx([iqm["low"], iqm["high"]])
         per_seed = np.asarray(result["returns"])[g].mean(axis=-1)
@@ -223,3 +225,28 @@ def test_a_pool_with_a_diverged_run_is_refused_before_anything_is_evaluated(
     ):
         task_aggregates.evaluate_tasks(runs, tmp_path / "out", episodes=2, max_steps=100, reps=50)
     assert evaluated == []
+
+
+def test_eval_names_a_swept_tabular_algorithm_as_summary_json_does(tmp_path):
+    """--config.algorithm sarsa q_learning --grid algorithm=0,1: summary.json named the
+    points' methods, eval.json held 0.0 and 1.0 and its report grid_point_0, _1."""
+    from jrl.run_analysis import evaluate_run
+    from jrl.training import RunSpec, train
+
+    spec = RunSpec(
+        agent="tabular",
+        env="CliffWalking-v0",
+        config={"num_episodes": 20, "algorithm": ["sarsa", "q_learning"]},
+        hparams=({"algorithm": 0}, {"algorithm": 1}),
+        num_seeds=2,
+    )
+    summary = train(spec, tmp_path / "run", progress=False)
+    named = [point["hparams"] for point in summary["grid"]]
+    assert named == [{"algorithm": "sarsa"}, {"algorithm": "q_learning"}]
+    result = evaluate_run(tmp_path / "run", episodes=1, seed=0, max_steps=50)
+    assert [point["hparams"]["algorithm"] for point in result["grid"]] == ["sarsa", "q_learning"]
+    report = json.loads((tmp_path / "run" / "eval" / "aggregates.json").read_text())
+    assert set(report["algorithms"]) == {
+        "grid point 0 (algorithm=sarsa)",
+        "grid point 1 (algorithm=q_learning)",
+    }
