@@ -484,7 +484,7 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
     shape, coords = _product_axes(columns, axes, size)
     grid_dims = list(axes) or ["grid"]
     coords |= {
-        name: (grid_dims, values.reshape(shape))
+        name: (grid_dims, as_written(values).reshape(shape))
         for name, values in columns.items()
         if name not in axes
     }
@@ -516,6 +516,18 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
     return xr.Dataset(variables, coords={**coords, "seed": np.arange(num_seeds)})
 
 
+def as_written(values: np.ndarray) -> np.ndarray:
+    """Hyperparameter values as the run directory's files write them: float32 values
+    (what a run holds) as the float64 of their shortest digits (float32(0.1) as 0.1, not
+    0.10000000149), so that they join and compare with config.yaml's and summary.json's;
+    other dtypes as they are."""
+    values = np.asarray(values)
+    if not np.issubdtype(values.dtype, np.floating):
+        return values
+    shortest = [float(str(np.float32(v))) for v in values.ravel()]
+    return np.array(shortest, np.float64).reshape(values.shape)
+
+
 def _fields_of(tree: Any) -> dict:
     """{name: leaf} of a NamedTuple or a dict."""
     return tree._asdict() if hasattr(tree, "_asdict") else dict(tree)
@@ -536,4 +548,4 @@ def _product_axes(columns: dict, axes: Sequence[str], size: int) -> tuple[tuple,
             f"the grid is not product_grid(..., {', '.join(f'{n}=...' for n in axes)}) in "
             f"this order (last varying fastest): name its axes as product_grid was given them"
         )
-    return shape, {name: np.asarray(values[name], np.float32) for name in axes}
+    return shape, {name: as_written(np.asarray(values[name])) for name in axes}

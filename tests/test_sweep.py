@@ -210,6 +210,12 @@ def test_results_as_a_dataset_with_named_axes():
     flat = to_dataset(rows, grid)  # no axes: one "grid" dimension, hparams along it
     assert flat.value.dims == ("grid", "seed", "value_0")
     np.testing.assert_allclose(flat.alpha.values, [0.1] * 3 + [0.5] * 3)
+    # The values config.yaml and summary.json write (0.1), not float32(0.1) widened
+    # (0.10000000149): a pandas join or isin on them found no row.
+    for dataset in (ds, flat):
+        frame = dataset.total.to_dataframe().reset_index()
+        assert frame.alpha.isin([0.1]).sum() == 12 and frame.epsilon.isin([0.1]).sum() == 8
+        assert json.dumps(sorted(set(frame.alpha.tolist()))) == "[0.1, 0.5]"
     with pytest.raises(ValueError, match="not product_grid"):
         to_dataset(rows, grid, axes=("epsilon", "alpha"))
     with pytest.raises(ValueError, match=r"axes \['lr'\] are not hyperparameters"):
