@@ -267,7 +267,9 @@ def provenance() -> dict:
 
 
 def write_meta(run_dir: str | Path, seeds: list[int], extra: dict | None = None) -> dict:
-    """Write meta.json (provenance of the run) and return it."""
+    """Write meta.json (provenance of the run) and return it. ``seeds``: the runs' seed
+    indices (run ``i`` trains from ``jax.random.split(jax.random.key(seed), S)[i]``,
+    ``seed`` the root, which ``jrl train`` records in ``extra``)."""
     meta = {**provenance(), "seeds": list(seeds), **(extra or {})}
     write_json(Path(run_dir) / "meta.json", meta)
     return meta

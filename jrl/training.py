@@ -959,7 +959,9 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         # meta.json first: config.yaml marks a run, and a resume of a run without its
         # meta.json would lose the fingerprint, the seeds and the sinks it began with.
         write_meta(
-            run_dir, list(range(spec.num_seeds)), {**(meta or {}), "fingerprint": fingerprint}
+            run_dir,
+            list(range(spec.num_seeds)),
+            {**(meta or {}), "seed": spec.seed, "fingerprint": fingerprint},
         )
         write_yaml(run_dir / "config.yaml", spec.to_dict())
         metrics_path.write_text("")

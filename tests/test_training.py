@@ -1516,7 +1516,7 @@ def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeyp
     from jrl import training
 
     run_dir = tmp_path / "run"
-    spec = SPECS["tabular"]
+    spec = dataclasses.replace(SPECS["tabular"], seed=7)
 
     def killed(path, data):
         assert (run_dir / "meta.json").exists()
@@ -1532,6 +1532,8 @@ def test_meta_json_is_written_before_config_yaml_marks_the_run(tmp_path, monkeyp
     assert train(spec, run_dir, progress=False)["status"] == "complete"
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["fingerprint"] == resolve(spec).fingerprint() and "resumes" not in meta
+    # The root seed beside the runs' indices ("seeds" read [0, 1] for --seed 0 and 7).
+    assert meta["seed"] == 7 and meta["seeds"] == list(range(spec.num_seeds))
 
 
 def test_ctrl_c_is_heard_during_a_chunk_and_a_second_one_exits_at_once(tmp_path):
