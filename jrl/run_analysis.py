@@ -19,7 +19,7 @@ from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.envs import make
 from jrl.recent import Recent
 from jrl.reporting import fill_gaps, plot_learning_curves
-from jrl.run_dir import iter_rows, read_summary, write_json
+from jrl.run_dir import iter_rows, note_setting_differences, read_summary, write_json
 
 
 def restore_run(run_dir: str | Path):
@@ -402,6 +402,8 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
     their last value before, they had drawn a healthy curve)."""
     curves, xs = {}, {}
     all_diverged = []  # labels of grid points left out with every seed diverged
+    if len(run_dirs) > 1:
+        note_setting_differences("plot", run_dirs)
     names = [Path(run_dir).name for run_dir in run_dirs]
     if len(set(names)) < len(names):  # runs/a/run and runs/b/run: label by the whole path
         names = [str(run_dir) for run_dir in run_dirs]

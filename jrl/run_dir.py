@@ -28,7 +28,7 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +313,38 @@ def _setting_changes(before: dict, now: dict) -> list[str]:
         if _jsonable(old) != _jsonable(new):
             changed.append(f"{name}: {old!r} -> {new!r}")
     return changed
+
+
+def settings_of_runs(run_dirs: Sequence[str | Path]) -> tuple[dict, dict[str, list[str]]]:
+    """What decided each run's numbers, for a comparison of runs (``jrl eval A B``,
+    ``jrl plot A B``): ({run_dir: its :data:`NUMBERS_DECIDED_BY` fields, as meta.json
+    recorded them at the run's start}, {run_dir: what of them differs from the first
+    run's, as "name: first's -> this run's"} for each run that differs). Fields a run did
+    not record (an older jrl, no git checkout) are not compared."""
+    settings = {}
+    for run_dir in run_dirs:
+        meta = read_meta(run_dir)
+        settings[str(run_dir)] = {name: meta.get(name) for name in NUMBERS_DECIDED_BY}
+    runs = list(settings.items())
+    first = runs[0][1] if runs else {}
+    differences = {
+        run: changes for run, setting in runs[1:] if (changes := _setting_changes(first, setting))
+    }
+    return settings, differences
+
+
+def note_setting_differences(command: str, run_dirs: Sequence[str | Path]) -> dict:
+    """Say on stderr which runs of a comparison were made with other code, versions or
+    devices than the first (their numbers may differ for that alone); returns each
+    run's settings (:func:`settings_of_runs`)."""
+    settings, differences = settings_of_runs(run_dirs)
+    for run, changes in differences.items():
+        print(
+            f"jrl {command}: {run} was trained with other settings than {run_dirs[0]}: "
+            + "; ".join(changes),
+            file=sys.stderr,
+        )
+    return settings
 
 
 def record_resume(run_dir: str | Path, from_update: int) -> list[str]:

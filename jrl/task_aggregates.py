@@ -51,7 +51,7 @@ import numpy as np
 
 from jrl import checkpoint, stats, training
 from jrl.agents import evaluation
-from jrl.run_dir import read_summary, write_json
+from jrl.run_dir import note_setting_differences, provenance, read_summary, write_json
 
 NORMALIZE = ("random,best", "none")
 
@@ -308,6 +308,7 @@ def evaluate_tasks(
     scores = {m: np.stack([normalised[t][m] for t in plan.tasks], axis=1) for m in plan.methods}
     for write in writes:
         write()
+    settings = note_setting_differences("eval", list(plan.specs))
     raw_returns = normalize == "none" and not references
     kind = "sampled" if sampled else "greedy"
     xlabel = f"{kind} return" if raw_returns else f"normalised {kind} score"
@@ -342,6 +343,8 @@ def evaluate_tasks(
             for task in plan.tasks
         },
         "files": {name: str(path) for name, path in paths.items()},
+        # What made each run's numbers (meta.json at its start), and what pooled them.
+        "provenance": {"runs": settings, "evaluation": provenance()},
     }
     write_json(out / "tasks.json", result)
     return {**result, "table": paths["table"].read_text()}

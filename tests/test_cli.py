@@ -723,9 +723,19 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
         parse_references(["CatRoom-v0=-inf,inf"], ["CatRoom-v0"])
 
     out = tmp_path / "pooled"
+    # Runs of other code are pooled, but not without a word (their numbers may differ
+    # for that alone), and tasks.json keeps what made each.
+    meta = json.loads((cliff / "meta.json").read_text())
+    (cliff / "meta.json").write_text(json.dumps({**meta, "source": "0" * 16}))
     done = jrl("eval", cat, cliff, "--out", out, "--episodes", "2", "--max-steps", "100")
     assert done.returncode == 0, done.stderr
     assert "evaluated its checkpoint after" not in done.stderr  # both runs complete
+    assert f"jrl eval: {cliff} was trained with other settings than {cat}: source: " in (
+        done.stderr
+    )
+    provenance = json.loads((out / "tasks.json").read_text())["provenance"]
+    assert provenance["runs"][str(cliff)]["source"] == "0" * 16
+    assert provenance["runs"][str(cat)]["source"] == provenance["evaluation"]["source"]
     methods = ["tabular q_init=0", "tabular q_init=5"]
     table = (out / "aggregates.md").read_text()
     assert "2 task(s)" in table

@@ -250,3 +250,22 @@ def test_eval_names_a_swept_tabular_algorithm_as_summary_json_does(tmp_path):
         "grid point 0 (algorithm=sarsa)",
         "grid point 1 (algorithm=q_learning)",
     }
+
+
+def test_plot_of_runs_made_with_other_code_says_so(small_tabular_run, tmp_path, capsys):
+    """jrl plot A B drew runs of another commit or jax beside each other without a word;
+    a resume in other settings is named, a comparison now is too."""
+    from jrl.run_analysis import learning_curves
+
+    other = tmp_path / "other"
+    shutil.copytree(small_tabular_run, other)
+    meta = json.loads((other / "meta.json").read_text())
+    versions = {**meta["versions"], "jax": "0.9.0"}
+    (other / "meta.json").write_text(json.dumps({**meta, "versions": versions}))
+    capsys.readouterr()
+    learning_curves([small_tabular_run, small_tabular_run])
+    assert "other settings" not in capsys.readouterr().err
+    learning_curves([small_tabular_run, other])
+    said = capsys.readouterr().err
+    assert f"jrl plot: {other} was trained with other settings than {small_tabular_run}" in said
+    assert "versions: {'jax':" in said and "'0.9.0'}" in said
