@@ -39,6 +39,25 @@ def test_signals_reach_the_watcher_and_everything_is_put_back():
     assert signal.set_wakeup_fd(previous_fd) == previous_fd and watchers() == []
 
 
+def test_one_sending_delivered_twice_is_heard_once():
+    """`timeout -s INT` signals the command and then its process group: now and then
+    both deliveries were heard, microseconds apart, and jrl took them for a second
+    Ctrl-C (exit at once, no checkpoint). A press 0.1 s or more later is a second."""
+    from jrl.interrupts import SAME_SENDING_S
+
+    heard = []
+    with watch_signals(heard.append):
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert wait_for(lambda: len(heard) == 1)
+        time.sleep(0.2)
+        assert heard == [signal.SIGINT]
+        time.sleep(SAME_SENDING_S)
+        os.kill(os.getpid(), signal.SIGINT)
+        assert wait_for(lambda: len(heard) == 2)
+    assert heard == [signal.SIGINT, signal.SIGINT]
+
+
 def test_an_exception_in_the_block_puts_everything_back():
     before = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt), watch_signals(lambda number: None):
