@@ -144,6 +144,16 @@ def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
     no_steps = make("BernoulliBandit-misc")[1].replace(max_steps_in_episode=0.0)
     with pytest.raises(ValueError, match="max_steps_in_episode is 0.0, which plays no step"):
         eval_max_steps(config, no_steps)
+    # The textbook grids' "no time limit" (10**6 steps) is none to take: a greedy policy
+    # looping in WindyGridworld-v0 played 10**6 steps per evaluation episode (hours for
+    # the defaults) and reported -1e6 as its return. Refused before compiling.
+    env, no_limit = make("WindyGridworld-v0", observation="grid")
+    with pytest.raises(ValueError, match="it has none .max_steps_in_episode 1000000"):
+        eval_max_steps(config, no_limit)
+    ppo_config = ppo.PPOConfig(eval_every=1, network="cnn", num_envs=2, num_steps=8)
+    with pytest.raises(ValueError, match="--env-overrides max_steps_in_episode N"):
+        ppo.make_train(ppo_config, env, no_limit)
+    assert eval_max_steps(config, make("WindyGridworld-v0", max_steps_in_episode=500)[1]) == 500
 
 
 def test_jrl_eval_says_when_its_cut_comes_before_the_runs_evaluation_cut(capsys):

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jrl.envs.textbook import NO_TIME_LIMIT
 from jrl.seeds import check_seed
 
 
@@ -148,7 +149,8 @@ def check_eval_every(eval_every: int, num_rows: int, rows: str) -> None:
 
 def eval_max_steps(config, env_params) -> int:
     """Steps an evaluation episode may take: ``config.eval_max_steps``, or when that is 0
-    the environment's time limit (``env_params.max_steps_in_episode``)."""
+    the environment's time limit (``env_params.max_steps_in_episode``; refused where that
+    is ``jrl.envs.textbook.NO_TIME_LIMIT`` or more, which is no limit)."""
     if config.eval_max_steps:
         return config.eval_max_steps
     limit = getattr(env_params, "max_steps_in_episode", None)
@@ -163,6 +165,14 @@ def eval_max_steps(config, env_params) -> int:
         raise ValueError(
             f"eval_max_steps=0 takes the environment's time limit, but its "
             f"max_steps_in_episode is {limit!r}, which plays no step; set eval_max_steps"
+        )
+    if steps >= NO_TIME_LIMIT:
+        raise ValueError(
+            f"eval_max_steps=0 takes the environment's time limit, but it has none "
+            f"(max_steps_in_episode {steps}: the textbook grids' default): a greedy policy "
+            f"that never reaches the goal would play {steps} steps in every evaluation "
+            "episode; set eval_max_steps (e.g. 1000) or give the environment a limit "
+            "(--env-overrides max_steps_in_episode N)"
         )
     return steps
 
