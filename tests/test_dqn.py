@@ -330,7 +330,10 @@ def test_chunk_noise_samples_only_slots_filled_by_each_iteration():
     [
         ("CatRoom-v0", {}, DQNConfig(), "observation='grid'"),
         ("CartPole-v1", {}, DQNConfig(network="cnn"), "grid observations"),
-        ("Pendulum-v1", {}, DQNConfig(), "discrete actions"),
+        # Each refusal names what to use instead.
+        ("Catch-bsuite", {}, DQNConfig(network="cnn"), "network='mlp' takes it, flattened"),
+        ("Pendulum-v1", {}, DQNConfig(), "discrete actions; Pendulum-v1 has Box"),
+        ("Pendulum-v1", {}, DQNConfig(), "use PPO, whose Gaussian policy takes them"),
         # Not a jrl grid: no observation='grid' to point to.
         ("FrozenLake-misc", {}, DQNConfig(), "a scalar index (the tabular agents learn"),
     ],

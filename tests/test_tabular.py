@@ -332,7 +332,10 @@ def test_invalid_settings_are_rejected_before_compiling():
     with pytest.raises(ValueError, match="no field 'lr'"):
         product_grid(TabularHParams(), lr=[0.1])
     env, params = make("CatRoom-v0", observation="grid")
-    with pytest.raises(ValueError, match="discrete observation"):
+    with pytest.raises(ValueError, match="discrete observation.*use observation='index'"):
+        make_train(TabularConfig(), env, params)
+    env, params = make("Pendulum-v1")  # no observation='index' to point to there
+    with pytest.raises(ValueError, match="need a network: jrl train dqn or jrl train ppo"):
         make_train(TabularConfig(), env, params)
     # kappa is Dyna-Q+'s alone.
     with pytest.raises(ValueError, match="kappa=0.001 is Dyna-Q\\+'s exploration bonus"):

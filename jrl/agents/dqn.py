@@ -487,7 +487,10 @@ class DQN(NamedTuple):
 def _check_env(config: DQNConfig, env, env_params) -> tuple[int, tuple[int, ...]]:
     action_space = env.action_space(env_params)
     if not hasattr(action_space, "n"):
-        raise ValueError(f"DQN needs discrete actions; {env.name} has {action_space}")
+        raise ValueError(
+            f"DQN needs discrete actions; {env.name} has {action_space}: for continuous "
+            "actions use PPO, whose Gaussian policy takes them (jrl train ppo)"
+        )
     obs_shape = observation_shape(config.network, env, env_params)
     check_env_outputs(env, env_params)
     return int(action_space.n), obs_shape

@@ -74,6 +74,8 @@ def observation_shape(torso: str, env, env_params) -> tuple[int, ...]:
             if not obs_shape and isinstance(env, GridWorld)
             else " (the tabular agents learn from a scalar index)"
             if not obs_shape
+            else " (network='mlp' takes it, flattened)"
+            if torso == "cnn"
             else ""
         )
         raise ValueError(

@@ -409,9 +409,16 @@ def draw(key: jax.Array, num_keys: int, num_uniforms: int) -> tuple[jax.Array, j
 def num_states_of(env, env_params) -> int:
     space = env.observation_space(env_params)
     if not hasattr(space, "n"):
+        from jrl.envs.grid import GridWorld
+
+        hint = (
+            "For jrl's grids use observation='index'."
+            if isinstance(env, GridWorld)
+            else "Its observations need a network: jrl train dqn or jrl train ppo."
+        )
         raise ValueError(
             f"tabular agents need a discrete observation (a state index); {env.name} "
-            f"observes {space}. For jrl's grids use observation='index'."
+            f"observes {space}. {hint}"
         )
     return int(space.n)
 
