@@ -793,6 +793,38 @@ def test_unknown_gymnax_override_lists_fields():
 
 
 @pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("Seaquest-MinAtar", {"enemy_move_interval": 1000}),
+        ("Asterix-MinAtar", {"shot_cool_down": 9}),
+    ],
+)
+def test_a_gymnax_setting_its_step_never_reads_is_refused(name, overrides):
+    """gymnax declares them and never reads them: accepted, a sweep over one ran every
+    point alike. Checked here: the same keys play the same episode with or without."""
+    import gymnax
+
+    env, params = gymnax.make(name)
+    changed = params.replace(**overrides)
+
+    def rollout(env_params):
+        def step(carry, key):
+            state, obs = carry
+            key_act, key_step = jax.random.split(key)
+            action = env.action_space(env_params).sample(key_act)
+            obs, state, *_ = env.step(key_step, state, action, env_params)
+            return (state, obs), obs
+
+        obs, state = env.reset(jax.random.key(0), env_params)
+        return jax.lax.scan(step, (state, obs), jax.random.split(jax.random.key(1), 300))[1]
+
+    np.testing.assert_array_equal(rollout(params), rollout(changed))
+    with pytest.raises(ValueError, match=f"{list(overrides)[0]}: a field of gymnax's EnvParams"):
+        make(name, **overrides)
+    make(name, init_move_interval=7)  # one it reads is taken
+
+
+@pytest.mark.parametrize(
     "name, overrides, problem",
     [
         ("CartPole-v1", {"max_steps_in_episode": "200"}, "must be a whole number, got '200'"),

@@ -83,6 +83,13 @@ def make(name: str, **overrides):
             ) from error
         allowed = [field.name for field in dataclasses.fields(params)]
         _check_overrides(name, overrides, allowed)
+        unread = sorted(set(overrides) & set(UNREAD_GYMNAX_SETTINGS.get(name, ())))
+        if unread:
+            raise ValueError(
+                f"{name}'s {', '.join(unread)}: a field of gymnax's EnvParams that its step "
+                "never reads (gymnax 1.0), so overriding it would change nothing (a sweep "
+                "over it would run every point alike)"
+            )
         values = {k: _gymnax_value(name, k, getattr(params, k), v) for k, v in overrides.items()}
         return env, params.replace(**values, **_derived(name, params, values))
     close = difflib.get_close_matches(name, registered_envs(), n=3, cutoff=0.5)
@@ -136,6 +143,16 @@ def _check_factory_overrides(name: str, factory: Callable, overrides: dict) -> N
     parameters = inspect.signature(factory).parameters.values()
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         _check_overrides(name, overrides, [p.name for p in parameters])
+
+
+UNREAD_GYMNAX_SETTINGS = {
+    "Acrobot-v1": ("link_length_2",),  # as in Gym's Acrobot: drawn, not simulated
+    "Asterix-MinAtar": ("shot_cool_down",),
+    "Seaquest-MinAtar": ("enemy_move_interval", "ramp_interval"),
+}
+"""Fields of gymnax 1.0's EnvParams that its environments never read, refused as
+overrides (CartPole's ``masscart``, read only through ``total_mass``, jrl recomputes:
+:func:`_derived`)."""
 
 
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
