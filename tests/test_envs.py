@@ -787,6 +787,29 @@ def test_unknown_override_lists_settings():
         assert setting in message
 
 
+def test_gymnax_simple_bandit_which_nothing_can_learn_is_refused_with_the_reason():
+    """Its arms' rewards are drawn anew at every reset and every episode is one step:
+    always pulling arm 0 pays each arm's reward in turn, 0.5 on average; a DQN trained
+    on it silently. Checked here on gymnax's own environment, then refused by make."""
+    import gymnax
+
+    env, params = gymnax.make("SimpleBandit-bsuite")
+    keys = jax.random.split(jax.random.key(0), 400)
+
+    def pull_arm_0(key):
+        key_reset, key_step = jax.random.split(key)
+        _, state = env.reset(key_reset, params)
+        _, _, reward, terminated, truncated, _ = env.step(key_step, state, 0, params)
+        return reward, terminated | truncated
+
+    rewards, done = jax.vmap(pull_arm_0)(keys)
+    assert bool(done.all()) and abs(float(rewards.mean()) - 0.5) < 0.05
+    with pytest.raises(ValueError, match="nothing to learn .*use BernoulliBandit-misc"):
+        make("SimpleBandit-bsuite")
+    assert "SimpleBandit-bsuite" not in registered_envs()
+    assert "BernoulliBandit-misc" in registered_envs()
+
+
 def test_unknown_gymnax_override_lists_fields():
     with pytest.raises(ValueError, match="max_steps_in_episode"):
         make("CartPole-v1", max_steps=5)

@@ -31,8 +31,24 @@ BUILT_IN = frozenset(REGISTRY)
 
 
 def registered_envs() -> list[str]:
-    """jrl's environment ids, then gymnax's."""
-    return list(REGISTRY) + [name for name in gymnax.registered_envs if name not in REGISTRY]
+    """jrl's environment ids, then gymnax's (but those :data:`UNLEARNABLE_GYMNAX` names)."""
+    gymnax_ids = [
+        name
+        for name in gymnax.registered_envs
+        if name not in REGISTRY and name not in UNLEARNABLE_GYMNAX
+    ]
+    return list(REGISTRY) + gymnax_ids
+
+
+UNLEARNABLE_GYMNAX = {
+    "SimpleBandit-bsuite": (
+        "gymnax's SimpleBandit-bsuite draws which arm pays what anew at every reset and "
+        "ends every episode after its one step, so every policy's expected return is 0.5 "
+        "and there is nothing to learn (bsuite's bandit keeps its arms; gymnax 1.0 does "
+        "not); for a bandit use BernoulliBandit-misc or GaussianBandit-misc"
+    ),
+}
+"""gymnax ids that no agent can learn from, refused by :func:`make` with the reason."""
 
 
 def is_own(name: str) -> bool:
@@ -73,6 +89,8 @@ def make(name: str, **overrides):
         return factory(**overrides)
     if isinstance(name, str) and ":" in name:
         return _make_by_import_path(name, overrides)
+    if name in UNLEARNABLE_GYMNAX:
+        raise ValueError(UNLEARNABLE_GYMNAX[name])
     if name in gymnax.registered_envs:
         try:
             env, params = gymnax.make(name)
