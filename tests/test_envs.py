@@ -810,6 +810,24 @@ def test_gymnax_simple_bandit_which_nothing_can_learn_is_refused_with_the_reason
     assert "BernoulliBandit-misc" in registered_envs()
 
 
+def test_a_gymnax_class_is_made_with_its_own_settings():
+    """DeepSea's size, FourRooms' visual observation, FrozenLake's slipperiness are
+    keywords of gymnax's classes, not EnvParams fields: refused as unknown, they could
+    not be reached at all. They go to gymnax.make, the fields to the params."""
+    env, params = make("DeepSea-bsuite", size=10, max_steps_in_episode=12)
+    assert env.observation_space(params).shape == (10, 10)
+    assert params.max_steps_in_episode == 12
+    env, params = make("FourRooms-misc", use_visual_obs=True)
+    assert env.observation_space(params).shape == (13, 13, 2)
+    assert make("FrozenLake-misc", is_slippery=False)[0].is_slippery is False
+    with pytest.raises(ValueError, match="setting size must be a whole number, got 'x'"):
+        make("DeepSea-bsuite", size="x")
+    with pytest.raises(ValueError, match="setting map_name must be a string"):
+        make("FrozenLake-misc", map_name=8)
+    with pytest.raises(ValueError, match="no setting 'sise'.*its class is made with: size"):
+        make("DeepSea-bsuite", sise=3)
+
+
 def test_unknown_gymnax_override_lists_fields():
     with pytest.raises(ValueError, match="max_steps_in_episode"):
         make("CartPole-v1", max_steps=5)

@@ -77,8 +77,9 @@ def make(name: str, **overrides):
 
     For jrl's environments the overrides are the keyword arguments of the task's
     factory (``observation="grid"``, ``slip_prob=0.1``, ``layout=...``); for gymnax's,
-    fields of its ``EnvParams`` (``max_steps_in_episode=200``), each checked against
-    its default's kind (:func:`_gymnax_value`). ``"module:factory"`` names a factory
+    the keywords its class is made with (``size=10`` for DeepSea-bsuite) and fields of
+    its ``EnvParams`` (``max_steps_in_episode=200``), each checked against its default's
+    kind (:func:`_gymnax_value`). ``"module:factory"`` names a factory
     of your own by import path (``my_package.envs:make_chain``), called with the
     overrides and returning ``(env, env_params)``; :func:`register` names one in this
     process. Unknown names and overrides raise ``ValueError`` listing what exists.
@@ -92,15 +93,28 @@ def make(name: str, **overrides):
     if name in UNLEARNABLE_GYMNAX:
         raise ValueError(UNLEARNABLE_GYMNAX[name])
     if name in gymnax.registered_envs:
+        built = _gymnax_constructor_settings(name)
+        made_with = {k: v for k, v in overrides.items() if k in built}
+        made_with = {k: _constructor_value(name, k, built[k], v) for k, v in made_with.items()}
         try:
-            env, params = gymnax.make(name)
+            env, params = gymnax.make(name, **made_with)
         except OSError as error:  # URLError too
             raise OSError(
                 f"gymnax could not make {name}: {error} (MNISTBandit-bsuite downloads MNIST "
                 "when made, which needs the network)"
             ) from error
+        except (TypeError, ValueError, AssertionError) as error:
+            raise ValueError(f"gymnax could not make {name} with {made_with}: {error}") from None
+        overrides = {k: v for k, v in overrides.items() if k not in built}
         allowed = [field.name for field in dataclasses.fields(params)]
-        _check_overrides(name, overrides, allowed)
+        try:
+            _check_overrides(name, overrides, allowed)
+        except ValueError as error:
+            raise ValueError(
+                f"{error}; and those its class is made with: {', '.join(built)}"
+                if built
+                else str(error)
+            ) from None
         unread = sorted(set(overrides) & set(UNREAD_GYMNAX_SETTINGS.get(name, ())))
         if unread:
             raise ValueError(
@@ -180,6 +194,34 @@ def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
             f"{name} has no setting {', '.join(map(repr, unknown))}; "
             f"its settings are: {', '.join(allowed)}"
         )
+
+
+def _gymnax_constructor_settings(name: str) -> dict:
+    """{setting: default} of the keywords gymnax's class for ``name`` is made with
+    (DeepSea's ``size``, FourRooms' ``use_visual_obs``, FrozenLake's ``is_slippery``),
+    which ``gymnax.make(name, **settings)`` passes on; the rest of an environment's
+    settings are fields of its ``EnvParams``."""
+    from gymnax import registration
+
+    factory = registration._registry[name]  # gymnax 1.0 keeps its factories there only
+    parameters = inspect.signature(factory).parameters.values()
+    return {
+        p.name: p.default
+        for p in parameters
+        if p.name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def _constructor_value(env_name: str, key: str, default, value):
+    """An override of a gymnax constructor keyword, checked as :func:`_gymnax_value`
+    checks a field where its default is a bool or a number; a string's default takes a
+    string; other defaults (None, a sequence) take the value as it is, for gymnax's own
+    check."""
+    if isinstance(default, bool | int | float):
+        return _gymnax_value(env_name, key, default, value)
+    if isinstance(default, str) and not isinstance(value, str):
+        raise ValueError(f"{env_name} setting {key} must be a string, got {value!r}")
+    return value
 
 
 def _gymnax_value(env_name: str, key: str, default, value):
