@@ -145,34 +145,36 @@ def git_state(root: str | Path | None = None, tracked: str = "__init__.py") -> d
     the one pip recorded (``direct_url.json``), its dirty flag None.
 
     A checkout another user owns (a container's root reading a mounted checkout, a
-    shared one on a cluster), which git refuses as of "dubious ownership", still gives
-    its commit: ``ls-files`` and ``rev-parse`` read it with ``safe.directory`` allowed,
-    since neither runs anything the checkout's own configuration names. ``status`` may
-    (its clean filters, an fsmonitor), so there the dirty flag is None."""
+    shared one on a cluster) git refuses ("dubious ownership"): reading it regardless
+    would run what that user's configuration names (an fsmonitor), as whoever runs jrl.
+    Its commit stays None, and ``git_refused`` says why and how to let git read it.
+    """
     own = root is None
     root = Path(root or Path(__file__).resolve().parent)
     refused = False
 
-    def git(*args: str, allow: bool = False) -> str | None:
+    def git(*args: str) -> str | None:
         nonlocal refused
-        options = ["-c", "safe.directory=*"] if allow else []
         try:
             done = subprocess.run(
-                ["git", *options, *args], cwd=root, capture_output=True, text=True,
-                timeout=10,
-            )  # fmt: skip
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10
+            )
         except (OSError, subprocess.TimeoutExpired):
             return None
-        refused |= "dubious ownership" in done.stderr
+        # The config key names the refusal in every language and git version since 2.35.2
+        # ("dubious ownership", before it "unsafe repository").
+        refused |= done.returncode != 0 and "safe.directory" in done.stderr
         return done.stdout.strip() if done.returncode == 0 else None
 
-    listed = git("ls-files", "--error-unmatch", "--", tracked)
-    if listed is None and refused:
-        listed = git("ls-files", "--error-unmatch", "--", tracked, allow=True)
-        if listed is not None:
-            return {"commit": git("rev-parse", "HEAD", allow=True), "dirty": None}
-    if listed is None:
-        return {"commit": installed_commit() if own else None, "dirty": None}
+    if git("ls-files", "--error-unmatch", "--", tracked) is None:
+        state = {"commit": installed_commit() if own else None, "dirty": None}
+        if refused and state["commit"] is None:
+            state["git_refused"] = (
+                f"git refuses the checkout holding {root}, which another user owns, so its "
+                "commit is not recorded (the source digest still names the code); "
+                f"git config --global --add safe.directory DIR (its top level) lets it be"
+            )
+        return state
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": None if status is None else bool(status)}

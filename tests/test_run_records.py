@@ -367,26 +367,34 @@ def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     assert git_state(tmp_path, "f.py")["dirty"] is True
 
 
-def test_git_state_of_a_checkout_another_user_owns_records_its_commit(tmp_path, monkeypatch):
+def test_git_state_of_a_checkout_another_user_owns_says_why_it_has_no_commit(tmp_path, monkeypatch):
     """A container's root running a mounted checkout, or a shared one on a cluster: git
-    refuses it ("dubious ownership") and meta.json recorded no commit, silently. The
-    commit is read all the same; whether the tree is dirty stays unknown (git status
-    could run the checkout's own filters)."""
+    refuses it ("dubious ownership") and meta.json recorded no commit without a word.
+    It says why now. Reading it regardless (safe.directory) ran that user's fsmonitor
+    command as whoever ran jrl: nothing the checkout configures may run."""
     from jrl.run_dir import git_state
 
     _git(tmp_path, "init", "-q")
     (tmp_path / "f.py").write_text("x = 1\n")
     _git(tmp_path, "add", "f.py")
     _git(tmp_path, "commit", "-qm", "c")
-    head = _git(tmp_path, "rev-parse", "HEAD")
+    ran = tmp_path.parent / "fsmonitor_ran"
+    hook = tmp_path / "monitor.sh"
+    hook.write_text(f"#!/bin/sh\ntouch {ran}\n")
+    hook.chmod(0o755)
+    _git(tmp_path, "config", "core.fsmonitor", str(hook))
     # git's own switch for its tests of the ownership check (t0033), so that a test run
     # by one user sees what another user would.
     monkeypatch.setenv("GIT_TEST_ASSUME_DIFFERENT_OWNER", "1")
     refused = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True)
-    assert refused.returncode != 0 and b"dubious ownership" in refused.stderr
-    assert git_state(tmp_path, "f.py") == {"commit": head, "dirty": None}
-    # Still nothing taken from a repository that does not track the file.
-    assert git_state(tmp_path, "untracked.py") == {"commit": None, "dirty": None}
+    assert refused.returncode != 0 and b"safe.directory" in refused.stderr
+    state = git_state(tmp_path, "f.py")
+    assert state["commit"] is None and state["dirty"] is None
+    assert "another user owns" in state["git_refused"] and "safe.directory" in state["git_refused"]
+    assert not ran.exists()
+    monkeypatch.setenv("LANGUAGE", "de")  # a translated git says so too
+    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
+    assert "git_refused" in git_state(tmp_path, "f.py") and not ran.exists()
 
 
 def test_a_jrl_inside_another_repository_records_no_commit_of_it(tmp_path, monkeypatch):
