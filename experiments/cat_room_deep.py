@@ -223,27 +223,31 @@ def main():
                 f"  compile {runs.compile_s:.1f} s, run {runs.run_s:.1f} s "
                 f"({runs.steps_per_s:,.0f} steps/s)"
             )
+            # A diverged seed's NaN policy is no cat's (summarize leaves it out too).
+            finite = np.ones(args.seeds, bool) if runs.finite is None else runs.finite
             entry = {
                 "config": dataclasses.asdict(config),
                 "hparams": hparams._asdict(),
                 **summarize(runs, args.seeds),
                 "greedy_outcomes": {
-                    "definition": "where each seed's greedy cat ends, in each arrangement",
-                    **outcome_fractions(greedy),
+                    "definition": "where each seed's greedy cat ends, in each arrangement, "
+                    "of the seeds that did not diverge",
+                    **outcome_fractions(greedy[finite]),
                 },
                 "greedy_return_per_seed_and_arrangement": greedy,
             }
-            if room == "static":
+            if room == "static" and finite.any():
                 module = AGENTS[agent][0]
-                params = jax.tree.map(lambda x: x[0], runs.final_params)
+                seed = int(np.flatnonzero(finite)[0])
+                params = jax.tree.map(lambda x: x[seed], runs.final_params)
                 gif = Path(args.out) / f"{agent.lower()}_greedy.gif"
-                entry["gif"] = {"path": gif.name, "seed": 0}
+                entry["gif"] = {"path": gif.name, "seed": seed}
                 entry["gif"]["return"] = greedy_gif(gif, module, network, params, args.seed)
             if room == "dynamic":
                 entry["greedy_return"]["definition"] += ", in the first arrangement"
             summary["rooms"][room][agent] = entry
             curves[agent], xs[agent], windows[agent] = learning_curves(runs)
-            print(f"  greedy cat ends: {outcome_fractions(greedy)}")
+            print(f"  greedy cat ends: {outcome_fractions(greedy[finite])}")
         _, stats = plot_learning_curves(
             f"{args.out}/{room}_room.png",
             curves,

@@ -238,6 +238,8 @@ def test_cat_room_deep_results_outcomes_random_cat_and_completeness(monkeypatch,
 
     def fake_run(room, agent, num_seeds=8, steps=None, seed=0):
         runs = fake_runs(4, 20, 100, np.tile(np.arange(20.0), (4, 1)))
+        if room == "static":  # seed 0 diverged: its NaN policy is no cat's
+            runs = runs._replace(finite=np.array([False, True, True, True]))
         config, hparams = cat_room_deep.AGENTS[agent][1](steps)
         return runs, config, hparams, greedy[room], None
 
@@ -261,8 +263,9 @@ def test_cat_room_deep_results_outcomes_random_cat_and_completeness(monkeypatch,
     assert dynamic["random_policy_return"] == 5.0  # their mean
     outcomes = ("tall_post", "rug_post", "furniture", "wandered")
     for agent in cat_room_deep.AGENTS:
-        for room, expected in ((static, [0.25] * 4), (dynamic, [0.5, 0.25, 0.25, 0.0])):
+        for room, expected in ((static, [0.0] + [1 / 3] * 3), (dynamic, [0.5, 0.25, 0.25, 0.0])):
             assert [room[agent]["greedy_outcomes"][k] for k in outcomes] == expected
+        assert static[agent]["diverged_seeds"] == [0] and static[agent]["gif"]["seed"] == 1
         assert not static[agent]["greedy_return"]["definition"].endswith("first arrangement")
         assert dynamic[agent]["greedy_return"]["definition"].endswith(", in the first arrangement")
 

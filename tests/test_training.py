@@ -541,7 +541,7 @@ def test_jrl_eval_of_a_run_directory_it_cannot_write_prints_its_results(
     capsys.readouterr()
     evaluate([run_dir], episodes=2)
     said = capsys.readouterr()
-    assert "grid point 0: mean return" in said.out
+    assert "grid point 0 (alpha=0.5): mean return" in said.out
     assert f"jrl eval: {run_dir} cannot be written (Read-only file system)" in said.err
     assert not (run_dir / "eval.json").exists() and not list((run_dir / "eval").glob("*"))
     # Only eval/ read-only: eval.json is written, and the note says which was not.
