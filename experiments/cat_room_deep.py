@@ -239,7 +239,7 @@ def main():
             if room == "static" and finite.any():
                 module = AGENTS[agent][0]
                 seed = int(np.flatnonzero(finite)[0])
-                params = jax.tree.map(lambda x: x[seed], runs.final_params)
+                params = jax.tree.map(lambda x, s=seed: x[s], runs.final_params)
                 gif = Path(args.out) / f"{agent.lower()}_greedy.gif"
                 entry["gif"] = {"path": gif.name, "seed": seed}
                 entry["gif"]["return"] = greedy_gif(gif, module, network, params, args.seed)

@@ -205,9 +205,10 @@ def return_label(windows: dict[str, int]) -> str:
 
 def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> dict:
     """The results.json entry of one agent: final and greedy returns per seed with mean
-    and IQM (bootstrap CIs), and the timings. Seeds that ended no episode in their run,
-    and seeds whose learning diverged (NaN or infinite parameters), are left out of the
-    final and greedy returns and listed (:func:`kept_seeds`)."""
+    and IQM (bootstrap CIs), and the timings. Seeds whose learning diverged (NaN or
+    infinite parameters) are left out of the final and greedy returns, seeds that ended
+    no episode in their run out of the final returns; both are listed
+    (:func:`kept_seeds`)."""
     kept = kept_seeds(runs)
     ended = np.isfinite(np.asarray(runs.returns, np.float64)).any(axis=1)
     diverged = ~np.ones_like(ended) if runs.finite is None else ~np.asarray(runs.finite, bool)

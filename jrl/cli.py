@@ -490,8 +490,8 @@ def evaluate(
     for every seed): greedy, or with --sampled as the policy samples (PPO from its
     distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by default). Writes
     RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
-    interval per grid point, and RUN_DIR/eval/ with the rliable table (IQM, mean,
-    median, optimality gap), its PNG and performance profiles.
+    interval per grid point (none from fewer than 5 seeds), and RUN_DIR/eval/ with the
+    rliable table (IQM, mean, median, optimality gap), its PNG and performance profiles.
 
     Several run directories (and --out DIR) pool them as tasks: each environment is a
     task, each agent + grid point a method; every task must hold the same methods with

@@ -49,6 +49,8 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
+from jrl.reporting import MIN_SEEDS_FOR_INTERVAL
+
 AGGREGATES = ("IQM", "Mean", "Median", "Optimality gap")
 
 
@@ -114,11 +116,15 @@ def check_scores(scores: Mapping, ndim: int = 2, name: str = "scores") -> dict[s
     return checked
 
 
+NO_INTERVAL = (
+    f"no interval from one run, nor from fewer than {MIN_SEEDS_FOR_INTERVAL} runs of a "
+    "single task (a percentile bootstrap of so few covers far less than its level)"
+)
+
+
 def _too_few_runs(shape: tuple) -> bool:
     """Whether scores of ``shape`` [runs, tasks, ...] give no interval (see
     :func:`_interval_estimates`)."""
-    from jrl.reporting import MIN_SEEDS_FOR_INTERVAL
-
     return shape[0] == 1 or (shape[1] == 1 and shape[0] < MIN_SEEDS_FOR_INTERVAL)
 
 
@@ -303,6 +309,7 @@ def to_dict(stats: AggregateStats) -> dict:
     return {
         "confidence": stats.confidence,
         "bootstrap": "stratified over runs within tasks, percentile intervals (rliable)",
+        "no_interval": NO_INTERVAL,
         "reps": stats.reps,
         "seed": stats.seed,
         "optimality_gap_target": stats.gamma,
@@ -343,6 +350,8 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
         f"{round(100 * stats.confidence)}% stratified-bootstrap intervals, "
         f"{stats.reps} resamples, {stats.num_tasks} task(s)"
     )
+    if any(not np.isfinite(interval).all() for interval in stats.interval.values()):
+        caption += f"; {NO_INTERVAL}"
     if fmt == "markdown":
         lines = [
             "| " + " | ".join(header) + " |",

@@ -517,10 +517,10 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
 
 
 def as_written(values: np.ndarray) -> np.ndarray:
-    """Hyperparameter values as the run directory's files write them: float32 values
-    (what a run holds) as the float64 of their shortest digits (float32(0.1) as 0.1, not
-    0.10000000149), so that they join and compare with config.yaml's and summary.json's;
-    other dtypes as they are."""
+    """Hyperparameter values as the float64 of the shortest digits of their float32 (what
+    a run holds): float32(0.1) as 0.1, not 0.10000000149, so that they join and compare
+    with the values written as one writes them (config.yaml keeps the digits given:
+    0.30000001 there is 0.3 here, the same float32); other dtypes as they are."""
     values = np.asarray(values)
     if not np.issubdtype(values.dtype, np.floating):
         return values

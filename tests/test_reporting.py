@@ -138,6 +138,10 @@ def test_too_few_seeds_for_a_95_percent_interval_have_none():
     few = stats.aggregate({"a": np.arange(4.0)[:, None]}, reps=50, gamma=None)
     assert np.isnan(few.interval["a"]).all()
     assert "[4 runs: no interval]" in stats.format_table(few)
+    # The table's caption and aggregates.json say why, not only the cells.
+    assert "nor from fewer than 5 runs of a single task" in stats.format_table(few)
+    assert "fewer than 5 runs" in stats.to_dict(few)["no_interval"]
+    assert interval_label(0.95, []) == "95% bootstrap CI"  # no curves: nothing to explain
     pooled = stats.aggregate({"a": np.arange(8.0).reshape(4, 2)}, reps=50, gamma=None)
     assert np.isfinite(pooled.interval["a"]).all()
 
