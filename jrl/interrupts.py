@@ -13,7 +13,9 @@ One sending can arrive twice: coreutils' ``timeout -s INT`` signals the command 
 its whole process group, and now and then both deliveries are heard, microseconds apart
 (once in 30 tries here) — which read as a second Ctrl-C, "exit at once", instead of a
 checkpoint. The same signal again within :data:`SAME_SENDING_S` of the one heard is
-taken for that one; a person's second Ctrl-C comes later.
+taken for that one; a person's second Ctrl-C comes later. (Timed as the watcher reads
+it: two presses while the main thread holds the GIL in one long call are read together
+and heard as one; in the compiled calls the watcher waits beside, XLA lets go of it.)
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from jrl import stats, training
 from jrl.agents import exploration
 from jrl.agents.evaluation import eval_max_steps, run_episode
 from jrl.envs import make
+from jrl.envs.registry import make_recorded
 from jrl.recent import Recent
 from jrl.reporting import fill_gaps, plot_learning_curves
 from jrl.run_dir import iter_rows, note_setting_differences, read_summary, write_json
@@ -135,7 +136,7 @@ def own_evaluation(run_dir: str | Path) -> dict:
     _, config, _ = training._checked(spec, new_run=False)
     if not getattr(config, "eval_every", 0):
         return {}
-    env_params = make(spec.env, **spec.env_overrides)[1]
+    env_params = make_recorded(spec.env, dict(spec.env_overrides))[1]
     return {
         "episodes": int(config.eval_episodes),
         "seed": int(config.eval_seed),
@@ -353,7 +354,6 @@ def render_run(
     directory on ``env_name``: any environment ``jrl.envs.render_gymnax.episode_frames``
     draws (jrl's grid worlds, classic control, image observations such as MinAtar's);
     ValueError for the others."""
-    from jrl.envs import make
     from jrl.envs.render import save_gif
     from jrl.envs.render_gymnax import episode_frames
 
@@ -362,7 +362,7 @@ def render_run(
     if random or run_dir is None:
         spec = training.load_spec(run_dir) if run_dir is not None else None
         name = spec.env if spec else env_name
-        env, env_params = make(name, **(spec.env_overrides if spec else {}))
+        env, env_params = make_recorded(name, dict(spec.env_overrides)) if spec else make(name)
         space = env.action_space(env_params)
 
         def policy(key, obs):

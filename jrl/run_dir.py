@@ -170,9 +170,10 @@ def git_state(root: str | Path | None = None, tracked: str = "__init__.py") -> d
         state = {"commit": installed_commit() if own else None, "dirty": None}
         if refused and state["commit"] is None:
             state["git_refused"] = (
-                f"git refuses the checkout holding {root}, which another user owns, so its "
-                "commit is not recorded (the source digest still names the code); "
-                f"git config --global --add safe.directory DIR (its top level) lets it be"
+                f"git refused to read the repository holding {root}, which another user "
+                "owns, so no commit is recorded (the source digest still names the code); "
+                "if that repository is jrl's checkout, git config --global --add "
+                "safe.directory DIR (its top level) lets the next run record it"
             )
         return state
     commit = git("rev-parse", "HEAD")

@@ -239,7 +239,7 @@ def evaluate_tasks(
     only once the pool has passed its checks (a refused pool leaves each as it was).
     Returns what tasks.json holds, plus ``table`` (the markdown table). ``plan``:
     ``plan_pool(run_dirs)`` when the caller has made it already."""
-    from jrl.envs import make
+    from jrl.envs.registry import make_recorded
     from jrl.run_analysis import diverged_runs, evaluation
 
     if normalize not in NORMALIZE:
@@ -287,7 +287,7 @@ def evaluate_tasks(
             low, high, source = 0.0, 1.0, "none"
         else:
             spec = plan.specs[plan.where[task][plan.methods[0]][0]]
-            env, env_params = make(spec.env, **spec.env_overrides)
+            env, env_params = make_recorded(spec.env, dict(spec.env_overrides))
             low = float(random_policy_returns(env, env_params, episodes, seed, max_steps).mean())
             high = float(max(values.max() for values in raw[task].values()))
             source = "random policy, best observed"

@@ -45,8 +45,8 @@ import yaml
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.agents.checks import check_positive_int, reject_ignored
-from jrl.envs import make
-from jrl.envs.registry import is_own
+from jrl.agents.evaluation import check_eval_cut
+from jrl.envs.registry import check_new_env, is_own, make_recorded
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
 from jrl.recent import Recent
@@ -289,6 +289,10 @@ def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]
             raise ValueError(f"hparams[{i}]: {error}") from None
     if new_run and spec.agent == "tabular":
         tabular.check_every_algorithm_runs(points, config)
+    if new_run:
+        check_new_env(spec.env, dict(spec.env_overrides))
+        if getattr(config, "eval_every", 0) and not config.eval_max_steps:
+            check_eval_cut(config, make_recorded(spec.env, dict(spec.env_overrides))[1])
     return agent_spec, config, points
 
 
@@ -337,7 +341,7 @@ def build(spec: RunSpec) -> Built:
     """Check a RunSpec and build its agent — every error here comes before compiling
     (a new run's own rules are :func:`resolve`'s)."""
     agent_spec, config, points = _checked(spec, new_run=False)
-    env, env_params = make(spec.env, **spec.env_overrides)
+    env, env_params = make_recorded(spec.env, dict(spec.env_overrides))
     agent = agent_spec.make(config, env, env_params)
     keys = jax.random.split(jax.random.key(spec.seed), spec.num_seeds)
     return Built(

@@ -826,6 +826,15 @@ def test_a_gymnax_class_is_made_with_its_own_settings():
         make("FrozenLake-misc", map_name=8)
     with pytest.raises(ValueError, match="no setting 'sise'.*its class is made with: size"):
         make("DeepSea-bsuite", sise=3)
+    # Sizes and counts of 0 crashed inside gymnax as it traced; 0 distractors is one.
+    with pytest.raises(ValueError, match="setting size must be >= 1, got 0"):
+        make("DeepSea-bsuite", size=0)
+    make("UmbrellaChain-bsuite", n_distractor=0)
+    with pytest.raises(ValueError, match="setting n_distractor must be >= 0, got -1"):
+        make("UmbrellaChain-bsuite", n_distractor=-1)
+    # gymnax checks no fixed position (one in a wall was taken): not passed on.
+    with pytest.raises(ValueError, match="goal_fixed .default None. is not checked by gymnax"):
+        make("FourRooms-misc", goal_fixed=[1, 1])
 
 
 def test_unknown_gymnax_override_lists_fields():
@@ -863,6 +872,10 @@ def test_a_gymnax_setting_its_step_never_reads_is_refused(name, overrides):
     with pytest.raises(ValueError, match=f"{list(overrides)[0]}: a field of gymnax's EnvParams"):
         make(name, **overrides)
     make(name, init_move_interval=7)  # one it reads is taken
+    # A run directory made before the refusal still resumes, evaluates and renders.
+    from jrl.envs.registry import make_recorded
+
+    assert make_recorded(name, overrides)[1] == changed
 
 
 @pytest.mark.parametrize(

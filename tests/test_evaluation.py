@@ -147,13 +147,24 @@ def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
     # The textbook grids' "no time limit" (10**6 steps) is none to take: a greedy policy
     # looping in WindyGridworld-v0 played 10**6 steps per evaluation episode (hours for
     # the defaults) and reported -1e6 as its return. Refused before compiling.
+    from jrl.agents.evaluation import check_eval_cut
+    from jrl.training import RunSpec, resolve
+
     env, no_limit = make("WindyGridworld-v0", observation="grid")
     with pytest.raises(ValueError, match="it has none .max_steps_in_episode 1000000"):
-        eval_max_steps(config, no_limit)
-    ppo_config = ppo.PPOConfig(eval_every=1, network="cnn", num_envs=2, num_steps=8)
+        check_eval_cut(config, no_limit)
+    spec = RunSpec(
+        agent="ppo",
+        env="WindyGridworld-v0",
+        env_overrides={"observation": "grid"},
+        config={"eval_every": 1, "network": "cnn", "num_envs": 2, "num_steps": 8},
+    )
     with pytest.raises(ValueError, match="--env-overrides max_steps_in_episode N"):
-        ppo.make_train(ppo_config, env, no_limit)
-    assert eval_max_steps(config, make("WindyGridworld-v0", max_steps_in_episode=500)[1]) == 500
+        resolve(spec)
+    # A run directory made before the rule still resumes and evaluates as it was made.
+    assert resolve(spec, new_run=False).config["eval_max_steps"] == 0
+    check_eval_cut(ppo.PPOConfig(eval_every=1, eval_max_steps=1000), no_limit)
+    check_eval_cut(config, make("WindyGridworld-v0", max_steps_in_episode=500)[1])
 
 
 def test_jrl_eval_says_when_its_cut_comes_before_the_runs_evaluation_cut(capsys):

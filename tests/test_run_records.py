@@ -392,9 +392,10 @@ def test_git_state_of_a_checkout_another_user_owns_says_why_it_has_no_commit(tmp
     assert state["commit"] is None and state["dirty"] is None
     assert "another user owns" in state["git_refused"] and "safe.directory" in state["git_refused"]
     assert not ran.exists()
-    monkeypatch.setenv("LANGUAGE", "de")  # a translated git says so too
-    monkeypatch.setenv("LC_ALL", "de_DE.UTF-8")
-    assert "git_refused" in git_state(tmp_path, "f.py") and not ran.exists()
+    # A file the repository does not track (a jrl inside another user's repository):
+    # no commit either, and no claim that the repository holds it.
+    other = git_state(tmp_path, "untracked.py")
+    assert other["commit"] is None and "if that repository is jrl's" in other["git_refused"]
 
 
 def test_a_jrl_inside_another_repository_records_no_commit_of_it(tmp_path, monkeypatch):

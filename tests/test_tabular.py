@@ -334,8 +334,11 @@ def test_invalid_settings_are_rejected_before_compiling():
     env, params = make("CatRoom-v0", observation="grid")
     with pytest.raises(ValueError, match="discrete observation.*use observation='index'"):
         make_train(TabularConfig(), env, params)
-    env, params = make("Pendulum-v1")  # no observation='index' to point to there
+    env, params = make("CartPole-v1")  # no observation='index' to point to there
     with pytest.raises(ValueError, match="need a network: jrl train dqn or jrl train ppo"):
+        make_train(TabularConfig(), env, params)
+    env, params = make("Pendulum-v1")  # continuous actions: DQN would refuse them
+    with pytest.raises(ValueError, match=r"need a network: jrl train ppo\.$"):
         make_train(TabularConfig(), env, params)
     # kappa is Dyna-Q+'s alone.
     with pytest.raises(ValueError, match="kappa=0.001 is Dyna-Q\\+'s exploration bonus"):

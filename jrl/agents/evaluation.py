@@ -149,8 +149,8 @@ def check_eval_every(eval_every: int, num_rows: int, rows: str) -> None:
 
 def eval_max_steps(config, env_params) -> int:
     """Steps an evaluation episode may take: ``config.eval_max_steps``, or when that is 0
-    the environment's time limit (``env_params.max_steps_in_episode``; refused where that
-    is ``jrl.envs.textbook.NO_TIME_LIMIT`` or more, which is no limit)."""
+    the environment's time limit (``env_params.max_steps_in_episode``; a new run refuses
+    one that is no limit: :func:`check_eval_cut`)."""
     if config.eval_max_steps:
         return config.eval_max_steps
     limit = getattr(env_params, "max_steps_in_episode", None)
@@ -166,6 +166,18 @@ def eval_max_steps(config, env_params) -> int:
             f"eval_max_steps=0 takes the environment's time limit, but its "
             f"max_steps_in_episode is {limit!r}, which plays no step; set eval_max_steps"
         )
+    return steps
+
+
+def check_eval_cut(config, env_params) -> None:
+    """Refuse, for a new run that evaluates (``eval_every`` > 0), an evaluation cut that
+    is no cut: ``eval_max_steps=0`` on an environment whose time limit is
+    ``jrl.envs.textbook.NO_TIME_LIMIT`` (the textbook grids' default), where a greedy
+    policy that never reaches the goal plays 10**6 steps in every evaluation episode.
+    (A run directory made before this rule resumes and evaluates as it was made.)"""
+    if not getattr(config, "eval_every", 0) or config.eval_max_steps:
+        return
+    steps = eval_max_steps(config, env_params)
     if steps >= NO_TIME_LIMIT:
         raise ValueError(
             f"eval_max_steps=0 takes the environment's time limit, but it has none "
@@ -174,7 +186,6 @@ def eval_max_steps(config, env_params) -> int:
             "episode; set eval_max_steps (e.g. 1000) or give the environment a limit "
             "(--env-overrides max_steps_in_episode N)"
         )
-    return steps
 
 
 def make_evaluate(config, env, env_params, policy: Callable) -> Callable:

@@ -411,10 +411,12 @@ def num_states_of(env, env_params) -> int:
     if not hasattr(space, "n"):
         from jrl.envs.grid import GridWorld
 
+        discrete = hasattr(env.action_space(env_params), "n")
         hint = (
             "For jrl's grids use observation='index'."
             if isinstance(env, GridWorld)
-            else "Its observations need a network: jrl train dqn or jrl train ppo."
+            else "Its observations need a network: "
+            + ("jrl train dqn or jrl train ppo." if discrete else "jrl train ppo.")
         )
         raise ValueError(
             f"tabular agents need a discrete observation (a state index); {env.name} "

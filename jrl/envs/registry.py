@@ -6,7 +6,9 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import sys
 from collections.abc import Callable
+from typing import Any
 
 import gymnax
 import jax.numpy as jnp
@@ -82,16 +84,47 @@ def make(name: str, **overrides):
     kind (:func:`_gymnax_value`). ``"module:factory"`` names a factory
     of your own by import path (``my_package.envs:make_chain``), called with the
     overrides and returning ``(env, env_params)``; :func:`register` names one in this
-    process. Unknown names and overrides raise ``ValueError`` listing what exists.
+    process. Unknown names and overrides raise ``ValueError`` listing what exists, and
+    so do the environments and settings a run may not start on (:func:`check_new_env`;
+    a run directory's recorded one is made by :func:`make_recorded`).
     """
+    check_new_env(name, overrides)
+    return _make(name, overrides)
+
+
+def make_recorded(name: str, overrides: dict) -> tuple[Any, Any]:
+    """:func:`make` for a run directory's recorded environment: what it was trained on,
+    made again without the refusals a new run gets (:func:`check_new_env`: a run made
+    before jrl refused its setting still resumes, evaluates and renders), which are said
+    on stderr instead."""
+    try:
+        check_new_env(name, overrides)
+    except ValueError as error:
+        print(f"jrl: note: {error}", file=sys.stderr)
+    return _make(name, overrides)
+
+
+def check_new_env(name: str, overrides: dict) -> None:
+    """The refusals of an environment a new run may not start on: gymnax's
+    :data:`UNLEARNABLE_GYMNAX` ids, and :data:`UNREAD_GYMNAX_SETTINGS` overrides."""
+    if name in UNLEARNABLE_GYMNAX:
+        raise ValueError(UNLEARNABLE_GYMNAX[name])
+    unread = sorted(set(overrides) & set(UNREAD_GYMNAX_SETTINGS.get(name, ())))
+    if unread:
+        raise ValueError(
+            f"{name}'s {', '.join(unread)}: a field of gymnax's EnvParams that its step "
+            "never reads (gymnax 1.0), so overriding it would change nothing (a sweep "
+            "over it would run every point alike)"
+        )
+
+
+def _make(name: str, overrides: dict) -> tuple[Any, Any]:
     if name in REGISTRY:
         factory = REGISTRY[name]
         _check_factory_overrides(name, factory, overrides)
         return factory(**overrides)
     if isinstance(name, str) and ":" in name:
         return _make_by_import_path(name, overrides)
-    if name in UNLEARNABLE_GYMNAX:
-        raise ValueError(UNLEARNABLE_GYMNAX[name])
     if name in gymnax.registered_envs:
         built = _gymnax_constructor_settings(name)
         made_with = {k: v for k, v in overrides.items() if k in built}
@@ -115,13 +148,6 @@ def make(name: str, **overrides):
                 if built
                 else str(error)
             ) from None
-        unread = sorted(set(overrides) & set(UNREAD_GYMNAX_SETTINGS.get(name, ())))
-        if unread:
-            raise ValueError(
-                f"{name}'s {', '.join(unread)}: a field of gymnax's EnvParams that its step "
-                "never reads (gymnax 1.0), so overriding it would change nothing (a sweep "
-                "over it would run every point alike)"
-            )
         values = {k: _gymnax_value(name, k, getattr(params, k), v) for k, v in overrides.items()}
         return env, params.replace(**values, **_derived(name, params, values))
     close = difflib.get_close_matches(name, registered_envs(), n=3, cutoff=0.5)
@@ -213,15 +239,30 @@ def _gymnax_constructor_settings(name: str) -> dict:
 
 
 def _constructor_value(env_name: str, key: str, default, value):
-    """An override of a gymnax constructor keyword, checked as :func:`_gymnax_value`
-    checks a field where its default is a bool or a number; a string's default takes a
-    string; other defaults (None, a sequence) take the value as it is, for gymnax's own
-    check."""
-    if isinstance(default, bool | int | float):
+    """An override of a gymnax constructor keyword, checked against its default: a bool
+    for a bool, a finite number for a float, a string for a string, and for an int a
+    whole number >= 1 (sizes and counts; >= 0 for :data:`ZERO_OR_MORE` ones), so that
+    gymnax never traces a size 0. A keyword whose default is None or a sequence (a map, a
+    fixed position, a key) is refused: gymnax does not check it; make such an
+    environment with a factory of your own ("module:factory")."""
+    if isinstance(default, int) and not isinstance(default, bool):
+        least = 0 if key in ZERO_OR_MORE else 1
+        return whole_number(f"{env_name} setting {key}", value, low=least)
+    if isinstance(default, bool | float):
         return _gymnax_value(env_name, key, default, value)
-    if isinstance(default, str) and not isinstance(value, str):
-        raise ValueError(f"{env_name} setting {key} must be a string, got {value!r}")
-    return value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise ValueError(f"{env_name} setting {key} must be a string, got {value!r}")
+        return value
+    raise ValueError(
+        f"{env_name} setting {key} (default {default!r}) is not checked by gymnax, so jrl "
+        "does not pass it on; make the environment with a factory of your own, named by "
+        "import path ('module:factory', README: environments of your own)"
+    )
+
+
+ZERO_OR_MORE = frozenset({"n_distractor", "mapping_seed"})
+"""gymnax constructor keywords (ints) for which 0 is a setting, not an empty size."""
 
 
 def _gymnax_value(env_name: str, key: str, default, value):
