@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 EXIT_AT_ONCE = 128 + signal.SIGINT  # a shell's status for a process ended by Ctrl-C
-SAME_SENDING_S = 0.1
+SAME_SENDING_S = 0.02
 """A signal arriving this soon (seconds) after the same one was heard is that one again."""
 
 

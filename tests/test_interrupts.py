@@ -42,7 +42,7 @@ def test_signals_reach_the_watcher_and_everything_is_put_back():
 def test_one_sending_delivered_twice_is_heard_once():
     """`timeout -s INT` signals the command and then its process group: now and then
     both deliveries were heard, microseconds apart, and jrl took them for a second
-    Ctrl-C (exit at once, no checkpoint). A press 0.1 s or more later is a second."""
+    Ctrl-C (exit at once, no checkpoint). A press SAME_SENDING_S later is a second."""
     from jrl.interrupts import SAME_SENDING_S
 
     heard = []
