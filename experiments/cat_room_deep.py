@@ -46,6 +46,7 @@ from gymnax.wrappers.purerl import FlattenObservationWrapper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from seed_runs import (  # noqa: E402
+    finite_seeds,
     learning_curves,
     random_policy_return,
     return_label,
@@ -224,7 +225,7 @@ def main():
                 f"({runs.steps_per_s:,.0f} steps/s)"
             )
             # A diverged seed's NaN policy is no cat's (summarize leaves it out too).
-            finite = np.ones(args.seeds, bool) if runs.finite is None else runs.finite
+            finite = finite_seeds(runs)
             entry = {
                 "config": dataclasses.asdict(config),
                 "hparams": hparams._asdict(),

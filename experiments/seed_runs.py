@@ -164,6 +164,14 @@ def seeds_with_episodes(returns) -> np.ndarray:
     return ended
 
 
+def finite_seeds(runs: SeedRuns) -> np.ndarray:
+    """bool[S]: the seeds whose trained parameters are all finite (every seed where
+    ``runs.finite`` is None, not known)."""
+    if runs.finite is None:
+        return np.ones(runs.returns.shape[0], bool)
+    return np.asarray(runs.finite, bool)
+
+
 def kept_seeds(runs: SeedRuns) -> np.ndarray:
     """bool[S]: the seeds whose returns the curves and summaries count: those that ended
     an episode (:func:`seeds_with_episodes`) with finite trained parameters. A run that
@@ -171,7 +179,7 @@ def kept_seeds(runs: SeedRuns) -> np.ndarray:
     read as a poor but healthy seed's; ``jrl train``, ``eval`` and ``plot`` leave such
     runs out too. Raises ValueError if none is left."""
     ended = seeds_with_episodes(runs.returns)
-    finite = np.ones_like(ended) if runs.finite is None else np.asarray(runs.finite, bool)
+    finite = finite_seeds(runs)
     if not (ended & finite).any():
         raise ValueError(
             "every seed that ended an episode has NaN or infinite trained parameters (its "
@@ -210,8 +218,8 @@ def summarize(runs: SeedRuns, num_seeds: int, final_fraction: float = 0.05) -> d
     no episode in their run out of the final returns; both are listed
     (:func:`kept_seeds`)."""
     kept = kept_seeds(runs)
-    ended = np.isfinite(np.asarray(runs.returns, np.float64)).any(axis=1)
-    diverged = ~np.ones_like(ended) if runs.finite is None else ~np.asarray(runs.finite, bool)
+    ended = seeds_with_episodes(runs.returns)
+    diverged = ~finite_seeds(runs)
     num_rows = runs.returns.shape[1]
     last = final_rows(num_rows, final_fraction)
     first_step = int(runs.timesteps[-last - 1]) if last < num_rows else 0

@@ -640,12 +640,10 @@ def evaluate(
 
     for point in result["grid"]:
         if point["mean"] is None:
-            print(f"{point.get('label', 'grid point ' + str(point['grid_point']))}: every seed "
-                  "diverged")  # fmt: skip
+            print(f"{point['label']}: every seed diverged")
             continue
         print(
-            f"{point.get('label', 'grid point ' + str(point['grid_point']))}: mean return "
-            f"{point['mean']:.2f}, "
+            f"{point['label']}: mean return {point['mean']:.2f}, "
             f"IQM {point['iqm']:.2f} "
             + (
                 f"[{point['iqm_ci'][0]:.2f}, {point['iqm_ci'][1]:.2f}]"

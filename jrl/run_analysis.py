@@ -241,10 +241,9 @@ def evaluation(
     kept = [g for g in range(per_seed.shape[0]) if finite[g].any()]
     spec = built.spec
     labels = [
-        f"grid point {g}" + (f" ({' '.join(f'{k}={_shown(v)}' for k, v in shown.items())})"
-                             if shown else "")
+        f"grid point {g}" + (f" ({_settings(shown)})" if shown else "")
         for g, shown in enumerate(training.shown_hparams(spec.agent, spec.hparams, spec.config))
-    ]  # fmt: skip
+    ]
     scores = {labels[g]: per_seed[g][finite[g]][:, None] for g in kept}
     xlabel = "sampled return" if sampled else "greedy return"
     report = Path(run_dir) / "eval"
@@ -255,7 +254,8 @@ def evaluation(
     status = info["run_status"] if "run_status" in info else _old_status(Path(run_dir), info)
 
     def point(g: int) -> dict:
-        entry = {"grid_point": g, "label": labels[g], "hparams": named_hparams(spec, g)}
+        hparams = training.named_algorithm(spec.agent, dict(spec.hparams[g]), spec.config)
+        entry = {"grid_point": g, "label": labels[g], "hparams": hparams}
         if g not in kept:
             return {**entry, "mean": None, "iqm": None, "iqm_ci": [None, None]}
         return {
@@ -446,7 +446,7 @@ def learning_curves(run_dirs, metric: str = "episode_return") -> tuple[dict, dic
             np.maximum.at(x, row_update, columns["x"][at])
             # Updates no seed logged (a periodic evaluation's other rows) are not points.
             logged = np.isfinite(values).any(axis=0)
-            label = " ".join([name, *(f"{k}={_shown(v)}" for k, v in shown[g].items())])
+            label = " ".join([name, _settings(shown[g])]) if shown[g] else name
             if label in curves:  # points alike as float32 (a Python-made spec may hold them)
                 label = f"{label} (grid point {g})"
             absent = sorted(set(range(spec.num_seeds)) - set(seeds.tolist()) - set(lost))
@@ -530,14 +530,9 @@ def _metric_columns(path: Path, metric: str) -> tuple[dict[str, np.ndarray], lis
     return {**columns, "x": whole, "value": np.frombuffer(value, np.float64)}, known
 
 
-def named_hparams(spec, g: int) -> dict:
-    """Grid point ``g``'s hyperparameters, a tabular run's ``algorithm`` index as the name
-    of the method it runs (as summary.json and ``jrl plot`` show it)."""
-    point = dict(spec.hparams[g])
-    algorithms = spec.config.get("algorithm")
-    if spec.agent == "tabular" and isinstance(algorithms, list | tuple) and "algorithm" in point:
-        point["algorithm"] = algorithms[int(point["algorithm"])]
-    return point
+def _settings(shown: dict) -> str:
+    """``shown`` hyperparameters as a label's ``name=value`` words."""
+    return " ".join(f"{k}={_shown(v)}" for k, v in shown.items())
 
 
 def _shown(value) -> str:

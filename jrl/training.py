@@ -46,7 +46,7 @@ from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
 from jrl.agents.checks import check_positive_int, reject_ignored
 from jrl.agents.evaluation import check_eval_cut
-from jrl.envs.registry import check_new_env, is_own, make_recorded
+from jrl.envs.registry import check_new_env, is_own, make, make_recorded
 from jrl.host import compiler_options, release_unused_memory
 from jrl.interrupts import exit_at_once, watch_signals
 from jrl.recent import Recent
@@ -292,7 +292,8 @@ def _checked(spec: RunSpec, new_run: bool = True) -> tuple[AgentSpec, Any, list]
     if new_run:
         check_new_env(spec.env, dict(spec.env_overrides))
         if getattr(config, "eval_every", 0) and not config.eval_max_steps:
-            check_eval_cut(config, make_recorded(spec.env, dict(spec.env_overrides))[1])
+            # (the condition check_eval_cut tests first, so that no env is made for nothing)
+            check_eval_cut(config, make(spec.env, **spec.env_overrides)[1])
     return agent_spec, config, points
 
 
@@ -318,11 +319,16 @@ def shown_hparams(agent: str, points: Sequence[dict], config: dict | None = None
     defaults = AGENTS[agent].hparams()._asdict()
     names = [n for n in defaults if any(n in p and p[n] != defaults[n] for p in points)]
     shown = [{name: point.get(name, defaults[name]) for name in names} for point in points]
+    return [named_algorithm(agent, point, config) for point in shown]
+
+
+def named_algorithm(agent: str, point: dict, config: dict | None) -> dict:
+    """``point`` with a tabular run's ``algorithm`` index given as the name of the method
+    it runs (the run's ``config["algorithm"]`` lists them), where it holds one."""
     algorithms = (config or {}).get("algorithm")
-    if agent == "tabular" and isinstance(algorithms, list | tuple) and "algorithm" in names:
-        for point in shown:
-            point["algorithm"] = algorithms[int(point["algorithm"])]
-    return shown
+    if agent == "tabular" and isinstance(algorithms, list | tuple) and "algorithm" in point:
+        return {**point, "algorithm": algorithms[int(point["algorithm"])]}
+    return point
 
 
 def shown_number(value: float) -> str:

@@ -840,7 +840,16 @@ def fake_eval_result(**grid_point):
         "num_layouts": 1,
         "checkpoint": {"run_status": "complete", "updates_done": 3, "total_updates": 3},
         "diverged": None,
-        "grid": [{"grid_point": 0, "mean": 7.0, "iqm": 5.0, "iqm_ci": [4.0, 6.0], **grid_point}],
+        "grid": [
+            {
+                "grid_point": 0,
+                "label": "grid point 0",
+                "mean": 7.0,
+                "iqm": 5.0,
+                "iqm_ci": [4.0, 6.0],
+                **grid_point,
+            }
+        ],
     }
 
 

@@ -857,6 +857,7 @@ def test_a_gymnax_setting_its_step_never_reads_is_refused(name, overrides):
     env, params = gymnax.make(name)
     changed = params.replace(**overrides)
 
+    @jax.jit  # one compile for both params (the same structure)
     def rollout(env_params):
         def step(carry, key):
             state, obs = carry

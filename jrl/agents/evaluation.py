@@ -12,7 +12,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jrl.envs.textbook import NO_TIME_LIMIT
 from jrl.seeds import check_seed
 
 
@@ -175,6 +174,8 @@ def check_eval_cut(config, env_params) -> None:
     ``jrl.envs.textbook.NO_TIME_LIMIT`` (the textbook grids' default), where a greedy
     policy that never reaches the goal plays 10**6 steps in every evaluation episode.
     (A run directory made before this rule resumes and evaluates as it was made.)"""
+    from jrl.envs.textbook import NO_TIME_LIMIT  # (jrl.envs imports gymnax: not at import)
+
     if not getattr(config, "eval_every", 0) or config.eval_max_steps:
         return
     steps = eval_max_steps(config, env_params)

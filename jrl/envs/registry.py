@@ -96,12 +96,17 @@ def make_recorded(name: str, overrides: dict) -> tuple[Any, Any]:
     """:func:`make` for a run directory's recorded environment: what it was trained on,
     made again without the refusals a new run gets (:func:`check_new_env`: a run made
     before jrl refused its setting still resumes, evaluates and renders), which are said
-    on stderr instead."""
+    on stderr instead, once per process."""
     try:
         check_new_env(name, overrides)
     except ValueError as error:
-        print(f"jrl: note: {error}", file=sys.stderr)
+        if str(error) not in _NOTED:
+            _NOTED.add(str(error))
+            print(f"jrl: note: {error}", file=sys.stderr)
     return _make(name, overrides)
+
+
+_NOTED: set[str] = set()  # what make_recorded has said in this process
 
 
 def check_new_env(name: str, overrides: dict) -> None:
