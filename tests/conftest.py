@@ -1,6 +1,12 @@
 """Shared test set-up."""
 
+import os
+import shutil
 import signal
+import sys
+import tempfile
+
+import pytest
 
 # A test suite started as a background job (`bash .ci/run &`, nohup) begins with SIGINT
 # ignored, and so would every `jrl train` it starts: jrl leaves an ignored SIGINT
@@ -9,3 +15,68 @@ import signal
 # default in a child, where Python installs its own handler; an ignored one stays so).
 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# One compile of a program serves every test and `jrl` process of the session that
+# builds it again (the same small run in several files, `jrl eval` after `jrl train`, a
+# killed run's resume): JAX's persistent compilation cache, in a directory this process
+# makes before xdist starts its workers (they and every process a test starts inherit
+# the environment) and removes at the end. A size limit makes JAX lock the directory
+# while it reads or writes an entry. Programs with host callbacks (progress) are not
+# cached. A test about compiling itself takes the `no_compilation_cache` fixture.
+CACHE_DIR_VARIABLE = "JAX_COMPILATION_CACHE_DIR"
+_MADE_CACHE_DIR = None
+if CACHE_DIR_VARIABLE not in os.environ:
+    _MADE_CACHE_DIR = tempfile.mkdtemp(prefix="jrl-tests-jax-cache-")
+    os.environ[CACHE_DIR_VARIABLE] = _MADE_CACHE_DIR
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
+    if "jax" in sys.modules:  # imported before this file (by a plugin): it read them
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", _MADE_CACHE_DIR)
+        for name, kind in [("jax_persistent_cache_min_compile_time_secs", float),
+                           ("jax_compilation_cache_max_size", int)]:  # fmt: skip
+            jax.config.update(name, kind(os.environ[name.upper()]))
+
+
+def pytest_unconfigure(config):
+    if _MADE_CACHE_DIR is not None:  # only the process that made it (xdist's controller)
+        shutil.rmtree(_MADE_CACHE_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def no_compilation_cache(monkeypatch):
+    """This test's programs are compiled, here and in the processes it starts, not read
+    from the session's persistent compilation cache."""
+    import jax
+    from jax._src import compilation_cache  # whether the cache is used is decided once
+
+    monkeypatch.delenv(CACHE_DIR_VARIABLE, raising=False)
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_enable_compilation_cache", True)
+    compilation_cache.reset_cache()
+
+
+@pytest.fixture
+def compilations():
+    """A list that receives one entry per program XLA built while the test runs:
+    compiled, or read from the persistent compilation cache."""
+    import jax
+
+    events = []
+
+    def built(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            events.append(duration)
+
+    def read(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_hits":
+            events.append(0.0)
+
+    jax.monitoring.register_event_duration_secs_listener(built)
+    jax.monitoring.register_event_listener(read)
+    yield events
+    jax.monitoring.unregister_event_duration_listener(built)
+    jax.monitoring.unregister_event_listener(read)

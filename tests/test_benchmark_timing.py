@@ -144,14 +144,27 @@ def test_compare_paired_reports_a_failed_child(tmp_path, monkeypatch):
         baseline.compare(str(script), "fake", [1], 2048, repeats=2, budget_s=1e9)
 
 
-def test_ppo_benchmark_paced_child_reports_each_timed_call(monkeypatch):
+def test_ppo_benchmark_paced_child_reports_each_timed_call(monkeypatch, tmp_path):
+    """Also: its compile time is a compile where JAX's persistent compilation cache is
+    set (clusters, this suite), not a read of what an earlier run compiled."""
     monkeypatch.delenv("PUREJAXRL_DIR", raising=False)
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     baseline = load("purejaxrl_baseline")
     script = str(BENCHMARKS / "ppo_cartpole.py")
     report = baseline.compare(script, "ppo_cartpole", [1], 2048, repeats=2, budget_s=1000)
     row = report["seeds_1"]["jrl"]
     assert len(row["run_s_all"]) == 2
     assert row["steps_per_s"] == round(2048 / row["run_s"])
+    assert not any((tmp_path / "cache").glob("*-cache*")), "the benchmark used the cache"
+
+
+def test_every_benchmark_turns_the_persistent_compilation_cache_off():
+    makefile = (BENCHMARKS.parents[1] / "Makefile").read_text()
+    (line,) = [row for row in makefile.splitlines() if row.startswith("BENCHMARKS =")]
+    for name in line.split("=", 1)[1].split():
+        main = (BENCHMARKS / f"{name}.py").read_text().split('if __name__ == "__main__":')[-1]
+        assert 'jax.config.update("jax_enable_compilation_cache", False)' in main, name
 
 
 def run_benchmark(script: str, *args: str) -> subprocess.CompletedProcess:

@@ -443,7 +443,7 @@ def test_same_key_gives_bit_identical_results(small):
 
 
 @pytest.mark.timeout(300)
-def test_same_key_gives_bit_identical_results_from_two_compilations(small):
+def test_same_key_gives_bit_identical_results_from_two_compilations(small, no_compilation_cache):
     """Built and compiled again, as another process would: anything drawn while tracing
     (Python's or NumPy's randomness, a dict's order) would tell the runs apart."""
     _, _, keys, state, metrics = small

@@ -236,7 +236,7 @@ print(json.dumps({"released": released, "before": before, "after": resident_mb()
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, glibc")
-def test_release_unused_memory_gives_back_what_compiling_freed():
+def test_release_unused_memory_gives_back_what_compiling_freed(no_compilation_cache):
     """A fresh process that has compiled a small PPO run holds ~240 MB of freed compiler
     memory that glibc keeps; release_unused_memory hands it back."""
     done = subprocess.run(

@@ -625,7 +625,7 @@ def test_same_key_gives_bit_identical_results(cartpole):
 
 
 @pytest.mark.timeout(300)
-def test_same_key_gives_bit_identical_results_from_two_compilations():
+def test_same_key_gives_bit_identical_results_from_two_compilations(no_compilation_cache):
     """Built and compiled twice, as two processes would: anything drawn while tracing
     (Python's or NumPy's randomness, a dict's order) would tell the runs apart."""
     env, params = make("CartPole-v1", max_steps_in_episode=20)

@@ -432,7 +432,7 @@ def test_a_sweep_of_a_train_that_cannot_be_hashed_runs_and_keeps_nothing(monkeyp
 
 
 def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_once(
-    cliff, monkeypatch
+    cliff, monkeypatch, compilations
 ):
     """A notebook looping over seed batches or grid values: run_sweep compiled its
     program again at every call (its function is a new closure each time)."""
@@ -442,30 +442,20 @@ def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_o
     monkeypatch.setattr(sweep, "_COMPILED", Recent(keep=8))  # what other tests kept does not count
     env, params = cliff
     train = make_train(TabularConfig(algorithm="sarsa", num_episodes=20), env, params)
-    compiles = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiles.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        first = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
-        _, before = run_sweep(train, jax.random.key(1), first, 2)
-        assert compiles
-        compiles.clear()
-        other = stack_grid([TabularHParams(alpha=0.1), TabularHParams(alpha=0.3)])
-        _, again = run_sweep(train, jax.random.key(2), other, 2)
-        assert not compiles
-        _, alone = run_sweep(train, jax.random.key(2), stack_grid([TabularHParams(alpha=0.3)]), 2)
-        assert compiles  # another number of grid points: another program
-        # JAX settings a trace reads make another program (small eager ops compile
-        # anyway under a new setting: count the programs kept instead).
-        assert len(sweep._COMPILED) == 2
-        with jax.default_matmul_precision("highest"):
-            run_sweep(train, jax.random.key(2), other, 2)
-        assert len(sweep._COMPILED) == 3
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
+    first = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
+    _, before = run_sweep(train, jax.random.key(1), first, 2)
+    assert compilations
+    compilations.clear()
+    other = stack_grid([TabularHParams(alpha=0.1), TabularHParams(alpha=0.3)])
+    _, again = run_sweep(train, jax.random.key(2), other, 2)
+    assert not compilations
+    _, alone = run_sweep(train, jax.random.key(2), stack_grid([TabularHParams(alpha=0.3)]), 2)
+    assert compilations  # another number of grid points: another program
+    # JAX settings a trace reads make another program (small eager ops compile
+    # anyway under a new setting: count the programs kept instead).
+    assert len(sweep._COMPILED) == 2
+    with jax.default_matmul_precision("highest"):
+        run_sweep(train, jax.random.key(2), other, 2)
+    assert len(sweep._COMPILED) == 3
     np.testing.assert_array_equal(again.episode_returns[1], alone.episode_returns[0])
     assert not np.array_equal(again.episode_returns, before.episode_returns)

@@ -224,7 +224,9 @@ except RuntimeError as error:
 """
 
 
-def test_a_run_that_ends_while_its_last_chunk_compiles_exits_cleanly(tmp_path):
+def test_a_run_that_ends_while_its_last_chunk_compiles_exits_cleanly(
+    tmp_path, no_compilation_cache
+):
     """The last chunk's compile runs in a thread: a process that ended with XLA
     compiling there aborted (status 134, "terminate called ..."); train waits for it."""
     done = subprocess.run(
@@ -1109,20 +1111,6 @@ def test_restore_reads_a_state_or_only_its_shapes(tmp_path):
 
 def _plain(leaf):
     return np.asarray(jax.random.key_data(leaf) if checkpoint._is_key(leaf) else leaf)
-
-
-@pytest.fixture
-def compilations():
-    """A list that receives one entry per XLA compilation while the test runs."""
-    events = []
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            events.append(duration)
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    yield events
-    jax.monitoring.unregister_event_duration_listener(listener)
 
 
 @pytest.mark.parametrize(
