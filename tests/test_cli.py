@@ -28,6 +28,20 @@ def jrl(*args, cwd=None, env=None):
     )
 
 
+def refused(capsys, *args) -> str:
+    """The stderr of `jrl ARGS` run in this process, which must refuse it (exit status
+    2, tyro's parse errors included). For refusals made before any work: a subprocess
+    spends its seconds importing JAX and gymnax."""
+    capsys.readouterr()
+    try:
+        status = cli.main(list(map(str, args)))
+    except SystemExit as stop:  # tyro ends a parse error so
+        status = stop.code
+    said = capsys.readouterr().err
+    assert status == 2, said
+    return said
+
+
 def test_envs_lists_ours_and_gymnax():
     done = jrl("envs")
     assert done.returncode == 0, done.stderr
@@ -96,7 +110,7 @@ def test_help_documents_every_field():
         assert flag in done.stdout, flag
 
 
-def test_train_eval_render_plot_a_cat(tmp_path):
+def test_train_eval_render_plot_a_cat(tmp_path, capsys):
     run = tmp_path / "cat"
     done = jrl(
         "train",
@@ -166,8 +180,8 @@ def test_train_eval_render_plot_a_cat(tmp_path):
         (("eval", run, "--seed", str(2**32 + 5)), "--seed must be an int in [0, 2**32)"),
         (("render", run, "--seed", "-1"), "--seed must be an int in [0, 2**32), got -1"),
     ]:
-        done = jrl(*args)
-        assert done.returncode == 2 and message in done.stderr, done.stderr
+        said = refused(capsys, *args)
+        assert message in said, said
     assert json.loads((run / "eval.json").read_text()) == sampled  # left as it was
     # A checkpoint taken as the run was interrupted (the record keeps the status).
     (run / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
@@ -179,7 +193,7 @@ def test_train_eval_render_plot_a_cat(tmp_path):
     assert f"{run} is interrupted: evaluated its checkpoint after" in done.stderr
 
 
-def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
+def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path, capsys):
     done = jrl(
         "sweep",
         "tabular",
@@ -196,9 +210,10 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
     assert done.returncode == 0, done.stderr
     grid = json.loads((tmp_path / "s" / "summary.json").read_text())["grid"]
     assert [point["hparams"] for point in grid] == [{"alpha": 0.1}, {"alpha": 0.5}]
-    done = jrl("sweep", "tabular", "--out", tmp_path / "t", "--grid", "num_episodes=10,20")
-    assert done.returncode == 2
-    assert "num_episodes: not a sweepable hyperparameter (a static setting" in done.stderr
+    said = refused(
+        capsys, "sweep", "tabular", "--out", tmp_path / "t", "--grid", "num_episodes=10,20"
+    )
+    assert "num_episodes: not a sweepable hyperparameter (a static setting" in said
 
     # A random episode of a run is played on the run's environment, not --env's default.
     done = jrl("render", tmp_path / "s", "--random", "--out", tmp_path / "s.gif")
@@ -245,7 +260,7 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path):
         plot_runs([tmp_path / "again" / "s"], tmp_path / "inf.png")
 
 
-def test_config_file_then_flags_and_clear_errors(tmp_path):
+def test_config_file_then_flags_and_clear_errors(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -276,31 +291,33 @@ def test_config_file_then_flags_and_clear_errors(tmp_path):
     assert saved["num_seeds"] == 2 and saved["config"]["num_episodes"] == 15
 
     config.write_text(yaml.safe_dump({"config": {"num_episodes": "many"}}))
-    done = jrl("train", "tabular", "--config-file", config, "--out", tmp_path / "bad")
-    assert done.returncode == 2 and "config.num_episodes must be an int" in done.stderr
-    done = jrl("train", "ppo", "--config.num-minibatches", "3", "--out", tmp_path / "bad")
-    assert done.returncode != 0 and "num_minibatches=3 must divide" in done.stderr
+    said = refused(capsys, "train", "tabular", "--config-file", config, "--out", tmp_path / "bad")
+    assert "config.num_episodes must be an int" in said
+    said = refused(
+        capsys, "train", "ppo", "--config.num-minibatches", "3", "--out", tmp_path / "bad"
+    )
+    assert "num_minibatches=3 must divide" in said
     assert not (tmp_path / "bad").exists()
-    done = jrl("train", "tabular", "--out", tmp_path / "r")
-    assert done.returncode == 2 and "already holds a run" in done.stderr
-    done = jrl("train", "ppo", "--resume", tmp_path / "r")
-    assert done.returncode == 2 and "is a 'tabular' run, not 'ppo'" in done.stderr
-    done = jrl("plot")
-    assert done.returncode == 2 and "needs at least one run directory" in done.stderr
-    done = jrl("train", "tabular", "--grid", "alpha=0.1,0.2", "--out", tmp_path / "g")
-    assert done.returncode == 2 and "--grid makes a sweep: jrl sweep tabular" in done.stderr
+    assert "already holds a run" in refused(capsys, "train", "tabular", "--out", tmp_path / "r")
+    said = refused(capsys, "train", "ppo", "--resume", tmp_path / "r")
+    assert "is a 'tabular' run, not 'ppo'" in said
+    assert "needs at least one run directory" in refused(capsys, "plot")
+    said = refused(capsys, "train", "tabular", "--grid", "alpha=0.1,0.2", "--out", tmp_path / "g")
+    assert "--grid makes a sweep: jrl sweep tabular" in said
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "todo.txt").write_text("mine")
     for out, message in [(config, "is a file"), (tmp_path / "notes", "holds other files")]:
-        done = jrl("train", "tabular", "--out", out)
-        assert done.returncode == 2 and message in done.stderr, done.stderr
+        said = refused(capsys, "train", "tabular", "--out", out)
+        assert message in said, said
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
     # An --out that cannot be made (under a file) is an error before anything compiles.
     done = jrl("train", "ppo", "--out", config / "run", env={"JAX_LOG_COMPILES": "1"})
     assert done.returncode == 2 and "Not a directory" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and "compilation of jit(init)" not in done.stderr
-    done = jrl("train", "tabular", "--env-overrides", "layout", "99", "--out", tmp_path / "l")
-    assert done.returncode == 2 and "a layout is an ASCII map (a string), got 99" in done.stderr
+    said = refused(
+        capsys, "train", "tabular", "--env-overrides", "layout", "99", "--out", tmp_path / "l"
+    )
+    assert "a layout is an ASCII map (a string), got 99" in said
     assert not (tmp_path / "l").exists()
 
 
