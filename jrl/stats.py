@@ -122,6 +122,10 @@ NO_INTERVAL = (
 )
 
 
+def _no_interval_label(runs: int) -> str:
+    return f"{'one run' if runs == 1 else f'{runs} runs'}: no interval"
+
+
 def _too_few_runs(shape: tuple) -> bool:
     """Whether scores of ``shape`` [runs, tasks, ...] give no interval (see
     :func:`_interval_estimates`)."""
@@ -340,8 +344,7 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
     rows = []
     for algorithm, point in stats.point.items():
         low, high = stats.interval[algorithm]
-        runs = stats.num_runs[algorithm]
-        no_interval = f"[{'one run' if runs == 1 else f'{runs} runs'}: no interval]"
+        no_interval = f"[{_no_interval_label(stats.num_runs[algorithm])}]"
         cells = [f"{p:.{digits}g} " + (f"[{lo:.{digits}g}, {hi:.{digits}g}]"
                                         if np.isfinite(lo) else no_interval)
                  for p, lo, hi in zip(point, low, high, strict=True)]  # fmt: skip
@@ -412,10 +415,19 @@ def _legend(ax, colors: dict) -> None:
 
 
 def plot_aggregates(stats: AggregateStats, path: str | Path, xlabel: str = "Score") -> Path:
-    """One panel per aggregate, a bar per algorithm spanning its interval (PNG)."""
+    """One panel per aggregate, a bar per algorithm spanning its interval (PNG); an
+    algorithm without one (too few runs: :data:`NO_INTERVAL`) is named so, its point
+    drawn alone (a bare tick read as an interval of no width)."""
     import matplotlib.pyplot as plt
 
-    algorithms = list(stats.point)
+    named = {
+        algorithm: algorithm
+        if np.isfinite(stats.interval[algorithm]).all()
+        else f"{algorithm} ({_no_interval_label(stats.num_runs[algorithm])})"
+        for algorithm in stats.point
+    }
+    colors = {named[algorithm]: color for algorithm, color in _colors(list(named)).items()}
+    algorithms = list(named.values())
     row_height = max(0.37, 1.6 / len(algorithms))
     before = set(plt.get_fignums())
     # rliable makes this figure with pyplot: not shown while it is drawn (an interactive
@@ -423,11 +435,11 @@ def plot_aggregates(stats: AggregateStats, path: str | Path, xlabel: str = "Scor
     try:
         with plt.ioff():
             fig, _ = _plot_utils().plot_interval_estimates(
-                stats.point,
-                stats.interval,
+                {named[algorithm]: point for algorithm, point in stats.point.items()},
+                {named[algorithm]: bounds for algorithm, bounds in stats.interval.items()},
                 metric_names=list(stats.metrics),
                 algorithms=algorithms,
-                colors=_colors(algorithms),
+                colors=colors,
                 row_height=row_height,
                 # Below the tick labels, whatever the figure's height (in figure fractions).
                 xlabel_y_coordinate=0.11 - 0.65 / (row_height * len(algorithms)),

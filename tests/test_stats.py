@@ -290,3 +290,18 @@ def test_a_report_of_many_algorithms_gives_each_its_colour_and_its_legend_room(
     renderer = FigureCanvasAgg(fig).get_renderer()
     box, inside = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
     assert box.x0 >= inside.x1  # beside the axes, not over the curves
+
+
+def test_the_aggregates_figure_names_an_algorithm_without_an_interval(tmp_path, monkeypatch):
+    """Three runs of one task give no interval: rliable's figure drew that algorithm's
+    point as a bare tick, read as an interval of no width (a certain result)."""
+    figures = []
+    save = stats._save_figure
+    monkeypatch.setattr(stats, "_save_figure", lambda fig, p: figures.append(fig) or save(fig, p))
+    scores = {"ppo": np.array([[1.0], [2.0], [3.0]]), "dqn": np.arange(8.0).reshape(8, 1)}
+    aggregates = stats.aggregate(scores, reps=50)
+    stats.plot_aggregates(aggregates, tmp_path / "aggregates.png")
+    (fig,) = figures
+    labels = {text.get_text() for text in fig.axes[0].get_yticklabels()}
+    assert labels == {"ppo (3 runs: no interval)", "dqn"}
+    assert "[3 runs: no interval]" in stats.format_table(aggregates)
