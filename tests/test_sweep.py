@@ -459,3 +459,17 @@ def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_o
     assert len(sweep._COMPILED) == 3
     np.testing.assert_array_equal(again.episode_returns[1], alone.episode_returns[0])
     assert not np.array_equal(again.episode_returns, before.episode_returns)
+
+
+def test_a_seed_draws_the_same_key_whatever_the_number_of_seeds(cliff):
+    """Seed i of a sweep is seed i of a larger one: a tabular sweep run again with more
+    seeds keeps the runs it had, bit for bit (jax.random.split gives the same first keys
+    for any count under jax_threefry_partitionable, JAX's default). The deep agents get
+    the same keys; their numbers match to float rounding (README: Same seed, same numbers)."""
+    env, params = cliff
+    train = make_train(TabularConfig(algorithm="q_learning", num_episodes=30), env, params)
+    grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
+    _, three = run_sweep(train, jax.random.key(4), grid, 3)
+    _, five = run_sweep(train, jax.random.key(4), grid, 5)
+    np.testing.assert_array_equal(five.episode_returns[:, :3], three.episode_returns)
+    assert not np.array_equal(five.episode_returns[:, 3], five.episode_returns[:, 0])
