@@ -1017,3 +1017,15 @@ def test_an_unknown_sink_is_refused_before_the_run_directory_is_made(capsys, tmp
     assert cli.main([*argv, "--sinks", "tensorbord", "--no-progress"]) == 2
     assert "unknown sink 'tensorbord'" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_row_without_a_return_keeps_the_last_one_logged():
+    """final_episode_return (and final_eval_return) is the last logged value of a seed:
+    a later row in which no episode ended (null) leaves it as it was."""
+    from jrl.training import RunSpec, Summary
+
+    spec = RunSpec(agent="tabular", env="CliffWalking-v0", num_seeds=1)
+    row = {"grid_point": 0, "seed": 0, "update": 0, "timesteps": 5, "episode_return": -7.0}
+    summary = Summary(spec, [row, {**row, "update": 1, "timesteps": 9, "episode_return": None}])
+    (point,) = summary.grid()
+    assert point["final_episode_return"] == [-7.0]

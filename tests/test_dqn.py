@@ -586,6 +586,8 @@ def test_vmapped_seeds_get_distinct_params_and_data(cartpole):
         kernel, initial.target_params["params"]["torso"]["Dense_0"]["kernel"]
     )
     first_obs = np.asarray(initial.obs)
+    for envs_first_obs in first_obs:  # each env of a seed starts from a reset of its own
+        assert len(np.unique(envs_first_obs, axis=0)) == len(envs_first_obs) > 1
     loop_keys = np.asarray(jax.random.key_data(initial.key))  # acting's and sampling's keys
     for i in range(NUM_SEEDS):
         for j in range(i):

@@ -6,6 +6,7 @@ runs a vmapped path has a timeout: the jaxlib 0.10-0.11 CPU deadlock (REFERENCE.
 is a silent hang, not an error.
 """
 
+import dataclasses
 import functools
 import re
 
@@ -235,7 +236,8 @@ def _update_by_hand(agent, env_name, config, hp, state, clip_value, ratio_bounds
         return actor + hp.vf_coef * critic - hp.ent_coef * entropy.mean(), seen
 
     steps_per_update = config.update_epochs * config.num_minibatches
-    lr = lambda count: hp.lr * (1 - (count // steps_per_update) / config.num_updates)  # noqa: E731
+    annealed = lambda count: hp.lr * (1 - (count // steps_per_update) / config.num_updates)  # noqa: E731
+    lr = annealed if config.anneal_lr else hp.lr
     optimizer = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(lr, eps=1e-5))
     params, opt_state = state.params, state.opt_state
     bound, clip_fractions, kls = [], [], []
@@ -255,14 +257,18 @@ def _largest_difference(a, b) -> float:
     return max(float(jnp.abs(x - y).max()) for x, y in pairs)
 
 
-@pytest.mark.parametrize("env_name", ["CartPole-v1", "Pendulum-v1"])
-def test_an_update_equals_ppo_written_out_by_hand(env_name):
-    """The second update of a run (the rate already annealed once), with time-outs
-    inside the rollout and rewards scaled: jrl's parameters are those of PPO written out
-    with hand-made distributions, and its clip fraction and approx KL their means over
-    the minibatch steps — and its parameters not those of the value clip taken the other
-    way (min instead of max of the two errors), nor of the ratio clipped 0.05 wider at
-    either end: both clips bind here."""
+@pytest.mark.parametrize(
+    ("env_name", "clip_value_loss", "anneal_lr"),
+    [("CartPole-v1", True, True), ("Pendulum-v1", False, False)],
+)
+def test_an_update_equals_ppo_written_out_by_hand(env_name, clip_value_loss, anneal_lr):
+    """The second update of a run, with time-outs inside the rollout and rewards scaled:
+    jrl's parameters are those of PPO written out with hand-made distributions, and its
+    clip fraction and approx KL their means over the minibatch steps — and not those of
+    the other setting of clip_value_loss or of anneal_lr (CartPole: both on, the rate
+    annealed once already; Pendulum: both off). On CartPole also not those of the value
+    clip taken the other way (min instead of max of the two errors), nor of the ratio
+    clipped 0.05 wider at either end: every clip binds there."""
     env, env_params = make(env_name, max_steps_in_episode=5)
     config = PPOConfig(
         num_envs=3,
@@ -271,6 +277,8 @@ def test_an_update_equals_ppo_written_out_by_hand(env_name):
         num_minibatches=2,
         update_epochs=3,
         hidden_sizes=(16,),
+        clip_value_loss=clip_value_loss,
+        anneal_lr=anneal_lr,
     )
     # A rate at which the ratio leaves [1 - clip_eps, 1 + clip_eps] within the update
     # (clip fraction about 0.4 on both tasks; at 3e-2 it stayed 0 on CartPole).
@@ -279,21 +287,32 @@ def test_an_update_equals_ppo_written_out_by_hand(env_name):
     update = jax.jit(agent.update)
     state, _ = update(agent.init(jax.random.key(0), hp), hp)
     after, metrics = update(state, hp)
-    params, clip_bound, (clip_fraction, approx_kl) = _update_by_hand(
-        agent, env_name, config, hp, state, jnp.maximum
-    )
+    unclipped = lambda plain, clipped: plain  # noqa: E731
+    value_error = jnp.maximum if clip_value_loss else unclipped
+    by_hand = functools.partial(_update_by_hand, agent, env_name)
+    params, clip_bound, (clip_fraction, approx_kl) = by_hand(config, hp, state, value_error)
     assert clip_bound
     assert _largest_difference(after.params, params) < 1e-5
     assert _largest_difference(after.params, state.params) > 1e-3
     assert 0.0 < clip_fraction < 1.0 and approx_kl > 0.0
     np.testing.assert_allclose(float(metrics.clip_fraction), clip_fraction, atol=1e-6)
     np.testing.assert_allclose(float(metrics.approx_kl), approx_kl, rtol=1e-5, atol=1e-7)
-    other_clip, _, _ = _update_by_hand(agent, env_name, config, hp, state, jnp.minimum)
-    assert _largest_difference(after.params, other_clip) > 1e-4
     eps = hp.clip_eps
-    for wider in [(1 - eps, 1 + eps + 0.05), (1 - eps - 0.05, 1 + eps)]:
-        other_ratio, _, _ = _update_by_hand(agent, env_name, config, hp, state, jnp.maximum, wider)
-        assert _largest_difference(after.params, other_ratio) > 1e-4, wider
+    others = {
+        "value clip": by_hand(config, hp, state, unclipped if clip_value_loss else jnp.maximum),
+        "anneal_lr": by_hand(
+            dataclasses.replace(config, anneal_lr=not anneal_lr), hp, state, value_error
+        ),
+    }
+    if clip_value_loss:
+        others["value clip the other way"] = by_hand(config, hp, state, jnp.minimum)
+        for end, bounds in [
+            ("above", (1 - eps, 1 + eps + 0.05)),
+            ("below", (1 - eps - 0.05, 1 + eps)),
+        ]:
+            others[f"ratio clip wider {end}"] = by_hand(config, hp, state, value_error, bounds)
+    for name, (other, _, _) in others.items():
+        assert _largest_difference(after.params, other) > 1e-4, name
 
 
 # ------------------------------------------------------------------ configuration
@@ -644,6 +663,8 @@ def test_vmapped_seeds_get_distinct_params_and_data(cartpole):
     initial = jax.jit(jax.vmap(ppo.init, in_axes=(0, None)))(keys, PPOHParams())
     kernel = np.asarray(initial.params["params"]["actor_torso"]["Dense_0"]["kernel"])
     first_obs = np.asarray(initial.obs)
+    for envs_first_obs in first_obs:  # each env of a seed starts from a reset of its own
+        assert len(np.unique(envs_first_obs, axis=0)) == len(envs_first_obs) > 1
     loop_keys = np.asarray(jax.random.key_data(initial.key))  # rollouts' and shuffles' keys
     for i in range(NUM_SEEDS):
         for j in range(i):

@@ -473,3 +473,12 @@ def test_a_seed_draws_the_same_key_whatever_the_number_of_seeds(cliff):
     _, five = run_sweep(train, jax.random.key(4), grid, 5)
     np.testing.assert_array_equal(five.episode_returns[:, :3], three.episode_returns)
     assert not np.array_equal(five.episode_returns[:, 3], five.episode_returns[:, 0])
+
+
+def test_a_product_grid_given_in_descending_order_keeps_its_order():
+    """to_dataset reads a product grid's axes in the order product_grid was given them
+    (not sorted): each value selects its own results."""
+    grid = product_grid(TabularHParams(), alpha=[0.5, 0.1])
+    ds = to_dataset({"r": np.arange(4.0).reshape(2, 2)}, grid, axes=("alpha",))
+    assert ds.r.sel(alpha=0.5).values.tolist() == [0.0, 1.0]
+    assert ds.r.sel(alpha=0.1).values.tolist() == [2.0, 3.0]

@@ -474,3 +474,20 @@ def test_boltzmann_uses_the_temperature_hyperparameter():
     e = np.e
     expected = [1 / (1 + e), e / (1 + e)]
     np.testing.assert_allclose(probs(jnp.array([0.0, 1.0]), 0), expected, rtol=1e-6)
+
+
+def test_the_policy_goes_from_the_start_to_the_end_value_of_its_schedule():
+    """make_policy hands each exploration its own hyperparameters: epsilon from epsilon
+    to epsilon_end, the temperature from temperature to temperature_end."""
+    from jrl.agents.tabular import make_policy
+
+    q = jnp.array([0.0, 1.0])
+    hparams = TabularHParams(
+        epsilon=1.0, epsilon_end=0.2, temperature=1.0, temperature_end=0.5, decay_steps=10.0
+    )
+    _, probs = make_policy(TabularConfig(schedule="linear"), hparams)
+    np.testing.assert_allclose(probs(q, 5), [0.3, 0.7], rtol=1e-6)  # epsilon 0.6
+    np.testing.assert_allclose(probs(q, 10), [0.1, 0.9], rtol=1e-6)  # epsilon 0.2
+    config = TabularConfig(exploration="boltzmann", schedule="linear")
+    _, probs = make_policy(config, hparams)
+    np.testing.assert_allclose(probs(q, 10), jax.nn.softmax(q / 0.5), rtol=1e-6)

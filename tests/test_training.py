@@ -1419,12 +1419,19 @@ def test_a_resume_forgets_what_summary_json_said_of_updates_past_its_checkpoint(
     run_dir = tmp_path / "run"
     assert train(SPECS["tabular"], run_dir, max_chunks=2, progress=False)["updates_done"] == 20
     ahead = json.loads((run_dir / "summary.json").read_text())
-    ahead["diverged"] = [{"grid_point": 0, "seed": 1, "by_update": 30}]
-    ahead["infinite"] = [{"grid_point": 1, "seed": 0, "metric": "td_error", "update": 25}]
+    # Updates 0-19 are checkpointed: diverged by the 21st, infinite in update 20 (index).
+    ahead["diverged"] = [
+        {"grid_point": 0, "seed": s, "by_update": u} for s, u in [(0, 21), (1, 30)]
+    ]
+    ahead["infinite"] = [
+        {"grid_point": 1, "seed": s, "metric": "td_error", "update": u}
+        for s, u in [(0, 20), (1, 25)]
+    ]
     (run_dir / "summary.json").write_text(json.dumps(ahead))
     summary = train(SPECS["tabular"], run_dir, resume=True, progress=False)
     assert summary["status"] == "complete"
     assert summary["diverged"] == [] and summary["infinite"] == []
+    assert summary["checkpointed_updates"] == summary["updates_done"] > 20  # not the resume's
     assert all("diverged_seeds" not in point for point in summary["grid"])
 
 
@@ -1443,7 +1450,8 @@ def test_a_diverged_run_is_named_and_left_out(tmp_path, capsys):
         chunk_size=4,
     )
     run_dir = tmp_path / "diverged"
-    assert train(spec, run_dir, max_chunks=2, progress=False)["status"] == "stopped"
+    # Stopped at the checkpoint of the very update count by which they diverged.
+    assert train(spec, run_dir, max_chunks=1, progress=False)["status"] == "stopped"
     expected = [{"grid_point": 0, "seed": seed, "by_update": 4} for seed in (0, 1)]
     assert json.loads((run_dir / "summary.json").read_text())["diverged"] == expected
     assert "grid point 0 seed 1 diverged: its learned values hold NaN or inf by update 4" in (
