@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import sys
 import tempfile
 
 import pytest
@@ -30,13 +29,6 @@ if CACHE_DIR_VARIABLE not in os.environ:
     os.environ[CACHE_DIR_VARIABLE] = _MADE_CACHE_DIR
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
-    if "jax" in sys.modules:  # imported before this file (by a plugin): it read them
-        import jax
-
-        jax.config.update("jax_compilation_cache_dir", _MADE_CACHE_DIR)
-        for name, kind in [("jax_persistent_cache_min_compile_time_secs", float),
-                           ("jax_compilation_cache_max_size", int)]:  # fmt: skip
-            jax.config.update(name, kind(os.environ[name.upper()]))
 
 
 def pytest_unconfigure(config):
@@ -52,10 +44,11 @@ def no_compilation_cache(monkeypatch):
     from jax._src import compilation_cache  # whether the cache is used is decided once
 
     monkeypatch.delenv(CACHE_DIR_VARIABLE, raising=False)
+    enabled = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
     compilation_cache.reset_cache()
     yield
-    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_enable_compilation_cache", enabled)
     compilation_cache.reset_cache()
 
 
