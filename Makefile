@@ -48,7 +48,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The speed claims; the other scripts there are baselines they import and profiling tools.
+# The speed claims; the other scripts there are baselines and helpers they import, and profiling tools.
 BENCHMARKS = grid_throughput tabular_cliff ppo_cartpole dqn_cartpole chunk_overhead product_floor
 
 bench: $(STAMP)

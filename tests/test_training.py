@@ -3,8 +3,9 @@ clean stop, SIGKILL, SIGTERM and SIGINT), files stay readable whenever a process
 checkpoints and configs fail clearly and early.
 
 Each agent's uninterrupted run is made once (module fixture) and its compiled chunks
-are reused in this process (``jrl.training`` keeps the last few); only the killed
-processes compile again."""
+are reused in this process (``jrl.training`` keeps the last few); the killed processes
+build them again (read from the session's compilation cache, tests/conftest.py, where a
+program has no progress callback)."""
 
 import contextlib
 import dataclasses

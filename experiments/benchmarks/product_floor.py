@@ -172,9 +172,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    import jax
+    from compile_times import no_persistent_cache  # (this script's directory)
 
-    # Compile times are compiles: a persistent compilation cache (JAX_COMPILATION_CACHE_DIR,
-    # which clusters and jrl's tests set) would read a program an earlier run compiled.
-    jax.config.update("jax_enable_compilation_cache", False)
+    no_persistent_cache()
     main()
