@@ -244,11 +244,23 @@ def cpu_model() -> str:
     return platform.processor()
 
 
+def compilation_cache_dir() -> str | None:
+    """The directory of JAX's persistent compilation cache where this process uses one
+    (``JAX_COMPILATION_CACHE_DIR``; a cluster often sets it), else None: a program read
+    from it takes a fraction of its compile time."""
+    import jax
+
+    if not jax.config.jax_enable_compilation_cache:
+        return None
+    return jax.config.jax_compilation_cache_dir or None
+
+
 def provenance() -> dict:
     """What this process runs with: git state and a digest of jrl's source, package
     versions, Python, devices and
     the host's CPU, the XLA flags and jrl's compiler options (these change the numbers'
-    last bits), command line and the time."""
+    last bits), JAX's persistent compilation cache (the directory, or None: where it is
+    set, a compile time may be a disk read), command line and the time."""
     import jax
 
     from jrl.host import compiler_options
@@ -264,6 +276,7 @@ def provenance() -> dict:
         "host": platform.node(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "compiler_options": compiler_options(),
+        "compilation_cache": compilation_cache_dir(),
         "argv": list(sys.argv),
         "started": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }

@@ -4,6 +4,7 @@ import os
 import shutil
 import signal
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -22,10 +23,30 @@ if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
 # the environment) and removes at the end. A size limit makes JAX lock the directory
 # while it reads or writes an entry. Programs with host callbacks (progress) are not
 # cached. A test about compiling itself takes the `no_compilation_cache` fixture.
+# The directory's name holds the maker's process id: a session killed before its end
+# leaves its directory, which the next session removes.
 CACHE_DIR_VARIABLE = "JAX_COMPILATION_CACHE_DIR"
+CACHE_DIR_PREFIX = "jrl-tests-jax-cache-"
+
+
+def remove_abandoned_cache_dirs(parent: str) -> None:
+    """Remove the session caches under ``parent`` whose making process has ended."""
+    for path in Path(parent).glob(f"{CACHE_DIR_PREFIX}*-*"):
+        maker = path.name.removeprefix(CACHE_DIR_PREFIX).split("-", 1)[0]
+        if not maker.isdigit():
+            continue
+        try:
+            os.kill(int(maker), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 _MADE_CACHE_DIR = None
 if CACHE_DIR_VARIABLE not in os.environ:
-    _MADE_CACHE_DIR = tempfile.mkdtemp(prefix="jrl-tests-jax-cache-")
+    remove_abandoned_cache_dirs(tempfile.gettempdir())
+    _MADE_CACHE_DIR = tempfile.mkdtemp(prefix=f"{CACHE_DIR_PREFIX}{os.getpid()}-")
     os.environ[CACHE_DIR_VARIABLE] = _MADE_CACHE_DIR
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))

@@ -463,6 +463,21 @@ def test_provenance_records_the_xla_flags(monkeypatch):
     assert provenance()["xla_flags"] == "--xla_cpu_enable_fast_math=false"
 
 
+def test_provenance_records_the_compilation_cache():
+    """A compile time read from JAX's persistent cache is a disk read: meta.json and the
+    experiments' results.json say whether one was used, and where (the tests' session
+    turns one on through JAX_COMPILATION_CACHE_DIR, as a cluster may)."""
+    from jrl.run_dir import provenance
+
+    assert provenance()["compilation_cache"] == os.environ["JAX_COMPILATION_CACHE_DIR"]
+    enabled = jax.config.jax_enable_compilation_cache
+    jax.config.update("jax_enable_compilation_cache", False)
+    try:
+        assert provenance()["compilation_cache"] is None
+    finally:
+        jax.config.update("jax_enable_compilation_cache", enabled)
+
+
 def _resume_changes(tmp_path, *segments, now=None, from_update=30):
     """record_resume's report of what changed, for a run whose meta.json holds the
     start's setting and earlier resumes' (each {field: value} over this process's own
