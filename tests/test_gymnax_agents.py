@@ -1,14 +1,15 @@
 """The neural agents on gymnax environments beyond CartPole and Pendulum (which their
 learning tests cover): Acrobot-v1 with the MLP, every MinAtar game with the CNN on its
-(10, 10, C) grid. A few updates each, two vmapped seeds: the run compiles for the
-environment's observation and action shapes, its numbers are finite, learning moves
-the parameters, and the logged returns are ones the environment can give."""
+(10, 10, C) grid (PPO and DQN; REINFORCE, whose network is PPO's, on Breakout). A few
+updates each, two vmapped seeds: the run compiles for the environment's observation and
+action shapes, its numbers are finite, learning moves the parameters, and the logged
+returns are ones the environment can give."""
 
 import jax
 import numpy as np
 import pytest
 
-from jrl.agents import dqn, ppo
+from jrl.agents import dqn, ppo, reinforce
 from jrl.envs import make
 from jrl.sweep import run_sweep, stack_grid
 
@@ -67,7 +68,7 @@ def test_ppo_runs_on_gymnax_envs(env_name):
         assert np.isfinite(np.asarray(metrics.episode_return)[:, -1]).all()  # ended by now
 
 
-@pytest.mark.parametrize("env_name", ["Acrobot-v1", "Breakout-MinAtar"])
+@pytest.mark.parametrize("env_name", ["Acrobot-v1", *MINATAR])
 def test_dqn_runs_on_gymnax_envs(env_name):
     minatar = env_name in MINATAR
     config = dqn.DQNConfig(
@@ -91,3 +92,23 @@ def test_dqn_runs_on_gymnax_envs(env_name):
     loss = np.asarray(metrics.loss)[:, 1:]  # the first chunk takes no gradient step
     assert np.isfinite(loss).all()
     assert_ran_and_learned(initial, state, metrics, ("q_value",), low, high)
+
+
+@pytest.mark.parametrize("env_name", ["Acrobot-v1", "Breakout-MinAtar"])
+def test_reinforce_runs_on_gymnax_envs(env_name):
+    minatar = env_name in MINATAR
+    updates = 3 if minatar else 8  # Acrobot: 512 steps per env, past its 500-step limit
+    config = reinforce.ReinforceConfig(
+        num_envs=4,
+        num_steps=64,
+        total_timesteps=4 * 64 * updates,
+        network="cnn" if minatar else "mlp",
+        hidden_sizes=(32,) if minatar else (64, 64),
+        activation="relu" if minatar else "tanh",
+    )
+    initial, state, metrics = run(reinforce, config, reinforce.ReinforceHParams(), env_name)
+    assert np.asarray(metrics.timesteps).tolist() == [list(range(256, 256 * updates + 1, 256))] * 2
+    low, high = (-500, 0) if not minatar else (0, 1e4)
+    assert_ran_and_learned(initial, state, metrics, ("total_loss", "entropy"), low, high)
+    if env_name == "Acrobot-v1":
+        assert np.isfinite(np.asarray(metrics.episode_return)[:, -1]).all()  # ended by now
