@@ -167,6 +167,37 @@ def test_eval_max_steps_takes_the_time_limit_or_asks_for_one():
     check_eval_cut(config, make("WindyGridworld-v0", max_steps_in_episode=500)[1])
 
 
+def test_make_train_called_directly_warns_of_an_evaluation_without_a_cut():
+    """jrl train refuses it (above); the library's factories, which an older run
+    directory's resume also calls, say it: every evaluation episode of a policy that
+    never reaches the goal would play 10**6 steps."""
+    import warnings
+
+    env, no_limit = make("WindyGridworld-v0", observation="grid")
+    settings = {"num_envs": 2, "total_timesteps": 320, "network": "cnn"}
+    replay = {
+        "learning_starts": 8,
+        "buffer_size": 64,
+        "batch_size": 8,
+        "log_frequency": 80,
+        "target_update_frequency": 80,
+    }
+    configs = (
+        (ppo, ppo.PPOConfig, {**settings, "num_steps": 8}),
+        (reinforce, reinforce.ReinforceConfig, {**settings, "num_steps": 8}),
+        (dqn, dqn.DQNConfig, {**settings, **replay}),
+    )
+    for module, config, fields in configs:
+        with pytest.warns(UserWarning, match="plays 1000000 steps in every evaluation episode"):
+            module.make_train(config(**fields, eval_every=1), env, no_limit)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            module.make_train(config(**fields, eval_every=1, eval_max_steps=1000), env, no_limit)
+            module.make_train(config(**fields), env, no_limit)  # no evaluation
+            limited = make("WindyGridworld-v0", observation="grid", max_steps_in_episode=500)
+            module.make_train(config(**fields, eval_every=1), *limited)
+
+
 def test_jrl_eval_says_when_its_cut_comes_before_the_runs_evaluation_cut(capsys):
     """Its returns then differ from eval_return (Freeway-MinAtar's limit is 2500, jrl
     eval's default cut 1000); runs that never evaluated have no eval_return to differ

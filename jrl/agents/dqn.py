@@ -69,8 +69,8 @@ from jrl.agents.checks import (
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
+    check_eval_steps,
     check_step_count,
-    eval_max_steps,
     make_evaluate,
     run_episode,
     scan_run,
@@ -556,8 +556,7 @@ def make_dqn(config: DQNConfig, env, env_params) -> DQN:
     reset_envs = jax.vmap(env.reset, in_axes=(0, None))
     step_envs = jax.vmap(env.step, in_axes=(0, 0, 0, None))
     act = jax.vmap(epsilon_greedy_from_uniforms, in_axes=(0, 0, None))
-    if config.eval_every:
-        eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
+    check_eval_steps(config, env_params)
     evaluate = make_evaluate(config, env, env_params, lambda params: greedy_policy(network, params))
 
     # What run_sweep checks a grid with (train.check_hparams, below); cast checks concrete

@@ -5,6 +5,7 @@ also :func:`scan_run`, the whole-run loop whose scan index that evaluation keys 
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -186,6 +187,29 @@ def check_eval_cut(config, env_params) -> None:
             f"that never reaches the goal would play {steps} steps in every evaluation "
             "episode; set eval_max_steps (e.g. 1000) or give the environment a limit "
             "(--env-overrides max_steps_in_episode N)"
+        )
+
+
+def check_eval_steps(config, env_params) -> None:
+    """For an agent's factory, where the run evaluates (``eval_every`` > 0): fail before
+    compiling where ``eval_max_steps=0`` has no time limit to take
+    (:func:`eval_max_steps`), and warn where the limit it takes is the textbook grids'
+    ``NO_TIME_LIMIT``, which a new ``jrl train`` refuses (:func:`check_eval_cut`) but a
+    ``make_train`` called directly, or an older run directory resumed, runs: a greedy
+    policy that never reaches the goal then plays 10**6 steps in every evaluation
+    episode."""
+    from jrl.envs.textbook import NO_TIME_LIMIT  # (jrl.envs imports gymnax: not at import)
+
+    if not config.eval_every:
+        return
+    steps = eval_max_steps(config, env_params)
+    if not config.eval_max_steps and steps >= NO_TIME_LIMIT:
+        warnings.warn(
+            f"eval_max_steps=0 takes the environment's time limit, but it has none "
+            f"(max_steps_in_episode {steps}): a greedy policy that never reaches the goal "
+            f"plays {steps} steps in every evaluation episode; set eval_max_steps "
+            "(e.g. 1000) or give the environment a time limit (max_steps_in_episode)",
+            stacklevel=3,
         )
 
 

@@ -94,8 +94,8 @@ from jrl.agents.distributions import (  # noqa: F401  (re-exported: ppo's public
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
+    check_eval_steps,
     check_step_count,
-    eval_max_steps,
     make_evaluate,
     run_episode,
     scan_run,
@@ -526,8 +526,7 @@ def make_ppo(config: PPOConfig, env, env_params) -> PPO:
     network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     num_envs = config.num_envs
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
-    if config.eval_every:
-        eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
+    check_eval_steps(config, env_params)
     evaluate = make_evaluate(
         config, env, env_params, lambda params: greedy_policy(network, distribution, params)
     )

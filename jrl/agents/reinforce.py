@@ -57,7 +57,7 @@ from jrl.agents.checks import (
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
-    eval_max_steps,
+    check_eval_steps,
     make_evaluate,
     scan_run,
     with_periodic_evaluation,
@@ -232,8 +232,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
     distribution, num_actions, obs_shape = check_env(config, env, env_params)
     network = make_network(config, num_actions, distribution.continuous, len(obs_shape))
     rollout_fn = make_rollout(network, distribution, env, env_params, config.num_steps)
-    if config.eval_every:
-        eval_max_steps(config, env_params)  # no time limit to take: fail before compiling
+    check_eval_steps(config, env_params)
     evaluate = make_evaluate(
         config, env, env_params, lambda params: greedy_policy(network, distribution, params)
     )
