@@ -47,11 +47,24 @@ def assert_ran_and_learned(initial, state, metrics, losses, low, high):
     assert ((ended >= low) & (ended <= high)).all(), ended
 
 
-@pytest.mark.parametrize("env_name", ["Acrobot-v1", *MINATAR])
-def test_ppo_runs_on_gymnax_envs(env_name):
+POLICY_GRADIENT = [
+    *[(ppo, ppo.PPOConfig, ppo.PPOHParams, name) for name in ("Acrobot-v1", *MINATAR)],
+    *[
+        (reinforce, reinforce.ReinforceConfig, reinforce.ReinforceHParams, name)
+        for name in ("Acrobot-v1", "Breakout-MinAtar")
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    "module, config_class, hparams_class, env_name",
+    POLICY_GRADIENT,
+    ids=[f"{run[0].__name__.rsplit('.', 1)[1]}-{run[3]}" for run in POLICY_GRADIENT],
+)
+def test_ppo_and_reinforce_run_on_gymnax_envs(module, config_class, hparams_class, env_name):
     minatar = env_name in MINATAR
     updates = 3 if minatar else 8  # Acrobot: 512 steps per env, past its 500-step limit
-    config = ppo.PPOConfig(
+    config = config_class(
         num_envs=4,
         num_steps=64,
         total_timesteps=4 * 64 * updates,
@@ -59,7 +72,7 @@ def test_ppo_runs_on_gymnax_envs(env_name):
         hidden_sizes=(32,) if minatar else (64, 64),
         activation="relu" if minatar else "tanh",
     )
-    initial, state, metrics = run(ppo, config, ppo.PPOHParams(), env_name)
+    initial, state, metrics = run(module, config, hparams_class(), env_name)
     assert np.asarray(metrics.timesteps).tolist() == [list(range(256, 256 * updates + 1, 256))] * 2
     # Acrobot: -1 a step up to its 500-step limit; MinAtar: non-negative points.
     low, high = (-500, 0) if not minatar else (0, 1e4)
@@ -92,23 +105,3 @@ def test_dqn_runs_on_gymnax_envs(env_name):
     loss = np.asarray(metrics.loss)[:, 1:]  # the first chunk takes no gradient step
     assert np.isfinite(loss).all()
     assert_ran_and_learned(initial, state, metrics, ("q_value",), low, high)
-
-
-@pytest.mark.parametrize("env_name", ["Acrobot-v1", "Breakout-MinAtar"])
-def test_reinforce_runs_on_gymnax_envs(env_name):
-    minatar = env_name in MINATAR
-    updates = 3 if minatar else 8  # Acrobot: 512 steps per env, past its 500-step limit
-    config = reinforce.ReinforceConfig(
-        num_envs=4,
-        num_steps=64,
-        total_timesteps=4 * 64 * updates,
-        network="cnn" if minatar else "mlp",
-        hidden_sizes=(32,) if minatar else (64, 64),
-        activation="relu" if minatar else "tanh",
-    )
-    initial, state, metrics = run(reinforce, config, reinforce.ReinforceHParams(), env_name)
-    assert np.asarray(metrics.timesteps).tolist() == [list(range(256, 256 * updates + 1, 256))] * 2
-    low, high = (-500, 0) if not minatar else (0, 1e4)
-    assert_ran_and_learned(initial, state, metrics, ("total_loss", "entropy"), low, high)
-    if env_name == "Acrobot-v1":
-        assert np.isfinite(np.asarray(metrics.episode_return)[:, -1]).all()  # ended by now
