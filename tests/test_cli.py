@@ -167,6 +167,7 @@ def test_train_eval_render_plot_a_cat(tmp_path, capsys):
 
     for args, message in [
         (("eval", run, "--episodes", "0"), "--episodes must be >= 1, got 0"),
+        (("eval", run, "--max-steps", "0"), "--max-steps must be >= 1, got 0"),
         (("eval", run, "--sampled", "--epsilon", "2"), "--epsilon must be in [0, 1]"),
         (("render", run, "--fps", "0"), "--fps must be in [0.002, 50], got 0.0"),
         (("render", run, "--fps", "60"), "--fps must be in [0.002, 50], got 60.0"),
@@ -487,6 +488,18 @@ def test_repeated_multi_value_flags_add_their_values():
     assert spec.env_overrides == {"slip_prob": 0.1, "max_steps_in_episode": 50}
 
 
+def test_hparams_flags_with_an_equals_sign_set_their_value():
+    """`--hparams.alpha=0.3` is tyro's other spelling of `--hparams.alpha 0.3`: the run
+    takes it, over a config file's points and beside a grid."""
+    from jrl.cli import parse_run
+
+    argv = ["--env", "CatRoom-v0", "--hparams.alpha=0.3", "--hparams.q-init=5"]
+    _, spec = parse_run("tabular", argv)
+    assert (spec.hparams[0]["alpha"], spec.hparams[0]["q_init"]) == (0.3, 5.0)
+    _, spec = parse_run("tabular", [*argv[:3], "--grid", "q-init=0,5"], sweep=True)
+    assert [(point["alpha"], point["q_init"]) for point in spec.hparams] == [(0.3, 0), (0.3, 5)]
+
+
 def test_env_overrides_true_and_false_are_bools_in_the_run_spec():
     """`--env-overrides resample_goal_pos true` was refused ("must be true or false, got
     'true'"): tyro reads only True and False as bools. Held as the bool, the run's task
@@ -738,6 +751,9 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     assert "is inside the run directory" in capsys.readouterr().err
     with pytest.raises(ValueError, match="LOW and HIGH must be finite"):
         parse_references(["CatRoom-v0=-inf,inf"], ["CatRoom-v0"])
+    for bounds in ("5,5", "10,0"):  # a scale of no width, or upside down
+        with pytest.raises(ValueError, match="LOW must be below HIGH"):
+            parse_references([f"CatRoom-v0={bounds}"], ["CatRoom-v0"])
 
     out = tmp_path / "pooled"
     # Runs of other code are pooled, but not without a word (their numbers may differ
@@ -967,6 +983,38 @@ def test_eval_sampled_default_epsilon_and_printed_iqm(monkeypatch, capsys, tmp_p
     assert cli.main(["eval", str(tmp_path), "--sampled"]) == 0
     out = capsys.readouterr().out
     assert "IQM 5.00 (3 seeds: no interval; one needs 5 or more)" in out
+
+
+def test_eval_of_one_run_in_a_layout_or_pooled_keeps_the_plain_defaults(
+    monkeypatch, capsys, tmp_path
+):
+    """A run's own evaluation (its eval_episodes, eval_seed, cut) is greedy in layout 0:
+    --layout N plays the plain defaults; `jrl eval RUN --out DIR` pools the one run as a
+    task (RUN/eval keeps its own report), --epsilon 0 is a sampled evaluation's [0, 1]."""
+    from jrl import run_analysis, task_aggregates
+
+    calls, pooled = [], []
+    monkeypatch.setattr(
+        run_analysis, "own_evaluation", lambda run: {"episodes": 3, "seed": 5, "max_steps": 50}
+    )
+    monkeypatch.setattr(
+        run_analysis, "evaluate_run", lambda *args: calls.append(args) or fake_eval_result()
+    )
+    (run,) = unstarted_runs(tmp_path, "tabular", ("CatRoom-v0",))
+    assert cli.main(["eval", run]) == 0
+    assert cli.main(["eval", run, "--layout", "1"]) == 0
+    assert cli.main(["eval", run, "--sampled", "--epsilon", "0"]) == 0
+    assert [call[1:4] for call in calls] == [(3, 5, 50), (10, 12345, 1000), (10, 12345, 1000)]
+    assert calls[2][4:6] == (True, 0.0)
+
+    def evaluate_tasks(run_dirs, out, *args, **kwargs):
+        pooled.append((list(map(str, run_dirs)), str(out)))
+        raise ValueError("pooled")
+
+    monkeypatch.setattr(task_aggregates, "evaluate_tasks", evaluate_tasks)
+    capsys.readouterr()
+    assert cli.main(["eval", run, "--out", str(tmp_path / "pool")]) == 2
+    assert pooled == [([run], str(tmp_path / "pool"))] and len(calls) == 3
 
 
 def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):

@@ -269,3 +269,125 @@ def test_plot_of_runs_made_with_other_code_says_so(small_tabular_run, tmp_path, 
     said = capsys.readouterr().err
     assert f"jrl plot: {other} was trained with other settings than {small_tabular_run}" in said
     assert "versions: {'jax':" in said and "'0.9.0'}" in said
+
+
+def test_sampled_evaluations_in_one_process_are_kept_per_epsilon(small_tabular_run, monkeypatch):
+    """A notebook's compiled evaluations are kept per run and setting: one with another
+    epsilon is another program, not the first one's episodes again."""
+    from jrl import run_analysis
+    from jrl.recent import Recent
+
+    def returns(epsilon):
+        result, _ = run_analysis.evaluation(small_tabular_run, 3, 0, 100, True, epsilon)
+        return np.asarray(result["returns"], float)
+
+    greedy_ish, uniform = returns(0.0), returns(1.0)
+    monkeypatch.setattr(run_analysis, "_EPISODES", Recent(keep=4))  # nothing compiled yet
+    np.testing.assert_array_equal(returns(1.0), uniform)
+    assert not np.array_equal(greedy_ish, uniform)
+
+
+def test_a_pool_plays_the_policy_asked_for(two_tasks, tmp_path):
+    """`jrl eval A B --out D --sampled --epsilon E` pools sampled returns (tasks.json
+    says so), not greedy ones."""
+    from jrl.run_analysis import evaluation
+    from jrl.task_aggregates import evaluate_tasks
+
+    runs = [shutil.copytree(run, tmp_path / run.name) for run in two_tasks]
+    result = evaluate_tasks(
+        runs, tmp_path / "out", episodes=2, max_steps=100, sampled=True, epsilon=1.0,
+        normalize="none", reps=50,
+    )  # fmt: skip
+    for run in runs:
+        sampled, _ = evaluation(run, 2, 12345, 100, True, 1.0)
+        greedy, _ = evaluation(run, 2, 12345, 100)
+        scores = result["tasks"][run.name]["scores"]
+        for g, method in enumerate(("tabular q_init=0", "tabular q_init=5")):
+            np.testing.assert_allclose(scores[method], np.mean(sampled["returns"][g], axis=-1))
+        assert not np.allclose(np.mean(greedy["returns"], -1), np.mean(sampled["returns"], -1))
+
+
+def test_a_task_whose_best_run_only_ties_random_is_refused(two_tasks, tmp_path, monkeypatch):
+    """(random, best) of no width would divide by zero: refused as one no run beats."""
+    from jrl import task_aggregates
+    from jrl.run_analysis import evaluation
+
+    run = shutil.copytree(two_tasks[0], tmp_path / two_tasks[0].name)
+    result, _ = evaluation(run, 2, 12345, 100)
+    best = float(np.mean(result["returns"], axis=-1).max())
+    monkeypatch.setattr(task_aggregates, "random_policy_returns", lambda *a: np.full(2, best))
+    with pytest.raises(ValueError, match=f"no run's return .{best:g}. beats the random"):
+        task_aggregates.evaluate_tasks([run], tmp_path / "out", episodes=2, max_steps=100)
+
+
+def test_a_pool_refuses_a_run_found_diverged_that_its_summary_does_not_list(
+    two_tasks, tmp_path, monkeypatch
+):
+    """summary.json is checked first; a run whose checkpoint holds NaN is found as it is
+    evaluated (its summary written before, or by an older jrl) and refused too."""
+    from jrl import task_aggregates, training
+
+    runs = [shutil.copytree(run, tmp_path / run.name) for run in two_tasks]
+    one_diverged = np.ones((2, 3), bool)
+    one_diverged[1, 0] = False
+    monkeypatch.setattr(training, "finite_runs", lambda state: one_diverged)
+    with pytest.raises(ValueError, match=r"runs \(grid point, seed\) \[\(1, 0\)\] diverged"):
+        task_aggregates.evaluate_tasks(runs, tmp_path / "out", episodes=2, max_steps=100, reps=50)
+
+
+def test_a_task_is_named_by_its_overrides_in_any_order():
+    """config.yaml keeps the order the overrides were given in: one task either way."""
+    from jrl.task_aggregates import task_label
+    from jrl.training import RunSpec
+
+    labels = {
+        task_label(RunSpec(agent="tabular", env="CatRoom-v0", env_overrides=overrides))
+        for overrides in ({"slip_prob": 0.1, "max_steps_in_episode": 50},
+                          {"max_steps_in_episode": 50, "slip_prob": 0.1})
+    }  # fmt: skip
+    assert labels == {"CatRoom-v0 max_steps_in_episode=50 slip_prob=0.1"}
+
+
+def test_episodes_at_the_environments_own_limit_are_not_counted_as_cut(capsys):
+    from types import SimpleNamespace
+
+    from jrl.run_analysis import _episodes_cut
+
+    built = SimpleNamespace(env_params=SimpleNamespace(max_steps_in_episode=5))
+    finite, ended = np.ones((1, 2), bool), np.zeros((1, 2, 3), bool)
+    assert _episodes_cut("run", built, 5, np.full((1, 2, 3), 5), ended, finite) == 0
+    assert capsys.readouterr().err == ""
+    assert _episodes_cut("run", built, 4, np.full((1, 2, 3), 4), ended, finite) == 6
+    assert "6 of 6 episodes were still running at --max-steps 4" in capsys.readouterr().err
+
+
+def test_a_runs_own_evaluation_and_random_render_take_its_environment_overrides(
+    tmp_path, monkeypatch
+):
+    """`jrl render RUN --random` plays RUN's environment as it was trained (overrides and
+    all), and a run's own evaluation cut is its environment's time limit as overridden."""
+    import yaml
+
+    from jrl.cli import parse_run
+    from jrl.envs import render_gymnax
+    from jrl.run_analysis import own_evaluation, render_run
+
+    argv = ["--env", "CatRoom-v0", "--env-overrides", "max_steps_in_episode", "7"]
+    _, spec = parse_run("ppo", [*argv, "--config.eval-every", "1"])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+    assert own_evaluation(run)["max_steps"] == 7
+    played = []
+
+    class Played(Exception):
+        """Nothing to draw: what was played is all the test needs."""
+
+    def episode_frames(name, env, env_params, *rest):
+        played.append((name, int(env_params.max_steps_in_episode)))
+        raise Played
+
+    monkeypatch.setattr(render_gymnax, "episode_frames", episode_frames)
+    with pytest.raises(Played):
+        render_run(run, tmp_path / "x.gif", "", True, seed=0, max_steps=10)
+    assert played == [("CatRoom-v0", 7)]
