@@ -273,6 +273,9 @@ def test_write_json_is_atomic_and_takes_arrays(tmp_path):
     path = write_json(tmp_path / "r" / "results.json", {"a": np.arange(3), "b": np.float32(1.5)})
     assert json.loads(path.read_text()) == {"a": [0, 1, 2], "b": 1.5}
     assert [p.name for p in path.parent.iterdir()] == ["results.json"]
+    # Keys JSON has no form for (numpy scalars, tuples) are written as their str.
+    path = write_json(tmp_path / "keys.json", {np.float32(0.5): 1, ("a", 1): 2, 3: 4})
+    assert json.loads(path.read_text()) == {"0.5": 1, "('a', 1)": 2, "3": 4}
     # Strict JSON: NaN and infinities (a mean over no episodes) are written as null.
     path = write_json(
         tmp_path / "nan.json", {"x": float("nan"), "y": np.array([1.0, np.inf]), "z": [-np.inf]}

@@ -127,7 +127,7 @@ def test_every_chunks_sink_rows_are_flushed_before_its_checkpoint(tmp_path, monk
     assert events == ["write", "flush", "save"] * 2
 
 
-def test_latest_falls_back_to_the_newest_recorded_checkpoint(tmp_path):
+def test_latest_falls_back_to_the_newest_recorded_checkpoint(tmp_path, capsys):
     """Two checkpoints are kept: a lost latest.json must not send a resume back to
     the older one."""
     saver = checkpoint.Saver(tmp_path, keep=2)
@@ -136,6 +136,15 @@ def test_latest_falls_back_to_the_newest_recorded_checkpoint(tmp_path):
     saver.close()
     (tmp_path / "latest.json").unlink()
     assert checkpoint.latest(tmp_path)["info"]["n"] == 20
+    state, info = checkpoint.restore(tmp_path, {"w": np.zeros(3, np.float32)}, "f")
+    assert info["n"] == 20 and (state["w"] == 20).all()
+    # A latest.json that is no whole record (here without its leaves) is one lost too.
+    record = json.loads((tmp_path / "chunk_00000020.json").read_text())
+    del record["leaves"]
+    (tmp_path / "latest.json").write_text(json.dumps(record))
+    capsys.readouterr()
+    assert checkpoint.latest(tmp_path)["info"]["n"] == 20
+    assert "not a record with path, info and leaves" in capsys.readouterr().err
     state, info = checkpoint.restore(tmp_path, {"w": np.zeros(3, np.float32)}, "f")
     assert info["n"] == 20 and (state["w"] == 20).all()
 
@@ -214,20 +223,23 @@ def test_a_checkpoint_whose_files_changed_since_the_save_is_refused_by_name(tmp_
     with asyncio tracebacks around the error. Each file's size and CRC-32, recorded at
     the save, are checked first, and the error names the file and the checkpoint
     before it, whose record resumes from there."""
-    state = {"w": np.arange(50_000, dtype=np.float32), "n": np.arange(3, dtype=np.int32)}
+    # (Random numbers, so that the largest file is more than the 1 MiB the CRC reads
+    # at a time; bytes flipped in its first block.)
+    weights = np.random.default_rng(0).standard_normal(400_000).astype(np.float32)
+    state = {"w": weights, "n": np.arange(3, dtype=np.int32)}
     like = jax.tree.map(np.zeros_like, state)
-    saver = checkpoint.Saver(tmp_path, keep=2)
-    for chunk in (10, 20):
+    saver = checkpoint.Saver(tmp_path, keep=3)
+    for chunk in (10, 20, 30):
         saver.save(chunk, jax.tree.map(lambda x, c=chunk: x + c, state), {"fingerprint": "f"})
     saver.close()
-    newest = tmp_path / "chunk_00000020"
+    newest = tmp_path / "chunk_00000030"
     largest = max((p for p in newest.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
     name = largest.relative_to(newest).as_posix()
     original = largest.read_bytes()
+    assert len(original) > 1 << 20
     flipped = bytearray(original)
-    middle = len(flipped) // 2
-    flipped[middle : middle + 64] = bytes(b ^ 0xFF for b in flipped[middle : middle + 64])
-    earlier = tmp_path / "chunk_00000010.json"
+    flipped[4096 : 4096 + 64] = bytes(b ^ 0xFF for b in flipped[4096 : 4096 + 64])
+    earlier = tmp_path / "chunk_00000020.json"  # the newest before it
     capfd.readouterr()
     for damage, problem in [
         (bytes(flipped), "has changed since it was saved"),
@@ -247,12 +259,29 @@ def test_a_checkpoint_whose_files_changed_since_the_save_is_refused_by_name(tmp_
     # As the message says: that record over latest.json resumes from the earlier one.
     (tmp_path / "latest.json").write_text(earlier.read_text())
     restored, _ = checkpoint.restore(tmp_path, like, "f")
-    np.testing.assert_array_equal(restored["w"], state["w"] + 10)
+    np.testing.assert_array_equal(restored["w"], state["w"] + 20)
     # A record from before the files were recorded is read as it was.
     record = json.loads(earlier.read_text())
     del record["files"]
     (tmp_path / "latest.json").write_text(json.dumps(record))
-    np.testing.assert_array_equal(checkpoint.restore(tmp_path, like, "f")[0]["n"], [10, 11, 12])
+    np.testing.assert_array_equal(checkpoint.restore(tmp_path, like, "f")[0]["n"], [20, 21, 22])
+
+
+def test_an_atomic_write_that_fails_keeps_the_old_file_and_leaves_no_temporary(
+    tmp_path, monkeypatch
+):
+    from jrl import run_dir
+
+    path = tmp_path / "summary.json"
+    run_dir.write_text_atomic(path, "old")
+
+    def full_disk(descriptor):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(run_dir.os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left on device"):
+        run_dir.write_text_atomic(path, "new")
+    assert path.read_text() == "old" and run_dir.temporaries(path) == []
 
 
 @pytest.mark.parametrize("removed_before", ["_check_files", "_crc32"])
@@ -426,6 +455,11 @@ def test_a_jrl_inside_another_repository_records_no_commit_of_it(tmp_path, monke
     assert run_dir.source_digest() == run_dir.source_digest(original)
     (package / "agents" / "ppo.py").write_text("# changed\n", encoding="utf-8")
     assert run_dir.source_digest() != run_dir.source_digest(original)
+    # ... and a module renamed, its contents the same, another.
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / f"{name}.py").write_text("x = 1\n", encoding="utf-8")
+    assert run_dir.source_digest(tmp_path / "a") != run_dir.source_digest(tmp_path / "b")
 
 
 def test_the_commit_pip_recorded_for_a_git_install(tmp_path, monkeypatch):
@@ -513,6 +547,14 @@ def test_a_resume_names_what_may_change_its_numbers_and_only_that(tmp_path, monk
 
     versions = provenance()["versions"]
     assert _resume_changes(tmp_path, {"versions": {**versions, "optax": None}}) == []
+    assert _resume_changes(tmp_path, {"commit": None}) == []  # started outside a checkout
+    from jrl import run_dir
+
+    lacking = {**versions, "optax": None}  # (this process has no optax)
+    monkeypatch.setattr(run_dir, "package_versions", lambda: lacking)
+    assert _resume_changes(tmp_path, {"versions": versions}) == []
+    monkeypatch.undo()
+    monkeypatch.setenv("XLA_FLAGS", "--a=1 --b=2")
     (change,) = _resume_changes(tmp_path, {"versions": {**versions, "jax": "0.0.1"}})
     assert change == f"versions: {{'jax': '0.0.1'}} -> {{'jax': '{versions['jax']}'}}"
     # A resume that never reached a checkpoint ran none of the run: compared with the

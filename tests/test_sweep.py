@@ -457,6 +457,13 @@ def test_a_second_sweep_of_the_same_train_and_shapes_runs_the_program_compiled_o
     with jax.default_matmul_precision("highest"):
         run_sweep(train, jax.random.key(2), other, 2)
     assert len(sweep._COMPILED) == 3
+    # So do the other ways to run the same runs: in sequence, under other compiler options.
+    _, in_sequence = run_sweep(train, jax.random.key(2), other, 2, sequential=True)
+    assert len(sweep._COMPILED) == 4
+    monkeypatch.setattr(sweep, "compiler_options", lambda: {"xla_backend_optimization_level": 2})
+    run_sweep(train, jax.random.key(2), other, 2)
+    assert len(sweep._COMPILED) == 5
+    np.testing.assert_array_equal(in_sequence.episode_returns, again.episode_returns)
     np.testing.assert_array_equal(again.episode_returns[1], alone.episode_returns[0])
     assert not np.array_equal(again.episode_returns, before.episode_returns)
 

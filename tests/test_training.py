@@ -1108,6 +1108,10 @@ def test_restore_reads_a_state_or_only_its_shapes(tmp_path):
     wrong = {**abstract, "params": jax.ShapeDtypeStruct((2, 4), jax.numpy.float32)}
     with pytest.raises(checkpoint.CheckpointError, match=r"\['params'\]: saved \[\[2, 5\]"):
         checkpoint.restore(tmp_path, wrong, "f")
+    fewer = {name: leaf for name, leaf in abstract.items() if name != "none_yet"}
+    unexpected = r"holds a different state: unexpected \[.*none_yet"
+    with pytest.raises(checkpoint.CheckpointError, match=unexpected):
+        checkpoint.restore(tmp_path, fewer, "f")
 
 
 def _plain(leaf):
