@@ -408,6 +408,18 @@ def test_final_return_averages_the_last_5_percent_of_rows():
     returns = np.tile(np.arange(40.0), (2, 1))  # 40 rows: the last 2 count
     assert baseline.final_return(returns) == 38.5
     assert baseline.final_return(np.tile(np.arange(100.0), (3, 1))) == 97.0  # rows 95..99
+    assert baseline.final_return(np.arange(30.0)[None]) == 28.5  # 1.5 rows round to 2
+
+
+def test_each_benchmark_child_runs_on_the_devices_its_name_says(monkeypatch):
+    """jrl_one_device is ours on one device (speedup_one_device: like for like with
+    PureJaxRL's one); jrl on as many as the host gives; PureJaxRL on one."""
+    import jrl.host
+
+    baseline = load("purejaxrl_baseline")
+    monkeypatch.setattr(jrl.host, "use_cpu_cores", lambda n=None: 4 if n is None else n)
+    names = ("jrl", "jrl_one_device", "purejaxrl")
+    assert [baseline.child_devices(name) for name in names] == [4, 1, 1]
 
 
 def test_ppo_benchmark_measure_counts_steps_run_and_weights_rows_by_episodes(monkeypatch):

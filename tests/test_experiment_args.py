@@ -140,6 +140,11 @@ SCRIPT_CASES = {
         ["--seeds", "1", "--steps", "10", "--out", "{tmp}/out"],
         "--steps 10: total_timesteps=10 is less than one update's batch",
     ),
+    "minatar_breakout --steps below one update": (
+        "minatar_breakout.py",
+        ["--seeds", "1", "--steps", "10", "--out", "{tmp}/out"],
+        "--steps 10: total_timesteps=10 is less than one update's batch",
+    ),
     "cat_room_deep bad --out": (
         "cat_room_deep.py",
         ["--seeds", "1", "--scale-steps", "0.05", "--out", "{file}/out"],

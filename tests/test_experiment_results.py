@@ -105,12 +105,25 @@ def test_cat_room_dynamic_figures_leave_out_the_period_before_the_first_change(
             label: {
                 "returns": np.tile(returns, (num_seeds, 1)),
                 "greedy_returns": np.array([1.0, 10.0][:num_seeds]),
-                "q_values": np.zeros((num_seeds, env.num_states, env.num_actions)),
+                "q_values": np.zeros((num_seeds, env.num_states, env.num_actions))
+                + 7.0 * (np.arange(num_seeds) == 1)[:, None, None],
             }
             for label in cat_room.AGENTS
         }
 
+    gifs, drawn = [], cat_room.greedy_gif
+    monkeypatch.setattr(
+        cat_room, "greedy_gif", lambda path, q, *a, **k: gifs.append(q) or drawn(path, q, *a, **k)
+    )
     results = _main(cat_room, monkeypatch, tmp_path, fake_run, "--seeds", "2")
+    # The "after" GIF is the best greedy seed's (seed 1: 10.0), its Q-table all 7s.
+    assert (np.asarray(gifs[-1]) == 7.0).all()
+    for room, by_agent in (("static", results["static"]), ("dynamic", results["dynamic"])):
+        returns = np.arange(cat_room.ROOMS[room][1]) % cat_room.SWITCH_EVERY + 1000.0 * (
+            np.arange(cat_room.ROOMS[room][1]) < cat_room.SWITCH_EVERY
+        )
+        for figures in by_agent.values():
+            assert figures["mean_return_last_50_episodes"] == returns[-50:].mean()
     for figures in results["dynamic"].values():
         assert figures["mean_return_first_20_after_change"] == pytest.approx(9.5)
         assert figures["mean_return_last_20_before_next"] == pytest.approx(89.5)
@@ -173,6 +186,7 @@ def test_cartpole_results_put_each_agents_figures_in_its_own_entry(monkeypatch, 
     assert (ppo["steps_per_seed"], dqn["steps_per_seed"]) == (40 * 512, 50_000)
     assert (ppo["compile_seconds"], ppo["compile_cpu_seconds"]) == (3.0, 5.0)
     assert (dqn["compile_seconds"], dqn["compile_cpu_seconds"]) == (4.0, 6.0)
+    assert (ppo["run_seconds"], ppo["steps_per_second"]) == (2.0, 1234)
     assert dqn["seeds_without_episodes"] == [0]
     assert dqn["final_return"]["seeds_before_window"] == [2]  # seed 2, not its index 1
     assert dqn["final_return"]["per_seed"] == [109.0, 7.0]
@@ -327,3 +341,13 @@ def test_train_over_seeds_steps_per_second_and_its_evaluation_keys():
     assert runs.greedy_returns.shape == (2, E)
     assert not np.isin(runs.greedy_returns, runs.final_params).any()
     assert runs.finite.tolist() == [True, True]
+    # One NaN among a seed's parameters is a diverged seed, not most of them finite.
+    agent = SimpleNamespace(
+        train=lambda key, hparams: (_State(params=jnp.array([jnp.nan, 1.0])), train(key, 0)[1]),
+        network=None,
+    )
+    runs = train_over_seeds(
+        agent, greedy_episode, None, None, PPOHParams(), jax.random.key(0), 2, eval_episodes=E,
+        devices=jax.devices()[:1],
+    )  # fmt: skip
+    assert runs.finite.tolist() == [False, False]

@@ -128,6 +128,16 @@ def test_a_second_call_asking_for_what_is_in_place_is_no_error():
         timeout=120,
     )  # fmt: skip
     assert done.stdout.split() == ["2", "2", "refused"], done.stderr[-2000:]
+    # Two devices made without jrl's flags (JAX_NUM_CPU_DEVICES): not what it would set.
+    script = (
+        "import jrl.host, jax\njax.devices()\n"
+        "try:\n    jrl.host.use_cpu_cores(2)\nexcept RuntimeError as e:\n    print('refused')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**environment, "JAX_NUM_CPU_DEVICES": "2"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.split() == ["refused"], done.stderr[-2000:]
 
 
 def test_make_test_counts_workers_without_cpu_affinity(tmp_path):

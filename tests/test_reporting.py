@@ -313,6 +313,20 @@ def test_experiment_summaries_leave_out_a_seed_that_ended_no_episode(capsys):
     assert "seeds [1] ended no episode" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no seed ended an episode"):
         summarize(runs._replace(returns=np.full((3, 4), np.nan)), num_seeds=3)
+    # Its greedy episodes still count: only a diverged seed's are left out.
+    greedy = summarize(runs._replace(greedy_returns=np.arange(6.0).reshape(3, 2)), num_seeds=3)
+    assert greedy["greedy_return"]["per_seed"] == [0.5, 2.5, 4.5]
+
+
+def test_the_final_return_window_rounds_and_skips_rows_without_an_episode():
+    """5% of PureJaxRL PPO's 976 rows is 48.8: 49 rows, not 48; a row where no episode
+    ended is no return of 0."""
+    from experiments.seed_runs import final_returns, final_rows, return_label
+
+    assert (final_rows(976, 0.05), final_rows(30, 0.05), final_rows(10, 0.05)) == (49, 2, 1)
+    assert final_returns(np.array([[1.0, np.nan, 3.0, 5.0]]), 0.75).tolist() == [4.0]
+    # The curves' label names the smoothed ones only (a window of one row is none).
+    assert return_label({"PPO": 1, "DQN": 3}) == "episode return (trailing mean over rows: DQN 3)"
 
 
 def test_experiment_summaries_leave_out_a_seed_whose_learning_diverged(capsys):
