@@ -355,7 +355,7 @@ args = sys.argv[1:]
 impl, seeds = args[args.index("--child") + 1], int(args[args.index("--seeds") + 1])
 rates, compile_s, rss = {FIGURES!r}[impl]
 print(json.dumps({{"steps_per_s": rates[seeds], "compile_s": compile_s, "peak_rss_mb": rss,
-                  "run_s_all": [1.0]}}))
+                  "peak_device_mb": 2 * rss, "run_s_all": [1.0]}}))
 """
 
 
@@ -374,6 +374,18 @@ def test_compare_ratios_divide_ours_by_theirs_and_report_the_smaller_speedup(tmp
     assert report["seeds_8"]["speedup_one_device"] == 2.0  # 200 / 100
     assert report["seeds_8"]["compile_ratio"] == 0.25  # ours / theirs
     assert report["seeds_8"]["memory_ratio"] == 0.25
+    assert report["seeds_8"]["device_memory_ratio"] == 0.25  # (a GPU host's) 100 / 400
+
+
+def test_device_memory_is_the_largest_peak_over_the_devices(monkeypatch):
+    import jax
+
+    baseline = load("purejaxrl_baseline")
+    peaks = [3 * 2**20, 7 * 2**20]
+    devices = [SimpleNamespace(memory_stats=lambda p=p: {"peak_bytes_in_use": p}) for p in peaks]
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    monkeypatch.setattr(jax, "devices", lambda: devices)
+    assert baseline.device_memory() == {"backend": "gpu", "peak_device_mb": 7}
 
 
 def test_time_compiled_reports_the_median_call_and_memory_after_compiling(monkeypatch):
