@@ -240,3 +240,45 @@ def test_train_with_progress_reports_every_percent_by_default():
     jax.block_until_ready(jax.jit(train)(jax.random.key(0), None))
     jax.effects_barrier()
     assert seen == list(range(2, 300, 3))  # every 3rd update (1% of 300), the last included
+
+
+def test_a_stoppable_call_starts_its_progress_again_and_raises_other_errors(monkeypatch):
+    """call_stoppable starts the clock (and clears an earlier stop: a Progress stopped
+    once ran its next call into RunStopped at the first report); wait_until_stopped
+    takes the stopped run's error and raises any other."""
+    from jrl.progress import call_stoppable, wait_until_stopped
+
+    progress = Progress("again", 2, min_interval_s=0, file=io.StringIO())
+    progress.stop()
+    out = call_stoppable(progress, lambda: (progress(0), jnp.zeros(()))[1])
+    assert float(out) == 0 and progress.lines and not progress.stopped
+
+    def other_error():
+        raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+
+    monkeypatch.setattr(jax, "effects_barrier", other_error)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):
+        wait_until_stopped()
+
+
+def test_a_stoppable_call_leaves_an_ignored_ctrl_c_ignored():
+    """A sweep started as a background job (SIGINT ignored) is not stopped by the
+    shell's Ctrl-C meant for the foreground."""
+    from jrl.progress import call_stoppable
+
+    progress = Progress("background", 2, min_interval_s=0, file=io.StringIO())
+
+    def run_with_a_ctrl_c():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.1)
+        return jnp.ones(())
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        out = call_stoppable(progress, run_with_a_ctrl_c)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    except KeyboardInterrupt:
+        pytest.fail("an ignored Ctrl-C stopped the run")
+    finally:
+        signal.signal(signal.SIGINT, before)
+    assert float(out) == 1 and not progress.stopped

@@ -677,6 +677,14 @@ def test_summary_counts_the_updates_tabular_runs_took_not_their_whole_chunk(tmp_
     assert summary["status"] == "complete" and summary["updates_done"] == 400
     assert summary["updates_run"] == last + 1 < 400
     assert "updates_run" in summary["definitions"]
+    # Over seeds: the last update any of them learned in, whichever seed's rows come last.
+    seeds = RunSpec(**{**spec.__dict__, "config": {"num_episodes": 30}, "num_seeds": 2,
+                       "chunk_size": 10})  # fmt: skip
+    over_seeds = train(seeds, tmp_path / "seeds", progress=False)
+    rows = read_rows(tmp_path / "seeds" / "metrics.jsonl")
+    last_by_seed = [max(r["update"] for r in rows if r["seed"] == seed) for seed in (0, 1)]
+    assert last_by_seed[0] != last_by_seed[1]  # (the runs end in different updates)
+    assert over_seeds["updates_run"] == max(last_by_seed) + 1
     # Kept across a resume, from the rows written before it.
     spec = RunSpec(**{**spec.__dict__, "chunk_size": 40})
     train(spec, tmp_path / "pieces", progress=False, max_chunks=1)
@@ -724,9 +732,10 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
     # a checkpoint: checkpoints/ removed to save disk is refused, not trained again.
     removed = shutil.copytree(run_dir, tmp_path / "removed")
     shutil.rmtree(removed / "checkpoints")
-    (removed / "summary.json").write_text(json.dumps(summary))
-    with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after 20 updates"):
-        train(spec, removed, progress=False, resume=True)
+    for status in ("stopped", "interrupted"):  # (a Ctrl-C's: its checkpoint was taken)
+        (removed / "summary.json").write_text(json.dumps({**summary, "status": status}))
+        with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after 20 updates"):
+            train(spec, removed, progress=False, resume=True)
     shutil.rmtree(run_dir / "checkpoints")
     with pytest.raises(checkpoint.CheckpointError, match="holds no record of a checkpoint"):
         train(spec, run_dir, progress=False, resume=True)
@@ -934,6 +943,13 @@ def test_a_moments_shared_lock_of_jrl_eval_does_not_refuse_a_resume(tmp_path):
         with _exclusive(run_dir):
             assert (run_dir / ".lock").read_text() == str(os.getpid())
         fcntl.flock(reader, fcntl.LOCK_EX | fcntl.LOCK_NB)  # let go after the block
+    # A notebook: this process ran the run before (the .lock names it) and waits too.
+    with open(run_dir / ".lock") as reader:
+        fcntl.flock(reader, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        threading.Timer(0.02, fcntl.flock, (reader, fcntl.LOCK_UN)).start()
+        with _exclusive(run_dir):
+            assert (run_dir / ".lock").read_text() == str(os.getpid())
+        fcntl.flock(reader, fcntl.LOCK_EX | fcntl.LOCK_NB)
     with open(run_dir / ".lock") as holder:  # a run under way holds it to its end
         fcntl.flock(holder, fcntl.LOCK_SH | fcntl.LOCK_NB)
         with pytest.raises(RunInUseError), _exclusive(run_dir):
