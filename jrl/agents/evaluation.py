@@ -184,7 +184,7 @@ def check_eval_cut(config, env_params) -> None:
         raise ValueError(
             f"eval_max_steps=0 takes the environment's time limit, but it has none "
             f"(max_steps_in_episode {steps}: the textbook grids' default): a greedy policy "
-            f"that never reaches the goal would play {steps} steps in every evaluation "
+            f"that never reaches the goal plays {steps} steps in every evaluation "
             "episode; set eval_max_steps (e.g. 1000) or give the environment a limit "
             "(--env-overrides max_steps_in_episode N)"
         )
@@ -198,19 +198,13 @@ def check_eval_steps(config, env_params) -> None:
     ``make_train`` called directly, or an older run directory resumed, runs: a greedy
     policy that never reaches the goal then plays 10**6 steps in every evaluation
     episode."""
-    from jrl.envs.textbook import NO_TIME_LIMIT  # (jrl.envs imports gymnax: not at import)
-
     if not config.eval_every:
         return
-    steps = eval_max_steps(config, env_params)
-    if not config.eval_max_steps and steps >= NO_TIME_LIMIT:
-        warnings.warn(
-            f"eval_max_steps=0 takes the environment's time limit, but it has none "
-            f"(max_steps_in_episode {steps}): a greedy policy that never reaches the goal "
-            f"plays {steps} steps in every evaluation episode; set eval_max_steps "
-            "(e.g. 1000) or give the environment a time limit (max_steps_in_episode)",
-            stacklevel=3,
-        )
+    eval_max_steps(config, env_params)  # no time limit to take: an error, before compiling
+    try:
+        check_eval_cut(config, env_params)
+    except ValueError as no_cut:
+        warnings.warn(str(no_cut), stacklevel=3)
 
 
 def make_evaluate(config, env, env_params, policy: Callable) -> Callable:
