@@ -288,8 +288,8 @@ def test_sampled_evaluations_in_one_process_are_kept_per_epsilon(small_tabular_r
 
 
 def test_a_pool_plays_the_policy_asked_for(two_tasks, tmp_path):
-    """`jrl eval A B --out D --sampled --epsilon E` pools sampled returns (tasks.json
-    says so), not greedy ones."""
+    """`jrl eval A B --out D --sampled --epsilon E` pools sampled returns, not greedy
+    ones."""
     from jrl.run_analysis import evaluation
     from jrl.task_aggregates import evaluate_tasks
 
