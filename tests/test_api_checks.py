@@ -18,6 +18,7 @@ from gymnax.environments import environment, spaces
 from gymnax.wrappers.purerl import LogWrapper
 
 from jrl.agents import dqn, ppo, reinforce, tabular
+from jrl.agents.distributions import action_distribution
 from jrl.agents.evaluation import random_policy_returns, run_episode
 from jrl.envs import make
 from jrl.sweep import check_grid, product_grid, run_sweep, stack_grid
@@ -384,6 +385,8 @@ def test_a_box_whose_bounds_leave_out_zero_is_warned_of(agent):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         make_train(config, Chain(box_actions=True), None)  # [-1, 1]: nothing said
+        for low, high in ((0.0, 1.0), (-1.0, 0.0)):  # 0 a bound: inside, nothing said
+            action_distribution(spaces.Box(low, high, (2,)))
 
 
 ALL_MAKE_TRAIN = {**MAKE_TRAIN, "tabular": (tabular.make_train, TABULAR_CONFIG, None)}

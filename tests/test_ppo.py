@@ -780,6 +780,9 @@ def test_gaussian_samples_unclipped_and_clips_only_for_the_env():
     clipped = dist.to_env(actions)
     assert float(clipped.max()) == 2.0 and float(clipped.min()) >= -2.0  # ... the env's is
     np.testing.assert_array_equal(dist.mode((mean, log_std)), mean)
+    # Each bound is the Box's own: [0, 1] clips negative actions to 0, not to -1.
+    unit = diag_gaussian(0.0, 1.0).to_env(jnp.array([-0.5, 0.5, 1.5]))
+    np.testing.assert_array_equal(unit, [0.0, 0.5, 1.0])
 
 
 def test_gaussian_actor_critic_has_a_state_independent_log_std():

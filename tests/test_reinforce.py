@@ -101,11 +101,34 @@ def test_an_action_space_it_cannot_act_in_is_refused_in_reinforces_name():
         make_train(ReinforceConfig(), MatrixActions(env), params)
 
 
-@pytest.mark.parametrize("field, value", [("lr", 0.0), ("gamma", 1.5), ("vf_coef", -1.0)])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("lr", 0.0),
+        ("gamma", 1.5),
+        ("gamma", -0.1),
+        ("vf_coef", -1.0),
+        ("ent_coef", -0.1),  # a penalty on entropy, not a bonus
+        ("max_grad_norm", 0.0),  # a clip to norm 0 zeroes every gradient
+    ],
+)
 def test_check_hparams_rejects_impossible_values(field, value):
     check_hparams(ReinforceHParams())
     with pytest.raises(ValueError, match=field):
         check_hparams(ReinforceHParams()._replace(**{field: value}))
+
+
+@pytest.mark.parametrize("field, value", [("gamma", 0.0), ("gamma", 1.0), ("ent_coef", 0.0)])
+def test_check_hparams_accepts_the_ends_of_each_range(field, value):
+    """gamma in [0, 1] (1: undiscounted returns, as Williams's episodic REINFORCE), no
+    entropy bonus at all."""
+    check_hparams(ReinforceHParams()._replace(**{field: value}))
+
+
+def test_advantages_are_left_unnormalised_by_default_and_a_batch_of_two_may_normalise():
+    assert ReinforceConfig().normalize_advantages is False
+    config = ReinforceConfig(num_envs=1, num_steps=2, total_timesteps=2, normalize_advantages=True)
+    assert config.batch_size == 2  # the smallest batch with a standard deviation
 
 
 # ------------------------------------------------------------- one update by hand
@@ -192,6 +215,8 @@ def test_an_update_equals_reinforce_with_a_baseline_written_out(normalize_advant
     assert float(metrics.actor_loss) == pytest.approx(float(actor), rel=1e-5, abs=1e-6)
     assert float(metrics.value_loss) == pytest.approx(float(critic), rel=1e-5)
     assert float(metrics.total_loss) == pytest.approx(float(total), rel=1e-5, abs=1e-6)
+    # The rate reported is the one this update's Adam step used (annealed once).
+    assert float(metrics.learning_rate) == pytest.approx(hp.lr * (1 - 1 / config.num_updates))
     assert _largest_difference(after.params, params) < 1e-6
     assert _largest_difference(after.params, state.params) > 1e-3
     without, _ = _update_by_hand(agent, config, hp, state, baseline=False)
