@@ -101,13 +101,15 @@ def rollout(env, params, key, num_steps, reset=None, step=None):
     return jax.tree.map(lambda *leaves: np.stack(leaves), *out)
 
 
-def shortest_path(next_cell: np.ndarray, terminal: np.ndarray, start: int) -> int:
-    """Fewest actions from ``start`` to a terminal transition (BFS over the tables)."""
+def shortest_path(next_cell: np.ndarray, terminal: np.ndarray, start: int, reward=None) -> int:
+    """Fewest actions from ``start`` to a terminal transition (BFS over the tables); to
+    one that pays ``reward`` where given (``reward`` = (table, amount))."""
+    ends = terminal if reward is None else terminal & (reward[0] == reward[1])
     dist = {start: 0}
     queue = deque([start])
     while queue:
         cell = queue.popleft()
-        if terminal[cell].any():
+        if ends[cell].any():
             return dist[cell] + 1
         for nxt in next_cell[cell]:
             if int(nxt) not in dist:
@@ -529,6 +531,51 @@ def test_cat_room_dynamic_switches_and_cycles():
     for a in range(4):
         for b in range(a + 1, 4):
             assert not np.array_equal(params.cell_type[a], params.cell_type[b])
+
+
+def test_the_dynamic_room_changes_every_switch_every_episodes_not_steps():
+    """Episodes of 3 steps (UP from the start is a wall): with ``switch_every=2`` the
+    arrangement changes as the third episode begins, after 6 steps, not after 2."""
+    env, params = env_of("CatRoomDynamic-v0", switch_every=2, max_steps_in_episode=3)
+    _, state = env.reset(KEY, params)
+    seen = []
+    for _ in range(9):
+        _, state, *_ = env.step(KEY, state, UP, params)
+        seen.append((int(state.episode), int(state.layout)))
+    assert seen == [(0, 0), (0, 0), (1, 0), (1, 0), (1, 0), (2, 1), (2, 1), (2, 1), (3, 1)]
+
+
+@pytest.mark.parametrize("name", ["CatRoom-v0", "CatRoomDynamic-v0"])
+def test_both_cat_rooms_take_a_slip_probability(name):
+    assert float(make(name, slip_prob=0.2)[1].slip_prob) == pytest.approx(0.2)
+
+
+def test_the_rug_post_is_near_the_start_and_the_tall_post_far_in_every_arrangement():
+    """The README's room: the rug post (+1) three steps from the start, scratched on the
+    fourth action; the tall post (+10) eleven steps away past the furniture. In each of
+    the dynamic room's arrangements the rug stays within four actions, the tall post at
+    least nine away, so that undirected exploration keeps settling for the rug."""
+
+    def actions_to(params, layout, amount):
+        tables = (np.asarray(params.next_cell[layout]), np.asarray(params.terminal[layout]))
+        reward = (np.asarray(params.reward[layout]), amount)
+        return shortest_path(*tables, int(params.start[layout]), reward)
+
+    _, params = env_of("CatRoom-v0")
+    assert actions_to(params, 0, 1.0) == 4 and actions_to(params, 0, 10.0) == 12
+    _, params = env_of("CatRoomDynamic-v0")
+    for layout in range(4):
+        assert actions_to(params, layout, 1.0) <= 4 < 9 <= actions_to(params, layout, 10.0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["WindyGridworld-v0", "CliffWalking-v0", "DynaMaze-v0", "BlockingMaze-v0", "ShortcutMaze-v0"],
+)
+def test_the_books_tasks_have_no_time_limit_an_episode_could_reach(name):
+    """Sutton & Barto's tasks have none: early Sarsa episodes of the windy world run to
+    thousands of steps, and a limit in reach would cut them without a word."""
+    assert int(env_of(name)[1].max_steps_in_episode) >= 1_000_000
 
 
 # ------------------------------------------------------------------- grid observation
@@ -1105,6 +1152,18 @@ def test_render_draws_every_cell_in_its_legend_colour(name, layout):
     centres = image[cell_px // 2 :: cell_px, cell_px // 2 :: cell_px]
     colours = np.array([cell.color for cell in env.legend], np.uint8)
     np.testing.assert_array_equal(centres[others], colours[types][others])
+
+
+def test_render_draws_grid_lines_on_each_cells_last_row_and_column():
+    cell_px = 8
+    env, params = env_of("CatRoom-v0")
+    _, state = env.reset(KEY, params)
+    image = np.asarray(draw("CatRoom-v0", cell_px)(state))
+    wall = np.asarray(env.legend[int(params.cell_type[0][0, 0])].color, float)
+    np.testing.assert_array_equal(image[0, 3], wall.astype(np.uint8))  # the cell itself
+    shaded = np.round(wall * 0.85).astype(np.uint8)  # its grid line, 15% darker
+    np.testing.assert_array_equal(image[cell_px - 1, 3], shaded)
+    np.testing.assert_array_equal(image[3, cell_px - 1], shaded)
 
 
 def test_render_rejects_bad_cell_px():

@@ -17,6 +17,7 @@ from jrl.envs.render_gymnax import (
     CAR,
     CART,
     EMPTY_CELL,
+    FLAG,
     LINK,
     PALETTE,
     POLE,
@@ -45,8 +46,9 @@ def test_the_cart_is_drawn_where_state_x_puts_it():
         state = cartpole.EnvState(x=x, x_dot=0.0, theta=0.0, theta_dot=0.0, time=0)
         image = draw_cartpole(state, None, params)
         assert image.shape == (200, 300, 3) and image.dtype == np.uint8
-        _, cols = pixels_of(image, CART)
+        rows, cols = pixels_of(image, CART)
         assert cols.mean() + 0.5 == pytest.approx(150 + x * scale, abs=0.5)  # pixel centres
+        assert rows.mean() + 0.5 == pytest.approx(150, abs=1)  # Gym's: 50 px above the bottom
     # The pole leans the way theta says (positive: to the right) and stands upright at 0.
     centre = {}
     for theta in (-0.4, 0.0, 0.4):
@@ -63,6 +65,11 @@ def test_pendulum_acrobot_and_car_follow_their_state():
         for t in (0.0, np.pi)
     )
     assert pixels_of(up, ROD)[0].mean() < 125 < pixels_of(down, ROD)[0].mean()
+    # Positive theta turns the rod anticlockwise, to the left, as Gym draws it.
+    left = draw_pendulum(
+        pendulum.EnvState(theta=np.pi / 2, theta_dot=0.0, last_u=0.0, time=0), None, None
+    )
+    assert pixels_of(left, ROD)[1].mean() < 110
     params = acrobot.EnvParams()
 
     def links(theta1, theta2):
@@ -95,6 +102,14 @@ def test_pendulum_acrobot_and_car_follow_their_state():
         for p in (-1.0, -0.5, 0.0, 0.4)
     ]
     assert np.all(np.diff(where) > 20)
+    # The flag marks the goal: its left edge at goal_position on the 300 px track.
+    flag_cols = pixels_of(
+        draw_mountain_car(mountain_car.EnvState(position=-0.5, velocity=0.0, time=0), None, params),
+        FLAG,
+    )[1]
+    span = params.max_position - params.min_position
+    goal = (params.goal_position - params.min_position) / span * 300
+    assert flag_cols.size and flag_cols.min() == pytest.approx(goal, abs=1.5)
 
 
 def test_channels_take_their_palette_colour_the_highest_on_top():
