@@ -420,6 +420,62 @@ def test_an_environment_breaking_gymnax_1_0s_step_contract_is_refused_by_name(ag
         make_train(config, LogWrapper(BrokenChain(step_obs=other, onehot=onehot)), None)
 
 
+class OffContractChain(Chain):
+    """Chain whose step (gymnax 1.0's, then changed) breaks one rule: ``final`` an
+    info["final_observation"] of 3 entries or of float16, ``truncated`` its flag as
+    int32 or of shape (1,), ``time`` step_env's state with a float32 time."""
+
+    def __init__(self, final=None, truncated=None, time=None):
+        super().__init__()
+        self.final, self.truncated, self.time = final, truncated, time
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, info = super().step_env(key, state, action, params)
+        if self.time is not None:
+            state = state.replace(time=jnp.asarray(state.time, self.time))
+        return obs, state, reward, terminated, info
+
+    def step(self, key, state, action, params=None):
+        obs, state, reward, terminated, truncated, info = super().step(key, state, action, params)
+        final = info["final_observation"]
+        final = {"short": final[:3], "float16": final.astype(jnp.float16), None: final}
+        truncated = {"int32": truncated.astype(jnp.int32), "shaped": truncated[None]}.get(
+            self.truncated, truncated
+        )
+        info = {**info, "final_observation": final[self.final]}
+        return obs, state, reward, terminated, truncated, info
+
+
+@pytest.mark.parametrize(
+    "broken, said",
+    [
+        ({"final": "short"}, r"final_observation'\] returns observations of shape \(3,\)"),
+        ({"final": "float16"}, "observations differ in dtype"),
+        ({"truncated": "int32"}, "truncated of dtype int32; it must be a bool"),
+        ({"truncated": "shaped"}, r"truncated of shape \(1,\)"),
+        ({"time": jnp.float32}, "reset_env and step_env return states of other dtypes"),
+    ],
+)
+def test_each_output_of_step_is_held_to_the_contract(broken, said):
+    """The time-out bootstrap reads info["final_observation"], the episode's end reads
+    truncated, auto-reset selects between reset_env's and step_env's states: each is
+    checked as terminated and the observations are, not only the first of them."""
+    from jrl.agents.checks import check_env_outputs
+
+    check_env_outputs(OffContractChain(), None)  # the contract kept: taken
+    with pytest.raises(ValueError, match=said):
+        check_env_outputs(OffContractChain(**broken), None)
+
+
+def test_train_refuses_a_grid_of_one_field_as_it_does_a_grid_of_several():
+    """PPOHParams(gamma=np.array([0.9, 0.99])) given to train: a grid, not one point (a
+    gamma of shape (2,) would broadcast against the environments)."""
+    from jrl.agents.checks import float32_hparams
+
+    with pytest.raises(ValueError, match="takes one point"):
+        float32_hparams(ppo.PPOHParams, ppo.PPOHParams(gamma=np.array([0.9, 0.99])))
+
+
 class FrozenInfoChain(Chain):
     """Chain whose step returns its info as a flax FrozenDict (a Mapping, not a dict)."""
 

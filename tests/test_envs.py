@@ -780,6 +780,8 @@ def test_an_environment_of_your_own_by_import_path_or_registered(tmp_path, monke
     for name, said in [
         ("own_envs:cliff", "own_envs:cliff has no setting 'slip'; its settings are: max_steps"),
         ("no_such_module_here:cliff", "cannot import no_such_module_here .* PYTHONPATH"),
+        ("no_such_package_here.envs:cliff", "cannot import no_such_package_here.envs .* PYTH"),
+        ("os.path:join", "no default for a: give each as an override"),  # join(a, *p)
         ("own_envs:missing", "own_envs has no callable missing"),
         ("own_envs:not_callable", "own_envs has no callable not_callable"),
         ("own_envs:not_a_pair", "its factory returned GridWorld; it must return"),
@@ -809,7 +811,12 @@ def test_an_environment_of_your_own_by_import_path_or_registered(tmp_path, monke
 
 @pytest.mark.parametrize(
     "name, suggestion",
-    [("CatRoom-v1", "CatRoom-v0"), ("CliffWalkin-v0", "CliffWalking-v0"), ("Qwxz", None)],
+    [
+        ("CatRoom-v1", "CatRoom-v0"),
+        ("CliffWalkin-v0", "CliffWalking-v0"),
+        ("CartPol-v1", "CartPole-v1"),  # gymnax's names are suggested too
+        ("Qwxz", None),
+    ],
 )
 def test_unknown_env_name(name, suggestion):
     with pytest.raises(ValueError, match=f"unknown environment {name!r}") as error:
@@ -937,6 +944,8 @@ def test_a_gymnax_setting_its_step_never_reads_is_refused(name, overrides):
         ("CartPole-v1", {"gravity": "9.8"}, "gravity must be a finite number"),
         ("Pendulum-v1", {"max_torque": float("inf")}, "max_torque must be a finite number"),
         ("Acrobot-v1", {"available_torque": [1.0, 2.0]}, r"finite numbers of shape \[3\]"),
+        ("Acrobot-v1", {"available_torque": [1.0, float("nan"), 2.0]}, "finite numbers of"),
+        ("CartPole-v1", {"gravity": True}, "gravity must be a finite number, got True"),
         ("FourRooms-misc", {"resample_goal_pos": 1}, "must be true or false"),
         ("FourRooms-misc", {"fail_prob": 2}, r"is a probability: it must be in \[0, 1\], got 2"),
         ("BernoulliBandit-misc", {"reward_prob": -0.1}, r"must be in \[0, 1\], got -0.1"),
@@ -951,6 +960,40 @@ def test_a_gymnax_setting_its_step_never_reads_is_refused(name, overrides):
 def test_gymnax_override_values_are_checked_before_compiling(name, overrides, problem):
     with pytest.raises(ValueError, match=f"{name} setting .*{problem}"):
         make(name, **overrides)
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("FourRooms-misc", {"fail_prob": 0.0}),  # a probability's ends: deterministic ...
+        ("FourRooms-misc", {"fail_prob": 1.0}),  # ... and always failing
+        ("DiscountingChain-bsuite", {"mapping_seed": 0}),  # its default: a seed may be 0
+    ],
+)
+def test_gymnax_override_values_at_the_ends_of_their_ranges_are_taken(name, overrides):
+    env, params = make(name, **overrides)
+    for key, value in overrides.items():  # a field of the params, or of gymnax's class
+        assert getattr(params, key, None) == value or getattr(env, key) == value
+
+
+def test_every_gymnax_setting_its_step_never_reads_is_refused():
+    """Each of UNREAD_GYMNAX_SETTINGS's settings, not only the first an env lists."""
+    import gymnax
+
+    from jrl.envs.registry import UNREAD_GYMNAX_SETTINGS
+
+    for name, keys in UNREAD_GYMNAX_SETTINGS.items():
+        defaults = gymnax.make(name)[1]
+        for key in keys:
+            with pytest.raises(ValueError, match=f"{name}'s {key}: a field of gymnax's"):
+                make(name, **{key: getattr(defaults, key)})
+
+
+def test_a_gymnax_constructors_bare_assert_is_said_with_its_line():
+    """MetaMaze checks its size with a bare assert: the refusal ended in ': ' alone."""
+    said = r"could not make MetaMaze-misc with \{'maze_size': 8\}: its check `assert maze_size"
+    with pytest.raises(ValueError, match=said):
+        make("MetaMaze-misc", maze_size=8)
 
 
 def test_a_float_time_limit_stays_a_float_and_a_failed_download_says_so(monkeypatch):

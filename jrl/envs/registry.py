@@ -7,6 +7,7 @@ import difflib
 import importlib
 import inspect
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -142,7 +143,9 @@ def _make(name: str, overrides: dict) -> tuple[Any, Any]:
                 "when made, which needs the network)"
             ) from error
         except (TypeError, ValueError, AssertionError) as error:
-            raise ValueError(f"gymnax could not make {name} with {made_with}: {error}") from None
+            raise ValueError(
+                f"gymnax could not make {name} with {made_with}: {_reason(error)}"
+            ) from None
         overrides = {k: v for k, v in overrides.items() if k not in built}
         allowed = [field.name for field in dataclasses.fields(params)]
         try:
@@ -201,11 +204,36 @@ def _factory_by_import_path(name: str) -> Callable:
     return factory
 
 
+def _reason(error: BaseException) -> str:
+    """An error's message, or for a bare ``assert`` (gymnax's constructors check their
+    settings so, MetaMaze's odd ``maze_size`` one) the line that failed."""
+    if str(error):
+        return str(error)
+    frames = traceback.extract_tb(error.__traceback__)
+    line = frames[-1].line if frames else None
+    return f"its check `{line}` failed" if line else f"{type(error).__name__} with no message"
+
+
 def _check_factory_overrides(name: str, factory: Callable, overrides: dict) -> None:
-    """The overrides ``factory`` takes as keywords (any, where it takes ``**settings``)."""
+    """The overrides ``factory`` takes as keywords (any, where it takes ``**settings``),
+    and those it cannot be called without."""
     parameters = inspect.signature(factory).parameters.values()
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
         _check_overrides(name, overrides, [p.name for p in parameters])
+    needed = [
+        p.name
+        for p in parameters
+        if p.default is p.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and (p.kind is p.POSITIONAL_ONLY or p.name not in overrides)
+    ]
+    if needed:
+        raise ValueError(
+            f"environment {name!r}: its factory is called with settings as keywords only "
+            f"(factory(**overrides)), and it has no default for {', '.join(needed)}: give "
+            "each as an override (make(name, NAME=VALUE), --env-overrides NAME VALUE), or "
+            "give it a default"
+        )
 
 
 UNREAD_GYMNAX_SETTINGS = {
