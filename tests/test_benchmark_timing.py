@@ -333,10 +333,11 @@ def test_final_return_weighted_by_counts_is_the_mean_over_the_episodes():
 class Clock:
     """A stand-in for the ``time`` module whose perf_counter moves only when told."""
 
-    def __init__(self):
-        self.now = 0.0
+    def __init__(self, tick: float = 0.0):
+        self.now, self.tick = 0.0, tick
 
     def perf_counter(self):
+        self.now += self.tick
         return self.now
 
     def process_time(self):
@@ -502,12 +503,20 @@ def test_tabular_cliff_speedups_from_known_times(monkeypatch, capsys):
     returns[1] -= 5.0  # Q-learning
     metrics = SimpleNamespace(episode_returns=returns, num_steps=np.full((2, 2), 1000))
     measured = iter([(4.0, 1.0, 0.5, {"all": metrics}), (3.0, 1.5, 0.8, {"all": metrics})])
-    monkeypatch.setattr(tabular_cliff, "measure", lambda *a: next(measured))
+    builders = []
+
+    def measure(build, *args):
+        builders.append(build)
+        return next(measured)
+
+    monkeypatch.setattr(tabular_cliff, "measure", measure)
+    baseline_sizes, baseline_times = [], iter([9.0, 30.0, 10.0])  # median 10
 
     def run_numpy_cliff(num_runs, num_episodes, seed):
-        clock.now += 10.0
-        r = returns.copy()
-        return {"sarsa": r[0], "q_learning": r[1], "steps": 8000}
+        baseline_sizes.append((num_runs, num_episodes))
+        clock.now += next(baseline_times)
+        theirs = np.full((num_runs, num_episodes), -30.0)  # not ours: its own figures
+        return {"sarsa": theirs, "q_learning": theirs - 5.0, "steps": 8000}
 
     monkeypatch.setattr(tabular_cliff, "run_numpy_cliff", run_numpy_cliff)
     monkeypatch.setattr(tabular_cliff, "time", clock)
@@ -523,18 +532,148 @@ def test_tabular_cliff_speedups_from_known_times(monkeypatch, capsys):
     assert result["speedup_with_compile"] == 2.0  # 10 / (4 compile + 1 first call)
     assert result["speedup_one_device"] == 12.5
     assert result["ours_mean_return_ep100_500"] == {"sarsa": -20.0, "q_learning": -25.0}
-    assert result["baseline_mean_return_ep100_500"] == {"sarsa": -20.0, "q_learning": -25.0}
+    assert result["baseline_mean_return_ep100_500"] == {"sarsa": -30.0, "q_learning": -35.0}
+    assert result["baseline_steps"] == 8000 and result["ours_run_s_median"] == 0.5
+    assert baseline_sizes == [(2, 500)] * 3  # the NumPy loop does our work, three times
+    # The second figure's builder is the one-device program.
+    assert builders[0] is tabular_cliff.build_combined
+    devices_given = []
+    monkeypatch.setattr(tabular_cliff.jax, "devices", lambda: ["cpu0", "cpu1"])
+    monkeypatch.setattr(
+        tabular_cliff, "build_combined", lambda r, e, devices=None: devices_given.append(devices)
+    )
+    builders[1](2, 500)
+    assert devices_given == [["cpu0"]]
     # Budgets it cannot report on are refused before anything runs (the mean of episodes
     # 100..500 of a 100-episode run was NaN, written into the JSON line as such).
     for argv, said in [
         (["--episodes", "100"], "--episodes must be > 100"),
         (["--runs", "0"], "--runs must be >= 1, got 0"),
         (["--baseline-repeats", "0"], "--baseline-repeats must be >= 1"),
+        (["--repeats", "0"], "--repeats must be >= 1"),
     ]:
         monkeypatch.setattr(sys, "argv", ["tabular_cliff.py", *argv])
         with pytest.raises(SystemExit) as exited:
             tabular_cliff.main()
         assert exited.value.code == 2 and said in capsys.readouterr().err
+
+
+def test_tabular_cliff_measure_keeps_compiling_and_the_first_call_out_of_the_median(
+    monkeypatch,
+):
+    monkeypatch.setenv("XLA_FLAGS", "")
+    tabular_cliff = load("tabular_cliff")
+    clock = Clock()
+    durations = iter([30.0, 1.0, 2.0, 9.0])  # the first call, then three repeats
+
+    def call(key):
+        clock.now += next(durations)
+        return jnp.float32(0)
+
+    def compile_():
+        clock.now += 5.0
+        return call
+
+    program = SimpleNamespace(lower=lambda key: SimpleNamespace(compile=compile_))
+    monkeypatch.setattr(tabular_cliff, "time", clock)
+    compile_s, first_s, run_s, first = tabular_cliff.measure(lambda r, e: program, 2, 200, 3)
+    assert (compile_s, first_s, run_s) == (5.0, 30.0, 2.0) and set(first) == {"all"}
+
+
+def test_the_numpy_cliff_walks_example_6_6():
+    """Example 6.6: a step into the cliff costs -100 and sends the agent back to the start,
+    the episode going on; the goal ends it; a move off the grid stays put."""
+    numpy_cliff = load("numpy_cliff_baseline")
+    for col in range(1, 11):  # down into each cliff cell
+        assert numpy_cliff.step(2, col, 1) == (3, 0, -100.0, False)
+    assert numpy_cliff.step(3, 0, 3) == (3, 0, -100.0, False)  # right from the start
+    assert numpy_cliff.step(2, 11, 1) == (3, 11, -1.0, True)
+    assert numpy_cliff.step(0, 0, 0) == (0, 0, -1.0, False)
+
+
+def test_the_numpy_cliffs_epsilon_greedy_breaks_ties_at_random_and_explores_at_epsilon():
+    numpy_cliff = load("numpy_cliff_baseline")
+    rng = np.random.default_rng(0)
+    tied, unique = np.array([0.0, 1.0, 1.0, 0.0]), np.array([0.0, 1.0, 0.0, 0.0])
+    assert {numpy_cliff.epsilon_greedy(tied, 0.0, rng) for _ in range(200)} == {1, 2}
+    assert {numpy_cliff.epsilon_greedy(unique, 0.0, rng) for _ in range(200)} == {1}
+    draws = np.array([numpy_cliff.epsilon_greedy(unique, 0.2, rng) for _ in range(4000)])
+    assert abs(np.mean(draws != 1) - 0.2 * 3 / 4) < 0.03  # a uniform draw: 1 in 4 is greedy
+
+
+def test_the_numpy_cliff_counts_every_runs_steps_and_its_sarsa_is_on_policy():
+    """Steps are summed over runs (the baseline's steps/s); Sarsa's target is the next
+    action taken, so it learns the safe path (Figure 6.4: its returns after episode 100
+    well above Q-learning's; with a max target it would be Q-learning)."""
+    numpy_cliff = load("numpy_cliff_baseline")
+    out = numpy_cliff.run_numpy_cliff(num_runs=3, num_episodes=4, seed=0)
+    methods = [("sarsa", numpy_cliff.run_sarsa), ("q_learning", numpy_cliff.run_q_learning)]
+    for seeds, (method, run) in zip(np.random.SeedSequence(0).spawn(2), methods, strict=True):
+        total = 0
+        for i, seed in enumerate(seeds.spawn(3)):
+            returns, steps = run(4, 0.5, 0.1, np.random.default_rng(seed))
+            np.testing.assert_array_equal(out[method][i], returns)
+            total += steps
+        assert out["steps_by_method"][method] == total
+    assert out["steps"] == sum(out["steps_by_method"].values())
+    out = numpy_cliff.run_numpy_cliff(num_runs=2, num_episodes=150, seed=0)
+    sarsa, q_learning = out["sarsa"][:, 100:].mean(), out["q_learning"][:, 100:].mean()
+    assert sarsa > q_learning + 10, (sarsa, q_learning)
+
+
+def test_chunk_overhead_figures_from_known_times(monkeypatch, capsys):
+    chunk_overhead = load("chunk_overhead")
+    spec = SimpleNamespace(total_updates=300, steps_per_update=512)
+    monkeypatch.setattr(chunk_overhead, "build", lambda run: spec)
+    monolithic_times = iter([2.0, 9.0, 2.0])  # median 2
+    monkeypatch.setattr(
+        chunk_overhead, "monolithic", lambda run: (5.0, lambda: next(monolithic_times))
+    )
+    first = {"status": "complete", "compile_seconds_this_call": 7.0, "seconds_this_call": 40.0}
+    repeats = [
+        {"status": "complete", "compile_seconds_this_call": 0, "seconds_this_call": seconds}
+        for seconds in (2.5, 2.5, 9.0)  # median 2.5
+    ]
+    summaries = iter([first, *repeats])
+    monkeypatch.setattr(chunk_overhead, "chunked", lambda run: next(summaries))
+    monkeypatch.setattr(sys, "argv", ["chunk_overhead.py", "--repeats", "3"])
+    chunk_overhead.main()
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["chunks"] == 3  # 300 updates in chunks of 128: the last one shorter
+    assert result["monolithic_steps_per_s"] == 4 * 300 * 512 / 2  # 4 seeds
+    assert result["chunked_run_s"] == 2.5  # the repeats' median, not the compiling call
+    assert result["speedup"] == 0.8  # chunked steps/s over monolithic: 2 / 2.5
+    assert result["per_chunk_overhead_s"] == round(0.5 / 3, 4)
+    assert result["monolithic_compile_s"] == 5.0 and result["chunked_compile_s"] == 7.0
+
+
+def test_product_floor_scales_one_timed_gradient_step_to_the_runs_count(monkeypatch):
+    product_floor = load("product_floor")
+    monkeypatch.setattr(product_floor, "time", Clock(tick=1.0))  # each timed call: 1 s
+    seconds, us_per_step = product_floor.products_seconds("ppo", 500_000, repeats=2)
+    assert us_per_step == 1e6 / 2000  # a scan of 2000 steps in 1 s
+    assert seconds == 15_616 / 2000  # PPO's 15,616 gradient steps at that rate
+
+
+class CountingEnv:
+    """Reward 1000 every step; observation 1 where the action was the last of three."""
+
+    def action_space(self, params):
+        return SimpleNamespace(n=3)
+
+    def reset(self, key, params):
+        return jnp.int32(0), jnp.int32(0)
+
+    def step(self, key, state, action, params):
+        obs = (action == 2).astype(jnp.int32)
+        return obs, state + 1, jnp.float32(1000.0), False, False, {}
+
+
+def test_grid_throughput_steps_every_env_every_step_and_consumes_its_observations():
+    grid_throughput = load("grid_throughput")
+    total = float(grid_throughput.make_run(CountingEnv(), None, 8, 50)(jax.random.key(0)))
+    assert total // 1000 == 8 * 50  # rewards of every env at every step
+    assert 0 < total % 1000 < 8 * 50  # observations summed too; every action drawn
 
 
 def test_product_floor_gradient_steps_of_purejaxrls_cartpole_runs():
@@ -559,12 +698,24 @@ def test_product_floor_ratios_from_known_times(monkeypatch, capsys):
     product_floor = load("product_floor")
     products = {a: {"products_s": 4.0, "products_us_per_step": 1.0} for a in ("ppo", "dqn")}
     done = SimpleNamespace(returncode=0, stdout=json.dumps(products) + "\n", stderr="")
-    monkeypatch.setattr(product_floor.subprocess, "run", lambda *a, **k: done)
-    monkeypatch.setattr(
-        product_floor, "run_seconds", lambda algo, steps: {"jrl": 10.0, "purejaxrl": 15.0}
-    )
-    monkeypatch.setattr(sys, "argv", ["product_floor.py"])
+    children = []
+
+    def run(argv, **kwargs):
+        children.append(argv)
+        return done
+
+    monkeypatch.setattr(product_floor.subprocess, "run", run)
+    runs = []
+
+    def run_seconds(algo, steps):
+        runs.append(steps)
+        return {"jrl": 10.0, "purejaxrl": 15.0}
+
+    monkeypatch.setattr(product_floor, "run_seconds", run_seconds)
+    monkeypatch.setattr(sys, "argv", ["product_floor.py", "--steps", "100000"])
     product_floor.main()
+    (child,) = children  # the products are timed for the runs' own step count
+    assert child[child.index("--steps") + 1] == "100000" and set(runs) == {100_000}
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     for algo in ("ppo", "dqn"):
         row = report[algo]
