@@ -21,6 +21,7 @@ from jrl.agents.dqn import (
     dqn_target,
     draw_chunk_noise,
     greedy_episode,
+    greedy_policy,
     huber_loss,
     make_dqn,
     make_train,
@@ -76,6 +77,8 @@ def test_replay_refuses_a_batch_it_would_store_wrongly():
         buffer_add(buffer, {"obs": jnp.zeros((2, 4)), "reward": rewards})
     with pytest.raises(ValueError, match="a batch needs the buffer's structure"):
         buffer_add(buffer, {"obs": jnp.zeros((2, 4))})
+    with pytest.raises(ValueError, match="one leading size"):
+        buffer_add(buffer, {"obs": jnp.zeros((2, 4)), "reward": jnp.zeros(1, jnp.int32)})
     flags = buffer_init({"done": jnp.bool_(False)}, capacity=2)
     with pytest.raises(ValueError, match="the buffer holds bool, and int32"):
         buffer_add(flags, {"done": jnp.array([0, 2])})
@@ -132,12 +135,12 @@ def test_dqn_target_rejects_mismatched_shapes():
         dqn_target(REWARD, TERMINATED, NEXT_Q_TARGET, 0.5, NEXT_Q_ONLINE[:, :1])
 
 
-def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bool):
+def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bool, record=None):
     """One chunk of DQN written out step by step from Mnih et al. 2015 (van Hasselt et
     al. 2016 for the double target), on the chunk's own noise: a Python list as the
     replay ring, epsilon-greedy acting, Huber loss, clip + Adam, then the target moved
     every ``target_update_frequency`` steps by Polyak's tau (or copied). -> (params,
-    target_params)."""
+    target_params); each gradient step's (loss, mean Q(s, a)) appended to ``record``."""
     env, env_params = make("CartPole-v1", max_steps_in_episode=3)
     # Each piece compiled on its own (eagerly, op by op, the test took a minute and a half).
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
@@ -160,10 +163,11 @@ def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bo
     def gradient_step(params, opt_state, o, a, y):
         def loss(p):
             error = agent.network.apply(p, o)[rows, a] - y
-            return huber(error, hparams.huber_delta).mean()
+            return huber(error, hparams.huber_delta).mean(), (error + y).mean()  # Q(s, a)
 
-        updates, opt_state = optimizer.update(jax.grad(loss)(params), opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
+        measured, grads = jax.value_and_grad(loss, has_aux=True)(params)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, measured
 
     for i in range(config.iterations_per_chunk):
         for v in range(config.vector_steps_per_iteration):
@@ -191,7 +195,9 @@ def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bo
                 chooser = apply(params, o_next) if double_dqn else q_target
                 bootstrap = q_target[rows, jnp.argmax(chooser, -1)]
                 y = r + hparams.gamma * (1.0 - term.astype(jnp.float32)) * bootstrap
-                params, opt_state = gradient_step(params, opt_state, o, a, y)
+                params, opt_state, (value, q_taken) = gradient_step(params, opt_state, o, a, y)
+                if record is not None:
+                    record.append((float(value), float(q_taken)))
         if t % config.target_update_frequency == 0:
             target = optax.incremental_update(params, target, hparams.tau if polyak else 1.0)
     return params, target
@@ -231,10 +237,16 @@ def test_a_chunk_equals_dqn_written_out_step_by_step(double_dqn, target_update):
     env, env_params = make("CartPole-v1", max_steps_in_episode=3)
     agent = make_dqn(config, env, env_params)
     state = agent.init(jax.random.key(0), hparams)
-    after, _ = agent.update(state, hparams)
-    params, target = _reference_chunk(agent, config, hparams, state, double_dqn, polyak)
+    after, metrics = agent.update(state, hparams)
+    steps = []
+    params, target = _reference_chunk(agent, config, hparams, state, double_dqn, polyak, steps)
     assert _largest_difference(after.params, params) < 1e-6
     assert _largest_difference(after.target_params, target) < 1e-6
+    # The chunk's metrics are the means over its gradient steps.
+    assert int(metrics.gradient_steps) == len(steps) > 1
+    loss, q_value = np.mean(steps, axis=0)
+    assert float(metrics.loss) == pytest.approx(loss, rel=1e-5)
+    assert float(metrics.q_value) == pytest.approx(q_value, rel=1e-5, abs=1e-6)
     moved = _largest_difference(after.params, state.params)
     assert moved > 1e-3
     other_rule, _ = _reference_chunk(agent, config, hparams, state, not double_dqn, polyak)
@@ -243,6 +255,44 @@ def test_a_chunk_equals_dqn_written_out_step_by_step(double_dqn, target_update):
         _, copied = _reference_chunk(agent, config, hparams, state, double_dqn, polyak=False)
         assert _largest_difference(after.target_params, copied) > 1e-4
         assert _largest_difference(after.target_params, state.target_params) > 1e-4
+
+
+def test_each_chunk_draws_its_own_noise_and_reports_the_rate_at_its_last_step():
+    """Two chunks of two iterations, each of two vector steps of two envs: the epsilon
+    reported is the rate at a chunk's last vector step (t = 18 and 38 of 40 on a
+    schedule over the whole run), and at epsilon 1, where actions come from the chunk's
+    uniforms alone, the second chunk does not play the first one's actions again."""
+    config = DQNConfig(
+        num_envs=2,
+        train_frequency=4,
+        total_timesteps=40,
+        log_frequency=20,
+        buffer_size=40,
+        batch_size=4,
+        learning_starts=4,
+        target_update_frequency=4,
+        hidden_sizes=(8,),
+    )
+    assert config.vector_steps_per_iteration == 2 and config.num_chunks == 2
+    env, env_params = make("CartPole-v1")
+    train = jax.jit(make_train(config, env, env_params))  # one compile: hparams are traced
+    annealed = DQNHParams(epsilon_start=1.0, epsilon_end=0.0, epsilon_decay_fraction=1.0)
+    _, metrics = train(jax.random.key(0), annealed)
+    np.testing.assert_allclose(metrics.epsilon, [1 - 18 / 40, 1 - 38 / 40], atol=1e-6)
+    state, _ = train(jax.random.key(0), DQNHParams(epsilon_start=1.0, epsilon_end=1.0))
+    actions = np.asarray(state.buffer.data.action)  # the ring holds both chunks, in order
+    assert not np.array_equal(actions[:20], actions[20:])
+
+
+def test_the_greedy_policy_takes_the_action_of_the_highest_q_value():
+    env, env_params = make("CartPole-v1")
+    agent = make_dqn(DQNConfig(hidden_sizes=(8,)), env, env_params)
+    params = agent.network.init(jax.random.key(1), jnp.zeros((1, 4)))
+    obs = jax.random.normal(jax.random.key(2), (64, 4))
+    actions = greedy_policy(agent.network, params)(None, obs)
+    q = np.asarray(agent.network.apply(params, obs))
+    np.testing.assert_array_equal(actions, q.argmax(-1))
+    assert 0 < int(actions.sum()) < 64  # both actions come up: the argmax is tested
 
 
 # ------------------------------------------------------------------ configuration
@@ -269,6 +319,8 @@ def test_a_chunk_equals_dqn_written_out_step_by_step(double_dqn, target_update):
         ({"target_update_frequency": 505}, "target_update_frequency"),
         # No target update after learning starts: the target stays the initial network.
         ({"target_update_frequency": 1_000_000}, "target_update_frequency=1000000: no target"),
+        # Learning from the first step: its first gradient step is after one iteration.
+        ({"learning_starts": 0, "target_update_frequency": 1_000_000}, "no target update"),
         (
             {"learning_starts": 400_000, "target_update_frequency": 300_000},
             r"no target update would come after the first gradient step \(at step 400000",
@@ -302,25 +354,35 @@ def test_config_derived_loop_sizes():
     assert (config.vector_steps_per_iteration, config.gradient_steps_per_iteration) == (2, 1)
 
 
-def test_chunk_noise_samples_only_slots_filled_by_each_iteration():
+@pytest.mark.parametrize(
+    "num_envs, train_frequency, vector_steps, gradient_steps", [(4, 2, 1, 2), (2, 4, 2, 1)]
+)
+def test_chunk_noise_samples_only_slots_filled_by_each_iteration(
+    num_envs, train_frequency, vector_steps, gradient_steps
+):
     """Iteration i of a chunk samples after its I transitions are in: from the first
-    min(size + (i + 1) I, capacity) slots, and from all of them once the ring is full."""
+    min(size + (i + 1) I, capacity) slots, and from all of them once the ring is full —
+    I = 4 transitions whether four envs step once or two envs step twice."""
     config = DQNConfig(
-        num_envs=4, train_frequency=2, buffer_size=50, batch_size=50, log_frequency=80
+        num_envs=num_envs,
+        train_frequency=train_frequency,
+        buffer_size=50,
+        batch_size=50,
+        log_frequency=80,
     )
     chunk, steps = config.iterations_per_chunk, config.iteration_steps
-    assert (chunk, steps, config.gradient_steps_per_iteration) == (20, 4, 2)
+    assert (chunk, steps, config.gradient_steps_per_iteration) == (20, 4, gradient_steps)
     noise = jax.jit(draw_chunk_noise, static_argnums=1)(jax.random.key(0), config, 6)
-    assert noise.act_uniforms.shape == (chunk, 1, 4, 2)
-    assert noise.env_keys.shape == (chunk, 1, 4)
-    assert noise.slots.shape == (chunk, 2, 50)
+    assert noise.act_uniforms.shape == (chunk, vector_steps, num_envs, 2)
+    assert noise.env_keys.shape == (chunk, vector_steps, num_envs)
+    assert noise.slots.shape == (chunk, gradient_steps, 50)
     filled = np.minimum(6 + steps * np.arange(1, chunk + 1), 50)
     highest = np.asarray(noise.slots).max(axis=(1, 2))
     assert np.all(highest < filled)
     assert np.mean(highest == filled - 1) >= 0.5  # 100 draws over <= 50 slots: mostly
     assert np.asarray(noise.slots).min() == 0
     keys = jax.random.key_data(noise.env_keys).reshape(chunk * 4, -1)
-    assert len(np.unique(np.asarray(keys), axis=0)) == chunk * 4
+    assert len(np.unique(np.asarray(keys), axis=0)) == chunk * 4  # 4 env steps an iteration
     other = draw_chunk_noise(jax.random.key(1), config, 6)
     assert not np.array_equal(noise.slots, other.slots)
 
@@ -346,7 +408,15 @@ def test_make_train_rejects_an_env_the_network_cannot_read(name, overrides, conf
 
 @pytest.mark.parametrize(
     "field, value",
-    [("lr", 0.0), ("gamma", 1.5), ("tau", 0.0), ("epsilon_end", -0.1), ("huber_delta", 0.0)],
+    [
+        ("lr", 0.0),
+        ("gamma", 1.5),
+        ("tau", 0.0),
+        ("epsilon_end", -0.1),
+        ("huber_delta", 0.0),
+        ("max_grad_norm", 0.0),  # a clip to norm 0 zeroes every gradient
+        ("epsilon_decay_fraction", 0.0),  # a schedule over no steps
+    ],
 )
 def test_check_hparams_rejects_impossible_values(field, value):
     check_hparams(DQNHParams())
