@@ -21,7 +21,7 @@ import pytest
 
 from jrl.envs import make, registered_envs, render, rollout_frames, save_gif
 from jrl.envs.cat_room import CAT_ROOM_ARRANGEMENTS, CAT_ROOM_LAYOUT
-from jrl.envs.grid import TERMINATE, CellType, grid_params, layout_index
+from jrl.envs.grid import RETURN_TO_START, TERMINATE, CellType, GridWorld, grid_params, layout_index
 from jrl.envs.registry import REGISTRY
 from jrl.envs.render import rollout_states
 
@@ -1122,6 +1122,75 @@ def test_malformed_settings():
         make("BlockingMaze-v0", switch_after=0)
     with pytest.raises(ValueError, match="switch_every must be a whole number"):
         make("CatRoomDynamic-v0", switch_every=0.5)
+    # Zero or negative where an episode would be all truncation, a switch a division by
+    # zero, a slip silently none.
+    with pytest.raises(ValueError, match="max_steps_in_episode must be >= 1, got 0"):
+        make("CliffWalking-v0", max_steps_in_episode=0)
+    with pytest.raises(ValueError, match="switch_every must be >= 1, got 0"):
+        make("CatRoomDynamic-v0", switch_every=0)
+    with pytest.raises(ValueError, match="slip_prob"):
+        make("CliffWalking-v0", slip_prob=-0.1)
+
+
+# Tiny worlds of their own, whose layouts start in different cells (every multi-layout
+# task jrl ships starts all its layouts in one cell, so it hides which start is used).
+FLOOR = CellType(".", "floor", (0, 0, 0))
+WALL = CellType("#", "wall", (1, 1, 1), blocks=True)
+GOAL = CellType("G", "goal", (2, 2, 2), enter_effect=TERMINATE)
+CLIFF = CellType("C", "cliff", (3, 3, 3), enter_reward=-100.0, enter_effect=RETURN_TO_START)
+
+
+def two_starts_world():
+    """Two 2x3 layouts, the goal two steps right of the start: (0, 0) then (1, 0)."""
+    legend = (FLOOR, WALL, GOAL)
+    params = grid_params(["S.G\n...", "...\nS.G"], legend, switch_every=5)
+    return GridWorld("TwoStarts", legend, params), params
+
+
+def test_params_in_a_layout_reset_to_that_layouts_own_start():
+    env, params = two_starts_world()
+    assert [int(start) for start in params.start] == [0, 3]
+    obs, state = env.reset(KEY, params.in_layout(1))
+    assert int(obs) == 3 and int(state.cell) == 3
+
+
+def test_greedy_paths_start_from_the_layouts_own_start():
+    env, params = two_starts_world()
+    q = np.zeros((env.num_states, env.num_actions), np.float32)
+    q[:, RIGHT] = 1.0  # always right: start, floor, goal
+    assert env.greedy_path_lengths(params, q[None], layout=0) == [2]
+    assert env.greedy_path(params, q, layout=1) == ([3, 4], True)
+    assert env.greedy_path_lengths(params, q[None], layout=1) == [2]
+
+
+def test_the_cliff_returns_to_the_start_of_the_layout_in_play():
+    params = grid_params(["S...\n.CC.\n...G", "....\n.CC.\nS..G"], (FLOOR, GOAL, CLIFF))
+    assert [int(start) for start in params.start] == [0, 8]
+    for layout in (0, 1):  # down from (0, 1) into the cliff at (1, 1)
+        assert int(params.next_cell[layout, 1, DOWN]) == int(params.start[layout])
+        assert float(params.reward[layout, 1, DOWN]) == -100.0
+
+
+def test_a_downward_wind_does_not_carry_the_agent_through_a_wall():
+    """A negative wind pushes down (the checks take it): down from (0, 1) with wind -2
+    would pass the wall at (2, 1) on its way to row 3, so the whole step is blocked; down
+    from (0, 3) with wind -1, nothing in the way, lands two rows down."""
+    params = grid_params(
+        ["S....\n.....\n.#...\n....G"], (FLOOR, WALL, GOAL), wind=[0, -2, 0, -1, 0]
+    )
+    assert int(params.next_cell[0, 1, DOWN]) == 1
+    assert int(params.next_cell[0, 3, DOWN]) == 2 * 5 + 3
+
+
+def test_replacing_blocks_or_enter_effect_rebuilds_the_tables():
+    _, params = env_of("DynaMaze-v0")
+    beside_wall, below_goal = 1 * 9 + 1, 1 * 9 + 8  # (1, 1): a wall at (1, 2); the goal (0, 8)
+    assert int(params.next_cell[0, beside_wall, RIGHT]) == beside_wall
+    no_walls = params.replace(blocks=params.blocks.at[1].set(False))
+    assert int(no_walls.next_cell[0, beside_wall, RIGHT]) == beside_wall + 1
+    assert bool(params.terminal[0, below_goal, UP])
+    no_effects = params.replace(enter_effect=params.enter_effect * 0)
+    assert not bool(no_effects.terminal[0, below_goal, UP])
 
 
 def test_custom_layout_through_make():
