@@ -8,6 +8,7 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import to_rgba
 
+from jrl import reporting, stats
 from jrl.reporting import (
     bootstrap_ci,
     curve_stats,
@@ -470,3 +471,79 @@ def test_plots_leave_the_backend_and_pyplots_figures_as_they_were(tmp_path):
         assert not (tmp_path / "f.xyz").exists()
     finally:
         matplotlib.use(before)
+
+
+def _capture_figures(monkeypatch, module, name):
+    figures = []
+    save = getattr(module, name)
+    monkeypatch.setattr(
+        module, name, lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+    )
+    return figures
+
+
+def test_curve_stats_and_final_summary_bands_are_at_the_confidence_asked():
+    values = np.random.default_rng(0).normal(size=(10, 3))
+    got = reporting.curve_stats(values, 200, 0.5, seed=1)
+    low, high = reporting.bootstrap_ci(values, lambda x: reporting.iqm(x, axis=1), 200, 0.5, 1)
+    np.testing.assert_array_equal(got.iqm_low, low)
+    np.testing.assert_array_equal(got.iqm_high, high)
+    summary = reporting.final_summary(values[:, 0], 200, confidence=0.5, seed=1)
+    half = reporting.curve_stats(values[:, :1], 200, 0.5, seed=1)
+    assert summary["mean_ci"] == [half.mean_low[0], half.mean_high[0]]
+    assert summary["iqm_ci"] == [half.iqm_low[0], half.iqm_high[0]]
+
+
+def test_a_single_step_error_bar_spans_its_interval(tmp_path, monkeypatch):
+    """A curve of one point is an error bar: from its interval's low to its high, not
+    mirrored about the point (skewed values give an asymmetric interval)."""
+    figures = _capture_figures(monkeypatch, stats, "_save_figure")
+    values = np.array([0.0, 0, 0, 0, 1, 1, 2, 3, 9, 20])[:, None, None]  # skewed: asymmetric
+    curves = stats.iqm_curves({"a": values}, steps=[7], reps=200)
+    stats.plot_iqm_curves(curves, tmp_path / "c.png")
+    (ax,) = figures[0].axes
+    (bars,) = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+    (segment,) = bars.get_segments()
+    low, high = curves.interval["a"][:, 0]
+    assert low < curves.point["a"][0] < high and not np.isclose(
+        high - curves.point["a"][0], curves.point["a"][0] - low
+    )
+    np.testing.assert_allclose(sorted(segment[:, 1]), [low, high])
+    # plot_learning_curves: the same for a curve of one point
+    rfigs = _capture_figures(monkeypatch, reporting, "save_figure")
+    _, got = reporting.plot_learning_curves(
+        tmp_path / "l.png", {"a": values[:, 0]}, xlabel="", ylabel="", title="", num_resamples=200
+    )
+    axes = rfigs[0].axes
+    for ax, (low, high) in zip(
+        axes,
+        [(got["a"].mean_low, got["a"].mean_high), (got["a"].iqm_low, got["a"].iqm_high)],
+        strict=True,
+    ):
+        (bars,) = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+        (segment,) = bars.get_segments()
+        np.testing.assert_allclose(sorted(segment[:, 1]), [low[0], high[0]])
+
+
+def test_learning_curve_figure_axes_titles_and_legend(tmp_path, monkeypatch):
+    """Steps 1..T by default, each panel the statistic its title names at the confidence
+    asked, and n the number of seeds."""
+    figures = _capture_figures(monkeypatch, reporting, "save_figure")
+    values = np.random.default_rng(0).normal(size=(6, 4))
+    reporting.plot_learning_curves(
+        tmp_path / "c.png",
+        {"a": values},
+        xlabel="",
+        ylabel="",
+        title="",
+        confidence=0.8,
+        num_resamples=20,
+    )
+    left, right = figures[0].axes
+    assert left.get_title().startswith("mean over seeds, 80% bootstrap CI")
+    assert right.get_title().startswith("IQM over seeds")
+    np.testing.assert_array_equal(left.get_lines()[0].get_xdata(), [1, 2, 3, 4])
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ["a (n=6)"]
+    reporting.plot_curves(tmp_path / "d.png", {"a": values}, xlabel="", ylabel="", title="")
+    (ax,) = figures[1].axes
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (n=6)"]

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from jrl import stats
+from jrl import reporting, stats
 
 REPS = 200  # enough for the properties below, and the file runs in seconds
 
@@ -307,3 +307,86 @@ def test_the_aggregates_figure_names_an_algorithm_without_an_interval(tmp_path, 
     labels = {text.get_text() for text in fig.axes[0].get_yticklabels()}
     assert labels == {"ppo (3 runs: no interval)", "dqn"}
     assert "[3 runs: no interval]" in stats.format_table(aggregates)
+
+
+# Figures are checked on the matplotlib objects given to the saving function.
+def _capture_figures(monkeypatch, module, name):
+    figures = []
+    save = getattr(module, name)
+    monkeypatch.setattr(
+        module, name, lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+    )
+    return figures
+
+
+def test_json_holds_each_metrics_own_interval_and_the_runs():
+    """aggregates.json: each metric its own interval (not the IQM's), each algorithm its
+    own number of runs, the optimality gap the target it was computed at."""
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.normal(size=(6, 2)), "b": rng.normal(1.0, 1.0, size=(4, 2))}
+    result = stats.aggregate(scores, reps=50, gamma=2.0)
+    as_dict = stats.to_dict(result)
+    assert as_dict["optimality_gap_target"] == 2.0 and as_dict["num_tasks"] == 2
+    for algorithm in scores:
+        entry = as_dict["algorithms"][algorithm]
+        assert entry["num_runs"] == scores[algorithm].shape[0]
+        for m, metric in enumerate(result.metrics):
+            assert entry[metric] == {
+                "point": result.point[algorithm][m],
+                "low": result.interval[algorithm][0, m],
+                "high": result.interval[algorithm][1, m],
+            }
+
+
+def test_five_runs_of_one_task_get_an_interval_as_five_seeds_do():
+    """MIN_SEEDS_FOR_INTERVAL runs are enough, in jrl eval's aggregates as in curves."""
+    result = stats.aggregate({"a": np.arange(5.0)[:, None]}, reps=50, gamma=None)
+    assert np.isfinite(result.interval["a"]).all()
+    assert np.isfinite(reporting.final_summary(np.arange(5.0), num_resamples=50)["mean_ci"]).all()
+
+
+def test_iqm_curves_default_steps_count_from_zero():
+    """As iqm_curves' docstring says: 0 .. T-1 where no steps are given."""
+    curves = stats.iqm_curves({"a": np.ones((3, 2, 4))}, reps=20)
+    np.testing.assert_array_equal(curves.steps, [0, 1, 2, 3])
+
+
+def test_write_report_passes_steps_and_confidence_on(tmp_path, monkeypatch):
+    """The figures of a report are drawn at its steps and confidence, not the defaults."""
+    seen = {}
+    plot_profiles, plot_curves = stats.plot_performance_profiles, stats.plot_iqm_curves
+    monkeypatch.setattr(
+        stats,
+        "plot_performance_profiles",
+        lambda p, *a: seen.__setitem__("profiles", p) or plot_profiles(p, *a),
+    )
+    monkeypatch.setattr(
+        stats,
+        "plot_iqm_curves",
+        lambda c, *a, **k: seen.__setitem__("curves", c) or plot_curves(c, *a, **k),
+    )
+    rng = np.random.default_rng(0)
+    scores = {"a": rng.normal(size=(6, 2))}
+    curves = {"a": rng.normal(size=(6, 2, 3))}
+    steps = np.array([100, 200, 300])
+    stats.write_report(tmp_path, scores, curves, steps=steps, reps=50, confidence=0.5, seed=2)
+    np.testing.assert_array_equal(seen["curves"].steps, steps)
+    expected = stats.iqm_curves(curves, steps, reps=50, confidence=0.5, seed=2)
+    np.testing.assert_array_equal(seen["curves"].interval["a"], expected.interval["a"])
+    expected = stats.performance_profiles(scores, reps=50, confidence=0.5, seed=2)
+    np.testing.assert_array_equal(seen["profiles"].interval["a"], expected.interval["a"])
+
+
+def test_table_caption_states_the_confidence():
+    result = stats.aggregate({"a": np.arange(10.0).reshape(5, 2)}, reps=20, confidence=0.9)
+    assert "90% stratified-bootstrap intervals, 20 resamples, 2 task(s)" in stats.format_table(
+        result
+    )
+
+
+def test_aggregates_figure_has_the_xlabel_asked(tmp_path, monkeypatch):
+    figures = _capture_figures(monkeypatch, stats, "_save_figure")
+    stats.write_report(tmp_path, {"a": np.arange(10.0).reshape(5, 2)}, reps=20, xlabel="Return")
+    texts = {t.get_text() for fig in figures[:1] for t in fig.texts}
+    texts |= {ax.get_xlabel() for ax in figures[0].axes}
+    assert "Return" in texts
