@@ -491,3 +491,54 @@ def test_the_policy_goes_from_the_start_to_the_end_value_of_its_schedule():
     config = TabularConfig(exploration="boltzmann", schedule="linear")
     _, probs = make_policy(config, hparams)
     np.testing.assert_allclose(probs(q, 10), jax.nn.softmax(q / 0.5), rtol=1e-6)
+
+
+# --------------------------------------------- planning, the model, the sampler, counts
+def test_planning_bootstraps_from_the_modelled_next_state_with_step_size_alpha():
+    """Two planning updates, (1, 0) first then (0, 0): 0 -a0-> 1 (r 0), 1 -a0-> end (r 1).
+    alpha 0.5, gamma 0.5: Q(1,0) = 0.5 * 1 = 0.5; then Q(0,0) = 0.5 * (0 + 0.5 * 0.5) =
+    0.125, reading Q(1) as the first update left it."""
+    model = update_model(init_model(2, 1), 0, 0, 0.0, 1, False, step=1)
+    model = update_model(model, 1, 0, 1.0, 0, True, step=2)
+    hparams = TabularHParams(alpha=0.5, gamma=0.5)
+    uniforms = jnp.array([[0.75, 0.0], [0.0, 0.0]])  # state 1, then state 0
+    q = plan(uniforms, jnp.zeros((2, 1)), model, hparams, 3, False)
+    np.testing.assert_allclose(q[:, 0], [0.125, 0.5], rtol=1e-6)
+
+
+def test_the_model_keeps_the_latest_reward_and_next_state_of_a_pair():
+    """Deterministic model (figure 8.1: Model(S, A) <- R, S'): a pair tried again is
+    overwritten, not accumulated."""
+    model = update_model(init_model(3, 2), 0, 1, 1.0, 1, False, step=1)
+    model = update_model(model, 0, 1, 2.0, 2, True, step=2)
+    assert float(model.reward[0, 1]) == 2.0 and int(model.next_state[0, 1]) == 2
+    assert bool(model.terminal[0, 1]) and int(model.last_tried[0, 1]) == 2
+
+
+def test_boltzmann_actions_follow_the_temperature_schedule():
+    """The sampler (not only probs) reads the scheduled temperature: at step 10 of a
+    linear 1 -> 0.01 schedule, q = [0, 1] picks action 1 with prob 1/(1+e^-100)."""
+    config = TabularConfig(exploration="boltzmann", schedule="linear")
+    hparams = TabularHParams(temperature=1.0, temperature_end=0.01, decay_steps=10.0)
+    sample, _ = make_policy(config, hparams)
+    uniforms = jax.random.uniform(jax.random.key(0), (4000, 2))
+    q = jnp.array([0.0, 1.0])
+    late = jax.vmap(lambda u: sample(u, q, jnp.int32(10)))(uniforms)
+    early = jax.vmap(lambda u: sample(u, q, jnp.int32(0)))(uniforms)
+    assert (np.asarray(late) == 1).all()
+    assert abs(np.mean(np.asarray(early) == 1) - np.e / (1 + np.e)) < 0.03
+
+
+def test_an_iteration_reports_the_step_count_at_its_end():
+    env, params = make("CliffWalking-v0")
+    tabular = make_tabular(TabularConfig(num_episodes=5, steps_per_iteration=7), env, params)
+    state = tabular.init(jax.random.key(0), TabularHParams())
+    new, metrics = jax.jit(tabular.update)(state, TabularHParams())
+    assert int(new.step) == 7 and int(metrics.timesteps) == 7
+
+
+def test_check_hparams_accepts_gamma_zero_and_rejects_the_first_index_past_the_names():
+    check_hparams(TabularHParams(gamma=0.0))
+    config = TabularConfig(algorithm=("sarsa", "q_learning"))
+    with pytest.raises(ValueError, match="indexes config.algorithm"):
+        check_hparams(TabularHParams(algorithm=2.0), config)
