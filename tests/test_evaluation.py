@@ -9,7 +9,15 @@ import numpy as np
 import pytest
 
 from jrl.agents import dqn, ppo, reinforce
-from jrl.agents.evaluation import eval_max_steps, make_evaluate, run_episode
+from jrl.agents.evaluation import (
+    MAX_TIMESTEPS,
+    check_episode_steps,
+    check_eval_cut,
+    eval_max_steps,
+    make_evaluate,
+    random_policy_returns,
+    run_episode,
+)
 from jrl.envs import make
 
 pytestmark = pytest.mark.timeout(300)
@@ -275,3 +283,53 @@ def test_evaluation_uses_the_configs_eval_seed():
     value = float(jax.jit(make_evaluate(config, env, env_params, lambda params: act))(None))
     assert value == pytest.approx(by_hand(7), rel=1e-6)
     assert value != pytest.approx(by_hand(12345), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", ["CliffWalking-v0", "CartPole-v1"])
+def test_random_policy_returns_are_the_returns_of_random_episodes(name):
+    """One episode per key, a fresh action draw per step (the step's key), its *return*
+    (CliffWalking: -1 per step, -100 at the cliff, so not the length)."""
+    env, params = make(name)
+    space = env.action_space(params)
+    act = lambda key, obs: space.sample(key)  # noqa: E731
+    keys = jax.random.split(jax.random.key(5), 4)
+    got = np.asarray(random_policy_returns(keys, env, params, 60))
+    want = [play_in_python(k, env, params, act, 60)[0] for k in keys]
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_make_evaluate_averages_returns_not_lengths():
+    """On CliffWalking, where a return is not a length (the other evaluation tests play
+    CartPole, where the two are equal)."""
+    env, params = make("CliffWalking-v0")
+    space = env.action_space(params)
+    act = lambda key, obs: space.sample(key)  # noqa: E731
+    config = SimpleNamespace(eval_max_steps=40, eval_seed=3, eval_episodes=4)
+    value = float(jax.jit(make_evaluate(config, env, params, lambda p: act))(None))
+    keys = jax.random.split(jax.random.key(3), 4)
+    want = np.mean([play_in_python(k, env, params, act, 40)[0] for k in keys])
+    assert value == pytest.approx(want, rel=1e-6) and value < 0
+
+
+def test_step_counts_up_to_int32_max_are_accepted():
+    check_episode_steps(MAX_TIMESTEPS)  # 2**31 - 1: the int32 counters hold it
+    with pytest.raises(ValueError, match="int32"):
+        check_episode_steps(MAX_TIMESTEPS + 1)
+
+
+def test_a_run_without_evaluation_needs_no_cut():
+    _, no_limit = make("WindyGridworld-v0", observation="grid")
+    check_eval_cut(ppo.PPOConfig(), no_limit)  # eval_every=0: nothing to cut
+
+
+def test_factory_fails_before_compiling_when_there_is_no_cut_to_take():
+    """check_eval_steps: eval_max_steps=0 and a time limit of 0 is an error at make_ppo
+    (not a warning there and an error only when train is traced)."""
+    import warnings
+
+    env, params = make("CartPole-v1")
+    config = ppo.PPOConfig(num_envs=2, num_steps=8, total_timesteps=32, eval_every=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="which plays no step"):
+            ppo.make_ppo(config, env, params.replace(max_steps_in_episode=0))

@@ -10,7 +10,7 @@ import pytest
 
 from jrl.agents.distributions import categorical
 from jrl.agents.dqn import QNetwork
-from jrl.agents.networks import ActorCritic, CNNTorso, GaussianActorCritic, init_params
+from jrl.agents.networks import ActorCritic, CNNTorso, GaussianActorCritic, MLPTorso, init_params
 
 
 def _gram(w):  # over the shorter side: the one whose vectors can be orthogonal
@@ -112,3 +112,39 @@ def test_cnn_torso_is_two_relu_convolutions_then_a_relu_dense():
 def test_categorical_mode_is_the_most_likely_action():
     mode = categorical().mode(jnp.array([[0.0, 2.0, 1.0], [3.0, -1.0, 0.5]]))
     np.testing.assert_array_equal(mode, [1, 0])
+
+
+def test_mlp_torso_is_dense_then_activation_per_width():
+    x = jax.random.normal(jax.random.key(0), (3, 5))
+    for activation, fn in (("tanh", jnp.tanh), ("relu", nn.relu)):
+        torso = MLPTorso((8, 4), activation)
+        params = torso.init(jax.random.key(1), x)["params"]
+        params = jax.tree.map(
+            lambda leaf: leaf + 0.3 * jax.random.normal(jax.random.key(2), leaf.shape), params
+        )
+        h = x
+        for i in range(2):
+            h = fn(h @ params[f"Dense_{i}"]["kernel"] + params[f"Dense_{i}"]["bias"])
+        np.testing.assert_allclose(torso.apply({"params": params}, x), h, atol=1e-5)
+
+
+def test_cnn_dense_layer_has_hidden_sizes_last_width():
+    x = jnp.zeros((4, 4, 2))
+    params = CNNTorso((32, 8)).init(jax.random.key(0), x)["params"]
+    assert params["Dense_0"]["kernel"].shape == (4 * 4 * 16, 8)
+
+
+@pytest.mark.parametrize("network", [ActorCritic(3), GaussianActorCritic(3)])
+def test_policy_head_is_linear(network):
+    """logits / mean = torso features @ W + b, no squashing (big weights show a tanh)."""
+    obs = jax.random.normal(jax.random.key(0), (4, 5))
+    params = network.init(jax.random.key(1), obs[0])["params"]
+    params["actor_head"] = {
+        "kernel": params["actor_head"]["kernel"] * 1000.0,
+        "bias": params["actor_head"]["bias"] + 2.0,
+    }
+    out, _ = network.apply({"params": params}, obs)
+    out = out[0] if isinstance(network, GaussianActorCritic) else out
+    feats = MLPTorso((64, 64), "tanh").apply({"params": params["actor_torso"]}, obs)
+    want = feats @ params["actor_head"]["kernel"] + params["actor_head"]["bias"]
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
