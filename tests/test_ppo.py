@@ -904,3 +904,94 @@ def test_ppo_trains_with_64_bit_jax():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["True", "True"]
+
+
+def test_update_metrics_are_the_losses_at_the_acting_parameters():
+    """With update_epochs = num_minibatches = 1 the update's one gradient step is taken
+    at the acting parameters on the whole batch, so its diagnostics follow from the
+    rollout: ratio 1 and V = V_old, so actor_loss 0 (normalised advantages of mean 0),
+    value_loss 0.5 mean(A^2), total vf * value_loss - ent * H; no fast test read them
+    (value_loss without its 0.5 or total_loss without the entropy went unseen).
+    Pendulum's returns are not its lengths, as CartPole's are."""
+    env, env_params = make("Pendulum-v1", max_steps_in_episode=5)
+    config = PPOConfig(
+        num_envs=2,
+        num_steps=8,
+        total_timesteps=64,
+        update_epochs=1,
+        num_minibatches=1,
+        hidden_sizes=(8,),
+    )
+    hp = PPOHParams(lr=1e-2, reward_scale=0.5, vf_coef=0.7, ent_coef=0.05)
+    agent = make_ppo(config, env, env_params)
+    update = jax.jit(agent.update)
+    state, _ = update(agent.init(jax.random.key(0), hp), hp)  # second update: annealed once
+    _, m = update(state, hp)
+    # The rollout the update saw, from the same key.
+    from jrl.agents import rollout
+
+    key_rollout, _ = jax.random.split(jax.random.fold_in(state.key, state.update))
+    out = rollout.make_rollout(
+        agent.network, agent.distribution, env, env_params, config.num_steps
+    )(
+        key_rollout,
+        state.params,
+        state.env_state,
+        state.obs,
+        state.episode_return,
+        state.episode_length,
+    )
+    tr = out.transitions
+    adv, _ = gae(
+        0.5 * tr.reward, tr.value, out.next_values, tr.terminated, tr.done, hp.gamma, hp.gae_lambda
+    )
+    head, _ = agent.network.apply(state.params, tr.obs)
+    entropy = float(agent.distribution.entropy(head).mean())
+    value_loss = 0.5 * float(np.mean(np.square(np.asarray(adv))))
+    np.testing.assert_allclose(float(m.value_loss), value_loss, rtol=1e-5)
+    np.testing.assert_allclose(float(m.entropy), entropy, rtol=1e-5)
+    assert abs(float(m.actor_loss)) < 1e-6
+    np.testing.assert_allclose(
+        float(m.total_loss), hp.vf_coef * value_loss - hp.ent_coef * entropy, rtol=1e-5, atol=1e-6
+    )
+    # Update 1 of 4: the rate of its first gradient step is lr (1 - 1/4).
+    assert float(m.learning_rate) == pytest.approx(1e-2 * 0.75)
+    assert int(m.timesteps) == 2 * config.batch_size
+    # Episode statistics: Pendulum cut at 5 (negative returns, lengths 5), so a swap of
+    # return and length in the metrics shows.
+    assert float(m.episode_return) < 0 and float(m.episode_length) == 5.0
+    assert int(m.num_episodes) == int(out.stats.count) > 0
+    np.testing.assert_allclose(
+        [float(m.episode_return), float(m.episode_length)],
+        [float(x) for x in out.stats.means()],
+    )
+
+
+def test_learning_rate_metric_is_the_rate_of_the_updates_first_gradient_step():
+    """Several gradient steps per update: the schedule counts gradient steps, so the
+    metric of update u must be lr (1 - u / U), not the schedule read at count u."""
+    env, env_params = make("CartPole-v1", max_steps_in_episode=5)
+    config = PPOConfig(
+        num_envs=2,
+        num_steps=8,
+        total_timesteps=64,
+        update_epochs=2,
+        num_minibatches=2,
+        hidden_sizes=(8,),
+    )
+    hp = PPOHParams(lr=1e-2)
+    agent = make_ppo(config, env, env_params)
+    _, metrics = jax.jit(agent.train)(jax.random.key(0), hp)
+    np.testing.assert_allclose(metrics.learning_rate, 1e-2 * (1 - np.arange(4) / 4), rtol=1e-6)
+    np.testing.assert_array_equal(metrics.timesteps, 16 * np.arange(1, 5))
+
+
+def test_gamma_and_lambda_of_one_are_accepted():
+    check_hparams(PPOHParams(gamma=1.0, gae_lambda=1.0))
+
+
+def test_clip_eps_is_accepted_with_one_epoch_of_several_minibatches():
+    check_hparams(
+        PPOHParams(clip_eps=0.3),
+        PPOConfig(num_envs=4, num_steps=8, total_timesteps=64, update_epochs=1, num_minibatches=2),
+    )

@@ -166,3 +166,27 @@ def test_rollout_stores_the_log_prob_of_the_unclipped_gaussian_sample():
     head, _ = network.apply(args[1], tr.obs)
     expected = distribution.log_prob(head, tr.action)
     np.testing.assert_allclose(tr.log_prob, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_rollout_actions_come_from_the_act_half_of_each_steps_key():
+    """Step t draws its action noise from the first half of its key, the environments'
+    keys from the other: noise from the environments' half went unseen."""
+    env, params = make("CartPole-v1", max_steps_in_episode=8)
+    network = ActorCritic(num_actions=2)
+    obs, env_state = jax.vmap(env.reset, in_axes=(0, None))(
+        jax.random.split(jax.random.key(0), 4), params
+    )
+    net_params = init_params(network, jax.random.key(1), obs[0])
+    key, T = jax.random.key(2), 12
+    zeros = jnp.zeros(4)
+    out = jax.jit(make_rollout(network, categorical(), env, params, T))(
+        key, net_params, env_state, obs, zeros, zeros.astype(jnp.int32)
+    )
+    dist = categorical()
+    for t, key_step in enumerate(jax.random.split(key, T)):
+        key_act, _ = jax.random.split(key_step)
+        head, _ = network.apply(net_params, out.transitions.obs[t])
+        noise = dist.noise(key_act, jax.eval_shape(lambda h: h, head))
+        np.testing.assert_array_equal(
+            out.transitions.action[t], dist.sample_from_noise(head, noise)
+        )
