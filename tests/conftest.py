@@ -88,3 +88,20 @@ def compilations():
     jax.monitoring.register_event_duration_secs_listener(built)
     yield events
     jax.monitoring.unregister_event_duration_listener(built)
+
+
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """``capture(module, name) -> figures``: the matplotlib figures handed to the saving
+    function ``module.name`` from then on, in order (each still saved), so that a test
+    reads a figure's axes, lines and labels rather than its pixels."""
+
+    def capture(module, name):
+        figures = []
+        save = getattr(module, name)
+        monkeypatch.setattr(
+            module, name, lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+        )
+        return figures
+
+    return capture

@@ -38,6 +38,7 @@ from jrl.agents.ppo import (
     make_train,
     shuffled_indices,
 )
+from jrl.agents.rollout import make_rollout
 from jrl.envs import make
 from jrl.host import compiler_options
 from jrl.sweep import product_grid, run_sweep, stack_grid
@@ -928,12 +929,8 @@ def test_update_metrics_are_the_losses_at_the_acting_parameters():
     state, _ = update(agent.init(jax.random.key(0), hp), hp)  # second update: annealed once
     _, m = update(state, hp)
     # The rollout the update saw, from the same key.
-    from jrl.agents import rollout
-
     key_rollout, _ = jax.random.split(jax.random.fold_in(state.key, state.update))
-    out = rollout.make_rollout(
-        agent.network, agent.distribution, env, env_params, config.num_steps
-    )(
+    out = make_rollout(agent.network, agent.distribution, env, env_params, config.num_steps)(
         key_rollout,
         state.params,
         state.env_state,
@@ -943,7 +940,13 @@ def test_update_metrics_are_the_losses_at_the_acting_parameters():
     )
     tr = out.transitions
     adv, _ = gae(
-        0.5 * tr.reward, tr.value, out.next_values, tr.terminated, tr.done, hp.gamma, hp.gae_lambda
+        hp.reward_scale * tr.reward,
+        tr.value,
+        out.next_values,
+        tr.terminated,
+        tr.done,
+        hp.gamma,
+        hp.gae_lambda,
     )
     head, _ = agent.network.apply(state.params, tr.obs)
     entropy = float(agent.distribution.entropy(head).mean())

@@ -243,17 +243,11 @@ def _overlaps(a, b) -> bool:
 
 @pytest.mark.parametrize("num_curves", [12, 30])
 def test_more_curves_than_a_palette_get_their_own_colours_and_a_legend_outside(
-    tmp_path, monkeypatch, num_curves
+    tmp_path, saved_figures, num_curves
 ):
     """matplotlib's cycle repeats after 10 colours: a 4 x 3 grid had pairs of curves in one
     colour, and a 125-point grid's legend covered the left panel, cut off at ~21."""
-    from jrl import reporting
-
-    figures = []
-    save = reporting.save_figure
-    monkeypatch.setattr(
-        reporting, "save_figure", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
-    )
+    figures = saved_figures(reporting, "save_figure")
     rng = np.random.default_rng(0)
     curves = {f"grid point {i}": rng.normal(size=(3, 6)) for i in range(num_curves)}
     plot_learning_curves(
@@ -473,15 +467,6 @@ def test_plots_leave_the_backend_and_pyplots_figures_as_they_were(tmp_path):
         matplotlib.use(before)
 
 
-def _capture_figures(monkeypatch, module, name):
-    figures = []
-    save = getattr(module, name)
-    monkeypatch.setattr(
-        module, name, lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
-    )
-    return figures
-
-
 def test_curve_stats_and_final_summary_bands_are_at_the_confidence_asked():
     values = np.random.default_rng(0).normal(size=(10, 3))
     got = reporting.curve_stats(values, 200, 0.5, seed=1)
@@ -494,10 +479,10 @@ def test_curve_stats_and_final_summary_bands_are_at_the_confidence_asked():
     assert summary["iqm_ci"] == [half.iqm_low[0], half.iqm_high[0]]
 
 
-def test_a_single_step_error_bar_spans_its_interval(tmp_path, monkeypatch):
+def test_a_single_step_error_bar_spans_its_interval(tmp_path, saved_figures):
     """A curve of one point is an error bar: from its interval's low to its high, not
     mirrored about the point (skewed values give an asymmetric interval)."""
-    figures = _capture_figures(monkeypatch, stats, "_save_figure")
+    figures = saved_figures(stats, "_save_figure")
     values = np.array([0.0, 0, 0, 0, 1, 1, 2, 3, 9, 20])[:, None, None]  # skewed: asymmetric
     curves = stats.iqm_curves({"a": values}, steps=[7], reps=200)
     stats.plot_iqm_curves(curves, tmp_path / "c.png")
@@ -510,7 +495,7 @@ def test_a_single_step_error_bar_spans_its_interval(tmp_path, monkeypatch):
     )
     np.testing.assert_allclose(sorted(segment[:, 1]), [low, high])
     # plot_learning_curves: the same for a curve of one point
-    rfigs = _capture_figures(monkeypatch, reporting, "save_figure")
+    rfigs = saved_figures(reporting, "save_figure")
     _, got = reporting.plot_learning_curves(
         tmp_path / "l.png", {"a": values[:, 0]}, xlabel="", ylabel="", title="", num_resamples=200
     )
@@ -525,10 +510,10 @@ def test_a_single_step_error_bar_spans_its_interval(tmp_path, monkeypatch):
         np.testing.assert_allclose(sorted(segment[:, 1]), [low[0], high[0]])
 
 
-def test_learning_curve_figure_axes_titles_and_legend(tmp_path, monkeypatch):
+def test_learning_curve_figure_axes_titles_and_legend(tmp_path, saved_figures):
     """Steps 1..T by default, each panel the statistic its title names at the confidence
     asked, and n the number of seeds."""
-    figures = _capture_figures(monkeypatch, reporting, "save_figure")
+    figures = saved_figures(reporting, "save_figure")
     values = np.random.default_rng(0).normal(size=(6, 4))
     reporting.plot_learning_curves(
         tmp_path / "c.png",

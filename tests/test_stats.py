@@ -270,16 +270,14 @@ def test_report_json_is_the_aggregate_at_the_seed_given(tmp_path):
 
 
 def test_a_report_of_many_algorithms_gives_each_its_colour_and_its_legend_room(
-    tmp_path, monkeypatch
+    tmp_path, saved_figures
 ):
     """seaborn's colorblind palette has 10 colours and cycles: a 12-point grid's eval
     report drew points 0 and 10 alike, in a legend inside the axes over the profiles."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.colors import to_rgba
 
-    figures = []
-    save = stats._save_figure
-    monkeypatch.setattr(stats, "_save_figure", lambda fig, p: figures.append(fig) or save(fig, p))
+    figures = saved_figures(stats, "_save_figure")
     rng = np.random.default_rng(0)
     scores = {f"grid_point_{g}": rng.normal(g, 1.0, size=(3, 1)) for g in range(12)}
     profiles = stats.performance_profiles(scores, reps=20)
@@ -294,12 +292,10 @@ def test_a_report_of_many_algorithms_gives_each_its_colour_and_its_legend_room(
     assert box.x0 >= inside.x1  # beside the axes, not over the curves
 
 
-def test_the_aggregates_figure_names_an_algorithm_without_an_interval(tmp_path, monkeypatch):
+def test_the_aggregates_figure_names_an_algorithm_without_an_interval(tmp_path, saved_figures):
     """Three runs of one task give no interval: rliable's figure drew that algorithm's
     point as a bare tick, read as an interval of no width (a certain result)."""
-    figures = []
-    save = stats._save_figure
-    monkeypatch.setattr(stats, "_save_figure", lambda fig, p: figures.append(fig) or save(fig, p))
+    figures = saved_figures(stats, "_save_figure")
     scores = {"ppo": np.array([[1.0], [2.0], [3.0]]), "dqn": np.arange(8.0).reshape(8, 1)}
     aggregates = stats.aggregate(scores, reps=50)
     stats.plot_aggregates(aggregates, tmp_path / "aggregates.png")
@@ -307,16 +303,6 @@ def test_the_aggregates_figure_names_an_algorithm_without_an_interval(tmp_path, 
     labels = {text.get_text() for text in fig.axes[0].get_yticklabels()}
     assert labels == {"ppo (3 runs: no interval)", "dqn"}
     assert "[3 runs: no interval]" in stats.format_table(aggregates)
-
-
-# Figures are checked on the matplotlib objects given to the saving function.
-def _capture_figures(monkeypatch, module, name):
-    figures = []
-    save = getattr(module, name)
-    monkeypatch.setattr(
-        module, name, lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
-    )
-    return figures
 
 
 def test_json_holds_each_metrics_own_interval_and_the_runs():
@@ -384,8 +370,8 @@ def test_table_caption_states_the_confidence():
     )
 
 
-def test_aggregates_figure_has_the_xlabel_asked(tmp_path, monkeypatch):
-    figures = _capture_figures(monkeypatch, stats, "_save_figure")
+def test_aggregates_figure_has_the_xlabel_asked(tmp_path, saved_figures):
+    figures = saved_figures(stats, "_save_figure")
     stats.write_report(tmp_path, {"a": np.arange(10.0).reshape(5, 2)}, reps=20, xlabel="Return")
     texts = {t.get_text() for fig in figures[:1] for t in fig.texts}
     texts |= {ax.get_xlabel() for ax in figures[0].axes}
