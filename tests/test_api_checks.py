@@ -438,11 +438,15 @@ class OffContractChain(Chain):
     def step(self, key, state, action, params=None):
         obs, state, reward, terminated, truncated, info = super().step(key, state, action, params)
         final = info["final_observation"]
-        final = {"short": final[:3], "float16": final.astype(jnp.float16), None: final}
-        truncated = {"int32": truncated.astype(jnp.int32), "shaped": truncated[None]}.get(
-            self.truncated, truncated
-        )
-        info = {**info, "final_observation": final[self.final]}
+        if self.final == "short":
+            final = final[:3]
+        elif self.final == "float16":
+            final = final.astype(jnp.float16)
+        if self.truncated == "int32":
+            truncated = truncated.astype(jnp.int32)
+        elif self.truncated == "shaped":
+            truncated = truncated[None]
+        info = {**info, "final_observation": final}
         return obs, state, reward, terminated, truncated, info
 
 

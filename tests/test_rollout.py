@@ -177,13 +177,12 @@ def test_rollout_actions_come_from_the_act_half_of_each_steps_key():
         jax.random.split(jax.random.key(0), 4), params
     )
     net_params = init_params(network, jax.random.key(1), obs[0])
-    key, T = jax.random.key(2), 12
+    key, num_steps, dist = jax.random.key(2), 12, categorical()
     zeros = jnp.zeros(4)
-    out = jax.jit(make_rollout(network, categorical(), env, params, T))(
+    out = jax.jit(make_rollout(network, dist, env, params, num_steps))(
         key, net_params, env_state, obs, zeros, zeros.astype(jnp.int32)
     )
-    dist = categorical()
-    for t, key_step in enumerate(jax.random.split(key, T)):
+    for t, key_step in enumerate(jax.random.split(key, num_steps)):
         key_act, _ = jax.random.split(key_step)
         head, _ = network.apply(net_params, out.transitions.obs[t])
         noise = dist.noise(key_act, jax.eval_shape(lambda h: h, head))
