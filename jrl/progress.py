@@ -191,6 +191,13 @@ def train_with_progress(
     every = max(1, num_updates // 100) if every is None else every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
+    if not all(callable(getattr(agent, name, None)) for name in ("init", "update_at")):
+        raise TypeError(
+            f"train_with_progress takes an agent with init and update_at, got "
+            f"{type(agent).__name__} {agent!r:.60}: pass jrl.agents.ppo.make_ppo(config, "
+            "env, env_params) (or make_dqn, make_reinforce), not the train that make_train "
+            "returns (a whole run, with no update to report after)"
+        )
 
     def update_at(state, hparams, index):
         state, metrics = agent.update_at(state, hparams, index)

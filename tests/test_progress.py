@@ -78,6 +78,17 @@ def test_progress_rejects_a_bad_update_count(bad):
         train_with_progress(None, 10, print, every=bad)  # 0 and False too: not "default"
 
 
+def test_train_with_progress_refuses_make_trains_train_for_the_agent():
+    """It loops over the agent's updates: make_train's train is a whole run, which failed
+    as AttributeError: 'function' object has no attribute 'init'."""
+    from jrl.agents.ppo import make_train
+
+    env, params = make("CartPole-v1")
+    train = make_train(PPOConfig(num_envs=2, num_steps=16, total_timesteps=64), env, params)
+    with pytest.raises(TypeError, match=r"got function .*pass jrl.agents.ppo.make_ppo\(config"):
+        train_with_progress(train, 2, print)
+
+
 STOPPED_BY_CTRL_C = textwrap.dedent(
     """
     import signal, sys
