@@ -57,8 +57,8 @@ def write_bytes_atomic(path: str | Path, data: bytes | Iterable[bytes]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        os.fchmod(handle, 0o666 & ~_UMASK)
-        with os.fdopen(handle, "wb") as file:
+        with os.fdopen(handle, "wb") as file:  # closes the descriptor whatever fails
+            os.fchmod(file.fileno(), 0o666 & ~_UMASK)
             file.writelines(pieces)
             file.flush()
             os.fsync(file.fileno())

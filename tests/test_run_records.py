@@ -267,21 +267,49 @@ def test_a_checkpoint_whose_files_changed_since_the_save_is_refused_by_name(tmp_
     np.testing.assert_array_equal(checkpoint.restore(tmp_path, like, "f")[0]["n"], [20, 21, 22])
 
 
+@pytest.mark.parametrize(
+    "call, failure",
+    [
+        ("fsync", OSError(28, "No space left on device")),
+        ("fsync", KeyboardInterrupt()),  # a Ctrl-C in the middle of the write
+        ("fchmod", PermissionError(1, "Operation not permitted")),  # (some mounted shares)
+    ],
+)
 def test_an_atomic_write_that_fails_keeps_the_old_file_and_leaves_no_temporary(
-    tmp_path, monkeypatch
+    call, failure, tmp_path, monkeypatch
 ):
     from jrl import run_dir
 
     path = tmp_path / "summary.json"
     run_dir.write_text_atomic(path, "old")
 
-    def full_disk(descriptor):
-        raise OSError(28, "No space left on device")
+    def fail(*args):
+        raise failure
 
-    monkeypatch.setattr(run_dir.os, "fsync", full_disk)
-    with pytest.raises(OSError, match="No space left on device"):
+    monkeypatch.setattr(run_dir.os, call, fail)
+    open_descriptors = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(type(failure)):
         run_dir.write_text_atomic(path, "new")
+    assert len(os.listdir("/proc/self/fd")) == open_descriptors  # the temporary's closed
     assert path.read_text() == "old" and run_dir.temporaries(path) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+def test_an_atomic_writes_temporary_is_one_a_resume_finds_and_removes(tmp_path, monkeypatch):
+    """What a kill leaves mid-write is a file temporaries() lists (a resume removes
+    those), hidden from a listing of the run directory."""
+    from jrl import run_dir
+
+    path, seen, replace = tmp_path / "summary.json", [], run_dir.os.replace
+
+    def look_then_replace(temporary, target):
+        seen.append((Path(temporary), run_dir.temporaries(path)))
+        replace(temporary, target)
+
+    monkeypatch.setattr(run_dir.os, "replace", look_then_replace)
+    run_dir.write_text_atomic(path, "new")
+    ((temporary, found),) = seen
+    assert found == [temporary] and temporary.name.startswith(".summary.json.")
 
 
 @pytest.mark.parametrize("removed_before", ["_check_files", "_crc32"])
@@ -339,6 +367,23 @@ def test_read_rows_raises_on_a_complete_line_that_is_not_json(tmp_path):
         read_rows(path)
 
 
+def test_truncate_rows_counts_no_torn_line_and_refuses_a_complete_line_not_json(tmp_path):
+    """A torn last line (a kill mid-append) goes uncounted, so the resume's message
+    says how many rows it drops; a complete line that is not JSON is damage, refused
+    with the file left as it was."""
+    from jrl.run_dir import truncate_rows
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"update": 0}\n{"update": 1}\n{"upd')
+    assert truncate_rows(path, lambda row: row["update"] < 1) == 1
+    assert path.read_text() == '{"update": 0}\n'
+    damaged = '{"update": 0}\n{"upd\n{"update": 2}\n'
+    path.write_text(damaged)
+    with pytest.raises(ValueError, match="metrics.jsonl: byte 14: not a JSON row"):
+        truncate_rows(path, lambda row: row["update"] < 1)
+    assert path.read_text() == damaged
+
+
 def test_truncate_rows_keeps_lines_as_they_were_reading_one_row_at_a_time(tmp_path):
     """A resume drops the rows past its checkpoint without holding the file's rows (a
     long run's metrics.jsonl holds millions): Python's allocations peak at a small part
@@ -391,6 +436,7 @@ def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     (tmp_path / "f.py").write_text("x = 1\n")
     git("add", "f.py")
     git("commit", "-qm", "c")
+    (tmp_path / "notes.txt").write_text("a file git does not track is no change of the code")
     assert git_state(tmp_path, "f.py") == {"commit": git("rev-parse", "HEAD"), "dirty": False}
     (tmp_path / "f.py").write_text("x = 2\n")
     assert git_state(tmp_path, "f.py")["dirty"] is True
@@ -557,6 +603,11 @@ def test_a_resume_names_what_may_change_its_numbers_and_only_that(tmp_path, monk
     monkeypatch.setenv("XLA_FLAGS", "--a=1 --b=2")
     (change,) = _resume_changes(tmp_path, {"versions": {**versions, "jax": "0.0.1"}})
     assert change == f"versions: {{'jax': '0.0.1'}} -> {{'jax': '{versions['jax']}'}}"
+    # jaxlib (XLA itself) apart from jax, and the compiler options jrl compiles with.
+    (change,) = _resume_changes(tmp_path, {"versions": {**versions, "jaxlib": "0.0.1"}})
+    assert change.startswith("versions: {'jaxlib': '0.0.1'} -> ")
+    (change,) = _resume_changes(tmp_path, {"compiler_options": {"xla_llvm_opt_level": 3}})
+    assert change.startswith("compiler_options: {'xla_llvm_opt_level': 3} -> ")
     # A resume that never reached a checkpoint ran none of the run: compared with the
     # start, under whose flags every update so far was computed.
     other = {"xla_flags": "--x=1", "from_update": 30}
@@ -659,3 +710,23 @@ def test_a_mac_records_its_cpus_model_not_just_arm(tmp_path, monkeypatch):
     sysctl.unlink()  # no sysctl answering: what the platform module says
     monkeypatch.setattr(run_dir.platform, "processor", lambda: "arm")
     assert run_dir.cpu_model() == "arm"
+
+
+def test_cpu_model_is_the_model_name_line_not_the_model_number(monkeypatch):
+    """x86's /proc/cpuinfo has "model : 85" before "model name": the number is shared by
+    a CPU family's models, so a resume on another of them would go unreported."""
+    import builtins
+    import io
+
+    from jrl import run_dir
+
+    real_open = builtins.open
+    cpuinfo = "processor\t: 0\ncpu family\t: 6\nmodel\t\t: 85\nmodel name\t: Intel Xeon Gold\n"
+
+    def proc_cpuinfo(path, *args, **kwargs):
+        if str(path) == "/proc/cpuinfo":
+            return io.StringIO(cpuinfo)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", proc_cpuinfo)
+    assert run_dir.cpu_model() == "Intel Xeon Gold"
