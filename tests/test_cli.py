@@ -261,6 +261,57 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path, capsys):
         plot_runs([tmp_path / "again" / "s"], tmp_path / "inf.png")
 
 
+def test_a_config_file_is_taken_whole_and_only_once(tmp_path, capsys):
+    """A run's config.yaml given again is the same run, its root seed too (dropped, it
+    ran seed 0: other numbers), with flags on top; another agent's file, or a second
+    file, is refused rather than ignored; an empty file or a --config-file without its
+    value is said, not a traceback."""
+    first, second = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    first.write_text("num_seeds: 3\nseed: 7\n")
+    second.write_text("num_seeds: 5\n")
+    _, spec = cli.parse_run("tabular", ["--config-file", str(first)])
+    assert (spec.num_seeds, spec.seed) == (3, 7)
+    _, spec = cli.parse_run("tabular", [f"--config-file={first}", "--seed", "8"])
+    assert (spec.num_seeds, spec.seed) == (3, 8)
+    said = refused(capsys, "train", "tabular", "--config-file", first, "--config-file", second)
+    assert "--config-file is given more than once" in said
+    ppo_run = tmp_path / "ppo.yaml"
+    ppo_run.write_text("agent: ppo\nenv: CartPole-v1\n")
+    assert "is a 'ppo' run, not 'dqn'" in refused(capsys, "train", "dqn", "--config-file", ppo_run)
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    said = refused(capsys, "train", "tabular", "--config-file", empty)
+    assert "expected a mapping of run fields, got NoneType" in said
+    assert "--config-file needs a value" in refused(capsys, "train", "tabular", "--config-file")
+
+
+def test_train_defaults_and_the_equals_spelling_of_grid(tmp_path, capsys):
+    """jrl train's own defaults (nothing else reads them): the agents' usual tasks, one
+    seed from root seed 0 (RunSpec's, so its numbers are run_sweep's on key 0), a
+    progress bar, the agent's chunk size; --grid=NAME=VALUES as --grid NAME=VALUES; one
+    --resume, and --layout only for one run."""
+    from jrl.training import RunSpec
+
+    for agent, env in [
+        ("ppo", "CartPole-v1"),
+        ("dqn", "CartPole-v1"),
+        ("tabular", "CliffWalking-v0"),
+    ]:
+        run, spec = cli.parse_run(agent, [])
+        assert (spec.env, spec.num_seeds, spec.seed) == (env, 1, 0)
+        assert (spec.num_seeds, spec.seed) == (
+            RunSpec(agent, env).num_seeds,
+            RunSpec(agent, env).seed,
+        )
+        assert run.progress is True and spec.chunk_size == cli.CHUNK_SIZES[agent]
+    _, spec = cli.parse_run("tabular", ["--grid=alpha=0.1,0.2"], sweep=True)
+    assert [point["alpha"] for point in spec.hparams] == [0.1, 0.2]
+    said = refused(capsys, "train", "--resume", tmp_path / "a", "--resume", tmp_path / "b")
+    assert "usage: jrl train --resume RUN_DIR" in said
+    pooled = ["eval", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "o", "--layout", 1]
+    assert "--layout applies to one run directory" in refused(capsys, *pooled)
+
+
 def test_config_file_then_flags_and_clear_errors(tmp_path, capsys):
     config = tmp_path / "run.yaml"
     config.write_text(
