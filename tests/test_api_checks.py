@@ -514,6 +514,28 @@ def test_env_params_of_another_environment_are_refused(agent, cartpole):
         make_train(config, cartpole[0], acrobot_params)
 
 
+@pytest.mark.parametrize(
+    "name, change, problem",
+    [
+        ("CartPole-v1", {"max_steps_in_episode": 0}, "max_steps_in_episode is 0: a time limit"),
+        ("CartPole-v1", {"gravity": float("nan")}, "gravity is nan: it must be finite"),
+        ("CliffWalking-v0", {"max_steps_in_episode": 2.5}, "max_steps_in_episode is 2.5: a"),
+        ("CliffWalking-v0", {"slip_prob": 2.0}, r"slip_prob is 2.0: a probability must be in"),
+    ],
+)
+def test_env_params_changed_by_replace_are_checked_as_make_checks_settings(name, change, problem):
+    """make refuses these settings; params.replace (gymnax's way) bypassed it: a time
+    limit of 0 trained on one-step episodes, a NaN gravity on NaN returns."""
+    env, params = make(name)
+    agents = [MAKE_TRAIN[agent][:2] for agent in ("ppo", "dqn", "reinforce")]
+    if name == "CliffWalking-v0":
+        agents.append((tabular.make_train, TABULAR_CONFIG))
+    for make_train, config in agents:
+        with pytest.raises(ValueError, match=f"{name}'s env_params.{problem}"):
+            make_train(config, env, params.replace(**change))
+    make_train(config, env, params.replace(**{k: 1 for k in change}))  # in range: taken
+
+
 @struct.dataclass
 class ChainParams:
     """A researcher's own params class (not gymnax's EnvParams), for an environment that

@@ -160,7 +160,45 @@ def env_params_or_default(env, env_params):
             f"but {env.name} takes {type(default).__module__}.{type(default).__name__}: "
             "pass its own (env.default_params, or a replace of them), or None"
         )
+    check_env_param_values(env, env_params)
     return env_params
+
+
+def check_env_param_values(env, env_params) -> None:
+    """ValueError, before compiling, for a concrete field of ``env_params`` that no
+    environment can run with, whichever environment it is: a time limit
+    (``max_steps_in_episode``) that is not a whole number >= 1 (0 cut every episode
+    after one step), a probability (``*_prob``, ``*_probs``) outside [0, 1], a NaN or
+    infinite float (a NaN gravity trained on NaN returns). ``jrl.envs.make`` refuses
+    these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
+    not. Traced fields (params built inside ``jit``) are not read."""
+    if not dataclasses.is_dataclass(env_params):
+        return
+    name = getattr(env, "name", type(env).__name__)
+    for field in dataclasses.fields(env_params):
+        value = getattr(env_params, field.name)
+        if isinstance(value, jax.core.Tracer):
+            continue
+        try:
+            number = np.asarray(value)
+        except Exception:  # not an array-like field (a callable, a nested object)
+            continue
+        if number.dtype.kind not in "biuf":
+            continue
+        problem = None
+        if field.name == "max_steps_in_episode" and (
+            number.dtype.kind == "b" or np.any(number < 1) or np.any(number != np.round(number))
+        ):
+            problem = "a time limit must be a whole number >= 1"
+        elif field.name.endswith(("_prob", "_probs")) and not np.all((number >= 0) & (number <= 1)):
+            problem = "a probability must be in [0, 1]"
+        elif number.dtype.kind == "f" and not np.all(np.isfinite(number)):
+            problem = "it must be finite"
+        if problem is not None:
+            raise ValueError(
+                f"{name}'s env_params.{field.name} is {value!r}: {problem} (jrl.envs.make "
+                "checks the settings it is given; a params.replace(...) is checked here)"
+            )
 
 
 def check_env_outputs(env, env_params) -> jax.ShapeDtypeStruct:
