@@ -1737,3 +1737,140 @@ def test_a_tabular_point_shows_the_algorithm_it_runs_by_name(tmp_path):
     ]
     curves, _ = learning_curves([tmp_path / "run"])
     assert sorted(curves) == ["run algorithm=q_learning", "run algorithm=sarsa"]
+
+
+# Small enough to compile and run in a few seconds.
+TINY_TABULAR = RunSpec(
+    agent="tabular",
+    env="CliffWalking-v0",
+    config={"num_episodes": 20, "steps_per_iteration": 16},
+    chunk_size=20,
+)
+
+
+def test_a_resume_that_runs_nothing_keeps_what_was_checkpointed(tmp_path):
+    """A resume of a complete run saves nothing: its summary.json still names the
+    checkpoint and the updates run (it wrote null and 0), so checkpoints/ removed after
+    it is refused, not trained again from update 0 over the run's rows; so is a complete
+    run whose summary.json is older than checkpointed_updates (only stopped and
+    interrupted ones were tested)."""
+    run_dir = tmp_path / "run"
+    done = train(TINY_TABULAR, run_dir, progress=False)
+    again = train(TINY_TABULAR, run_dir, progress=False, resume=True)
+    assert again["status"] == done["status"] == "complete"
+    assert again["checkpointed_updates"] == done["checkpointed_updates"] == done["updates_done"]
+    assert again["updates_run"] == done["updates_run"] > 0
+    older = shutil.copytree(run_dir, tmp_path / "older")
+    shutil.rmtree(run_dir / "checkpoints")
+    with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after"):
+        train(TINY_TABULAR, run_dir, progress=False, resume=True)
+    summary = json.loads((older / "summary.json").read_text())
+    del summary["checkpointed_updates"]
+    (older / "summary.json").write_text(json.dumps(summary))
+    shutil.rmtree(older / "checkpoints")
+    with pytest.raises(checkpoint.CheckpointError, match="was checkpointed after"):
+        train(TINY_TABULAR, older, progress=False, resume=True)
+
+
+def test_a_checkpoint_record_from_before_the_kept_summary_still_resumes(tmp_path):
+    """A record without info["summary"] (written before jrl kept it there) resumes by
+    reading the rows again, to the numbers of a run that never stopped."""
+    run_dir = tmp_path / "run"
+    pieces = RunSpec(**{**TINY_TABULAR.__dict__, "chunk_size": 10})
+    train(pieces, run_dir, progress=False, max_chunks=1)
+    for path in (run_dir / "checkpoints").glob("*.json"):
+        record = json.loads(path.read_text())
+        del record["info"]["summary"]
+        path.write_text(json.dumps(record))
+    resumed = train(pieces, run_dir, progress=False, resume=True)
+    whole = train(pieces, tmp_path / "whole", progress=False)
+    assert resumed["status"] == "complete" and resumed["grid"] == whole["grid"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"hparams": ({"lr": True},)}, r"hparams\[0\].lr must be a number"),
+        ({"config": {"hidden_sizes": [64.5, 64]}}, r"hidden_sizes must be a non-empty tuple of"),
+        ({"env_overrides": [("max_steps_in_episode", 50)]}, r"env_overrides must be a mapping"),
+    ],
+    ids=["lr_bool", "hidden_sizes_float", "env_overrides_list"],
+)
+def test_values_of_the_wrong_kind_are_refused(change, message):
+    """A hyperparameter true (read as 1.0), a width of 64.5 (truncated to 64), a list of
+    pairs as env_overrides: each was taken."""
+    with pytest.raises(ValueError, match=message):
+        resolve(RunSpec(**{"agent": "ppo", "env": "CartPole-v1", **change}))
+
+
+def test_the_eval_cut_check_reads_the_runs_env_overrides():
+    """A textbook task has no time limit unless --env-overrides gives one: the check
+    that an evaluated episode ends made the task without them and refused the run."""
+    spec = RunSpec(
+        agent="ppo",
+        env="WindyGridworld-v0",
+        env_overrides={"observation": "grid", "max_steps_in_episode": 500},
+        config={"eval_every": 1, "network": "cnn", "num_envs": 2, "num_steps": 8},
+    )
+    assert resolve(spec).env_overrides["max_steps_in_episode"] == 500
+
+
+def test_an_older_run_with_an_unswept_algorithm_tuple_still_loads():
+    """Every algorithm of a tabular config must be a grid point's: a new run's rule, so
+    a run directory made before it still resumes, evaluates and plots."""
+    spec = RunSpec(
+        agent="tabular", env="CliffWalking-v0", config={"algorithm": ("sarsa", "q_learning")}
+    )
+    with pytest.raises(ValueError, match="no grid point runs"):
+        resolve(spec)
+    assert resolve(spec, new_run=False).config["algorithm"] == ("sarsa", "q_learning")
+
+
+def test_a_mismatch_names_the_commit_that_wrote_the_run_last(tmp_path, monkeypatch):
+    """A checkpoint of another configuration names the commit of the run's last process
+    (meta.json's resumes), not its first: a run resumed by this very commit was told to
+    check out the old one."""
+    now, first, last = "b" * 40, "a" * 40, "c" * 40
+    monkeypatch.setattr(training, "git_state", lambda *a, **k: {"commit": now})
+    (tmp_path / "meta.json").write_text(json.dumps({"commit": first, "resumes": [{"commit": now}]}))
+    with pytest.raises(checkpoint.MismatchError) as refused, training._naming_the_writer(tmp_path):
+        raise checkpoint.MismatchError("another configuration")
+    assert str(refused.value) == "another configuration"  # this commit wrote it last
+    (tmp_path / "meta.json").write_text(
+        json.dumps({"commit": first, "resumes": [{"commit": last}]})
+    )
+    naming = training._naming_the_writer(tmp_path)
+    with pytest.raises(checkpoint.MismatchError, match=f"at commit {last[:12]}"), naming:
+        raise checkpoint.MismatchError("another configuration")
+
+
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_an_older_run_lacking_the_added_fields_is_the_run_their_values_reproduce(
+    agent, tmp_path, monkeypatch
+):
+    """ADDED_CONFIG_FIELDS vouches for an older run's config.yaml that lacks them only
+    with the values that reproduce it: a wrong value there (only its type was tested)
+    refused every such run, and a listed field's value went unchecked."""
+    from jrl.run_dir import write_yaml
+
+    written = resolve(RunSpec(agent=agent, env="CartPole-v1")).to_dict()
+    for name in training.ADDED_CONFIG_FIELDS[agent]:
+        del written["config"][name]  # written before every added field existed
+    write_yaml(tmp_path / "config.yaml", written)
+    started = training._fingerprint_of(read_yaml(tmp_path / "config.yaml"))
+    (tmp_path / "meta.json").write_text(json.dumps({"fingerprint": started}))
+    loaded = load_spec(tmp_path)
+    assert training.recorded_fingerprint(tmp_path, loaded) == started
+    added = {**training.ADDED_CONFIG_FIELDS}  # as if older runs had behaved otherwise
+    added[agent] = {**added[agent], "eval_episodes": 7}
+    monkeypatch.setattr(training, "ADDED_CONFIG_FIELDS", added)
+    assert training.recorded_fingerprint(tmp_path, loaded) is None
+
+
+def test_a_grid_point_whose_seeds_ended_no_episode_lists_null_returns():
+    """summary.json's final returns are null until a seed ends an episode (they were
+    left out, and jrl's printed summary read them: KeyError)."""
+    spec = resolve(RunSpec(agent="tabular", env="CliffWalking-v0", num_seeds=2))
+    (point,) = training.Summary(spec).grid()
+    assert point["final_episode_return"] == [None, None]
+    assert point["mean_final_episode_return"] is None
