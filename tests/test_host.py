@@ -109,6 +109,8 @@ def test_bad_counts_and_a_started_backend_are_refused():
     with pytest.raises(ValueError, match="positive int"):
         use_cpu_cores(0)
     jax.devices()  # this process's backend is up: the flags could no longer apply
+    with pytest.raises(ValueError, match="positive int"):
+        use_cpu_cores(True)  # an int, but no count of devices (refused as that first)
     with pytest.raises(RuntimeError, match="before JAX initialises its backend"):
         use_cpu_cores(2)
 
@@ -267,5 +269,14 @@ def test_device_count_flag_is_the_last_one_as_xla_reads_it():
 def test_compiler_options_are_none_off_the_cpu(monkeypatch):
     from jrl.host import compiler_options
 
-    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
-    assert compiler_options() == {}
+    for backend in ("gpu", "tpu", "METAL"):  # XLA:CPU's options on none of them
+        monkeypatch.setattr(jax, "default_backend", lambda backend=backend: backend)
+        assert compiler_options() == {}
+
+
+def test_xla_flags_without_a_value_are_read():
+    """A boolean flag may be written without '=' (XLA reads it as true)."""
+    from jrl.host import read_xla_flags
+
+    flags = "--xla_cpu_foo --xla_dump_to=/x"
+    assert read_xla_flags(flags) == {"--xla_cpu_foo": "", "--xla_dump_to": "/x"}

@@ -733,3 +733,62 @@ def test_cpu_model_is_the_model_name_line_not_the_model_number(monkeypatch):
 
     monkeypatch.setattr(builtins, "open", proc_cpuinfo)
     assert run_dir.cpu_model() == "Intel Xeon Gold"
+
+
+def _saved(directory, *chunks, keep=2):
+    """Save chunk n of a state w = [n, n, n] with each count in ``chunks``, in turn."""
+    saver = checkpoint.Saver(directory, keep=keep)
+    for n in chunks:
+        saver.save(n, {"w": np.full(3, n, np.float32)}, {"fingerprint": "f", "n": n})
+    saver.close()
+
+
+def _restored(directory):
+    state, info = checkpoint.restore(directory, {"w": np.zeros(3, np.float32)}, "f")
+    assert (np.asarray(state["w"]) == info["n"]).all()
+    return info["n"]
+
+
+def test_saving_an_earlier_chunk_keeps_that_checkpoint(tmp_path, capsys):
+    """A resume from an earlier checkpoint (the record a damaged file's message names)
+    saves a chunk older than one on disk: keeping one, the pruning deleted the
+    checkpoint just saved, and latest.json named a directory that was gone."""
+    _saved(tmp_path, 20, keep=1)
+    _saved(tmp_path, 10, keep=1)
+    assert (tmp_path / "chunk_00000010").is_dir() and _restored(tmp_path) == 10
+    assert "using" not in capsys.readouterr().err  # no fallback to another record
+
+
+def test_a_chunk_saved_again_replaces_the_unrecorded_checkpoint_of_that_count(tmp_path):
+    """A kill after orbax finished chunk 20 but before its record was written leaves
+    chunk_00000020 unrecorded; the resume from chunk 10 saves chunk 20 again, which
+    orbax refused ("Destination ... already exists")."""
+    _saved(tmp_path, 10, 20)
+    shutil.copy(tmp_path / "chunk_00000010.json", tmp_path / "latest.json")
+    (tmp_path / "chunk_00000020.json").unlink()
+    assert _restored(tmp_path) == 10 and (tmp_path / "chunk_00000020").is_dir()
+    _saved(tmp_path, 20)
+    assert _restored(tmp_path) == 20
+
+
+def test_keys_of_another_implementation_restore_as_that_implementation(tmp_path):
+    """rbg keys came back as threefry's (a TypeError): only the default was tested."""
+    state = {"key": jax.random.key(3, impl="rbg"), "w": np.ones(2, np.float32)}
+    checkpoint.save(tmp_path, 1, state, {"fingerprint": "f"})
+    for like in (state, jax.eval_shape(lambda: state)):
+        restored, _ = checkpoint.restore(tmp_path, like, "f")
+        assert restored["key"].dtype == state["key"].dtype
+        np.testing.assert_array_equal(
+            jax.random.key_data(restored["key"]), jax.random.key_data(state["key"])
+        )
+
+
+def test_a_latest_json_without_its_info_falls_back_to_the_record_beside_it(tmp_path, capsys):
+    """A latest.json lacking "info" is damaged (the record beside it is read), not a
+    checkpoint of another configuration."""
+    _saved(tmp_path, 1)
+    record = json.loads((tmp_path / "latest.json").read_text())
+    del record["info"]
+    (tmp_path / "latest.json").write_text(json.dumps(record))
+    assert _restored(tmp_path) == 1
+    assert "not a record with path, info and leaves" in capsys.readouterr().err

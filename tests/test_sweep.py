@@ -8,6 +8,7 @@ import sys
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -34,7 +35,14 @@ toy = lambda key, hparams: jax.random.uniform(key) + hparams.alpha
 one_point = stack_grid([TabularHParams(alpha=0.5)])
 uneven_one = run_sweep(toy, jax.random.key(0), one_point, 3, sequential=True)
 uneven_two = run_sweep(toy, jax.random.key(0), one_point, 3, devices=jax.devices())
+# The same train and shapes, first on the default device, then asked to split.
+two_points = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
+plain = run_sweep(toy, jax.random.key(0), two_points, 2)
+split = run_sweep(toy, jax.random.key(0), two_points, 2, devices=jax.devices())
 print(json.dumps({"devices": len(jax.devices()),
+                  "plain_on": sorted(d.id for d in plain.devices()),
+                  "split_on": sorted(d.id for d in split.devices()),
+                  "uneven_on": sorted(d.id for d in uneven_two.devices()),
                   "uneven_one": uneven_one.tolist(), "uneven_two": uneven_two.tolist(),
                   "uneven_held": sum(s.data.size for s in uneven_two.addressable_shards),
                   "one_device": [d.id for d in on_second.episode_returns.devices()],
@@ -338,6 +346,14 @@ def test_sharded_sweep_whose_runs_do_not_divide_by_the_devices(on_two_devices):
     np.testing.assert_array_equal(on_two_devices["uneven_two"], on_two_devices["uneven_one"])
     assert np.shape(on_two_devices["uneven_two"]) == (1, 3)
     assert on_two_devices["uneven_held"] == 3
+    assert on_two_devices["uneven_on"] == [0]  # (documented: on the first device)
+
+
+def test_a_sweep_asked_to_split_after_one_on_the_default_device_is_split(on_two_devices):
+    """The same train and shapes run once plainly, then with devices=jax.devices(): the
+    cached one-device program ran again (one core, no error) while devices were left
+    out of what keys run_sweep's compiled programs."""
+    assert (on_two_devices["plain_on"], on_two_devices["split_on"]) == ([0], [0, 1])
 
 
 def test_product_grid_keeps_the_bases_values_of_the_fields_not_swept():
@@ -489,3 +505,40 @@ def test_a_product_grid_given_in_descending_order_keeps_its_order():
     ds = to_dataset({"r": np.arange(4.0).reshape(2, 2)}, grid, axes=("alpha",))
     assert ds.r.sel(alpha=0.5).values.tolist() == [0.0, 1.0]
     assert ds.r.sel(alpha=0.1).values.tolist() == [2.0, 3.0]
+
+
+def test_an_extra_axis_named_grid_is_refused_without_product_axes():
+    """dims=("grid",) with no axes= named a result's extra axis as the dataset's own
+    grid axis: a dataset with 'grid' twice, of which xarray only warns."""
+    grid = stack_grid([TabularHParams(alpha=0.5), TabularHParams(alpha=0.2)])
+    with pytest.raises(ValueError, match=r"dims \['grid'\] are names of the dataset's"):
+        to_dataset({"m": np.zeros((2, 3, 2))}, grid, dims=("grid",))
+
+
+def test_stack_grid_names_the_first_point_of_another_type():
+    from jrl.agents.dqn import DQNHParams
+    from jrl.agents.ppo import PPOHParams
+
+    with pytest.raises(
+        TypeError, match=r"PPOHParams \(points\[0\]\) and DQNHParams \(points\[2\]\)"
+    ):
+        stack_grid([PPOHParams(), PPOHParams(), DQNHParams()])
+
+
+def test_run_sweep_under_jit_with_only_some_hyperparameters_traced():
+    """A grid of concrete values with one field traced (jit over alpha alone): the
+    checks leave the grid alone (they raised TracerArrayConversionError on it)."""
+    grid = stack_grid([TabularHParams(alpha=0.5)])
+    toy = lambda key, hparams: jax.random.uniform(key) + hparams.alpha  # noqa: E731
+
+    @jax.jit
+    def with_alpha(alpha):
+        return run_sweep(toy, jax.random.key(0), grid._replace(alpha=alpha), 2, jit=False)
+
+    assert with_alpha(jnp.array([0.25], jnp.float32)).shape == (1, 2)
+
+
+def test_an_unsigned_int_that_float32_cannot_hold_is_refused():
+    """uint values are ints too: 2**24 + 1 would have run as 2**24."""
+    with pytest.raises(ValueError, match="an int float32 cannot hold"):
+        product_grid(TabularHParams(), decay_steps=np.array([2**24 + 1], np.uint32))
