@@ -480,6 +480,34 @@ def test_train_refuses_a_grid_of_one_field_as_it_does_a_grid_of_several():
         float32_hparams(ppo.PPOHParams, ppo.PPOHParams(gamma=np.array([0.9, 0.99])))
 
 
+def test_float32_hparams_casts_every_field_to_float32():
+    """An int or float64 given for a field runs as float32, as a grid from stack_grid
+    does (an int q_init made an int32 Q-table)."""
+    from jrl.agents.checks import float32_hparams
+
+    hparams = float32_hparams(
+        tabular.TabularHParams, tabular.TabularHParams(q_init=5, alpha=np.float64(0.5))
+    )
+    assert all(jnp.asarray(value).dtype == jnp.float32 for value in hparams)
+    assert float(hparams.q_init) == 5.0
+
+
+def test_an_ignored_hyperparameter_is_refused_naming_its_default():
+    with pytest.raises(ValueError) as refused:
+        dqn.check_hparams(dqn.DQNHParams(tau=0.5), dqn.DQNConfig())
+    said = str(refused.value)
+    assert "tau=0.5" in said and "leave tau at its default 1.0" in said
+    assert "target_update='hard' (a copy of the weights) ignores it" in said
+
+
+def test_a_bool_is_no_positive_int():
+    """True would have run as 1 environment."""
+    from jrl.agents.checks import check_positive_int
+
+    with pytest.raises(ValueError, match="num_envs must be a positive int, got True"):
+        check_positive_int("num_envs", True)
+
+
 class FrozenInfoChain(Chain):
     """Chain whose step returns its info as a flax FrozenDict (a Mapping, not a dict)."""
 

@@ -2,6 +2,7 @@
 argparse's usage error (status 2) before it trains, not with a traceback after; and
 cartpole.py's DQN anneals epsilon over PureJaxRL's 2.5e5 steps."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from experiments import (
     changing_mazes,
     cliff_walking,
     dyna_maze,
+    minatar_breakout,
     windy_gridworld,
 )
 from jrl.agents import dqn
@@ -112,13 +114,41 @@ def test_cat_room_deep_refuses_a_scale_that_makes_no_run(
     assert not out.exists()
 
 
-def test_good_arguments_make_the_out_directory_and_go_on_to_train(tmp_path, monkeypatch):
-    monkeypatch.setattr(cliff_walking, "run", never_train)
+SEED_CASES = [
+    (cliff_walking, []),
+    (windy_gridworld, []),
+    (dyna_maze, []),
+    (changing_mazes, []),
+    (cat_room, []),
+    (cartpole, ["--seeds", "1", "--steps", "50000"]),
+    (minatar_breakout, ["--seeds", "1", "--steps", "491520"]),
+    (cat_room_deep, ["--seeds", "1"]),
+]
+
+
+@pytest.mark.parametrize(
+    "script, args", SEED_CASES, ids=[s.__name__.rsplit(".", 1)[-1] for s, _ in SEED_CASES]
+)
+def test_good_arguments_make_the_out_directory_and_train_with_the_seed_given(
+    script, args, tmp_path, monkeypatch
+):
+    """--seed 7 reaches the script's run(): dropped there, seed 0 trained while
+    results.json recorded 7 (no test passed a seed through to a run)."""
+    seeds = []
+    signature = inspect.signature(script.run)
+
+    def recording_run(*args, **kwargs):
+        seeds.append(signature.bind(*args, **kwargs).arguments.get("seed", 0))
+        raise Trained
+
+    monkeypatch.setattr(script, "run", recording_run)
+    monkeypatch.setattr(script, "provenance", lambda: {})
     out = tmp_path / "new" / "out"
-    monkeypatch.setattr(sys, "argv", ["cliff_walking.py", "--out", str(out), "--seed", "7"])
+    argv = [script.__file__, "--out", str(out), "--seed", "7", *args]
+    monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(Trained):
-        cliff_walking.main()
-    assert out.is_dir()
+        script.main()
+    assert out.is_dir() and seeds == [7]
 
 
 # The neural scripts make their CPU devices when run as scripts: run them as such, all at
