@@ -564,6 +564,37 @@ def test_env_params_changed_by_replace_are_checked_as_make_checks_settings(name,
     make_train(config, env, params.replace(**{k: 1 for k in change}))  # in range: taken
 
 
+@pytest.mark.parametrize("agent", MAKE_TRAIN)
+def test_an_env_given_as_makes_tuple_a_name_or_swapped_is_refused_saying_so(agent, cartpole):
+    """make_train(config, make(name), None), a name, or params first: each was an
+    AttributeError ('tuple' object has no attribute 'default_params')."""
+    make_train, config, _ = MAKE_TRAIN[agent]
+    env, params = cartpole
+    with pytest.raises(TypeError, match=r"got tuple: make returns \(env, env_params\)"):
+        make_train(config, (env, params), None)
+    with pytest.raises(TypeError, match=r"got str: build it first"):
+        make_train(config, "CartPole-v1", None)
+    with pytest.raises(TypeError, match="env and env_params are given the other way round"):
+        make_train(config, params, env)
+
+
+@pytest.mark.parametrize("key", [0, "batch", "three_words", None], ids=str)
+def test_train_called_directly_takes_one_key(key, cartpole):
+    """An int seed, a batch of keys or no key: jax.random's errors from deep inside
+    (run_sweep, which splits one key, said so already)."""
+    key = {
+        "batch": jax.random.split(jax.random.key(0), 2),
+        "three_words": np.zeros(3, np.uint32),
+    }.get(key, key)
+    trains = [(MAKE_TRAIN["ppo"][0](PPO_CONFIG, *cartpole), ppo.PPOHParams())]
+    trains.append(
+        (tabular.make_train(TABULAR_CONFIG, *make("CliffWalking-v0")), tabular.TabularHParams())
+    )
+    for train, hparams in trains:
+        with pytest.raises(ValueError, match="train takes one PRNG key, jax.random.key"):
+            train(key, hparams)
+
+
 @struct.dataclass
 class ChainParams:
     """A researcher's own params class (not gymnax's EnvParams), for an environment that

@@ -145,6 +145,16 @@ def env_params_or_default(env, env_params):
     ``reset`` and ``step`` take None for; the agents also call the environment's
     ``step_env``, which does not). ValueError for params of another class than the
     environment's own (another environment's: a raw AttributeError while tracing)."""
+    if isinstance(env, tuple | str) or not hasattr(env, "default_params"):
+        hint = {
+            tuple: ": make returns (env, env_params), so make_train(config, *make(name))",
+            str: f": build it first, make_train(config, *jrl.envs.make({env!r}))",
+        }.get(type(env), "")
+        if hasattr(env_params, "default_params"):
+            hint = ": env and env_params are given the other way round"
+        raise TypeError(
+            f"env must be an environment of gymnax's API, got {type(env).__name__}{hint}"
+        )
     default = env.default_params
     if env_params is None:
         return default

@@ -254,6 +254,17 @@ def with_periodic_evaluation(
     return update_at
 
 
+def check_one_key(key: Any) -> None:
+    """ValueError unless ``key`` is one PRNG key (of a run; under ``vmap``, each run's):
+    jax.random's own errors for an int seed or a batch of keys come from deep inside."""
+    if key_batch_shape(key) != ():
+        got = f"shape {key.shape} and dtype {key.dtype}" if hasattr(key, "dtype") else repr(key)
+        raise ValueError(
+            f"train takes one PRNG key, jax.random.key(seed), got {got} (for several "
+            "seeds: jrl.sweep.run_sweep, or jax.vmap(train, in_axes=(0, None)))"
+        )
+
+
 def scan_run(init: Callable, update_at: Callable, num_updates: int) -> Callable:
     """``train(key, hparams) -> (state, metrics)``: ``state = init(key, hparams)``, then
     ``update_at(state, hparams, index)`` for index = 0 .. num_updates - 1 in one
@@ -261,6 +272,7 @@ def scan_run(init: Callable, update_at: Callable, num_updates: int) -> Callable:
     from the scan, not the state, for :func:`with_periodic_evaluation`'s sake."""
 
     def train(key: jax.Array, hparams):
+        check_one_key(key)
         state = init(key, hparams)
         return jax.lax.scan(
             lambda s, index: update_at(s, hparams, index),

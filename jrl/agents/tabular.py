@@ -51,7 +51,7 @@ from jrl.agents.checks import (
     python_scalars,
     reject_ignored,
 )
-from jrl.agents.evaluation import check_step_count, run_episode
+from jrl.agents.evaluation import check_one_key, check_step_count, run_episode
 
 ALGORITHMS = ("q_learning", "sarsa", "expected_sarsa", "dyna_q", "dyna_q_plus")
 EXPLORATIONS = ("epsilon_greedy", "boltzmann")
@@ -675,6 +675,7 @@ def make_tabular(config: TabularConfig, env, env_params) -> Tabular:
         return TabularState(state.q_values, state.model), metrics
 
     def train(key: jax.Array, hparams: TabularHParams):
+        check_one_key(key)
         hparams = cast(hparams)
         state = jax.lax.while_loop(running, lambda run: iterate(run, hparams), init(key, hparams))
         return results(state)
