@@ -62,6 +62,15 @@ def wait_until_stopped() -> None:
         dispatch.runtime_tokens.clear()
 
 
+def check_progress(progress: Any) -> None:
+    """TypeError unless ``progress`` is a :class:`Progress` (or does what one does)."""
+    if not all(callable(getattr(progress, name, None)) for name in ("start", "stop", "__call__")):
+        raise TypeError(
+            "progress must be the jrl.progress.Progress that train reports to (made with "
+            f"train_with_progress), got {type(progress).__name__} {progress!r:.60}"
+        )
+
+
 def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
     """``jax.block_until_ready(fn(*args))``, where ``fn`` runs a loop built by
     :func:`train_with_progress` reporting to ``progress``: a Ctrl-C (SIGINT) ends the
@@ -72,6 +81,7 @@ def call_stoppable(progress: Progress, fn: Callable, *args: Any) -> Any:
     device XLA:CPU runs the computation inside the call, where Python's own handler
     could not run until it returned.
     """
+    check_progress(progress)
     presses = []
 
     def on_sigint(number):
@@ -127,6 +137,10 @@ class Progress:
     ):
         if isinstance(num_updates, bool) or not isinstance(num_updates, int) or num_updates < 1:
             raise ValueError(f"num_updates must be a positive int, got {num_updates!r}")
+        if isinstance(min_interval_s, bool) or not (
+            isinstance(min_interval_s, int | float) and min_interval_s >= 0
+        ):
+            raise ValueError(f"min_interval_s must be a number >= 0, got {min_interval_s!r}")
         self.label = label
         self.num_updates = num_updates
         self.min_interval_s = min_interval_s
@@ -191,6 +205,10 @@ def train_with_progress(
     every = max(1, num_updates // 100) if every is None else every
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise ValueError(f"every must be a positive int, got {every!r}")
+    if not callable(progress):
+        raise TypeError(
+            f"progress must be called with each update's index (a Progress), got {progress!r}"
+        )
     if not all(callable(getattr(agent, name, None)) for name in ("init", "update_at")):
         raise TypeError(
             f"train_with_progress takes an agent with init and update_at, got "

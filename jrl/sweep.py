@@ -26,7 +26,7 @@ from jax.sharding import PartitionSpec as P
 from jrl.agents.checks import check_bool
 from jrl.agents.evaluation import key_batch_shape
 from jrl.host import compiler_options, release_unused_memory
-from jrl.progress import call_stoppable
+from jrl.progress import call_stoppable, check_progress
 from jrl.recent import Recent
 
 
@@ -203,9 +203,19 @@ def stack_grid(points: Sequence[Any]) -> Any:
     (float32; points of two types are a TypeError, and a value that is not a number —
     None included — or that float32 would zero or alter is refused first,
     :func:`check_number`)."""
+    if _is_namedtuple(points) or not isinstance(points, Sequence) or isinstance(points, str):
+        raise TypeError(
+            f"stack_grid takes a list of points, got {type(points).__name__}: "
+            "stack_grid([point]) for one point (product_grid(base, name=[...]) for a product)"
+        )
     if not points:
         raise ValueError("stack_grid needs at least one point")
     types = list(dict.fromkeys(type(point) for point in points))
+    if not all(map(_is_namedtuple, points)):
+        raise TypeError(
+            "stack_grid stacks hyperparameter NamedTuples (PPOHParams(...), ...), got "
+            f"{', '.join(sorted({t.__name__ for t in types}))}"
+        )
     if len(types) > 1:
         first = next(i for i, point in enumerate(points) if type(point) is not types[0])
         raise TypeError(
@@ -217,6 +227,10 @@ def stack_grid(points: Sequence[Any]) -> Any:
             if not isinstance(value, jax.core.Tracer):
                 check_number(f"points[{i}]{jax.tree_util.keystr(path)}", value)
     return jax.tree.map(lambda *leaves: np.asarray(leaves, np.float32), *points)
+
+
+def _is_namedtuple(value: Any) -> bool:
+    return isinstance(value, tuple) and hasattr(type(value), "_fields")
 
 
 def grid_size(grid: Any) -> int:
@@ -296,6 +310,8 @@ def run_sweep(
     check_bool("sequential", sequential)
     if devices is not None:
         devices = _checked_devices(devices)
+    if progress is not None:
+        check_progress(progress)
     if progress is not None and not jit:
         raise ValueError(
             "progress= needs jit=True (run_sweep then runs the compiled call); with "

@@ -78,6 +78,26 @@ def test_progress_rejects_a_bad_update_count(bad):
         train_with_progress(None, 10, print, every=bad)  # 0 and False too: not "default"
 
 
+def test_progress_arguments_are_checked_before_compiling(compilations):
+    """Each was taken, to fail after compiling (in the callback, or run_sweep's start)
+    or while tracing."""
+    from jrl.progress import call_stoppable
+
+    with pytest.raises(ValueError, match="min_interval_s must be a number >= 0, got '10'"):
+        Progress("PPO", 4, min_interval_s="10")
+    env, params = make("CartPole-v1")
+    agent = make_ppo(PPOConfig(num_envs=2, num_steps=16, total_timesteps=64), env, params)
+    with pytest.raises(TypeError, match="progress must be called with each update's index"):
+        train_with_progress(agent, 2, "p")
+    grid = stack_grid([PPOHParams()])
+    compilations.clear()
+    with pytest.raises(TypeError, match="progress must be the jrl.progress.Progress"):
+        run_sweep(agent.train, jax.random.key(0), grid, 1, progress="yes")
+    assert not compilations
+    with pytest.raises(TypeError, match="progress must be the jrl.progress.Progress"):
+        call_stoppable("x", agent.train, jax.random.key(0), PPOHParams())
+
+
 def test_train_with_progress_refuses_make_trains_train_for_the_agent():
     """It loops over the agent's updates: make_train's train is a whole run, which failed
     as AttributeError: 'function' object has no attribute 'init'."""

@@ -542,3 +542,17 @@ def test_an_unsigned_int_that_float32_cannot_hold_is_refused():
     """uint values are ints too: 2**24 + 1 would have run as 2**24."""
     with pytest.raises(ValueError, match="an int float32 cannot hold"):
         product_grid(TabularHParams(), decay_steps=np.array([2**24 + 1], np.uint32))
+
+
+@pytest.mark.parametrize(
+    "points, said",
+    [
+        (TabularHParams(), "takes a list of points, got TabularHParams: stack_grid.\\[point\\]."),
+        ({"alpha": 0.5}, "takes a list of points, got dict"),
+        ([{"alpha": 0.5}], "stacks hyperparameter NamedTuples .*got dict"),
+    ],
+)
+def test_stack_grid_refuses_what_is_not_a_list_of_hparams(points, said):
+    """stack_grid(point) stacked the point's fields into one array of 10 (no error)."""
+    with pytest.raises(TypeError, match=f"stack_grid {said}"):
+        stack_grid(points)
