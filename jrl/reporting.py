@@ -101,6 +101,7 @@ def mean_and_ci(values, axis: int = 0, confidence: float = 0.95):
     quantile 1.96 would cover about 88% rather than 95% with 5 seeds."""
     from scipy import stats
 
+    _check_confidence(confidence)
     values = np.asarray(values, np.float64)
     n = values.shape[axis]
     if n < 2:
@@ -109,12 +110,23 @@ def mean_and_ci(values, axis: int = 0, confidence: float = 0.95):
     return values.mean(axis=axis), t * values.std(axis=axis, ddof=1) / np.sqrt(n)
 
 
+def _check_confidence(confidence) -> None:
+    if isinstance(confidence, bool) or not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1) (0.95, not 95), got {confidence!r}")
+
+
+def _check_count(name: str, value, least: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+        raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+
+
 def smooth(values, window: int):
     """Trailing moving average along the last axis: entry t is the mean of entries
     max(0, t - window + 1)..t, so the first window - 1 average the entries there are
     (window 1: unchanged)."""
+    _check_count("window", window, least=1)
     values = np.asarray(values, np.float64)
-    if window <= 1:
+    if window == 1:
         return values
     padded = np.concatenate([np.zeros((*values.shape[:-1], window - 1)), values], axis=-1)
     ones = np.ones(window)
@@ -159,7 +171,10 @@ def plot_curves(
 def episodes_by_step(episode_lengths, num_steps: int):
     """Episodes completed by each time step 1..num_steps, from per-episode lengths
     (int[..., N], zeros past the last completed episode): int[..., num_steps]."""
+    _check_count("num_steps", num_steps, least=0)
     lengths = np.asarray(episode_lengths)
+    if np.any(lengths < 0):
+        raise ValueError(f"episode lengths must be >= 0 (0: no episode), got {lengths.min()}")
     ends = np.where(lengths > 0, np.cumsum(lengths, axis=-1), np.iinfo(np.int64).max)
     steps = np.arange(1, num_steps + 1)
     flat = ends.reshape(-1, ends.shape[-1])
@@ -261,8 +276,7 @@ def bootstrap_ci(
       lacks; two to four: a band that covers far less than ``confidence``).
     """
     values = _check_runs(values)
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_confidence(confidence)
     counts = (("num_resamples", num_resamples), ("chunk", chunk), ("max_elements", max_elements))
     for name, count in counts:
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
@@ -291,6 +305,7 @@ def bootstrap_ci(
 def interval_label(confidence: float, seed_counts: Sequence[int]) -> str:
     """What a figure's bands are, given each curve's number of seeds: "95% bootstrap
     CI", or why there is none (fewer than :data:`MIN_SEEDS_FOR_INTERVAL` seeds)."""
+    _check_confidence(confidence)
     fewest = MIN_SEEDS_FOR_INTERVAL
     if seed_counts and all(count < fewest for count in seed_counts):
         counts = sorted(set(seed_counts))
@@ -356,6 +371,7 @@ def distinct_colors(n: int, first: list | None = None) -> list:
     ~600 some by less than a PNG's 8 bits per channel show)."""
     import matplotlib
 
+    _check_count("n", n, least=0)
     first = list(matplotlib.colormaps["tab10"].colors) if first is None else list(first)
     if n <= len(first):
         return first[:n]

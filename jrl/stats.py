@@ -515,6 +515,32 @@ def write_report(
     from jrl.run_dir import write_json, write_text_atomic
 
     out_dir = Path(out_dir)
+    if aggregates is not None:
+        checked = check_scores(scores)
+        of_scores = {
+            "algorithms": sorted(checked),
+            "runs": {name: values.shape[0] for name, values in sorted(checked.items())},
+            "tasks": next(iter(checked.values())).shape[1],
+            "confidence": confidence,
+            "gamma": gamma,
+        }
+        given = {
+            "algorithms": sorted(aggregates.point),
+            "runs": dict(sorted(aggregates.num_runs.items())),
+            "tasks": aggregates.num_tasks,
+            "confidence": aggregates.confidence,
+            "gamma": aggregates.gamma,
+        }
+        differ = [
+            f"{k} {given[k]} against {of_scores[k]}" for k in given if given[k] != of_scores[k]
+        ]
+        if differ:
+            raise ValueError(
+                "aggregates= must be aggregate(scores, ...) of these scores and this "
+                f"confidence and gamma; it differs in: {'; '.join(differ)}"
+            )
+    if steps is not None and curves is None:
+        raise ValueError("steps= gives the x of curves=, and no curves are given")
     stats = (
         aggregate(scores, reps=reps, confidence=confidence, seed=seed, gamma=gamma)
         if aggregates is None

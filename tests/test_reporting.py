@@ -532,3 +532,24 @@ def test_learning_curve_figure_axes_titles_and_legend(tmp_path, saved_figures):
     reporting.plot_curves(tmp_path / "d.png", {"a": values}, xlabel="", ylabel="", title="")
     (ax,) = figures[1].axes
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["a (n=6)"]
+
+
+@pytest.mark.parametrize(
+    "call, said",
+    [
+        (lambda: reporting.mean_and_ci(np.ones((5, 3)), confidence=95), r"\(0.95, not 95\)"),
+        (lambda: reporting.mean_and_ci(np.ones((5, 3)), confidence=0), "confidence must be"),
+        (lambda: reporting.interval_label(95, [10]), r"\(0.95, not 95\)"),
+        (lambda: reporting.smooth(np.ones(5), -3), "window must be an int >= 1, got -3"),
+        (lambda: reporting.smooth(np.ones(5), 2.5), "window must be an int >= 1, got 2.5"),
+        (lambda: reporting.episodes_by_step([[3, -1]], 5), "episode lengths must be >= 0"),
+        (lambda: reporting.episodes_by_step([[3, 1]], -1), "num_steps must be an int >= 0"),
+        (lambda: reporting.distinct_colors(-1), "n must be an int >= 0, got -1"),
+    ],
+)
+def test_reporting_helpers_refuse_values_they_would_misread(call, said):
+    """Each ran: a confidence of 95 gave NaN bands ("9500% bootstrap CI"), 0 bands of
+    width 0; a negative window returned the values unsmoothed; negative lengths and
+    steps miscounted; distinct_colors(-1) gave 9 colours."""
+    with pytest.raises(ValueError, match=said):
+        call()

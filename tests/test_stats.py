@@ -376,3 +376,20 @@ def test_aggregates_figure_has_the_xlabel_asked(tmp_path, saved_figures):
     texts = {t.get_text() for fig in figures[:1] for t in fig.texts}
     texts |= {ax.get_xlabel() for ax in figures[0].axes}
     assert "Return" in texts
+
+
+def test_write_report_refuses_aggregates_of_other_scores(tmp_path):
+    """The table of aggregates= was written beside profiles of scores= whatever either
+    held (another algorithm, other tasks); steps= with no curves, ignored."""
+    scores = {"a": np.arange(10.0).reshape(5, 2), "b": np.arange(10.0).reshape(5, 2) + 1}
+    other = stats.aggregate({"c": np.arange(15.0).reshape(5, 3)}, reps=20)
+    with pytest.raises(ValueError, match=r"algorithms \['c'\] against \['a', 'b'\]; .*tasks 3"):
+        stats.write_report(tmp_path, scores, reps=20, aggregates=other)
+    other = stats.aggregate(scores, reps=20, confidence=0.9)
+    with pytest.raises(ValueError, match="confidence 0.9 against 0.95"):
+        stats.write_report(tmp_path, scores, reps=20, aggregates=other)
+    with pytest.raises(ValueError, match="steps= gives the x of curves="):
+        stats.write_report(tmp_path, scores, reps=20, steps=[1, 2])
+    assert not list(tmp_path.iterdir())
+    same = stats.aggregate(scores, reps=20)
+    assert set(stats.write_report(tmp_path, scores, reps=20, aggregates=same)) >= {"json", "table"}
