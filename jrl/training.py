@@ -588,7 +588,24 @@ def _learned(state: Any) -> Any:
 
 @jax.jit
 def finite_runs(state: Any) -> jax.Array:
-    """bool[G, S]: whether each run's learned values are all finite."""
+    """bool[G, S]: whether each run's learned values are all finite, of ``state`` as
+    ``run_sweep`` returns it (leaves [G, S, ...])."""
+    if not (hasattr(state, "params") or hasattr(state, "q_values")):
+        raise TypeError(
+            f"finite_runs takes an agent's state (params or q_values), got {type(state).__name__}"
+        )
+    # A run's own counter (PPO's and REINFORCE's update, DQN's timesteps) is a scalar, as
+    # its Q-table (tabular) has 2 axes: swept, they gain [G, S].
+    counter = getattr(state, "update", getattr(state, "timesteps", None))
+    if counter is not None:
+        swept = jnp.ndim(counter) == 2
+    else:
+        swept = jnp.ndim(state.q_values) == 4 if hasattr(state, "q_values") else True
+    if not swept:
+        raise ValueError(
+            "finite_runs takes run_sweep's state, whose leaves are [G, S, ...]; this one is "
+            "one run's (train's): wrap it as jax.tree.map(lambda x: x[None, None], state)"
+        )
     leaves = jax.tree.leaves(_learned(state))
     return jnp.stack([jnp.isfinite(x).reshape(*x.shape[:2], -1).all(axis=-1) for x in leaves]).all(
         axis=0
@@ -882,6 +899,10 @@ def train(
     or a function that makes them, called once the run directory is checked and held
     (a refused run starts no W&B run), whose sinks ``train`` closes at the end.
     ``meta``: more provenance for a new run's meta.json (JSON-able)."""
+    if max_chunks is not None and (
+        isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 0
+    ):
+        raise ValueError(f"max_chunks must be None or an int >= 0, got {max_chunks!r}")
     with contextlib.ExitStack() as held:
         return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held)
 

@@ -1585,3 +1585,53 @@ def test_a_type_that_only_ends_the_episode_on_interaction_gives_the_interact_act
     params = grid_params(["S.B"], (floor, button))
     assert params.next_cell.shape[-1] == 5
     assert bool(params.terminal[0, 2, 4]) and float(params.reward[0, 2, 4]) == -1.0
+
+
+def test_make_refuses_a_name_that_is_no_string_and_a_factory_that_returns_no_pair():
+    """make(3): "'int' object is not iterable"; a factory returning the env alone or a
+    triple was passed on, to fail at the caller's unpacking."""
+    from jrl.envs import register
+
+    with pytest.raises(TypeError, match="an environment's name is a string, got int 3"):
+        make(3)
+    env, params = make("CliffWalking-v0")
+    for name, made, said in [
+        ("EnvAlone-v0", env, "it returned GridWorld"),
+        ("Triple-v0", (env, params, 1), "it returned a tuple of 3"),
+    ]:
+        register(name, lambda made=made: made)
+        try:
+            with pytest.raises(
+                TypeError, match=f"factory of '{name}' must return .env, env_params.*{said}"
+            ):
+                make(name)
+        finally:
+            REGISTRY.pop(name)
+
+
+@pytest.mark.parametrize(
+    "call, error, said",
+    [
+        (
+            lambda env, p: rollout_frames(env, p, lambda k, o: 0, jax.random.key(0), -1),
+            ValueError,
+            "num_steps must be an int >= 0, got -1",
+        ),
+        (
+            lambda env, p: render(env, env.reset(jax.random.key(0), p)[1], p, cell_px=16.0),
+            ValueError,
+            "cell_px must be a positive multiple of 8, got 16.0",
+        ),
+        (
+            lambda env, p: render(*make("CartPole-v1")[::-1], None),
+            TypeError,
+            "render draws jrl's grid worlds, got EnvParams",
+        ),
+    ],
+)
+def test_rendering_refuses_a_bad_step_count_pixel_size_or_environment(call, error, said):
+    """Each failed inside JAX (an MLIR error while lowering, a broadcast TypeError) or
+    as AttributeError 'legend'."""
+    env, params = make("CliffWalking-v0")
+    with pytest.raises(error, match=said):
+        call(env, params)

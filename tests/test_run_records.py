@@ -359,6 +359,22 @@ def test_a_run_with_nan_in_any_leaf_is_not_finite():
     np.testing.assert_array_equal(np.asarray(training.finite_runs(State(params))), [[True, False]])
 
 
+def test_finite_runs_refuses_one_runs_state_and_metrics():
+    """train's own state (no [G, S] axes) gave an array of other axes as bool[G, S] (a
+    tabular run's [states, actions]); metrics, an AttributeError."""
+    from jrl.agents import tabular
+    from jrl.envs import make
+
+    env, params = make("CliffWalking-v0")
+    train = tabular.make_train(tabular.TabularConfig(num_episodes=2), env, params)
+    state, metrics = train(jax.random.key(0), tabular.TabularHParams())
+    with pytest.raises(ValueError, match="takes run_sweep's state, whose leaves are"):
+        training.finite_runs(state)
+    assert training.finite_runs(jax.tree.map(lambda x: x[None, None], state)).shape == (1, 1)
+    with pytest.raises(TypeError, match="takes an agent's state .params or q_values., got Tab"):
+        training.finite_runs(metrics)
+
+
 def test_read_rows_raises_on_a_complete_line_that_is_not_json(tmp_path):
     """Only a last line without its newline is a torn write."""
     path = tmp_path / "metrics.jsonl"

@@ -1874,3 +1874,11 @@ def test_a_grid_point_whose_seeds_ended_no_episode_lists_null_returns():
     (point,) = training.Summary(spec).grid()
     assert point["final_episode_return"] == [None, None]
     assert point["mean_final_episode_return"] is None
+
+
+@pytest.mark.parametrize("max_chunks", [-1, 1.5, True])
+def test_max_chunks_is_refused_unless_a_count(max_chunks, tmp_path):
+    """-1 ran nothing and said "stopped"; 1.5 ran as 2."""
+    with pytest.raises(ValueError, match="max_chunks must be None or an int >= 0"):
+        train(TINY_TABULAR, tmp_path / "run", progress=False, max_chunks=max_chunks)
+    assert not (tmp_path / "run").exists()

@@ -124,13 +124,26 @@ def check_new_env(name: str, overrides: dict) -> None:
         )
 
 
+def _made(name: str, made: Any) -> tuple[Any, Any]:
+    """``made``, a factory's return, if it is ``(env, env_params)``."""
+    if not (isinstance(made, tuple) and len(made) == 2 and hasattr(made[0], "default_params")):
+        got = f"a tuple of {len(made)}" if isinstance(made, tuple) else type(made).__name__
+        raise TypeError(
+            f"the factory of {name!r} must return (env, env_params), as gymnax.make does; "
+            f"it returned {got}"
+        )
+    return made
+
+
 def _make(name: str, overrides: dict) -> tuple[Any, Any]:
+    if not isinstance(name, str):
+        raise TypeError(f"an environment's name is a string, got {type(name).__name__} {name!r}")
     if name in REGISTRY:
         factory = REGISTRY[name]
         _check_factory_overrides(name, factory, overrides)
-        return factory(**overrides)
-    if isinstance(name, str) and ":" in name:
-        return _make_by_import_path(name, overrides)
+        return _made(name, factory(**overrides))
+    if ":" in name:
+        return _made(name, _make_by_import_path(name, overrides))
     if name in gymnax.registered_envs:
         built = _gymnax_constructor_settings(name)
         made_with = {k: v for k, v in overrides.items() if k in built}

@@ -62,8 +62,13 @@ def render(env: GridWorld, state: GridState, params: GridParams | None = None, c
     Cells take their legend colour, with thin grid lines; the agent is a cat in the
     cat rooms and a disk elsewhere. Pure jnp: works under ``jit`` and ``vmap``.
     """
-    if cell_px < 8 or cell_px % 8:
-        raise ValueError(f"cell_px must be a positive multiple of 8, got {cell_px}")
+    if not isinstance(env, GridWorld):
+        raise TypeError(
+            f"render draws jrl's grid worlds, got {type(env).__name__}: for gymnax's "
+            "environments, jrl.envs.render_gymnax.episode_frames"
+        )
+    if isinstance(cell_px, bool) or not isinstance(cell_px, int) or cell_px < 8 or cell_px % 8:
+        raise ValueError(f"cell_px must be a positive multiple of 8, got {cell_px!r}")
     params = env.default_params if params is None else params
     palette = jnp.asarray([cell.color for cell in env.legend], jnp.float32)
     cells = palette[params.cell_type[state.layout]]
@@ -116,6 +121,8 @@ def rollout_states(
     (``GymnaxWrapper``) is refused: its ``step_env`` is the inner environment's.
     """
     refuse_wrapped(env)
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+        raise ValueError(f"num_steps must be an int >= 0, got {num_steps!r}")
     key_reset, key_steps = jax.random.split(key)
     obs, state = env.reset(key_reset, params)
 
