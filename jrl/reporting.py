@@ -147,6 +147,18 @@ def plot_curves(
 ):
     """One line per label: the mean over seeds of ``curves[label]`` (float[seeds, T])
     with a shaded 95% confidence band (Student's t, :func:`mean_and_ci`); saved as PNG."""
+    if not curves:
+        raise ValueError("plot_curves needs at least one curve, got none")
+    for label, values in curves.items():
+        values = np.asarray(values, np.float64)
+        if values.ndim != 2 or not np.isfinite(values).all():
+            raise ValueError(
+                f"curves[{label!r}] must be finite float[seeds, T], got shape {values.shape}"
+                f"{'' if np.isfinite(values).all() else ' holding NaN or inf'} (fill_gaps "
+                "fills the steps where no episode ended)"
+            )
+        if x is not None and np.shape(x) != values.shape[1:]:
+            raise ValueError(f"x has shape {np.shape(x)}, curves[{label!r}] {values.shape[1:]}")
     fig = new_figure(figsize=(7, 4.2), dpi=120)
     ax = fig.subplots()
     for label, values in curves.items():
@@ -406,6 +418,12 @@ def plot_learning_curves(
     """
     from matplotlib.ticker import EngFormatter
 
+    if not curves:
+        raise ValueError("plot_learning_curves needs at least one curve, got none")
+    if isinstance(x, Mapping) and set(x) != set(curves):
+        raise ValueError(
+            f"x as a mapping gives each curve its steps: curves {sorted(curves)}, x {sorted(x)}"
+        )
     fig = new_figure(figsize=(11, 4.2), dpi=120)
     axes = fig.subplots(1, 2, sharey=True)
     all_stats = {}
@@ -414,7 +432,7 @@ def plot_learning_curves(
         values = _check_runs(values, f"curves[{label!r}]")
         stats = curve_stats(values, num_resamples, confidence)
         all_stats[label] = stats
-        xs = x.get(label) if isinstance(x, Mapping) else x
+        xs = x[label] if isinstance(x, Mapping) else x
         xs = np.arange(1, values.shape[1] + 1) if xs is None else np.asarray(xs)
         if xs.shape != (values.shape[1],):
             raise ValueError(f"x for {label!r} has shape {xs.shape}, curves {values.shape}")

@@ -38,6 +38,12 @@ def product_grid(base: Any, **axes: Sequence[float]) -> Any:
     not a non-empty list of numbers, and a value listed twice (as float32, the type
     the runs hold) raise ValueError.
     """
+    if not _is_namedtuple(base):
+        named = getattr(base, "__name__", type(base).__name__)
+        raise TypeError(
+            f"product_grid's base is one hyperparameter point, got {named}: "
+            "product_grid(TabularHParams(), alpha=[...]) (an instance, with its defaults)"
+        )
     fields = base._fields
     unknown = sorted(set(axes) - set(fields))
     if unknown:

@@ -553,3 +553,23 @@ def test_reporting_helpers_refuse_values_they_would_misread(call, said):
     steps miscounted; distinct_colors(-1) gave 9 colours."""
     with pytest.raises(ValueError, match=said):
         call()
+
+
+@pytest.mark.parametrize(
+    "plot, curves, x, said",
+    [
+        ("plot_curves", {}, None, "needs at least one curve"),
+        ("plot_curves", {"a": [[1.0, np.nan]]}, None, r"\(1, 2\) holding NaN or inf .fill_gaps"),
+        ("plot_curves", {"a": [1.0, 2.0]}, None, r"finite float\[seeds, T\], got shape \(2,\)"),
+        ("plot_curves", {"a": [[1.0, 2.0]]}, [1, 2, 3], r"x has shape \(3,\)"),
+        ("plot_learning_curves", {}, None, "needs at least one curve"),
+        ("plot_learning_curves", {"a": [[1.0, 2.0]]}, {"b": [1, 2]}, r"curves \['a'\], x"),
+    ],
+)
+def test_plots_refuse_curves_they_would_draw_wrongly(plot, curves, x, said, tmp_path):
+    """plot_curves drew NaN curves (a nearly empty PNG) and no curves (an empty one),
+    as did plot_learning_curves with none; its x mapping lacking a label fell back to
+    1..T."""
+    with pytest.raises(ValueError, match=said):
+        getattr(reporting, plot)(tmp_path / "f.png", curves, x=x, xlabel="x", ylabel="y", title="t")
+    assert not (tmp_path / "f.png").exists()

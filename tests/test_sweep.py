@@ -556,3 +556,10 @@ def test_stack_grid_refuses_what_is_not_a_list_of_hparams(points, said):
     """stack_grid(point) stacked the point's fields into one array of 10 (no error)."""
     with pytest.raises(TypeError, match=f"stack_grid {said}"):
         stack_grid(points)
+
+
+@pytest.mark.parametrize("base", [TabularHParams, {"alpha": 0.5}], ids=["class", "dict"])
+def test_product_grid_takes_a_point_as_its_base(base):
+    """The class itself: "_asdict() missing self"; a dict: AttributeError '_fields'."""
+    with pytest.raises(TypeError, match="product_grid's base is one hyperparameter point"):
+        product_grid(base, alpha=[0.1, 0.5])
