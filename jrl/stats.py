@@ -148,6 +148,8 @@ def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: flo
         raise ValueError(f"reps must be a positive int, got {reps!r}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
     point, interval = {}, {}
     # rliable 1.2's StratifiedBootstrap draws its resamples from NumPy's global generator
     # (np.random.choice), whatever random_state it is given: seed that, then restore it.
@@ -182,6 +184,12 @@ def aggregate(
     from rliable import metrics
 
     scores = check_scores(scores)
+    if gamma is not None and (
+        isinstance(gamma, bool) or not isinstance(gamma, int | float) or not np.isfinite(gamma)
+    ):
+        raise ValueError(
+            f"gamma (the optimality gap's target) must be a finite number or None, got {gamma!r}"
+        )
     names = AGGREGATES if gamma is not None else AGGREGATES[:-1]
 
     def all_aggregates(values):
@@ -224,8 +232,8 @@ def performance_profiles(
         high = max(values.max() for values in scores.values())
         taus = np.linspace(low, high, 101)
     taus = np.asarray(taus, np.float64)
-    if taus.ndim != 1 or taus.size == 0:
-        raise ValueError(f"taus must be a non-empty 1-D sequence, got shape {taus.shape}")
+    if taus.ndim != 1 or taus.size == 0 or not np.isfinite(taus).all():
+        raise ValueError(f"taus must be a non-empty 1-D sequence of finite numbers, got {taus}")
 
     def above(values):
         # rliable.library.score_distributions, vectorised over taus.

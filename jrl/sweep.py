@@ -519,6 +519,12 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
         rest = value.shape[2:]
         names = list(dims) if len(dims) == len(rest) else [f"{name}_{k}" for k in range(len(rest))]
         variables[name] = ([*grid_dims, "seed", *names], value.reshape(*shape, *value.shape[1:]))
+    extra = {name: value.shape[2:] for name, value in fields.items()}
+    if dims and not any(len(rest) == len(dims) for rest in extra.values()):
+        raise ValueError(
+            f"dims names {len(dims)} extra axes, but no field has {len(dims)} past "
+            f"[G, seeds]: {extra}"
+        )
     repeated = sorted({name for name in dims if list(dims).count(name) > 1})
     if repeated:
         raise ValueError(f"dims {repeated} are given more than once: each axis needs its name")

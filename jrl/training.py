@@ -899,12 +899,36 @@ def train(
     or a function that makes them, called once the run directory is checked and held
     (a refused run starts no W&B run), whose sinks ``train`` closes at the end.
     ``meta``: more provenance for a new run's meta.json (JSON-able)."""
+    if not isinstance(spec, RunSpec):
+        raise TypeError(
+            f"train takes a RunSpec, got {type(spec).__name__} (a config.yaml's fields: "
+            "RunSpec.from_dict(fields))"
+        )
+    if not callable(sinks):
+        _check_sinks(sinks)
     if max_chunks is not None and (
         isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 0
     ):
         raise ValueError(f"max_chunks must be None or an int >= 0, got {max_chunks!r}")
     with contextlib.ExitStack() as held:
         return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held)
+
+
+def _check_sinks(sinks: Any) -> Any:
+    """``sinks`` if it is a sequence of objects with ``write`` and ``close``."""
+    if (
+        isinstance(sinks, str)
+        or not isinstance(sinks, Sequence)
+        or not all(
+            callable(getattr(sink, "write", None)) and callable(getattr(sink, "close", None))
+            for sink in sinks
+        )
+    ):
+        raise TypeError(
+            "sinks must be objects with write(rows) and close() (jrl.sinks.make_sinks(names, "
+            f"run_dir) makes them from names), or a function making them; got {sinks!r:.80}"
+        )
+    return sinks
 
 
 # The files a run directory holds that ``train`` writes (atomically, but for rows).
@@ -997,7 +1021,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
         write_yaml(run_dir / "config.yaml", spec.to_dict())
         metrics_path.write_text("")
     if callable(sinks):
-        sinks = sinks()
+        sinks = _check_sinks(sinks())
         for sink in reversed(sinks):  # each closed in turn, whatever one before raised
             held.callback(sink.close)
     if resume and record is not None and "summary" in info:

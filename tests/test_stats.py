@@ -393,3 +393,22 @@ def test_write_report_refuses_aggregates_of_other_scores(tmp_path):
     assert not list(tmp_path.iterdir())
     same = stats.aggregate(scores, reps=20)
     assert set(stats.write_report(tmp_path, scores, reps=20, aggregates=same)) >= {"json", "table"}
+
+
+@pytest.mark.parametrize(
+    "call, said",
+    [
+        (
+            lambda s: stats.aggregate(s, reps=20, gamma="1"),
+            "gamma .* must be a finite number or None",
+        ),
+        (lambda s: stats.aggregate(s, reps=20, gamma=float("nan")), "must be a finite number"),
+        (lambda s: stats.aggregate(s, reps=20, seed=1.5), r"seed must be an int in \[0, 2\*\*32\)"),
+        (lambda s: stats.performance_profiles(s, taus=[0.1, float("nan")], reps=20), "finite"),
+    ],
+)
+def test_aggregates_refuse_a_target_seed_or_taus_they_cannot_use(call, said):
+    """A string gamma was a numpy UFuncTypeError, a NaN one a NaN optimality gap, a
+    fractional seed numpy's cast error, a NaN tau a profile point of 0."""
+    with pytest.raises(ValueError, match=said):
+        call({"a": np.arange(10.0).reshape(5, 2)})

@@ -563,3 +563,12 @@ def test_product_grid_takes_a_point_as_its_base(base):
     """The class itself: "_asdict() missing self"; a dict: AttributeError '_fields'."""
     with pytest.raises(TypeError, match="product_grid's base is one hyperparameter point"):
         product_grid(base, alpha=[0.1, 0.5])
+
+
+def test_to_dataset_refuses_dims_that_name_no_fields_axes():
+    """dims of another length than any field's extra axes were dropped silently (the
+    axes named m_0, m_1 instead)."""
+    grid = stack_grid([TabularHParams(alpha=0.5)])
+    with pytest.raises(ValueError, match=r"dims names 1 extra axes, but no field has 1 .*\(4, 5\)"):
+        to_dataset({"m": np.zeros((1, 2, 4, 5))}, grid, dims=("update",))
+    assert to_dataset({"m": np.zeros((1, 2, 4))}, grid, dims=("update",)).m.dims[-1] == "update"

@@ -1882,3 +1882,15 @@ def test_max_chunks_is_refused_unless_a_count(max_chunks, tmp_path):
     with pytest.raises(ValueError, match="max_chunks must be None or an int >= 0"):
         train(TINY_TABULAR, tmp_path / "run", progress=False, max_chunks=max_chunks)
     assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_spec_or_sinks_of_another_kind(tmp_path):
+    """A config.yaml's dict for the spec, or sink names for sinks: AttributeErrors from
+    inside (sinks="tensorboard" once the first chunk's rows were written)."""
+    with pytest.raises(TypeError, match="train takes a RunSpec, got dict"):
+        train(TINY_TABULAR.to_dict(), tmp_path / "a", progress=False)
+    with pytest.raises(TypeError, match="sinks must be objects with write.rows. and close"):
+        train(TINY_TABULAR, tmp_path / "b", progress=False, sinks="tensorboard")
+    with pytest.raises(TypeError, match="sinks must be objects with write.rows. and close"):
+        train(TINY_TABULAR, tmp_path / "c", progress=False, sinks=lambda: ["tensorboard"])
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
