@@ -176,8 +176,9 @@ class Progress:
             done = index + 1
             elapsed = now - self._started
             left = elapsed * (self.num_updates - done) / done
+            # Rounded down: 199 of 200 is not yet 100%.
             line = (
-                f"  {self.label}: {done / self.num_updates:.0%} (update {done} of "
+                f"  {self.label}: {100 * done // self.num_updates}% (update {done} of "
                 f"{self.num_updates}), {_duration(elapsed)} elapsed, ~{_duration(left)} left"
             )
             self.lines.append(line)

@@ -70,6 +70,47 @@ def test_progress_prints_each_update_once_and_no_more_often_than_asked():
     assert quiet.lines == []  # within an interval of the start
 
 
+def test_progress_waits_its_interval_after_every_line_and_starts_again(monkeypatch):
+    """Only the first line waited min_interval_s, then every callback printed; one
+    exactly an interval later did not; a Progress started again (a second run_sweep)
+    printed nothing until the first run's last update; 199 of 200 said 100%."""
+    import jrl.progress
+
+    clock = iter([0.0, 11.0, 12.0, 13.0, 22.0, 32.0, 42.0, 52.0, 62.0])
+    monkeypatch.setattr(jrl.progress.time, "perf_counter", lambda: next(clock))
+    progress = Progress("x", 200, min_interval_s=10.0, file=io.StringIO())  # starts at 0
+    for index in (0, 1, 2, 3, 4):  # at 11, 12, 13, 22 and 32: exactly 10 after 22
+        progress(index)
+    progress.start()  # at 42
+    progress(1)  # at 52: below the first run's last update
+    progress(198)  # at 62
+    assert [line.split(",")[0] for line in progress.lines] == [
+        "  x: 0% (update 1 of 200)",
+        "  x: 2% (update 4 of 200)",
+        "  x: 2% (update 5 of 200)",
+        "  x: 1% (update 2 of 200)",
+        "  x: 99% (update 199 of 200)",
+    ]
+
+
+def test_a_stoppable_call_raises_a_runtime_error_that_is_no_stop():
+    """An XLA error (out of memory) came out as a KeyboardInterrupt, the error lost."""
+    from jrl.progress import call_stoppable
+
+    progress = Progress("x", 2, min_interval_s=0.0, file=io.StringIO())
+
+    def fails():
+        raise jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")
+
+    try:
+        call_stoppable(progress, fails)
+        raised = None
+    except BaseException as error:  # noqa: BLE001 (a KeyboardInterrupt must not end pytest)
+        raised = error
+    assert isinstance(raised, jax.errors.JaxRuntimeError), repr(raised)
+    assert not progress.stopped
+
+
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_progress_rejects_a_bad_update_count(bad):
     with pytest.raises(ValueError, match="num_updates must be a positive int"):

@@ -81,8 +81,8 @@ def test_rows_of_one_update_share_a_step_where_a_seed_stopped_short(tmp_path):
         for s, u, t, r in (
             (0, 7, 112, -31.0),
             (1, 7, 112, -132.0),
-            (0, 8, 128, -36.0),
-            (1, 8, 121, -17.0),  # seed 1 ended its last episode 7 steps into update 8
+            (1, 8, 121, -17.0),  # seed 1 ended its last episode 7 steps into update 8,
+            (0, 8, 128, -36.0),  # written first: the step is the most, not the first seed's
         )
     ]
     with TensorBoardSink(tmp_path / "tb") as sink:
@@ -442,6 +442,52 @@ def test_tensorboard_sink_with_too_few_run_names_says_so(tmp_path):
     with pytest.raises(ValueError, match=r"grid_point 2 has no run name \(2 given\)"):
         sink.write([{"step": 1, "grid_point": 2, "seed": 0, "loss": 1.0}])
     sink.close()
+    with pytest.raises(ValueError, match=r"missing \['seed'\]"):  # a bare KeyError('seed')
+        TensorBoardSink(tmp_path / "b").write([{"step": 1, "grid_point": 0, "loss": 1.0}])
+
+
+class RecordingWandbRun:
+    """What a W&B run is asked to do, for the calls jrl makes (no W&B service)."""
+
+    def __init__(self, **init):
+        self.init, self.defined, self.logged, self.finished = init, [], [], False
+
+    def define_metric(self, name, **kwargs):
+        self.defined.append((name, kwargs))
+
+    def log(self, data):
+        self.logged.append(data)
+
+    def finish(self):
+        self.finished = True
+
+
+def test_jrl_trains_wandb_run_plots_means_against_steps_and_continues_its_run(
+    tmp_path, monkeypatch
+):
+    """What `jrl train --sinks wandb` starts W&B with: every metric against the
+    environment steps (W&B's own _step counts log calls; an offline history reads the
+    same either way), means over seeds only, the run directory's name and config, and
+    resume="allow" so that a resumed run continues the W&B run of its id."""
+    from types import SimpleNamespace
+
+    runs = []
+    monkeypatch.setitem(
+        sys.modules,
+        "wandb",
+        SimpleNamespace(init=lambda **init: runs.append(RecordingWandbRun(**init)) or runs[-1]),
+    )
+    (sink,) = make_sinks(["wandb"], tmp_path / "run7", {"agent": "ppo"}, "abc123")
+    sink.write([
+        {"step": 100, "grid_point": 0, "seed": 0, "loss": 0.25},
+        {"step": 100, "grid_point": 0, "seed": 1, "loss": 0.75},
+    ])  # fmt: skip
+    sink.close()
+    (run,) = runs
+    assert ("*", {"step_metric": "step"}) in run.defined
+    assert run.logged == [{"step": 100, "loss/grid_point_0": 0.5}] and run.finished
+    assert (run.init["id"], run.init["resume"], run.init["name"]) == ("abc123", "allow", "run7")
+    assert run.init["config"] == {"agent": "ppo"} and run.init["dir"] == str(tmp_path / "run7")
 
 
 def test_closing_a_wandb_sink_finishes_its_run(tmp_path, wandb_offline):
