@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from gymnax.environments.classic_control.cartpole import CartPole
 
 from jrl.agents.dqn import (
     DQNConfig,
@@ -416,6 +417,12 @@ def test_make_train_rejects_an_env_the_network_cannot_read(name, overrides, conf
         ("huber_delta", 0.0),
         ("max_grad_norm", 0.0),  # a clip to norm 0 zeroes every gradient
         ("epsilon_decay_fraction", 0.0),  # a schedule over no steps
+        # Each range's other end too, and epsilon_start's (no range was checked):
+        ("epsilon_start", 1.5),
+        ("epsilon_start", -0.1),
+        ("gamma", -0.1),
+        ("tau", 1.5),
+        ("epsilon_decay_fraction", 1.5),
     ],
 )
 def test_check_hparams_rejects_impossible_values(field, value):
@@ -714,3 +721,166 @@ def test_dqn_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
     tall = (np.asarray(greedy_return) == 10.0) & np.asarray(terminated)
     assert tall.sum() >= 6, greedy_return  # 6 of 8 with this key
     np.testing.assert_array_equal(np.asarray(greedy_length)[tall], 12)  # the shortest path
+
+
+def test_defaults_are_the_documented_ones():
+    """Mutants default_*: DQNHParams' and DQNConfig's docstrings give these values
+    (PureJaxRL's but decay 0.25, clip 10, delta 10; learning_starts 1000, orthogonal)."""
+    assert DQNHParams() == DQNHParams(
+        lr=2.5e-4,
+        gamma=0.99,
+        tau=1.0,
+        epsilon_start=1.0,
+        epsilon_end=0.05,
+        epsilon_decay_fraction=0.25,
+        max_grad_norm=10.0,
+        huber_delta=10.0,
+    )
+    config = DQNConfig()
+    expected = dict(
+        num_envs=10,
+        total_timesteps=500_000,
+        buffer_size=10_000,
+        batch_size=128,
+        learning_starts=1_000,
+        train_frequency=10,
+        target_update_frequency=500,
+        target_update="hard",
+        double_dqn=False,
+        clip_gradients=True,
+        log_frequency=10_000,
+        network="mlp",
+        hidden_sizes=(120, 84),
+        activation="relu",
+        kernel_init="orthogonal",
+    )
+    assert {k: getattr(config, k) for k in expected} == expected
+
+
+def test_a_ring_of_exactly_one_iteration_is_accepted():
+    """Mutant buffer_equal_iteration_rejected: the refusal is for a ring smaller than
+    one iteration's transitions; one that holds exactly them loses none."""
+    config = DQNConfig(
+        num_envs=4,
+        train_frequency=4,
+        buffer_size=4,
+        batch_size=4,
+        learning_starts=4,
+        target_update_frequency=4,
+        total_timesteps=40,
+        log_frequency=40,
+    )
+    assert config.buffer_size == config.iteration_steps
+
+
+def test_replay_refuses_a_bool_capacity_and_an_unbatched_leaf():
+    """Mutants capacity_bool_accepted, scalar_batch_unchecked."""
+    with pytest.raises(ValueError, match="capacity"):
+        buffer_init({"x": jnp.zeros(2)}, capacity=True)
+    buffer = buffer_init({"obs": jnp.zeros(2), "reward": 0.0}, capacity=4)
+    with pytest.raises(ValueError, match=r"\['reward'\]: .* needs shape \[B"):
+        buffer_add(buffer, {"obs": jnp.zeros((1, 2)), "reward": jnp.float32(1.0)})
+
+
+class NegatedScaledCartPole(CartPole):
+    """CartPole paying -2.5 a step (instead of +1): return and length part, and a
+    reward outside [-1, 1] shows any clipping."""
+
+    def step_env(self, key, state, action, params):
+        obs, state, reward, terminated, info = super().step_env(key, state, action, params)
+        return obs, state, -2.5 * reward, terminated, info
+
+
+def test_episode_metrics_and_stored_rewards_on_five_step_episodes():
+    """Mutants return_before_reward, length_before_increment, return_swapped_with_length,
+    num_episodes_last_iteration, episode_mean_over_envs, return_not_reset,
+    reward_clipped_in_store: episodes cut at 5 steps (CartPole cannot fall in 5),
+    4 envs in sync, chunks of 40 steps: each chunk ends 8 episodes of length 5 and
+    return -12.5, and the replay holds the env's reward -2.5 for every step."""
+    env = NegatedScaledCartPole()
+    params = env.default_params.replace(max_steps_in_episode=5)
+    config = DQNConfig(
+        num_envs=4,
+        train_frequency=4,
+        total_timesteps=80,
+        log_frequency=40,
+        buffer_size=80,
+        batch_size=4,
+        learning_starts=8,
+        target_update_frequency=8,
+        hidden_sizes=(8,),
+    )
+    agent = make_dqn(config, env, params)
+    state, metrics = jax.jit(agent.train)(jax.random.key(0), DQNHParams())
+    np.testing.assert_array_equal(metrics.num_episodes, [8, 8])
+    np.testing.assert_array_equal(metrics.episode_length, [5.0, 5.0])
+    np.testing.assert_array_equal(metrics.episode_return, [-12.5, -12.5])
+    assert not np.asarray(state.buffer.data.terminated).any()
+    np.testing.assert_array_equal(state.buffer.data.reward, np.full(80, -2.5, np.float32))
+
+
+def test_a_chunk_samples_from_every_filled_slot_of_a_full_ring(monkeypatch):
+    """Mutant noise_from_position: once the ring is full (position back at 0, size =
+    capacity), a chunk's slots must be drawn from all of it, not from the slots written
+    since position 0 (the last chunk's transitions only). The chunk test starts empty,
+    where size == position, and the chunk-noise test calls draw_chunk_noise itself."""
+    import jrl.agents.dqn as dqn
+
+    env, params = CartPole(), CartPole().default_params
+    config = DQNConfig(
+        num_envs=4,
+        train_frequency=4,
+        total_timesteps=32,
+        log_frequency=16,
+        buffer_size=16,
+        batch_size=4,
+        learning_starts=4,
+        target_update_frequency=4,
+        hidden_sizes=(8,),
+    )
+    agent = make_dqn(config, env, params)
+    state, _ = agent.update(agent.init(jax.random.key(0), DQNHParams()), DQNHParams())
+    assert (int(state.buffer.position), int(state.buffer.size)) == (0, 16)
+    seen = []
+    draw = dqn.draw_chunk_noise
+
+    def recording(key, config, buffer_size):
+        seen.append(int(buffer_size))
+        return draw(key, config, buffer_size)
+
+    monkeypatch.setattr(dqn, "draw_chunk_noise", recording)
+    agent.update(state, DQNHParams())
+    assert seen == [16]
+
+
+def test_buffer_sample_draws_from_every_slot_of_a_wrapped_ring():
+    """Mutant sample_from_position: after the ring wraps (position 1, size 5) sampling
+    must reach all five slots; the suite's sampling test has position == size."""
+    buffer = buffer_init({"action": jnp.int32(0)}, capacity=5)
+    buffer = buffer_add(buffer, {"action": jnp.arange(1, 4)})
+    buffer = buffer_add(buffer, {"action": jnp.arange(4, 7)})  # 6 overwrites slot 0
+    assert (int(buffer.position), int(buffer.size)) == (1, 5)
+    actions = np.asarray(buffer_sample(jax.random.key(0), buffer, 500)["action"])
+    assert set(actions.tolist()) == {2, 3, 4, 5, 6}
+
+
+def test_a_chunk_without_gradient_steps_reports_nan_loss():
+    """Mutant loss_zero_before_learning: DQNMetrics documents NaN loss and q_value for
+    a chunk with no gradient step (the gymnax test skips that chunk's loss); a 0 would
+    read as a perfect fit. learning_starts 41: the first gradient step is at t = 44."""
+    env, params = CartPole(), CartPole().default_params
+    config = DQNConfig(
+        num_envs=4,
+        train_frequency=4,
+        total_timesteps=80,
+        log_frequency=40,
+        buffer_size=80,
+        batch_size=4,
+        learning_starts=41,
+        target_update_frequency=8,
+        hidden_sizes=(8,),
+    )
+    _, metrics = jax.jit(make_dqn(config, env, params).train)(jax.random.key(0), DQNHParams())
+    np.testing.assert_array_equal(metrics.gradient_steps, [0, 10])
+    assert np.isnan(metrics.loss[0]) and np.isnan(metrics.q_value[0])
+    assert np.isfinite(metrics.loss[1]) and np.isfinite(metrics.q_value[1])
