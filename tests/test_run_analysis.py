@@ -7,6 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
+import yaml
 
 
 @pytest.fixture(scope="module")
@@ -391,3 +392,238 @@ def test_a_runs_own_evaluation_and_random_render_take_its_environment_overrides(
     with pytest.raises(Played):
         render_run(run, tmp_path / "x.gif", "", True, seed=0, max_steps=10)
     assert played == [("CatRoom-v0", 7)]
+
+
+def config_only(
+    path,
+    env="CatRoom-v0",
+    q_inits=(0.0, 5.0),
+    num_seeds=3,
+    overrides=None,
+    agent="tabular",
+    config=None,
+):
+    """A run directory holding only its config.yaml (what plan_pool reads)."""
+    from jrl.training import RunSpec
+
+    spec = RunSpec(
+        agent=agent,
+        env=env,
+        env_overrides=dict(overrides or {}),
+        config=dict(config or ({"num_episodes": 30} if agent == "tabular" else {})),
+        hparams=tuple({"q_init": q} for q in q_inits) if agent == "tabular" else ({},),
+        num_seeds=num_seeds,
+    )
+    path.mkdir(parents=True)
+    (path / "config.yaml").write_text(yaml.safe_dump(spec.to_dict()))
+    return path
+
+
+def test_a_pool_refuses_a_method_only_a_middle_task_holds(tmp_path):
+    """A method held by a middle task only must be refused, not silently dropped."""
+    from jrl.task_aggregates import plan_pool
+
+    runs = [
+        config_only(tmp_path / "a", "CatRoom-v0"),
+        config_only(tmp_path / "b", "CliffWalking-v0", q_inits=(0.0, 5.0, 9.0)),
+        config_only(tmp_path / "c", "CatRoom-v0", overrides={"max_steps_in_episode": 50}),
+    ]
+    with pytest.raises(ValueError, match=r"lacks method\(s\) \['tabular q_init=9'\]"):
+        plan_pool(runs)
+    # and methods are in the first task's order
+    plan = plan_pool([runs[0], config_only(tmp_path / "d", "CliffWalking-v0", q_inits=(5.0, 0.0))])
+    assert plan.methods == ["tabular q_init=0", "tabular q_init=5"]
+
+
+def test_a_reference_with_either_bound_infinite_is_refused():
+    """0,inf was taken: every score on that task normalised to 0."""
+    from jrl.task_aggregates import parse_references
+
+    with pytest.raises(ValueError, match="LOW and HIGH must be finite"):
+        parse_references(["CatRoom-v0=0,inf"], ["CatRoom-v0"])
+    with pytest.raises(ValueError, match="LOW and HIGH must be finite"):
+        parse_references(["CatRoom-v0=-inf,0"], ["CatRoom-v0"])
+
+
+def test_evaluate_tasks_refuses_a_reference_for_no_task(tmp_path):
+    """evaluate_tasks called from Python: a reference for no task is refused (before
+    anything is evaluated: these runs have no checkpoint)."""
+    from jrl.task_aggregates import evaluate_tasks
+
+    runs = [
+        config_only(tmp_path / "a", "CatRoom-v0"),
+        config_only(tmp_path / "b", "CliffWalking-v0"),
+    ]
+    with pytest.raises(ValueError, match=r"references name unknown task\(s\) \['Nope'\]"):
+        evaluate_tasks(runs, tmp_path / "out", references={"Nope": (0.0, 1.0)})
+
+
+def test_random_best_normalisation_takes_references_for_some_tasks(tmp_path):
+    """'random,best' with references for some tasks (documented: they replace the
+    random/best bounds of the tasks named) is not refused; it gets as far as the missing
+    checkpoints."""
+    from jrl.task_aggregates import evaluate_tasks
+
+    runs = [
+        config_only(tmp_path / "a", "CatRoom-v0"),
+        config_only(tmp_path / "b", "CliffWalking-v0"),
+    ]
+    with pytest.raises(ValueError, match="has no checkpoint yet"):
+        evaluate_tasks(runs, tmp_path / "out", references={"CatRoom-v0": (0.0, 10.0)})
+
+
+def test_evaluate_tasks_refuses_an_unknown_normalisation(tmp_path):
+    from jrl.task_aggregates import evaluate_tasks
+
+    runs = [
+        config_only(tmp_path / "a", "CatRoom-v0"),
+        config_only(tmp_path / "b", "CliffWalking-v0"),
+    ]
+    with pytest.raises(ValueError, match="normalize must be one of"):
+        evaluate_tasks(runs, tmp_path / "out", normalize="random")
+
+
+@pytest.fixture
+def fake_pool(tmp_path, monkeypatch):
+    """evaluate_tasks on config-only runs with evaluation, checkpoints and the random
+    policy faked: (runs, random-policy calls)."""
+    from jrl import checkpoint, run_analysis, task_aggregates
+
+    runs = [
+        config_only(
+            tmp_path / "a",
+            "CatRoom-v0",
+            overrides={"max_steps_in_episode": 7},
+            config={"num_episodes": 30},
+        ),
+        config_only(tmp_path / "b", "CliffWalking-v0", config={"num_episodes": 40}),
+    ]
+    monkeypatch.setattr(checkpoint, "latest", lambda path: 1)
+    monkeypatch.setattr(task_aggregates, "note_setting_differences", lambda *a: {})
+
+    def evaluation(run_dir, episodes, seed, max_steps, sampled, epsilon):
+        rng = np.random.default_rng(len(str(run_dir)))
+        returns = 1.0 + rng.random((2, 3, episodes))
+        return {"returns": returns.tolist(), "diverged": [], "checkpoint": {}}, lambda: None
+
+    monkeypatch.setattr(run_analysis, "evaluation", evaluation)
+    calls = []
+
+    def random_policy_returns(env, env_params, episodes, seed, max_steps):
+        calls.append((int(env_params.max_steps_in_episode), seed))
+        return np.zeros(episodes)
+
+    monkeypatch.setattr(task_aggregates, "random_policy_returns", random_policy_returns)
+    return runs, calls
+
+
+def test_a_pool_plays_each_tasks_random_baseline_and_records_its_seed_and_differences(
+    fake_pool, tmp_path
+):
+    """The random baseline of 'CatRoom-v0 max_steps_in_episode=7' plays that task (it
+    played plain CatRoom) on the evaluation's seed; tasks.json records that seed (it
+    said 12345) and the config fields that differ between a method's tasks."""
+    from jrl.task_aggregates import evaluate_tasks
+
+    runs, calls = fake_pool
+    result = evaluate_tasks(runs, tmp_path / "out", episodes=2, seed=7, reps=20)
+    assert calls[0] == (7, 7)
+    written = json.loads((tmp_path / "out" / "tasks.json").read_text())
+    assert result["seed"] == written["seed"] == 7
+    assert written["methods"]["tabular q_init=0"]["config_differences"]["num_episodes"] == {
+        "CatRoom-v0 max_steps_in_episode=7": "30",
+        "CliffWalking-v0": "40",
+    }
+
+
+def test_eval_seed_names_no_method(tmp_path):
+    """eval_seed never names a method: two runs of one setting on each task, evaluated
+    on other seeds during training, are the same method given twice (refused), not two
+    methods 'ppo eval_seed=0' and 'ppo eval_seed=99'."""
+    from jrl.task_aggregates import plan_pool
+
+    runs = [
+        config_only(tmp_path / f"{env}{seed}", env, agent="ppo", config={"eval_seed": seed})
+        for env in ("CartPole-v1", "Acrobot-v1")
+        for seed in (0, 99)
+    ]
+    with pytest.raises(ValueError, match="appears twice on task"):
+        plan_pool(runs)
+
+
+def test_episodes_cut_count_only_the_runs_kept(capsys):
+    """Episodes of a diverged run (NaN returns, left out) were counted as cut at the
+    step limit, and in the total."""
+    from types import SimpleNamespace
+
+    from jrl.run_analysis import _episodes_cut
+
+    built = SimpleNamespace(env_params=SimpleNamespace())
+    finite = np.array([[True, False]])
+    not_ended = np.zeros((1, 2, 3), bool)
+    assert _episodes_cut("run", built, 4, np.full((1, 2, 3), 4), not_ended, finite) == 3
+    assert "3 of 3 episodes were still running" in capsys.readouterr().err
+    _episodes_cut("run", built, 4, np.array([[[4, 1, 1], [1, 1, 1]]]), not_ended, finite)
+    assert "1 of 3 episodes were still running" in capsys.readouterr().err
+
+
+def test_a_checkpoint_older_than_the_summary_is_of_a_run_still_running(tmp_path):
+    """A checkpoint without run_status, older than the summary: the run moved on."""
+    from jrl.run_analysis import _old_status
+
+    (tmp_path / "summary.json").write_text(json.dumps({"status": "complete", "updates_done": 10}))
+    assert _old_status(tmp_path, {"updates_done": 10}) == "complete"
+    assert _old_status(tmp_path, {"updates_done": 5}) == "running"
+
+
+def test_a_run_that_never_evaluated_gives_jrl_eval_no_settings(tmp_path):
+    """A PPO run with eval_every 0 made no evaluation of its own: jrl eval keeps its defaults."""
+    from jrl.run_analysis import own_evaluation
+
+    run = config_only(tmp_path / "r", "CartPole-v1", agent="ppo", config={"eval_every": 0})
+    assert own_evaluation(run) == {}
+
+
+def _rows_run(tmp_path, rows, num_seeds=3, summary=None):
+    run = config_only(tmp_path / "run", "CliffWalking-v0", q_inits=(0.0, 5.0), num_seeds=num_seeds)
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    if summary is not None:
+        (run / "summary.json").write_text(json.dumps(summary))
+    return run
+
+
+def _row(g, s, u, value):
+    return {
+        "grid_point": g,
+        "seed": s,
+        "update": u,
+        "timesteps": 10 * (u + 1),
+        "episode_return": value,
+    }
+
+
+def test_a_seed_with_no_value_yet_is_left_out_of_its_curve(tmp_path):
+    """A seed that logged no value yet is left out, not drawn as NaN."""
+    from jrl.run_analysis import learning_curves
+
+    rows = [_row(0, s, u, None if s == 2 else float(s + u)) for s in range(3) for u in range(3)]
+    rows += [_row(1, s, u, 1.0) for s in range(3) for u in range(3)]
+    curves, _ = learning_curves([_rows_run(tmp_path, rows)])
+    first = next(iter(curves.values()))
+    assert first.shape == (2, 3) and np.isfinite(first).all()
+
+
+def test_a_report_of_runs_that_all_diverged_since_is_removed(
+    small_tabular_run, tmp_path, monkeypatch
+):
+    """Every run diverged since the last evaluation: its eval/ report (which would
+    disagree with the new eval.json) was kept."""
+    from jrl import training
+    from jrl.run_analysis import evaluate_run
+
+    run = shutil.copytree(small_tabular_run, tmp_path / "run")
+    evaluate_run(run, episodes=1, seed=0, max_steps=20)
+    assert (run / "eval").is_dir()
+    monkeypatch.setattr(training, "finite_runs", lambda state: np.zeros((2, 6), bool))
+    evaluate_run(run, episodes=1, seed=0, max_steps=20)
+    assert not (run / "eval").exists()
