@@ -324,12 +324,15 @@ def test_a_run_without_evaluation_needs_no_cut():
 
 def test_factory_fails_before_compiling_when_there_is_no_cut_to_take():
     """check_eval_steps: eval_max_steps=0 and a time limit of 0 is an error at make_ppo
-    (not a warning there and an error only when train is traced)."""
+    (not a warning there and an error only when train is traced); the agents' check of
+    env_params now refuses that time limit first, for every run."""
     import warnings
 
     env, params = make("CartPole-v1")
     config = ppo.PPOConfig(num_envs=2, num_steps=8, total_timesteps=32, eval_every=1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValueError, match="which plays no step"):
+        with pytest.raises(ValueError, match="max_steps_in_episode is 0: a time limit must"):
             ppo.make_ppo(config, env, params.replace(max_steps_in_episode=0))
+    with pytest.raises(ValueError, match="which plays no step"):
+        eval_max_steps(config, params.replace(max_steps_in_episode=0))
