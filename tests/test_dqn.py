@@ -724,8 +724,8 @@ def test_dqn_solves_the_static_cat_room_greedy_cat_scratches_the_tall_post():
 
 
 def test_defaults_are_the_documented_ones():
-    """Mutants default_*: DQNHParams' and DQNConfig's docstrings give these values
-    (PureJaxRL's but decay 0.25, clip 10, delta 10; learning_starts 1000, orthogonal)."""
+    """DQNHParams' and DQNConfig's docstrings give these values (PureJaxRL's but decay
+    0.25, clip 10, delta 10; learning_starts 1000, orthogonal); no fast test read them."""
     assert DQNHParams() == DQNHParams(
         lr=2.5e-4,
         gamma=0.99,
@@ -758,8 +758,8 @@ def test_defaults_are_the_documented_ones():
 
 
 def test_a_ring_of_exactly_one_iteration_is_accepted():
-    """Mutant buffer_equal_iteration_rejected: the refusal is for a ring smaller than
-    one iteration's transitions; one that holds exactly them loses none."""
+    """The refusal is for a ring smaller than one iteration's transitions; one that
+    holds exactly them loses none."""
     config = DQNConfig(
         num_envs=4,
         train_frequency=4,
@@ -774,12 +774,21 @@ def test_a_ring_of_exactly_one_iteration_is_accepted():
 
 
 def test_replay_refuses_a_bool_capacity_and_an_unbatched_leaf():
-    """Mutants capacity_bool_accepted, scalar_batch_unchecked."""
+    """buffer_init(capacity=True) was taken; an unbatched leaf was an IndexError."""
     with pytest.raises(ValueError, match="capacity"):
         buffer_init({"x": jnp.zeros(2)}, capacity=True)
     buffer = buffer_init({"obs": jnp.zeros(2), "reward": 0.0}, capacity=4)
     with pytest.raises(ValueError, match=r"\['reward'\]: .* needs shape \[B"):
         buffer_add(buffer, {"obs": jnp.zeros((1, 2)), "reward": jnp.float32(1.0)})
+
+
+def tiny_config(**changes) -> DQNConfig:
+    """Four CartPole environments, a step of each per gradient step, two chunks of 40."""
+    settings = dict(
+        num_envs=4, train_frequency=4, total_timesteps=80, log_frequency=40, buffer_size=80,
+        batch_size=4, learning_starts=8, target_update_frequency=8, hidden_sizes=(8,),
+    )  # fmt: skip
+    return DQNConfig(**{**settings, **changes})
 
 
 class NegatedScaledCartPole(CartPole):
@@ -792,24 +801,13 @@ class NegatedScaledCartPole(CartPole):
 
 
 def test_episode_metrics_and_stored_rewards_on_five_step_episodes():
-    """Mutants return_before_reward, length_before_increment, return_swapped_with_length,
-    num_episodes_last_iteration, episode_mean_over_envs, return_not_reset,
-    reward_clipped_in_store: episodes cut at 5 steps (CartPole cannot fall in 5),
+    """Every other test pays +1 a step, where return = length and a reward clip changes
+    nothing. Here episodes are cut at 5 steps (CartPole cannot fall in 5),
     4 envs in sync, chunks of 40 steps: each chunk ends 8 episodes of length 5 and
     return -12.5, and the replay holds the env's reward -2.5 for every step."""
     env = NegatedScaledCartPole()
     params = env.default_params.replace(max_steps_in_episode=5)
-    config = DQNConfig(
-        num_envs=4,
-        train_frequency=4,
-        total_timesteps=80,
-        log_frequency=40,
-        buffer_size=80,
-        batch_size=4,
-        learning_starts=8,
-        target_update_frequency=8,
-        hidden_sizes=(8,),
-    )
+    config = tiny_config()
     agent = make_dqn(config, env, params)
     state, metrics = jax.jit(agent.train)(jax.random.key(0), DQNHParams())
     np.testing.assert_array_equal(metrics.num_episodes, [8, 8])
@@ -820,24 +818,17 @@ def test_episode_metrics_and_stored_rewards_on_five_step_episodes():
 
 
 def test_a_chunk_samples_from_every_filled_slot_of_a_full_ring(monkeypatch):
-    """Mutant noise_from_position: once the ring is full (position back at 0, size =
+    """Once the ring is full (position back at 0, size =
     capacity), a chunk's slots must be drawn from all of it, not from the slots written
     since position 0 (the last chunk's transitions only). The chunk test starts empty,
     where size == position, and the chunk-noise test calls draw_chunk_noise itself."""
     import jrl.agents.dqn as dqn
 
     env, params = CartPole(), CartPole().default_params
-    config = DQNConfig(
-        num_envs=4,
-        train_frequency=4,
-        total_timesteps=32,
-        log_frequency=16,
-        buffer_size=16,
-        batch_size=4,
-        learning_starts=4,
+    config = tiny_config(
+        total_timesteps=32, log_frequency=16, buffer_size=16, learning_starts=4,
         target_update_frequency=4,
-        hidden_sizes=(8,),
-    )
+    )  # fmt: skip
     agent = make_dqn(config, env, params)
     state, _ = agent.update(agent.init(jax.random.key(0), DQNHParams()), DQNHParams())
     assert (int(state.buffer.position), int(state.buffer.size)) == (0, 16)
@@ -854,7 +845,7 @@ def test_a_chunk_samples_from_every_filled_slot_of_a_full_ring(monkeypatch):
 
 
 def test_buffer_sample_draws_from_every_slot_of_a_wrapped_ring():
-    """Mutant sample_from_position: after the ring wraps (position 1, size 5) sampling
+    """After the ring wraps (position 1, size 5) sampling
     must reach all five slots; the suite's sampling test has position == size."""
     buffer = buffer_init({"action": jnp.int32(0)}, capacity=5)
     buffer = buffer_add(buffer, {"action": jnp.arange(1, 4)})
@@ -865,21 +856,11 @@ def test_buffer_sample_draws_from_every_slot_of_a_wrapped_ring():
 
 
 def test_a_chunk_without_gradient_steps_reports_nan_loss():
-    """Mutant loss_zero_before_learning: DQNMetrics documents NaN loss and q_value for
-    a chunk with no gradient step (the gymnax test skips that chunk's loss); a 0 would
-    read as a perfect fit. learning_starts 41: the first gradient step is at t = 44."""
+    """DQNMetrics documents NaN loss and q_value for a chunk with no gradient step (the
+    gymnax test skips that chunk's loss); a 0 would read as a perfect fit. With
+    learning_starts 41 the first gradient step is at t = 44."""
     env, params = CartPole(), CartPole().default_params
-    config = DQNConfig(
-        num_envs=4,
-        train_frequency=4,
-        total_timesteps=80,
-        log_frequency=40,
-        buffer_size=80,
-        batch_size=4,
-        learning_starts=41,
-        target_update_frequency=8,
-        hidden_sizes=(8,),
-    )
+    config = tiny_config(learning_starts=41)
     _, metrics = jax.jit(make_dqn(config, env, params).train)(jax.random.key(0), DQNHParams())
     np.testing.assert_array_equal(metrics.gradient_steps, [0, 10])
     assert np.isnan(metrics.loss[0]) and np.isnan(metrics.q_value[0])
