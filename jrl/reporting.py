@@ -151,11 +151,12 @@ def plot_curves(
         raise ValueError("plot_curves needs at least one curve, got none")
     for label, values in curves.items():
         values = np.asarray(values, np.float64)
-        if values.ndim != 2 or not np.isfinite(values).all():
+        finite = np.isfinite(values).all()
+        if values.ndim != 2 or not finite:
             raise ValueError(
                 f"curves[{label!r}] must be finite float[seeds, T], got shape {values.shape}"
-                f"{'' if np.isfinite(values).all() else ' holding NaN or inf'} (fill_gaps "
-                "fills the steps where no episode ended)"
+                f"{'' if finite else ' holding NaN or inf'} (fill_gaps fills the steps where "
+                "no episode ended)"
             )
         if x is not None and np.shape(x) != values.shape[1:]:
             raise ValueError(f"x has shape {np.shape(x)}, curves[{label!r}] {values.shape[1:]}")

@@ -50,6 +50,7 @@ import numpy as np
 import scipy.stats
 
 from jrl.reporting import MIN_SEEDS_FOR_INTERVAL
+from jrl.seeds import check_seed
 
 AGGREGATES = ("IQM", "Mean", "Median", "Optimality gap")
 
@@ -148,8 +149,7 @@ def _interval_estimates(scores: dict, func: Callable, reps: int, confidence: flo
         raise ValueError(f"reps must be a positive int, got {reps!r}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
+    check_seed("seed", seed)
     point, interval = {}, {}
     # rliable 1.2's StratifiedBootstrap draws its resamples from NumPy's global generator
     # (np.random.choice), whatever random_state it is given: seed that, then restore it.
