@@ -564,6 +564,26 @@ def test_env_params_changed_by_replace_are_checked_as_make_checks_settings(name,
     make_train(config, env, params.replace(**{k: 1 for k in change}))  # in range: taken
 
 
+def test_classic_control_physics_changed_by_replace_are_checked_as_make_checks_them():
+    """params.replace(tau=0.0) froze CartPole's pole (a random policy scored 500): each
+    field make refuses at or below 0 is refused in the agents' check of env_params too
+    (one table, jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS), and at make_train."""
+    from jrl.agents.checks import check_env_param_values
+    from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS
+
+    for name, fields in POSITIVE_GYMNAX_SETTINGS.items():
+        env, params = make(name)
+        for key, kind in fields.items():
+            for value in (0.0, -1.0):
+                with pytest.raises(ValueError, match=f"{name}'s env_params.{key} is {value}: "
+                                   f"{kind} must be > 0"):  # fmt: skip
+                    check_env_param_values(env, params.replace(**{key: value}))
+            check_env_param_values(env, params.replace(**{key: 0.5}))
+    env, params = make("CartPole-v1")
+    with pytest.raises(ValueError, match="CartPole-v1's env_params.tau is 0.0: a time step"):
+        ppo.make_train(PPO_CONFIG, env, params.replace(tau=0.0))
+
+
 @pytest.mark.parametrize("agent", MAKE_TRAIN)
 def test_an_env_given_as_makes_tuple_a_name_or_swapped_is_refused_saying_so(agent, cartpole):
     """make_train(config, make(name), None), a name, or params first: each was an

@@ -978,6 +978,35 @@ def test_gymnax_override_values_at_the_ends_of_their_ranges_are_taken(name, over
         assert getattr(params, key, None) == value or getattr(env, key) == value
 
 
+def test_a_classic_control_time_step_mass_length_or_limit_at_or_below_zero_is_refused():
+    """CartPole's tau=0 froze the pole (a random policy scored 500); a mass or length
+    <= 0 divides by zero or inverts the physics. Every field of the table, at 0 and
+    below; the same fields at a positive value are taken."""
+    from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS
+
+    for name, fields in POSITIVE_GYMNAX_SETTINGS.items():
+        for key, kind in fields.items():
+            for value in (0.0, -1.0):
+                with pytest.raises(ValueError, match=f"{name} setting {key} is {kind}: it must "
+                                   f"be > 0, got {value}"):  # fmt: skip
+                    make(name, **{key: value})
+            assert getattr(make(name, **{key: 0.5})[1], key) == 0.5
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("CartPole-v1", {"gravity": 20.0, "force_mag": 30.0}),  # another world, a stronger push
+        ("CartPole-v1", {"gravity": -9.8}),  # arguable, but the env runs with it
+        ("Pendulum-v1", {"g": 0.0}),
+        ("MountainCar-v0", {"gravity": 0.0}),
+    ],
+)
+def test_classic_control_physics_other_than_the_defaults_are_taken(name, overrides):
+    params = make(name, **overrides)[1]
+    assert all(getattr(params, key) == value for key, value in overrides.items())
+
+
 def test_every_gymnax_setting_its_step_never_reads_is_refused():
     """Each of UNREAD_GYMNAX_SETTINGS's settings, not only the first an env lists."""
     import gymnax

@@ -22,6 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment
 
+from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS
+
 
 class Ignored(NamedTuple):
     """Why ``config`` leaves a hyperparameter unread. what: what the hyperparameter is
@@ -179,12 +181,16 @@ def check_env_param_values(env, env_params) -> None:
     environment can run with, whichever environment it is: a time limit
     (``max_steps_in_episode``) that is not a whole number >= 1 (0 cut every episode
     after one step), a probability (``*_prob``, ``*_probs``) outside [0, 1], a NaN or
-    infinite float (a NaN gravity trained on NaN returns). ``jrl.envs.make`` refuses
+    infinite float (a NaN gravity trained on NaN returns); and for gymnax's classic
+    control, a time step, mass, length, limit or threshold <= 0
+    (``jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS``: CartPole's ``tau=0`` froze the pole,
+    and a random policy scored 500). ``jrl.envs.make`` refuses
     these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
     not. Traced fields (params built inside ``jit``) are not read."""
     if not dataclasses.is_dataclass(env_params):
         return
     name = getattr(env, "name", type(env).__name__)
+    positive = POSITIVE_GYMNAX_SETTINGS.get(name, {})
     for field in dataclasses.fields(env_params):
         value = getattr(env_params, field.name)
         if isinstance(value, jax.core.Tracer):
@@ -204,6 +210,8 @@ def check_env_param_values(env, env_params) -> None:
             problem = "a probability must be in [0, 1]"
         elif number.dtype.kind == "f" and not np.all(np.isfinite(number)):
             problem = "it must be finite"
+        elif field.name in positive and not np.all(number > 0):
+            problem = f"{positive[field.name]} must be > 0"
         if problem is not None:
             raise ValueError(
                 f"{name}'s env_params.{field.name} is {value!r}: {problem} (jrl.envs.make "

@@ -259,6 +259,46 @@ overrides (CartPole's ``masscart``, read only through ``total_mass``, jrl recomp
 :func:`_derived`)."""
 
 
+_TIME_STEP, _MASS, _LENGTH = "a time step", "a mass", "a length"
+POSITIVE_GYMNAX_SETTINGS = {
+    "CartPole-v1": {
+        "tau": _TIME_STEP,  # 0: the pole never moves, and a random policy scores 500
+        "masscart": _MASS,
+        "masspole": _MASS,
+        "total_mass": _MASS,
+        "length": _LENGTH,
+        "polemass_length": "a mass times a length",
+        "force_mag": "a force",
+        "theta_threshold_radians": "a threshold",
+        "x_threshold": "a threshold",
+    },
+    "Pendulum-v1": {
+        "dt": _TIME_STEP,
+        "m": _MASS,
+        "l": _LENGTH,
+        "max_speed": "a speed limit",
+        "max_torque": "a torque limit",
+    },
+    "Acrobot-v1": {
+        "dt": _TIME_STEP,
+        "link_mass_1": _MASS,
+        "link_mass_2": _MASS,
+        "link_length_1": _LENGTH,
+        "link_moi": "a moment of inertia",
+        "max_vel_1": "a speed limit",
+        "max_vel_2": "a speed limit",
+    },
+    "MountainCar-v0": {"force": "a force", "max_speed": "a speed limit"},
+    "MountainCarContinuous-v0": {"power": "a force", "max_speed": "a speed limit"},
+}
+"""{env id: {field: what it is}} of gymnax's classic-control ``EnvParams`` fields that
+must be > 0: a time step of 0 freezes the physics, a mass or length <= 0 divides by zero
+or inverts it, a limit or threshold <= 0 ends every episode at once or stops all motion.
+Checked in ``make``'s overrides (:func:`_gymnax_value`) and in the agents' check of
+``params.replace(...)`` (``jrl.agents.checks.check_env_param_values``); gravity and
+the rest may take any finite value."""
+
+
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
@@ -314,7 +354,8 @@ ZERO_OR_MORE = frozenset({"n_distractor", "mapping_seed"})
 def _gymnax_value(env_name: str, key: str, default, value):
     """An override of a gymnax ``EnvParams`` field, checked against the field's default:
     a bool for a bool, a whole number for an int (``max_steps_in_episode`` >= 1), a
-    finite number for a float, an array of the same shape for an array. A ValueError
+    finite number for a float (> 0 for :data:`POSITIVE_GYMNAX_SETTINGS`), an array of
+    the same shape for an array. A ValueError
     naming the setting otherwise — before anything is compiled."""
     where = f"{env_name} setting {key}"
     if isinstance(default, bool):
@@ -348,6 +389,9 @@ def _gymnax_value(env_name: str, key: str, default, value):
     if key.endswith(("_prob", "_probs")) and not np.all((number >= 0) & (number <= 1)):
         # FourRooms' fail_prob 2 acted at random always, silently (jrl's slip_prob: refused)
         raise ValueError(f"{where} is a probability: it must be in [0, 1], got {value!r}")
+    kind = POSITIVE_GYMNAX_SETTINGS.get(env_name, {}).get(key)
+    if kind is not None and not np.all(number > 0):
+        raise ValueError(f"{where} is {kind}: it must be > 0, got {value!r}")
     return jnp.asarray(number, dtype) if shape else float(value)
 
 
