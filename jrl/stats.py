@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-from jrl.reporting import MIN_SEEDS_FOR_INTERVAL
+from jrl.reporting import MIN_SEEDS_FOR_INTERVAL, _check_count
 from jrl.seeds import check_seed
 
 AGGREGATES = ("IQM", "Mean", "Median", "Optimality gap")
@@ -346,8 +346,14 @@ def to_dict(stats: AggregateStats) -> dict:
 def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) -> str:
     """One row per algorithm: runs, then each aggregate as ``point [low, high]`` with
     ``digits`` significant digits. ``fmt``: "markdown" or "plain" (aligned columns)."""
+    if not isinstance(stats, AggregateStats):
+        raise TypeError(
+            f"format_table takes the AggregateStats of aggregate(scores), got "
+            f"{type(stats).__name__}"
+        )
     if fmt not in ("markdown", "plain"):
         raise ValueError(f"unknown table format {fmt!r}; choose one of markdown, plain")
+    _check_count("digits", digits, least=1)  # significant digits: 0 printed 1, -1 failed
     header = ["algorithm", "runs", *stats.metrics]
     rows = []
     for algorithm, point in stats.point.items():

@@ -133,6 +133,17 @@ def test_table_and_json_hold_every_algorithm():
         stats.format_table(result, "html")
 
 
+@pytest.mark.parametrize("digits", [-1, 0, 2.5, "3", True])
+def test_table_digits_must_be_a_count_of_significant_digits(digits):
+    """digits=-1 (and True, 2.5) failed in Python's format spec ("Format specifier
+    missing precision"); 0 printed one digit and "3" three, as if they were right."""
+    result = stats.aggregate({"a": _scores(6)}, reps=REPS)
+    with pytest.raises(ValueError, match=f"digits must be an int >= 1, got {digits!r}"):
+        stats.format_table(result, digits=digits)
+    with pytest.raises(TypeError, match="format_table takes the AggregateStats of aggregate"):
+        stats.format_table(stats.to_dict(result))  # an AttributeError ('metrics') before
+
+
 def test_profiles_and_iqm_curves():
     scores = {"a": np.arange(1.0, 9.0)[:, None], "b": np.arange(1.0, 9.0)[:, None] + 2}
     profiles = stats.performance_profiles(scores, taus=[0.0, 4.0, 4.5, 100.0], reps=REPS)
