@@ -103,6 +103,7 @@ def mean_and_ci(values, axis: int = 0, confidence: float = 0.95):
 
     _check_confidence(confidence)
     values = np.asarray(values, np.float64)
+    _check_axis(values, axis)
     n = values.shape[axis]
     if n < 2:
         return values.mean(axis=axis), np.zeros_like(values.mean(axis=axis))
@@ -113,6 +114,27 @@ def mean_and_ci(values, axis: int = 0, confidence: float = 0.95):
 def _check_confidence(confidence) -> None:
     if isinstance(confidence, bool) or not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1) (0.95, not 95), got {confidence!r}")
+
+
+def _check_axis(values: np.ndarray, axis) -> None:
+    """ValueError unless ``axis`` is an int naming an axis of ``values`` with at least
+    one entry along it (the mean or IQM of none is NaN)."""
+    ndim = values.ndim
+    if ndim == 0:
+        raise ValueError(
+            f"values must be an array with an axis to reduce (e.g. float[seeds]), got the "
+            f"scalar {values.item()!r}"
+        )
+    if isinstance(axis, bool) or not isinstance(axis, int | np.integer) or not -ndim <= axis < ndim:
+        raise ValueError(
+            f"axis must be an int in [{-ndim}, {ndim}) for values of shape {values.shape}, "
+            f"got {axis!r}"
+        )
+    if values.shape[axis] == 0:
+        raise ValueError(
+            f"values of shape {values.shape} have no entries along axis {axis}: nothing "
+            "to average (their mean would be NaN)"
+        )
 
 
 def _check_count(name: str, value, least: int) -> None:
@@ -126,7 +148,12 @@ def smooth(values, window: int):
     (window 1: unchanged)."""
     _check_count("window", window, least=1)
     values = np.asarray(values, np.float64)
-    if window == 1:
+    if values.ndim == 0:
+        raise ValueError(
+            f"smooth averages along the last axis: values must be float[..., T], got the "
+            f"scalar {values.item()!r}"
+        )
+    if window == 1 or values.shape[-1] == 0:
         return values
     padded = np.concatenate([np.zeros((*values.shape[:-1], window - 1)), values], axis=-1)
     ones = np.ones(window)
@@ -206,6 +233,11 @@ def fill_gaps(values):
     (``jrl.training.finite_runs``), or their last value before is held to the end.
     """
     values = np.asarray(values, np.float64)
+    if values.ndim == 0 or values.shape[-1] == 0:
+        raise ValueError(
+            "fill_gaps fills float[..., T] (T >= 1: e.g. [seeds, updates] returns) along "
+            f"its last axis, got shape {values.shape}"
+        )
     present = ~np.isnan(values)
     index = np.where(present, np.arange(values.shape[-1]), 0)
     np.maximum.accumulate(index, axis=-1, out=index)
@@ -221,7 +253,9 @@ def iqm(values, axis: int = 0):
     ``aggregate_iqm``). With n values, floor(n / 4) are cut at each end."""
     from scipy.stats import trim_mean
 
-    return trim_mean(np.asarray(values, np.float64), 0.25, axis=axis)
+    values = np.asarray(values, np.float64)
+    _check_axis(values, axis)
+    return trim_mean(values, 0.25, axis=axis)
 
 
 class CurveStats(NamedTuple):
@@ -290,6 +324,7 @@ def bootstrap_ci(
     """
     values = _check_runs(values)
     _check_confidence(confidence)
+    check_seed("seed", seed)
     counts = (("num_resamples", num_resamples), ("chunk", chunk), ("max_elements", max_elements))
     for name, count in counts:
         if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
@@ -360,6 +395,16 @@ def final_summary(final, num_resamples: int = 2000, confidence: float = 0.95, se
     values, their mean and IQM with percentile-bootstrap intervals (NaN, written as
     null, for fewer than :data:`MIN_SEEDS_FOR_INTERVAL` seeds), min and max."""
     final = np.asarray(final, np.float64)
+    if final.ndim != 1 or final.size == 0:
+        hint = "; for curves, their last step: curves[:, -1]" if final.ndim == 2 else ""
+        raise ValueError(
+            f"final must be one number per seed, float[S] with S >= 1, got shape "
+            f"{final.shape}{hint}"
+        )
+    if not np.all(np.isfinite(final)):
+        raise ValueError(
+            "final holds NaN or inf: leave diverged runs out first (jrl.training.finite_runs)"
+        )
     stats = curve_stats(final[:, None], num_resamples, confidence, seed)
     return {
         "per_seed": final.tolist(),

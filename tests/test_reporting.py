@@ -153,6 +153,16 @@ def test_bootstrap_rejects_a_bad_resample_count(num_resamples):
         bootstrap_ci(np.ones((3, 2)), lambda x: x.mean(axis=1), num_resamples=num_resamples)
 
 
+@pytest.mark.parametrize("seed", [-1, 1.5, 2**32])
+def test_bootstrap_refuses_a_seed_as_jrl_seeds_do(seed):
+    """-1 and 1.5 failed inside NumPy's SeedSequence; 2**32 is refused as every jrl
+    seed is (jrl.seeds.check_seed), here and through curve_stats and final_summary."""
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*32\)"):
+        bootstrap_ci(np.ones((5, 2)), lambda x: x.mean(axis=1), seed=seed)
+    with pytest.raises(ValueError, match=r"seed must be an int in \[0, 2\*\*32\)"):
+        final_summary(np.ones(5), seed=seed)
+
+
 @pytest.mark.parametrize(
     "values",
     [np.zeros(5), np.zeros((2, 3, 4)), np.zeros((0, 4)), np.zeros((3, 0)), [[1.0, np.nan]]],
@@ -553,6 +563,42 @@ def test_reporting_helpers_refuse_values_they_would_misread(call, said):
     steps miscounted; distinct_colors(-1) gave 9 colours."""
     with pytest.raises(ValueError, match=said):
         call()
+
+
+@pytest.mark.parametrize(
+    "call, said",
+    [
+        (lambda: reporting.fill_gaps(3.0), r"fill_gaps fills float\[..., T\] .* got shape \(\)"),
+        (lambda: reporting.fill_gaps(np.zeros((2, 0))), r"along its last axis, got shape \(2, 0\)"),
+        (lambda: reporting.final_summary(5.0), r"one number per seed, float\[S\] .* shape \(\)"),
+        (lambda: reporting.final_summary([]), r"with S >= 1, got shape \(0,\)"),
+        (lambda: reporting.final_summary(np.ones((5, 3))), r"their last step: curves\[:, -1\]"),
+        (lambda: reporting.final_summary([1.0, np.nan]), "final holds NaN or inf: leave diverged"),
+        (
+            lambda: reporting.mean_and_ci(np.ones((5, 3)), axis=5),
+            r"axis must be an int in \[-2, 2\)",
+        ),
+        (
+            lambda: reporting.mean_and_ci(np.ones((5, 3)), axis=1.0),
+            "for values of shape .* got 1.0",
+        ),
+        (lambda: reporting.mean_and_ci(3.0), "an axis to reduce .* got the scalar 3.0"),
+        (lambda: reporting.mean_and_ci([]), "no entries along axis 0: nothing to average"),
+        (lambda: reporting.iqm(np.ones((5, 3)), axis=-3), r"axis must be an int in \[-2, 2\)"),
+        (lambda: reporting.iqm(np.ones((0, 3))), "no entries along axis 0"),
+        (lambda: reporting.smooth(3.0, 2), "smooth averages along the last axis: .* scalar 3.0"),
+    ],
+)
+def test_reporting_helpers_refuse_shapes_and_axes_they_cannot_read(call, said):
+    """Each failed inside NumPy (an IndexError "tuple index out of range", an argmax of
+    an empty sequence), or returned NaN for no values; now a ValueError saying what is
+    wrong with the input."""
+    with pytest.raises(ValueError, match=said):
+        call()
+
+
+def test_an_empty_curve_is_smoothed_to_an_empty_curve():
+    assert reporting.smooth(np.zeros((2, 0)), 3).shape == (2, 0)  # a broadcast error before
 
 
 @pytest.mark.parametrize(
