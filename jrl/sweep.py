@@ -491,7 +491,7 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
         raise ValueError(
             f"dims must be a sequence of axis names, got {dims!r} (one axis: dims=('update',))"
         )
-    fields = {name: np.asarray(value) for name, value in _fields_of(results).items()}
+    fields = {name: _metric_array(name, value) for name, value in _fields_of(results).items()}
     size = grid_size(grid)
     columns = {name: np.asarray(v) for name, v in _fields_of(grid).items()}
     unknown = [name for name in axes if name not in columns]
@@ -554,6 +554,23 @@ def as_written(values: np.ndarray) -> np.ndarray:
         return values
     shortest = [float(str(np.float32(v))) for v in values.ravel()]
     return np.array(shortest, np.float64).reshape(values.shape)
+
+
+def _metric_array(name: str, value: Any) -> np.ndarray:
+    """``value`` (field ``name`` of a sweep's results) as a NumPy array; a ValueError for
+    what a run's state holds instead of metrics: a nest of arrays (network parameters,
+    an optimiser's state, an environment's state) or PRNG keys."""
+    keys = hasattr(value, "dtype") and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key)
+    nested = isinstance(value, dict | tuple) or dataclasses.is_dataclass(value)
+    array = None if keys or nested else np.asarray(value)
+    if array is None or array.dtype == object:
+        what = "PRNG keys" if keys else f"a {type(value).__name__}"
+        raise ValueError(
+            f"results.{name} is {what}, not an array of [G, seeds, ...] values: to_dataset "
+            "takes a sweep's metrics, not a run's state (run_sweep returns (state, "
+            "metrics): pass the metrics)"
+        )
+    return array
 
 
 def _fields_of(tree: Any) -> dict:

@@ -194,6 +194,28 @@ class Rows(NamedTuple):
     total: jax.Array
 
 
+def test_to_dataset_refuses_a_runs_state_naming_the_field():
+    """A run's state (run_sweep's first output) failed with JAX's "PRNGKey dtype cannot
+    be converted to a NumPy array", or for its network parameters said "params:
+    expected [G=2, seeds, ...], got ()"; no compiling here."""
+    from jrl.agents.ppo import PPOState
+
+    grid = product_grid(TabularHParams(), alpha=[0.1, 0.5])
+    runs = np.zeros((2, 3))
+    keys = jax.random.split(jax.random.key(0), 6).reshape(2, 3)
+    state = PPOState(
+        params={"w": runs}, opt_state=(runs,), env_state=runs, obs=runs,
+        episode_return=runs, episode_length=runs, update=runs, key=keys,
+    )  # fmt: skip
+    said = "is {}, not an array of .* to_dataset takes a sweep's metrics, not a run's state"
+    with pytest.raises(ValueError, match="results.params " + said.format("a dict")):
+        to_dataset(state, grid)
+    with pytest.raises(ValueError, match="results.opt_state " + said.format("a tuple")):
+        to_dataset(state._replace(params=runs), grid)
+    with pytest.raises(ValueError, match="results.key " + said.format("PRNG keys")):
+        to_dataset(state._replace(params=runs, opt_state=runs), grid)
+
+
 def test_results_as_a_dataset_with_named_axes():
     """to_dataset names the grid's product axes, the seeds and the rest: a value picked
     by name is the run that made it."""
