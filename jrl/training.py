@@ -33,7 +33,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -44,7 +44,7 @@ import yaml
 
 from jrl import checkpoint
 from jrl.agents import dqn, ppo, tabular
-from jrl.agents.checks import check_positive_int, reject_ignored
+from jrl.agents.checks import check_bool, check_positive_int, reject_ignored
 from jrl.agents.evaluation import check_eval_cut
 from jrl.envs.registry import check_new_env, is_own, make, make_recorded
 from jrl.host import compiler_options, release_unused_memory
@@ -904,6 +904,17 @@ def train(
             f"train takes a RunSpec, got {type(spec).__name__} (a config.yaml's fields: "
             "RunSpec.from_dict(fields))"
         )
+    if not isinstance(run_dir, str | os.PathLike):
+        raise TypeError(
+            f"run_dir must be the path (a str or pathlib.Path) of the directory the run is "
+            f"written to, got {type(run_dir).__name__} {run_dir!r:.60}"
+        )
+    if str(run_dir) == "":
+        raise ValueError("run_dir is empty (the current directory): name the run's directory")
+    check_bool("resume", resume)  # resume="False" is a non-empty string: it resumed
+    check_bool("progress", progress)
+    if meta is not None and not isinstance(meta, Mapping):
+        raise TypeError(f"meta must be a dict of more provenance (or None), got {meta!r:.60}")
     if not callable(sinks):
         _check_sinks(sinks)
     if max_chunks is not None and (

@@ -1884,6 +1884,27 @@ def test_max_chunks_is_refused_unless_a_count(max_chunks, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize(
+    "change, error, message",
+    [
+        ({"run_dir": None}, TypeError, "run_dir must be the path .* got NoneType None"),
+        ({"run_dir": 3}, TypeError, "run_dir must be the path .* got int 3"),
+        ({"run_dir": ""}, ValueError, "run_dir is empty .the current directory."),
+        ({"resume": "False"}, ValueError, "resume must be a bool, got 'False'"),
+        ({"progress": "no"}, ValueError, "progress must be a bool, got 'no'"),
+        ({"meta": ["sinks"]}, TypeError, r"meta must be a dict of more provenance .* \['sinks'\]"),
+    ],
+)
+def test_train_refuses_a_run_dir_flags_or_meta_of_another_kind(change, error, message, tmp_path):
+    """run_dir=None failed in pathlib ("expected str, bytes or os.PathLike object"),
+    "" named the current directory; resume="False" resumed (a non-empty string is
+    true); a meta list failed only after compiling, writing meta.json."""
+    args = {"run_dir": tmp_path / "run", "progress": False} | change
+    with pytest.raises(error, match=message):
+        train(TINY_TABULAR, **args)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_refuses_a_spec_or_sinks_of_another_kind(tmp_path):
     """A config.yaml's dict for the spec, or sink names for sinks: AttributeErrors from
     inside (sinks="tensorboard" once the first chunk's rows were written)."""
