@@ -213,6 +213,13 @@ def episodes_by_step(episode_lengths, num_steps: int):
     (int[..., N], zeros past the last completed episode): int[..., num_steps]."""
     _check_count("num_steps", num_steps, least=0)
     lengths = np.asarray(episode_lengths)
+    if lengths.dtype.kind not in "iuf" or np.any(lengths != np.round(lengths)):
+        raise ValueError(f"episode lengths must be whole numbers, got {lengths!r:.80}")
+    if lengths.ndim == 0:
+        raise ValueError(
+            "episode lengths are int[..., N] (N episodes, zeros past the last completed), "
+            f"got the scalar {lengths.item()!r}: for one episode, [length]"
+        )
     if np.any(lengths < 0):
         raise ValueError(f"episode lengths must be >= 0 (0: no episode), got {lengths.min()}")
     ends = np.where(lengths > 0, np.cumsum(lengths, axis=-1), np.iinfo(np.int64).max)
@@ -354,6 +361,10 @@ def interval_label(confidence: float, seed_counts: Sequence[int]) -> str:
     """What a figure's bands are, given each curve's number of seeds: "95% bootstrap
     CI", or why there is none (fewer than :data:`MIN_SEEDS_FOR_INTERVAL` seeds)."""
     _check_confidence(confidence)
+    if isinstance(seed_counts, str) or np.ndim(seed_counts) != 1:
+        raise ValueError(f"seed_counts must be a list of each curve's seeds, got {seed_counts!r}")
+    for count in seed_counts:
+        _check_count("each seed count", count, least=1)
     fewest = MIN_SEEDS_FOR_INTERVAL
     if seed_counts and all(count < fewest for count in seed_counts):
         counts = sorted(set(seed_counts))

@@ -597,6 +597,26 @@ def test_reporting_helpers_refuse_shapes_and_axes_they_cannot_read(call, said):
         call()
 
 
+@pytest.mark.parametrize(
+    "call, said",
+    [
+        (lambda: reporting.episodes_by_step([1.5, 2], 5), "episode lengths must be whole numbers"),
+        (
+            lambda: reporting.episodes_by_step(3, 5),
+            r"got the scalar 3: for one episode, \[length\]",
+        ),
+        (lambda: reporting.interval_label(0.95, [0]), "each seed count must be an int >= 1, got 0"),
+        (lambda: reporting.interval_label(0.95, 5), "seed_counts must be a list of each curve's"),
+    ],
+)
+def test_episode_lengths_and_seed_counts_must_be_counts(call, said):
+    """Lengths 1.5 and 2 counted an episode ending at step 3.5; a scalar length was
+    taken as one episode; a curve of 0 seeds was labelled "no interval (0 seed...)",
+    and a bare count failed with "'int' object is not iterable"."""
+    with pytest.raises(ValueError, match=said):
+        call()
+
+
 def test_an_empty_curve_is_smoothed_to_an_empty_curve():
     assert reporting.smooth(np.zeros((2, 0)), 3).shape == (2, 0)  # a broadcast error before
 
