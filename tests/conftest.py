@@ -52,6 +52,21 @@ if CACHE_DIR_VARIABLE not in os.environ:
     os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(8 * 2**30))
 
 
+# Every program compiles as jrl compiles its runs on a CPU (jrl.host.CPU_COMPILER_OPTIONS,
+# which run_sweep, `jrl train` and the benchmarks pass): tests that jit a program
+# themselves (a run written out by hand, a sweep inside jit) would otherwise compile at
+# XLA's default level, 1.6x slower (a small PPO run: 6.9 against 4.3 s), and the suite
+# is mostly compiling. Set in XLA_FLAGS before any backend starts, so the processes tests
+# start inherit it; a level already in XLA_FLAGS is kept.
+OPTIMIZATION_LEVEL_FLAG = "--xla_backend_optimization_level"
+if OPTIMIZATION_LEVEL_FLAG not in os.environ.get("XLA_FLAGS", ""):
+    from jrl.host import CPU_COMPILER_OPTIONS
+
+    level = CPU_COMPILER_OPTIONS["xla_backend_optimization_level"]
+    flags = os.environ.get("XLA_FLAGS", "")
+    os.environ["XLA_FLAGS"] = f"{flags} {OPTIMIZATION_LEVEL_FLAG}={level}".strip()
+
+
 def pytest_unconfigure(config):
     if _MADE_CACHE_DIR is not None:  # only the process that made it (xdist's controller)
         shutil.rmtree(_MADE_CACHE_DIR, ignore_errors=True)
