@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -306,6 +307,8 @@ def test_train_defaults_and_the_equals_spelling_of_grid(tmp_path, capsys):
         assert run.progress is True and spec.chunk_size == cli.CHUNK_SIZES[agent]
     _, spec = cli.parse_run("tabular", ["--grid=alpha=0.1,0.2"], sweep=True)
     assert [point["alpha"] for point in spec.hparams] == [0.1, 0.2]
+    _, spec = cli.parse_run("tabular", ["--grid", "alpha=0.1,0.2,"], sweep=True)
+    assert [point["alpha"] for point in spec.hparams] == [0.1, 0.2]  # a trailing comma
     said = refused(capsys, "train", "--resume", tmp_path / "a", "--resume", tmp_path / "b")
     assert "usage: jrl train --resume RUN_DIR" in said
     pooled = ["eval", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "o", "--layout", 1]
@@ -1109,6 +1112,19 @@ def test_render_without_a_run_directory_defaults_to_catroom(monkeypatch, capsys,
     monkeypatch.setattr(run_analysis, "render_run", lambda *args: calls.append(args) or "x.gif")
     assert cli.main(["render", "--random", "--out", str(tmp_path / "x.gif")]) == 0
     assert calls[0][2] == "CatRoom-v0"
+
+
+def test_render_takes_the_ends_of_its_fps_range_and_a_gif_named_in_capitals(monkeypatch, tmp_path):
+    """--fps 0.002 and 50 (both ends of the range a GIF's delays allow) and --out
+    NAME.GIF are taken and handed on as given."""
+    from jrl import run_analysis
+
+    calls = []
+    monkeypatch.setattr(run_analysis, "render_run", lambda *args: calls.append(args) or "x.gif")
+    for fps, name in [(50, "a.GIF"), (0.002, "b.gif")]:
+        argv = ["render", "--random", "--out", str(tmp_path / name), "--fps", str(fps)]
+        assert cli.main(argv) == 0
+    assert [(Path(call[1]).name, call[-1]) for call in calls] == [("a.GIF", 50), ("b.gif", 0.002)]
 
 
 def test_an_unknown_sink_is_refused_before_the_run_directory_is_made(capsys, tmp_path):
