@@ -458,6 +458,27 @@ def test_git_state_records_the_commit_and_an_uncommitted_change(tmp_path):
     assert git_state(tmp_path, "f.py")["dirty"] is True
 
 
+def test_git_state_says_dirty_unknown_when_git_status_fails(tmp_path, monkeypatch):
+    """A checkout whose status git cannot read (a damaged index, a timeout) is recorded
+    as dirty None, unknown, not as clean: a clean flag would vouch for the commit."""
+    from jrl import run_dir
+
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "f.py").write_text("x = 1\n")
+    _git(tmp_path, "add", "f.py")
+    _git(tmp_path, "commit", "-qm", "c")
+    run = subprocess.run
+
+    def status_fails(args, **kwargs):
+        if "status" in args:
+            return subprocess.CompletedProcess(args, 128, "", "fatal: index file corrupt")
+        return run(args, **kwargs)
+
+    monkeypatch.setattr(run_dir.subprocess, "run", status_fails)
+    state = run_dir.git_state(tmp_path, "f.py")
+    assert state == {"commit": _git(tmp_path, "rev-parse", "HEAD"), "dirty": None}
+
+
 def test_git_state_of_a_checkout_another_user_owns_says_why_it_has_no_commit(tmp_path, monkeypatch):
     """A container's root running a mounted checkout, or a shared one on a cluster: git
     refuses it ("dubious ownership") and meta.json recorded no commit without a word.
