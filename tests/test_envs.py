@@ -355,9 +355,10 @@ def test_slip_one_is_uniform(given):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("slip_prob", [0.0, 0.5])
+@pytest.mark.parametrize("slip_prob", [0.0, 0.1, 0.5])
 def test_slip_partial_and_zero(slip_prob):
-    """P(intended outcome) = 1 - p + p / A; with p = 0 every key gives the same cell."""
+    """P(intended outcome) = 1 - p + p / A, a small p (0.1: 0.92) as well as a large
+    one; with p = 0 every key gives the same cell."""
     env, params = env_of("CatRoom-v0", layout=TEST_ROOM, slip_prob=slip_prob)
     state = state_at(env, params, 2, 2)
     for action in range(env.num_actions):
@@ -1664,3 +1665,44 @@ def test_rendering_refuses_a_bad_step_count_pixel_size_or_environment(call, erro
     env, params = make("CliffWalking-v0")
     with pytest.raises(error, match=said):
         call(env, params)
+
+
+def test_a_task_that_does_not_cycle_stays_in_its_last_layout():
+    """The Blocking and Shortcut mazes change once (Figures 8.4, 8.5): long after the
+    switch, at any step count, an episode is played in the changed layout, never back in
+    the first; only a cycling task (the dynamic cat room) comes round again."""
+    _, blocking = env_of("BlockingMaze-v0")  # switches after 1000 steps
+    _, shortcut = env_of("ShortcutMaze-v0")  # after 3000
+    for total_steps in (1000, 1999, 2000, 2500, 3000, 10**6):
+        assert int(layout_index(blocking, 0, total_steps)) == 1
+    for total_steps in (3000, 6000, 9000):
+        assert int(layout_index(shortcut, 0, total_steps)) == 1
+    _, cycling = env_of("CatRoomDynamic-v0", switch_every=2)
+    assert [int(layout_index(cycling, e, 0)) for e in (0, 2, 7, 8, 9)] == [0, 1, 3, 0, 0]
+
+
+def test_the_dynamic_cat_room_takes_its_rewards_and_arrangements():
+    """small_treat, large_treat, penalty and layouts given to the dynamic room are the
+    ones it plays (the static room's tests cannot see its own factory drop them)."""
+    _, params = make(
+        "CatRoomDynamic-v0",
+        small_treat=0.5,
+        large_treat=3.0,
+        penalty=-2.0,
+        layouts=(TEST_ROOM, TEST_ROOM_2),
+        switch_every=1,
+    )
+    assert params.cell_type.shape[0] == 2
+    width = 11
+    expected = [
+        (0, (1, 3), 0.5),  # TEST_ROOM's rug post
+        (0, (5, 9), 3.0),  # its tall post
+        (0, (1, 6), -2.0),  # its furniture
+        (1, (3, 3), 0.5),  # TEST_ROOM_2's rug post
+        (1, (1, 9), 3.0),  # its tall post
+        (1, (1, 6), -2.0),  # its drapes
+    ]
+    for layout, (row, col), reward in expected:
+        cell = row * width + col
+        assert float(params.reward[layout, cell, SCRATCH]) == reward, (layout, row, col)
+        assert bool(params.terminal[layout, cell, SCRATCH])

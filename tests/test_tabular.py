@@ -542,3 +542,52 @@ def test_check_hparams_accepts_gamma_zero_and_rejects_the_first_index_past_the_n
     config = TabularConfig(algorithm=("sarsa", "q_learning"))
     with pytest.raises(ValueError, match="indexes config.algorithm"):
         check_hparams(TabularHParams(algorithm=2.0), config)
+
+
+def test_dyna_q_plus_bonus_counts_the_steps_since_the_latest_try_of_the_pair():
+    """tau is the number of real steps since the pair was last tried (section 8.3): a pair
+    tried at steps 1 and 4, planned at step 10, earns kappa * sqrt(10 - 4), not the
+    sqrt(10 - 1) of its first try; trying a pair again resets its bonus."""
+    model = update_model(init_model(1, 1), 0, 0, 1.0, 0, False, step=1)
+    model = update_model(model, 0, 0, 1.0, 0, False, step=4)
+    hparams = TabularHParams(alpha=1.0, gamma=0.0, kappa=0.5)
+    q_values = plan(jnp.zeros((1, 2)), jnp.zeros((1, 1)), model, hparams, 10, True)
+    np.testing.assert_allclose(q_values[0, 0], 1.0 + 0.5 * np.sqrt(6.0), rtol=1e-6)
+
+
+def test_check_hparams_refuses_an_epsilon_end_past_one_and_a_schedule_of_no_length():
+    """epsilon_end is a probability like epsilon; decay_steps divides the step count
+    (0 gave NaN at step 0 where the value is traced and the schedule cannot check it)."""
+    with pytest.raises(ValueError, match=r"epsilon_end must be in \[0.0, 1.0\]"):
+        check_hparams(TabularHParams(epsilon_end=1.5))
+    with pytest.raises(ValueError, match=r"epsilon_end must be in \[0.0, 1.0\]"):
+        check_hparams(TabularHParams(epsilon_end=-0.1))
+    for decay_steps in (0.0, -5.0):
+        with pytest.raises(ValueError, match="decay_steps must be > 0"):
+            check_hparams(TabularHParams(decay_steps=decay_steps))
+
+
+def test_greedy_episode_never_explores():
+    """The greedy evaluation takes the table's best action at every step, whatever the
+    key: along the cliff's edge every one of 64 episodes takes the 13-step path (an
+    epsilon of 0.05 would leave it in most of them)."""
+    env, params = make("CliffWalking-v0")
+    q_values = np.zeros((env.num_states, 4), np.float32)
+    for cell in range(24, 35):  # up from the start (36), right along row 2, down to 47
+        q_values[cell, 3] = 1.0
+    q_values[36, 0], q_values[35, 1] = 1.0, 1.0
+    keys = jax.random.split(jax.random.key(1), 64)
+    total, length, terminated = jax.vmap(
+        lambda key: greedy_episode(key, env, params, q_values, 50)
+    )(keys)
+    assert (np.asarray(total) == -13.0).all() and (np.asarray(length) == 13).all()
+    assert np.asarray(terminated).all()
+
+
+def test_greedy_episode_refuses_a_table_of_another_shape():
+    """A table of another task's size would be indexed out of its range (JAX clamps the
+    index without a word) or act with actions the environment has not got."""
+    env, params = make("CliffWalking-v0")
+    for shape in ((env.num_states, 5), (env.num_states - 1, 4), (env.num_states * 4,)):
+        with pytest.raises(ValueError, match=r"q_values must be shaped \(num_states, num_a"):
+            greedy_episode(jax.random.key(0), env, params, np.zeros(shape, np.float32), 5)
