@@ -400,7 +400,19 @@ def test_action_distribution_follows_the_action_space():
 
 @pytest.mark.parametrize(
     "field, value",
-    [("lr", 0.0), ("gamma", 1.5), ("gae_lambda", -0.1), ("clip_eps", 0.0), ("ent_coef", -1.0)],
+    [
+        ("lr", 0.0),
+        ("gamma", 1.5),
+        ("gae_lambda", -0.1),
+        ("clip_eps", 0.0),
+        ("ent_coef", -1.0),
+        # No reward to learn from, or its negative; a zero norm clips every step to 0; a
+        # negative weight makes the critic's error larger.
+        ("reward_scale", 0.0),
+        ("reward_scale", -1.0),
+        ("max_grad_norm", 0.0),
+        ("vf_coef", -0.5),
+    ],
 )
 def test_check_hparams_rejects_impossible_values(field, value):
     check_hparams(PPOHParams())
@@ -998,3 +1010,39 @@ def test_clip_eps_is_accepted_with_one_epoch_of_several_minibatches():
         PPOHParams(clip_eps=0.3),
         PPOConfig(num_envs=4, num_steps=8, total_timesteps=64, update_epochs=1, num_minibatches=2),
     )
+
+
+def test_updates_carry_the_environments_and_their_episodes_forward():
+    """CartPole cut at 5 steps (+1 a step; the pole cannot fall within 5) with rollouts
+    of 8 steps: most episodes run on from one update into the next. Each update must
+    hand on the environments as its rollout left them — the observation of their state,
+    and every episode's return and length so far — so that every episode counted has
+    return 5 over 5 steps. Per environment: 4 updates x 8 steps = 6 episodes and 2 steps
+    of a seventh."""
+    env, env_params = make("CartPole-v1", max_steps_in_episode=5)
+    config = PPOConfig(
+        num_envs=2,
+        num_steps=8,
+        total_timesteps=64,
+        update_epochs=2,
+        num_minibatches=2,
+        hidden_sizes=(8,),
+    )
+    agent = make_ppo(config, env, env_params)
+    state, metrics = jax.jit(agent.train)(jax.random.key(0), PPOHParams())
+    np.testing.assert_array_equal(metrics.episode_length, 5.0)
+    np.testing.assert_array_equal(metrics.episode_return, 5.0)
+    assert int(np.asarray(metrics.num_episodes).sum()) == 2 * 6
+    np.testing.assert_array_equal(state.episode_length, [2, 2])
+    np.testing.assert_array_equal(state.episode_return, [2.0, 2.0])
+    # The observation handed on is that of the environments' state (CartPole observes
+    # its state's x, x_dot, theta, theta_dot).
+    np.testing.assert_array_equal(state.obs, jax.vmap(env.get_obs)(state.env_state))
+
+
+def test_zero_discount_lambda_and_loss_weights_are_accepted():
+    """gamma = 0 (myopic), gae_lambda = 0 (one-step TD advantages), no entropy bonus
+    (Pendulum's tuned run) and no value-loss weight are settings, not errors; a run of
+    exactly one batch is one update."""
+    check_hparams(PPOHParams(gamma=0.0, gae_lambda=0.0, ent_coef=0.0, vf_coef=0.0))
+    assert PPOConfig(num_envs=4, num_steps=8, total_timesteps=32).num_updates == 1

@@ -189,3 +189,25 @@ def test_rollout_actions_come_from_the_act_half_of_each_steps_key():
         np.testing.assert_array_equal(
             out.transitions.action[t], dist.sample_from_noise(head, noise)
         )
+
+
+def test_rollout_hands_the_environment_actions_clipped_to_the_box():
+    """The Gaussian's samples are stored unclipped, but the environment must receive
+    them clipped to its Box's bounds. Pendulum clips its torque itself, so a wrapper
+    that pays out the action it was handed as the reward shows what it received."""
+    from gymnax.wrappers.purerl import GymnaxWrapper
+
+    class PaysTheActionItReceives(GymnaxWrapper):
+        def step(self, key, state, action, params=None):
+            obs, state, _, terminated, truncated, info = self._env.step(key, state, action, params)
+            return obs, state, action[0], terminated, truncated, info
+
+    pendulum, params = make("Pendulum-v1")
+    env = PaysTheActionItReceives(pendulum)
+    distribution, action_dim = action_distribution(env.action_space(params))
+    network = GaussianActorCritic(action_dim, hidden_sizes=(8,), log_std_init=float(np.log(2.0)))
+    args = _rollout_args(env, params, network, 2)
+    out = jax.jit(make_rollout(network, distribution, env, params, 32))(*args)
+    action = np.asarray(out.transitions.action)[..., 0]
+    assert np.any(np.abs(action) > 2.0)  # some samples fall outside [-2, 2]
+    np.testing.assert_allclose(out.transitions.reward, np.clip(action, -2.0, 2.0), rtol=1e-6)
