@@ -140,7 +140,8 @@ def _update_by_hand(agent, config, hp, state, baseline: bool):
     bootstraps from V(final observation), a termination from 0), the advantage G - V(s)
     (G alone without ``baseline``), optionally standardised, the policy-gradient loss
     -mean(log pi(a|s) A), the baseline's 0.5 mean((V - G)^2), the entropy bonus, then
-    global-norm clip and Adam (eps 1e-5) at the annealed rate. -> (params, losses)."""
+    global-norm clip and Adam (eps 1e-5) at the annealed rate. -> (params, (actor,
+    critic, total, entropy))."""
     from jrl.agents.distributions import categorical
     from jrl.agents.rollout import make_rollout
 
@@ -179,7 +180,7 @@ def _update_by_hand(agent, config, hp, state, baseline: bool):
         critic = 0.5 * jnp.square(value - returns).mean()
         entropy = -jnp.sum(jnp.exp(log_pi) * log_pi, axis=-1).mean()
         total = actor + hp.vf_coef * critic - hp.ent_coef * entropy
-        return total, (actor, critic, total)
+        return total, (actor, critic, total, entropy)
 
     lr = hp.lr * (1 - int(state.update) / config.num_updates)
     optimizer = optax.chain(optax.clip_by_global_norm(hp.max_grad_norm), optax.adam(lr, eps=1e-5))
@@ -211,7 +212,7 @@ def test_an_update_equals_reinforce_with_a_baseline_written_out(normalize_advant
     agent = make_reinforce(config, env, env_params)
     state, _ = agent.update(agent.init(jax.random.key(0), hp), hp)
     after, metrics = agent.update(state, hp)
-    params, (actor, critic, total) = _update_by_hand(agent, config, hp, state, baseline=True)
+    params, (actor, critic, total, _) = _update_by_hand(agent, config, hp, state, baseline=True)
     assert float(metrics.actor_loss) == pytest.approx(float(actor), rel=1e-5, abs=1e-6)
     assert float(metrics.value_loss) == pytest.approx(float(critic), rel=1e-5)
     assert float(metrics.total_loss) == pytest.approx(float(total), rel=1e-5, abs=1e-6)
@@ -221,6 +222,47 @@ def test_an_update_equals_reinforce_with_a_baseline_written_out(normalize_advant
     assert _largest_difference(after.params, state.params) > 1e-3
     without, _ = _update_by_hand(agent, config, hp, state, baseline=False)
     assert _largest_difference(after.params, without) > 1e-4
+
+
+# ------------------------------------------------------- metrics of a short run
+
+
+@pytest.mark.parametrize("env_name", ["CartPole-v1", "Pendulum-v1"])
+def test_episode_metrics_follow_episodes_across_updates(env_name):
+    """Episodes 5 steps long (a time-out) and rollouts 3 steps long, so every episode
+    spans two updates: each update's episode length is the full 5 and its return the
+    whole episode's (CartPole: 1 a step, so 5; Pendulum: a cost, so between -5 * 16.3
+    and 0), the one update's and the previous one's rewards together; timesteps count
+    num_envs * num_steps per update."""
+    env, env_params = make(env_name, max_steps_in_episode=5)
+    config = ReinforceConfig(num_envs=2, num_steps=3, total_timesteps=30, hidden_sizes=(8,))
+    _, metrics = jax.jit(make_train(config, env, env_params))(jax.random.key(0), ReinforceHParams())
+    np.testing.assert_array_equal(metrics.timesteps, 6 * np.arange(1, 6))
+    ended = np.asarray(metrics.num_episodes) > 0
+    assert ended.sum() >= 3  # updates 2 to 5 each end an episode in every env
+    np.testing.assert_array_equal(np.asarray(metrics.episode_length)[ended], 5.0)
+    returns = np.asarray(metrics.episode_return)[ended]
+    if env_name == "CartPole-v1":  # no pole falls in 5 steps from upright
+        np.testing.assert_allclose(returns, 5.0)
+    else:  # cost per step at most pi^2 + 0.1 * 8^2 + 0.001 * 2^2
+        assert np.all(returns < 0) and np.all(returns > -5 * 16.3)
+
+
+def test_the_entropy_reported_is_the_policys_mean_entropy_on_the_batch():
+    """The entropy metric is mean_s H(pi(.|s)) over the update's batch (as written out in
+    ``_update_by_hand``), not weighted by ent_coef, and the total loss subtracts
+    ent_coef times it."""
+    env, env_params = make("CartPole-v1", max_steps_in_episode=5)
+    config = ReinforceConfig(num_envs=2, num_steps=4, total_timesteps=16, hidden_sizes=(8,))
+    hp = ReinforceHParams(lr=1e-2, gamma=0.9, ent_coef=0.3)
+    agent = make_reinforce(config, env, env_params)
+    state = agent.init(jax.random.key(1), hp)
+    _, metrics = agent.update(state, hp)
+    _, (actor, critic, total, entropy) = _update_by_hand(agent, config, hp, state, True)
+    assert float(metrics.entropy) == pytest.approx(float(entropy), rel=1e-5)
+    assert 0.5 < float(metrics.entropy) <= np.log(2) + 1e-6  # two actions, near uniform
+    expected = float(actor) + hp.vf_coef * float(critic) - hp.ent_coef * float(entropy)
+    assert float(metrics.total_loss) == pytest.approx(expected, rel=1e-5, abs=1e-6)
 
 
 # ------------------------------------------------------------------- CartPole run

@@ -423,3 +423,29 @@ def test_aggregates_refuse_a_target_seed_or_taus_they_cannot_use(call, said):
     fractional seed numpy's cast error, a NaN tau a profile point of 0."""
     with pytest.raises(ValueError, match=said):
         call({"a": np.arange(10.0).reshape(5, 2)})
+
+
+def test_the_median_of_two_tasks_is_over_their_means_not_over_all_runs():
+    """With two tasks the median is that of the two per-task means (rliable's
+    aggregate_median: their average), not the median of the pooled run x task scores.
+    Task means here are 1 and 10, so 5.5; the pooled scores 0, 0, 3, 10, 10, 10 have
+    median 6.5."""
+    scores = np.array([[0.0, 10.0], [0.0, 10.0], [3.0, 10.0]])
+    result = stats.aggregate({"a": scores}, reps=20, gamma=None)
+    assert _point(result, "a", "Median") == pytest.approx(5.5)
+
+
+def test_the_caption_explains_a_missing_interval_when_any_algorithm_lacks_one():
+    """One algorithm of one run among others with intervals: its cell says no interval
+    and the caption says why (not only when every algorithm lacks one)."""
+    scores = {"one": np.array([[3.0, 4.0]]), "six": np.arange(12.0).reshape(6, 2)}
+    table = stats.format_table(stats.aggregate(scores, reps=20, gamma=None))
+    assert "[one run: no interval]" in table
+    assert stats.NO_INTERVAL in table
+
+
+@pytest.mark.parametrize("confidence, label", [(0.57, "57%"), (0.58, "58%"), (0.9, "90%")])
+def test_table_caption_rounds_the_confidence_to_a_whole_percent(confidence, label):
+    """100 * 0.57 is 56.99999999999999 in floating point: the caption says 57%, not 56%."""
+    result = stats.aggregate({"a": np.arange(10.0).reshape(5, 2)}, reps=20, confidence=confidence)
+    assert f"{label} stratified-bootstrap intervals" in stats.format_table(result)
