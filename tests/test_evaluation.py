@@ -336,3 +336,11 @@ def test_factory_fails_before_compiling_when_there_is_no_cut_to_take():
             ppo.make_ppo(config, env, params.replace(max_steps_in_episode=0))
     with pytest.raises(ValueError, match="which plays no step"):
         eval_max_steps(config, params.replace(max_steps_in_episode=0))
+
+
+def test_an_eval_max_steps_of_one_is_a_cut_of_one_step():
+    """Any eval_max_steps >= 1, 1 included, is the cut; only 0 takes the time limit."""
+    _, params = make("CartPole-v1")
+    assert eval_max_steps(ppo.PPOConfig(eval_every=1, eval_max_steps=1), params) == 1
+    assert eval_max_steps(ppo.PPOConfig(eval_every=1, eval_max_steps=2), params) == 2
+    assert eval_max_steps(ppo.PPOConfig(eval_every=1, eval_max_steps=0), params) == 500

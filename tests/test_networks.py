@@ -1,6 +1,7 @@
 """The networks as their docstrings give them ("37 implementation details"
 initialisation: orthogonal torsos of gain sqrt(2), heads of 0.01 and 1.0, zero biases;
-layers in hidden_sizes' order; the CNN's activations) and the greedy mode."""
+layers in hidden_sizes' order; the CNN's activations), the greedy mode, the categorical's
+log-probabilities and entropy per row, and the Boltzmann sampler's CDF inversion."""
 
 import flax.linen as nn
 import jax
@@ -10,6 +11,7 @@ import pytest
 
 from jrl.agents.distributions import categorical
 from jrl.agents.dqn import QNetwork
+from jrl.agents.exploration import boltzmann_from_uniforms
 from jrl.agents.networks import ActorCritic, CNNTorso, GaussianActorCritic, MLPTorso, init_params
 
 
@@ -148,3 +150,61 @@ def test_policy_head_is_linear(network):
     feats = MLPTorso((64, 64), "tanh").apply({"params": params["actor_torso"]}, obs)
     want = feats @ params["actor_head"]["kernel"] + params["actor_head"]["bias"]
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-4)
+
+
+def test_every_cnn_layer_is_orthogonal_with_the_torsos_gain():
+    """Both convolutions and the dense layer after the flatten: orthogonal, gain sqrt(2)
+    (not only the first convolution)."""
+    params = CNNTorso((32,)).init(jax.random.key(0), jnp.zeros((4, 4, 3)))["params"]
+    assert sorted(params) == ["Conv_0", "Conv_1", "Dense_0"]
+    for layer in params.values():
+        _assert_orthogonal(layer["kernel"], np.sqrt(2.0))
+
+
+def test_lecun_normal_reaches_every_mlp_layer():
+    """kernel_init="lecun_normal" draws every torso layer (not just the first) with
+    variance 1 / fan_in, not orthogonal."""
+    params = QNetwork(2, "mlp", (128, 256), "relu", "lecun_normal").init(
+        jax.random.key(0), jnp.zeros(64)
+    )["params"]["torso"]
+    for name, fan_in in (("Dense_0", 64), ("Dense_1", 128)):
+        kernel = np.asarray(params[name]["kernel"])
+        eye = np.eye(min(kernel.shape))
+        assert np.abs(_gram(kernel) * (1 - eye)).max() > 0.1, name
+        assert kernel.std() == pytest.approx(1 / np.sqrt(fan_in), rel=0.15), name
+
+
+def test_mlp_flattens_every_observation_axis_with_obs_ndim():
+    """obs_ndim=2: a [B, 10, 5] batch is read as [B, 50] features, one output row per
+    observation, the first layer a dense layer over all 50."""
+    x = jax.random.normal(jax.random.key(0), (3, 10, 5))
+    torso = MLPTorso((8,), "tanh", obs_ndim=2)
+    params = torso.init(jax.random.key(1), x[0])["params"]
+    assert params["Dense_0"]["kernel"].shape == (50, 8)
+    want = jnp.tanh(x.reshape(3, 50) @ params["Dense_0"]["kernel"] + params["Dense_0"]["bias"])
+    np.testing.assert_allclose(torso.apply({"params": params}, x), want, atol=1e-5)
+
+
+def test_categorical_log_prob_and_entropy_normalise_each_row():
+    """On a batch of logits [B, A]: log pi(a) = logits_a - log sum_b exp(logits_b) per
+    row, and H = -sum_a pi(a) log pi(a) (log A for uniform logits), one per row."""
+    logits = np.array([[0.0, 1.0, 2.0], [3.0, 3.0, 3.0], [-1.0, 0.5, 4.0]])
+    actions = np.array([2, 0, 1])
+    dist = categorical()
+    log_z = np.log(np.exp(logits).sum(axis=-1))
+    want_log_prob = logits[np.arange(3), actions] - log_z
+    np.testing.assert_allclose(dist.log_prob(jnp.array(logits), actions), want_log_prob, rtol=1e-5)
+    probs = np.exp(logits - log_z[:, None])
+    want_entropy = -(probs * np.log(probs)).sum(axis=-1)
+    entropy = dist.entropy(jnp.array(logits))
+    np.testing.assert_allclose(entropy, want_entropy, rtol=1e-5)
+    assert float(entropy[1]) == pytest.approx(np.log(3.0), rel=1e-5)
+
+
+def test_boltzmann_draws_the_last_action_at_the_top_of_the_cdf():
+    """Inverting the CDF: uniform Q values over 4 actions with u in [0.75, 1) give the
+    last action, u in [0.5, 0.75) the third."""
+    q_values = jnp.zeros(4)
+    for u, want in ((0.99, 3), (0.8, 3), (0.6, 2), (0.1, 0)):
+        action = boltzmann_from_uniforms(jnp.array([u, 0.0]), q_values, 1.0)
+        assert int(action) == want, u
