@@ -357,6 +357,13 @@ def bootstrap_ci(
     return low, high
 
 
+def percent(confidence: float) -> str:
+    """A confidence level as a figure or table names it, to its last digit: 0.95 ->
+    "95%", 0.999 -> "99.9%" (not a whole percent: "100%" would claim certainty);
+    100 * 0.57 = 56.99999999999999 -> "57%"."""
+    return f"{100 * confidence:.6g}%"
+
+
 def interval_label(confidence: float, seed_counts: Sequence[int]) -> str:
     """What a figure's bands are, given each curve's number of seeds: "95% bootstrap
     CI", or why there is none (fewer than :data:`MIN_SEEDS_FOR_INTERVAL` seeds)."""
@@ -370,7 +377,7 @@ def interval_label(confidence: float, seed_counts: Sequence[int]) -> str:
         counts = sorted(set(seed_counts))
         seeds = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
         return f"no interval ({seeds} seed{'s' if counts[-1] > 1 else ''}; needs {fewest})"
-    band = f"{round(100 * confidence)}% bootstrap CI"
+    band = f"{percent(confidence)} bootstrap CI"
     if any(count < fewest for count in seed_counts):
         band += f" (none below {fewest} seeds)"
     return band

@@ -49,7 +49,7 @@ from typing import NamedTuple
 import numpy as np
 import scipy.stats
 
-from jrl.reporting import MIN_SEEDS_FOR_INTERVAL, _check_count
+from jrl.reporting import MIN_SEEDS_FOR_INTERVAL, _check_count, percent
 from jrl.seeds import check_seed
 
 AGGREGATES = ("IQM", "Mean", "Median", "Optimality gap")
@@ -364,7 +364,7 @@ def format_table(stats: AggregateStats, fmt: str = "markdown", digits: int = 4) 
                  for p, lo, hi in zip(point, low, high, strict=True)]  # fmt: skip
         rows.append([algorithm, str(stats.num_runs[algorithm]), *cells])
     caption = (
-        f"{round(100 * stats.confidence)}% stratified-bootstrap intervals, "
+        f"{percent(stats.confidence)} stratified-bootstrap intervals, "
         f"{stats.reps} resamples, {stats.num_tasks} task(s)"
     )
     if any(not np.isfinite(interval).all() for interval in stats.interval.values()):

@@ -597,6 +597,13 @@ def test_reporting_helpers_refuse_shapes_and_axes_they_cannot_read(call, said):
         call()
 
 
+def test_interval_labels_name_the_confidence_to_its_last_digit():
+    """A 99.9% band is labelled 99.9%, not rounded to a whole "100%"; 0.57 is 57%."""
+    assert reporting.interval_label(0.999, [10]) == "99.9% bootstrap CI"
+    assert reporting.interval_label(0.57, [10]) == "57% bootstrap CI"
+    assert reporting.interval_label(0.95, [10, 3]) == "95% bootstrap CI (none below 5 seeds)"
+
+
 @pytest.mark.parametrize(
     "call, said",
     [

@@ -444,8 +444,11 @@ def test_the_caption_explains_a_missing_interval_when_any_algorithm_lacks_one():
     assert stats.NO_INTERVAL in table
 
 
-@pytest.mark.parametrize("confidence, label", [(0.57, "57%"), (0.58, "58%"), (0.9, "90%")])
+@pytest.mark.parametrize(
+    "confidence, label", [(0.57, "57%"), (0.58, "58%"), (0.9, "90%"), (0.999, "99.9%")]
+)
 def test_table_caption_rounds_the_confidence_to_a_whole_percent(confidence, label):
-    """100 * 0.57 is 56.99999999999999 in floating point: the caption says 57%, not 56%."""
+    """100 * 0.57 is 56.99999999999999 in floating point: the caption says 57%, not 56%;
+    0.999 is 99.9%, not a whole percent rounded up to 100%."""
     result = stats.aggregate({"a": np.arange(10.0).reshape(5, 2)}, reps=20, confidence=confidence)
     assert f"{label} stratified-bootstrap intervals" in stats.format_table(result)
