@@ -584,6 +584,28 @@ def test_classic_control_physics_changed_by_replace_are_checked_as_make_checks_t
         ppo.make_train(PPO_CONFIG, env, params.replace(tau=0.0))
 
 
+def test_mountain_car_fields_out_of_order_by_replace_are_checked_as_make_checks_them():
+    """params.replace(goal_position=0.7) put the goal past the track's end, where no
+    episode finishes; swapped ends or action bounds clip everything to one value. Each
+    ordered pair of jrl.envs.registry.ORDERED_GYMNAX_SETTINGS, swapped, is refused by the
+    agents' check and at make_train; a pair at its limit is taken."""
+    from jrl.agents.checks import check_env_param_values
+    from jrl.envs.registry import ORDERED_GYMNAX_SETTINGS
+
+    for name, pairs in ORDERED_GYMNAX_SETTINGS.items():
+        env, params = make(name)
+        for low, relation, high, _ in pairs:
+            swapped = {low: getattr(params, high) + 0.1, high: getattr(params, high)}
+            with pytest.raises(ValueError, match=f"{name}'s env_params: {low} .* must be "
+                               f"{relation} {high}"):  # fmt: skip
+                check_env_param_values(env, params.replace(**swapped))
+            if relation == "<=":
+                check_env_param_values(env, params.replace(**{low: getattr(params, high)}))
+    env, params = make("MountainCarContinuous-v0")
+    with pytest.raises(ValueError, match="env_params: min_action"):
+        ppo.make_train(PPO_CONFIG, env, params.replace(max_action=-2.0))
+
+
 @pytest.mark.parametrize("agent", MAKE_TRAIN)
 def test_an_env_given_as_makes_tuple_a_name_or_swapped_is_refused_saying_so(agent, cartpole):
     """make_train(config, make(name), None), a name, or params first: each was an

@@ -995,6 +995,58 @@ def test_a_classic_control_time_step_mass_length_or_limit_at_or_below_zero_is_re
 
 
 @pytest.mark.parametrize(
+    "name, overrides, problem",
+    [
+        ("MountainCar-v0", {"min_position": 0.6}, r"min_position \(0.6\) must be < max_pos"),
+        ("MountainCar-v0", {"min_position": 1.0, "max_position": -1.0}, "min_position"),
+        ("MountainCar-v0", {"goal_position": 0.7}, r"goal_position \(0.7\) must be <= max"),
+        ("MountainCar-v0", {"max_position": 0.4}, r"goal_position \(0.5\) must be <= max"),
+        ("MountainCarContinuous-v0", {"goal_position": 0.61}, "goal_position"),
+        ("MountainCarContinuous-v0", {"min_action": 1.0}, r"min_action \(1.0\) must be < max"),
+        ("MountainCarContinuous-v0", {"max_action": -2.0}, "min_action"),
+    ],
+)
+def test_mountain_car_ends_goal_or_action_range_out_of_order_are_refused(name, overrides, problem):
+    """A goal past the track's end was never reached (the car is held at max_position:
+    every episode ran to its time limit), and swapped ends or action bounds clip
+    everything to one value; each was taken silently."""
+    with pytest.raises(ValueError, match=f"{name} settings: {problem}"):
+        make(name, **overrides)
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [
+        ("MountainCar-v0", {"goal_position": 0.6}),  # at the end: reached there
+        ("MountainCar-v0", {"min_position": -2.0, "max_position": 1.0, "goal_position": 0.9}),
+        ("MountainCarContinuous-v0", {"min_action": -0.5, "max_action": 0.5}),
+    ],
+)
+def test_mountain_car_ends_goal_and_action_range_in_order_are_taken(name, overrides):
+    params = make(name, **overrides)[1]
+    assert all(getattr(params, key) == value for key, value in overrides.items())
+
+
+def test_a_goal_at_the_tracks_end_is_reached_and_one_past_it_never_is():
+    """Why goal_position <= max_position: gymnax clips the position to max_position."""
+    env, params = make("MountainCar-v0", goal_position=0.6)
+    step = jax.jit(env.step)
+
+    def ends(params, steps=400):
+        # push with the velocity: the textbook's energy-pumping policy
+        obs, state = env.reset(jax.random.key(0), params)
+        for i in range(steps):
+            action = jnp.where(obs[1] >= 0, 2, 0)
+            obs, state, _, terminated, _, _ = step(jax.random.key(i), state, action, params)
+            if terminated:
+                return True
+        return False
+
+    assert ends(params)
+    assert not ends(params.replace(goal_position=0.61))
+
+
+@pytest.mark.parametrize(
     "name, overrides",
     [
         ("CartPole-v1", {"gravity": 20.0, "force_mag": 30.0}),  # another world, a stronger push

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment
 
-from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS
+from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS, order_problem
 
 
 class Ignored(NamedTuple):
@@ -184,7 +184,8 @@ def check_env_param_values(env, env_params) -> None:
     infinite float (a NaN gravity trained on NaN returns); and for gymnax's classic
     control, a time step, mass, length, limit or threshold <= 0
     (``jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS``: CartPole's ``tau=0`` froze the pole,
-    and a random policy scored 500). ``jrl.envs.make`` refuses
+    and a random policy scored 500), and MountainCar's ends, goal or action range out of
+    order (``ORDERED_GYMNAX_SETTINGS``). ``jrl.envs.make`` refuses
     these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
     not. Traced fields (params built inside ``jit``) are not read."""
     if not dataclasses.is_dataclass(env_params):
@@ -217,6 +218,17 @@ def check_env_param_values(env, env_params) -> None:
                 f"{name}'s env_params.{field.name} is {value!r}: {problem} (jrl.envs.make "
                 "checks the settings it is given; a params.replace(...) is checked here)"
             )
+
+    def concrete(field: str):
+        value = getattr(env_params, field, None)
+        return None if isinstance(value, jax.core.Tracer) else value
+
+    problem = order_problem(name, concrete)
+    if problem is not None:
+        raise ValueError(
+            f"{name}'s env_params: {problem} (jrl.envs.make checks the settings it is "
+            "given; a params.replace(...) is checked here)"
+        )
 
 
 def check_env_outputs(env, env_params) -> jax.ShapeDtypeStruct:

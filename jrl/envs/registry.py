@@ -170,6 +170,9 @@ def _make(name: str, overrides: dict) -> tuple[Any, Any]:
                 else str(error)
             ) from None
         values = {k: _gymnax_value(name, k, getattr(params, k), v) for k, v in overrides.items()}
+        problem = order_problem(name, lambda k: values.get(k, getattr(params, k)))
+        if problem is not None:
+            raise ValueError(f"{name} settings: {problem}")
         return env, params.replace(**values, **_derived(name, params, values))
     close = difflib.get_close_matches(name, registered_envs(), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
@@ -260,6 +263,7 @@ overrides (CartPole's ``masscart``, read only through ``total_mass``, jrl recomp
 
 
 _TIME_STEP, _MASS, _LENGTH = "a time step", "a mass", "a length"
+_PAST_THE_END = "the car is held at max_position, so a goal past it is never reached"
 POSITIVE_GYMNAX_SETTINGS = {
     "CartPole-v1": {
         "tau": _TIME_STEP,  # 0: the pole never moves, and a random policy scores 500
@@ -297,6 +301,38 @@ or inverts it, a limit or threshold <= 0 ends every episode at once or stops all
 Checked in ``make``'s overrides (:func:`_gymnax_value`) and in the agents' check of
 ``params.replace(...)`` (``jrl.agents.checks.check_env_param_values``); gravity and
 the rest may take any finite value."""
+
+
+ORDERED_GYMNAX_SETTINGS = {
+    "MountainCar-v0": (
+        ("min_position", "<", "max_position", "the track runs from one to the other"),
+        ("goal_position", "<=", "max_position", _PAST_THE_END),
+    ),
+    "MountainCarContinuous-v0": (
+        ("min_position", "<", "max_position", "the track runs from one to the other"),
+        ("goal_position", "<=", "max_position", _PAST_THE_END),
+        ("min_action", "<", "max_action", "every action is clipped into [min, max]"),
+    ),
+}
+"""{env id: ((field, "<" or "<=", field, why), ...)} of gymnax's classic-control
+``EnvParams`` fields that must keep their order: a track whose ends are swapped, a goal
+past the track's end (the car is held at ``max_position``, so every episode ran to its
+time limit with no way to finish), or an action range whose ends are swapped (every
+action clipped to ``max_action``). Checked by ``make`` and by the agents' check of
+``params.replace(...)`` (:func:`order_problem`)."""
+
+
+def order_problem(env_name: str, values: Callable[[str], Any]) -> str | None:
+    """What breaks :data:`ORDERED_GYMNAX_SETTINGS` for ``env_name``, given each field's
+    value by ``values(field)`` (None where it is not known, as a traced field), or None."""
+    for low, relation, high, why in ORDERED_GYMNAX_SETTINGS.get(env_name, ()):
+        a, b = values(low), values(high)
+        if a is None or b is None:
+            continue
+        a, b = np.asarray(a), np.asarray(b)
+        if not np.all(a < b if relation == "<" else a <= b):
+            return f"{low} ({a}) must be {relation} {high} ({b}): {why}"
+    return None
 
 
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
