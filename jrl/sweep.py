@@ -483,9 +483,14 @@ def to_dataset(results: Any, grid: Any, axes: Sequence[str] = (), dims: Sequence
     import xarray as xr
 
     if not (hasattr(results, "_asdict") or isinstance(results, dict)):
+        if hasattr(results, "shape") and hasattr(results, "dtype"):
+            got = f"one array of shape {tuple(results.shape)}: name it, as {{'return': array}}"
+        else:
+            got = (
+                f"a {type(results).__name__} (run_sweep returns (state, metrics): pass the metrics)"
+            )
         raise ValueError(
-            f"results must be a NamedTuple or a dict of [G, seeds, ...] arrays, got a "
-            f"{type(results).__name__} (run_sweep returns (state, metrics): pass the metrics)"
+            f"results must be a NamedTuple or a dict of [G, seeds, ...] arrays, got {got}"
         )
     if isinstance(dims, str) or not all(isinstance(name, str) for name in dims):
         raise ValueError(

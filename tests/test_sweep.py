@@ -254,6 +254,8 @@ def test_results_as_a_dataset_with_named_axes():
         to_dataset({"alpha": rows.value}, grid)
     with pytest.raises(ValueError, match=r"got a tuple \(run_sweep returns \(state, metrics\)"):
         to_dataset((rows, rows), grid)
+    with pytest.raises(ValueError, match=r"got one array of shape \(2, 3\): name it"):
+        to_dataset(np.zeros((2, 3)), grid)  # was "got a ndarray (run_sweep returns ...)"
     with pytest.raises(ValueError, match=r"dims \['alpha'\] are names of the dataset's"):
         to_dataset(rows, grid, dims=("alpha",))
     with pytest.raises(ValueError, match=r"dims \['u'\] are given more than once"):
