@@ -1,6 +1,7 @@
 """The neural agents on gymnax environments beyond CartPole and Pendulum (which their
 learning tests cover): Acrobot-v1 with the MLP, every MinAtar game with the CNN on its
-(10, 10, C) grid (PPO and DQN; REINFORCE, whose network is PPO's, on Breakout). A few
+(10, 10, C) grid (PPO; DQN on the games with the fewest and the most channels and
+actions; REINFORCE, whose network is PPO's, on Breakout). A few
 updates each, two vmapped seeds: the run compiles for the environment's observation and
 action shapes, its numbers are finite, learning moves the parameters, and the logged
 returns are ones the environment can give."""
@@ -82,7 +83,9 @@ def test_ppo_and_reinforce_run_on_gymnax_envs(module, config_class, hparams_clas
         assert np.isfinite(np.asarray(metrics.episode_return)[:, -1]).all()  # ended by now
 
 
-@pytest.mark.parametrize("env_name", ["Acrobot-v1", *MINATAR])
+# DQN's CNN at the fewest and the most channels and actions (Breakout: 4 channels, 3
+# actions; Seaquest: 10 and 6); PPO above compiles every game's step and reset.
+@pytest.mark.parametrize("env_name", ["Acrobot-v1", "Breakout-MinAtar", "Seaquest-MinAtar"])
 def test_dqn_runs_on_gymnax_envs(env_name):
     minatar = env_name in MINATAR
     config = dqn.DQNConfig(
