@@ -803,6 +803,8 @@ def test_eval_pools_runs_as_tasks(tmp_path, capsys):
     # A pooled report inside a run would overwrite that run's own report (RUN/eval).
     assert main(["eval", str(cat), str(cliff), "--out", str(cat / "eval")]) == 2
     assert "is inside the run directory" in capsys.readouterr().err
+    assert main(["eval", str(cat), str(cliff), "--out", str(cliff)]) == 2  # the run itself
+    assert f"is inside the run directory {cliff}" in capsys.readouterr().err
     with pytest.raises(ValueError, match="LOW and HIGH must be finite"):
         parse_references(["CatRoom-v0=-inf,inf"], ["CatRoom-v0"])
     for bounds in ("5,5", "10,0"):  # a scale of no width, or upside down
