@@ -99,6 +99,15 @@ def test_a_device_count_already_in_xla_flags_is_kept_unless_one_is_asked():
             timeout=120,
         )
         assert done.stdout.split() == [expected, expected], done.stderr[-2000:]
+    # Both set: JAX_NUM_CPU_DEVICES is the count (JAX reads it first), not XLA_FLAGS's 2.
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**environment, "JAX_NUM_CPU_DEVICES": "3", "XLA_FLAGS": f"{DEVICE_COUNT_FLAG}=2"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.split() == ["3", "3"], done.stderr[-2000:]
     assert device_count_flag(f"--xla_dump_to=/x {DEVICE_COUNT_FLAG}=4") == 4
     assert device_count_flag("--xla_dump_to=/x") is None
     with pytest.raises(ValueError, match="not a count"):
