@@ -1079,6 +1079,13 @@ def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):
     (run,) = unstarted_runs(tmp_path, "ppo", ("CartPole-v1",))
     assert cli.main(["eval", run, "--sampled", "--epsilon", "0.5"]) == 2
     assert "--epsilon applies to value-based agents" in capsys.readouterr().err
+    # Pooled with a DQN run, it applies to that one: taken (refused later, unstarted).
+    (tmp_path / "dqn").mkdir()
+    (dqn_run,) = unstarted_runs(tmp_path / "dqn", "dqn", ("CartPole-v1",))
+    pool = ["eval", run, dqn_run, "--sampled", "--epsilon", "0.5", "--out", str(tmp_path / "p")]
+    assert cli.main(pool) == 2
+    error = capsys.readouterr().err
+    assert "has no checkpoint yet" in error and "--epsilon" not in error
 
 
 def test_a_refused_pool_removes_the_out_directories_it_made(capsys, tmp_path):
