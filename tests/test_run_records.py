@@ -383,6 +383,19 @@ def test_read_rows_raises_on_a_complete_line_that_is_not_json(tmp_path):
         read_rows(path)
 
 
+def test_blank_lines_in_metrics_are_no_rows_and_no_damage(tmp_path):
+    """A blank line (an editor's, or a newline added after a torn line was cut) is
+    skipped by reading and by a resume's cut, which counts only rows."""
+    from jrl.run_dir import truncate_rows
+
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"update": 0}\n\n{"update": 1}\n \n{"update": 2}\n\n')
+    assert read_rows(path) == [{"update": 0}, {"update": 1}, {"update": 2}]
+    assert truncate_rows(path, lambda row: row["update"] < 2) == 1
+    assert read_rows(path) == [{"update": 0}, {"update": 1}]
+    assert path.read_text().endswith('{"update": 1}\n')
+
+
 def test_truncate_rows_counts_no_torn_line_and_refuses_a_complete_line_not_json(tmp_path):
     """A torn last line (a kill mid-append) goes uncounted, so the resume's message
     says how many rows it drops; a complete line that is not JSON is damage, refused
