@@ -3,6 +3,7 @@ left behind when the block ends, however it ends."""
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -160,3 +161,87 @@ def test_a_second_interrupt_does_not_end_a_notebook_kernel():
         )
         assert done.returncode == status and said in done.stderr, done.stderr
         assert ("still here" in done.stdout) == (where == "kernel")
+
+
+def test_a_signal_named_twice_is_watched_once_and_its_handler_put_back():
+    """The second install returned the block's own handler as the one before, which
+    the block then put back: its SIGINT handler outlived it, Ctrl-C doing nothing."""
+    before = signal.getsignal(signal.SIGINT)
+    heard = []
+    with watch_signals(heard.append, (signal.SIGINT, signal.SIGINT)):
+        signal.raise_signal(signal.SIGINT)
+        assert wait_for(lambda: heard == [signal.SIGINT])
+    assert signal.getsignal(signal.SIGINT) is before and watchers() == []
+
+
+def test_sigint_is_the_last_handler_swapped(monkeypatch):
+    """Until its handler is swapped a Ctrl-C raises KeyboardInterrupt: SIGINT goes last,
+    so none lands after another signal's handler was taken over (and left so)."""
+    installed = []
+    original = signal.signal
+
+    def recording(number, handler):
+        installed.append(number)
+        return original(number, handler)
+
+    monkeypatch.setattr(signal, "signal", recording)
+    with watch_signals(lambda number: None, (signal.SIGINT, signal.SIGTERM)):
+        assert installed == [signal.SIGTERM, signal.SIGINT]
+
+
+def test_ipython_outside_a_kernel_is_no_notebook(monkeypatch):
+    """IPython in a terminal (a shell without a kernel) is a plain process: a second
+    Ctrl-C there ends it at once; only a kernel's shell is spared."""
+    import types
+
+    from jrl.interrupts import in_notebook_kernel
+
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    assert not in_notebook_kernel()
+    terminal = types.SimpleNamespace()
+    ipython = types.SimpleNamespace(get_ipython=lambda: terminal)
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    assert not in_notebook_kernel()
+    terminal.kernel = object()
+    assert in_notebook_kernel()
+    ipython.get_ipython = lambda: None  # IPython imported, no shell running
+    assert not in_notebook_kernel()
+
+
+def test_a_late_signal_is_handed_to_the_outer_handler_not_sent_again():
+    """The late signal's handler runs after Python's C handler wrote it to the outer
+    wake-up fd (the main thread busy in between): sending it again on the way out wrote
+    it there a second time, later than the outer block takes for one sending, and the
+    outer block heard two Ctrl-Cs for one."""
+    outer = []
+    with watch_signals(outer.append):
+        outer_fd = signal.set_wakeup_fd(-1)
+        signal.set_wakeup_fd(outer_fd)
+        with watch_signals(lambda number: None):
+            os.write(outer_fd, bytes([signal.SIGINT]))  # what Python's C handler writes
+            assert wait_for(lambda: outer == [signal.SIGINT])
+            time.sleep(0.1)  # more than SAME_SENDING_S: a second sending would count
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, None)  # and then the handler
+        time.sleep(0.2)
+    assert outer == [signal.SIGINT] and watchers() == []
+
+
+def test_exit_at_once_ends_the_process_from_the_watcher_thread():
+    """A second Ctrl-C is heard on the watcher thread, where SystemExit would end only
+    that thread while the main thread waits in XLA: the whole process ends, 130."""
+    import subprocess
+
+    script = (
+        "import threading, time\n"
+        "from jrl.interrupts import exit_at_once\n"
+        "thread = threading.Thread(target=exit_at_once, args=('jrl: second Ctrl-C',))\n"
+        "thread.start()\n"
+        "thread.join()\n"
+        "time.sleep(0.5)\n"
+        "print('still here')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 130 and "still here" not in done.stdout, done.stderr
+    assert "jrl: second Ctrl-C" in done.stderr

@@ -354,3 +354,72 @@ def test_a_stoppable_call_leaves_an_ignored_ctrl_c_ignored():
     finally:
         signal.signal(signal.SIGINT, before)
     assert float(out) == 1 and not progress.stopped
+
+
+def test_progress_rounds_its_times_to_the_nearest_second(monkeypatch):
+    """59.6 s is 1m00s (not 0m59s, nor 0m60s from rounding the seconds after the
+    minutes were split off); 3599.6 s is 1h00m00s."""
+    import jrl.progress as progress_module
+
+    clock = iter([0.0, 59.6, 0.0, 3599.6])
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: next(clock))
+    minute = Progress("x", 2, min_interval_s=0.0, file=io.StringIO())  # t = 0
+    minute(0)  # 1 of 2 done at 59.6 s: as long again to go
+    hour = Progress("y", 2, min_interval_s=0.0, file=io.StringIO())
+    hour(0)
+    assert minute.lines == ["  x: 50% (update 1 of 2), 1m00s elapsed, ~1m00s left"]
+    assert hour.lines == ["  y: 50% (update 1 of 2), 1h00m00s elapsed, ~1h00m00s left"]
+
+
+def test_a_stopped_progress_names_the_update_it_stopped_at():
+    """The update counted from 1, as its lines count them: index 4 is update 5."""
+    from jrl.progress import RunStopped
+
+    progress = Progress("x", 10, min_interval_s=0.0, file=io.StringIO())
+    progress.stop()
+    with pytest.raises(RunStopped, match=r"^x: stopped at update 5$"):
+        progress(np.int32(4))
+    assert progress.lines == []
+
+
+def test_a_keyboard_interrupt_in_a_stoppable_call_stops_its_run():
+    """A KeyboardInterrupt raised inside the call (not heard by the watcher) went out at
+    once, the run left unstopped: a computation still running would carry on, its
+    callbacks never raising; it is stopped and waited for, then raised."""
+    from jrl.progress import call_stoppable
+
+    progress = Progress("x", 2, min_interval_s=0.0, file=io.StringIO())
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    try:
+        call_stoppable(progress, interrupted)
+        raised = None
+    except BaseException as error:  # noqa: BLE001 (a KeyboardInterrupt must not end pytest)
+        raised = error
+    assert isinstance(raised, KeyboardInterrupt), repr(raised)
+    assert progress.stopped
+
+
+@pytest.mark.parametrize("bad", [True, -1, -0.5, "10", None])
+def test_progress_rejects_a_bad_interval(bad):
+    with pytest.raises(ValueError, match="min_interval_s must be a number >= 0"):
+        Progress("x", 4, min_interval_s=bad)
+
+
+def test_check_progress_needs_something_called_with_each_index():
+    """start and stop are not enough: the compiled loop calls the progress."""
+    from jrl.progress import check_progress
+
+    check_progress(Progress("x", 2, file=io.StringIO()))
+
+    class StartsAndStops:
+        def start(self):
+            pass
+
+        def stop(self):
+            pass
+
+    with pytest.raises(TypeError, match="progress must be the jrl.progress.Progress"):
+        check_progress(StartsAndStops())

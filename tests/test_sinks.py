@@ -523,3 +523,111 @@ def test_every_sink_train_opened_is_closed_when_one_fails_to_close(tmp_path):
     with pytest.raises(OSError, match="disk full"):
         train(spec, tmp_path / "run", progress=False, sinks=lambda: [Sink("failing"), Sink("next")])
     assert closed == ["failing", "next"]
+
+
+def test_an_infinite_value_is_left_out_as_metrics_jsonl_leaves_it(tmp_path):
+    """metrics.jsonl writes an infinity as null (strict JSON has none), which the sinks
+    leave out: rows handed to a sink directly read the same, a mean of the finite seeds
+    (an infinite one made the grid point's mean infinite)."""
+    rows = [
+        {"step": 10, "grid_point": 0, "seed": 0, "loss": 0.5},
+        {"step": 10, "grid_point": 0, "seed": 1, "loss": math.inf},
+        {"step": 10, "grid_point": 0, "seed": 2, "loss": None},
+        {"step": 10, "grid_point": 0, "seed": 3, "loss": 1.5},
+    ]
+    with TensorBoardSink(tmp_path, per_seed=True) as sink:
+        sink.write(rows)
+    scalars = read_scalars(tmp_path)
+    assert scalars[("grid_point_0", "loss")] == [(10, 1.0)]  # (0.5 + 1.5) / 2
+    assert ("grid_point_0", "loss/seed_1") not in scalars
+    assert ("grid_point_0", "loss/seed_2") not in scalars
+
+
+def test_tensorboard_sink_writes_every_flush_secs_it_is_given(tmp_path, monkeypatch):
+    """flush_secs (30 s by default, not tensorboardX's 120) reaches every writer."""
+    import tensorboardX
+
+    made = []
+
+    class Writer:
+        def __init__(self, **kwargs):
+            made.append(kwargs)
+
+        def add_scalar(self, tag, value, global_step):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(tensorboardX, "SummaryWriter", Writer)
+    with TensorBoardSink(tmp_path, flush_secs=5) as sink:
+        sink.write(ROWS)
+    with TensorBoardSink(tmp_path) as sink:
+        sink.write(ROWS[:1])
+    assert [kwargs["flush_secs"] for kwargs in made] == [5, 5, 30]
+    assert [kwargs["logdir"] for kwargs in made] == [
+        str(tmp_path / "grid_point_0"),
+        str(tmp_path / "grid_point_1"),
+        str(tmp_path / "grid_point_0"),
+    ]
+
+
+def test_tensorboard_missing_says_which_extra_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # as uninstalled
+    message = r"TensorBoardSink needs tensorboardX: pip install 'jrl\[tensorboard\]'"
+    with pytest.raises(ImportError, match=message):
+        TensorBoardSink(tmp_path)
+    with pytest.raises(ImportError, match=message):
+        make_sinks(["tensorboard"], tmp_path)
+
+
+def test_the_sinks_made_are_closed_when_a_later_one_fails_to_start(tmp_path, monkeypatch):
+    """W&B installed but failing to start (no network for an online run): the
+    TensorBoard sink made before it is closed, not left to the garbage collector."""
+    closed = []
+    monkeypatch.setattr(TensorBoardSink, "close", lambda self: closed.append(self.logdir))
+
+    def init(**kwargs):
+        raise RuntimeError("wandb.init timed out")
+
+    monkeypatch.setitem(sys.modules, "wandb", SimpleNamespace(init=init))
+    with pytest.raises(RuntimeError, match="timed out"):
+        make_sinks(["tensorboard", "wandb"], tmp_path / "run")
+    assert closed == [tmp_path / "run" / "tensorboard"]
+
+
+def test_a_wandb_sink_logs_its_steps_in_order_across_grid_points(monkeypatch):
+    """One log call per step, in the order of the steps (W&B's _step counts the calls):
+    a grid point whose rows come later with an earlier step is not logged after the
+    steps of the grid point before it."""
+    runs = []
+    monkeypatch.setitem(
+        sys.modules,
+        "wandb",
+        SimpleNamespace(init=lambda **init: runs.append(RecordingWandbRun(**init)) or runs[-1]),
+    )
+    sink = WandbSink(mode="offline")
+    sink.write([
+        {"step": 300, "grid_point": 0, "seed": 0, "loss": 1.0},
+        {"step": 100, "grid_point": 1, "seed": 0, "loss": 2.0},
+        {"step": 200, "grid_point": 1, "seed": 0, "loss": 3.0},
+        {"step": 200, "grid_point": 0, "seed": 0, "loss": 4.0},
+    ])  # fmt: skip
+    sink.close()
+    (run,) = runs
+    assert run.logged == [
+        {"step": 100, "loss/grid_point_1": 2.0},
+        {"step": 200, "loss/grid_point_0": 4.0, "loss/grid_point_1": 3.0},
+        {"step": 300, "loss/grid_point_0": 1.0},
+    ]
+
+
+def test_check_sinks_refuses_a_sink_whose_package_is_missing(monkeypatch):
+    """What the command line runs before it starts anything: a missing extra is named
+    there, not found once the run directory is made."""
+    from jrl.sinks import check_sinks
+
+    check_sinks(["tensorboard"])  # installed here
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` fails, as uninstalled
+    with pytest.raises(ImportError, match=r"pip install 'jrl\[wandb\]'"):
+        check_sinks(["tensorboard", "wandb"])

@@ -442,6 +442,11 @@ def test_recent_keeps_the_most_recently_used_and_refuses_an_unhashable_key_befor
     with pytest.raises(TypeError):
         recent.get(["a"], maker(7))
     assert made == [1, 2, 4, 6]
+    # None is kept nowhere; any other key is, an empty or zero one too.
+    assert recent.get(None, maker(8)) == 8 and recent.get(None, maker(9)) == 9
+    assert recent.get((), maker(10)) == 10 and recent.get((), maker(11)) == 10
+    assert recent.get(0, maker(12)) == 12 and recent.get(0, maker(13)) == 12
+    assert made == [1, 2, 4, 6, 8, 9, 10, 12] and len(recent) == 2
 
 
 def test_a_sweep_of_a_train_that_cannot_be_hashed_runs_and_keeps_nothing(monkeypatch):
