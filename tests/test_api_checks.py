@@ -471,6 +471,24 @@ def test_each_output_of_step_is_held_to_the_contract(broken, said):
         check_env_outputs(OffContractChain(**broken), None)
 
 
+class TwoJointChain(Chain):
+    """Chain with Box actions of two entries, of which its step reads the second."""
+
+    def action_space(self, params=None):
+        return spaces.Box(-1.0, 1.0, (2,))
+
+    def step_env(self, key, state, action, params):
+        return super().step_env(key, state, jnp.where(action[1] > 0, 1, 0), params)
+
+
+def test_a_box_action_is_traced_in_the_shape_its_space_declares():
+    """The contract's check steps with an abstract action as the agents do: of the Box's
+    shape, which a step indexing its action's entries needs."""
+    from jrl.agents.checks import check_env_outputs
+
+    assert check_env_outputs(TwoJointChain(), None).shape == (5,)
+
+
 def test_train_refuses_a_grid_of_one_field_as_it_does_a_grid_of_several():
     """PPOHParams(gamma=np.array([0.9, 0.99])) given to train: a grid, not one point (a
     gamma of shape (2,) would broadcast against the environments)."""
@@ -498,6 +516,16 @@ def test_an_ignored_hyperparameter_is_refused_naming_its_default():
     said = str(refused.value)
     assert "tau=0.5" in said and "leave tau at its default 1.0" in said
     assert "target_update='hard' (a copy of the weights) ignores it" in said
+
+
+def test_an_ignored_hyperparameter_at_its_default_in_a_float32_grid_is_taken():
+    """stack_grid holds a grid in float32, where epsilon_end's default 0.01 is not the
+    float 0.01: compared in float32, as the run holds it, it is the default."""
+    grid = stack_grid([tabular.TabularHParams(), tabular.TabularHParams(alpha=0.1)])
+    assert grid.epsilon_end.dtype == np.float32 and float(grid.epsilon_end[0]) != 0.01
+    tabular.check_hparams(grid, TABULAR_CONFIG)  # schedule="constant": epsilon_end unread
+    with pytest.raises(ValueError, match="epsilon_end=.* schedule='constant' ignores it"):
+        tabular.check_hparams(grid._replace(epsilon_end=np.float32([0.01, 0.05])), TABULAR_CONFIG)
 
 
 def test_a_bool_is_no_positive_int():
@@ -604,6 +632,59 @@ def test_mountain_car_fields_out_of_order_by_replace_are_checked_as_make_checks_
     env, params = make("MountainCarContinuous-v0")
     with pytest.raises(ValueError, match="env_params: min_action"):
         ppo.make_train(PPO_CONFIG, env, params.replace(max_action=-2.0))
+
+
+@pytest.mark.parametrize(
+    "name, change, problem",
+    [
+        ("CliffWalking-v0", {"max_steps_in_episode": True}, "max_steps_in_episode is True: a time"),
+        ("CliffWalking-v0", {"slip_prob": -0.5}, r"slip_prob is -0.5: a probability must be in"),
+        (
+            "Acrobot-v1",
+            {"available_torque": jnp.array([-1.0, jnp.nan, 1.0])},
+            "available_torque is .*: it must be finite",
+        ),
+    ],
+)
+def test_env_params_checks_read_bools_negatives_and_every_entry(name, change, problem):
+    """A time limit of True ran as 1, a negative probability as 0; an array field is
+    checked in every entry, not only where all of them are NaN."""
+    from jrl.agents.checks import check_env_param_values
+
+    env, params = make(name)
+    with pytest.raises(ValueError, match=f"{name}'s env_params.{problem}"):
+        check_env_param_values(env, params.replace(**change))
+
+
+@struct.dataclass
+class ArmParams:
+    """A researcher's own params with a ``*_probs`` field: one probability per arm."""
+
+    max_steps_in_episode: int = 20
+    arm_probs: tuple = (0.2, 0.8)
+
+
+def test_a_probs_field_of_ones_own_params_is_checked_in_every_entry():
+    from jrl.agents.checks import check_env_param_values
+
+    check_env_param_values(Chain(), ArmParams())
+    with pytest.raises(ValueError, match=r"arm_probs is \(0.5, 1.5\): a probability must be in"):
+        check_env_param_values(Chain(), ArmParams(arm_probs=(0.5, 1.5)))
+
+
+def test_a_traced_env_params_field_leaves_the_concrete_ones_checked():
+    """Params built inside jit: a traced min_position cannot be read, and is no error;
+    the goal past the track's end, concrete, is still refused."""
+    from jrl.agents.checks import check_env_param_values
+
+    env, params = make("MountainCar-v0")
+
+    def check(low, goal):
+        check_env_param_values(env, params.replace(min_position=low, goal_position=goal))
+
+    jax.jit(lambda low: check(low, 0.5))(-1.2)
+    with pytest.raises(ValueError, match=r"goal_position \(0.7\) must be <= max_position"):
+        jax.jit(lambda low: check(low, 0.7))(-1.2)
 
 
 @pytest.mark.parametrize("agent", MAKE_TRAIN)

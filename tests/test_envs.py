@@ -810,6 +810,79 @@ def test_an_environment_of_your_own_by_import_path_or_registered(tmp_path, monke
         register("own:cliff", lambda: None)
 
 
+def test_only_names_registered_here_or_import_paths_are_environments_of_ones_own(monkeypatch):
+    """is_own decides that a run is built anew every time (its code may change within
+    the process); jrl's own tasks and gymnax's are not, and keep their cache."""
+    from jrl.envs import register, registry
+    from jrl.envs.registry import is_own
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    assert not any(is_own(name) for name in ("CliffWalking-v0", "CatRoom-v0", "CartPole-v1"))
+    assert is_own("my_package.envs:make_chain") and not is_own(3)
+    register("MyCliff-v0", lambda: make("CliffWalking-v0"))
+    assert is_own("MyCliff-v0")
+
+
+def test_register_refuses_an_empty_name_and_a_factory_that_cannot_be_called(monkeypatch):
+    """Taken, make(name) failed later inside inspect.signature, naming neither."""
+    from jrl.envs import register, registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    with pytest.raises(ValueError, match="a non-empty string without ':'; got ''"):
+        register("", lambda: make("CliffWalking-v0"))
+    with pytest.raises(ValueError, match="Mine-v0's factory must be callable; got int"):
+        register("Mine-v0", 3)
+    assert "" not in registry.REGISTRY and "Mine-v0" not in registry.REGISTRY
+
+
+def test_a_factorys_settings_are_checked_by_its_signature(monkeypatch):
+    """A factory taking named settings and **settings takes any setting; one whose
+    setting is positional-only cannot be given it (make calls factory(**overrides)), so
+    that is said before the call instead of Python's TypeError; a factory returning its
+    params before its env is refused as one returning no pair."""
+    from jrl.envs import register, registry
+
+    monkeypatch.setattr(registry, "REGISTRY", dict(registry.REGISTRY))
+    env, params = make("CliffWalking-v0")
+
+    def keyed(max_steps=None, **settings):
+        return env, params if max_steps is None else params.replace(max_steps_in_episode=max_steps)
+
+    def positional(max_steps, /):
+        return env, params
+
+    register("Keyed-v0", keyed)
+    assert make("Keyed-v0", max_steps=4, whatever=1)[1].max_steps_in_episode == 4
+    register("Positional-v0", positional)
+    with pytest.raises(ValueError, match="no default for max_steps: give each as an override"):
+        make("Positional-v0", max_steps=3)
+    register("Swapped-v0", lambda: (params, env))
+    with pytest.raises(TypeError, match=r"factory of 'Swapped-v0' must return \(env, env_params\)"):
+        make("Swapped-v0")
+
+
+def test_an_import_path_may_name_an_attribute_of_an_attribute():
+    """'module:attribute' is followed through dots (a factory inside a submodule or a
+    class); a path with nothing after the colon names no factory."""
+    env, params = make("jrl.envs:textbook.cliff_walking", max_steps_in_episode=9)
+    assert env.name == "CliffWalking-v0" and params.max_steps_in_episode == 9
+    with pytest.raises(ValueError, match="name your environment's factory as 'module:factory'"):
+        make("jrl.envs:")
+
+
+def test_make_recorded_says_a_refusal_on_stderr_once_per_process(monkeypatch, capsys):
+    """A run made before jrl refused its setting is made again as recorded, and the
+    refusal is said, once: not on every chunk, evaluation and render of the run."""
+    from jrl.envs import registry
+
+    monkeypatch.setattr(registry, "_NOTED", set())
+    for _ in range(2):
+        _, params = registry.make_recorded("Acrobot-v1", {"link_length_2": 3.0})
+        assert params.link_length_2 == 3.0
+    said = capsys.readouterr().err
+    assert said.count("jrl: note: Acrobot-v1's link_length_2: a field of gymnax's EnvParams") == 1
+
+
 @pytest.mark.parametrize(
     "name, suggestion",
     [
@@ -890,6 +963,17 @@ def test_a_gymnax_class_is_made_with_its_own_settings():
     # gymnax checks no fixed position (one in a wall was taken): not passed on.
     with pytest.raises(ValueError, match="goal_fixed .default None. is not checked by gymnax"):
         make("FourRooms-misc", goal_fixed=[1, 1])
+
+
+def test_a_gymnax_class_takes_a_float_setting_and_numpy_bools():
+    """FrozenLake's success_rate is a float keyword of its class (gymnax checks it is in
+    [0, 1]); a NumPy bool (from an np.array of settings) is a bool for a bool field."""
+    env, _ = make("FrozenLake-misc", success_rate=0.5)
+    assert env.success_rate == 0.5
+    with pytest.raises(ValueError, match="setting success_rate must be a finite number"):
+        make("FrozenLake-misc", success_rate="0.5")
+    _, params = make("FourRooms-misc", resample_goal_pos=np.bool_(True))
+    assert params.resample_goal_pos is True
 
 
 def test_unknown_gymnax_override_lists_fields():
