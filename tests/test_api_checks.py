@@ -592,6 +592,20 @@ def test_env_params_changed_by_replace_are_checked_as_make_checks_settings(name,
     make_train(config, env, params.replace(**{k: 1 for k in change}))  # in range: taken
 
 
+def test_a_bsuite_length_changed_by_replace_is_checked_as_make_checks_it():
+    from jrl.agents.checks import check_env_param_values
+    from jrl.envs.registry import SIZE_GYMNAX_SETTINGS
+
+    for name, fields in SIZE_GYMNAX_SETTINGS.items():
+        env, params = make(name)
+        for key in fields:
+            for value in (0, -3, 2.5):
+                with pytest.raises(ValueError, match=f"{name}'s env_params.{key} is {value}: a "
+                                   "length must be a whole number >= 1"):  # fmt: skip
+                    check_env_param_values(env, params.replace(**{key: value}))
+            check_env_param_values(env, params.replace(**{key: 1}))
+
+
 def test_classic_control_physics_changed_by_replace_are_checked_as_make_checks_them():
     """params.replace(tau=0.0) froze CartPole's pole (a random policy scored 500): each
     field make refuses at or below 0 is refused in the agents' check of env_params too

@@ -1063,6 +1063,32 @@ def test_gymnax_override_values_at_the_ends_of_their_ranges_are_taken(name, over
         assert getattr(params, key, None) == value or getattr(env, key) == value
 
 
+def test_a_bsuite_chain_length_or_bandit_horizon_below_one_is_refused():
+    """gymnax divides by them: MemoryChain's memory_length=0 reset to [nan, 0, -1],
+    UmbrellaChain's chain_length=0 to [0, 1, nan], and -3 was taken too."""
+    from jrl.envs.registry import SIZE_GYMNAX_SETTINGS
+
+    for name, fields in SIZE_GYMNAX_SETTINGS.items():
+        for key in fields:
+            for value in (0, -3):
+                with pytest.raises(ValueError, match=f"{name} setting {key} must be >= 1"):
+                    make(name, **{key: value})
+            env, params = make(name, **{key: 1})
+            assert getattr(params, key) == 1
+            obs, _ = env.reset(jax.random.key(0), params)
+            assert np.isfinite(np.asarray(obs, np.float32)).all()
+
+
+def test_a_name_that_is_not_a_string_is_refused_as_one_before_any_lookup():
+    """make(["CartPole-v1"]) raised "unhashable type: 'list'" from the lookup of refused
+    names, before the check that says what a name is; make_recorded too."""
+    from jrl.envs.registry import make_recorded
+
+    for call in (lambda: make(["CartPole-v1"]), lambda: make_recorded({"a": 1}, {})):
+        with pytest.raises(TypeError, match="an environment's name is a string, got"):
+            call()
+
+
 def test_a_classic_control_time_step_mass_length_or_limit_at_or_below_zero_is_refused():
     """CartPole's tau=0 froze the pole (a random policy scored 500); a mass or length
     <= 0 divides by zero or inverts the physics. Every field of the table, at 0 and

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment
 
-from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS, order_problem
+from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS, SIZE_GYMNAX_SETTINGS, order_problem
 
 
 class Ignored(NamedTuple):
@@ -184,8 +184,9 @@ def check_env_param_values(env, env_params) -> None:
     infinite float (a NaN gravity trained on NaN returns); and for gymnax's classic
     control, a time step, mass, length, limit or threshold <= 0
     (``jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS``: CartPole's ``tau=0`` froze the pole,
-    and a random policy scored 500), and MountainCar's ends, goal or action range out of
-    order (``ORDERED_GYMNAX_SETTINGS``). ``jrl.envs.make`` refuses
+    and a random policy scored 500), MountainCar's ends, goal or action range out of
+    order (``ORDERED_GYMNAX_SETTINGS``), and bsuite's chain lengths below 1
+    (``SIZE_GYMNAX_SETTINGS``). ``jrl.envs.make`` refuses
     these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
     not. Traced fields (params built inside ``jit``) are not read."""
     if not dataclasses.is_dataclass(env_params):
@@ -203,7 +204,11 @@ def check_env_param_values(env, env_params) -> None:
         if number.dtype.kind not in "biuf":
             continue
         problem = None
-        if field.name == "max_steps_in_episode" and (
+        if field.name in SIZE_GYMNAX_SETTINGS.get(name, ()) and (
+            number.dtype.kind == "b" or np.any(number < 1) or np.any(number != np.round(number))
+        ):
+            problem = "a length must be a whole number >= 1 (gymnax divides by it)"
+        elif field.name == "max_steps_in_episode" and (
             number.dtype.kind == "b" or np.any(number < 1) or np.any(number != np.round(number))
         ):
             problem = "a time limit must be a whole number >= 1"

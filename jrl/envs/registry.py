@@ -113,6 +113,7 @@ _NOTED: set[str] = set()  # what make_recorded has said in this process
 def check_new_env(name: str, overrides: dict) -> None:
     """The refusals of an environment a new run may not start on: gymnax's
     :data:`UNLEARNABLE_GYMNAX` ids, and :data:`UNREAD_GYMNAX_SETTINGS` overrides."""
+    _check_name(name)
     if name in UNLEARNABLE_GYMNAX:
         raise ValueError(UNLEARNABLE_GYMNAX[name])
     unread = sorted(set(overrides) & set(UNREAD_GYMNAX_SETTINGS.get(name, ())))
@@ -135,9 +136,13 @@ def _made(name: str, made: Any) -> tuple[Any, Any]:
     return made
 
 
-def _make(name: str, overrides: dict) -> tuple[Any, Any]:
+def _check_name(name: Any) -> None:
     if not isinstance(name, str):
         raise TypeError(f"an environment's name is a string, got {type(name).__name__} {name!r}")
+
+
+def _make(name: str, overrides: dict) -> tuple[Any, Any]:
+    _check_name(name)
     if name in REGISTRY:
         factory = REGISTRY[name]
         _check_factory_overrides(name, factory, overrides)
@@ -335,6 +340,16 @@ def order_problem(env_name: str, values: Callable[[str], Any]) -> str | None:
     return None
 
 
+SIZE_GYMNAX_SETTINGS = {
+    "MemoryChain-bsuite": ("memory_length",),
+    "UmbrellaChain-bsuite": ("chain_length",),
+    "BernoulliBandit-misc": ("t_max",),
+}
+"""{env id: fields} of gymnax's ``EnvParams`` ints that must be whole numbers >= 1, as
+``max_steps_in_episode`` must: each divides an observation or a schedule (``time /
+memory_length``), so 0 made NaN observations and a negative length ran backwards."""
+
+
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
@@ -404,7 +419,8 @@ def _gymnax_value(env_name: str, key: str, default, value):
             raise ValueError(f"{where} must be true or false, got {value!r}")
         return bool(value)
     if isinstance(default, int) or key == "max_steps_in_episode":  # BernoulliBandit's: 100.0
-        number = whole_number(where, value, low=1 if key == "max_steps_in_episode" else None)
+        size = key == "max_steps_in_episode" or key in SIZE_GYMNAX_SETTINGS.get(env_name, ())
+        number = whole_number(where, value, low=1 if size else None)
         return number if isinstance(default, int) else float(number)
     shape = np.shape(default)
     try:
