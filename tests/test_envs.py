@@ -1564,6 +1564,57 @@ def test_save_gif_rejects_bad_frames_and_fps_and_keeps_an_earlier_gif(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["walk.gif"]  # no temporary left
 
 
+def test_render_draws_the_cat_with_its_eyes_and_the_disk_centred_in_its_cell():
+    """The cat is render's 8 x 8 mask scaled by cell_px / 8: 36 body cells of which one
+    is an eye (row 3, column 4; the other eye, at column 1, lies off the body), so at 16
+    px a cell 35 * 4 body pixels and 2 * 4 eye pixels in rows 6-7, columns 2-3 and 8-9.
+    The disk is symmetric about its cell's centre and leaves the cell's grid lines (its
+    last row and column) uncovered."""
+    from jrl.envs.render import AGENT_COLOR, EYE_COLOR
+
+    cell_px = 16
+    env, params = env_of("CatRoom-v0")
+    cell = np.asarray(draw("CatRoom-v0", cell_px)(state_at(env, params, 2, 3)))[
+        2 * cell_px : 3 * cell_px, 3 * cell_px : 4 * cell_px
+    ]
+    body = np.all(cell == AGENT_COLOR, axis=-1)
+    rows, cols = np.nonzero(np.all(cell == EYE_COLOR, axis=-1))
+    assert body.sum() == 35 * 4 and rows.size == 2 * 4
+    np.testing.assert_array_equal(np.unique(rows), [6, 7])
+    np.testing.assert_array_equal(np.unique(cols), [2, 3, 8, 9])
+    env, params = env_of("CliffWalking-v0")
+    cell = np.asarray(draw("CliffWalking-v0", cell_px)(state_at(env, params, 1, 2)))[
+        cell_px : 2 * cell_px, 2 * cell_px : 3 * cell_px
+    ]
+    disk = np.all(cell == AGENT_COLOR, axis=-1)
+    assert disk.sum() > 0
+    np.testing.assert_array_equal(disk, disk[::-1])
+    np.testing.assert_array_equal(disk, disk[:, ::-1])
+    assert not disk[-1].any() and not disk[:, -1].any()
+
+
+def test_a_rollout_ends_at_the_time_limit_and_may_have_no_steps():
+    """With a time limit of 3 and the agent walking into the wall above its start, the
+    episode ends at its third step (done there, states repeating after it); 0 steps is
+    the reset alone."""
+    env, params = env_of("CatRoom-v0", layout=TEST_ROOM, max_steps_in_episode=3)
+    policy = lambda key, obs: jnp.int32(UP)  # noqa: E731
+    states, observations, rewards, dones = rollout_states(env, params, policy, KEY, 5)
+    np.testing.assert_array_equal(dones, [False, False, True, False, False])
+    np.testing.assert_array_equal(states.time, [0, 1, 2, 3, 3, 3])
+    np.testing.assert_array_equal(rewards[3:], [0.0, 0.0])
+    states, observations, rewards, dones = rollout_states(env, params, policy, KEY, 0)
+    assert states.time.shape == (1,) and observations.shape[0] == 1
+    assert rewards.shape == (0,) and dones.shape == (0,)
+
+
+def test_save_gif_takes_only_rgb_frames_of_at_least_one_pixel(tmp_path):
+    for frames in (np.zeros((2, 8, 8, 4), np.uint8), np.zeros((2, 0, 8, 3), np.uint8)):
+        with pytest.raises(ValueError, match=r"frames must be uint8\[T, h, w, 3\]"):
+            save_gif(tmp_path / "x.gif", frames)
+    assert not (tmp_path / "x.gif").exists()
+
+
 def test_an_action_out_of_range_is_clipped_not_read_from_another_cell():
     env, params = make("CliffWalking-v0")
     key = jax.random.key(0)

@@ -14,14 +14,17 @@ from gymnax.environments.classic_control import acrobot, cartpole, mountain_car,
 
 from jrl.envs import make
 from jrl.envs.render_gymnax import (
+    BACKGROUND,
     CAR,
     CART,
     EMPTY_CELL,
     FLAG,
+    GROUND,
     LINK,
     PALETTE,
     POLE,
     ROD,
+    TRACK,
     draw_acrobot,
     draw_cartpole,
     draw_channels,
@@ -233,3 +236,58 @@ def test_episode_frames_of_a_grid_world_default_to_24_pixels_a_cell():
         "CatRoom-v0", env, params, lambda k, o: jnp.int32(0), jax.random.key(0), 2
     )
     assert frames.shape == (3, 7 * 24, 11 * 24, 3)
+
+
+def test_the_pole_and_the_goal_line_are_drawn_at_their_size():
+    """The pole is 5 px wide and 2 * length long (Gym's 1 m pole, 62.5 px on the 4.8 m
+    track), from the axle at row 150 - 15 / 4 = 146.25: at theta 0 its round top (radius
+    2.5) reaches row 146.25 - 62.5 - 2.5 = 81.25, so its pixel centres span rows 81 ..
+    and columns 147 .. 152 (centres 147.5 .. 152.5 within 2.5 of 150). Acrobot's goal
+    line is one link above the pivot: row 125 - 250 / 4.4 = 68.2, across the frame."""
+    params = cartpole.EnvParams()
+    state = cartpole.EnvState(x=0.0, x_dot=0.0, theta=0.0, theta_dot=0.0, time=0)
+    rows, cols = pixels_of(draw_cartpole(state, None, params), POLE)
+    assert rows.min() == 81
+    np.testing.assert_array_equal(np.unique(cols), np.arange(147, 153))
+    state = acrobot.EnvState(
+        joint_angle1=0.0, joint_angle2=0.0, velocity_1=0.0, velocity_2=0.0, time=0
+    )
+    rows, cols = pixels_of(draw_acrobot(state, None, acrobot.EnvParams()), TRACK)
+    np.testing.assert_array_equal(np.unique(rows), [68])
+    assert (cols.min(), cols.max()) == (0, 249)
+
+
+def test_the_mountain_car_stands_on_the_ground_along_its_slope():
+    """Ground below the hill's surface and sky above it; the car tilted with the slope,
+    uphill to the right at position 0 (slope 1.35 cos 0 > 0: its right end higher, at
+    smaller rows) and downhill at -1 (cos(-3) < 0)."""
+    params = mountain_car.EnvParams()
+
+    def image(position):
+        state = mountain_car.EnvState(position=position, velocity=0.0, time=0)
+        return draw_mountain_car(state, None, params)
+
+    low = image(-0.5)
+    assert np.all(low[0] == BACKGROUND)  # the hill's top is at row 200 - 166.7 = 33.3
+    assert np.all(low[-1] == GROUND)  # its foot at row 200 - 0.1 * 166.7 = 183.3
+    rows, cols = pixels_of(image(0.0), CAR)
+    assert np.corrcoef(cols, rows)[0, 1] < -0.5
+    rows, cols = pixels_of(image(-1.0), CAR)
+    assert np.corrcoef(cols, rows)[0, 1] > 0.5
+
+
+def test_channel_grid_lines_darken_each_cells_last_row_and_column():
+    image = draw_channels(np.zeros((2, 2, 1)), cell_px=8)
+    half = np.asarray(EMPTY_CELL) // 2
+    for r, c in ((3, 3), (0, 3), (3, 0), (11, 11)):
+        np.testing.assert_array_equal(image[r, c], EMPTY_CELL)
+    for r, c in ((7, 3), (3, 7), (15, 11), (11, 15)):
+        np.testing.assert_array_equal(image[r, c], half)
+
+
+def test_episode_frames_of_image_observations_take_cell_px():
+    env, params = make("Breakout-MinAtar")  # 10 x 10 cells
+    frames = episode_frames(
+        "Breakout-MinAtar", env, params, lambda k, o: jnp.int32(0), jax.random.key(0), 2, 4
+    )
+    assert frames.shape == (3, 40, 40, 3)

@@ -646,3 +646,102 @@ def test_plots_refuse_curves_they_would_draw_wrongly(plot, curves, x, said, tmp_
     with pytest.raises(ValueError, match=said):
         getattr(reporting, plot)(tmp_path / "f.png", curves, x=x, xlabel="x", ylabel="y", title="t")
     assert not (tmp_path / "f.png").exists()
+
+
+def test_a_confidence_of_one_and_the_first_axis_by_its_negative_index():
+    """A 100% interval has no finite t quantile (its half-width was inf); axis -ndim is
+    as much an axis as 0."""
+    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\)"):
+        mean_and_ci(np.ones((5, 3)), confidence=1.0)
+    values = np.arange(15.0).reshape(5, 3)
+    for got, want in zip(mean_and_ci(values, axis=-2), mean_and_ci(values, axis=0), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(iqm(values, axis=-2), iqm(values, axis=0))
+
+
+def test_curve_stats_draws_the_mean_band_with_the_seed_it_is_given():
+    """Both bands are resampled with ``seed``: the IQM's was, the mean's used seed 0."""
+    values = np.random.default_rng(3).normal(size=(8, 3))
+    mean = lambda x: x.mean(axis=1)  # noqa: E731
+    got = curve_stats(values, 200, 0.5, seed=1)
+    low, high = bootstrap_ci(values, mean, 200, 0.5, seed=1)
+    np.testing.assert_array_equal(got.mean_low, low)
+    np.testing.assert_array_equal(got.mean_high, high)
+    assert not np.array_equal(got.mean_low, curve_stats(values, 200, 0.5, seed=0).mean_low)
+
+
+def test_interval_labels_name_every_digit_and_the_range_of_seed_counts():
+    assert interval_label(0.9995, [10]) == "99.95% bootstrap CI"  # not "100%"
+    # Curves of 1, 4 and 2 seeds: the range is 1-4, and its largest count is plural.
+    assert interval_label(0.95, [1, 4, 2]) == "no interval (1-4 seeds; needs 5)"
+    assert interval_label(0.95, [2, 2]) == "no interval (2 seeds; needs 5)"
+
+
+def test_distinct_colors_take_tab10_up_to_10_and_tab20_up_to_20():
+    import matplotlib
+
+    tab10 = list(matplotlib.colormaps["tab10"].colors)
+    tab20 = list(matplotlib.colormaps["tab20"].colors)
+    assert reporting.distinct_colors(10) == tab10
+    assert reporting.distinct_colors(11) == tab20[:11]
+    assert reporting.distinct_colors(20) == tab20
+    assert len(set(reporting.distinct_colors(21))) == 21
+
+
+def test_ten_curves_keep_their_legend_inside_the_axes(tmp_path, saved_figures):
+    figures = saved_figures(reporting, "save_figure")
+    rng = np.random.default_rng(0)
+    curves = {f"c{i}": rng.normal(size=(3, 4)) for i in range(reporting.LEGEND_INSIDE)}
+    plot_learning_curves(
+        tmp_path / "c.png", curves, xlabel="", ylabel="", title="", num_resamples=20
+    )
+    (fig,) = figures
+    assert not fig.legends
+    assert len(fig.axes[0].get_legend().get_texts()) == reporting.LEGEND_INSIDE
+
+
+def test_learning_curve_figure_labels_limits_and_reference_lines(tmp_path, saved_figures):
+    """The y label on the left panel (the panels share it), the title over both, ylim
+    and each reference line with its label on both panels."""
+    figures = saved_figures(reporting, "save_figure")
+    values = np.random.default_rng(0).normal(size=(6, 4))
+    reporting.plot_learning_curves(
+        tmp_path / "c.png",
+        {"a": values},
+        xlabel="steps",
+        ylabel="return",
+        title="the run",
+        hlines={"random": 0.25},
+        ylim=(-3.0, 4.0),
+        num_resamples=20,
+    )
+    (fig,) = figures
+    left, right = fig.axes
+    assert left.get_ylabel() == "return" and fig.get_suptitle() == "the run"
+    for ax in (left, right):
+        assert ax.get_xlabel() == "steps"
+        assert ax.get_ylim() == (-3.0, 4.0)
+        assert [list(line.get_ydata()) for line in ax.get_lines()][-1] == [0.25, 0.25]
+        assert [text.get_text() for text in ax.texts] == ["random"]
+
+
+def test_plot_curves_draws_the_mean_and_its_student_t_band(tmp_path, saved_figures):
+    """Steps 1..T by default, the mean over seeds and a band of mean -+ the half-width
+    of mean_and_ci; ylim and the labels as asked."""
+    figures = saved_figures(reporting, "save_figure")
+    values = np.random.default_rng(1).normal(size=(5, 4))
+    reporting.plot_curves(
+        tmp_path / "c.png", {"a": values}, xlabel="x", ylabel="y", title="t", ylim=(-5.0, 5.0)
+    )
+    (ax,) = figures[0].axes
+    mean, half = mean_and_ci(values)
+    (line,) = ax.get_lines()
+    np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3, 4])
+    np.testing.assert_allclose(line.get_ydata(), mean)
+    (band,) = ax.collections
+    vertices = band.get_paths()[0].vertices
+    for step, (low, high) in enumerate(zip(mean - half, mean + half, strict=True), start=1):
+        at = vertices[np.isclose(vertices[:, 0], step), 1]
+        np.testing.assert_allclose([at.min(), at.max()], [low, high])
+    assert ax.get_ylim() == (-5.0, 5.0)
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("x", "y", "t")
