@@ -491,7 +491,8 @@ def evaluate(
     distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by default). Writes
     RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
     interval per grid point (none from fewer than 5 seeds), and RUN_DIR/eval/ with the
-    rliable table (IQM, mean, median, optimality gap), its PNG and performance profiles.
+    rliable table (IQM, mean, median; raw returns have no target, so no optimality gap),
+    its PNG and performance profiles.
 
     Several run directories (and --out DIR) pool them as tasks: each environment is a
     task, each agent + grid point a method; every task must hold the same methods with

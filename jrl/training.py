@@ -443,11 +443,12 @@ class _Stop:
     @contextlib.contextmanager
     def installed(self):
         ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-        at_once = (
-            "SIGKILL stops it at once; it resumes from its last checkpoint"
-            if ignored
-            else "Ctrl-C again to stop at once"
-        )
+        killed = "SIGKILL stops it at once; it resumes from its last checkpoint"
+        # After a SIGTERM (a preemption, `kill`) no Ctrl-C came first: "again" misled.
+        at_once = {
+            signal.SIGINT: "Ctrl-C again to stop at once",
+            signal.SIGTERM: killed if ignored else "Ctrl-C or SIGINT stops it at once",
+        }
 
         def on_signal(number):
             if self.signal is not None:
@@ -460,7 +461,7 @@ class _Stop:
             self.signal = number
             print(
                 f"jrl: got {signal.Signals(number).name}: finishing the chunk, then a "
-                f"checkpoint and exit ({at_once})",
+                f"checkpoint and exit ({at_once[number]})",
                 file=sys.stderr,
                 flush=True,
             )

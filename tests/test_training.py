@@ -1621,6 +1621,22 @@ def test_a_sigint_the_process_ignores_stays_ignored_and_sigterm_still_stops(caps
         signal.signal(signal.SIGINT, previous)
 
 
+def test_a_sigterm_says_what_stops_the_run_at_once_without_saying_again(capsys):
+    """After a SIGTERM (Slurm's preemption, `kill`) the line said "Ctrl-C again to stop
+    at once", though no Ctrl-C had come; a SIGINT after it still ends the process."""
+    from jrl.training import _Stop
+
+    with _Stop().installed() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.perf_counter() + 5
+        while stop.signal is None and time.perf_counter() < deadline:
+            time.sleep(0.01)
+        assert stop.signal == signal.SIGTERM
+    said = capsys.readouterr().err
+    assert "got SIGTERM: finishing the chunk, then a checkpoint and exit (Ctrl-C or SIGINT " in said
+    assert "again" not in said
+
+
 def test_run_directory_lock_refuses_a_second_holder_and_tolerates_no_locking(
     tmp_path, monkeypatch, capsys
 ):
