@@ -351,3 +351,226 @@ def test_train_over_seeds_steps_per_second_and_its_evaluation_keys():
         devices=jax.devices()[:1],
     )  # fmt: skip
     assert runs.finite.tolist() == [False, False]
+
+
+def _recording(calls):
+    """A stand-in for a plotting function: records its curves and keywords, draws nothing."""
+
+    def plot(path, curves, **kwargs):
+        calls.append({"curves": curves, **kwargs})
+
+    return plot
+
+
+def test_cliff_walking_plots_10_episode_averages_against_the_books_figures(monkeypatch, tmp_path):
+    """cliff_walking.png's y label says "10-episode average"; its reference lines and
+    results.json's reference are REFERENCE.md's Sarsa ~ -25 and Q-learning ~ -50."""
+    from experiments import cliff_walking
+
+    # Episode e (from 0) of run r returned -e - r for Sarsa, twice that for Q-learning.
+    def fake_run(num_runs, num_episodes, seed=0):
+        returns = (-np.arange(num_episodes) - np.arange(num_runs)[:, None]).astype(float)
+        return {
+            "sarsa": {"returns": returns, "greedy_path_lengths": [15] * num_runs},
+            "q_learning": {"returns": 2 * returns, "greedy_path_lengths": [13] * num_runs},
+        }
+
+    plotted = []
+    monkeypatch.setattr(cliff_walking, "plot_curves", _recording(plotted))
+    results = _main(cliff_walking, monkeypatch, tmp_path, fake_run, "--runs", "2")
+    assert results["reference"] == {"sarsa": -25.0, "q_learning": -50.0}
+    ((plot,),) = (plotted,)
+    assert plot["hlines"] == {"Sarsa ~ -25": -25, "Q-learning ~ -50": -50}
+    # The mean of episodes e-9..e is -(e - 4.5) - r; before episode 9, of 0..e: -e/2 - r.
+    e = np.arange(500)
+    expected = -np.where(e >= 9, e - 4.5, e / 2) - np.arange(2)[:, None]
+    np.testing.assert_allclose(plot["curves"]["sarsa"], expected)
+    np.testing.assert_allclose(plot["curves"]["q_learning"], 2 * expected)
+
+
+def test_cliff_walking_of_100_episodes_averages_all_of_them(monkeypatch, tmp_path):
+    """With no episodes past the 100th, the figure averages every episode (it has no
+    early learning to leave out), and config records the episodes run."""
+    from experiments import cliff_walking
+
+    def fake_run(num_runs, num_episodes, seed=0):
+        returns = (-np.arange(num_episodes) - np.arange(num_runs)[:, None]).astype(float)
+        return {
+            m: {"returns": returns, "greedy_path_lengths": [13] * num_runs}
+            for m in cliff_walking.METHODS
+        }
+
+    monkeypatch.setattr(cliff_walking, "plot_curves", _recording([]))
+    results = _main(
+        cliff_walking, monkeypatch, tmp_path, fake_run, "--runs", "3", "--episodes", "100"
+    )
+    assert results["config"]["episodes"] == 100 and results["config"]["runs"] == 3
+    for method in cliff_walking.METHODS:
+        assert results[method] == {
+            "mean_return_episodes_0_100": pytest.approx(-99 / 2 - 1),
+            "greedy_path_length_median": 13.0,
+            "greedy_path_reached": 1.0,
+        }
+
+
+def test_windy_gridworld_results_config_counts_8000_steps(monkeypatch, tmp_path):
+    from experiments import windy_gridworld
+
+    def fake_run(num_runs, seed=0):
+        return {
+            "episodes_by_step": np.tile(np.arange(8000) // 50, (num_runs, 1)),
+            "episodes_completed": np.full(num_runs, 160),
+            "sarsa_greedy_path_lengths": [17] * num_runs,
+            "converged_greedy_path_lengths": [15] * num_runs,
+        }
+
+    plotted = []
+    monkeypatch.setattr(windy_gridworld, "plot_curves", _recording(plotted))
+    results = _main(windy_gridworld, monkeypatch, tmp_path, fake_run, "--runs", "3")
+    assert results["config"]["steps"] == 8000 and results["config"]["runs"] == 3
+    assert (results["config"]["alpha"], results["config"]["epsilon"]) == (0.5, 0.1)
+    assert plotted[0]["curves"]["Sarsa"].shape == (3, 8000)
+
+
+def test_dyna_maze_plots_each_episode_from_the_second_at_its_own_number(monkeypatch, tmp_path):
+    """Figure 8.2 starts at episode 2 (the first episode is the same for every n): the
+    curve's x is the number of the episode whose steps it shows."""
+    from experiments import dyna_maze
+
+    # Run r's episode e (from 1) took 1000 * n + 10 * e + r steps.
+    def fake_run(num_runs, seed=0):
+        episodes = np.arange(1, 51)
+        return {
+            n: {
+                "steps_per_episode": 1000 * n + 10 * episodes + np.arange(num_runs)[:, None],
+                "greedy_path_lengths": [14] * num_runs,
+            }
+            for n in dyna_maze.PLANNING_STEPS
+        }
+
+    plotted = []
+    monkeypatch.setattr(dyna_maze, "plot_curves", _recording(plotted))
+    _main(dyna_maze, monkeypatch, tmp_path, fake_run, "--runs", "3")
+    ((plot,),) = (plotted,)
+    x = np.asarray(plot["x"])
+    np.testing.assert_array_equal(x, np.arange(2, 51))
+    for n in dyna_maze.PLANNING_STEPS:
+        curve = np.asarray(plot["curves"][f"{n} planning steps"])
+        np.testing.assert_allclose(curve.mean(axis=0), 1000 * n + 10 * x + 1)
+    assert plot["hlines"] == {"optimal 14": 14}
+
+
+def test_changing_mazes_results_name_each_tasks_planning_steps_kappa_and_steps(
+    monkeypatch, tmp_path
+):
+    from experiments import changing_mazes
+
+    def fake_run(task, num_runs=20, seed=0):
+        steps = changing_mazes.TASKS[task][3]
+        reward = np.tile(np.arange(1, steps + 1), (num_runs, 1))
+        return {
+            m: {"cumulative_reward": reward, "greedy_path_lengths": [10] * num_runs}
+            for m in changing_mazes.METHODS
+        }
+
+    monkeypatch.setattr(changing_mazes, "plot_curves", _recording([]))
+    results = _main(changing_mazes, monkeypatch, tmp_path, fake_run, "--runs", "2")
+    # REFERENCE.md: Blocking n = 10, kappa 1e-4; Shortcut n = 50, kappa 1e-3.
+    assert {k: results["blocking"][k] for k in ("planning_steps", "kappa")} == {
+        "planning_steps": 10,
+        "kappa": 1e-4,
+    }
+    assert {k: results["shortcut"][k] for k in ("planning_steps", "kappa")} == {
+        "planning_steps": 50,
+        "kappa": 1e-3,
+    }
+    assert (results["blocking"]["steps"], results["shortcut"]["steps"]) == (3000, 6000)
+
+
+def test_cat_room_curves_are_20_episode_averages_and_the_before_gif_knows_nothing(
+    monkeypatch, tmp_path
+):
+    """The y label says "20-episode average"; greedy_before.gif is the cat with Q = 0
+    (README), greedy_after.gif the best agent's."""
+    from experiments import cat_room
+    from jrl.envs import make
+
+    env, _ = make("CatRoom-v0")
+
+    # Episode e returned e, for every seed; every learned Q-table is all 3s.
+    def fake_run(room, num_seeds, num_episodes=None, seed=0, **_):
+        episodes = cat_room.ROOMS[room][1]
+        return {
+            label: {
+                "returns": np.tile(np.arange(float(episodes)), (num_seeds, 1)),
+                "greedy_returns": np.ones(num_seeds),
+                "q_values": np.full((num_seeds, env.num_states, env.num_actions), 3.0),
+            }
+            for label in cat_room.AGENTS
+        }
+
+    plotted, gifs = [], []
+    drawn = cat_room.plot_learning_curves
+    monkeypatch.setattr(
+        cat_room,
+        "plot_learning_curves",
+        lambda path, curves, **k: plotted.append(curves) or drawn(path, curves, **k),
+    )
+    monkeypatch.setattr(cat_room, "greedy_gif", lambda path, q, *a, **k: gifs.append(q) or 0.0)
+    results = _main(cat_room, monkeypatch, tmp_path, fake_run, "--seeds", "2")
+    for curves, room in zip(plotted, cat_room.ROOMS, strict=True):
+        e = np.arange(cat_room.ROOMS[room][1])
+        # Each seed's mean over the last 50 episodes, E - 50 .. E - 1: E - 25.5.
+        for figures in results[room].values():
+            assert figures["return_last_50_episodes"]["per_seed"] == [len(e) - 25.5] * 2
+        # The mean of episodes e-19..e is e - 9.5; before episode 19, of 0..e: e/2.
+        expected = np.tile(np.where(e >= 19, e - 9.5, e / 2), (2, 1))
+        for label in cat_room.AGENTS:
+            np.testing.assert_allclose(curves[label], expected)
+    before, after = gifs
+    assert (np.asarray(before) == 0.0).all() and (np.asarray(after) == 3.0).all()
+
+
+def test_minatar_title_says_full_run_only_for_its_1e7_steps(monkeypatch, tmp_path):
+    from experiments import minatar_breakout
+
+    returns = np.tile(np.arange(60.0), (2, 1))
+
+    def fake_run(num_seeds, steps, seed=0, log=print):
+        return (fake_runs(2, 60, 8192, returns), *minatar_breakout.setup(steps))
+
+    titles = []
+    drawn = minatar_breakout.plot_learning_curves
+    monkeypatch.setattr(
+        minatar_breakout,
+        "plot_learning_curves",
+        lambda path, curves, **k: titles.append(k["title"]) or drawn(path, curves, **k),
+    )
+    monkeypatch.setattr(minatar_breakout, "random_policy_return", lambda *a, **k: 0.5)
+    _main(minatar_breakout, monkeypatch, tmp_path, fake_run, "--seeds", "2", "--steps", "5000000")
+    assert titles[0].endswith("5e+06 steps of its 1e7")
+
+
+def test_learning_curves_average_one_row_in_fifty_and_label_only_smoothed_curves():
+    from experiments.seed_runs import learning_curves, return_label
+
+    runs = fake_runs(2, 100, 10, np.tile(np.arange(100.0), (2, 1)))
+    curves, timesteps, window = learning_curves(runs)
+    assert window == 2  # 100 rows // 50 points
+    np.testing.assert_allclose(curves[:, 1:], np.tile(np.arange(1, 100) - 0.5, (2, 1)))
+    np.testing.assert_array_equal(timesteps, np.arange(1, 101) * 10)
+    assert return_label({"PPO": 1}) == "episode return"
+    assert return_label({"PPO": 1, "DQN": 4}) == ("episode return (trailing mean over rows: DQN 4)")
+
+
+def test_summarize_definitions_name_the_final_windows_steps_and_the_greedy_episodes():
+    from experiments.seed_runs import summarize
+
+    # 3 seeds, 40 rows of 512 steps; 2 greedy episodes per seed.
+    entry = summarize(fake_runs(3, 40, 512, np.tile(np.arange(40.0), (3, 1))), 3)
+    # The last 5% of 40 rows, rows 39 and 40: the steps from row 38's end to row 40's.
+    definition = entry["final_return"]["definition"]
+    assert "the last 2 of 40 logged rows" in definition
+    assert f"steps {38 * 512}-{40 * 512} per seed" in definition
+    assert entry["final_return"]["per_seed"] == [38.5] * 3
+    assert "mean of 2 episodes per seed" in entry["greedy_return"]["definition"]

@@ -44,3 +44,13 @@ def test_trace_events_name_hlo_instructions_whose_op_names_locate_the_code(tmp_p
     names = {event["name"] for event in tool.thunk_events(tmp_path)}
     traced_ops = [ops[name] for name in names if name in ops]
     assert any(op.endswith("dot_general") for op in traced_ops), traced_ops
+
+
+def test_rows_name_an_op_by_the_last_parts_of_its_op_name():
+    """The docstring's example row, ``transpose(jvp(ActorCritic))/critic_torso/Dense_1/
+    dot_general``: the innermost four scopes, the op itself last."""
+    tool = load_tool()
+    op_name = "jit(train)/while/body/transpose(jvp(ActorCritic))/critic_torso/Dense_1/dot_general"
+    assert tool.short(op_name) == "transpose(jvp(ActorCritic))/critic_torso/Dense_1/dot_general"
+    assert tool.short(op_name, 2) == "Dense_1/dot_general"
+    assert tool.short("jit(f)/add") == "jit(f)/add"  # fewer parts than asked: all of them
