@@ -592,7 +592,7 @@ def test_env_params_changed_by_replace_are_checked_as_make_checks_settings(name,
     make_train(config, env, params.replace(**{k: 1 for k in change}))  # in range: taken
 
 
-def test_a_bsuite_length_changed_by_replace_is_checked_as_make_checks_it():
+def test_a_length_gymnax_divides_by_changed_by_replace_is_checked_as_make_checks_it():
     from jrl.agents.checks import check_env_param_values
     from jrl.envs.registry import SIZE_GYMNAX_SETTINGS
 

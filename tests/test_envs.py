@@ -1063,7 +1063,7 @@ def test_gymnax_override_values_at_the_ends_of_their_ranges_are_taken(name, over
         assert getattr(params, key, None) == value or getattr(env, key) == value
 
 
-def test_a_bsuite_chain_length_or_bandit_horizon_below_one_is_refused():
+def test_a_length_gymnax_divides_by_below_one_is_refused():
     """gymnax divides by them: MemoryChain's memory_length=0 reset to [nan, 0, -1],
     UmbrellaChain's chain_length=0 to [0, 1, nan], and -3 was taken too."""
     from jrl.envs.registry import SIZE_GYMNAX_SETTINGS

@@ -185,7 +185,7 @@ def check_env_param_values(env, env_params) -> None:
     control, a time step, mass, length, limit or threshold <= 0
     (``jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS``: CartPole's ``tau=0`` froze the pole,
     and a random policy scored 500), MountainCar's ends, goal or action range out of
-    order (``ORDERED_GYMNAX_SETTINGS``), and bsuite's chain lengths below 1
+    order (``ORDERED_GYMNAX_SETTINGS``), and lengths gymnax divides by below 1
     (``SIZE_GYMNAX_SETTINGS``). ``jrl.envs.make`` refuses
     these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
     not. Traced fields (params built inside ``jit``) are not read."""

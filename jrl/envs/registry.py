@@ -344,6 +344,7 @@ SIZE_GYMNAX_SETTINGS = {
     "MemoryChain-bsuite": ("memory_length",),
     "UmbrellaChain-bsuite": ("chain_length",),
     "BernoulliBandit-misc": ("t_max",),
+    "Seaquest-MinAtar": ("max_oxygen",),  # its oxygen bar: oxygen * 10 // max_oxygen
 }
 """{env id: fields} of gymnax's ``EnvParams`` ints that must be whole numbers >= 1, as
 ``max_steps_in_episode`` must: each divides an observation or a schedule (``time /
