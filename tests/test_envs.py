@@ -195,6 +195,22 @@ MECHANICS = [
     ("DynaMaze-v0", {}, (5, 8), DOWN, (5, 8), 0.0, False),
     ("DynaMaze-v0", {}, (2, 0), RIGHT, (2, 1), 0.0, False),
     ("DynaMaze-v0", {}, (1, 8), UP, (0, 8), 1.0, True),
+    # Dyna Maze, Figure 8.2: the walls not met above, each from a side it blocks.
+    ("DynaMaze-v0", {}, (1, 1), RIGHT, (1, 1), 0.0, False),  # (1, 2)
+    ("DynaMaze-v0", {}, (3, 1), RIGHT, (3, 1), 0.0, False),  # (3, 2)
+    ("DynaMaze-v0", {}, (4, 2), UP, (4, 2), 0.0, False),  # (3, 2) from below
+    ("DynaMaze-v0", {}, (1, 6), RIGHT, (1, 6), 0.0, False),  # (1, 7)
+    ("DynaMaze-v0", {}, (2, 8), LEFT, (2, 8), 0.0, False),  # (2, 7)
+    ("DynaMaze-v0", {}, (3, 7), RIGHT, (3, 8), 0.0, False),  # row 3 of column 7 is open
+    ("DynaMaze-v0", {}, (4, 6), LEFT, (4, 6), 0.0, False),  # (4, 5) from the right
+    # Blocking and Shortcut mazes (Figures 8.4, 8.5): as the Dyna maze, +1 on reaching
+    # the goal (0, 8) and 0 for every other step, a bump into the wall included.
+    ("BlockingMaze-v0", {}, (0, 7), RIGHT, (0, 8), 1.0, True),
+    ("BlockingMaze-v0", {}, (5, 3), UP, (4, 3), 0.0, False),
+    ("BlockingMaze-v0", {}, (4, 3), UP, (4, 3), 0.0, False),
+    ("ShortcutMaze-v0", {}, (1, 8), UP, (0, 8), 1.0, True),
+    ("ShortcutMaze-v0", {}, (5, 3), RIGHT, (5, 4), 0.0, False),
+    ("ShortcutMaze-v0", {}, (4, 8), UP, (4, 8), 0.0, False),
     # Cat room (TEST_ROOM): r (1,3) rug post, P (5,9) tall post, F (1,6), D (2,7), (5,3).
     ("CatRoom-v0", {"layout": TEST_ROOM}, (1, 3), SCRATCH, (1, 3), 1.0, True),
     ("CatRoom-v0", {"layout": TEST_ROOM}, (5, 9), SCRATCH, (5, 9), 10.0, True),
@@ -577,6 +593,104 @@ def test_the_books_tasks_have_no_time_limit_an_episode_could_reach(name):
     """Sutton & Barto's tasks have none: early Sarsa episodes of the windy world run to
     thousands of steps, and a limit in reach would cut them without a word."""
     assert int(env_of(name)[1].max_steps_in_episode) >= 1_000_000
+
+
+BOOK_TASKS = [
+    "WindyGridworld-v0",
+    "CliffWalking-v0",
+    "DynaMaze-v0",
+    "BlockingMaze-v0",
+    "ShortcutMaze-v0",
+]
+# The book's figures, written out cell by cell (not from jrl's maps): per task the
+# grid's size and, per layout, (start, goal, walls, cliff). Windy Gridworld: Example
+# 6.5's figure; Cliff Walking: Example 6.6's, the cliff all of the bottom row between
+# S and G; Dyna Maze: Figure 8.2; Blocking maze: Figure 8.4, the wall in row 3 over
+# columns 0-7 (gap on the right), then 1-8 (gap on the left); Shortcut maze:
+# Figure 8.5, the wall over columns 1-8, then 1-7 (a second gap on the right).
+BOOK_MAPS = {
+    "WindyGridworld-v0": ((7, 10), [((3, 0), (3, 7), [], [])]),
+    "CliffWalking-v0": ((4, 12), [((3, 0), (3, 11), [], [(3, c) for c in range(1, 11)])]),
+    "DynaMaze-v0": (
+        (6, 9),
+        [((2, 0), (0, 8), [(1, 2), (2, 2), (3, 2), (0, 7), (1, 7), (2, 7), (4, 5)], [])],
+    ),
+    "BlockingMaze-v0": (
+        (6, 9),
+        [
+            ((5, 3), (0, 8), [(3, c) for c in range(0, 8)], []),
+            ((5, 3), (0, 8), [(3, c) for c in range(1, 9)], []),
+        ],
+    ),
+    "ShortcutMaze-v0": (
+        (6, 9),
+        [
+            ((5, 3), (0, 8), [(3, c) for c in range(1, 9)], []),
+            ((5, 3), (0, 8), [(3, c) for c in range(1, 8)], []),
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", BOOK_TASKS)
+def test_the_books_maps_cell_by_cell(name):
+    """Every cell of every layout is the book's: floor, wall, goal or cliff, and the
+    start where the figure puts S (a moved wall that no shortest path notices, a
+    second gap, a start one row off, all show here)."""
+    env, params = env_of(name)
+    shape, layouts = BOOK_MAPS[name]
+    assert (env.height, env.width) == shape and env.num_layouts == len(layouts)
+    names = [cell.name for cell in env.legend]
+    for layout, (start, goal, walls, cliff) in enumerate(layouts):
+        expected = np.full(shape, names.index("floor"))
+        expected[goal] = names.index("goal")
+        for cells, kind in ((walls, "wall"), (cliff, "cliff")):
+            for cell in cells:
+                expected[cell] = names.index(kind)
+        np.testing.assert_array_equal(np.asarray(params.cell_type[layout]), expected)
+        assert divmod(int(params.start[layout]), env.width) == start
+    obs, _ = env.reset(KEY, params)
+    assert divmod(int(obs), env.width) == layouts[0][0]
+
+
+@pytest.mark.parametrize("name", BOOK_TASKS)
+def test_the_books_tasks_are_deterministic(name):
+    """The book's gridworlds have no slip (Examples 6.5, 6.6, 8.1-8.3): the same
+    action from the same cell lands on the same cell whatever the key."""
+    env, params = env_of(name)
+    assert float(params.slip_prob) == 0.0
+    start = divmod(int(params.start[0]), env.width)
+    for action in (UP, RIGHT):
+        landed = {step_from(env, params, *start, action, jax.random.key(k))[0] for k in range(16)}
+        assert len(landed) == 1
+
+
+@pytest.mark.parametrize("name, switch", [("BlockingMaze-v0", 1000), ("ShortcutMaze-v0", 3000)])
+def test_the_changing_mazes_switch_after_the_books_number_of_steps(name, switch):
+    """Figure 8.4: the blocking maze changes after 1000 time steps; Figure 8.5: the
+    shortcut maze after 3000. With one-step episodes (left from the start ends none)
+    each step begins an episode: the one begun after ``switch - 1`` steps is played in
+    the first layout, the one begun after ``switch`` steps in the second."""
+    env, params = env_of(name, max_steps_in_episode=1)
+    _, state = env.reset(KEY, params)
+    state = state.replace(total_steps=jnp.int32(switch - 2), episode=jnp.int32(switch - 2))
+    seen = []
+    for _ in range(3):
+        _, state, *_ = env.step(KEY, state, LEFT, params)
+        seen.append((int(state.total_steps), int(state.layout)))
+    assert seen == [(switch - 1, 0), (switch, 1), (switch + 1, 1)]
+    # Counted in steps, not episodes: with seven-step episodes the first begun at or
+    # after ``switch`` steps, at step 7 * ceil(switch / 7), is episode ceil(switch / 7)
+    # (143 or 429), far fewer than ``switch`` episodes, and is in the second layout.
+    env, params = env_of(name, max_steps_in_episode=7)
+    begins = -(-switch // 7) * 7  # 1001 for 1000, 3003 for 3000
+    _, state = env.reset(KEY, params)
+    state = state.replace(total_steps=jnp.int32(begins - 7), episode=jnp.int32(begins // 7 - 1))
+    layouts = []
+    for _ in range(7):
+        _, state, *_ = env.step(KEY, state, LEFT, params)
+        layouts.append(int(state.layout))
+    assert layouts == [0] * 6 + [1] and int(state.episode) == begins // 7 < switch
 
 
 # ------------------------------------------------------------------- grid observation
