@@ -9,6 +9,7 @@ default ``max_steps_in_episode`` is far above any episode they produce.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Literal
 
@@ -140,9 +141,7 @@ def cliff_walking(
     layout: str = CLIFF_LAYOUT,
 ):
     """Example 6.6: 4x12; the cliff gives -100 and returns the agent to the start."""
-    cliff = CellType(
-        "C", "cliff", CLIFF.color, enter_reward=cliff_reward, enter_effect=RETURN_TO_START
-    )
+    cliff = dataclasses.replace(CLIFF, enter_reward=cliff_reward)
     return _make(
         "CliffWalking-v0",
         [layout],
