@@ -125,7 +125,7 @@ class PPOHParams(NamedTuple):
     ratio (and value) clipping range. ent_coef, vf_coef: entropy bonus and value loss
     weights. max_grad_norm: global gradient-norm clip. reward_scale: the agent learns
     from ``reward_scale * r`` (a fixed stand-in for reward normalisation: it keeps the
-    value targets of tasks such as Pendulum, -16 <= r <= 0, near unit scale); the
+    value targets of tasks such as Pendulum, -16.27 <= r <= 0, near unit scale); the
     episode returns in the metrics are always of the unscaled reward.
     """
 

@@ -222,7 +222,8 @@ def check_config_hparams(hparams: TabularHParams, config: TabularConfig) -> None
     """Reject hyperparameters ``config`` would misread: an ``algorithm`` index past
     ``config.algorithm``'s names (the compiled program would clamp it and run the last
     one), and an epsilon-greedy rate of 0 under the exponential schedule (it
-    interpolates the logs of its ends: 0 gives NaN)."""
+    interpolates the logs of its ends: an epsilon of 0 gives NaN from step 1 on, an
+    epsilon_end of 0 drops the rate to 0 at step 1 instead of decaying to it)."""
     which, names = np.asarray(hparams.algorithm), config.algorithms
     if np.any(which >= len(names)):
         raise ValueError(
