@@ -83,6 +83,8 @@ def test_replay_refuses_a_batch_it_would_store_wrongly():
     flags = buffer_init({"done": jnp.bool_(False)}, capacity=2)
     with pytest.raises(ValueError, match="the buffer holds bool, and int32"):
         buffer_add(flags, {"done": jnp.array([0, 2])})
+    with pytest.raises(ValueError, match="the buffer holds float32, and complex64"):
+        buffer_add(buffer_init(0.0, 4), jnp.array([1 + 2j, 3j], jnp.complex64))  # was [1, 0]
     # Casts that keep the values' kind still go through (int actions into float slots).
     floats = buffer_add(buffer_init({"obs": jnp.zeros(4), "reward": 0.0}, 8), {
         "obs": jnp.ones((2, 4), jnp.int32), "reward": rewards

@@ -60,8 +60,9 @@ def buffer_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
     ``position <- (position + B) mod capacity`` and ``size <- min(size + B, capacity)``.
     The batch must have the buffer's structure, each leaf its stored shape after the
     batch axis, and a dtype that casts to the stored one without losing its kind (no
-    float into an int or bool slot): ValueError naming the leaf otherwise (a wrong
-    shape was broadcast into the slots; a float reward truncated by an int slot).
+    float into an int or bool slot, no complex into a real one): ValueError naming the
+    leaf otherwise (a wrong shape was broadcast into the slots; a float reward truncated
+    by an int slot).
     """
     capacity = buffer.capacity
     if jax.tree.structure(batch) != jax.tree.structure(buffer.data):
@@ -81,7 +82,10 @@ def buffer_add(buffer: ReplayBuffer, batch: Any) -> ReplayBuffer:
         cuts_fraction = jnp.issubdtype(given, jnp.inexact) and not jnp.issubdtype(
             stored, jnp.inexact
         )
-        if cuts_fraction or (stored == jnp.bool_ and given != jnp.bool_):
+        cuts_imaginary = jnp.issubdtype(given, jnp.complexfloating) and not jnp.issubdtype(
+            stored, jnp.complexfloating
+        )
+        if cuts_fraction or cuts_imaginary or (stored == jnp.bool_ and given != jnp.bool_):
             raise ValueError(
                 f"{name}: the buffer holds {stored}, and {given} values would be cut to it "
                 "(make the example passed to buffer_init of the values' dtype, e.g. 0.0 "
