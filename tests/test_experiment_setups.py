@@ -27,6 +27,19 @@ class Trained(Exception):
     """Raised in place of training."""
 
 
+def make_train_recording(made: list):
+    """A make_train that records (algorithm, num_episodes) of each config it is given,
+    and raises Trained at the second (a script's two methods) instead of training."""
+
+    def recording_make_train(config, env, params):
+        made.append((config.algorithm, config.num_episodes))
+        if len(made) == 2:
+            raise Trained
+        return lambda key, hparams: None
+
+    return recording_make_train
+
+
 # ------------------------------------------------ 2. CartPole is PureJaxRL's configuration
 def test_cartpole_setups_are_purejaxrls_default_configurations():
     """The module docstring and README: PureJaxRL's ppo.py and dqn.py for CartPole-v1."""
@@ -207,13 +220,7 @@ def test_windy_gridworld_converged_path_is_q_learnings(monkeypatch):
     """The docstring: Sarsa for 8000 steps, then the converged greedy path Q-learning's
     after 500 episodes."""
     made = []
-
-    def recording_make_train(config, env, params):
-        made.append((config.algorithm, config.num_episodes))
-        if len(made) == 2:
-            raise Trained
-        return lambda key, hparams: None
-
+    recording_make_train = make_train_recording(made)
     monkeypatch.setattr(windy_gridworld, "make_train", recording_make_train)
     monkeypatch.setattr(windy_gridworld, "run_sweep", lambda *a, **k: (None, None))
     with pytest.raises(Trained):
@@ -236,13 +243,7 @@ def test_textbook_scripts_explore_and_plan_as_the_reference_says():
 
 def test_cliff_walking_trains_each_method_for_the_episodes_asked(monkeypatch):
     made = []
-
-    def recording_make_train(config, env, params):
-        made.append((config.algorithm, config.num_episodes))
-        if len(made) == 2:
-            raise Trained
-        return lambda key, hparams: None
-
+    recording_make_train = make_train_recording(made)
     state = SimpleNamespace(q_values=np.zeros((1, 1, 48, 4)))  # 4 x 12 cells, 4 actions
     metrics = SimpleNamespace(episode_returns=np.zeros((1, 1, 120)))
     monkeypatch.setattr(cliff_walking, "make_train", recording_make_train)
