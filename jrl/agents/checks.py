@@ -204,13 +204,12 @@ def check_env_param_values(env, env_params) -> None:
         if number.dtype.kind not in "biuf":
             continue
         problem = None
-        if field.name in SIZE_GYMNAX_SETTINGS.get(name, ()) and (
+        not_a_count = (
             number.dtype.kind == "b" or np.any(number < 1) or np.any(number != np.round(number))
-        ):
+        )
+        if field.name in SIZE_GYMNAX_SETTINGS.get(name, ()) and not_a_count:
             problem = "a length must be a whole number >= 1 (gymnax divides by it)"
-        elif field.name == "max_steps_in_episode" and (
-            number.dtype.kind == "b" or np.any(number < 1) or np.any(number != np.round(number))
-        ):
+        elif field.name == "max_steps_in_episode" and not_a_count:
             problem = "a time limit must be a whole number >= 1"
         elif field.name.endswith(("_prob", "_probs")) and not np.all((number >= 0) & (number <= 1)):
             problem = "a probability must be in [0, 1]"
