@@ -261,6 +261,35 @@ def test_iqm_curves_pool_runs_and_tasks_as_aggregate_does():
     assert aggregate.point["a"][aggregate.metrics.index("IQM")] == pytest.approx(8.75)
 
 
+def test_iqm_and_its_intervals_are_rliables_to_the_bit():
+    """jrl's IQM skips scipy's checks (the bootstrap's cost); its numbers are rliable's
+    aggregate_iqm (scipy.stats.trim_mean) exactly, at every count of runs x tasks (each
+    cut floor(n / 4)), in the point and in every resample's interval."""
+    import scipy.stats
+    from rliable import library, metrics
+
+    rng = np.random.default_rng(0)
+    for runs, tasks in [(1, 1), (2, 1), (3, 1), (4, 1), (5, 1), (7, 1), (3, 2), (5, 3), (9, 4)]:
+        scores = rng.normal(size=(runs, tasks)) * 10.0 ** rng.integers(-3, 4, size=(runs, tasks))
+        ours = stats.aggregate({"a": scores}, reps=REPS, seed=3, gamma=None)
+        column = ours.metrics.index("IQM")
+        assert ours.point["a"][column] == metrics.aggregate_iqm(scores), (runs, tasks)
+        if runs > 1 and (tasks > 1 or runs >= reporting.MIN_SEEDS_FOR_INTERVAL):
+            # rliable resamples from NumPy's global generator, as jrl.stats seeds it
+            state = np.random.get_state()  # noqa: NPY002
+            np.random.seed(3)  # noqa: NPY002
+            _, theirs = library.get_interval_estimates(
+                {"a": scores}, lambda v: np.array([metrics.aggregate_iqm(v)]), reps=REPS
+            )
+            np.random.set_state(state)  # noqa: NPY002
+            np.testing.assert_array_equal(ours.interval["a"][:, column], theirs["a"][:, 0])
+        curves = np.stack([scores, -scores, scores**2], axis=-1)
+        # every step's IQM in one call along the first axis, as trim_mean(x, 0.25) does
+        expected = scipy.stats.trim_mean(curves.reshape(-1, 3), 0.25)
+        np.testing.assert_allclose(expected, [metrics.aggregate_iqm(c) for c in curves.T])
+        np.testing.assert_array_equal(stats.iqm_curves({"a": curves}, reps=2).point["a"], expected)
+
+
 def test_default_taus_span_every_algorithms_scores():
     scores = {"a": np.array([[2.0], [3.0]]), "b": np.array([[-1.0], [5.0]])}
     profiles = stats.performance_profiles(scores, reps=20)
