@@ -620,10 +620,34 @@ def test_classic_control_physics_changed_by_replace_are_checked_as_make_checks_t
                 with pytest.raises(ValueError, match=f"{name}'s env_params.{key} is {value}: "
                                    f"{kind} must be > 0"):  # fmt: skip
                     check_env_param_values(env, params.replace(**{key: value}))
-            check_env_param_values(env, params.replace(**{key: 0.5}))
+            check_env_param_values(env, make(name, **{key: 0.5})[1])
     env, params = make("CartPole-v1")
     with pytest.raises(ValueError, match="CartPole-v1's env_params.tau is 0.0: a time step"):
         ppo.make_train(PPO_CONFIG, env, params.replace(tau=0.0))
+
+
+def test_cartpole_masses_replaced_without_the_fields_gymnax_reads_are_refused():
+    """gymnax's CartPole reads total_mass and polemass_length, computed from masscart,
+    masspole and length only in its defaults: params.replace(masscart=2.0) ran every
+    seed of a sweep over masscart as the default cart. Refused while the field read kept
+    its default; taken with it replaced too, as make builds it, or set on its own."""
+    from jrl.agents.checks import check_env_param_values
+
+    env, params = make("CartPole-v1")
+    for change, stale in [
+        ({"masscart": 2.0}, r"masscart changed but total_mass is still its default 1.1"),
+        ({"length": 1.0}, r"length changed but polemass_length is still its default 0.05"),
+        ({"masspole": 0.2}, r"masspole changed but total_mass"),
+        ({"masspole": 0.2, "total_mass": 1.2}, r"masspole changed but polemass_length"),
+    ]:
+        with pytest.raises(ValueError, match=f"CartPole-v1's env_params: {stale}"):
+            check_env_param_values(env, params.replace(**change))
+    with pytest.raises(ValueError, match=r"total_mass too \(total_mass=3.1"):
+        ppo.make_train(PPO_CONFIG, env, params.replace(masscart=3.0))
+    check_env_param_values(env, params.replace(masscart=2.0, total_mass=2.1))
+    check_env_param_values(env, make("CartPole-v1", masscart=2.0, length=1.0)[1])
+    check_env_param_values(env, params.replace(total_mass=5.0))  # the field itself
+    check_env_param_values(env, make("CartPole-v1", total_mass=5.0, masscart=2.0)[1])
 
 
 def test_mountain_car_fields_out_of_order_by_replace_are_checked_as_make_checks_them():

@@ -22,7 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 from gymnax.environments import environment
 
-from jrl.envs.registry import POSITIVE_GYMNAX_SETTINGS, SIZE_GYMNAX_SETTINGS, order_problem
+from jrl.envs.registry import (
+    POSITIVE_GYMNAX_SETTINGS,
+    SIZE_GYMNAX_SETTINGS,
+    order_problem,
+    stale_derived_problem,
+)
 
 
 class Ignored(NamedTuple):
@@ -185,8 +190,10 @@ def check_env_param_values(env, env_params) -> None:
     control, a time step, mass, length, limit or threshold <= 0
     (``jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS``: CartPole's ``tau=0`` froze the pole,
     and a random policy scored 500), MountainCar's ends, goal or action range out of
-    order (``ORDERED_GYMNAX_SETTINGS``), and lengths gymnax divides by below 1
-    (``SIZE_GYMNAX_SETTINGS``). ``jrl.envs.make`` refuses
+    order (``ORDERED_GYMNAX_SETTINGS``), lengths gymnax divides by below 1
+    (``SIZE_GYMNAX_SETTINGS``), and CartPole's masses or length replaced while the
+    ``total_mass`` or ``polemass_length`` gymnax reads in their place kept its default
+    (``DERIVED_GYMNAX_SETTINGS``: the change did nothing). ``jrl.envs.make`` refuses
     these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
     not. Traced fields (params built inside ``jit``) are not read."""
     if not dataclasses.is_dataclass(env_params):
@@ -227,7 +234,9 @@ def check_env_param_values(env, env_params) -> None:
         value = getattr(env_params, field, None)
         return None if isinstance(value, jax.core.Tracer) else value
 
-    problem = order_problem(name, concrete)
+    problem = order_problem(name, concrete) or stale_derived_problem(
+        name, concrete, getattr(env, "default_params", None)
+    )
     if problem is not None:
         raise ValueError(
             f"{name}'s env_params: {problem} (jrl.envs.make checks the settings it is "

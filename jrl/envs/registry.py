@@ -264,7 +264,7 @@ UNREAD_GYMNAX_SETTINGS = {
 }
 """Fields of gymnax 1.0's EnvParams that its environments never read, refused as
 overrides (CartPole's ``masscart``, read only through ``total_mass``, jrl recomputes:
-:func:`_derived`)."""
+:data:`DERIVED_GYMNAX_SETTINGS`)."""
 
 
 _TIME_STEP, _MASS, _LENGTH = "a time step", "a mass", "a length"
@@ -448,19 +448,56 @@ def _gymnax_value(env_name: str, key: str, default, value):
     return jnp.asarray(number, dtype) if shape else float(value)
 
 
+DERIVED_GYMNAX_SETTINGS = {
+    "CartPole-v1": {"total_mass": "masscart + masspole", "polemass_length": "masspole * length"},
+}
+"""{env id: {field: "part + part" or "part * part"}}: fields gymnax computes from others
+only when it builds its defaults, and reads in their place (CartPole's step uses
+``total_mass``, never ``masscart``). ``make`` recomputes such a field after an override
+of a part unless it is given too (:func:`_derived`); the agents refuse params whose
+part was replaced while the field kept its default (:func:`stale_derived_problem`): a
+``params.replace(masscart=...)`` changed nothing."""
+
+
+def _parts(formula: str) -> tuple[str, str]:
+    first, _, second = formula.split()
+    return first, second
+
+
+def _evaluate(formula: str, value: Callable[[str], Any]):
+    first, operator, second = formula.split()
+    return value(first) + value(second) if operator == "+" else value(first) * value(second)
+
+
 def _derived(env_name: str, params, values: dict) -> dict:
-    """Fields gymnax computes from others only when it builds its defaults: CartPole's
-    ``total_mass`` (masscart + masspole) and ``polemass_length`` (masspole * length),
-    recomputed after an override of their parts unless they are given too."""
-    if env_name != "CartPole-v1":
-        return {}
-    masscart = values.get("masscart", params.masscart)
-    masspole = values.get("masspole", params.masspole)
-    length = values.get("length", params.length)
-    derived = {"total_mass": masscart + masspole, "polemass_length": masspole * length}
-    parts = {"total_mass": ("masscart", "masspole"), "polemass_length": ("masspole", "length")}
+    """:data:`DERIVED_GYMNAX_SETTINGS` recomputed after an override of their parts
+    (``values``) unless they are given too."""
     return {
-        key: value
-        for key, value in derived.items()
-        if key not in values and any(part in values for part in parts[key])
+        key: _evaluate(formula, lambda part: values.get(part, getattr(params, part)))
+        for key, formula in DERIVED_GYMNAX_SETTINGS.get(env_name, {}).items()
+        if key not in values and any(part in values for part in _parts(formula))
     }
+
+
+def stale_derived_problem(env_name: str, values: Callable[[str], Any], defaults) -> str | None:
+    """What is stale in ``env_name``'s params, given each field's value by
+    ``values(field)`` (None where it is not known, as a traced field) and gymnax's
+    ``defaults``: a :data:`DERIVED_GYMNAX_SETTINGS` field left at its default while its
+    parts were changed (``params.replace(masscart=2.0)``, which gymnax ignores), or None."""
+    for key, formula in DERIVED_GYMNAX_SETTINGS.get(env_name, {}).items():
+        fields = (key, *_parts(formula))
+        if any(values(field) is None or not hasattr(defaults, field) for field in fields):
+            continue
+        number = {field: np.asarray(values(field), np.float64) for field in fields}
+        default = {field: np.asarray(getattr(defaults, field), np.float64) for field in fields}
+        expected = _evaluate(formula, number.get)
+        if np.array_equal(number[key], default[key]) and not np.allclose(number[key], expected):
+            changed = [p for p in fields[1:] if not np.array_equal(number[p], default[p])]
+            return (
+                f"{' and '.join(changed)} changed but {key} is still its default "
+                f"{default[key]}: gymnax computes {key} = {formula} only for its defaults and "
+                f"reads {key} in their place, so the change did nothing; replace {key} too "
+                f"({key}={expected}) or make the environment with jrl.envs.make("
+                f"'{env_name}', {changed[0]}=...), which recomputes it"
+            )
+    return None
