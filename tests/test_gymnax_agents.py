@@ -1,16 +1,19 @@
 """The neural agents on gymnax environments beyond CartPole and Pendulum (which their
-learning tests cover): Acrobot-v1 with the MLP, every MinAtar game with the CNN on its
-(10, 10, C) grid (PPO; DQN on the games with the fewest and the most channels and
-actions; REINFORCE, whose network is PPO's, on Breakout). A few
-updates each, two vmapped seeds: the run compiles for the environment's observation and
-action shapes, its numbers are finite, learning moves the parameters, and the logged
-returns are ones the environment can give."""
+learning tests cover): Acrobot-v1 with the MLP, and the CNN on the (10, 10, C) grids of
+the MinAtar games with the fewest and the most channels and actions (Breakout: 4 and
+3; Seaquest: 10 and 6) — PPO and DQN on both, REINFORCE (whose network is PPO's) on
+Breakout. A few updates each, two vmapped seeds: the run compiles for the environment's
+observation and action shapes, its numbers are finite, learning moves the parameters,
+and the logged returns are ones the environment can give. The other MinAtar games
+(their shapes in between) are played by a random policy: a PPO run on one compiled in
+25 s, the game's step 6 s of it."""
 
 import jax
 import numpy as np
 import pytest
 
 from jrl.agents import dqn, ppo, reinforce
+from jrl.agents.evaluation import random_policy_returns
 from jrl.envs import make
 from jrl.sweep import run_sweep, stack_grid
 
@@ -49,8 +52,9 @@ def assert_ran_and_learned(initial, state, metrics, losses, low, high):
     assert ((ended >= low) & (ended <= high)).all(), ended
 
 
+AGENTS_MINATAR = ["Breakout-MinAtar", "Seaquest-MinAtar"]
 POLICY_GRADIENT = [
-    *[(ppo, ppo.PPOConfig, ppo.PPOHParams, name) for name in ("Acrobot-v1", *MINATAR)],
+    *[(ppo, ppo.PPOConfig, ppo.PPOHParams, name) for name in ("Acrobot-v1", *AGENTS_MINATAR)],
     *[
         (reinforce, reinforce.ReinforceConfig, reinforce.ReinforceHParams, name)
         for name in ("Acrobot-v1", "Breakout-MinAtar")
@@ -83,9 +87,7 @@ def test_ppo_and_reinforce_run_on_gymnax_envs(module, config_class, hparams_clas
         assert np.isfinite(np.asarray(metrics.episode_return)[:, -1]).all()  # ended by now
 
 
-# DQN's CNN at the fewest and the most channels and actions (Breakout: 4 channels, 3
-# actions; Seaquest: 10 and 6); PPO above compiles every game's step and reset.
-@pytest.mark.parametrize("env_name", ["Acrobot-v1", "Breakout-MinAtar", "Seaquest-MinAtar"])
+@pytest.mark.parametrize("env_name", ["Acrobot-v1", *AGENTS_MINATAR])
 def test_dqn_runs_on_gymnax_envs(env_name):
     minatar = env_name in MINATAR
     config = dqn.DQNConfig(
@@ -109,3 +111,19 @@ def test_dqn_runs_on_gymnax_envs(env_name):
     loss = np.asarray(metrics.loss)[:, 1:]  # the first chunk takes no gradient step
     assert np.isfinite(loss).all()
     assert_ran_and_learned(initial, state, metrics, ("q_value",), low, high)
+
+
+@pytest.mark.parametrize(
+    "env_name, channels, actions",
+    [("Asterix-MinAtar", 4, 5), ("Freeway-MinAtar", 7, 3), ("SpaceInvaders-MinAtar", 6, 4)],
+)
+def test_the_other_minatar_games_give_their_grid_and_play(env_name, channels, actions):
+    assert env_name in MINATAR and env_name not in AGENTS_MINATAR
+    env, params = make(env_name)
+    assert env.observation_space(params).shape == (10, 10, channels)
+    assert env.action_space(params).n == actions
+    observation, _ = jax.eval_shape(env.reset, jax.random.key(0), params)
+    assert observation.shape == (10, 10, channels)
+    keys = jax.random.split(jax.random.key(0), 2)
+    returns = np.asarray(random_policy_returns(keys, env, params, 300))
+    assert np.isfinite(returns).all() and (returns >= 0).all(), returns  # points, never lost
