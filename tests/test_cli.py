@@ -151,8 +151,8 @@ def test_train_eval_render_plot_a_cat(tmp_path, capsys):
     table = (run / "eval" / "aggregates.md").read_text()
     assert "IQM" in table and "Optimality gap" not in table  # raw returns have no target
     assert (run / "eval" / "performance_profiles.png").stat().st_size > 0
-    done = jrl("eval", run, "--episodes", "4", "--sampled", "--epsilon", "1.0")
-    assert done.returncode == 0, done.stderr
+    # (in this process: `jrl eval` as its own process is tested above)
+    assert cli.main(["eval", str(run), "--episodes", "4", "--sampled", "--epsilon", "1.0"]) == 0
     sampled = json.loads((run / "eval.json").read_text())
     assert sampled["policy"].startswith("sampled")
     # A uniformly random cat rarely walks the whole way to the tall post.
@@ -190,26 +190,17 @@ def test_train_eval_render_plot_a_cat(tmp_path, capsys):
     record = json.loads((run / "checkpoints" / "latest.json").read_text())
     record["info"]["run_status"] = "interrupted"
     (run / "checkpoints" / "latest.json").write_text(json.dumps(record))
-    done = jrl("eval", run, "--episodes", "1")
-    assert done.returncode == 0, done.stderr
-    assert f"{run} is interrupted: evaluated its checkpoint after" in done.stderr
+    capsys.readouterr()
+    assert cli.main(["eval", str(run), "--episodes", "1"]) == 0
+    assert f"{run} is interrupted: evaluated its checkpoint after" in capsys.readouterr().err
 
 
 def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path, capsys):
-    done = jrl(
-        "sweep",
-        "tabular",
-        "--env",
-        "CliffWalking-v0",
-        "--out",
-        tmp_path / "s",
-        "--grid",
-        "alpha=0.1,0.5",
-        "--config.num-episodes",
-        "20",
-        "--no-progress",
-    )
-    assert done.returncode == 0, done.stderr
+    # In this process (`jrl sweep` and `jrl render` as processes of their own:
+    # test_eval_pools_runs_as_tasks, test_train_eval_render_plot_a_cat).
+    sweep = ["sweep", "tabular", "--env", "CliffWalking-v0", "--out", str(tmp_path / "s")]
+    options = ["--grid", "alpha=0.1,0.5", "--config.num-episodes", "20", "--no-progress"]
+    assert cli.main([*sweep, *options]) == 0
     grid = json.loads((tmp_path / "s" / "summary.json").read_text())["grid"]
     assert [point["hparams"] for point in grid] == [{"alpha": 0.1}, {"alpha": 0.5}]
     said = refused(
@@ -218,10 +209,11 @@ def test_sweep_runs_a_grid_and_rejects_static_settings(tmp_path, capsys):
     assert "num_episodes: not a sweepable hyperparameter (a static setting" in said
 
     # A random episode of a run is played on the run's environment, not --env's default.
-    done = jrl("render", tmp_path / "s", "--random", "--out", tmp_path / "s.gif")
-    assert done.returncode == 0, done.stderr
-    done = jrl("render", "--random", "--env", "CliffWalking-v0", "--out", tmp_path / "c.gif")
-    assert done.returncode == 0, done.stderr
+    assert (
+        cli.main(["render", str(tmp_path / "s"), "--random", "--out", str(tmp_path / "s.gif")]) == 0
+    )
+    random_cliff = ["render", "--random", "--env", "CliffWalking-v0"]
+    assert cli.main([*random_cliff, "--out", str(tmp_path / "c.gif")]) == 0
     frame_shape = iio.imread(tmp_path / "c.gif", index=0).shape
     assert iio.imread(tmp_path / "s.gif", index=0).shape == frame_shape
 
