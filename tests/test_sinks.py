@@ -369,7 +369,7 @@ def test_jrl_train_resume_feeds_the_sinks_the_rows_after_the_checkpoint(tmp_path
     assert logged == pytest.approx(expected)
 
 
-def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
+def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline, capsys):
     """`jrl train --sinks tensorboard wandb`: both get, per grid point and environment
     step, the mean over seeds of the metric rows the run writes to metrics.jsonl."""
     run = tmp_path / "run"
@@ -418,15 +418,15 @@ def test_jrl_train_feeds_tensorboard_and_wandb(tmp_path, wandb_offline):
     assert len(files) == 2 and {Path(f).name for f in files} == {f"run-{run_id}.wandb"}
 
     # Refused runs start no W&B run: a resume while another process holds the run, and
-    # a new run aimed at this directory.
+    # a new run aimed at this directory (in this process, whose environment is W&B's
+    # offline one too: a subprocess spent its seconds importing JAX).
+    from jrl.cli import main
+
     def refused(*argv):
-        done = subprocess.run(
-            [sys.executable, "-m", "jrl.cli", *argv, "--no-progress"],
-            capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
-        )  # fmt: skip
-        assert done.returncode == 2, done.stderr
+        capsys.readouterr()
+        assert main([*argv, "--no-progress"]) == 2
         assert len(glob.glob(str(run / "wandb" / "offline-run-*"))) == 2
-        return done.stderr
+        return capsys.readouterr().err
 
     with open(run / ".lock", "a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as a running jrl process does
