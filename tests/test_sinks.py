@@ -318,6 +318,7 @@ def test_jrl_train_resume_feeds_the_sinks_the_rows_after_the_checkpoint(tmp_path
     """A run stopped after its first chunk, then `jrl train --resume`: TensorBoard and W&B
     hold every row of metrics.jsonl once, the resumed TensorBoard writer's purge marker
     at the first step it wrote."""
+    from jrl.cli import main
     from jrl.run_dir import read_rows
     from jrl.sinks import make_sinks
     from jrl.training import RunSpec, train
@@ -340,11 +341,8 @@ def test_jrl_train_resume_feeds_the_sinks_the_rows_after_the_checkpoint(tmp_path
     )
     assert stopped["status"] == "stopped"
     first_chunk = max(row["timesteps"] for row in read_rows(run / "metrics.jsonl"))
-    done = subprocess.run(
-        [sys.executable, "-m", "jrl.cli", "train", "--resume", str(run), "--no-progress"],
-        capture_output=True, text=True, timeout=300, env={**os.environ, **wandb_offline},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
+    # (in this process; test_jrl_train_feeds_tensorboard_and_wandb resumes in a new one)
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0
     rows = read_rows(run / "metrics.jsonl")
     step_of = {}  # update -> the most steps a seed took by its end: the sinks' x value
     for row in rows:
