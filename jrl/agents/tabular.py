@@ -21,7 +21,7 @@ On a time-out s' is ``info["final_observation"]`` and the target bootstraps from
 on termination it bootstraps from zero. Dyna-Q (section 8.2) adds, after each real
 step, ``planning_steps`` Q-learning updates on transitions from a learned
 deterministic model, each on a state drawn uniformly from those observed so far and an
-action drawn uniformly from those taken there (the book's tabular Dyna-Q, figure 8.1).
+action drawn uniformly from those taken there (the book's "Tabular Dyna-Q" box).
 Dyna-Q+ (section 8.3) plans over every action of every visited state (untried ones
 modelled as staying put with reward 0) and adds the bonus ``kappa * sqrt(tau)``, tau
 being the number of real steps since the pair was last tried.
