@@ -666,12 +666,17 @@ def test_a_resume_under_other_xla_flags_or_versions_says_its_numbers_may_differ(
     assert len(json.loads((run_dir / "meta.json").read_text())["resumes"]) == 3
 
 
+# A tabular run that ends by itself inside its first chunk (updates_run < 400); one
+# program, compiled once for the tests that use it.
+ENDS_IN_ITS_FIRST_CHUNK = RunSpec(
+    agent="tabular", env="CliffWalking-v0", config={"num_episodes": 20}, chunk_size=400
+)
+
+
 def test_summary_counts_the_updates_tabular_runs_took_not_their_whole_chunk(tmp_path):
     """Tabular runs end by themselves inside a chunk: CliffWalking's 50 episodes took 166
     updates of a 1000-update chunk, and summary.json and jrl train said 1000."""
-    spec = RunSpec(
-        agent="tabular", env="CliffWalking-v0", config={"num_episodes": 20}, chunk_size=400
-    )
+    spec = ENDS_IN_ITS_FIRST_CHUNK
     summary = train(spec, tmp_path / "run", progress=False, max_chunks=1)
     last = max(row["update"] for row in read_rows(tmp_path / "run" / "metrics.jsonl"))
     assert summary["status"] == "complete" and summary["updates_done"] == 400
@@ -793,10 +798,12 @@ def test_a_signal_stops_a_python_loop_of_runs_after_the_checkpoint(tmp_path):
     again = pickle.loads(pickle.dumps(stopped.value))  # as a worker process hands it back
     assert (again.summary, again.signal) == (stopped.value.summary, signal.SIGTERM)
     # A signal during the last chunk: the run is complete, and the loop stops all the same.
-    one_chunk = dataclasses.replace(SPECS["tabular"], chunk_size=10_000)
+    # (A run that ends in its first chunk, whose program another test compiled already.)
+    one_chunk = ENDS_IN_ITS_FIRST_CHUNK
     with pytest.raises(training.RunInterrupted) as stopped:
         train(one_chunk, tmp_path / "one", progress=False, sinks=[SignalAtFirstRows(signal.SIGINT)])
     assert stopped.value.summary["status"] == "complete"
+    assert stopped.value.summary["updates_done"] == one_chunk.chunk_size  # its only chunk
     assert train(SPECS["tabular"], run_dir, resume=True, progress=False)["status"] == "complete"
 
 
