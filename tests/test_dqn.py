@@ -6,6 +6,7 @@ is a silent hang, not an error.
 """
 
 import dataclasses
+import functools
 import re
 
 import jax
@@ -138,25 +139,18 @@ def test_dqn_target_rejects_mismatched_shapes():
         dqn_target(REWARD, TERMINATED, NEXT_Q_TARGET, 0.5, NEXT_Q_ONLINE[:, :1])
 
 
-def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bool, record=None):
-    """One chunk of DQN written out step by step from Mnih et al. 2015 (van Hasselt et
-    al. 2016 for the double target), on the chunk's own noise: a Python list as the
-    replay ring, epsilon-greedy acting, Huber loss, clip + Adam, then the target moved
-    every ``target_update_frequency`` steps by Polyak's tau (or copied). -> (params,
-    target_params); each gradient step's (loss, mean Q(s, a)) appended to ``record``."""
-    env, env_params = make("CartPole-v1", max_steps_in_episode=3)
-    # Each piece compiled on its own (eagerly, op by op, the test took a minute and a half).
+@functools.cache
+def _reference_pieces(agent, config, hparams):
+    """The compiled pieces of :func:`_reference_chunk`, each on its own (run eagerly, op
+    by op, the test took a minute and a half), compiled once for all of a test's chunks:
+    -> (env step over envs, network apply, epsilon-greedy over envs, gradient step)."""
+    env, _ = make("CartPole-v1", max_steps_in_episode=3)
     step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
-    apply = jax.jit(agent.network.apply)
-    noise = draw_chunk_noise(jax.random.fold_in(state.key, 0), config, state.buffer.size)
+    act = jax.jit(jax.vmap(epsilon_greedy_from_uniforms, in_axes=(0, 0, None)))  # tested alone
     optimizer = optax.chain(
         optax.clip_by_global_norm(hparams.max_grad_norm), optax.adam(hparams.lr)
     )
-    params, target, opt_state = state.params, state.target_params, state.opt_state
-    ring, obs, env_state, t = [], state.obs, state.env_state, 0
     rows = jnp.arange(config.batch_size)
-    act = jax.jit(jax.vmap(epsilon_greedy_from_uniforms, in_axes=(0, 0, None)))  # tested alone
-    duration = hparams.epsilon_decay_fraction * config.steps_run
 
     def huber(error, delta):
         small = jnp.abs(error) <= delta
@@ -171,6 +165,23 @@ def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bo
         measured, grads = jax.value_and_grad(loss, has_aux=True)(params)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, measured
+
+    return step, jax.jit(agent.network.apply), act, gradient_step
+
+
+def _reference_chunk(agent, config, hparams, state, double_dqn: bool, polyak: bool, record=None):
+    """One chunk of DQN written out step by step from Mnih et al. 2015 (van Hasselt et
+    al. 2016 for the double target), on the chunk's own noise: a Python list as the
+    replay ring, epsilon-greedy acting, Huber loss, clip + Adam, then the target moved
+    every ``target_update_frequency`` steps by Polyak's tau (or copied). -> (params,
+    target_params); each gradient step's (loss, mean Q(s, a)) appended to ``record``."""
+    env, env_params = make("CartPole-v1", max_steps_in_episode=3)
+    step, apply, act, gradient_step = _reference_pieces(agent, config, hparams)
+    noise = draw_chunk_noise(jax.random.fold_in(state.key, 0), config, state.buffer.size)
+    params, target, opt_state = state.params, state.target_params, state.opt_state
+    ring, obs, env_state, t = [], state.obs, state.env_state, 0
+    rows = jnp.arange(config.batch_size)
+    duration = hparams.epsilon_decay_fraction * config.steps_run
 
     for i in range(config.iterations_per_chunk):
         for v in range(config.vector_steps_per_iteration):
