@@ -50,7 +50,7 @@ SPECS = {
     "tabular": RunSpec(
         agent="tabular",
         env="CliffWalking-v0",
-        config={"num_episodes": 150, "steps_per_iteration": 16},
+        config={"num_episodes": 150, "steps_per_iteration": 32},
         hparams=({"alpha": 0.5}, {"alpha": 0.1}),
         num_seeds=2,
         chunk_size=10,
@@ -626,13 +626,15 @@ def test_progress_bar_of_tabular_runs_counts_the_steps_they_took(reference, tmp_
 
     make_bar = training._progress
     monkeypatch.setattr(training, "_progress", kept)
-    summary = train(SPECS["tabular"], tmp_path / "whole", progress=True)
+    spec = SPECS["tabular"]
+    steps_per_update = spec.config["steps_per_iteration"] * spec.num_seeds * len(spec.hparams)
+    summary = train(spec, tmp_path / "whole", progress=True)
     assert bars[0].n == sum(last.values())
-    assert bars[0].n < summary["updates_done"] * 16 * 4  # not every run took every step
+    assert bars[0].n < summary["updates_done"] * steps_per_update  # not every run took every step
     run_dir = tmp_path / "resumed"
-    train(SPECS["tabular"], run_dir, progress=True, max_chunks=2)
-    train(SPECS["tabular"], run_dir, resume=True, progress=True)
-    assert bars[1].n == 2 * 10 * 16 * 4
+    train(spec, run_dir, progress=True, max_chunks=2)
+    train(spec, run_dir, resume=True, progress=True)
+    assert bars[1].n == 2 * spec.chunk_size * steps_per_update
     assert bars[2].initial == bars[1].n and bars[2].n == sum(last.values())
 
 
