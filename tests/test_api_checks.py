@@ -606,6 +606,23 @@ def test_a_length_gymnax_divides_by_changed_by_replace_is_checked_as_make_checks
             check_env_param_values(env, params.replace(**{key: 1}))
 
 
+def test_a_minatar_timer_changed_by_replace_is_checked_as_make_checks_it():
+    from jrl.agents.checks import check_env_param_values
+    from jrl.envs.registry import TIMER_GYMNAX_SETTINGS
+
+    for name, fields in TIMER_GYMNAX_SETTINGS.items():
+        env, params = make(name)
+        for key, least in fields.items():
+            for value in (least - 1, least + 0.5):
+                with pytest.raises(ValueError, match=f"{name}'s env_params.{key} is {value}: a "
+                                   f"timer must be a whole number >= {least}"):  # fmt: skip
+                    check_env_param_values(env, params.replace(**{key: value}))
+            check_env_param_values(env, params.replace(**{key: least}))
+    env, params = make("Asterix-MinAtar")
+    with pytest.raises(ValueError, match="init_spawn_speed is 0: a timer"):
+        dqn.make_train(dqn.DQNConfig(network="cnn"), env, params.replace(init_spawn_speed=0))
+
+
 def test_classic_control_physics_changed_by_replace_are_checked_as_make_checks_them():
     """params.replace(tau=0.0) froze CartPole's pole (a random policy scored 500): each
     field make refuses at or below 0 is refused in the agents' check of env_params too

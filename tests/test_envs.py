@@ -1193,6 +1193,64 @@ def test_a_length_gymnax_divides_by_below_one_is_refused():
             assert np.isfinite(np.asarray(obs, np.float32)).all()
 
 
+# The state timer each MinAtar timer setting sets (jrl.envs.registry.TIMER_GYMNAX_SETTINGS).
+TIMER_STATES = {
+    ("Asterix-MinAtar", "init_spawn_speed"): "spawn_timer",
+    ("Asterix-MinAtar", "init_move_interval"): "move_timer",
+    ("SpaceInvaders-MinAtar", "enemy_move_interval"): "alien_move_timer",
+    ("SpaceInvaders-MinAtar", "enemy_shot_interval"): "alien_shot_timer",
+    ("SpaceInvaders-MinAtar", "shot_cool_down"): "shot_timer",
+    ("Freeway-MinAtar", "player_speed"): "move_timer",
+}
+
+
+@pytest.mark.timeout(300)
+def test_a_minatar_timer_below_its_least_is_refused_as_it_stops_its_event():
+    """gymnax counts MinAtar's timers down and acts (spawns, moves, shoots) at 0:
+    Asterix's init_spawn_speed=0 went below 0 and spawned once, Freeway's player_speed=-1
+    held the chicken still. Each timer of the table is refused below its least, and
+    taken at it; played by a random policy, a timer at its least is still reaching 0
+    after 20 steps, and one set below it (params.replace) is not."""
+    from jrl.envs.registry import TIMER_GYMNAX_SETTINGS
+
+    assert {(n, f) for n, fields in TIMER_GYMNAX_SETTINGS.items() for f in fields} == set(
+        TIMER_STATES
+    )
+    for name, fields in TIMER_GYMNAX_SETTINGS.items():
+        env, default = make(name)
+        variants = []
+        for key, least in fields.items():
+            for value in (least - 1, least - 5):
+                with pytest.raises(ValueError, match=f"{name} setting {key} is {value}: a "
+                                   f"timer must be a whole number >= {least}"):  # fmt: skip
+                    make(name, **{key: value})
+            assert getattr(make(name, **{key: least})[1], key) == least
+            variants += [default.replace(**{key: v}) for v in (least, least - 1)]
+        timers = [TIMER_STATES[name, key] for key in fields]
+
+        def late_zeros(params, env=env, timers=timers):
+            """Steps 20 to 59 at which each timer is 0: int[timers]. gymnax's step_env, which
+            plays on past the episode's end: a reset would set the timers again."""
+
+            def step(state, inputs):
+                t, step_key = inputs
+                act, move = jax.random.split(step_key)
+                action = jax.random.randint(act, (), 0, env.num_actions)
+                state = env.step_env(move, state, action, params)[1]
+                at_zero = jnp.stack([getattr(state, timer) == 0 for timer in timers])
+                return state, at_zero & (t >= 20)
+
+            _, state = env.reset(jax.random.key(0), params)
+            steps = (jnp.arange(60), jax.random.split(jax.random.key(1), 60))
+            return jax.lax.scan(step, state, steps)[1].sum(axis=0)
+
+        stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *variants)
+        zeros = np.asarray(jax.jit(jax.vmap(late_zeros))(stacked))
+        for i, key in enumerate(fields):
+            running, stopped = zeros[2 * i, i], zeros[2 * i + 1, i]
+            assert running >= 1 and stopped == 0, (name, key, running, stopped)
+
+
 def test_a_name_that_is_not_a_string_is_refused_as_one_before_any_lookup():
     """make(["CartPole-v1"]) raised "unhashable type: 'list'" from the lookup of refused
     names, before the check that says what a name is; make_recorded too."""

@@ -27,6 +27,7 @@ from jrl.envs.registry import (
     SIZE_GYMNAX_SETTINGS,
     order_problem,
     stale_derived_problem,
+    timer_problem,
 )
 
 
@@ -191,7 +192,9 @@ def check_env_param_values(env, env_params) -> None:
     (``jrl.envs.registry.POSITIVE_GYMNAX_SETTINGS``: CartPole's ``tau=0`` froze the pole,
     and a random policy scored 500), MountainCar's ends, goal or action range out of
     order (``ORDERED_GYMNAX_SETTINGS``), lengths gymnax divides by below 1
-    (``SIZE_GYMNAX_SETTINGS``), and CartPole's masses or length replaced while the
+    (``SIZE_GYMNAX_SETTINGS``), MinAtar timers that would stop their event
+    (``TIMER_GYMNAX_SETTINGS``: Asterix's ``init_spawn_speed=0`` spawned enemies once), and
+    CartPole's masses or length replaced while the
     ``total_mass`` or ``polemass_length`` gymnax reads in their place kept its default
     (``DERIVED_GYMNAX_SETTINGS``: the change did nothing). ``jrl.envs.make`` refuses
     these as settings; ``params.replace(...)``, gymnax's usual way to change them, does
@@ -216,6 +219,8 @@ def check_env_param_values(env, env_params) -> None:
         )
         if field.name in SIZE_GYMNAX_SETTINGS.get(name, ()) and not_a_count:
             problem = "a length must be a whole number >= 1 (gymnax divides by it)"
+        elif (timer := timer_problem(name, field.name, number)) is not None:
+            problem = timer
         elif field.name == "max_steps_in_episode" and not_a_count:
             problem = "a time limit must be a whole number >= 1"
         elif field.name.endswith(("_prob", "_probs")) and not np.all((number >= 0) & (number <= 1)):

@@ -351,6 +351,41 @@ SIZE_GYMNAX_SETTINGS = {
 memory_length``), so 0 made NaN observations and a negative length ran backwards."""
 
 
+TIMER_GYMNAX_SETTINGS = {
+    "Asterix-MinAtar": {"init_spawn_speed": 1, "init_move_interval": 1},
+    "SpaceInvaders-MinAtar": {
+        "enemy_move_interval": 1,
+        "enemy_shot_interval": 1,
+        "shot_cool_down": 0,
+    },
+    "Freeway-MinAtar": {"player_speed": 0},
+}
+"""{env id: {field: least}} of MinAtar's timers (ints: steps from one event to the
+next), which must be whole numbers >= least. gymnax sets a timer to the field, counts it
+down each step and acts (a spawn, a move, a shot) when it is 0: see :data:`TIMER_WHY`.
+Seaquest's timers stop at 0 from either side, so any value runs (0 or below: every step)."""
+
+TIMER_WHY = {
+    1: "gymnax counts this timer down past 0 and acts when it is 0, so at 0 or below it "
+    "acts once at most (Asterix's enemies spawned once, SpaceInvaders' aliens stopped)",
+    0: "gymnax counts this timer down to 0 and acts at 0 (0: every step), so below 0 it "
+    "never acts again (Freeway's chicken never moved, the cannon never fired again)",
+}
+"""Why a field of :data:`TIMER_GYMNAX_SETTINGS` must be at least 1 or at least 0."""
+
+
+def timer_problem(env_name: str, field: str, value) -> str | None:
+    """What makes ``value`` no setting for the timer ``field`` of ``env_name``
+    (:data:`TIMER_GYMNAX_SETTINGS`), or None (also for a field that is not a timer)."""
+    least = TIMER_GYMNAX_SETTINGS.get(env_name, {}).get(field)
+    if least is None:
+        return None
+    number = np.asarray(value)
+    if number.dtype.kind == "b" or np.any(number < least) or np.any(number != np.round(number)):
+        return f"a timer must be a whole number >= {least}: {TIMER_WHY[least]}"
+    return None
+
+
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
     unknown = sorted(set(overrides) - set(allowed))
     if unknown:
@@ -405,7 +440,8 @@ ZERO_OR_MORE = frozenset({"n_distractor", "mapping_seed"})
 
 def _gymnax_value(env_name: str, key: str, default, value):
     """An override of a gymnax ``EnvParams`` field, checked against the field's default:
-    a bool for a bool, a whole number for an int (``max_steps_in_episode`` >= 1), a
+    a bool for a bool, a whole number for an int (``max_steps_in_episode`` >= 1, a
+    MinAtar timer >= its least: :data:`TIMER_GYMNAX_SETTINGS`), a
     finite number for a float (> 0 for :data:`POSITIVE_GYMNAX_SETTINGS`), an array of
     the same shape for an array. A ValueError
     naming the setting otherwise — before anything is compiled."""
@@ -422,6 +458,9 @@ def _gymnax_value(env_name: str, key: str, default, value):
     if isinstance(default, int) or key == "max_steps_in_episode":  # BernoulliBandit's: 100.0
         size = key == "max_steps_in_episode" or key in SIZE_GYMNAX_SETTINGS.get(env_name, ())
         number = whole_number(where, value, low=1 if size else None)
+        problem = timer_problem(env_name, key, number)
+        if problem is not None:
+            raise ValueError(f"{where} is {number}: {problem}")
         return number if isinstance(default, int) else float(number)
     shape = np.shape(default)
     try:
