@@ -606,7 +606,7 @@ def test_a_length_gymnax_divides_by_changed_by_replace_is_checked_as_make_checks
             check_env_param_values(env, params.replace(**{key: 1}))
 
 
-def test_a_minatar_timer_changed_by_replace_is_checked_as_make_checks_it():
+def test_minatar_timers_and_pong_speeds_changed_by_replace_are_checked_as_make_checks_them():
     from jrl.agents.checks import check_env_param_values
     from jrl.envs.registry import TIMER_GYMNAX_SETTINGS
 
@@ -618,6 +618,11 @@ def test_a_minatar_timer_changed_by_replace_is_checked_as_make_checks_it():
                                    f"timer must be a whole number >= {least}"):  # fmt: skip
                     check_env_param_values(env, params.replace(**{key: value}))
             check_env_param_values(env, params.replace(**{key: least}))
+    env, params = make("Pong-misc")
+    for key in ("ball_x_speed", "paddle_y_speed"):
+        with pytest.raises(ValueError, match=f"Pong-misc's env_params.{key} is 0: it must not"):
+            check_env_param_values(env, params.replace(**{key: 0}))
+        check_env_param_values(env, params.replace(**{key: -1}))
     env, params = make("Asterix-MinAtar")
     with pytest.raises(ValueError, match="init_spawn_speed is 0: a timer"):
         dqn.make_train(dqn.DQNConfig(network="cnn"), env, params.replace(init_spawn_speed=0))

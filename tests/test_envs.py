@@ -1251,6 +1251,24 @@ def test_a_minatar_timer_below_its_least_is_refused_as_it_stops_its_event():
             assert running >= 1 and stopped == 0, (name, key, running, stopped)
 
 
+def test_a_pong_speed_of_zero_is_refused_as_a_random_policy_scores_the_maximum():
+    """With Pong's ball_x_speed or paddle_y_speed at 0 (params.replace) every episode ran
+    to its time limit at +1 a step; make refuses 0 and takes a negative speed."""
+    from jrl.agents.evaluation import random_policy_returns
+    from jrl.envs.registry import NONZERO_GYMNAX_SETTINGS
+
+    env, params = make("Pong-misc")
+    limit = int(params.max_steps_in_episode)
+    keys = jax.random.split(jax.random.key(0), 2)
+    returns = jax.jit(lambda params: random_policy_returns(keys, env, params, limit))
+    assert np.all(np.asarray(returns(params)) < limit)
+    for key in NONZERO_GYMNAX_SETTINGS["Pong-misc"]:
+        with pytest.raises(ValueError, match=f"Pong-misc setting {key} is 0: it must not be 0"):
+            make("Pong-misc", **{key: 0})
+        assert getattr(make("Pong-misc", **{key: -1})[1], key) == -1
+        np.testing.assert_array_equal(returns(params.replace(**{key: 0})), limit)
+
+
 def test_a_name_that_is_not_a_string_is_refused_as_one_before_any_lookup():
     """make(["CartPole-v1"]) raised "unhashable type: 'list'" from the lookup of refused
     names, before the check that says what a name is; make_recorded too."""

@@ -25,6 +25,7 @@ from gymnax.environments import environment
 from jrl.envs.registry import (
     POSITIVE_GYMNAX_SETTINGS,
     SIZE_GYMNAX_SETTINGS,
+    nonzero_problem,
     order_problem,
     stale_derived_problem,
     timer_problem,
@@ -193,7 +194,8 @@ def check_env_param_values(env, env_params) -> None:
     and a random policy scored 500), MountainCar's ends, goal or action range out of
     order (``ORDERED_GYMNAX_SETTINGS``), lengths gymnax divides by below 1
     (``SIZE_GYMNAX_SETTINGS``), MinAtar timers that would stop their event
-    (``TIMER_GYMNAX_SETTINGS``: Asterix's ``init_spawn_speed=0`` spawned enemies once), and
+    (``TIMER_GYMNAX_SETTINGS``: Asterix's ``init_spawn_speed=0`` spawned enemies once),
+    Pong's speeds at 0 (``NONZERO_GYMNAX_SETTINGS``: a random policy scored 1000), and
     CartPole's masses or length replaced while the
     ``total_mass`` or ``polemass_length`` gymnax reads in their place kept its default
     (``DERIVED_GYMNAX_SETTINGS``: the change did nothing). ``jrl.envs.make`` refuses
@@ -221,6 +223,8 @@ def check_env_param_values(env, env_params) -> None:
             problem = "a length must be a whole number >= 1 (gymnax divides by it)"
         elif (timer := timer_problem(name, field.name, number)) is not None:
             problem = timer
+        elif (zero := nonzero_problem(name, field.name, number)) is not None:
+            problem = zero
         elif field.name == "max_steps_in_episode" and not_a_count:
             problem = "a time limit must be a whole number >= 1"
         elif field.name.endswith(("_prob", "_probs")) and not np.all((number >= 0) & (number <= 1)):

@@ -374,6 +374,17 @@ TIMER_WHY = {
 """Why a field of :data:`TIMER_GYMNAX_SETTINGS` must be at least 1 or at least 0."""
 
 
+NONZERO_GYMNAX_SETTINGS = {
+    "Pong-misc": {
+        "ball_x_speed": "the ball never leaves the middle column",
+        "paddle_y_speed": "no action moves a paddle (the ball bounces between the two)",
+    },
+}
+"""{env id: {field: what 0 does}} of gymnax ints that must not be 0: with either of
+Pong's speeds at 0 every episode ran to its time limit at +1 a step (a random policy
+scored the maximum, 1000). A negative speed runs (the other way round)."""
+
+
 def timer_problem(env_name: str, field: str, value) -> str | None:
     """What makes ``value`` no setting for the timer ``field`` of ``env_name``
     (:data:`TIMER_GYMNAX_SETTINGS`), or None (also for a field that is not a timer)."""
@@ -384,6 +395,15 @@ def timer_problem(env_name: str, field: str, value) -> str | None:
     if number.dtype.kind == "b" or np.any(number < least) or np.any(number != np.round(number)):
         return f"a timer must be a whole number >= {least}: {TIMER_WHY[least]}"
     return None
+
+
+def nonzero_problem(env_name: str, field: str, value) -> str | None:
+    """What makes ``value`` no setting for ``field`` of ``env_name`` under
+    :data:`NONZERO_GYMNAX_SETTINGS`, or None."""
+    what = NONZERO_GYMNAX_SETTINGS.get(env_name, {}).get(field)
+    if what is None or np.all(np.asarray(value) != 0):
+        return None
+    return f"it must not be 0: at 0 {what}, and every episode runs to its time limit"
 
 
 def _check_overrides(name: str, overrides: dict, allowed: list[str]) -> None:
@@ -441,7 +461,8 @@ ZERO_OR_MORE = frozenset({"n_distractor", "mapping_seed"})
 def _gymnax_value(env_name: str, key: str, default, value):
     """An override of a gymnax ``EnvParams`` field, checked against the field's default:
     a bool for a bool, a whole number for an int (``max_steps_in_episode`` >= 1, a
-    MinAtar timer >= its least: :data:`TIMER_GYMNAX_SETTINGS`), a
+    MinAtar timer >= its least: :data:`TIMER_GYMNAX_SETTINGS`; Pong's speeds not 0:
+    :data:`NONZERO_GYMNAX_SETTINGS`), a
     finite number for a float (> 0 for :data:`POSITIVE_GYMNAX_SETTINGS`), an array of
     the same shape for an array. A ValueError
     naming the setting otherwise — before anything is compiled."""
@@ -458,7 +479,7 @@ def _gymnax_value(env_name: str, key: str, default, value):
     if isinstance(default, int) or key == "max_steps_in_episode":  # BernoulliBandit's: 100.0
         size = key == "max_steps_in_episode" or key in SIZE_GYMNAX_SETTINGS.get(env_name, ())
         number = whole_number(where, value, low=1 if size else None)
-        problem = timer_problem(env_name, key, number)
+        problem = timer_problem(env_name, key, number) or nonzero_problem(env_name, key, number)
         if problem is not None:
             raise ValueError(f"{where} is {number}: {problem}")
         return number if isinstance(default, int) else float(number)
