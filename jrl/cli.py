@@ -99,6 +99,7 @@ def _run_dataclass(agent: str) -> type:
             ("chunk_size", int, dataclasses.field(default=CHUNK_SIZES[agent])),
             ("progress", bool, dataclasses.field(default=True)),
             ("sinks", tuple[str, ...], dataclasses.field(default=())),
+            ("checkpoint_every", float, dataclasses.field(default=training.CHECKPOINT_EVERY)),
         ],
         frozen=True,
     )
@@ -239,6 +240,20 @@ def _parse_grid(
     )
 
 
+RESUME_USAGE = "jrl train --resume RUN_DIR [--no-progress] [--checkpoint-every SECONDS]"
+
+
+def _seconds(flag: str, text: str) -> float:
+    """``text`` as a number of seconds >= 0, or a ValueError naming ``flag``."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds < math.inf:
+        raise ValueError(f"{flag} takes a number of seconds >= 0 (0: every chunk), got {text!r}")
+    return seconds
+
+
 def _pop_option(argv: list[str], flag: str) -> tuple[list[str], list[str]]:
     """(argv without every ``flag VALUE`` / ``flag=VALUE``, the values in order)."""
     rest, values = [], []
@@ -352,6 +367,7 @@ def _train(agent: str, argv: list[str], sweep: bool) -> int:
             progress=run.progress,
             sinks=_sinks(run.sinks, run.out, spec, run_id),
             meta={"sinks": list(run.sinks), "wandb_id": run_id},
+            checkpoint_every=run.checkpoint_every,
         )
     except training.RunInterrupted as stopped:  # checkpointed: a clean exit
         return _interrupted(stopped, run.out)
@@ -402,7 +418,12 @@ def _print_summary(summary: dict, run_dir: Path) -> None:
         )
 
 
-def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
+def _resume(
+    run_dir: Path,
+    progress: bool,
+    named_agents: list[str] = (),
+    checkpoint_every: float | None = None,
+) -> int:
     """Continue RUN_DIR from its newest checkpoint, feeding the sinks it was started
     with (an agent named on the command line must be the run's)."""
     from jrl import training
@@ -413,7 +434,10 @@ def _resume(run_dir: Path, progress: bool, named_agents: list[str] = ()) -> int:
     meta = read_meta(run_dir)
     sinks = _sinks(meta.get("sinks", []), run_dir, spec, meta.get("wandb_id"), resumed=True)
     try:
-        summary = training.train(spec, run_dir, resume=True, progress=progress, sinks=sinks)
+        every = training.CHECKPOINT_EVERY if checkpoint_every is None else checkpoint_every
+        summary = training.train(
+            spec, run_dir, resume=True, progress=progress, sinks=sinks, checkpoint_every=every
+        )
     except training.RunInterrupted as stopped:  # checkpointed: a clean exit
         return _interrupted(stopped, run_dir)
     _print_summary(summary, run_dir)
@@ -760,14 +784,16 @@ def _main(argv: list[str] | None) -> int:
         if command in ("train", "sweep"):
             if command == "train" and any(a.startswith("--resume") for a in rest):
                 rest, run_dirs = _pop_option(rest, "--resume")
+                rest, every = _pop_option(rest, "--checkpoint-every")
                 unexpected = [a for a in rest if a != "--no-progress" and a not in AGENT_NAMES]
-                if len(run_dirs) != 1 or unexpected:
+                if len(run_dirs) != 1 or len(every) > 1 or unexpected:
                     raise ValueError(
-                        "usage: jrl train --resume RUN_DIR [--no-progress] (the run's own "
-                        f"config.yaml decides everything else; got {unexpected or run_dirs})"
+                        f"usage: {RESUME_USAGE} (the run's own config.yaml decides "
+                        f"everything else; got {unexpected or run_dirs + every})"
                     )
                 named = [a for a in rest if a in AGENT_NAMES]
-                return _resume(Path(run_dirs[0]), "--no-progress" not in rest, named)
+                seconds = _seconds("--checkpoint-every", every[0]) if every else None
+                return _resume(Path(run_dirs[0]), "--no-progress" not in rest, named, seconds)
             if rest[:1] in (["-h"], ["--help"]):
                 agents = "|".join(AGENT_NAMES)
                 print(
@@ -775,7 +801,7 @@ def _main(argv: list[str] | None) -> int:
                     "lists every option: the agent's config and hyperparameter fields, --env, "
                     "--out, --num-seeds, ...)"
                     + (
-                        "\n       jrl train --resume RUN_DIR [--no-progress]  (goes on with a "
+                        f"\n       {RESUME_USAGE}  (goes on with a "
                         "stopped run; its config.yaml decides everything else)"
                         if command == "train"
                         else "\n       (--grid NAME=V1,V2 ... sweeps hyperparameters)"

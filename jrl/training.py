@@ -1,5 +1,5 @@
 """Chunked training: a run as a host loop over compiled chunks, with metrics written,
-progress shown and a checkpoint taken between chunks, and resume that continues bit
+progress shown and checkpoints taken between chunks, and resume that continues bit
 for bit.
 
 A run is described by a :class:`RunSpec` (agent, environment, static config,
@@ -9,9 +9,10 @@ agent exposes ``init(key, hparams) -> state`` and ``update(state, hparams) ->
 sweep's layout, ``jrl.sweep``: every grid point sees the same seed keys) and one
 jitted ``chunk`` that runs ``chunk_size`` updates of every run with ``lax.scan``.
 Between chunks the host appends the chunk's metric rows to ``metrics.jsonl``, shows
-progress (steps/s, ETA), saves the whole state with orbax (``jrl.checkpoint``) and
-rewrites ``summary.json``. SIGTERM and SIGINT (Slurm's preemption, Ctrl-C) are
-honoured after the current chunk: checkpoint, then a clean exit.
+progress (steps/s, ETA), saves the whole state with orbax (``jrl.checkpoint``) once
+``checkpoint_every`` seconds have passed since the last save (and after the last
+chunk), and rewrites ``summary.json``. SIGTERM and SIGINT (Slurm's preemption, Ctrl-C)
+are honoured after the current chunk: checkpoint, then a clean exit.
 
 Resuming restores the state and the counters of the newest checkpoint, drops metric
 rows past it, and runs the remaining chunks with the same compiled function: the
@@ -878,6 +879,12 @@ def in_use(run_dir: str | Path) -> bool | None:
     return False
 
 
+CHECKPOINT_EVERY = 30.0
+"""Seconds between a run's checkpoints by default (``train``'s ``checkpoint_every``).
+An orbax checkpoint costs ~90 ms on a 2-core CPU: one seed of PPO on CartPole in
+chunks of 10 updates ran 11.8-13.9 s checkpointing every chunk, 6.8-7.8 s with this."""
+
+
 def train(
     spec: RunSpec,
     run_dir: str | Path,
@@ -886,6 +893,7 @@ def train(
     progress: bool = True,
     sinks: Sequence[Any] | Callable[[], Sequence[Any]] = (),
     meta: dict | None = None,
+    checkpoint_every: float | None = None,
 ) -> dict:
     """Run (or resume) ``spec`` in ``run_dir``; returns the summary it writes.
     SIGINT or SIGTERM during the run stops it after its chunk under way, checkpointed,
@@ -899,7 +907,12 @@ def train(
     ``write(rows)`` and ``close()`` (``jrl.sinks``) also fed every chunk's metric rows;
     or a function that makes them, called once the run directory is checked and held
     (a refused run starts no W&B run), whose sinks ``train`` closes at the end.
-    ``meta``: more provenance for a new run's meta.json (JSON-able)."""
+    ``meta``: more provenance for a new run's meta.json (JSON-able).
+    ``checkpoint_every``: seconds between checkpoints — a chunk's end is checkpointed
+    once this long has passed since the last checkpoint (or the start), and always the
+    last chunk's, one a signal stopped and the last of ``max_chunks``; a kill loses at
+    most this much training; 0 checkpoints every chunk; None: :data:`CHECKPOINT_EVERY`.
+    It decides no number."""
     if not isinstance(spec, RunSpec):
         raise TypeError(
             f"train takes a RunSpec, got {type(spec).__name__} (a config.yaml's fields: "
@@ -922,8 +935,21 @@ def train(
         isinstance(max_chunks, bool) or not isinstance(max_chunks, int) or max_chunks < 0
     ):
         raise ValueError(f"max_chunks must be None or an int >= 0, got {max_chunks!r}")
+    if checkpoint_every is None:
+        checkpoint_every = CHECKPOINT_EVERY
+    if (
+        isinstance(checkpoint_every, bool)
+        or not isinstance(checkpoint_every, int | float)
+        or not 0 <= checkpoint_every < math.inf
+    ):
+        raise ValueError(
+            f"checkpoint_every must be a number of seconds >= 0 (0: every chunk), got "
+            f"{checkpoint_every!r}"
+        )
     with contextlib.ExitStack() as held:
-        return _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held)
+        return _train(
+            spec, run_dir, resume, max_chunks, progress, sinks, meta, held, checkpoint_every
+        )
 
 
 def _check_sinks(sinks: Any) -> Any:
@@ -947,7 +973,7 @@ def _check_sinks(sinks: Any) -> Any:
 RUN_FILES = ("config.yaml", "meta.json", "metrics.jsonl", "summary.json")
 
 
-def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> dict:
+def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, checkpoint_every):
     """``train``'s body; ``held`` (an ExitStack) takes the directory's lock once it
     exists, and closes the sinks ``train`` opens."""
     # Resolved once: a symlink repointed mid-run would split its files between two targets.
@@ -1149,12 +1175,17 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
             # summary are written, so the host's work overlaps the device's.
             in_flight = dispatch(state, updates_done)
             bar = _progress(progress, built, summary.steps_taken())  # after compiling
+            last_checkpoint = time.perf_counter()
             while in_flight is not None:
                 state, metrics, length = in_flight
                 finite = finite_runs(state)
-                taken = checkpoint.snapshot(state)  # waits for the chunk; state is donated next
+                due = time.perf_counter() - last_checkpoint >= checkpoint_every
+                # Copied to the host before the next chunk is started, which donates it.
+                taken = checkpoint.snapshot(state) if due else None
                 metrics = jax.device_get(metrics)
                 in_flight = dispatch(state, updates_done + length)
+                if taken is None and in_flight is None:  # the last chunk: nothing donated
+                    taken = checkpoint.snapshot(state)
                 _note_infinite(infinite, metrics, updates_done)
                 rows = metric_rows(metrics, updates_done)
                 updates_done += length
@@ -1173,7 +1204,9 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held) -> di
                     "run_status": "running" if in_flight is not None else final_status(),
                     "summary": summary.kept(),
                 }
-                saver.save(updates_done, taken, info)
+                if taken is not None:
+                    saver.save(updates_done, taken, info)
+                    last_checkpoint = time.perf_counter()
                 write_summary("running", time.perf_counter() - start, compile_s)
                 if bar is not None:
                     bar.update(summary.steps_taken() - bar.n)

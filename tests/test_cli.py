@@ -1095,7 +1095,17 @@ def test_resume_refuses_other_flags_and_honours_no_progress(monkeypatch, capsys,
     monkeypatch.setattr(cli, "_resume", lambda *args: calls.append(args) or 0)
     assert cli.main(["train", "--resume", str(tmp_path), "--no-progress"]) == 0
     assert cli.main(["train", "--resume", str(tmp_path)]) == 0
-    assert [progress for _, progress, _ in calls] == [False, True]
+    assert cli.main(["train", "--resume", str(tmp_path), "--checkpoint-every", "5"]) == 0
+    assert [(args[1], args[3]) for args in calls] == [(False, None), (True, None), (True, 5.0)]
+    for bad in ("-1", "inf", "soon"):
+        said = refused(capsys, "train", "--resume", tmp_path, "--checkpoint-every", bad)
+        assert (
+            f"--checkpoint-every takes a number of seconds >= 0 (0: every chunk), got {bad!r}"
+            in (said)
+        )
+    said = refused(capsys, "train", "tabular", "--checkpoint-every", "-1", "--out", tmp_path / "r")
+    assert "checkpoint_every must be a number of seconds >= 0" in said
+    assert not (tmp_path / "r").exists()
 
 
 def test_render_without_a_run_directory_defaults_to_catroom(monkeypatch, capsys, tmp_path):

@@ -123,7 +123,8 @@ def test_every_chunks_sink_rows_are_flushed_before_its_checkpoint(tmp_path, monk
 
     monkeypatch.setattr(checkpoint.Saver, "save", recorded)
     spec = RunSpec(agent="tabular", env="CliffWalking-v0", config={"num_episodes": 30})
-    train(spec, tmp_path / "run", progress=False, max_chunks=2, sinks=[Recorder()])
+    run_dir = tmp_path / "run"
+    train(spec, run_dir, progress=False, max_chunks=2, sinks=[Recorder()], checkpoint_every=0)
     assert events == ["write", "flush", "save"] * 2
 
 

@@ -89,6 +89,13 @@ def assert_same_state(a, b):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+@pytest.fixture(autouse=True)
+def checkpoint_every_chunk(monkeypatch):
+    """This module's runs checkpoint every chunk (train's default: every 30 s), as the
+    kills, resumes and evaluations of their checkpoints here need."""
+    monkeypatch.setattr(training, "CHECKPOINT_EVERY", 0.0)
+
+
 @pytest.fixture(scope="module", autouse=True)
 def keep_compiled_runs():
     """The reference runs' compiled chunks stay for the module's resumes in this process
@@ -749,6 +756,40 @@ def test_a_checkpointed_run_whose_checkpoints_are_gone_is_not_started_over(tmp_p
     assert read_rows(run_dir / "metrics.jsonl") == rows
 
 
+def test_checkpoints_are_taken_every_checkpoint_every_seconds_and_at_every_end(
+    tmp_path, monkeypatch
+):
+    """A checkpoint a chunk cost more than small chunks compute (orbax: ~90 ms): a run
+    checkpoints a chunk's end once checkpoint_every seconds have passed since the last,
+    always its last chunk and a stopped run's; 0 checkpoints every chunk. The interval
+    decides no number: the runs' rows and final states are the same."""
+    saved = []
+    save = checkpoint.Saver.save
+    monkeypatch.setattr(
+        checkpoint.Saver, "save", lambda self, n, *rest: saved.append(n) or save(self, n, *rest)
+    )
+    spec = SPECS["tabular"]
+    every = train(spec, tmp_path / "every", progress=False, checkpoint_every=0)
+    chunk_ends = list(range(spec.chunk_size, every["updates_done"] + 1, spec.chunk_size))
+    assert saved == chunk_ends and len(saved) > 3
+    saved.clear()
+    monkeypatch.setattr(training, "CHECKPOINT_EVERY", 1e6)  # the default, made long
+    rarely = train(spec, tmp_path / "rarely", progress=False)
+    assert saved == [every["updates_done"]] and rarely["checkpointed_updates"] == saved[0]
+    saved.clear()
+    stopped = train(spec, tmp_path / "stopped", progress=False, checkpoint_every=1e6, max_chunks=2)
+    assert saved == [2 * spec.chunk_size] == [stopped["checkpointed_updates"]]
+    train(spec, tmp_path / "stopped", resume=True, progress=False, checkpoint_every=1e6)
+    rows = read_rows(tmp_path / "every" / "metrics.jsonl")
+    for other in ("rarely", "stopped"):
+        assert read_rows(tmp_path / other / "metrics.jsonl") == rows, other
+        assert_same_state(restore_state(tmp_path / other)[1], restore_state(tmp_path / "every")[1])
+    for bad in (-1.0, float("nan"), float("inf"), True, "30"):
+        with pytest.raises(ValueError, match="checkpoint_every must be a number of seconds"):
+            train(spec, tmp_path / "bad", progress=False, checkpoint_every=bad)
+    assert not (tmp_path / "bad").exists()
+
+
 def test_a_resume_clears_temporary_files_cut_short_in_checkpoints(tmp_path):
     """Its own files' only: jrl plot --out RUN/curves.png or jrl eval may be writing
     theirs in the run directory as the resume starts (their rename then failed)."""
@@ -1319,7 +1360,7 @@ def test_sigkill_in_the_middle_of_writing_leaves_every_file_parseable(tmp_path):
 
 def start_cli(run_dir, spec=None):
     """``jrl train AGENT --config-file SPEC --out RUN_DIR`` or, without a spec, ``jrl
-    train --resume RUN_DIR``, as a subprocess."""
+    train --resume RUN_DIR``, as a subprocess checkpointing every chunk."""
     if spec is None:
         args = ["--resume", run_dir]
     else:
@@ -1327,7 +1368,8 @@ def start_cli(run_dir, spec=None):
         spec_path.write_text(yaml.safe_dump(spec.to_dict()))
         args = [spec.agent, "--config-file", spec_path, "--out", run_dir]
     return subprocess.Popen(
-        [sys.executable, "-m", "jrl.cli", "train", *map(str, args), "--no-progress"],
+        [sys.executable, "-m", "jrl.cli", "train", *map(str, args), "--no-progress"]
+        + ["--checkpoint-every", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1428,7 +1470,8 @@ def test_a_ctrl_c_whose_reader_is_gone_ends_by_sigint_after_the_exit_handlers(tm
         "from jrl.cli import main\nsys.exit(main())\n"
     )
     args = ["train", "tabular", "--env", "CliffWalking-v0", "--config.num-episodes", "200000",
-            "--chunk-size", "20", "--out", str(run_dir), "--no-progress"]  # fmt: skip
+            "--chunk-size", "20", "--out", str(run_dir), "--no-progress",
+            "--checkpoint-every", "0"]  # fmt: skip
     process = subprocess.Popen(
         [sys.executable, "-c", script, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
