@@ -21,7 +21,6 @@ numbers are those of a run that never stopped.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
@@ -32,7 +31,6 @@ import os
 import shlex
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -383,21 +381,35 @@ def make_init(built: Built) -> Callable:
     return jax.jit(init, compiler_options=compiler_options())
 
 
-def make_chunk(built: Built, length: int) -> Callable:
-    """jit(state [G, S], grid [G], first int32) -> (state, metrics [G, S, length]): the
-    updates ``first .. first + length - 1``, state donated. Agents with ``update_at``
-    (PPO, REINFORCE, DQN) get the update's number, unbatched, for their periodic
-    evaluation."""
+def make_chunk(built: Built, capacity: int) -> Callable:
+    """jit(state [G, S], grid [G], first int32, length int32) -> (state, metrics [G, S,
+    capacity]): the updates ``first .. first + length - 1`` (``length <= capacity``),
+    state donated; metrics past ``length`` are zeros. One program for every chunk of a
+    run, its shorter last one too (a loop of ``length`` trips, bit for bit the
+    ``lax.scan`` of that length): a second compile for the last chunk cost as long as
+    the first (~4 s for PPO on CartPole here), in the background still ~3 s of the
+    run's. Agents with ``update_at`` (PPO, REINFORCE, DQN) get the update's number,
+    unbatched, for their periodic evaluation."""
     update_at = getattr(built.agent, "update_at", None)
 
-    def run_chunk(state, hparams, first):
+    def run_chunk(state, hparams, first, length):
         if update_at is None:
             step = lambda s, _: built.agent.update(s, hparams)  # noqa: E731
         else:
             step = lambda s, index: update_at(s, hparams, index)  # noqa: E731
-        return jax.lax.scan(step, state, first + jax.numpy.arange(length, dtype=jax.numpy.int32))
+        shapes = jax.eval_shape(step, state, first)[1]
+        written = jax.tree.map(lambda m: jnp.zeros((capacity, *m.shape), m.dtype), shapes)
 
-    runs = _over_runs(run_chunk, len(built.spec.hparams), built.spec.num_seeds, shared=1)
+        def body(i, carry):
+            state, written = carry
+            state, metrics = step(state, first + i)
+            put = lambda rows, row: jax.lax.dynamic_update_index_in_dim(rows, row, i, 0)  # noqa: E731
+            return state, jax.tree.map(put, written, metrics)
+
+        # first and length are unbatched, so the loop stays one loop under vmap.
+        return jax.lax.fori_loop(0, length, body, (state, written))
+
+    runs = _over_runs(run_chunk, len(built.spec.hparams), built.spec.num_seeds, shared=2)
     return jax.jit(runs, donate_argnums=0, compiler_options=compiler_options())
 
 
@@ -639,41 +651,6 @@ def _note_infinite(infinite: dict, metrics: Any, first_update: int) -> None:
             file=sys.stderr,
             flush=True,
         )
-
-
-def _time_to_compile_the_tail(
-    full_chunks_left: int, chunk_seconds: float | None, compile_seconds: float
-) -> bool:
-    """Whether to start compiling a run's shorter last chunk now, in the background:
-    at the last full chunk at the latest (so no compile is left for the end), and before
-    it once the full chunks left (this one included; ``chunk_seconds`` each, None before
-    one was timed) take about two compiles — not from the start, since a run that ends
-    before its last chunk waits for that compile."""
-    if full_chunks_left <= 1:
-        return True
-    return chunk_seconds is not None and full_chunks_left * chunk_seconds <= 2 * max(
-        compile_seconds, 5.0
-    )
-
-
-def _compile_into(chunks: dict, length: int, lowered: Any) -> None:
-    """Compile ``lowered``, the chunk of ``length`` updates, into ``chunks``."""
-    chunks[length] = lowered.compile()
-
-
-def _in_background(fn: Callable, *args) -> concurrent.futures.Future:
-    """``fn(*args)`` in a daemon thread (one that a process ending, or stopped, does not
-    wait for), its outcome in the returned future."""
-    future: concurrent.futures.Future = concurrent.futures.Future()
-
-    def run() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as error:  # handed to whoever waits on the future
-            future.set_exception(error)
-
-    threading.Thread(target=run, name="jrl-compile", daemon=True).start()
-    return future
 
 
 # What a new run's directory may hold before its config.yaml: the lock, the sinks'
@@ -1111,9 +1088,6 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
     start, chunks_run, compile_s = time.perf_counter(), 0, 0.0
     ended_early = False  # every run of an agent that ends by itself (tabular) is done
 
-    tail_compiles: dict[int, concurrent.futures.Future] = {}  # length -> its compile
-    last_dispatch: list[float | None] = [None]
-
     def dispatch(state, first: int):
         """Start the chunk after ``first`` updates (asynchronously) unless the run is
         over, stopped, or at ``max_chunks``: (state, metrics, length) or None."""
@@ -1126,42 +1100,17 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
         if stop.signal is not None or (max_chunks is not None and chunks_run >= max_chunks):
             return None
         length = min(spec.chunk_size, built.total_updates - first)
-        if length not in chunks:
+        if "chunk" not in chunks:
             started = time.perf_counter()
-            if length in tail_compiles:
-                tail_compiles.pop(length).result()  # raises what the compile raised
-            else:
-                chunks[length] = (
-                    make_chunk(built, length).lower(state, built.grid, np.int32(first)).compile()
-                )
+            chunks["chunk"] = (
+                make_chunk(built, spec.chunk_size)
+                .lower(state, built.grid, np.int32(first), np.int32(length))
+                .compile()
+            )
             release_unused_memory()
             compile_s += time.perf_counter() - started
-        now = time.perf_counter()
-        # Dispatched once the chunk before has ended: the time between two is a chunk's.
-        chunk_seconds = None if last_dispatch[0] is None else now - last_dispatch[0]
-        last_dispatch[0] = now
-        tail = (built.total_updates - first) % spec.chunk_size  # the last chunk's length
-        compile_tail = (
-            tail
-            and first + length < built.total_updates
-            and tail not in chunks
-            and tail not in tail_compiles
-            and all_finished is None  # a tabular run ends by itself, mostly long before
-            and max_chunks is None
-            and _time_to_compile_the_tail(
-                (built.total_updates - tail - first) // spec.chunk_size, chunk_seconds, compile_s
-            )
-        )
-        if compile_tail:  # the state's shapes, before the call below donates it
-            like = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
-            )
         chunks_run += 1
-        started_chunk = (*chunks[length](state, built.grid, np.int32(first)), length)
-        if compile_tail:  # traced while the chunk runs, under the caller's JAX settings
-            lowered = make_chunk(built, tail).lower(like, built.grid, np.int32(0))
-            tail_compiles[tail] = _in_background(_compile_into, chunks, tail, lowered)
-        return started_chunk
+        return (*chunks["chunk"](state, built.grid, np.int32(first), np.int32(length)), length)
 
     def final_status() -> str:
         """The status of a run that starts no more chunks."""
@@ -1182,7 +1131,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
                 due = time.perf_counter() - last_checkpoint >= checkpoint_every
                 # Copied to the host before the next chunk is started, which donates it.
                 taken = checkpoint.snapshot(state) if due else None
-                metrics = jax.device_get(metrics)
+                metrics = jax.tree.map(lambda m, k=length: m[:, :, :k], jax.device_get(metrics))
                 in_flight = dispatch(state, updates_done + length)
                 if taken is None and in_flight is None:  # the last chunk: nothing donated
                     taken = checkpoint.snapshot(state)
@@ -1222,10 +1171,6 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
             saver.close()
             if bar is not None:
                 bar.close()
-            for pending in tail_compiles.values():
-                # A process that ends while XLA compiles in another thread aborts (status
-                # 134): a run stopped before its last chunk waits for that compile.
-                pending.exception()
     status = final_status()
     result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":
