@@ -1101,6 +1101,13 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
             return None
         length = min(spec.chunk_size, built.total_updates - first)
         if "chunk" not in chunks:
+            if progress:  # seconds to minutes (a CNN, a GPU) before the bar moves
+                print(
+                    f"jrl: compiling {spec.agent} {spec.env} ({_runs(built)} runs, "
+                    f"{spec.chunk_size} updates a chunk) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
             started = time.perf_counter()
             chunks["chunk"] = (
                 make_chunk(built, spec.chunk_size)
@@ -1109,6 +1116,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
             )
             release_unused_memory()
             compile_s += time.perf_counter() - started
+            if progress:
+                print(f"jrl: compiled in {compile_s:.1f} s", file=sys.stderr, flush=True)
         chunks_run += 1
         return (*chunks["chunk"](state, built.grid, np.int32(first), np.int32(length)), length)
 

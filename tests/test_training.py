@@ -568,6 +568,23 @@ def test_progress_bar_counts_the_steps_of_every_run(reference, tmp_path, capsys)
     # 2 chunks x 4 updates x 256 steps x 2 seeds of 32 x 256 x 2, with a rate and an ETA.
     assert "ppo CartPole-v1 (2 runs)" in err and "step/s]" in err
     assert "4.10k/16.4k [" in err and "<00:" in err
+    assert "compil" not in err  # nothing compiled: nothing said of it
+
+
+def test_progress_says_what_it_compiles_before_the_bar_and_how_long_it_took(tmp_path, capsys):
+    """The bar appears once the chunk is compiled: seconds here, minutes for a CNN or on
+    a GPU, which passed in silence."""
+    spec = dataclasses.replace(SPECS["tabular"], chunk_size=3)  # a program of its own
+    train(spec, tmp_path / "run", progress=True, max_chunks=1)
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    said = "jrl: compiling tabular CliffWalking-v0 (4 runs, 3 updates a chunk) ..."
+    compiling = lines.index(said)
+    compiled = next(i for i, line in enumerate(lines) if line.startswith("jrl: compiled in "))
+    bar = next(i for i, line in enumerate(lines) if "tabular CliffWalking-v0 (4 runs)" in line)
+    assert compiling < compiled < bar
+    seconds = float(lines[compiled].removeprefix("jrl: compiled in ").removesuffix(" s"))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert seconds == pytest.approx(summary["compile_seconds_this_call"], abs=0.06) and seconds > 0
 
 
 def test_progress_bar_of_tabular_runs_counts_the_steps_they_took(reference, tmp_path, monkeypatch):
