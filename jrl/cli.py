@@ -42,11 +42,11 @@ from jrl.run_dir import RunInUseError, read_meta, read_summary
 if TYPE_CHECKING:
     from jrl import training
 
-AgentName = Literal["ppo", "dqn", "tabular"]
-# Updates per compiled chunk (PPO: one rollout + learning; DQN: log_frequency steps;
+AgentName = Literal["ppo", "reinforce", "dqn", "tabular"]
+# Updates per compiled chunk (PPO, REINFORCE: one rollout + learning; DQN: log_frequency steps;
 # tabular: steps_per_iteration steps): a chunk of roughly 1e4-1e5 steps, so that the
 # checkpoint and metrics between chunks cost little.
-CHUNK_SIZES = {"ppo": 10, "dqn": 5, "tabular": 1000}
+CHUNK_SIZES = {"ppo": 10, "reinforce": 10, "dqn": 5, "tabular": 1000}
 
 
 @functools.cache
@@ -511,8 +511,8 @@ def evaluate(
     layout: int | None = None,
 ) -> None:
     """Episodes of every trained run in RUN_DIR on fixed evaluation keys (the same keys
-    for every seed): greedy, or with --sampled as the policy samples (PPO from its
-    distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by default). Writes
+    for every seed): greedy, or with --sampled as the policy samples (PPO and REINFORCE
+    from its distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by default). Writes
     RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
     interval per grid point (none from fewer than 5 seeds), and RUN_DIR/eval/ with the
     rliable table (IQM, mean, median; raw returns have no target, so no optimality gap),
@@ -553,10 +553,10 @@ def evaluate(
         from jrl import training
 
         agents = {training.load_spec(run_dir).agent for run_dir in run_dirs}
-        if agents == {"ppo"}:
+        if agents <= training.POLICY_AGENTS:
             raise ValueError(
-                "--epsilon applies to value-based agents (DQN, tabular); PPO's sampled "
-                "episodes draw from its own action distribution"
+                "--epsilon applies to value-based agents (DQN, tabular); PPO's and "
+                "REINFORCE's sampled episodes draw from their own action distribution"
             )
     epsilon = 0.05 if epsilon is None else epsilon
     from jrl import run_analysis

@@ -30,10 +30,10 @@ def restore_run(run_dir: str | Path):
 
 
 def greedy_act_fn(built: training.Built, run_state):
-    """``act(key, obs) -> action`` of one run's greedy policy: PPO the mode of its action
-    distribution, DQN argmax Q (ties to the lowest action), tabular argmax Q with random
-    tie-breaking (each agent's ``greedy_episode`` plays the same)."""
-    if built.spec.agent == "ppo":
+    """``act(key, obs) -> action`` of one run's greedy policy: PPO and REINFORCE the mode
+    of its action distribution, DQN argmax Q (ties to the lowest action), tabular argmax
+    Q with random tie-breaking (each agent's ``greedy_episode`` plays the same)."""
+    if built.spec.agent in training.POLICY_AGENTS:
         distribution = built.agent.distribution
 
         def act(key, obs):
@@ -47,9 +47,9 @@ def greedy_act_fn(built: training.Built, run_state):
 
 
 def sampled_act_fn(built: training.Built, run_state, epsilon: float):
-    """``act(key, obs) -> action`` of one run's policy as it acts when sampled: PPO draws
-    from its action distribution; DQN and the tabular agents act epsilon-greedily."""
-    if built.spec.agent == "ppo":
+    """``act(key, obs) -> action`` of one run's policy as it acts when sampled: PPO and
+    REINFORCE draw from its action distribution; DQN and the tabular agents act epsilon-greedily."""
+    if built.spec.agent in training.POLICY_AGENTS:
         distribution = built.agent.distribution
 
         def act(key, obs):
@@ -281,7 +281,7 @@ def evaluation(
             "greedy"
             if not sampled
             else "sampled"
-            if built.spec.agent == "ppo"
+            if built.spec.agent in training.POLICY_AGENTS
             else f"sampled (epsilon {epsilon})"
         ),
         "returns": returns.tolist(),

@@ -42,7 +42,7 @@ import numpy as np
 import yaml
 
 from jrl import checkpoint
-from jrl.agents import dqn, ppo, tabular
+from jrl.agents import dqn, ppo, reinforce, tabular
 from jrl.agents.checks import check_bool, check_positive_int, reject_ignored
 from jrl.agents.evaluation import check_eval_cut
 from jrl.envs.registry import check_new_env, is_own, make, make_recorded
@@ -86,6 +86,10 @@ class AgentSpec(NamedTuple):
     ignored: Callable[[Any], dict] | None = None
 
 
+# Agents whose policy is the network's action distribution (played by its mode when
+# greedy, sampled from otherwise); the others act epsilon-greedily on Q-values.
+POLICY_AGENTS = frozenset({"ppo", "reinforce"})
+
 AGENTS: dict[str, AgentSpec] = {
     "ppo": AgentSpec(
         ppo.PPOConfig,
@@ -94,6 +98,13 @@ AGENTS: dict[str, AgentSpec] = {
         lambda c: c.num_updates,
         lambda c: c.batch_size,
         ignored=ppo.ignored_hparams,
+    ),
+    "reinforce": AgentSpec(
+        reinforce.ReinforceConfig,
+        reinforce.ReinforceHParams,
+        reinforce.make_reinforce,
+        lambda c: c.num_updates,
+        lambda c: c.batch_size,
     ),
     "dqn": AgentSpec(
         dqn.DQNConfig,

@@ -68,7 +68,8 @@ def test_help_and_argument_errors_answer_before_jax_is_imported():
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[0, 2, 2, 2, 0, 0, 2] False"
-    assert "unknown agent 'a2c'; choose one of ['dqn', 'ppo', 'tabular']" in done.stderr
+    known = "['dqn', 'ppo', 'reinforce', 'tabular']"
+    assert f"unknown agent 'a2c'; choose one of {known}" in done.stderr
     assert "--episodes must be >= 1, got 0" in done.stderr
     assert "--epsilon must be in [0, 1]" in done.stderr
 
@@ -90,7 +91,7 @@ def test_train_help_without_an_agent_names_both_forms_on_stdout(capsys):
 
     assert main(["train", "--help"]) == 0
     out = capsys.readouterr().out
-    assert "jrl train {dqn|ppo|tabular} [OPTIONS]" in out
+    assert "jrl train {dqn|ppo|reinforce|tabular} [OPTIONS]" in out
     assert "jrl train --resume RUN_DIR [--no-progress]" in out
     assert main(["sweep", "-h"]) == 0 and "--grid NAME=V1,V2" in capsys.readouterr().out
     assert main(["train"]) == 2 and "AGENT is one of" in capsys.readouterr().err
@@ -1062,6 +1063,10 @@ def test_eval_refuses_an_epsilon_ppo_would_ignore(capsys, tmp_path):
     the same returns, and eval.json recorded each as applied."""
     (run,) = unstarted_runs(tmp_path, "ppo", ("CartPole-v1",))
     assert cli.main(["eval", run, "--sampled", "--epsilon", "0.5"]) == 2
+    assert "--epsilon applies to value-based agents" in capsys.readouterr().err
+    (tmp_path / "reinforce").mkdir()  # REINFORCE's policy is a distribution too
+    (reinforce_run,) = unstarted_runs(tmp_path / "reinforce", "reinforce", ("CartPole-v1",))
+    assert cli.main(["eval", run, reinforce_run, "--sampled", "--epsilon", "0.5"]) == 2
     assert "--epsilon applies to value-based agents" in capsys.readouterr().err
     # Pooled with a DQN run, it applies to that one: taken (refused later, unstarted).
     (tmp_path / "dqn").mkdir()

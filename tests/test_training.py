@@ -77,6 +77,13 @@ SPECS = {
         num_seeds=2,
         chunk_size=4,
     ),
+    "reinforce": RunSpec(
+        agent="reinforce",
+        env="CartPole-v1",
+        config={"num_envs": 4, "total_timesteps": 8192, "eval_every": 5, "eval_episodes": 2},
+        num_seeds=2,
+        chunk_size=5,  # 32 updates: a shorter last chunk
+    ),
 }
 
 
@@ -278,7 +285,7 @@ def test_curves_read_a_long_runs_metrics_one_row_at_a_time(reference, tmp_path):
         learning_curves([big])
 
 
-@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+@pytest.mark.parametrize("agent", ["dqn", "ppo", "reinforce"])
 def test_the_last_in_run_evaluation_equals_jrl_evals_with_its_defaults(
     agent, reference, tmp_path, capsys
 ):
@@ -434,6 +441,12 @@ FIRST_RUN_FIELDS = {
                    "target_update_frequency", "total_timesteps", "train_frequency"},
         "hparams": {"epsilon_decay_fraction", "epsilon_end", "epsilon_start", "gamma",
                     "huber_delta", "lr", "max_grad_norm", "tau"},
+    },
+    "reinforce": {  # jrl train reinforce from 2026-12-08 on
+        "config": {"activation", "anneal_lr", "eval_episodes", "eval_every", "eval_max_steps",
+                   "eval_seed", "hidden_sizes", "network", "normalize_advantages", "num_envs",
+                   "num_steps", "total_timesteps"},
+        "hparams": {"ent_coef", "gamma", "lr", "max_grad_norm", "vf_coef"},
     },
     "tabular": {
         "config": {"algorithm", "exploration", "max_steps", "num_episodes", "planning_steps",

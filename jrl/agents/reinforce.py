@@ -54,6 +54,7 @@ from jrl.agents.checks import (
     float32_hparams,
     python_scalars,
 )
+from jrl.agents.distributions import ActionDistribution
 from jrl.agents.evaluation import (
     check_eval_every,
     check_eval_fields,
@@ -205,7 +206,8 @@ class ReinforceMetrics(NamedTuple):
 class Reinforce(NamedTuple):
     """The pure functions of one configured REINFORCE (what ``make_reinforce`` returns):
     network, init(key, hparams) -> PPOState, update(state, hparams) -> (PPOState,
-    ReinforceMetrics), update_at and evaluate as :class:`~jrl.agents.ppo.PPO`'s,
+    ReinforceMetrics), distribution, update_at and evaluate as
+    :class:`~jrl.agents.ppo.PPO`'s,
     train(key, hparams) -> (PPOState, ReinforceMetrics[U]). num_updates: U,
     the ``update_at`` calls of a whole run."""
 
@@ -213,6 +215,7 @@ class Reinforce(NamedTuple):
     init: Callable
     update: Callable
     train: Callable
+    distribution: ActionDistribution
     update_at: Callable
     evaluate: Callable
     num_updates: int
@@ -314,6 +317,7 @@ def make_reinforce(config: ReinforceConfig, env, env_params) -> Reinforce:
         init=init,
         update=update,
         train=train,
+        distribution=distribution,
         update_at=update_at,
         evaluate=evaluate,
         num_updates=config.num_updates,
