@@ -93,8 +93,8 @@ class ReinforceConfig:
     """Static settings. One update collects ``num_envs * num_steps`` transitions and
     takes one gradient step on them; the run makes ``total_timesteps // batch_size``
     updates. ``network``, ``hidden_sizes``, ``activation`` and the evaluation inside the
-    run (``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed``) as
-    :class:`PPOConfig`. ``anneal_lr``: the rate falls linearly to 0 over the run."""
+    run (``eval_every``, ``eval_episodes``, ``eval_max_steps``, ``eval_seed``) as in
+    ``PPOConfig``. ``anneal_lr``: the rate falls linearly to 0 over the run."""
 
     num_envs: int = 8
     num_steps: int = 64
