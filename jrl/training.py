@@ -463,6 +463,7 @@ class _Stop:
     def __init__(self, run_dir: str | Path = "RUN_DIR"):
         self.signal: int | None = None
         self.run_dir = run_dir
+        self.compiling = False  # no chunk in flight yet: stop once the compile ends
 
     @contextlib.contextmanager
     def installed(self):
@@ -483,9 +484,13 @@ class _Stop:
                     )
                 return
             self.signal = number
+            doing = (
+                "stopping once the compile ends, before any chunk"
+                if self.compiling
+                else "finishing the chunk, then a checkpoint and exit"
+            )
             print(
-                f"jrl: got {signal.Signals(number).name}: finishing the chunk, then a "
-                f"checkpoint and exit ({at_once[number]})",
+                f"jrl: got {signal.Signals(number).name}: {doing} ({at_once[number]})",
                 file=sys.stderr,
                 flush=True,
             )
@@ -1120,15 +1125,21 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
                     flush=True,
                 )
             started = time.perf_counter()
-            chunks["chunk"] = (
-                make_chunk(built, spec.chunk_size)
-                .lower(state, built.grid, np.int32(first), np.int32(length))
-                .compile()
-            )
+            stop.compiling = True
+            try:
+                chunks["chunk"] = (
+                    make_chunk(built, spec.chunk_size)
+                    .lower(state, built.grid, np.int32(first), np.int32(length))
+                    .compile()
+                )
+            finally:
+                stop.compiling = False
             release_unused_memory()
             compile_s += time.perf_counter() - started
             if progress:
                 print(f"jrl: compiled in {compile_s:.1f} s", file=sys.stderr, flush=True)
+            if stop.signal is not None:  # heard while compiling: no chunk started
+                return None
         chunks_run += 1
         return (*chunks["chunk"](state, built.grid, np.int32(first), np.int32(length)), length)
 
@@ -1194,11 +1205,17 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
     status = final_status()
     result = write_summary(status, time.perf_counter() - start, compile_s)
     if status == "interrupted":
+        name = signal.Signals(stop.signal).name
+        if chunks_run:
+            stopped = f"after {updates_done} updates (checkpointed; "
+        elif resumed_from:
+            stopped = f"before running a chunk, at its checkpoint of update {updates_done} ("
+        else:
+            stopped = "before its first chunk (nothing to checkpoint: it starts at update 0; "
         with contextlib.suppress(BrokenPipeError):  # `2>&1 | tee`, ended by the same Ctrl-C
             print(
-                f"jrl: stopped by {signal.Signals(stop.signal).name} after {updates_done} "
-                "updates (checkpointed; in Python train(spec, run_dir, resume=True) resumes "
-                f"it); resume with: jrl train --resume {shlex.quote(str(run_dir))}",
+                f"jrl: stopped by {name} {stopped}in Python train(spec, run_dir, resume=True) "
+                f"resumes it); resume with: jrl train --resume {shlex.quote(str(run_dir))}",
                 file=sys.stderr,
             )
     if stop.signal is not None:  # (in the last chunk too: the run is complete)

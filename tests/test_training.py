@@ -834,6 +834,43 @@ def test_a_signal_stops_a_python_loop_of_runs_after_the_checkpoint(tmp_path):
     assert train(SPECS["tabular"], run_dir, resume=True, progress=False)["status"] == "complete"
 
 
+def test_a_signal_while_the_chunk_compiles_stops_before_any_chunk_runs(
+    reference, tmp_path, monkeypatch, capsys
+):
+    """A Ctrl-C during the first compile (minutes for a CNN or on a GPU) said "finishing
+    the chunk", then let the compile end and ran a chunk before stopping; it stops once
+    the compile ends, with nothing run, and the run resumes to the numbers of one that
+    never stopped."""
+    _, rows, state = reference("ppo")
+    make_chunk = training.make_chunk
+
+    def signalled(built, capacity):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # heard by jrl.interrupts' watcher thread
+        return make_chunk(built, capacity)
+
+    monkeypatch.setattr(training, "make_chunk", signalled)
+    spec = dataclasses.replace(SPECS["ppo"], chunk_size=8)  # a program of its own
+    run_dir = tmp_path / "run"
+    capsys.readouterr()
+    with pytest.raises(training.RunInterrupted) as stopped:
+        train(spec, run_dir, progress=False)
+    summary = stopped.value.summary
+    assert (summary["status"], summary["updates_done"]) == ("interrupted", 0)
+    assert summary["checkpointed_updates"] is None
+    assert (run_dir / "metrics.jsonl").read_text() == ""
+    said = capsys.readouterr().err
+    assert "got SIGINT: stopping once the compile ends, before any chunk (Ctrl-C again" in said
+    assert "stopped by SIGINT before its first chunk (nothing to checkpoint" in said
+    assert "finishing the chunk" not in said and "checkpointed" not in said
+    # The program compiled is kept: the resume runs it (no second make_chunk).
+    monkeypatch.setattr(training, "make_chunk", None)
+    assert train(spec, run_dir, resume=True, progress=False)["status"] == "complete"
+    order = lambda row: (row["grid_point"], row["seed"], row["update"])  # noqa: E731
+    assert sorted(read_rows(run_dir / "metrics.jsonl"), key=order) == sorted(rows, key=order)
+    assert_same_state(restore_state(run_dir)[1], state)
+
+
 def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_path):
     """orbax finishes a checkpoint by globbing its directory: under "exp[0]" it found
     nothing to merge, and every checkpoint of a run that ended "complete" was unreadable."""
