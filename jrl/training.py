@@ -382,12 +382,24 @@ def _over_runs(fn: Callable, num_points: int, num_seeds: int, shared: int = 0) -
     return vmap_or_call(over_seeds, (0, 0, *[None] * shared), num_points)
 
 
+def _strong(x: jax.Array) -> jax.Array:
+    """``x`` without JAX's weak type (a checkpoint restores none)."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        return x
+    return jax.lax.convert_element_type(x, x.dtype)
+
+
 def make_init(built: Built) -> Callable:
+    """jit(keys [S], grid [G]) -> state [G, S, ...], every leaf strongly typed: as a
+    restored checkpoint's are, so that a run and its resume compile the same chunk (a
+    weakly typed leaf, gymnax's ``time``, made them two programs, and the persistent
+    compilation cache missed every resume)."""
     size = len(built.spec.hparams)
 
     def init(keys, grid):
         keys = jax.numpy.broadcast_to(keys, (size, *keys.shape))
-        return _over_runs(built.agent.init, size, built.spec.num_seeds)(keys, grid)
+        state = _over_runs(built.agent.init, size, built.spec.num_seeds)(keys, grid)
+        return jax.tree.map(_strong, state)
 
     return jax.jit(init, compiler_options=compiler_options())
 

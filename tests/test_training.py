@@ -28,6 +28,7 @@ import yaml
 
 from jrl import checkpoint, training
 from jrl.host import compiler_options
+from jrl.recent import Recent
 from jrl.run_dir import cpu_model, load_yaml, read_rows, read_yaml
 from jrl.training import (
     RunInUseError,
@@ -850,7 +851,8 @@ def test_a_signal_while_the_chunk_compiles_stops_before_any_chunk_runs(
         return make_chunk(built, capacity)
 
     monkeypatch.setattr(training, "make_chunk", signalled)
-    spec = dataclasses.replace(SPECS["ppo"], chunk_size=8)  # a program of its own
+    monkeypatch.setattr(training, "_BUILT", Recent(keep=4))  # as in a process of its own
+    spec = SPECS["ppo"]
     run_dir = tmp_path / "run"
     capsys.readouterr()
     with pytest.raises(training.RunInterrupted) as stopped:
@@ -869,6 +871,20 @@ def test_a_signal_while_the_chunk_compiles_stops_before_any_chunk_runs(
     order = lambda row: (row["grid_point"], row["seed"], row["update"])  # noqa: E731
     assert sorted(read_rows(run_dir / "metrics.jsonl"), key=order) == sorted(rows, key=order)
     assert_same_state(restore_state(run_dir)[1], state)
+
+
+@pytest.mark.parametrize("agent", ["dqn", "ppo"])
+def test_a_new_runs_state_and_a_restored_one_have_the_same_types(agent, reference):
+    """gymnax's reset makes ``time`` weakly typed, a checkpoint restores it strongly
+    typed: a run and its resume compiled two programs, and JAX's persistent compilation
+    cache missed every resume (a 4-6 s compile for these small runs)."""
+    whole, _, _ = reference(agent)
+    built, state, _ = restore_state(whole)
+    fresh = training._built_and_chunks(built.spec, built.spec.fingerprint())[1]["init"](
+        built.keys, built.grid
+    )
+    typed = lambda x: (x.dtype, x.shape, getattr(x, "weak_type", False))  # noqa: E731
+    assert jax.tree.map(typed, fresh) == jax.tree.map(typed, state)
 
 
 def test_a_run_directory_path_with_a_bracket_is_refused_before_compiling(tmp_path):
