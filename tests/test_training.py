@@ -867,6 +867,16 @@ def test_a_signal_while_the_chunk_compiles_stops_before_any_chunk_runs(
     assert "finishing the chunk" not in said and "checkpointed" not in said
     # The program compiled is kept: the resume runs it (no second make_chunk).
     monkeypatch.setattr(training, "make_chunk", None)
+    assert train(spec, run_dir, resume=True, progress=False, max_chunks=2)["updates_done"] == 8
+    # Another process compiles again (a persistent-cache hit): stopped there, the run
+    # keeps its checkpoint.
+    monkeypatch.setattr(training, "_BUILT", Recent(keep=4))
+    monkeypatch.setattr(training, "make_chunk", signalled)
+    with pytest.raises(training.RunInterrupted) as stopped:
+        train(spec, run_dir, resume=True, progress=False)
+    assert stopped.value.summary["updates_done"] == 8
+    said = capsys.readouterr().err
+    assert "stopped by SIGINT before running a chunk, at its checkpoint of update 8 (" in said
     assert train(spec, run_dir, resume=True, progress=False)["status"] == "complete"
     order = lambda row: (row["grid_point"], row["seed"], row["update"])  # noqa: E731
     assert sorted(read_rows(run_dir / "metrics.jsonl"), key=order) == sorted(rows, key=order)
