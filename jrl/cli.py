@@ -512,8 +512,8 @@ def evaluate(
 ) -> None:
     """Episodes of every trained run in RUN_DIR on fixed evaluation keys (the same keys
     for every seed): greedy, or with --sampled as the policy samples (PPO and REINFORCE
-    from its distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by default). Writes
-    RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
+    from its distribution; DQN and tabular epsilon-greedy with --epsilon, 0.05 by
+    default). Writes RUN_DIR/eval.json with per-run returns and the IQM with a bootstrap confidence
     interval per grid point (none from fewer than 5 seeds), and RUN_DIR/eval/ with the
     rliable table (IQM, mean, median; raw returns have no target, so no optimality gap),
     its PNG and performance profiles.

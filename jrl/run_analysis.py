@@ -48,7 +48,8 @@ def greedy_act_fn(built: training.Built, run_state):
 
 def sampled_act_fn(built: training.Built, run_state, epsilon: float):
     """``act(key, obs) -> action`` of one run's policy as it acts when sampled: PPO and
-    REINFORCE draw from its action distribution; DQN and the tabular agents act epsilon-greedily."""
+    REINFORCE draw from its action distribution; DQN and the tabular agents act
+    epsilon-greedily."""
     if built.spec.agent in training.POLICY_AGENTS:
         distribution = built.agent.distribution
 
