@@ -1131,7 +1131,7 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
         if "chunk" not in chunks:
             if progress:  # seconds to minutes (a CNN, a GPU) before the bar moves
                 print(
-                    f"jrl: compiling {spec.agent} {spec.env} ({_runs(built)} runs, "
+                    f"jrl: compiling {spec.agent} {spec.env} ({_runs(built)}, "
                     f"{spec.chunk_size} updates a chunk) ...",
                     file=sys.stderr,
                     flush=True,
@@ -1275,8 +1275,10 @@ def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
     return built, state, info
 
 
-def _runs(built: Built) -> int:
-    return len(built.spec.hparams) * built.spec.num_seeds
+def _runs(built: Built) -> str:
+    """The runs, grid points times seeds, as "1 run" or "8 runs"."""
+    runs = len(built.spec.hparams) * built.spec.num_seeds
+    return f"{runs} run{'s' * (runs != 1)}"
 
 
 def _progress(enabled: bool, built: Built, steps_taken: int):
@@ -1293,7 +1295,7 @@ def _progress(enabled: bool, built: Built, steps_taken: int):
         initial=steps_taken,
         unit="step",
         unit_scale=True,
-        desc=f"{built.spec.agent} {built.spec.env} ({_runs(built)} runs)",
+        desc=f"{built.spec.agent} {built.spec.env} ({_runs(built)})",
         dynamic_ncols=True,
     )
 

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -599,6 +600,10 @@ def test_progress_says_what_it_compiles_before_the_bar_and_how_long_it_took(tmp_
     seconds = float(lines[compiled].removeprefix("jrl: compiled in ").removesuffix(" s"))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert seconds == pytest.approx(summary["compile_seconds_this_call"], abs=0.06) and seconds > 0
+    # One run is "1 run" (a one-seed run said "1 runs"), several runs count grid x seeds.
+    for points, seeds, said in (([{}], 1, "1 run"), ([{}, {}], 3, "6 runs")):
+        one = dataclasses.replace(spec, hparams=points, num_seeds=seeds)
+        assert training._runs(types.SimpleNamespace(spec=one)) == said
 
 
 def test_progress_bar_of_tabular_runs_counts_the_steps_they_took(reference, tmp_path, monkeypatch):
