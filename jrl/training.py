@@ -1275,9 +1275,13 @@ def restore_state(run_dir: str | Path) -> tuple[Built, Any, dict]:
     return built, state, info
 
 
+def _num_runs(built: Built) -> int:
+    return len(built.spec.hparams) * built.spec.num_seeds
+
+
 def _runs(built: Built) -> str:
     """The runs, grid points times seeds, as "1 run" or "8 runs"."""
-    runs = len(built.spec.hparams) * built.spec.num_seeds
+    runs = _num_runs(built)
     return f"{runs} run{'s' * (runs != 1)}"
 
 
@@ -1288,7 +1292,7 @@ def _progress(enabled: bool, built: Built, steps_taken: int):
         return None
     from tqdm import tqdm
 
-    steps = _runs(built) * built.steps_per_update
+    steps = _num_runs(built) * built.steps_per_update
     # A tabular run ends when its episodes are done: its step cap is no ETA.
     return tqdm(
         total=None if built.finished else built.total_updates * steps,
