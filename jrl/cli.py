@@ -742,6 +742,7 @@ def plot(
 
 
 COMMANDS = ("envs", "train", "sweep", "eval", "render", "plot")
+COMPILING_COMMANDS = ("train", "sweep", "eval", "render")
 
 
 # jrl.training.AGENTS' names, known without importing it (and JAX with it) for a usage
@@ -758,7 +759,13 @@ def main(argv: list[str] | None = None) -> int:
     the program (``argv`` None), a command a Ctrl-C stopped ends by SIGINT once its
     files are written, as a shell expects of a command it interrupted: a loop of jrl
     commands, or ``jrl train ... && jrl eval ...``, stops there (after an exit status,
-    0 or 130 alike, bash goes on with the loop)."""
+    0 or 130 alike, bash goes on with the loop). As the program, the commands that
+    compile keep what they compile in a persistent cache where the user chose none
+    (:func:`jrl.host.use_default_compilation_cache`)."""
+    if argv is None and sys.argv[1:2] and sys.argv[1] in COMPILING_COMMANDS:
+        from jrl.host import use_default_compilation_cache
+
+        use_default_compilation_cache()
     status = _main(argv)
     if status != INTERRUPTED:
         return status

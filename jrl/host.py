@@ -30,12 +30,17 @@ here are library calls or simple loops that level 1 compiles as fast code; measu
 CartPole, PPO and DQN compile 10-20% faster (DQN at 64 seeds: 4.0 against 5.7 s) and run
 at the same speed (within this host's noise). Results differ from a default compile in
 the last bits, so compare runs compiled the same way.
+
+:func:`use_default_compilation_cache` turns on JAX's persistent compilation cache for
+the ``jrl`` command, in ``~/.cache/jrl/jax``, where the user chose none.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
+from pathlib import Path
 
 CPU_FLAGS = ("--xla_cpu_experimental_ynn_fusion_type=-reduce",)
 """XLA flags jrl recommends on CPU hosts (see the module docstring)."""
@@ -166,3 +171,59 @@ def use_cpu_cores(num_devices: int | None = None) -> int:
     if found != count:
         raise RuntimeError(f"asked for {count} CPU devices, JAX has {found}")
     return count
+
+
+COMPILATION_CACHE_MAX_BYTES = 2 * 2**30
+"""The size past which the ``jrl`` command's compilation cache drops its least recently
+used programs (JAX keeps every one by default)."""
+
+
+def default_compilation_cache(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables that turn on JAX's persistent compilation cache for the ``jrl``
+    command where the user chose none, given the environment ``environ``:
+    ``JAX_COMPILATION_CACHE_DIR`` naming ``$XDG_CACHE_HOME/jrl/jax`` (``~/.cache/jrl/jax``),
+    made here, and ``JAX_COMPILATION_CACHE_MAX_SIZE`` (:data:`COMPILATION_CACHE_MAX_BYTES`)
+    unless ``environ`` sets one. Empty where ``environ`` names a directory already (a
+    cluster often does), turns the cache off (``JAX_ENABLE_COMPILATION_CACHE=false``), or
+    where that directory cannot be made or written (a read-only home: the command
+    compiles as before)."""
+    if environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return {}
+    if environ.get("JAX_ENABLE_COMPILATION_CACHE", "true").strip().lower() in _FALSE:
+        return {}
+    home = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME", "~"), ".cache")
+    path = Path(home).expanduser() / "jrl" / "jax"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return {}
+    if not os.access(path, os.W_OK | os.X_OK):
+        return {}
+    variables = {"JAX_COMPILATION_CACHE_DIR": str(path)}
+    if "JAX_COMPILATION_CACHE_MAX_SIZE" not in environ:
+        variables["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(COMPILATION_CACHE_MAX_BYTES)
+    return variables
+
+
+_FALSE = ("n", "no", "f", "false", "off", "0")
+"""What JAX reads as false in a boolean variable."""
+
+
+def use_default_compilation_cache() -> str | None:
+    """Set :func:`default_compilation_cache`'s variables in this process's environment
+    and return the cache's directory, or None where it sets none. JAX reads them when it
+    is imported, so this must come first (the ``jrl`` command's commands that compile
+    call it before anything imports JAX, whose import takes ~1 s that a command refused
+    for a misspelt agent does not pay); once JAX is imported it changes nothing.
+
+    A program that compiled for a second or more (JAX's
+    ``jax_persistent_cache_min_compile_time_secs``) is then read back by the next command
+    that builds it — a resume, a rerun with another seed or hyperparameter values,
+    ``jrl eval`` of another run of the same configuration — in a fraction of its compile
+    time (the default one-seed PPO run on CartPole-v1: 1.6 against 5.5 s), and runs the
+    same, bit for bit. ``JAX_ENABLE_COMPILATION_CACHE=false`` turns it off."""
+    if "jax" in sys.modules:
+        return None
+    variables = default_compilation_cache(os.environ)
+    os.environ.update(variables)
+    return variables.get("JAX_COMPILATION_CACHE_DIR")

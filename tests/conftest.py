@@ -80,6 +80,7 @@ def no_compilation_cache(monkeypatch):
     from jax._src import compilation_cache  # whether the cache is used is decided once
 
     monkeypatch.delenv(CACHE_DIR_VARIABLE, raising=False)
+    monkeypatch.setenv("JAX_ENABLE_COMPILATION_CACHE", "false")  # nor the jrl command's own
     enabled = jax.config.jax_enable_compilation_cache
     jax.config.update("jax_enable_compilation_cache", False)
     compilation_cache.reset_cache()

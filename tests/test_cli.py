@@ -369,6 +369,34 @@ def test_config_file_then_flags_and_clear_errors(tmp_path, capsys):
     assert not (tmp_path / "l").exists()
 
 
+def test_the_jrl_command_keeps_its_compiles_for_the_next_one(tmp_path):
+    """Without a cache of the user's, `jrl train` writes its programs to
+    $XDG_CACHE_HOME/jrl/jax (meta.json says where), and a run with another seed reads
+    them back (JAX stamps an entry's last use when it reads it) instead of compiling."""
+    xdg = tmp_path / "xdg"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
+    env.update(XDG_CACHE_HOME=str(xdg), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    cache = xdg / "jrl" / "jax"
+
+    def train(name, seed):
+        args = ["train", "tabular", "--env", "CliffWalking-v0", "--out", tmp_path / name]
+        args += ["--config.num-episodes", "5", "--seed", seed, "--no-progress"]
+        done = subprocess.run(
+            [sys.executable, "-m", "jrl.cli", *map(str, args)],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        meta = json.loads((tmp_path / name / "meta.json").read_text())
+        assert meta["compilation_cache"] == str(cache)
+        return {p.name: int.from_bytes(p.read_bytes(), "little") for p in cache.glob("*-atime")}
+
+    first = train("first", 0)
+    assert any(name.startswith("jit_call-") for name in first)  # the chunk's program
+    second = train("second", 1)
+    assert set(second) == set(first)  # nothing compiled anew
+    assert all(second[name] > first[name] for name in first)  # every program read back
+
+
 def test_a_run_of_an_environment_of_your_own_resumes_and_evaluates_in_a_new_process(tmp_path):
     """A run of a researcher's own environment, named by import path, can be resumed and
     evaluated by any later `jrl` process (a name registered in-process could not)."""

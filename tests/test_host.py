@@ -12,11 +12,13 @@ import jax
 import pytest
 
 from jrl.host import (
+    COMPILATION_CACHE_MAX_BYTES,
     CPU_COMPILER_OPTIONS,
     CPU_FLAGS,
     DEVICE_COUNT_FLAG,
     compiler_options,
     cpu_xla_flags,
+    default_compilation_cache,
     device_count_flag,
     use_cpu_cores,
 )
@@ -289,3 +291,26 @@ def test_xla_flags_without_a_value_are_read():
 
     flags = "--xla_cpu_foo --xla_dump_to=/x"
     assert read_xla_flags(flags) == {"--xla_cpu_foo": "", "--xla_dump_to": "/x"}
+
+
+def test_the_jrl_commands_compilation_cache_is_its_own_only_where_none_is_chosen(tmp_path):
+    """`jrl` keeps its compiles in ~/.cache/jrl/jax ($XDG_CACHE_HOME first), capped in
+    size; a directory the user names, a cache turned off or a home it cannot write in
+    leave JAX as it is."""
+    xdg = tmp_path / "xdg"
+    made = xdg / "jrl" / "jax"
+    assert default_compilation_cache({"XDG_CACHE_HOME": str(xdg), "HOME": "/nowhere"}) == {
+        "JAX_COMPILATION_CACHE_DIR": str(made),
+        "JAX_COMPILATION_CACHE_MAX_SIZE": str(COMPILATION_CACHE_MAX_BYTES),
+    }
+    assert made.is_dir()
+    home = {"HOME": str(tmp_path / "home"), "JAX_COMPILATION_CACHE_MAX_SIZE": "-1"}
+    below_home = tmp_path / "home" / ".cache" / "jrl" / "jax"
+    assert default_compilation_cache(home) == {"JAX_COMPILATION_CACHE_DIR": str(below_home)}
+    for on in ("1", "true", "Yes"):
+        assert default_compilation_cache({**home, "JAX_ENABLE_COMPILATION_CACHE": on})
+    for off in ("0", "false", "False", "off", "no"):
+        assert default_compilation_cache({**home, "JAX_ENABLE_COMPILATION_CACHE": off}) == {}
+    assert default_compilation_cache({**home, "JAX_COMPILATION_CACHE_DIR": "/theirs"}) == {}
+    (tmp_path / "a_file").write_text("")
+    assert default_compilation_cache({"XDG_CACHE_HOME": str(tmp_path / "a_file")}) == {}
