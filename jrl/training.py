@@ -1166,7 +1166,8 @@ def _train(spec, run_dir, resume, max_chunks, progress, sinks, meta, held, check
             # Pipelined: chunk i+1 is started before chunk i's rows, checkpoint and
             # summary are written, so the host's work overlaps the device's.
             in_flight = dispatch(state, updates_done)
-            bar = _progress(progress, built, summary.steps_taken())  # after compiling
+            # After compiling; none where no chunk runs (a complete run resumed).
+            bar = _progress(progress and in_flight is not None, built, summary.steps_taken())
             last_checkpoint = time.perf_counter()
             while in_flight is not None:
                 state, metrics, length = in_flight

@@ -633,6 +633,9 @@ def test_progress_bar_of_tabular_runs_counts_the_steps_they_took(reference, tmp_
     train(spec, run_dir, resume=True, progress=True)
     assert bars[1].n == 2 * spec.chunk_size * steps_per_update
     assert bars[2].initial == bars[1].n and bars[2].n == sum(last.values())
+    # A complete run resumed runs nothing: no bar (one stood at 100%, printed twice).
+    assert train(spec, run_dir, resume=True, progress=True)["status"] == "complete"
+    assert bars[3] is None
 
 
 def test_a_resume_under_other_xla_flags_or_versions_says_its_numbers_may_differ(
