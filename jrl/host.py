@@ -185,8 +185,8 @@ def default_compilation_cache(environ: Mapping[str, str]) -> dict[str, str]:
     made here, and ``JAX_COMPILATION_CACHE_MAX_SIZE`` (:data:`COMPILATION_CACHE_MAX_BYTES`)
     unless ``environ`` sets one. Empty where ``environ`` names a directory already (a
     cluster often does), turns the cache off (``JAX_ENABLE_COMPILATION_CACHE=false``), or
-    where that directory cannot be made or written (a read-only home: the command
-    compiles as before)."""
+    where that directory cannot be made, written or locked in (a read-only home, a file
+    system without ``flock``: the command compiles as before)."""
     if environ.get("JAX_COMPILATION_CACHE_DIR"):
         return {}
     if environ.get("JAX_ENABLE_COMPILATION_CACHE", "true").strip().lower() in _FALSE:
@@ -197,12 +197,30 @@ def default_compilation_cache(environ: Mapping[str, str]) -> dict[str, str]:
         path.mkdir(parents=True, exist_ok=True)
     except OSError:
         return {}
-    if not os.access(path, os.W_OK | os.X_OK):
+    if not os.access(path, os.W_OK | os.X_OK) or not _can_lock(path / ".lockfile"):
         return {}
     variables = {"JAX_COMPILATION_CACHE_DIR": str(path)}
     if "JAX_COMPILATION_CACHE_MAX_SIZE" not in environ:
         variables["JAX_COMPILATION_CACHE_MAX_SIZE"] = str(COMPILATION_CACHE_MAX_BYTES)
     return variables
+
+
+def _can_lock(path: Path) -> bool:
+    """Whether the file system holding ``path`` takes ``flock``, which JAX's size-capped
+    cache takes at every read and write (where it cannot, as on Lustre mounted without
+    locks, each compile would warn twice and cache nothing)."""
+    import fcntl
+
+    try:
+        with open(path, "a") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process holds it: locks work
+                return True
+            fcntl.flock(file, fcntl.LOCK_UN)
+    except OSError:
+        return False
+    return True
 
 
 _FALSE = ("n", "no", "f", "false", "off", "0")

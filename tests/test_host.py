@@ -3,6 +3,8 @@ multi-device runs from growing in memory (checked against the growth itself)."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import subprocess
@@ -293,7 +295,9 @@ def test_xla_flags_without_a_value_are_read():
     assert read_xla_flags(flags) == {"--xla_cpu_foo": "", "--xla_dump_to": "/x"}
 
 
-def test_the_jrl_commands_compilation_cache_is_its_own_only_where_none_is_chosen(tmp_path):
+def test_the_jrl_commands_compilation_cache_is_its_own_only_where_none_is_chosen(
+    tmp_path, monkeypatch
+):
     """`jrl` keeps its compiles in ~/.cache/jrl/jax ($XDG_CACHE_HOME first), capped in
     size; a directory the user names, a cache turned off or a home it cannot write in
     leave JAX as it is."""
@@ -314,3 +318,12 @@ def test_the_jrl_commands_compilation_cache_is_its_own_only_where_none_is_chosen
     assert default_compilation_cache({**home, "JAX_COMPILATION_CACHE_DIR": "/theirs"}) == {}
     (tmp_path / "a_file").write_text("")
     assert default_compilation_cache({"XDG_CACHE_HOME": str(tmp_path / "a_file")}) == {}
+    # Where a lock is held, locks work; where flock fails (Lustre without locks), JAX's
+    # size-capped cache would warn at every compile and cache nothing: no cache.
+    for error, works in ((BlockingIOError, True), (OSError(errno.ENOLCK, "No locks"), False)):
+
+        def failing(*args, error=error):
+            raise error
+
+        monkeypatch.setattr(fcntl, "flock", failing)
+        assert bool(default_compilation_cache(home)) is works
