@@ -244,4 +244,58 @@ def use_default_compilation_cache() -> str | None:
         return None
     variables = default_compilation_cache(os.environ)
     os.environ.update(variables)
-    return variables.get("JAX_COMPILATION_CACHE_DIR")
+    path = variables.get("JAX_COMPILATION_CACHE_DIR")
+    if path is not None:
+        _drop_damaged_entries_on_a_read_error(Path(path))
+    return path
+
+
+CACHE_READ_ERROR = "Error reading persistent compilation cache entry"
+"""How JAX's warning of an entry it could not read begins."""
+
+
+def drop_damaged_cache_entries(path: str | Path) -> list[Path]:
+    """Remove the entries of the compilation cache in ``path`` that do not decompress,
+    and return them: JAX writes an entry in place, so a process killed or out of disk
+    while writing one leaves it half written, and JAX, which never replaces an entry,
+    would warn and compile again at every later use. Holds the cache's lock, under
+    which JAX writes, so an entry being written is not taken for a damaged one."""
+    import filelock
+    from jax._src.compilation_cache import decompress_executable
+
+    path = Path(path)
+    dropped = []
+    with filelock.FileLock(path / ".lockfile", timeout=60):
+        for entry in sorted(path.glob("*-cache")):
+            try:
+                decompress_executable(entry.read_bytes())
+            except Exception:  # zlib's and zstandard's errors share no base class
+                entry.unlink(missing_ok=True)
+                path.joinpath(entry.name.removesuffix("-cache") + "-atime").unlink(missing_ok=True)
+                dropped.append(entry)
+    return dropped
+
+
+def _drop_damaged_entries_on_a_read_error(path: Path) -> None:
+    """After JAX warns that it could not read an entry of the cache in ``path`` (it then
+    compiles the program), remove the damaged entries, so that this compile's result
+    takes the place of one, and say so."""
+    import warnings
+
+    show = warnings.showwarning
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):
+        show(message, category, filename, lineno, file, line)
+        if str(message).startswith(CACHE_READ_ERROR):
+            try:
+                dropped = drop_damaged_cache_entries(path)
+            except Exception as error:  # raised here, it would end JAX's compile
+                print(f"jrl: could not check the compilation cache in {path}: {error}",
+                      file=sys.stderr)  # fmt: skip
+                return
+            if dropped:
+                names = ", ".join(entry.name for entry in dropped)
+                print(f"jrl: removed damaged entries of the compilation cache in {path}: "
+                      f"{names} (compiled again)", file=sys.stderr)  # fmt: skip
+
+    warnings.showwarning = showwarning

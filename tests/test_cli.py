@@ -373,12 +373,14 @@ def test_the_jrl_command_keeps_its_compiles_for_the_next_one(tmp_path):
     """Without a cache of the user's, `jrl train` writes its programs to
     $XDG_CACHE_HOME/jrl/jax (meta.json says where), and a run with another seed reads
     them back (JAX stamps an entry's last use when it reads it) instead of compiling."""
+    from jrl.host import CACHE_READ_ERROR, drop_damaged_cache_entries
+
     xdg = tmp_path / "xdg"
     env = {k: v for k, v in os.environ.items() if not k.startswith("JAX_COMPILATION_CACHE")}
     env.update(XDG_CACHE_HOME=str(xdg), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     cache = xdg / "jrl" / "jax"
 
-    def train(name, seed):
+    def train(name, seed, stderr=False):
         args = ["train", "tabular", "--env", "CliffWalking-v0", "--out", tmp_path / name]
         args += ["--config.num-episodes", "5", "--seed", seed, "--no-progress"]
         done = subprocess.run(
@@ -388,6 +390,8 @@ def test_the_jrl_command_keeps_its_compiles_for_the_next_one(tmp_path):
         assert done.returncode == 0, done.stderr
         meta = json.loads((tmp_path / name / "meta.json").read_text())
         assert meta["compilation_cache"] == str(cache)
+        if stderr:
+            return done.stderr
         return {p.name: int.from_bytes(p.read_bytes(), "little") for p in cache.glob("*-atime")}
 
     first = train("first", 0)
@@ -395,6 +399,15 @@ def test_the_jrl_command_keeps_its_compiles_for_the_next_one(tmp_path):
     second = train("second", 1)
     assert set(second) == set(first)  # nothing compiled anew
     assert all(second[name] > first[name] for name in first)  # every program read back
+    # An entry half written (a kill, a full disk), which JAX never replaces, is removed
+    # when JAX cannot read it, and this compile's program takes its place.
+    (chunk,) = cache.glob("jit_call-*-cache")
+    whole = chunk.read_bytes()
+    chunk.write_bytes(whole[: len(whole) // 2])
+    said = train("third", 2, stderr=True)
+    assert CACHE_READ_ERROR in said, said
+    assert f"jrl: removed damaged entries of the compilation cache in {cache}: {chunk.name}" in said
+    assert chunk.exists() and drop_damaged_cache_entries(cache) == []
 
 
 def test_a_run_of_an_environment_of_your_own_resumes_and_evaluates_in_a_new_process(tmp_path):

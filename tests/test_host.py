@@ -22,6 +22,7 @@ from jrl.host import (
     cpu_xla_flags,
     default_compilation_cache,
     device_count_flag,
+    drop_damaged_cache_entries,
     use_cpu_cores,
 )
 
@@ -327,3 +328,19 @@ def test_the_jrl_commands_compilation_cache_is_its_own_only_where_none_is_chosen
 
         monkeypatch.setattr(fcntl, "flock", failing)
         assert bool(default_compilation_cache(home)) is works
+
+
+def test_damaged_cache_entries_are_dropped_and_whole_ones_kept(tmp_path):
+    """An entry cut short (a kill or a full disk while JAX wrote it) is removed with its
+    access stamp; a whole one stays."""
+    from jax._src.compilation_cache import compress_executable
+
+    entry = compress_executable(bytes(range(256)) * 64)
+    for name, content in (("whole", entry), ("cut", entry[: len(entry) // 2])):
+        (tmp_path / f"jit_{name}-0123-cache").write_bytes(content)
+        (tmp_path / f"jit_{name}-0123-atime").write_bytes(b"\0" * 8)
+    assert drop_damaged_cache_entries(tmp_path) == [tmp_path / "jit_cut-0123-cache"]
+    assert sorted(path.name for path in tmp_path.glob("jit_*")) == [
+        "jit_whole-0123-atime",
+        "jit_whole-0123-cache",
+    ]
