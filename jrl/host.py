@@ -265,7 +265,7 @@ def drop_damaged_cache_entries(path: str | Path) -> list[Path]:
 
     path = Path(path)
     dropped = []
-    with filelock.FileLock(path / ".lockfile", timeout=60):
+    with filelock.FileLock(path / ".lockfile", timeout=10):  # as long as JAX waits
         for entry in sorted(path.glob("*-cache")):
             try:
                 decompress_executable(entry.read_bytes())
