@@ -1864,6 +1864,69 @@ def test_a_grid_refuses_the_params_of_a_grid_of_another_shape():
     assert int(maze.reset(key, maze_params.in_layout(1))[0]) == int(maze_params.start[1])
 
 
+def test_a_replaced_step_reward_is_every_step_reward_the_task_left_to_it():
+    """``replace(step_reward=r)`` changed only a bump's reward: a move onto the floor
+    kept the reward the factory had copied from step_reward (WindyGridworld's moves
+    -1, its bumps -2), so a sweep over it ran half the change. It now gives the task
+    ``make(name, step_reward=r)`` builds; a cell type given its own reward keeps it."""
+    for name, reward in (("WindyGridworld-v0", -2.0), ("CatRoom-v0", -0.1)):
+        _, params = make(name)
+        made = make(name, step_reward=reward)[1]
+        replaced = params.replace(step_reward=reward)
+        np.testing.assert_array_equal(replaced.reward, made.reward)
+        np.testing.assert_array_equal(replaced.enter_reward, made.enter_reward)
+        np.testing.assert_array_equal(replaced.interact_reward, made.interact_reward)
+        assert not np.array_equal(replaced.reward, params.reward)
+        traced = jax.jit(jax.vmap(lambda r, p=params: p.replace(step_reward=r).reward))
+        np.testing.assert_array_equal(traced(jnp.array([reward]))[0], made.reward)
+    # The cat room's posts keep their own scratch rewards (+1, +10, -5); its floor's
+    # scratch, left to step_reward, follows it.
+    _, room = make("CatRoom-v0")
+    scratch = room.replace(step_reward=-0.1).interact_reward
+    np.testing.assert_allclose(
+        scratch, np.where(room.interact_follows_step, -0.1, room.interact_reward)
+    )
+    assert set(np.asarray(room.interact_reward)[~np.asarray(room.interact_follows_step)]) == {
+        1,
+        10,
+        -5,
+    }
+    # A floor given its own reward stops following; another replace of step_reward
+    # leaves it.
+    _, windy = make("WindyGridworld-v0")
+    own = windy.replace(enter_reward=windy.enter_reward.at[0].set(-3.0))
+    assert float(own.replace(step_reward=-7.0).enter_reward[0]) == -3.0
+    assert float(windy.replace(step_reward=-7.0).enter_reward[0]) == -7.0
+    with pytest.raises(ValueError, match=r"enter_reward needs one entry per cell type \(3\)"):
+        windy.replace(enter_reward=jnp.zeros(2))
+
+
+def test_a_replaced_start_or_map_is_checked_before_it_runs():
+    """A start outside the grid gave observations outside the observation space (a
+    tabular agent's table clamps them onto its last row), one on a wall began every
+    episode inside it, and a cell type past the legend's read another type's rewards."""
+    _, windy = make("WindyGridworld-v0")
+    with pytest.raises(ValueError, match=r"start must be cell indices in \[0, 70\), got"):
+        windy.replace(start=jnp.array([100]))
+    with pytest.raises(ValueError, match=r"start must be one cell index per layout"):
+        windy.replace(start=jnp.array([1.5]))
+    with pytest.raises(ValueError, match=r"cell_type holds 9 at layout 0, row 0, column 1"):
+        windy.replace(cell_type=windy.cell_type.at[0, 0, 1].set(9))
+    _, maze = make("BlockingMaze-v0")
+    walls = np.asarray(maze.blocks)[np.asarray(maze.cell_type[1])].ravel()
+    wall = int(np.argmax(walls))
+    with pytest.raises(ValueError, match=rf"start {wall} .* of layout 1 is a blocking cell"):
+        maze.replace(start=maze.start.at[1].set(wall))
+    # A free cell is a start; traced starts (vmapped over) are left to the caller.
+    free = int(np.argmin(walls))
+    assert int(maze.replace(start=maze.start.at[1].set(free)).start[1]) == free
+    starts = jax.vmap(lambda s: maze.replace(start=maze.start.at[1].set(s)).start)(
+        jnp.array([free])
+    )
+    assert int(starts[0, 1]) == free
+    assert int(maze.in_layout(1).start[0]) == int(maze.start[1])
+
+
 def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():
     env, params = make("CliffWalking-v0")
     key = jax.random.key(0)

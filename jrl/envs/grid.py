@@ -81,9 +81,13 @@ class GridParams(environment.EnvParams):
         wind: int32[W], upward push by column.
         step_reward, slip_prob: float32 scalars; step_reward is the reward of a step
             that moves nowhere (into a wall or the edge); a move's is the entered cell
-            type's ``enter_reward`` (the factories give the floor step_reward's value
-            when they build the legend). With probability ``slip_prob`` the
-            action is replaced by a uniformly random one.
+            type's ``enter_reward``. With probability ``slip_prob`` the action is
+            replaced by a uniformly random one.
+        enter_follows_step, interact_follows_step: bool[T], the cell types whose
+            reward the legend left unset (the floor's, in the factories): theirs is
+            step_reward's, and ``replace(step_reward=r)`` sets it to r too, as
+            ``make(name, step_reward=r)`` does; one replaced with another value
+            (``replace(enter_reward=...)``) stops following.
         switch_every: int32, switch_on_episodes, cycle_layouts: bool (see module doc).
     Compiled tables (``compile_tables``), one row per layout, state and action:
         next_cell: int32[L, S, A], reward: float32[L, S, A], terminal: bool[L, S, A];
@@ -104,6 +108,8 @@ class GridParams(environment.EnvParams):
     blocks: jax.Array
     wind: jax.Array
     step_reward: jax.Array
+    enter_follows_step: jax.Array
+    interact_follows_step: jax.Array
     slip_prob: jax.Array
     switch_every: jax.Array
     switch_on_episodes: jax.Array
@@ -301,9 +307,71 @@ def _replace_and_recompile(params: GridParams, **changes) -> GridParams:
         if not jnp.issubdtype(wind.dtype, jnp.integer):
             raise ValueError(f"wind must be whole numbers (an int array), got {new.wind!r}")
         new = dataclasses.replace(new, wind=wind.astype(jnp.int32))
+    for rewards, follows in (
+        ("enter_reward", "enter_follows_step"),
+        ("interact_reward", "interact_follows_step"),
+    ):
+        if rewards in changes and follows not in changes:
+            given, before = jnp.asarray(getattr(new, rewards)), getattr(params, rewards)
+            if given.shape != before.shape:
+                raise ValueError(
+                    f"{rewards} needs one entry per cell type ({before.shape[-1]}), "
+                    f"got shape {given.shape}"
+                )
+            still = getattr(params, follows) & (given == before)
+            new = dataclasses.replace(new, **{follows: still})
+    if "step_reward" in changes:
+        new = dataclasses.replace(
+            new,
+            enter_reward=jnp.where(new.enter_follows_step, new.step_reward, new.enter_reward),
+            interact_reward=jnp.where(
+                new.interact_follows_step, new.step_reward, new.interact_reward
+            ),
+        )
+    if changes.keys() & {"cell_type", "start"}:
+        _check_cells(new)
     if changes.keys() & TABLE_SOURCES and not changes.keys() & TABLE_FIELDS:
         return _compile_tables_jit(new)
     return new
+
+
+def _check_cells(params: GridParams) -> None:
+    """ValueError for a concrete ``cell_type`` outside the legend's types or ``start``
+    outside the grid or on a blocking cell (an observation outside the space, or an
+    agent inside a wall). Traced values are not read, nor params stacked for ``vmap``
+    (their shapes are ``GridWorld.check_params``'s to judge)."""
+    try:
+        cell_type, start = np.asarray(params.cell_type), np.asarray(params.start)
+        blocks = np.asarray(params.blocks)
+    except jax.errors.TracerArrayConversionError:
+        return
+    if cell_type.ndim != 3 or blocks.ndim != 1:
+        return
+    num_types = blocks.shape[0]
+    if not np.issubdtype(cell_type.dtype, np.integer):
+        raise ValueError(f"cell_type must be an int array, got dtype {cell_type.dtype}")
+    outside = (cell_type < 0) | (cell_type >= num_types)
+    if outside.any():
+        layout, row, col = (int(i) for i in np.argwhere(outside)[0])
+        raise ValueError(
+            f"cell_type holds {cell_type[layout, row, col]} at layout {layout}, row {row}, "
+            f"column {col}: cell types are the legend's indices, whole numbers in [0, {num_types})"
+        )
+    num_layouts, height, width = cell_type.shape
+    if start.shape != (num_layouts,) or not np.issubdtype(start.dtype, np.integer):
+        raise ValueError(
+            f"start must be one cell index per layout (ints, shape ({num_layouts},)), got {start!r}"
+        )
+    if not np.all((start >= 0) & (start < height * width)):
+        raise ValueError(f"start must be cell indices in [0, {height * width}), got {start!r}")
+    walled = blocks[cell_type.reshape(num_layouts, -1)[np.arange(num_layouts), start]]
+    if walled.any():
+        layout = int(np.argmax(walled))
+        row, col = divmod(int(start[layout]), width)
+        raise ValueError(
+            f"start {int(start[layout])} (row {row}, column {col}) of layout {layout} is a "
+            "blocking cell: the agent would begin inside a wall"
+        )
 
 
 GridParams.replace = _replace_and_recompile
@@ -407,6 +475,8 @@ def grid_params(
         blocks=jnp.asarray([c.blocks for c in legend], bool),
         wind=jnp.asarray(wind),
         step_reward=jnp.float32(step_reward),
+        enter_follows_step=jnp.asarray([c.enter_reward is None for c in legend], bool),
+        interact_follows_step=jnp.asarray([c.interact_reward is None for c in legend], bool),
         slip_prob=jnp.float32(slip_prob),
         switch_every=jnp.int32(switch_every or np.iinfo(np.int32).max),
         switch_on_episodes=jnp.bool_(switch_on == "episodes"),
