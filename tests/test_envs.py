@@ -1927,6 +1927,23 @@ def test_a_replaced_start_or_map_is_checked_before_it_runs():
     assert int(maze.in_layout(1).start[0]) == int(maze.start[1])
 
 
+def test_params_stacked_for_a_sweep_are_refused_outside_vmap_by_name():
+    """Params with a slip probability per sweep point, stepped without ``vmap``, failed
+    with NumPy's "truth value of an array ... is ambiguous"."""
+    env, params = make("CliffWalking-v0")
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)
+    stacked = params.replace(slip_prob=jnp.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"arrays where one value goes \(slip_prob \(2,\)\)"):
+        env.step(key, state, 0, stacked)
+    with pytest.raises(ValueError, match=r"max_steps_in_episode \(3,\)"):
+        env.reset(key, params.replace(max_steps_in_episode=jnp.array([1, 2, 3])))
+    axes = jax.tree.map(lambda _: None, params).replace(slip_prob=0)
+    step = jax.vmap(env.step, in_axes=(None, None, None, axes))
+    rewards = step(key, state, 0, stacked)[2]
+    assert rewards.shape == (2,) and float(rewards[0]) == -1.0  # up, from the start
+
+
 def test_replacing_a_raw_field_rebuilds_the_tables_under_vmap_too():
     env, params = make("CliffWalking-v0")
     key = jax.random.key(0)

@@ -285,6 +285,10 @@ def compile_tables(params: GridParams) -> GridParams:
 _compile_tables_jit = jax.jit(compile_tables)
 
 
+SCALAR_FIELDS = (
+    "step_reward", "slip_prob", "switch_every", "switch_on_episodes", "cycle_layouts",
+    "max_steps_in_episode",
+)  # fmt: skip
 TABLE_FIELDS = frozenset({"next_cell", "reward", "terminal", "object_planes"})
 # The raw fields compile_tables reads; step reads the others as they are.
 TABLE_SOURCES = frozenset({
@@ -504,6 +508,8 @@ def layout_index(params: GridParams, episode: jax.Array, total_steps: jax.Array)
 
 def _known_zero(value) -> bool:
     """True when ``value`` is a concrete (not traced) zero: then no code is staged for it."""
+    if jnp.shape(value) != ():  # params stacked for vmap: check_params says so
+        return False
     try:
         return not bool(value)
     except jax.errors.ConcretizationTypeError:
@@ -605,6 +611,16 @@ class GridWorld(environment.Environment[GridState, GridParams]):
                 f"{self.name}'s params hold {layouts} layouts, but the environment has "
                 f"{self.num_layouts} (or 1, from params.in_layout): pass the params of the "
                 "same task (env.default_params, or a replace of them)"
+            )
+        stacked = [
+            f"{name} {jnp.shape(getattr(params, name))}"
+            for name in SCALAR_FIELDS
+            if jnp.shape(getattr(params, name)) != ()
+        ]
+        if stacked:
+            raise ValueError(
+                f"{self.name}'s params hold arrays where one value goes ({', '.join(stacked)}): "
+                "params stacked for a sweep are played under jax.vmap, one point at a time"
             )
         got = (*params.cell_type.shape[1:], params.next_cell.shape[-1])
         got += (params.enter_reward.shape[-1],)
